@@ -1,0 +1,130 @@
+"""BrokerService over gRPC: the CLI/gRPC-client data plane and replication between brokers.
+
+A thin adapter: requests become calls on the Broker; errors become `error_code` fields.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from brookpb import broker_pb2 as bpb
+from brookpb import broker_pb2_grpc
+from broker.api import FetchPartition
+from broker.replica_manager import ReplicaFetchItem
+from cluster.errors import ErrorCode, LogError
+
+log = logging.getLogger("brook.broker.grpc")
+
+# Bounds on what one gRPC request may ask for.
+FETCH_WAIT_MS_MAX = 30_000
+FETCH_BYTES_MAX = 32 * 1024 * 1024
+
+
+class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
+    def __init__(self, broker: Any) -> None:
+        self.b = broker
+
+    def _leader_hint(self, topic: str, partition: int) -> tuple[int, int]:
+        image = self.b.image()
+        t = image.topic_by_name(topic)
+        reg = t.partitions.get(partition) if t else None
+        return (reg.leader, reg.leader_epoch) if reg else (-1, -1)
+
+    async def Produce(self, request, context):
+        timeout_ms = request.timeout_ms if request.timeout_ms > 0 else 30_000
+        result = await self.b.produce(request.topic, request.partition, request.records, request.acks, timeout_ms)
+        reply = bpb.ProduceResponse(error_code=int(result.error), error_message=result.message,
+                                    base_offset=result.base_offset, log_append_time_ms=result.log_append_time_ms,
+                                    log_start_offset=result.log_start_offset)
+        if result.error != ErrorCode.none:
+            reply.leader_id, reply.leader_epoch = self._leader_hint(request.topic, request.partition)
+            if not reply.error_message:
+                reply.error_message = result.error.name
+        return reply
+
+    async def Fetch(self, request, context):
+        max_bytes = min(max(request.max_bytes, 1), FETCH_BYTES_MAX) if request.max_bytes else 1024 * 1024
+        wait = min(max(request.max_wait_ms, 0), FETCH_WAIT_MS_MAX)
+        [result] = await self.b.fetch(
+            [FetchPartition(request.topic, request.partition, request.offset, max_bytes,
+                            request.current_leader_epoch if request.current_leader_epoch else -1)],
+            wait, max(request.min_bytes, 1), max_bytes)
+        reply = bpb.FetchResponse(error_code=int(result.error), error_message=result.message,
+                                  high_watermark=result.high_watermark, log_start_offset=result.log_start_offset,
+                                  records=result.records)
+        if result.error != ErrorCode.none:
+            reply.leader_id, reply.leader_epoch = self._leader_hint(request.topic, request.partition)
+            reply.error_message = reply.error_message or result.error.name
+        return reply
+
+    async def ListOffsets(self, request, context):
+        r = self.b.list_offsets(request.topic, request.partition, request.timestamp)
+        reply = bpb.ListOffsetsResponse(error_code=int(r.error), offset=r.offset, timestamp=r.timestamp,
+                                        leader_epoch=r.leader_epoch)
+        if r.error != ErrorCode.none:
+            reply.leader_id, _ = self._leader_hint(request.topic, request.partition)
+            reply.error_message = r.error.name
+        return reply
+
+    async def InitProducerId(self, request, context):
+        r = await self.b.init_producer_id()
+        return bpb.InitProducerIdResponse(error_code=int(r.error), producer_id=r.producer_id,
+                                          producer_epoch=r.producer_epoch)
+
+    async def ReplicaFetch(self, request, context):
+        reply = bpb.ReplicaFetchResponse()
+        image = self.b.image()
+        follower = image.brokers.get(request.replica_id)
+        if follower is None or follower.broker_epoch != request.broker_epoch:
+            # A fetch from a stale incarnation must not move the HW.
+            reply.error_code = int(ErrorCode.stale_broker_epoch)
+            reply.error_message = f"broker {request.replica_id} epoch {request.broker_epoch} is not current"
+            return reply
+        items = [ReplicaFetchItem(p.topic_id, p.partition, p.fetch_offset, p.current_leader_epoch)
+                 for p in request.partitions]
+        outcomes = await self.b.leader_side.replica_fetch(
+            request.replica_id, items, min(request.max_wait_ms, FETCH_WAIT_MS_MAX), request.min_bytes,
+            min(request.max_bytes or FETCH_BYTES_MAX, FETCH_BYTES_MAX),
+            min(request.partition_max_bytes or FETCH_BYTES_MAX, FETCH_BYTES_MAX))
+        for o in outcomes:
+            reply.partitions.add(topic_id=o.topic_id, partition=o.partition, error_code=int(o.error),
+                                 high_watermark=o.high_watermark, log_start_offset=o.log_start_offset,
+                                 log_end_offset=o.log_end_offset, records=o.records)
+        return reply
+
+    async def OffsetsForLeaderEpoch(self, request, context):
+        reply = bpb.OffsetsForLeaderEpochResponse()
+        for p in request.partitions:
+            error, epoch, end = self.b.leader_side.end_offset_for_epoch(p.topic_id, p.partition,
+                                                                        p.current_leader_epoch, p.leader_epoch)
+            reply.partitions.add(topic_id=p.topic_id, partition=p.partition, error_code=int(error),
+                                 leader_epoch=epoch, end_offset=end)
+        return reply
+
+    async def ReplicaStates(self, request, context):
+        image = self.b.image()
+        me = image.brokers.get(self.b.broker_id)
+        reply = bpb.ReplicaStateResponse(broker_id=self.b.broker_id, metadata_offset=image.offset,
+                                         fenced=me is None or me.fenced)
+        for p in sorted(self.b.replicas.partitions.values(), key=lambda p: (p.topic, p.index)):
+            state = p.leader
+            reply.replicas.add(topic=p.topic, topic_id=p.topic_id, partition=p.index, is_leader=state is not None,
+                               leader_epoch=p.leader_epoch, log_start_offset=p.log.log_start_offset,
+                               log_end_offset=p.log.log_end_offset, high_watermark=p.log.high_watermark,
+                               isr=state.isr if state else ())
+        return reply
+
+    async def ReadReplica(self, request, context):
+        p = self.b.replicas.lookup(request.topic, request.partition)
+        if p is None:
+            return bpb.ReadReplicaResponse(error_code=int(ErrorCode.unknown_topic_or_partition),
+                                           error_message=f"no local replica of {request.topic}-{request.partition}")
+        upper = p.log.log_end_offset if request.upper_bound < 0 else min(request.upper_bound, p.log.log_end_offset)
+        try:
+            records = b"" if request.offset >= upper else p.log.read(
+                request.offset, min(max(request.max_bytes, 1), FETCH_BYTES_MAX), upper).records
+        except LogError as e:
+            return bpb.ReadReplicaResponse(error_code=int(e.code), error_message=e.message)
+        return bpb.ReadReplicaResponse(records=records, log_end_offset=p.log.log_end_offset,
+                                       high_watermark=p.log.high_watermark)

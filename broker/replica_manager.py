@@ -1,0 +1,447 @@
+"""The broker's replicas: reconcile them with metadata, serve produce/fetch, keep the ISR true.
+
+Everything here runs on the broker's asyncio loop; storage calls are short (one WriteBatch per
+produce request, bounded reads). Leadership comes only from the metadata image: on each new image the
+manager computes `local_changes` and makes each replica a leader or a follower of the right epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.api import FetchPartition, FetchResult, ProduceResult
+from broker.local_changes import LocalPartition, local_changes
+from broker.partition import LeaderState
+from cluster.errors import ErrorCode, LogError
+from cluster.image import MetadataImage, PartitionRegistration
+from storage.batch import iter_batches
+from storage.log import LogConfig, PartitionLog, ProducerCheckResult
+
+log = logging.getLogger("brook.replicas")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def mono_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+@dataclass(eq=False)
+class Partition:
+    """One local replica: its log and, when leading, its replication state."""
+
+    topic: str
+    topic_id: bytes
+    index: int
+    log: PartitionLog
+    registration: PartitionRegistration | None = None
+    leader_id: int = -1
+    leader_epoch: int = -1
+    leader: LeaderState | None = None          # set while this broker leads
+    needs_truncation: bool = False             # follower: OffsetsForLeaderEpoch before fetching
+    paused_until_ms: int = 0                   # follower: leader said an epoch is wrong; retry later
+    data_event: asyncio.Event = field(default_factory=asyncio.Event)
+    hw_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader is not None
+
+    def notify_data(self) -> None:
+        self.data_event.set()
+        self.data_event = asyncio.Event()
+
+    def notify_hw(self) -> None:
+        self.hw_event.set()
+        self.hw_event = asyncio.Event()
+
+
+class ReplicaManager:
+    def __init__(self, broker_id: int, log_manager: Any, config: Any,
+                 alter_partition: Callable[[list[tuple[Partition, tuple[int, ...]]]], Any],
+                 log_config_for: Callable[[MetadataImage, str], LogConfig],
+                 topic_value: Callable[[MetadataImage, str, str], str]) -> None:
+        self.broker_id = broker_id
+        self.logs = log_manager
+        self.config = config
+        self.alter_partition = alter_partition
+        self.log_config_for = log_config_for
+        self.topic_value = topic_value
+        self.partitions: dict[tuple[bytes, int], Partition] = {}
+        self.by_name: dict[tuple[str, int], Partition] = {}
+        self.image: MetadataImage | None = None
+        self.fetcher_changed: Callable[[], None] = lambda: None
+        self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
+        self.lag_time_max_ms = int(config["replica.lag.time.max.ms"])
+
+    # -- reconcile with metadata -----------------------------------------------------------------
+    def apply_image(self, image: MetadataImage) -> None:
+        previous = self.image
+        self.image = image
+        changes = local_changes(previous, image, self.broker_id)
+        for topic_id, index in changes.deletes:
+            self._delete(topic_id, index)
+        for local in changes.leaders:
+            self._become_leader(local)
+        for local in changes.followers:
+            self._become_follower(local)
+        for local in changes.updates:
+            self._update(local)
+        if previous is None or any((changes.leaders, changes.followers, changes.deletes)):
+            self._refresh_configs(image)
+        self.fetcher_changed()
+
+    def _refresh_configs(self, image: MetadataImage) -> None:
+        for p in self.partitions.values():
+            try:
+                p.log.update_config(self.log_config_for(image, p.topic))
+            except (ValueError, LogError) as e:
+                log.warning("keeping the old log config of %s-%d: %s", p.topic, p.index, e)
+
+    def _get_or_create(self, local: LocalPartition) -> Partition:
+        key = (local.topic_id, local.partition)
+        p = self.partitions.get(key)
+        if p is None:
+            assert self.image is not None
+            plog = self.logs.get_or_create(local.topic_id, local.topic, local.partition,
+                                           self.log_config_for(self.image, local.topic))
+            p = Partition(local.topic, local.topic_id, local.partition, plog)
+            self.partitions[key] = p
+            self.by_name[(local.topic, local.partition)] = p
+        return p
+
+    def _become_leader(self, local: LocalPartition) -> None:
+        p = self._get_or_create(local)
+        reg = local.registration
+        was_leader = p.is_leader
+        p.registration, p.leader_id, p.leader_epoch = reg, self.broker_id, reg.leader_epoch
+        p.needs_truncation, p.paused_until_ms = False, 0
+        hw = min(p.log.high_watermark, p.log.log_end_offset)
+        p.leader = LeaderState.start(self.broker_id, reg.leader_epoch, reg.partition_epoch, reg.replicas,
+                                     reg.isr, hw, mono_ms())
+        log.info("%s-%d: leader at epoch %d (ISR %s, LEO %d, HW %d)", p.topic, p.index, reg.leader_epoch,
+                 list(reg.isr), p.log.log_end_offset, hw)
+        self._maybe_advance_hw(p)
+        p.notify_data()
+        p.notify_hw()
+        if not was_leader:
+            self._tell_listeners(p, True)
+
+    def _become_follower(self, local: LocalPartition) -> None:
+        p = self._get_or_create(local)
+        reg = local.registration
+        was_leader = p.is_leader
+        p.registration, p.leader_id, p.leader_epoch = reg, reg.leader, reg.leader_epoch
+        p.leader = None
+        p.needs_truncation = True
+        p.paused_until_ms = 0
+        log.info("%s-%d: follower of %d at epoch %d (LEO %d)", p.topic, p.index, reg.leader, reg.leader_epoch,
+                 p.log.log_end_offset)
+        p.notify_data()
+        p.notify_hw()  # wake acks=all waiters: they must fail, not hang
+        if was_leader:
+            self._tell_listeners(p, False)
+
+    def _update(self, local: LocalPartition) -> None:
+        p = self.partitions.get((local.topic_id, local.partition))
+        if p is None:
+            return
+        p.registration = local.registration
+        if p.leader is not None:
+            reg = local.registration
+            p.leader.update_registration(reg.partition_epoch, reg.replicas, reg.isr, mono_ms())
+            self._maybe_advance_hw(p)
+            p.notify_hw()
+
+    def _delete(self, topic_id: bytes, index: int) -> None:
+        p = self.partitions.pop((topic_id, index), None)
+        if p is None:
+            return
+        self.by_name.pop((p.topic, p.index), None)
+        if p.is_leader:
+            self._tell_listeners(p, False)
+        p.leader = None
+        p.notify_data()
+        p.notify_hw()
+        log.info("%s-%d: deleting the local replica", p.topic, p.index)
+        self.logs.delete(topic_id, index)
+
+    def _tell_listeners(self, p: Partition, is_leader: bool) -> None:
+        for callback in self.leadership_listeners:
+            try:
+                callback(p.topic, p.index, is_leader, p.leader_epoch)
+            except Exception:
+                log.exception("leadership listener failed")
+
+    # -- leader: high watermark and ISR ----------------------------------------------------------
+    def _maybe_advance_hw(self, p: Partition) -> bool:
+        state = p.leader
+        if state is None:
+            return False
+        hw = state.compute_high_watermark(p.log.log_end_offset)
+        if hw > state.high_watermark or hw > p.log.high_watermark:
+            state.high_watermark = hw
+            p.log.set_high_watermark(hw)
+            p.notify_hw()
+            return True
+        return False
+
+    def min_insync(self, p: Partition) -> int:
+        assert self.image is not None
+        return int(self.topic_value(self.image, p.topic, "min.insync.replicas"))
+
+    def isr_maintenance(self) -> None:
+        """Shrink lagging followers out of the ISR and add caught-up ones back (AlterPartition)."""
+        now = mono_ms()
+        requests: list[tuple[Partition, tuple[int, ...]]] = []
+        for p in self.partitions.values():
+            state = p.leader
+            if state is None or state.pending_isr is not None:
+                continue
+            leo = p.log.log_end_offset
+            shrunk = state.shrink_candidates(now, self.lag_time_max_ms, leo)
+            target = shrunk if shrunk != state.isr else state.expand_candidates(leo)
+            if target != state.isr:
+                state.pending_isr = target
+                requests.append((p, target))
+        if requests:
+            self.alter_partition(requests)
+
+    def on_alter_partition_result(self, p: Partition, error: ErrorCode, reg: PartitionRegistration | None) -> None:
+        state = p.leader
+        if state is None:
+            return
+        state.pending_isr = None
+        if error == ErrorCode.none and reg is not None and reg.leader_epoch == state.leader_epoch:
+            if reg.isr != state.isr:
+                log.info("%s-%d: ISR %s -> %s", p.topic, p.index, list(state.isr), list(reg.isr))
+            state.update_registration(reg.partition_epoch, reg.replicas, reg.isr, mono_ms())
+            self._maybe_advance_hw(p)
+            p.notify_hw()
+        elif error != ErrorCode.none:
+            log.info("%s-%d: AlterPartition rejected: %s", p.topic, p.index, error.name)
+
+    # -- produce ---------------------------------------------------------------------------------
+    def lookup(self, topic: str, partition: int) -> Partition | None:
+        return self.by_name.get((topic, partition))
+
+    async def produce(self, topic: str, partition: int, records: bytes, acks: int, timeout_ms: int) -> ProduceResult:
+        p = self.by_name.get((topic, partition))
+        if p is None or p.leader is None:
+            return ProduceResult(self._not_leader_error(topic, partition))
+        state = p.leader
+        if acks == -1 and len(state.isr) < self.min_insync(p):
+            return ProduceResult(ErrorCode.not_enough_replicas,
+                                 message=f"ISR {list(state.isr)} is smaller than min.insync.replicas")
+        try:
+            duplicate = self._check_idempotence(p, records)
+            if duplicate is not None:
+                return duplicate
+            info = p.log.append_as_leader(records, state.leader_epoch, now_ms())
+        except LogError as e:
+            return ProduceResult(e.code, message=e.message)
+        p.notify_data()
+        self._maybe_advance_hw(p)  # a single-replica ISR commits at once
+        result = ProduceResult(ErrorCode.none, info.first_offset, info.log_append_time_ms, p.log.log_start_offset)
+        if acks != -1:
+            return result
+        return await self._wait_for_hw(p, state.leader_epoch, info.last_offset + 1, timeout_ms, result)
+
+    def _check_idempotence(self, p: Partition, records: bytes) -> ProduceResult | None:
+        for header, _ in iter_batches(records):
+            if header.producer_id < 0:
+                continue
+            last_sequence = header.base_sequence + header.last_offset_delta
+            check = p.log.check_producer_batch(header.producer_id, header.producer_epoch,
+                                               header.base_sequence, last_sequence)
+            if check.result == ProducerCheckResult.DUPLICATE:
+                return ProduceResult(ErrorCode.none, check.first_offset, -1, p.log.log_start_offset)
+            if check.result == ProducerCheckResult.OUT_OF_ORDER_SEQUENCE:
+                return ProduceResult(ErrorCode.out_of_order_sequence_number,
+                                     message=f"producer {header.producer_id}: sequence {header.base_sequence} "
+                                             "does not follow the last one")
+            if check.result == ProducerCheckResult.INVALID_PRODUCER_EPOCH:
+                return ProduceResult(ErrorCode.invalid_producer_epoch,
+                                     message=f"producer {header.producer_id}: epoch {header.producer_epoch} is old")
+        return None
+
+    async def _wait_for_hw(self, p: Partition, epoch: int, target: int, timeout_ms: int,
+                           result: ProduceResult) -> ProduceResult:
+        deadline = time.monotonic() + max(timeout_ms, 1) / 1000.0
+        while True:
+            state = p.leader
+            if state is None or state.leader_epoch != epoch:
+                return ProduceResult(ErrorCode.not_leader_or_follower,
+                                     message="leadership moved before the write was replicated")
+            if state.high_watermark >= target:
+                return result
+            if len(state.isr) < self.min_insync(p):
+                return ProduceResult(ErrorCode.not_enough_replicas_after_append,
+                                     message="the ISR shrank below min.insync.replicas while waiting")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return ProduceResult(ErrorCode.request_timed_out,
+                                     message=f"not replicated to the ISR within {timeout_ms} ms")
+            event = p.hw_event
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def _not_leader_error(self, topic: str, partition: int) -> ErrorCode:
+        image = self.image
+        t = image.topic_by_name(topic) if image else None
+        if t is None or partition not in t.partitions:
+            return ErrorCode.unknown_topic_or_partition
+        return ErrorCode.not_leader_or_follower
+
+    # -- consumer fetch --------------------------------------------------------------------------
+    def read_committed(self, req: FetchPartition) -> FetchResult:
+        p = self.by_name.get((req.topic, req.partition))
+        if p is None or p.leader is None:
+            return FetchResult(self._not_leader_error(req.topic, req.partition))
+        if req.current_leader_epoch >= 0 and req.current_leader_epoch != p.leader_epoch:
+            code = (ErrorCode.fenced_leader_epoch if req.current_leader_epoch < p.leader_epoch
+                    else ErrorCode.unknown_leader_epoch)
+            return FetchResult(code)
+        hw = p.leader.high_watermark
+        try:
+            if req.offset == hw or req.max_bytes <= 0:
+                records = b""
+            else:
+                records = p.log.read(req.offset, req.max_bytes, hw).records
+        except LogError as e:
+            return FetchResult(e.code, hw, hw, p.log.log_start_offset, message=e.message)
+        return FetchResult(ErrorCode.none, hw, hw, p.log.log_start_offset, records)
+
+    async def fetch(self, reqs: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
+                    max_bytes: int) -> list[FetchResult]:
+        deadline = time.monotonic() + max(0, max_wait_ms) / 1000.0
+        while True:
+            results, total = [], 0
+            for req in reqs:
+                budget = max(0, min(req.max_bytes, max_bytes - total)) if total else req.max_bytes
+                result = self.read_committed(FetchPartition(req.topic, req.partition, req.offset, budget,
+                                                            req.current_leader_epoch))
+                total += len(result.records)
+                results.append(result)
+            remaining = deadline - time.monotonic()
+            if total >= max(min_bytes, 1) or remaining <= 0 or any(r.error != ErrorCode.none for r in results):
+                return results
+            events = [p.hw_event for req in reqs if (p := self.by_name.get((req.topic, req.partition)))]
+            if not events:
+                return results
+            await _wait_any(events, remaining)
+
+
+async def _wait_any(events: list[asyncio.Event], timeout_s: float) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaFetchItem:
+    topic_id: bytes
+    partition: int
+    fetch_offset: int
+    current_leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaFetchOutcome:
+    topic_id: bytes
+    partition: int
+    error: ErrorCode
+    high_watermark: int = -1
+    log_start_offset: int = -1
+    log_end_offset: int = -1
+    records: bytes = b""
+
+
+def _leader_check(p: Partition | None, epoch: int) -> ErrorCode:
+    if p is None or p.leader is None:
+        return ErrorCode.not_leader_or_follower
+    if epoch < p.leader_epoch:
+        return ErrorCode.fenced_leader_epoch
+    if epoch > p.leader_epoch:
+        return ErrorCode.unknown_leader_epoch
+    return ErrorCode.none
+
+
+class LeaderSide:
+    """Answers followers: ReplicaFetch (long poll) and OffsetsForLeaderEpoch."""
+
+    def __init__(self, manager: ReplicaManager) -> None:
+        self.m = manager
+
+    def _read_one(self, replica_id: int, item: ReplicaFetchItem, budget: int) -> ReplicaFetchOutcome:
+        p = self.m.partitions.get((item.topic_id, item.partition))
+        error = _leader_check(p, item.current_leader_epoch)
+        if error != ErrorCode.none or p is None or p.leader is None:
+            return ReplicaFetchOutcome(item.topic_id, item.partition, error)
+        plog = p.log
+        leo = plog.log_end_offset
+        if item.fetch_offset > leo or item.fetch_offset < plog.log_start_offset:
+            return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.offset_out_of_range,
+                                       p.leader.high_watermark, plog.log_start_offset, leo)
+        p.leader.record_fetch(replica_id, item.fetch_offset, leo, mono_ms())
+        self.m._maybe_advance_hw(p)
+        records = b""
+        if item.fetch_offset < leo and budget > 0:
+            records = plog.read(item.fetch_offset, budget, leo).records
+        return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.none, p.leader.high_watermark,
+                                   plog.log_start_offset, leo, records)
+
+    async def replica_fetch(self, replica_id: int, items: Sequence[ReplicaFetchItem], max_wait_ms: int,
+                            min_bytes: int, max_bytes: int, partition_max_bytes: int) -> list[ReplicaFetchOutcome]:
+        deadline = time.monotonic() + max(0, min(max_wait_ms, 30_000)) / 1000.0
+        previous_hws: list[int] | None = None
+        while True:
+            outcomes, total = [], 0
+            for item in items:
+                budget = max(0, min(partition_max_bytes, max_bytes - total))
+                try:
+                    outcome = self._read_one(replica_id, item, budget)
+                except LogError as e:
+                    outcome = ReplicaFetchOutcome(item.topic_id, item.partition, e.code)
+                total += len(outcome.records)
+                outcomes.append(outcome)
+            hws = [o.high_watermark for o in outcomes]
+            remaining = deadline - time.monotonic()
+            # Answer on data, on an error, at the deadline, or when a HW moved: followers must learn
+            # the HW promptly so their consumers and their own HW checkpoint follow the leader.
+            if (total >= max(min_bytes, 1) or remaining <= 0 or (previous_hws is not None and hws != previous_hws)
+                    or any(o.error != ErrorCode.none for o in outcomes)):
+                return outcomes
+            previous_hws = hws
+            events = []
+            for item in items:
+                p = self.m.partitions.get((item.topic_id, item.partition))
+                if p is not None:
+                    events += [p.data_event, p.hw_event]
+            if not events:
+                return outcomes
+            await _wait_any(events, remaining)
+
+    def end_offset_for_epoch(self, topic_id: bytes, partition: int, current_leader_epoch: int,
+                             leader_epoch: int) -> tuple[ErrorCode, int, int]:
+        p = self.m.partitions.get((topic_id, partition))
+        if current_leader_epoch >= 0:
+            error = _leader_check(p, current_leader_epoch)
+        else:
+            error = ErrorCode.none if p is not None and p.leader is not None else ErrorCode.not_leader_or_follower
+        if error != ErrorCode.none or p is None:
+            return error, -1, -1
+        epoch, end_offset = p.log.end_offset_for_epoch(leader_epoch)
+        return ErrorCode.none, epoch, end_offset

@@ -1,0 +1,128 @@
+"""Typed cluster-metadata records.
+
+The controller quorum's log is a sequence of these records; `cluster.image.replay_all` applies
+them, in order, to an immutable `MetadataImage`. They are plain frozen dataclasses: the protobuf
+encoding (`proto/metadata.proto`) lives in `cluster.codec`, so nothing here imports generated code.
+
+Conventions borrowed from Kafka's PartitionChangeRecord: in `PartitionChange`, `isr=None` means
+"the ISR did not change" and `leader=LEADER_UNCHANGED` means "the leader did not change".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NO_LEADER = -1
+LEADER_UNCHANGED = -2
+
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRecord:
+    cluster_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterBroker:
+    broker_id: int
+    broker_epoch: int
+    incarnation_id: str
+    host: str
+    kafka_port: int
+    grpc_port: int
+    rack: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FenceBroker:
+    broker_id: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnfenceBroker:
+    broker_id: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerShutdown:
+    """The broker asked for a controlled shutdown: it gets no new leadership and leaves ISRs."""
+
+    broker_id: int
+    broker_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    name: str
+    topic_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRecord:
+    topic_id: bytes
+    partition: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader: int
+    leader_epoch: int = 0
+    partition_epoch: int = 0
+    unclean_elections: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionChange:
+    topic_id: bytes
+    partition: int
+    isr: tuple[int, ...] | None = None
+    leader: int = LEADER_UNCHANGED
+    unclean: bool = False
+    replicas: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveTopic:
+    topic_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRecord:
+    resource_type: int
+    resource_name: str
+    name: str
+    value: str | None  # None: the key returns to its default
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerIds:
+    broker_id: int
+    broker_epoch: int
+    next_producer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerRegistration:
+    """Written by a controller when it becomes active: where clients reach it."""
+
+    node_id: int
+    raft_address: str
+    grpc_address: str
+
+
+Record = (
+    ClusterRecord
+    | ControllerRegistration
+    | RegisterBroker
+    | FenceBroker
+    | UnfenceBroker
+    | BrokerShutdown
+    | TopicRecord
+    | PartitionRecord
+    | PartitionChange
+    | RemoveTopic
+    | ConfigRecord
+    | ProducerIds
+)

@@ -1,0 +1,186 @@
+"""`brook server`: run one node — controller, broker, or both — in one asyncio process.
+
+    brook server --config server.properties [--override key=value ...]
+    brook server --check-config server.properties
+
+The process stops cleanly on SIGTERM or SIGINT: a broker first runs a controlled shutdown (its
+leaderships move away before it exits), then every server closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import grpc
+
+from cluster.config import load_config
+from cluster.errors import BrookError
+from cluster.grpcutil import server_options
+
+log = logging.getLogger("brook.server")
+
+# Bound of a clean stop after the controlled shutdown (see OPERATIONS.md).
+GRPC_STOP_GRACE_S = 1.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brook server", description="Run a Brook controller and/or broker.")
+    parser.add_argument("--config", help="a .properties file with Kafka property names")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one property (repeatable; wins over the file and BROOK_CFG_* variables)")
+    parser.add_argument("--check-config", metavar="FILE", help="validate FILE and exit (0 valid, 1 invalid)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    path = args.check_config or args.config
+    try:
+        config = load_config(path, args.override, os.environ)
+    except BrookError as e:
+        print(f"brook server: error: {e.message}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"brook server: error: cannot read config {path}: {e.strerror}", file=sys.stderr)
+        return 1
+    if args.check_config:
+        roles = ",".join(sorted(config.process_roles))
+        print(f"{path}: valid ({roles}, node.id={config.node_id})")
+        return 0
+    logging.basicConfig(
+        level=os.environ.get("BROOK_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s node-{config.node_id} %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(_serve(config))
+    except BrookError as e:
+        log.error("%s", e.message)
+        print(f"brook server: error: {e.message}", file=sys.stderr)
+        return 1
+
+
+async def _start_grpc(address: str, servicers: list[tuple[Any, Any]]) -> grpc.aio.Server:
+    server = grpc.aio.server(options=server_options())
+    for add, servicer in servicers:
+        add(servicer, server)
+    if server.add_insecure_port(address) == 0:
+        raise BrookError(f"cannot listen on {address} (in use?)")
+    await server.start()
+    return server
+
+
+async def _serve(config: Any) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    servers: list[grpc.aio.Server] = []
+    closers: list[Any] = []
+    broker = None
+    try:
+        if config.is_controller:
+            servers.append(await _start_controller(config, loop, closers))
+        if config.is_broker:
+            broker, broker_servers = await _start_broker(config, closers)
+            servers += broker_servers
+        log.info("node %d is up (%s)", config.node_id, ",".join(sorted(config.process_roles)))
+        await stop.wait()
+        log.info("stopping")
+        if broker is not None and config["controlled.shutdown.enable"]:
+            await broker.controlled_shutdown(config.getint("controlled.shutdown.timeout.ms") / 1000.0)
+    finally:
+        for server in servers:
+            await server.stop(GRPC_STOP_GRACE_S)
+        for close in reversed(closers):
+            try:
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("error while stopping")
+    return 0
+
+
+async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closers: list[Any]) -> grpc.aio.Server:
+    from brookpb import admin_pb2_grpc, controller_pb2_grpc
+    from controller.admin import AdminServicer
+    from controller.quorum import Quorum, QuorumSettings
+    from controller.service import ControllerRuntime, ControllerServicer
+
+    secret = config.quorum_secret
+    if secret is None:
+        log.warning("controller.quorum.insecure.dev=true: the Raft port accepts unauthenticated pickle frames; "
+                    "never use this outside a private test machine")
+    settings = QuorumSettings(
+        node_id=config.node_id,
+        voters=[(v.node_id, v.hostport) for v in config.controller_voters],
+        secret=secret,
+        data_dir=os.path.join(config.metadata_log_dir, "raft"),
+        election_timeout_ms=config.getint("controller.quorum.election.timeout.ms"),
+        connection_retry_ms=config.getint("controller.quorum.connection.retry.ms"),
+        leader_fallback_ms=config.getint("controller.quorum.leader.fallback.ms"),
+    )
+    quorum = Quorum(settings, loop)
+    closers.append(quorum.close)
+    endpoint = config.listener("CONTROLLER")
+    advertised = config.advertised_listener("CONTROLLER")
+    runtime = ControllerRuntime(config, quorum, advertised.hostport)
+    closers.append(runtime.stop)
+    runtime.start()
+    return await _start_grpc(endpoint.hostport, [
+        (controller_pb2_grpc.add_ControllerServiceServicer_to_server, ControllerServicer(runtime)),
+        (admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(runtime)),
+    ])
+
+
+async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc.aio.Server]]:
+    from brookpb import broker_pb2_grpc
+    from broker.core import Broker
+    from broker.grpc_service import BrokerServicer
+    from storage.rocksdb_log import LogManager
+
+    log_dir = config.log_dirs[0]
+    os.makedirs(log_dir, exist_ok=True)
+    logs = LogManager(log_dir)  # raises a clear error when another process holds the directory
+    broker = Broker(config, logs)
+    closers.append(broker.stop)
+    grpc_server = await _start_grpc(config.listener("GRPC").hostport, [
+        (broker_pb2_grpc.add_BrokerServiceServicer_to_server, BrokerServicer(broker)),
+    ])
+    kafka = await _start_kafka(config, broker)
+    if kafka is not None:
+        closers.append(kafka)
+    await broker.start()
+    return broker, [grpc_server]
+
+
+async def _start_kafka(config: Any, broker: Any) -> Any:
+    """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
+    endpoint = config.listener("PLAINTEXT")
+    if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
+        return None
+    from broker.kafka.server import start_kafka_listener
+
+    group_handlers = group_versions = None
+    coordinator = None
+    if importlib.util.find_spec("broker.groups.coordinator") is not None:
+        from broker.groups.coordinator import GroupCoordinator
+
+        coordinator = GroupCoordinator(broker)
+        await coordinator.start()
+        group_handlers, group_versions = coordinator.handlers(), coordinator.versions()
+    server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
+                                        group_versions=group_versions)
+
+    async def close() -> None:
+        await server.close()
+        if coordinator is not None:
+            await coordinator.stop()
+    return close

@@ -1,0 +1,390 @@
+"""The controller role's I/O shell: gRPC ControllerService + AdminService over the quorum.
+
+Writes go through one writer (`ControllerRuntime.write`): it computes records from the latest image
+with a pure function from controller/, submits them as one command with the image's offset, and
+recomputes on a conflict. Only the active controller writes; the others answer NOT_CONTROLLER with
+the active controller's address. Soft state (broker heartbeat times) lives only here, on the active
+controller, with an injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from brookpb import admin_pb2 as apb
+from brookpb import admin_pb2_grpc
+from brookpb import controller_pb2 as cpb
+from brookpb import controller_pb2_grpc
+from cluster import codec
+from cluster.errors import ErrorCode
+from cluster.image import MetadataImage, image_to_records
+from cluster.records import (
+    RESOURCE_BROKER,
+    RESOURCE_TOPIC,
+    ClusterRecord,
+    ControllerRegistration,
+    ProducerIds,
+    Record,
+)
+from controller import balance, cluster_control, replication, topics
+from controller.heartbeats import BrokerHeartbeatTracker
+from controller.quorum import Quorum, QuorumError
+
+log = logging.getLogger("brook.controller")
+
+T = TypeVar("T")
+
+# Producer ids are handed to brokers in blocks (Kafka: 1000), so InitProducerId is one commit per block.
+PRODUCER_ID_BLOCK_SIZE = 1000
+# Records per heartbeat / metadata reply; a broker further behind asks again at once.
+METADATA_RECORDS_PER_REPLY_MAX = 5_000
+# Writers allowed to wait for the single writer before new writes are refused.
+PENDING_WRITES_MAX = 1_000
+
+
+class NotActive(Exception):
+    pass
+
+
+class ControllerRuntime:
+    """The active-controller logic, independent of the RPC layer."""
+
+    def __init__(self, config: Any, quorum: Quorum, grpc_address: str,
+                 clock_ms: Callable[[], int] | None = None) -> None:
+        self.config = config
+        self.quorum = quorum
+        self.node_id = quorum.settings.node_id
+        self.grpc_address = grpc_address
+        self.clock_ms = clock_ms or (lambda: int(time.monotonic() * 1000))
+        self.heartbeats = BrokerHeartbeatTracker(config["broker.session.timeout.ms"])
+        self.active = False
+        self._activation: asyncio.Task | None = None
+        self._write_lock = asyncio.Lock()
+        self._pending_writes = 0
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._last_balance_ms = 0
+        quorum.add_state_listener(self._on_state_changed)
+        quorum.add_change_listener(self._on_metadata_changed)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(self._periodic()))
+        self._on_state_changed()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._activation:
+            self._activation.cancel()
+
+    @property
+    def image(self) -> MetadataImage:
+        return self.quorum.state.image
+
+    def _on_metadata_changed(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for_change(self, offset: int, timeout_s: float) -> None:
+        if self.image.offset > offset:
+            return
+        event = self._changed
+        try:
+            await asyncio.wait_for(event.wait(), timeout_s)
+        except TimeoutError:
+            pass
+
+    def _on_state_changed(self) -> None:
+        if self.quorum.is_leader():
+            if not self.active and (self._activation is None or self._activation.done()):
+                self._activation = asyncio.get_running_loop().create_task(self._activate())
+        elif self.active:
+            log.info("controller %d is no longer active", self.node_id)
+            self.active = False
+
+    async def _activate(self) -> None:
+        """Commit a registration in the new term: once it applies, the image holds every earlier commit."""
+        while self.quorum.is_leader():
+            image = self.image
+            records: list[Record] = [ControllerRegistration(
+                self.node_id, self.quorum.self_address, self.grpc_address)]
+            if not image.cluster_id:
+                cluster_id = self.config["cluster.id"] if _has(self.config, "cluster.id") else ""
+                records.insert(0, ClusterRecord(cluster_id or uuid.uuid4().hex[:22]))
+            try:
+                result = await self.quorum.submit(records, image.offset, timeout_s=2.0)
+            except QuorumError as e:
+                log.debug("activation write failed: %s", e)
+                await asyncio.sleep(0.1)
+                continue
+            if result.status in ("ok", "duplicate"):
+                # Every broker gets a full session timeout from now: no spurious fencing after failover.
+                self.heartbeats.reset_all(self.image.brokers.keys(), self.clock_ms())
+                self.active = True
+                log.info("controller %d is active (metadata offset %d)", self.node_id, self.image.offset)
+                return
+            await asyncio.sleep(0.02)
+
+    def leader_hint(self) -> str:
+        leader = self.quorum.leader_node_id()
+        entry = self.image.controllers.get(leader)
+        if entry is None:
+            return ""
+        raft_address, grpc_address = entry
+        status_leader = self.quorum.status().get("leader")
+        if status_leader is not None and str(getattr(status_leader, "address", status_leader)) != raft_address:
+            return ""
+        return grpc_address
+
+    # -- the single writer -----------------------------------------------------------------------
+    async def write(self, compute: Callable[[MetadataImage], tuple[list[Record], T]],
+                    timeout_s: float = 5.0) -> T:
+        """Compute records from the latest image and commit them atomically; recompute on conflict."""
+        if not self.active:
+            raise NotActive()
+        if self._pending_writes >= PENDING_WRITES_MAX:
+            raise QuorumError("the controller is overloaded; retry")
+        self._pending_writes += 1
+        try:
+            async with self._write_lock:
+                return await self._write_locked(compute, timeout_s)
+        finally:
+            self._pending_writes -= 1
+
+    async def _write_locked(self, compute: Callable[[MetadataImage], tuple[list[Record], T]],
+                            timeout_s: float) -> T:
+        deadline = time.monotonic() + timeout_s
+        request_id = uuid.uuid4().hex
+        while True:
+            if not self.active:
+                raise NotActive()
+            image = self.image
+            records, response = compute(image)
+            if not records:
+                return response
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise QuorumError(f"metadata write not committed within {timeout_s:.1f}s")
+            result = await self.quorum.submit(records, image.offset, request_id, timeout_s=remaining)
+            if result.status in ("ok", "duplicate"):
+                return response
+            if result.status == "invalid":
+                raise QuorumError(f"metadata command rejected: {result.message}")
+            await asyncio.sleep(0)  # conflict: the image moved on; recompute
+
+    # -- dynamic configuration -------------------------------------------------------------------
+    def topic_flag(self, image: MetadataImage, topic_name: str, key: str) -> bool:
+        value = image.config(RESOURCE_TOPIC, topic_name).get(key)
+        if value is None:
+            value = image.config(RESOURCE_BROKER, "").get(key)
+        if value is None:
+            return bool(self.config[key])
+        return value.strip().lower() == "true"
+
+    def cluster_value(self, image: MetadataImage, key: str) -> Any:
+        value = image.config(RESOURCE_BROKER, "").get(key)
+        return self.config[key] if value is None else value
+
+    def unclean_for(self, image: MetadataImage) -> Callable[[str], bool]:
+        return lambda topic: self.topic_flag(image, topic, "unclean.leader.election.enable")
+
+    # -- periodic duties of the active controller -------------------------------------------------
+    async def _periodic(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            if not self.active:
+                continue
+            try:
+                await self._maybe_fence_stale()
+                await self._maybe_rebalance()
+            except (QuorumError, NotActive) as e:
+                log.debug("periodic controller work skipped: %s", e)
+            except Exception:
+                log.exception("periodic controller work failed")
+
+    async def _maybe_fence_stale(self) -> None:
+        now = self.clock_ms()
+        image = self.image
+        candidates = [b.broker_id for b in image.brokers.values() if not b.fenced]
+        stale = self.heartbeats.stale(now, candidates)
+        if not stale:
+            return
+
+        def compute(img: MetadataImage) -> tuple[list[Record], None]:
+            live = [b for b in stale if b in img.brokers and not img.brokers[b].fenced]
+            if not live:
+                return [], None
+            return cluster_control.fence_stale_broker(img, live, unclean_enabled=self.unclean_for(img)), None
+
+        log.info("fencing broker %d: no heartbeat for %d ms", stale[0], self.config["broker.session.timeout.ms"])
+        await self.write(compute)
+
+    async def _maybe_rebalance(self) -> None:
+        now = self.clock_ms()
+        image = self.image
+        enabled = str(self.cluster_value(image, "auto.leader.rebalance.enable")).lower() == "true"
+        interval_ms = int(self.cluster_value(image, "leader.imbalance.check.interval.seconds")) * 1000
+        if not enabled or now - self._last_balance_ms < interval_ms:
+            return
+        self._last_balance_ms = now
+        percentage = int(self.cluster_value(image, "leader.imbalance.per.broker.percentage"))
+
+        def compute(img: MetadataImage) -> tuple[list[Record], int]:
+            records = balance.rebalance_records(img, percentage)
+            return records, len(records)
+
+        moved = await self.write(compute)
+        if moved:
+            log.info("automatic leader rebalance moved %d leaderships to preferred replicas", moved)
+
+    def allocate_producer_ids(self, broker_id: int, broker_epoch: int):
+        def compute(img: MetadataImage) -> tuple[list[Record], tuple[ErrorCode, int]]:
+            error = cluster_control.check_broker_epoch(img, broker_id, broker_epoch)
+            if error != ErrorCode.none:
+                return [], (error, -1)
+            first = max(img.next_producer_id, 1000)
+            return [ProducerIds(broker_id, broker_epoch, first + PRODUCER_ID_BLOCK_SIZE)], (ErrorCode.none, first)
+        return compute
+
+
+def _has(config: Any, key: str) -> bool:
+    try:
+        config[key]
+        return True
+    except Exception:
+        return False
+
+
+def _error_code(e: Exception) -> tuple[int, str]:
+    if isinstance(e, NotActive):
+        return int(ErrorCode.not_controller), "this controller is not active"
+    if isinstance(e, QuorumError):
+        return int(ErrorCode.request_timed_out), str(e)
+    return int(ErrorCode.unknown_server_error), f"{type(e).__name__}: {e}"
+
+
+def metadata_reply(runtime: ControllerRuntime, broker_offset: int, reply: cpb.BrokerHeartbeatResponse) -> None:
+    """Fill `reply` with the records after `broker_offset`, or the full image when they are gone."""
+    image, records = runtime.quorum.state.records_since(broker_offset, METADATA_RECORDS_PER_REPLY_MAX)
+    if records is None or broker_offset > image.offset:
+        reply.full_image = True
+        reply.records.extend(codec.record_to_pb(r) for r in image_to_records(image))
+        reply.metadata_offset = image.offset
+    else:
+        reply.records.extend(codec.record_to_pb(r) for r in records)
+        reply.metadata_offset = broker_offset + len(records)
+
+
+class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
+    def __init__(self, runtime: ControllerRuntime) -> None:
+        self.rt = runtime
+
+    def _not_active(self, reply: Any) -> Any:
+        reply.error_code = int(ErrorCode.not_controller)
+        reply.error_message = f"controller {self.rt.node_id} is not the active controller"
+        reply.leader_hint = self.rt.leader_hint()
+        return reply
+
+    async def RegisterBroker(self, request, context):
+        reply = cpb.RegisterBrokerResponse()
+        if not self.rt.active:
+            return self._not_active(reply)
+        image = self.rt.image
+        if request.cluster_id and image.cluster_id and request.cluster_id != image.cluster_id:
+            reply.error_code = int(ErrorCode.inconsistent_cluster_id)
+            reply.error_message = (f"broker belongs to cluster {request.cluster_id}, "
+                                   f"these controllers run cluster {image.cluster_id}")
+            return reply
+        req = cluster_control.RegisterRequest(request.broker_id, request.incarnation_id, request.host,
+                                              request.kafka_port, request.grpc_port, request.rack)
+        try:
+            epoch = await self.rt.write(lambda img: cluster_control.register_broker(
+                img, req, unclean_enabled=self.rt.unclean_for(img)))
+        except Exception as e:
+            reply.error_code, reply.error_message = _error_code(e)
+            reply.leader_hint = self.rt.leader_hint()
+            return reply
+        self.rt.heartbeats.touch(request.broker_id, self.rt.clock_ms())
+        log.info("broker %d registered with epoch %d", request.broker_id, epoch)
+        reply.broker_epoch = epoch
+        reply.cluster_id = self.rt.image.cluster_id
+        return reply
+
+    async def BrokerHeartbeat(self, request, context):
+        reply = cpb.BrokerHeartbeatResponse()
+        if not self.rt.active:
+            return self._not_active(reply)
+        rt = self.rt
+        error = cluster_control.check_broker_epoch(rt.image, request.broker_id, request.broker_epoch)
+        if error != ErrorCode.none:
+            reply.error_code = int(error)
+            reply.error_message = f"broker {request.broker_id} epoch {request.broker_epoch} is not current"
+            return reply
+        rt.heartbeats.touch(request.broker_id, rt.clock_ms())
+        try:
+            decision = await rt.write(lambda img: cluster_control.heartbeat_records(
+                img, request.broker_id, request.broker_epoch, request.metadata_offset, request.want_shutdown,
+                unclean_enabled=rt.unclean_for(img)))
+        except Exception as e:
+            reply.error_code, reply.error_message = _error_code(e)
+            reply.leader_hint = rt.leader_hint()
+            return reply
+        reply.is_fenced = decision.fenced
+        reply.shutdown_ready = decision.shutdown_ready
+        metadata_reply(rt, request.metadata_offset, reply)
+        return reply
+
+    async def FetchMetadata(self, request, context):
+        reply = cpb.BrokerHeartbeatResponse()
+        if not self.rt.active:
+            return self._not_active(reply)
+        wait_s = min(max(request.max_wait_ms, 0), 10_000) / 1000.0
+        if wait_s:
+            await self.rt.wait_for_change(request.metadata_offset, wait_s)
+        broker = self.rt.image.brokers.get(request.broker_id)
+        reply.is_fenced = broker is None or broker.fenced
+        metadata_reply(self.rt, request.metadata_offset, reply)
+        return reply
+
+    async def AlterPartition(self, request, context):
+        reply = cpb.AlterPartitionResponse()
+        if not self.rt.active:
+            return self._not_active(reply)
+        items = [replication.AlterPartitionItem(i.topic_id, i.partition, i.leader_epoch, i.partition_epoch,
+                                                tuple(i.new_isr)) for i in request.items]
+        try:
+            outcomes = await self.rt.write(lambda img: replication.alter_partition(
+                img, request.broker_id, request.broker_epoch, items))
+        except Exception as e:
+            reply.error_code, reply.error_message = _error_code(e)
+            reply.leader_hint = self.rt.leader_hint()
+            return reply
+        for o in outcomes:
+            result = reply.results.add(topic_id=o.topic_id, partition=o.partition, error_code=int(o.error))
+            if o.registration is not None:
+                r = o.registration
+                result.isr.extend(r.isr)
+                result.leader, result.leader_epoch, result.partition_epoch = r.leader, r.leader_epoch, r.partition_epoch
+        return reply
+
+    async def AllocateProducerIds(self, request, context):
+        reply = cpb.AllocateProducerIdsResponse()
+        if not self.rt.active:
+            return self._not_active(reply)
+        try:
+            error, first = await self.rt.write(self.rt.allocate_producer_ids(request.broker_id, request.broker_epoch))
+        except Exception as e:
+            reply.error_code, reply.error_message = _error_code(e)
+            return reply
+        reply.error_code = int(error)
+        reply.first_producer_id = first
+        reply.count = PRODUCER_ID_BLOCK_SIZE if error == ErrorCode.none else 0
+        return reply

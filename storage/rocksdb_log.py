@@ -1,0 +1,616 @@
+"""The durable PartitionLog on RocksDB: the only module that imports rocksdict.
+
+One RocksDB per log directory, opened by one process (RocksDB's LOCK file). Each partition gets a
+small internal number; all its keys share that prefix (see storage.keys). Every mutation of a log
+is one WriteBatch: batch bodies, their index entries, the segment record, the log end offset, the
+epoch cache and producer state change together or not at all, so a SIGKILL at any point reopens
+to a prefix of what was written. Metadata lives in memory too and is only updated after the write
+succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import rocksdict
+
+from cluster.errors import ErrorCode, LogError
+from storage import keys
+from storage.batch import parse_header
+from storage.append import PreparedAppend, find_record_at_or_after, prepare_follower_append, prepare_leader_append
+from storage.compaction import plan_compaction
+from storage.epoch_cache import EpochCache
+from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
+from storage.producer_state import ProducerEntry, ProducerStateTable
+from storage.segments import Segment, decode_segment, encode_segment, select_segments_to_delete, should_roll
+
+__all__ = ["LogDirectoryInUseError", "LogManager", "RocksDBLog"]
+
+_META_END = b"leo"
+_META_START = b"start"
+_META_HW = b"hw"
+_META_EPOCHS = b"epochs"
+_META_CLEANER = b"cleaner"
+_NO_RETENTION = LogConfig(retention_ms=-1, retention_bytes=-1)
+
+
+def _monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class LogDirectoryInUseError(LogError):
+    """Another process (or another LogManager in this one) holds the directory's lock."""
+
+    code = ErrorCode.kafka_storage_error
+
+
+def _open_options() -> rocksdict.Options:
+    """Options for large sequential values: no RocksDB compression (batches are usually compressed
+    by producers, and CPU is the bottleneck), big memtables, blob files for batch bodies so level
+    compaction does not rewrite them over and over."""
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_compression_type(rocksdict.DBCompressionType.none())
+    options.set_write_buffer_size(64 << 20)
+    options.set_max_write_buffer_number(4)
+    options.set_max_background_jobs(2)
+    options.set_enable_blob_files(True)
+    options.set_min_blob_size(4096)
+    options.set_enable_blob_gc(True)
+    return options
+
+
+class RocksDBLog:
+    """One partition's log inside a shared RocksDB. Created by LogManager, not directly."""
+
+    def __init__(self, db: rocksdict.Rdict, number: int, config: LogConfig) -> None:
+        self._db = db
+        self._number = number
+        self._config = config
+        self._sync_options = rocksdict.WriteOptions()
+        self._sync_options.sync = True
+        self._unflushed_records = 0
+        self._last_flush_ms = _monotonic_ms()
+        self._closed = False
+        self._load()
+
+    # Loading and persistence helpers.
+    def _meta(self, name: bytes) -> bytes | None:
+        value = self._db.get(keys.meta_key(self._number, name))
+        return value if value is None else bytes(value)
+
+    def _load(self) -> None:
+        end = self._meta(_META_END)
+        if end is None:  # a new partition: write its initial state
+            self._segments = [Segment(0)]
+            self._epochs = EpochCache()
+            self._producers = ProducerStateTable()
+            self._log_start_offset = self._log_end_offset = self._high_watermark = self._cleaner_offset = 0
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            self._put_offsets(batch)
+            batch.put(keys.partition_key(self._number, keys.SEGMENT, 0), encode_segment(self._segments[0]))
+            self._db.write(batch)
+            return
+        self._log_end_offset = keys.decode_u64(end)
+        self._log_start_offset = keys.decode_u64(self._meta(_META_START) or b"")
+        self._high_watermark = keys.decode_u64(self._meta(_META_HW) or b"")
+        self._cleaner_offset = keys.decode_u64(self._meta(_META_CLEANER) or b"")
+        self._epochs = EpochCache.decode(self._meta(_META_EPOCHS))
+        self._segments = [decode_segment(keys.decode_offset(k), v) for k, v in self._scan(keys.SEGMENT)]
+        self._producers = ProducerStateTable(
+            {keys.decode_producer_id(k): ProducerEntry.decode(v) for k, v in self._scan(keys.PRODUCER)}
+        )
+        assert self._segments, "a stored partition always has an active segment"
+        assert self._log_start_offset <= self._high_watermark <= self._log_end_offset
+
+    def _scan(self, kind: bytes, start: int = 0, end: int = keys.OFFSET_MAX) -> Iterator[tuple[bytes, bytes]]:
+        """Keys and values of one kind in [start, end), through a bounded iterator."""
+        lower, upper = keys.kind_range(self._number, kind, start, end)
+        options = rocksdict.ReadOptions()
+        options.set_iterate_upper_bound(upper)
+        iterator = self._db.iter(options)
+        iterator.seek(lower)
+        while iterator.valid():
+            yield iterator.key(), iterator.value()
+            iterator.next()
+
+    def _put_offsets(self, batch: rocksdict.WriteBatch) -> None:
+        number = self._number
+        batch.put(keys.meta_key(number, _META_END), keys.encode_u64(self._log_end_offset))
+        batch.put(keys.meta_key(number, _META_START), keys.encode_u64(self._log_start_offset))
+        batch.put(keys.meta_key(number, _META_HW), keys.encode_u64(self._high_watermark))
+        batch.put(keys.meta_key(number, _META_CLEANER), keys.encode_u64(self._cleaner_offset))
+        batch.put(keys.meta_key(number, _META_EPOCHS), self._epochs.encode())
+
+    def _put_producers(self, batch: rocksdict.WriteBatch, producer_ids: set[int]) -> None:
+        for producer_id in producer_ids:
+            entry = self._producers.get(producer_id)
+            key = keys.producer_key(self._number, producer_id)
+            if entry is None:
+                batch.delete(key)
+            else:
+                batch.put(key, entry.encode())
+
+    def _put_segment(self, batch: rocksdict.WriteBatch, segment: Segment) -> None:
+        batch.put(keys.partition_key(self._number, keys.SEGMENT, segment.base_offset), encode_segment(segment))
+
+    def _delete_kind(self, batch: rocksdict.WriteBatch, kind: bytes, start: int, end: int = keys.OFFSET_MAX) -> None:
+        lower, upper = keys.kind_range(self._number, kind, start, end)
+        batch.delete_range(lower, upper)
+
+    def _write(self, batch: rocksdict.WriteBatch, records_count: int = 0) -> None:
+        """Write one WriteBatch and apply the flush policy (flush.messages / flush.ms).
+
+        The WAL is written before `write` returns, so the data survives a process kill either way;
+        a sync makes it survive an OS crash too. flush.messages=1 syncs this very write; otherwise
+        the WAL is synced once flush.messages records or flush.ms (monotonic clock) have passed.
+        """
+        if self._closed:
+            raise LogError("log is closed", ErrorCode.kafka_storage_error)
+        if self._config.flush_messages == 1 and records_count > 0:
+            self._db.write(batch, self._sync_options)
+            self._unflushed_records = 0
+            self._last_flush_ms = _monotonic_ms()
+            return
+        self._db.write(batch)
+        if records_count == 0:
+            return
+        self._unflushed_records += records_count
+        if (
+            self._unflushed_records >= self._config.flush_messages
+            or _monotonic_ms() - self._last_flush_ms >= self._config.flush_ms
+        ):
+            self.flush()
+
+    # Offsets and configuration.
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._log_end_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
+
+    def update_config(self, config: LogConfig) -> None:
+        """Takes effect at the next append, retention run or compaction."""
+        self._config = config
+
+    def set_high_watermark(self, high_watermark: int) -> None:
+        """Checkpoint the high watermark, clamped to [log start, log end]. Not synced: after an OS
+        crash it may come back lower, which is safe (Kafka's checkpoint behaves the same)."""
+        clamped = min(max(high_watermark, self._log_start_offset), self._log_end_offset)
+        if clamped == self._high_watermark:
+            return
+        self._high_watermark = clamped
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        batch.put(keys.meta_key(self._number, _META_HW), keys.encode_u64(clamped))
+        self._write(batch)
+
+    # Appends.
+    def append_as_leader(self, records: bytes, leader_epoch: int, now_ms: int) -> AppendInfo:
+        """Validate every batch, assign offsets from the log end, store all in one WriteBatch."""
+        prepared = prepare_leader_append(
+            records, leader_epoch, now_ms, self._config, self._log_end_offset, self._epochs.latest_epoch()
+        )
+        return self._apply(prepared, now_ms)
+
+    def append_as_follower(self, records: bytes, now_ms: int | None = None) -> AppendInfo:
+        """Store batches copied from the leader; they must start at the log end and be contiguous.
+
+        Without `now_ms`, segment.ms is measured on the batches' own max timestamp.
+        """
+        prepared = prepare_follower_append(records, self._config, self._log_end_offset, self._epochs.latest_epoch())
+        return self._apply(prepared, prepared.max_timestamp if now_ms is None else now_ms)
+
+    def _apply(self, prepared: PreparedAppend, now_ms: int) -> AppendInfo:
+        number = self._number
+        segments = self._segments
+        rolled = should_roll(segments[-1], prepared.size_bytes, now_ms, self._config)
+        active = Segment(self._log_end_offset) if rolled else segments[-1]
+        active = active.with_append(prepared.size_bytes, prepared.max_timestamp, now_ms)
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for header, body in prepared.batches:
+            batch.put(keys.partition_key(number, keys.BATCH, header.base_offset), body)
+            batch.put(
+                keys.partition_key(number, keys.INDEX, header.base_offset),
+                keys.index_value(header.last_offset, header.max_timestamp, header.size_bytes),
+            )
+        self._put_segment(batch, active)
+        epochs = EpochCache(self._epochs.entries()) if prepared.epoch_starts else self._epochs
+        for epoch, start_offset in prepared.epoch_starts:
+            epochs.assign(epoch, start_offset)
+        if prepared.epoch_starts:
+            batch.put(keys.meta_key(number, _META_EPOCHS), epochs.encode())
+        producers = ProducerStateTable(self._producers.entries())
+        changed = producers.update(header for header, _ in prepared.batches)
+        log_end_offset = prepared.batches[-1][0].next_offset
+        batch.put(keys.meta_key(number, _META_END), keys.encode_u64(log_end_offset))
+        saved_producers, self._producers = self._producers, producers
+        self._put_producers(batch, changed)
+        try:
+            self._write(batch, prepared.records_count)
+        except BaseException:
+            self._producers = saved_producers
+            raise
+        if rolled:
+            segments.append(active)
+        else:
+            segments[-1] = active
+        self._epochs = epochs
+        self._log_end_offset = log_end_offset
+        return AppendInfo(
+            prepared.first_offset, prepared.last_offset, prepared.log_append_time_ms,
+            tuple(header for header, _ in prepared.batches), prepared.size_bytes,
+        )
+
+    # Reads.
+    def _check_readable(self, offset: int) -> None:
+        if offset < self._log_start_offset or offset > self._log_end_offset:
+            raise LogError(
+                f"offset {offset} outside [{self._log_start_offset}, {self._log_end_offset}]",
+                ErrorCode.offset_out_of_range,
+            )
+
+    def _batch_iterator(self, offset: int) -> tuple[rocksdict.RdictIter, rocksdict.ReadOptions]:
+        """An iterator over batch keys, positioned at the batch containing `offset` if any, else
+        at the first batch after it.
+
+        The ReadOptions is returned too and must outlive the iterator: RocksDB keeps a pointer to
+        the bound, and a freed bound makes iteration stop at random places.
+        """
+        lower, upper = keys.kind_range(self._number, keys.BATCH)
+        options = rocksdict.ReadOptions()
+        options.set_iterate_upper_bound(upper)
+        iterator = self._db.iter(options)
+        iterator.seek_for_prev(keys.partition_key(self._number, keys.BATCH, offset))
+        if not iterator.valid() or iterator.key() < lower:
+            iterator.seek(lower)
+        return iterator, options
+
+    def read(self, offset: int, max_bytes: int, upper_bound: int, min_one: bool = True) -> ReadResult:
+        """Whole batches from the one containing `offset`, up to `max_bytes` and below `upper_bound`
+        (a batch is returned only if its last offset is below it). With `min_one` the first batch is
+        returned even when it alone exceeds `max_bytes`, so a consumer can always progress."""
+        self._check_readable(offset)
+        chosen: list[bytes] = []
+        total = 0
+        first_offset = next_offset = offset
+        if offset >= min(upper_bound, self._log_end_offset):
+            return ReadResult(b"", first_offset, next_offset)
+        iterator, _options = self._batch_iterator(offset)
+        while iterator.valid():
+            body = iterator.value()
+            base_offset = keys.decode_offset(iterator.key())
+            last_offset = base_offset + int.from_bytes(body[23:27], "big", signed=True)
+            if last_offset >= upper_bound:
+                break
+            if last_offset >= offset:
+                if total + len(body) > max_bytes and (chosen or not min_one):
+                    break
+                if not chosen:
+                    first_offset = base_offset
+                chosen.append(body)
+                total += len(body)
+                next_offset = last_offset + 1
+            iterator.next()
+        return ReadResult(chosen[0] if len(chosen) == 1 else b"".join(chosen), first_offset, next_offset)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """ListOffsets by time: the first record at or after the log start with timestamp >=
+        `timestamp_ms`. Segments whose max timestamp is lower are skipped without reading; within
+        a segment the index (not the batch bodies) is scanned; one batch is decoded at the end."""
+        ends = [s.base_offset for s in self._segments[1:]] + [keys.OFFSET_MAX]
+        for segment, end in zip(self._segments, ends, strict=True):
+            if segment.max_timestamp < timestamp_ms or end <= self._log_start_offset:
+                continue
+            for key, value in self._scan(keys.INDEX, segment.base_offset, end):
+                last_offset, max_timestamp, _ = keys.parse_index_value(value)
+                if last_offset < self._log_start_offset or max_timestamp < timestamp_ms:
+                    continue
+                body = self._db.get(keys.partition_key(self._number, keys.BATCH, keys.decode_offset(key)))
+                found = find_record_at_or_after(bytes(body), timestamp_ms, self._log_start_offset)
+                if found is not None:
+                    return found
+        return None
+
+    # Epochs and producers.
+    def latest_epoch(self) -> int:
+        return self._epochs.latest_epoch()
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        return self._epochs.end_offset_for_epoch(epoch, self._log_end_offset)
+
+    def epoch_entries(self) -> list[EpochEntry]:
+        return self._epochs.entries()
+
+    def check_producer_batch(
+        self, producer_id: int, producer_epoch: int, base_sequence: int, last_sequence: int
+    ) -> ProducerCheck:
+        return self._producers.check(producer_id, producer_epoch, base_sequence, last_sequence)
+
+    def producer_entries(self) -> dict[int, ProducerEntry]:
+        return self._producers.entries()
+
+    # Truncation and deletion.
+    def _straddling_base(self, offset: int) -> int | None:
+        """Base offset of the batch with base < offset <= last offset, if there is one."""
+        if offset <= 0:
+            return None
+        iterator, _options = self._batch_iterator(offset - 1)
+        if not iterator.valid():
+            return None
+        base_offset = keys.decode_offset(iterator.key())
+        value = self._db.get(keys.partition_key(self._number, keys.INDEX, base_offset))
+        last_offset = keys.parse_index_value(bytes(value))[0]
+        return base_offset if base_offset < offset <= last_offset else None
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch with an offset >= `offset` (a batch straddling it goes whole)."""
+        if offset >= self._log_end_offset:
+            return
+        straddling = self._straddling_base(offset)
+        new_end = straddling if straddling is not None else offset
+        if offset < self._log_start_offset or new_end < self._log_start_offset:
+            self.truncate_fully_and_start_at(min(offset, self._log_start_offset))
+            return
+        segments = [s for s in self._segments if s.base_offset <= new_end] or [Segment(new_end)]
+        active = segments[-1]
+        kept = [keys.parse_index_value(v) for _, v in self._scan(keys.INDEX, active.base_offset, new_end)]
+        segments[-1] = Segment(
+            active.base_offset, sum(size for _, _, size in kept), active.created_ms,
+            max((ts for _, ts, _ in kept), default=-1),
+        )
+        epochs = EpochCache(self._epochs.entries())
+        epochs.truncate_from_end(new_end)
+        producers = ProducerStateTable(self._producers.entries())
+        changed = producers.truncate(new_end)
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for kind in (keys.BATCH, keys.INDEX):
+            self._delete_kind(batch, kind, new_end)
+        self._delete_kind(batch, keys.SEGMENT, active.base_offset + 1)
+        self._put_segment(batch, segments[-1])
+        self._segments, self._epochs, self._producers = segments, epochs, producers
+        self._log_end_offset = new_end
+        self._high_watermark = min(self._high_watermark, new_end)
+        self._cleaner_offset = min(self._cleaner_offset, new_end)
+        self._put_offsets(batch)
+        self._put_producers(batch, changed)
+        self._write(batch)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop everything; the log restarts empty at `offset` (a follower far behind the leader's
+        log start does this)."""
+        assert offset >= 0, f"negative start offset {offset}"
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for kind in (keys.BATCH, keys.INDEX, keys.SEGMENT, keys.PRODUCER):
+            self._delete_kind(batch, kind, 0)
+        self._segments = [Segment(offset)]
+        self._put_segment(batch, self._segments[0])
+        self._epochs = EpochCache()
+        self._producers = ProducerStateTable()
+        self._log_start_offset = self._log_end_offset = self._high_watermark = self._cleaner_offset = offset
+        self._put_offsets(batch)
+        self._write(batch)
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: advance the log start to `offset` (<= high watermark); returns the new
+        log start. Whole segments below it are deleted at once; the rest just becomes unreadable."""
+        if offset > self._high_watermark or offset < 0:
+            raise LogError(
+                f"cannot delete before {offset}: high watermark is {self._high_watermark}", ErrorCode.offset_out_of_range
+            )
+        if offset > self._log_start_offset:
+            count = select_segments_to_delete(self._segments, offset, self._high_watermark, 0, _NO_RETENTION)
+            self._delete_leading_segments(count, offset)
+        return self._log_start_offset
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Delete closed segments past retention.ms / retention.bytes (or below the log start);
+        returns how many. The broker calls this every log.retention.check.interval.ms."""
+        count = select_segments_to_delete(
+            self._segments, self._log_start_offset, self._high_watermark, now_ms, self._config
+        )
+        if count:
+            self._delete_leading_segments(count, self._log_start_offset)
+        return count
+
+    def _delete_leading_segments(self, count: int, log_start_offset: int) -> None:
+        """Delete `count` leading segments and set the log start to max(`log_start_offset`, the
+        first kept segment's base), in one WriteBatch."""
+        segments = self._segments[count:]
+        assert segments, "the active segment is never deleted"
+        new_start = max(log_start_offset, segments[0].base_offset)
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        if count:
+            for kind in (keys.BATCH, keys.INDEX, keys.SEGMENT):
+                self._delete_kind(batch, kind, 0, segments[0].base_offset)
+        epochs = EpochCache(self._epochs.entries())
+        epochs.truncate_from_start(new_start)
+        self._segments, self._epochs = segments, epochs
+        self._log_start_offset = new_start
+        self._high_watermark = max(self._high_watermark, new_start)
+        self._put_offsets(batch)
+        self._write(batch)
+
+    # Compaction.
+    def maybe_compact(self, now_ms: int) -> int:
+        """With cleanup.policy compact: rewrite the closed segments keeping the latest record per
+        key, when new closed segments exist since the last run. Returns batches rewritten or
+        dropped. Runs in the caller's thread: the broker should call it off the event loop."""
+        end = self._segments[-1].base_offset
+        if not self._config.compact or end <= self._cleaner_offset:
+            return 0
+        start = self._segments[0].base_offset
+
+        def closed() -> Iterator[tuple[int, bytes]]:
+            return ((keys.decode_offset(k), bytes(v)) for k, v in self._scan(keys.BATCH, start, end))
+
+        actions = plan_compaction(closed, now_ms, self._config.delete_retention_ms)
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        size_change: dict[int, int] = {}
+        for action in actions:
+            batch_key = keys.partition_key(self._number, keys.BATCH, action.base_offset)
+            index_key = keys.partition_key(self._number, keys.INDEX, action.base_offset)
+            old_size = keys.parse_index_value(bytes(self._db.get(index_key)))[2]
+            segment_index = self._segment_index(action.base_offset)
+            new_size = 0 if action.batch is None else len(action.batch)
+            size_change[segment_index] = size_change.get(segment_index, 0) + new_size - old_size
+            if action.batch is None:
+                batch.delete(batch_key)
+                batch.delete(index_key)
+                continue
+            header = parse_header(action.batch)
+            batch.put(batch_key, action.batch)
+            batch.put(index_key, keys.index_value(header.last_offset, header.max_timestamp, header.size_bytes))
+        segments = list(self._segments)
+        for segment_index, change in size_change.items():
+            old = segments[segment_index]
+            segments[segment_index] = Segment(old.base_offset, old.size_bytes + change, old.created_ms, old.max_timestamp)
+            self._put_segment(batch, segments[segment_index])
+        self._segments = segments
+        self._cleaner_offset = end
+        self._put_offsets(batch)
+        self._write(batch)
+        return len(actions)
+
+    def _segment_index(self, offset: int) -> int:
+        """Index of the segment holding `offset` (segments are few: a linear scan is fine)."""
+        index = 0
+        while index + 1 < len(self._segments) and self._segments[index + 1].base_offset <= offset:
+            index += 1
+        return index
+
+    # Durability and lifecycle.
+    def flush(self) -> None:
+        """Sync the RocksDB WAL (shared by every partition of this log directory)."""
+        self._db.flush_wal(True)
+        self._unflushed_records = 0
+        self._last_flush_ms = _monotonic_ms()
+
+    def close(self) -> None:
+        """Stop using the log; the LogManager owns (and closes) the database."""
+        self._closed = True
+
+
+class LogManager:
+    """Owns the one RocksDB of a log directory and every partition log in it.
+
+    A second process opening the same directory gets LogDirectoryInUseError with a one-line
+    message (RocksDB's LOCK file is an fcntl lock, released by the kernel when the owner dies, so a
+    crashed broker never leaves the directory stuck).
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        os.makedirs(log_dir, exist_ok=True)
+        self._log_dir = log_dir
+        try:
+            self._db = rocksdict.Rdict(log_dir, _open_options())
+        except Exception as error:  # rocksdict raises a bare Exception carrying RocksDB's status
+            text = str(error)
+            if "lock" in text.lower():
+                raise LogDirectoryInUseError(
+                    f"log directory {log_dir} is in use by another process{_lock_holder_hint(log_dir)}"
+                ) from error
+            raise LogError(f"cannot open log directory {log_dir}: {text}", ErrorCode.kafka_storage_error) from error
+        self._logs: dict[tuple[bytes, int], RocksDBLog] = {}
+        self._write_pid_file()
+
+    def _write_pid_file(self) -> None:
+        """Only for the error message of a second opener: the lock itself is RocksDB's."""
+        with open(os.path.join(self._log_dir, "brook.pid"), "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+    @property
+    def log_dir(self) -> str:
+        return self._log_dir
+
+    def _number_of(self, topic_id: bytes, partition: int) -> tuple[int, str] | None:
+        value = self._db.get(keys.registry_key(topic_id, partition))
+        if value is None:
+            return None
+        value = bytes(value)
+        return keys.decode_u32(value), value[4:].decode()
+
+    def get_or_create(self, topic_id: bytes, topic_name: str, partition: int, config: LogConfig) -> RocksDBLog:
+        """Open (creating if needed) a partition's log. The config given replaces any earlier one."""
+        log = self._logs.get((topic_id, partition))
+        if log is not None:
+            log.update_config(config)
+            return log
+        found = self._number_of(topic_id, partition)
+        if found is None:
+            next_value = self._db.get(keys.NEXT_NUMBER_KEY)
+            number = keys.decode_u32(bytes(next_value)) if next_value is not None else 0
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            batch.put(keys.NEXT_NUMBER_KEY, keys.encode_u32(number + 1))
+            batch.put(keys.registry_key(topic_id, partition), keys.encode_u32(number) + topic_name.encode())
+            self._db.write(batch)
+        else:
+            number = found[0]
+        log = RocksDBLog(self._db, number, config)
+        self._logs[(topic_id, partition)] = log
+        return log
+
+    def get(self, topic_id: bytes, partition: int) -> RocksDBLog | None:
+        """The open log of a partition, or None if get_or_create was not called for it."""
+        return self._logs.get((topic_id, partition))
+
+    def partitions(self) -> list[tuple[bytes, str, int]]:
+        """Every (topic id, topic name, partition) with a log on disk, for startup reconciliation."""
+        prefix = keys.registry_prefix()
+        options = rocksdict.ReadOptions()
+        options.set_iterate_upper_bound(prefix[:-1] + bytes([prefix[-1] + 1]))
+        iterator = self._db.iter(options)  # `options` stays alive until the loop ends
+        iterator.seek(prefix)
+        found: list[tuple[bytes, str, int]] = []
+        while iterator.valid():
+            key, value = bytes(iterator.key()), bytes(iterator.value())
+            found.append((key[2:18], value[4:].decode(), keys.decode_u32(key, 18)))
+            iterator.next()
+        return found
+
+    def delete(self, topic_id: bytes, partition: int) -> bool:
+        """Delete a partition's log entirely (one delete_range); returns whether it existed."""
+        found = self._number_of(topic_id, partition)
+        log = self._logs.pop((topic_id, partition), None)
+        if log is not None:
+            log.close()
+        if found is None:
+            return False
+        lower, upper = keys.partition_range(found[0])
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        batch.delete_range(lower, upper)
+        batch.delete(keys.registry_key(topic_id, partition))
+        self._db.write(batch)
+        return True
+
+    def flush(self) -> None:
+        self._db.flush_wal(True)
+
+    def close(self) -> None:
+        """Close every log and the database (releasing the directory lock)."""
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+        self._db.close()
+
+
+def _lock_holder_hint(log_dir: str) -> str:
+    try:
+        with open(os.path.join(log_dir, "brook.pid")) as handle:
+            return f" (pid {int(handle.read().strip())}?)"
+    except (OSError, ValueError):
+        return ""
