@@ -8,7 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cluster.errors import ErrorCode, LogError
-from storage.batch import BatchHeader, decode_batch, iter_batches, parse_header, rewrite_offsets, with_log_append_time
+from storage.batch import (
+    BatchHeader,
+    decode_batch,
+    iter_batches,
+    parse_header,
+    rewrite_offsets,
+    with_log_append_time,
+)
 from storage.log import LogConfig
 
 __all__ = ["PreparedAppend", "find_record_at_or_after", "prepare_follower_append", "prepare_leader_append"]

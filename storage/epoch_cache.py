@@ -24,7 +24,7 @@ class EpochCache:
         self._check()
 
     def _check(self) -> None:
-        for before, after in zip(self._entries, self._entries[1:]):
+        for before, after in zip(self._entries, self._entries[1:], strict=False):
             assert before.epoch < after.epoch, f"epochs not increasing: {self._entries}"
             assert before.start_offset <= after.start_offset, f"start offsets decreasing: {self._entries}"
 
@@ -60,10 +60,10 @@ class EpochCache:
         index = 0
         while index + 1 < len(self._entries) and self._entries[index + 1].start_offset <= start_offset:
             index += 1
-        if not self._entries or self._entries[index].start_offset >= start_offset:
+        if not self._entries or (index == 0 and self._entries[0].start_offset >= start_offset):
             return False
-        kept = [EpochEntry(self._entries[index].epoch, start_offset)] + self._entries[index + 1 :]
-        self._entries = kept
+        first = self._entries[index]
+        self._entries = [EpochEntry(first.epoch, max(first.start_offset, start_offset))] + self._entries[index + 1 :]
         self._check()
         return True
 

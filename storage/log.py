@@ -11,13 +11,14 @@ Offsets: `log_start_offset <= high_watermark <= log_end_offset`. A read may star
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from storage.batch import BatchHeader
 
 __all__ = [
     "AppendInfo",
+    "EpochEntry",
     "LogConfig",
     "PartitionLog",
     "ProducerCheck",
@@ -108,15 +109,6 @@ class EpochEntry:
 
     epoch: int
     start_offset: int
-
-
-@dataclass(slots=True)
-class LogStats:
-    """Counters a log keeps for metrics and tests."""
-
-    appended_batches: int = 0
-    synced_writes: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class PartitionLog(Protocol):

@@ -7,7 +7,12 @@ is checked against in the property tests; also a fast stand-in in broker unit te
 from __future__ import annotations
 
 from cluster.errors import ErrorCode, LogError
-from storage.append import PreparedAppend, find_record_at_or_after, prepare_follower_append, prepare_leader_append
+from storage.append import (
+    PreparedAppend,
+    find_record_at_or_after,
+    prepare_follower_append,
+    prepare_leader_append,
+)
 from storage.batch import BatchHeader, parse_header
 from storage.compaction import plan_compaction
 from storage.epoch_cache import EpochCache
@@ -213,7 +218,7 @@ class MemoryLog:
         self._batches = rebuilt
         self._segments = [
             Segment(s.base_offset, self._bytes_between(s.base_offset, n), s.created_ms, s.max_timestamp)
-            for s, n in zip(self._segments, [s.base_offset for s in self._segments[1:]] + [1 << 62])
+            for s, n in zip(self._segments, [s.base_offset for s in self._segments[1:]] + [1 << 62], strict=True)
         ]
         self._cleaner_offset = end
         return len(actions)

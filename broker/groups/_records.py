@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import crc32c
 
-__all__ = ["BatchRecord", "RecordsError", "build_batch", "iter_records"]
+__all__ = ["Batch", "BatchRecord", "RecordsError", "build_batch", "iter_batches", "iter_records"]
 
 _HEADER = struct.Struct(">qiiBIhiqqqhii")
 HEADER_BYTES = _HEADER.size  # 61
@@ -42,6 +42,13 @@ class BatchRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    base_offset: int
+    last_offset: int
+    records: tuple[BatchRecord, ...]  # empty for control batches
 
 
 def _put_varint(value: int, out: bytearray) -> None:
@@ -105,16 +112,16 @@ def _decompress(codec: int, data: bytes) -> bytes:
     return decompress(codec, data)
 
 
-def iter_records(data: bytes | memoryview) -> Iterator[BatchRecord]:
-    """Every data record of the concatenated batches in `data`, in offset order.
+def iter_batches(data: bytes | memoryview) -> Iterator[Batch]:
+    """Every complete batch in `data` (concatenated batches), with its data records.
 
-    Control batches are skipped. A trailing partial batch (a read cut at `max_bytes`) is ignored;
-    a batch whose CRC does not match raises RecordsError.
+    Control batches come back with no records. A trailing partial batch (a read cut at
+    `max_bytes`) is ignored; a batch whose CRC does not match raises RecordsError.
     """
     view = memoryview(data)
     pos = 0
     while pos + HEADER_BYTES <= len(view):
-        (base_offset, batch_length, _epoch, magic, crc, attributes, _last_delta, base_timestamp,
+        (base_offset, batch_length, _epoch, magic, crc, attributes, last_delta, base_timestamp,
          _max_timestamp, _pid, _pepoch, _seq, count) = _HEADER.unpack_from(view, pos)
         end = pos + 12 + batch_length
         if batch_length < HEADER_BYTES - 12 or end > len(view):
@@ -125,13 +132,21 @@ def iter_records(data: bytes | memoryview) -> Iterator[BatchRecord]:
             raise RecordsError(f"CRC mismatch in batch at offset {base_offset}")
         if count < 0 or count > RECORDS_PER_BATCH_MAX:
             raise RecordsError(f"record count {count} out of range")
+        records: tuple[BatchRecord, ...] = ()
         if not attributes & _ATTR_CONTROL:
             payload: bytes | memoryview = view[pos + HEADER_BYTES:end]
             codec = attributes & _ATTR_COMPRESSION_MASK
             if codec:
                 payload = _decompress(codec, bytes(payload))
-            yield from _decode_records(payload, count, base_offset, base_timestamp)
+            records = tuple(_decode_records(payload, count, base_offset, base_timestamp))
+        yield Batch(base_offset, base_offset + last_delta, records)
         pos = end
+
+
+def iter_records(data: bytes | memoryview) -> Iterator[BatchRecord]:
+    """Every data record of the complete batches in `data`, in offset order."""
+    for batch in iter_batches(data):
+        yield from batch.records
 
 
 def _decode_records(buf: bytes | memoryview, count: int, base_offset: int,

@@ -32,8 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from cluster.errors import ErrorCode
 from broker.groups.offsets import GroupMetadataValue, MemberMetadata, OffsetValue
+from cluster.errors import ErrorCode
 
 __all__ = [
     "MEMBERS_MAX",
@@ -421,8 +421,9 @@ class Group:
         self._maybe_complete_join(now_ms)
 
     def _update_member(self, now_ms: int, member: Member, params: dict) -> None:
-        member.client_id = params["client_id"]
-        member.client_host = params["client_host"]
+        # An empty client id/host means "not known to the caller": keep what the member had.
+        member.client_id = params["client_id"] or member.client_id
+        member.client_host = params["client_host"] or member.client_host
         member.session_timeout_ms = params["session_timeout_ms"]
         member.rebalance_timeout_ms = params["rebalance_timeout_ms"]
         member.protocols = params["protocols"]
@@ -687,7 +688,7 @@ class Group:
         self.pending_members = {}
         # Members without a selected protocol cannot be served; such a record is an Empty group.
         for m in value.members if value.protocol is not None else ():
-            protocols = ((value.protocol, m.subscription),)
+            protocols: tuple[tuple[str, bytes], ...] = ((value.protocol or "", m.subscription),)
             self.members[m.member_id] = Member(
                 m.member_id, m.group_instance_id, m.client_id, m.client_host, m.session_timeout_ms,
                 m.rebalance_timeout_ms, value.protocol_type, protocols, assignment=m.assignment,

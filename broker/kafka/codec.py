@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import functools
 import io
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from kio.index import load_request_schema, load_response_schema
@@ -130,11 +132,64 @@ def decode_request(frame: bytes, supported: Mapping[int, tuple[int, int]]) -> De
     try:
         header, offset = parse_request_header(frame, 2 if cls.__flexible__ else 1)
         body, _size = _reader(cls)(frame, offset)
+        _check_nulls(body)
     except Exception as e:  # kio raises several types on garbage (DecodeError, ValueError, ...).
         raise RequestDecodeError(
             f"malformed api_key={api_key} v{api_version} request: {type(e).__name__}: {e}", correlation_id
         ) from None
     return DecodedRequest(header, body)
+
+
+def _is_nullable(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (types.UnionType, typing.Union) and type(None) in typing.get_args(annotation)
+
+
+def _strip_none(annotation: Any) -> Any:
+    if _is_nullable(annotation):
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+@functools.cache
+def _null_schema(cls: type) -> tuple[tuple[str, bool, bool, bool, type | None], ...]:
+    """Per field: (name, nullable, is_array, elements nullable, nested entity class or None)."""
+    out = []
+    for f in fields(cls):
+        annotation = f.type
+        nullable = _is_nullable(annotation)
+        inner = _strip_none(annotation)
+        is_array = typing.get_origin(inner) is tuple
+        element_nullable = False
+        if is_array:
+            element = typing.get_args(inner)[0]
+            element_nullable = _is_nullable(element)
+            inner = _strip_none(element)
+        nested = inner if isinstance(inner, type) and is_dataclass(inner) else None
+        out.append((f.name, nullable, is_array, element_nullable, nested))
+    return tuple(out)
+
+
+def _check_nulls(entity: Any) -> None:
+    """kio reads a null (-1 length) into non-nullable strings and arrays as None; refuse those.
+
+    Handlers may then rely on the schema: a field that is not `| None` is never None.
+    """
+    for name, nullable, is_array, element_nullable, nested in _null_schema(type(entity)):
+        value = getattr(entity, name)
+        if value is None:
+            if not nullable:
+                raise ValueError(f"null in non-nullable field {type(entity).__name__}.{name}")
+            continue
+        if is_array:
+            for item in value:
+                if item is None:
+                    if not element_nullable:
+                        raise ValueError(f"null element in {type(entity).__name__}.{name}")
+                elif nested is not None:
+                    _check_nulls(item)
+        elif nested is not None:
+            _check_nulls(value)
 
 
 def encode_response(api_key: int, api_version: int, correlation_id: int, response: Any) -> bytes:

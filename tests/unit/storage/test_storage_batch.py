@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from cluster.errors import ErrorCode, LogError
 from storage.batch import (
-    BATCH_HEADER_BYTES, Codec, Record, build_batch, decode_batch, iter_batches, parse_header, rewrite_offsets,
+    BATCH_HEADER_BYTES,
+    Codec,
+    Record,
+    build_batch,
+    decode_batch,
+    iter_batches,
+    parse_header,
+    rewrite_offsets,
     with_log_append_time,
 )
 from storage.compression import decompress
@@ -37,6 +44,7 @@ def test_build_then_decode_round_trips_with_each_codec(codec):
     ]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # kafka-python's own importlib use
 @pytest.mark.parametrize("codec", [Codec.NONE, Codec.GZIP, Codec.SNAPPY, Codec.LZ4, Codec.ZSTD])
 def test_kafka_python_reads_our_batches(codec):
     """An independent implementation must accept our CRC, varints and compression framing."""
@@ -49,6 +57,7 @@ def test_kafka_python_reads_our_batches(codec):
     assert got == [(40 + i, r.key, r.value, r.timestamp_ms) for i, r in enumerate(RECORDS)]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_we_read_kafka_python_batches():
     from kafka.record.default_records import DefaultRecordBatchBuilder
 

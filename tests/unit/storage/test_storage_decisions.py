@@ -71,6 +71,9 @@ def test_epoch_cache_truncations_and_assign():
     assert cache.entries() == EPOCHS[:2]
     cache.truncate_from_start(12)
     assert cache.entries() == [EpochEntry(3, 12)]
+    exact = EpochCache(EPOCHS)
+    assert exact.truncate_from_start(25) and exact.entries() == [EpochEntry(4, 25)], "start on an epoch boundary"
+    assert not exact.truncate_from_start(20), "already starts later"
     assert EpochCache.decode(cache.encode()).entries() == cache.entries()
     assert EpochCache().end_offset_for_epoch(0, 5) == (-1, -1)
 

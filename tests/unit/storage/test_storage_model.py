@@ -154,7 +154,7 @@ class LogComparison(RuleBasedStateMachine):
 
 
 LogComparison.TestCase.settings = settings(
-    max_examples=400, stateful_step_count=40, deadline=None,
+    max_examples=100, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_rocksdb_log_matches_memory_model = pytest.mark.timeout(120)(LogComparison.TestCase)

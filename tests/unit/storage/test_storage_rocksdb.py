@@ -15,6 +15,7 @@ from storage.batch import Record, build_batch
 from storage.log import LogConfig, ProducerCheckResult
 from storage.rocksdb_log import LogDirectoryInUseError, LogManager
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TOPIC = bytes(range(16))
 OTHER = bytes(range(16, 32))
 
@@ -77,7 +78,7 @@ def test_second_process_gets_a_clear_error(log_dir):
             print("ready", flush=True)
             time.sleep(60)
         """)],
-        stdout=subprocess.PIPE, start_new_session=True, cwd=os.getcwd(),
+        stdout=subprocess.PIPE, start_new_session=True, cwd=ROOT,
     )
     try:
         assert holder.stdout.readline().strip() == b"ready"

@@ -1,0 +1,670 @@
+"""Kafka API handlers: kio request dataclasses in, kio response dataclasses out, over a `BrokerCore`.
+
+Each handler is written once for every version it serves: responses are built with `codec.build`,
+which keeps only the fields the version's dataclass has. Per-partition work is an `ErrorCode` in the
+response, never an exception; a handler that raises anyway is a bug, which the server logs in one line
+before closing that one connection.
+
+Group APIs (FindCoordinator, JoinGroup, ... OffsetDelete) are not implemented here: the group
+coordinator hands the listener a `{api_key: handler}` mapping (and the version range of each), and
+`KafkaHandlers.handle` forwards those requests unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import importlib
+import logging
+import re
+import struct
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from broker.api import AlterConfigOp, BrokerCore, FetchPartition, FetchResult, NewTopic, ProduceResult
+from broker.kafka.codec import build, response_class
+
+__all__ = [
+    "API_VERSIONS",
+    "GroupHandler",
+    "KafkaHandlers",
+    "check_batches",
+]
+
+log = logging.getLogger("broker.kafka")
+
+GroupHandler = Callable[[Any, int], Awaitable[Any]]
+
+# The API versions this listener serves. Each range is limited to what kio encodes (verified by
+# tests/unit/kafka/test_codec.py round-trips) and to versions whose fields Brook fills:
+#   Produce 3..11     v3 is the first with magic-2 batches; v12 changes nothing we need; v13 needs topic ids.
+#   Fetch 4..12       v13+ addresses topics by id only; clients fall back to v12 (topic names).
+#   ListOffsets 1..7  v8 adds MAX_TIMESTAMP (-3), which BrokerCore does not offer.
+#   InitProducerId 0..5  v6 is two-phase commit (KIP-939).
+API_VERSIONS: Mapping[int, tuple[int, int]] = {
+    0: (3, 11),    # Produce
+    1: (4, 12),    # Fetch
+    2: (1, 7),     # ListOffsets
+    3: (0, 12),    # Metadata
+    18: (0, 3),    # ApiVersions
+    19: (2, 7),    # CreateTopics
+    20: (1, 6),    # DeleteTopics
+    22: (0, 5),    # InitProducerId
+    23: (2, 4),    # OffsetForLeaderEpoch
+    32: (1, 4),    # DescribeConfigs
+    33: (0, 2),    # AlterConfigs
+    43: (0, 2),    # ElectLeaders
+    44: (0, 1),    # IncrementalAlterConfigs
+    60: (0, 1),    # DescribeCluster
+}
+
+# Group-coordinator API keys; the listener serves them only through `group_handlers`.
+GROUP_API_KEYS = frozenset({8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47})
+
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# kio reads the all-zero UUID (Kafka's "no topic id") as None and writes None as zeros.
+_NO_UUID = None
+_INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+_TOPIC_RESOURCE = 2
+_BROKER_RESOURCE = 4
+# DescribeConfigs config_source values (DescribeConfigsResponse.json).
+_SOURCE_TOPIC = 1
+_SOURCE_DYNAMIC_BROKER = 2
+_SOURCE_STATIC_BROKER = 4
+_SOURCE_DEFAULT = 5
+
+
+def _ms(value: datetime.timedelta | int) -> int:
+    if isinstance(value, datetime.timedelta):
+        return int(value / datetime.timedelta(milliseconds=1))
+    return int(value)
+
+
+def _zero_ms() -> datetime.timedelta:
+    return datetime.timedelta(0)
+
+
+def _topic_uuid(topic_id: bytes) -> uuid.UUID | None:
+    if len(topic_id) != 16 or topic_id == bytes(16):
+        return _NO_UUID
+    return uuid.UUID(bytes=topic_id)
+
+
+@functools.cache
+def _response_module(api_key: int, api_version: int) -> ModuleType:
+    return importlib.import_module(response_class(api_key, api_version).__module__)
+
+
+# RecordBatch v2 header: baseOffset i64, batchLength i32, partitionLeaderEpoch i32, magic i8, crc u32,
+# attributes i16, ... (61 bytes in all).
+_BATCH_PREFIX = struct.Struct(">qiibIh")
+_BATCH_HEADER_BYTES = 61
+_ATTRIBUTE_TRANSACTIONAL = 0x10
+_ATTRIBUTE_CONTROL = 0x20
+# A produce request with more batches than this for one partition is refused (a limit on the walk).
+BATCHES_PER_PARTITION_MAX = 100_000
+
+
+def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
+    """What the listener refuses before the core sees a partition's records: None when acceptable.
+
+    Only headers are read: magic must be 2 and batches must not be transactional or control batches
+    (transactions are not supported yet). CRCs and everything else are the core's to validate.
+    """
+    if not records:
+        return ErrorCode.invalid_record, "the partition's record set is empty"
+    offset = 0
+    for _ in range(BATCHES_PER_PARTITION_MAX):
+        if offset == len(records):
+            return None
+        if len(records) - offset < _BATCH_HEADER_BYTES:
+            return ErrorCode.corrupt_message, f"truncated record batch at byte {offset}"
+        _base, length, _epoch, magic, _crc, attributes = _BATCH_PREFIX.unpack_from(records, offset)
+        if magic != 2:
+            return ErrorCode.unsupported_for_message_format, f"record batch magic {magic}; Brook accepts magic 2"
+        if attributes & _ATTRIBUTE_TRANSACTIONAL:
+            return ErrorCode.invalid_record, "transactional produce is not supported by Brook yet"
+        if attributes & _ATTRIBUTE_CONTROL:
+            return ErrorCode.invalid_record, "control batches may not be produced by clients"
+        if length < _BATCH_HEADER_BYTES - 12 or offset + 12 + length > len(records):
+            return ErrorCode.corrupt_message, f"record batch length {length} does not fit the record set"
+        offset += 12 + length
+    return ErrorCode.invalid_record, f"more than {BATCHES_PER_PARTITION_MAX} batches in one partition"
+
+
+class KafkaHandlers:
+    """Dispatches decoded requests to the core (or to the group handlers)."""
+
+    def __init__(
+        self,
+        core: BrokerCore,
+        group_handlers: Mapping[int, GroupHandler] | None = None,
+        group_versions: Mapping[int, tuple[int, int]] | None = None,
+    ) -> None:
+        self.core = core
+        self.group_handlers: dict[int, GroupHandler] = dict(group_handlers or {})
+        versions = dict(API_VERSIONS)
+        group_versions = dict(group_versions or {})
+        for api_key in self.group_handlers:
+            if api_key not in group_versions:
+                raise ValueError(f"group handler for api_key {api_key} has no version range")
+            versions[api_key] = group_versions[api_key]
+        self.versions: Mapping[int, tuple[int, int]] = versions
+        self._dispatch: dict[int, Callable[[Any, int], Awaitable[Any]]] = {
+            0: self.produce,
+            1: self.fetch,
+            2: self.list_offsets,
+            3: self.metadata,
+            18: self.api_versions,
+            19: self.create_topics,
+            20: self.delete_topics,
+            22: self.init_producer_id,
+            23: self.offset_for_leader_epoch,
+            32: self.describe_configs,
+            33: self.alter_configs,
+            43: self.elect_leaders,
+            44: self.incremental_alter_configs,
+            60: self.describe_cluster,
+        }
+        self._dispatch.update(self.group_handlers)
+
+    async def handle(self, api_key: int, api_version: int, request: Any) -> Any | None:
+        """The response dataclass, or None when no response is sent (Produce with acks=0)."""
+        return await self._dispatch[api_key](request, api_version)
+
+    # ---------------------------------------------------------------- ApiVersions
+
+    def api_versions_response(self, api_version: int, error: ErrorCode = ErrorCode.none) -> Any:
+        mod = _response_module(18, api_version)
+        keys = tuple(
+            build(mod.ApiVersion, api_key=key, min_version=low, max_version=high)
+            for key, (low, high) in sorted(self.versions.items())
+        )
+        return build(mod.ApiVersionsResponse, error_code=error, api_keys=keys, throttle_time=_zero_ms())
+
+    async def api_versions(self, request: Any, api_version: int) -> Any:
+        return self.api_versions_response(api_version)
+
+    # ---------------------------------------------------------------- Metadata
+
+    def _live_brokers(self) -> list[tuple[int, str, int, str | None]]:
+        image = self.core.image()
+        out = []
+        for broker_id, registration in sorted(image.brokers.items()):
+            if registration.fenced:
+                continue
+            address = self.core.advertised_kafka_address(broker_id)
+            if address is None:
+                continue
+            out.append((broker_id, address[0], address[1], registration.rack or None))
+        return out
+
+    def _controller_for_clients(self, live: Sequence[int]) -> int:
+        """The controller id clients see: this broker, which forwards admin requests to the quorum.
+
+        As in Kafka's KRaft mode, clients cannot reach the controllers, so the id returned in Metadata
+        and DescribeCluster is a live broker (AdminClient sends CreateTopics etc. to it).
+        """
+        if self.core.broker_id in live:
+            return self.core.broker_id
+        return live[0] if live else -1
+
+    async def metadata(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(3, api_version)
+        image = self.core.image()
+        live = self._live_brokers()
+        live_ids = {b[0] for b in live}
+        brokers = tuple(
+            build(mod.MetadataResponseBroker, node_id=i, host=h, port=p, rack=r) for i, h, p, r in live
+        )
+        requested = request.topics
+        if api_version == 0 and requested == ():
+            requested = None  # v0: an empty list means every topic
+        allow_create = bool(getattr(request, "allow_auto_topic_creation", True))
+        topics = []
+        if requested is None:
+            for topic in sorted(image.topics.values(), key=lambda t: t.name):
+                topics.append(self._metadata_topic(mod, topic.name, topic, live_ids))
+        else:
+            for entry in requested:
+                topics.append(await self._metadata_requested(mod, entry, allow_create, live_ids))
+        return build(
+            mod.MetadataResponse,
+            throttle_time=_zero_ms(),
+            brokers=brokers,
+            cluster_id=image.cluster_id or None,
+            controller_id=self._controller_for_clients(sorted(live_ids)),
+            topics=tuple(topics),
+            error_code=ErrorCode.none,
+        )
+
+    async def _metadata_requested(self, mod: ModuleType, entry: Any, allow_create: bool,
+                                  live_ids: set[int]) -> Any:
+        name = entry.name
+        image = self.core.image()
+        if name is None:
+            topic_id = getattr(entry, "topic_id", None)
+            by_id = image.topics.get(topic_id.bytes) if topic_id is not None else None
+            if by_id is None:
+                return self._metadata_error(mod, None, ErrorCode.unknown_topic_id, topic_id)
+            return self._metadata_topic(mod, by_id.name, by_id, live_ids)
+        if not _TOPIC_NAME.match(name) or name in (".", ".."):
+            return self._metadata_error(mod, name, ErrorCode.invalid_topic_exception)
+        topic = image.topic_by_name(name)
+        if topic is None:
+            if not allow_create:
+                return self._metadata_error(mod, name, ErrorCode.unknown_topic_or_partition)
+            error = await self.core.ensure_topic(name)
+            topic = self.core.image().topic_by_name(name)
+            if topic is None:
+                # Created but not yet in this broker's image: clients retry LEADER_NOT_AVAILABLE.
+                code = ErrorCode.leader_not_available if error == ErrorCode.none else error
+                return self._metadata_error(mod, name, code)
+        return self._metadata_topic(mod, name, topic, live_ids)
+
+    @staticmethod
+    def _metadata_error(mod: ModuleType, name: str | None, error: ErrorCode,
+                        topic_id: uuid.UUID | None = None) -> Any:
+        return build(mod.MetadataResponseTopic, error_code=error, name=name,
+                     topic_id=topic_id, is_internal=False, partitions=())
+
+    @staticmethod
+    def _metadata_topic(mod: ModuleType, name: str, topic: Any, live_ids: set[int]) -> Any:
+        partitions = []
+        for index, p in sorted(topic.partitions.items()):
+            leader_alive = p.leader >= 0 and p.leader in live_ids
+            partitions.append(build(
+                mod.MetadataResponsePartition,
+                error_code=ErrorCode.none if leader_alive else ErrorCode.leader_not_available,
+                partition_index=index,
+                leader_id=p.leader if leader_alive else -1,
+                leader_epoch=p.leader_epoch,
+                replica_nodes=tuple(p.replicas),
+                isr_nodes=tuple(p.isr),
+                offline_replicas=tuple(r for r in p.replicas if r not in live_ids),
+            ))
+        return build(mod.MetadataResponseTopic, error_code=ErrorCode.none, name=name,
+                     topic_id=_topic_uuid(topic.topic_id), is_internal=name in _INTERNAL_TOPICS,
+                     partitions=tuple(partitions))
+
+    # ---------------------------------------------------------------- Produce
+
+    def _current_leader(self, topic: str, partition: int) -> tuple[int, int]:
+        image = self.core.image()
+        t = image.topic_by_name(topic)
+        p = None if t is None else t.partitions.get(partition)
+        return (-1, -1) if p is None else (p.leader, p.leader_epoch)
+
+    async def _produce_one(self, topic: str, partition: int, records: bytes | None, acks: int,
+                           timeout_ms: int, transactional: bool) -> ProduceResult:
+        if transactional:
+            return ProduceResult(ErrorCode.invalid_record, message="transactional produce is not supported by Brook yet")
+        refused = check_batches(records)
+        if refused is not None:
+            return ProduceResult(refused[0], message=refused[1])
+        assert records is not None
+        try:
+            return await self.core.produce(topic, partition, records, acks, timeout_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error("produce %s-%d failed: %s: %s", topic, partition, type(e).__name__, e)
+            return ProduceResult(ErrorCode.unknown_server_error, message="internal error")
+
+    async def produce(self, request: Any, api_version: int) -> Any | None:
+        mod = _response_module(0, api_version)
+        acks = int(request.acks)
+        timeout_ms = _ms(request.timeout)
+        transactional = request.transactional_id is not None
+        keys: list[tuple[str, int]] = []
+        calls = []
+        for topic_data in request.topic_data:
+            for partition_data in topic_data.partition_data:
+                keys.append((topic_data.name, partition_data.index))
+                if acks not in (0, 1, -1):
+                    calls.append(_done(ProduceResult(ErrorCode.invalid_required_acks,
+                                                     message=f"acks must be 0, 1 or -1, not {acks}")))
+                else:
+                    # Coroutines are started in request order by gather, so appends to one partition
+                    # from pipelined requests keep their order (see server.py).
+                    calls.append(self._produce_one(topic_data.name, partition_data.index, partition_data.records,
+                                                   acks, timeout_ms, transactional))
+        results = await asyncio.gather(*calls)
+        if acks == 0:
+            return None
+        by_topic: dict[str, list[Any]] = {}
+        endpoints: dict[int, Any] = {}
+        for (topic, partition), result in zip(keys, results, strict=True):
+            leader = None
+            if result.error in (ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch):
+                leader_id, leader_epoch = self._current_leader(topic, partition)
+                leader = build(mod.LeaderIdAndEpoch, leader_id=leader_id, leader_epoch=leader_epoch) \
+                    if hasattr(mod, "LeaderIdAndEpoch") else None
+                if hasattr(mod, "NodeEndpoint") and leader_id >= 0:
+                    address = self.core.advertised_kafka_address(leader_id)
+                    if address is not None:
+                        endpoints[leader_id] = build(mod.NodeEndpoint, node_id=leader_id, host=address[0],
+                                                     port=address[1])
+            fields: dict[str, Any] = dict(
+                index=partition,
+                error_code=result.error,
+                base_offset=result.base_offset,
+                log_append_time=_append_time(result.log_append_time_ms),
+                log_start_offset=result.log_start_offset,
+                record_errors=(),
+                error_message=result.message or None,
+            )
+            if leader is not None:
+                fields["current_leader"] = leader
+            by_topic.setdefault(topic, []).append(build(mod.PartitionProduceResponse, **fields))
+        responses = tuple(
+            build(mod.TopicProduceResponse, name=name, partition_responses=tuple(parts))
+            for name, parts in by_topic.items()
+        )
+        return build(mod.ProduceResponse, responses=responses, throttle_time=_zero_ms(),
+                     node_endpoints=tuple(endpoints.values()))
+
+    # ---------------------------------------------------------------- Fetch
+
+    async def fetch(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(1, api_version)
+        session_id = int(getattr(request, "session_id", 0))
+        if session_id != 0:
+            # Brook never creates fetch sessions (it always answers session id 0), so a client can
+            # only name one it made up; Kafka answers that with FETCH_SESSION_ID_NOT_FOUND.
+            return build(mod.FetchResponse, throttle_time=_zero_ms(), error_code=ErrorCode.fetch_session_id_not_found,
+                         session_id=0, responses=())
+        wanted: list[FetchPartition] = []
+        for topic in request.topics:
+            for p in topic.partitions:
+                wanted.append(FetchPartition(
+                    topic=topic.topic, partition=p.partition, offset=p.fetch_offset,
+                    max_bytes=max(0, p.partition_max_bytes),
+                    current_leader_epoch=getattr(p, "current_leader_epoch", -1),
+                ))
+        results: list[FetchResult]
+        if wanted:
+            try:
+                results = await self.core.fetch(wanted, max(0, _ms(request.max_wait)), max(0, request.min_bytes),
+                                                max(0, getattr(request, "max_bytes", 2**31 - 1)))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.error("fetch failed: %s: %s", type(e).__name__, e)
+                results = [FetchResult(ErrorCode.unknown_server_error) for _ in wanted]
+            if len(results) != len(wanted):
+                log.error("core.fetch returned %d results for %d partitions", len(results), len(wanted))
+                results = [FetchResult(ErrorCode.unknown_server_error) for _ in wanted]
+        else:
+            results = []
+        read_committed = int(getattr(request, "isolation_level", 0)) == 1
+        by_topic: dict[str, list[Any]] = {}
+        for want, result in zip(wanted, results, strict=True):
+            fields: dict[str, Any] = dict(
+                partition_index=want.partition,
+                error_code=result.error,
+                high_watermark=result.high_watermark,
+                last_stable_offset=result.last_stable_offset if result.last_stable_offset >= 0 else result.high_watermark,
+                log_start_offset=result.log_start_offset,
+                aborted_transactions=() if read_committed else None,
+                preferred_read_replica=-1,
+                records=result.records,
+            )
+            if result.error in (ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch) \
+                    and hasattr(mod, "LeaderIdAndEpoch"):
+                leader_id, leader_epoch = self._current_leader(want.topic, want.partition)
+                fields["current_leader"] = build(mod.LeaderIdAndEpoch, leader_id=leader_id, leader_epoch=leader_epoch)
+            by_topic.setdefault(want.topic, []).append(build(mod.PartitionData, **fields))
+        responses = tuple(
+            build(mod.FetchableTopicResponse, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()
+        )
+        return build(mod.FetchResponse, throttle_time=_zero_ms(), error_code=ErrorCode.none, session_id=0,
+                     responses=responses)
+
+    # ---------------------------------------------------------------- ListOffsets / OffsetForLeaderEpoch
+
+    async def list_offsets(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(2, api_version)
+        topics = []
+        for topic in request.topics:
+            parts = []
+            for p in topic.partitions:
+                result = self.core.list_offsets(topic.name, p.partition_index, p.timestamp,
+                                                getattr(p, "current_leader_epoch", -1))
+                parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
+                                   error_code=result.error, timestamp=result.timestamp, offset=result.offset,
+                                   leader_epoch=result.leader_epoch))
+            topics.append(build(mod.ListOffsetsTopicResponse, name=topic.name, partitions=tuple(parts)))
+        return build(mod.ListOffsetsResponse, throttle_time=_zero_ms(), topics=tuple(topics))
+
+    async def offset_for_leader_epoch(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(23, api_version)
+        topics = []
+        for topic in request.topics:
+            parts = []
+            for p in topic.partitions:
+                result = self.core.offset_for_leader_epoch(topic.topic, p.partition,
+                                                           getattr(p, "current_leader_epoch", -1), p.leader_epoch)
+                parts.append(build(mod.EpochEndOffset, error_code=result.error, partition=p.partition,
+                                   leader_epoch=result.leader_epoch, end_offset=result.end_offset))
+            topics.append(build(mod.OffsetForLeaderTopicResult, topic=topic.topic, partitions=tuple(parts)))
+        return build(mod.OffsetForLeaderEpochResponse, throttle_time=_zero_ms(), topics=tuple(topics))
+
+    # ---------------------------------------------------------------- InitProducerId
+
+    async def init_producer_id(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(22, api_version)
+        if request.transactional_id is not None:
+            # Transactions are later work. INVALID_REQUEST is fatal for the client with a clear cause,
+            # where a retriable code (COORDINATOR_NOT_AVAILABLE) would make it retry forever.
+            log.info("refused InitProducerId for transactional.id=%r: transactions are not supported",
+                     request.transactional_id)
+            return build(mod.InitProducerIdResponse, throttle_time=_zero_ms(), error_code=ErrorCode.invalid_request,
+                         producer_id=-1, producer_epoch=-1)
+        result = await self.core.init_producer_id()
+        return build(mod.InitProducerIdResponse, throttle_time=_zero_ms(), error_code=result.error,
+                     producer_id=result.producer_id, producer_epoch=result.producer_epoch)
+
+    # ---------------------------------------------------------------- CreateTopics / DeleteTopics
+
+    async def create_topics(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(19, api_version)
+        timeout_ms = _ms(getattr(request, "timeout", 60_000))
+        validate_only = bool(getattr(request, "validate_only", False))
+        counts: dict[str, int] = {}
+        for t in request.topics:
+            counts[t.name] = counts.get(t.name, 0) + 1
+        early: dict[str, tuple[ErrorCode, str]] = {}
+        wanted: list[NewTopic] = []
+        for t in request.topics:
+            if counts[t.name] > 1:
+                early[t.name] = (ErrorCode.invalid_request, "topic named more than once in the request")
+            elif not _TOPIC_NAME.match(t.name) or t.name in (".", ".."):
+                early[t.name] = (ErrorCode.invalid_topic_exception, "topic names are 1-249 of [a-zA-Z0-9._-]")
+            elif t.assignments:
+                early[t.name] = (ErrorCode.invalid_replica_assignment, "manual replica assignment is not supported")
+            else:
+                configs = {c.name: c.value for c in t.configs if c.value is not None}
+                wanted.append(NewTopic(t.name, t.num_partitions, t.replication_factor, configs))
+        outcomes = await self.core.create_topics(wanted, validate_only, timeout_ms) if wanted else []
+        by_name = {o.name: o for o in outcomes}
+        image = self.core.image()
+        results = []
+        seen: set[str] = set()
+        for t in request.topics:
+            if t.name in seen:
+                continue
+            seen.add(t.name)
+            if t.name in early:
+                error, message = early[t.name]
+                topic_id = _NO_UUID
+            else:
+                outcome = by_name.get(t.name)
+                if outcome is None:
+                    error, message, topic_id = ErrorCode.unknown_server_error, "no outcome for topic", _NO_UUID
+                else:
+                    error, message, topic_id = outcome.error, outcome.message, _topic_uuid(outcome.topic_id)
+            num_partitions, replication_factor = -1, -1
+            created = image.topic_by_name(t.name) if error == ErrorCode.none else None
+            if created is not None and created.partitions:
+                num_partitions = len(created.partitions)
+                replication_factor = len(next(iter(created.partitions.values())).replicas)
+                if topic_id is None:
+                    topic_id = _topic_uuid(created.topic_id)
+            elif error == ErrorCode.none:
+                num_partitions, replication_factor = t.num_partitions, t.replication_factor
+            results.append(build(mod.CreatableTopicResult, name=t.name, topic_id=topic_id, error_code=error,
+                                 error_message=message or None, num_partitions=num_partitions,
+                                 replication_factor=replication_factor, configs=()))
+        return build(mod.CreateTopicsResponse, throttle_time=_zero_ms(), topics=tuple(results))
+
+    async def delete_topics(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(20, api_version)
+        timeout_ms = _ms(request.timeout)
+        image = self.core.image()
+        entries: list[tuple[str | None, uuid.UUID | None]] = []
+        if hasattr(request, "topics"):
+            for t in request.topics:
+                if t.name is not None:
+                    topic = image.topic_by_name(t.name)
+                    entries.append((t.name, _topic_uuid(topic.topic_id) if topic else _NO_UUID))
+                else:
+                    topic = image.topics.get(t.topic_id.bytes) if t.topic_id else None
+                    entries.append((topic.name if topic else None, t.topic_id))
+        else:
+            for name in request.topic_names:
+                topic = image.topic_by_name(name)
+                entries.append((name, _topic_uuid(topic.topic_id) if topic else _NO_UUID))
+        names = sorted({name for name, _ in entries if name is not None})
+        outcomes = {o.name: o for o in (await self.core.delete_topics(names, timeout_ms) if names else [])}
+        results = []
+        for name, topic_id in entries:
+            if name is None:
+                error, message = ErrorCode.unknown_topic_id, "unknown topic id"
+            else:
+                outcome = outcomes.get(name)
+                error = outcome.error if outcome else ErrorCode.unknown_server_error
+                message = outcome.message if outcome else "no outcome for topic"
+            results.append(build(mod.DeletableTopicResult, name=name, topic_id=topic_id, error_code=error,
+                                 error_message=message or None))
+        return build(mod.DeleteTopicsResponse, throttle_time=_zero_ms(), responses=tuple(results))
+
+    # ---------------------------------------------------------------- Configs
+
+    async def describe_configs(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(32, api_version)
+        resources = [(int(r.resource_type), r.resource_name) for r in request.resources]
+        outcomes = await self.core.describe_configs(resources) if resources else []
+        results = []
+        for resource, outcome in zip(request.resources, outcomes, strict=False):
+            keys = set(resource.configuration_keys) if resource.configuration_keys is not None else None
+            entries = []
+            for entry in outcome.entries:
+                if keys is not None and entry.name not in keys:
+                    continue
+                if entry.is_default:
+                    source = _SOURCE_DEFAULT
+                elif outcome.resource_type == _TOPIC_RESOURCE:
+                    source = _SOURCE_TOPIC
+                else:
+                    source = _SOURCE_STATIC_BROKER if entry.read_only else _SOURCE_DYNAMIC_BROKER
+                entries.append(build(mod.DescribeConfigsResourceResult, name=entry.name,
+                                     value=None if entry.sensitive else entry.value, read_only=entry.read_only,
+                                     config_source=source, is_sensitive=entry.sensitive, synonyms=(),
+                                     config_type=0, documentation=None))
+            results.append(build(mod.DescribeConfigsResult, error_code=outcome.error,
+                                 error_message=outcome.message or None, resource_type=resource.resource_type,
+                                 resource_name=resource.resource_name, configs=tuple(entries)))
+        return build(mod.DescribeConfigsResponse, throttle_time=_zero_ms(), results=tuple(results))
+
+    async def incremental_alter_configs(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(44, api_version)
+        responses = []
+        for resource in request.resources:
+            unsupported = [c.name for c in resource.configs if int(c.config_operation) not in (0, 1)]
+            if unsupported:
+                error, message = ErrorCode.invalid_request, f"APPEND/SUBTRACT are not supported ({', '.join(unsupported)})"
+            else:
+                ops = [AlterConfigOp(c.name, c.value if int(c.config_operation) == 0 else None, int(c.config_operation))
+                       for c in resource.configs]
+                outcome = await self.core.alter_configs(int(resource.resource_type), resource.resource_name, ops,
+                                                        bool(request.validate_only))
+                error, message = outcome.error, outcome.message
+            responses.append(build(mod.AlterConfigsResourceResponse, error_code=error, error_message=message or None,
+                                   resource_type=resource.resource_type, resource_name=resource.resource_name))
+        return build(mod.IncrementalAlterConfigsResponse, throttle_time=_zero_ms(), responses=tuple(responses))
+
+    async def alter_configs(self, request: Any, api_version: int) -> Any:
+        """Legacy AlterConfigs: the given set replaces the resource's dynamic configs (SETs + DELETEs)."""
+        mod = _response_module(33, api_version)
+        responses = []
+        for resource in request.resources:
+            resource_type = int(resource.resource_type)
+            current = await self.core.describe_configs([(resource_type, resource.resource_name)])
+            given = {c.name: c.value for c in resource.configs}
+            if current and current[0].error != ErrorCode.none:
+                error, message = current[0].error, current[0].message
+            else:
+                ops = [AlterConfigOp(name, value, 0 if value is not None else 1) for name, value in given.items()]
+                for entry in (current[0].entries if current else ()):
+                    if not entry.is_default and not entry.read_only and entry.name not in given:
+                        ops.append(AlterConfigOp(entry.name, None, 1))
+                outcome = await self.core.alter_configs(resource_type, resource.resource_name, ops,
+                                                        bool(request.validate_only))
+                error, message = outcome.error, outcome.message
+            responses.append(build(mod.AlterConfigsResourceResponse, error_code=error, error_message=message or None,
+                                   resource_type=resource.resource_type, resource_name=resource.resource_name))
+        return build(mod.AlterConfigsResponse, throttle_time=_zero_ms(), responses=tuple(responses))
+
+    # ---------------------------------------------------------------- Cluster
+
+    async def elect_leaders(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(43, api_version)
+        election_type = int(getattr(request, "election_type", 0))
+        partitions = None
+        if request.topic_partitions is not None:
+            partitions = [(t.topic, int(p)) for t in request.topic_partitions for p in t.partitions]
+        if election_type not in (0, 1):
+            outcomes = []
+            top_error = ErrorCode.invalid_request
+        else:
+            outcomes = await self.core.elect_leaders(election_type, partitions)
+            top_error = ErrorCode.none
+        by_topic: dict[str, list[Any]] = {}
+        for o in outcomes:
+            by_topic.setdefault(o.topic, []).append(build(mod.PartitionResult, partition_id=o.partition,
+                                                          error_code=o.error, error_message=o.message or None))
+        results = tuple(build(mod.ReplicaElectionResult, topic=t, partition_result=tuple(ps))
+                        for t, ps in by_topic.items())
+        return build(mod.ElectLeadersResponse, throttle_time=_zero_ms(), error_code=top_error,
+                     replica_election_results=results)
+
+    async def describe_cluster(self, request: Any, api_version: int) -> Any:
+        mod = _response_module(60, api_version)
+        image = self.core.image()
+        live = self._live_brokers()
+        endpoint_type = int(getattr(request, "endpoint_type", 1))
+        if endpoint_type != 1:
+            return build(mod.DescribeClusterResponse, throttle_time=_zero_ms(),
+                         error_code=ErrorCode.unsupported_endpoint_type,
+                         error_message="brokers describe brokers only (endpoint_type 1)", endpoint_type=endpoint_type,
+                         cluster_id=image.cluster_id, controller_id=-1, brokers=())
+        brokers = tuple(build(mod.DescribeClusterBroker, broker_id=i, host=h, port=p, rack=r) for i, h, p, r in live)
+        return build(mod.DescribeClusterResponse, throttle_time=_zero_ms(), error_code=ErrorCode.none,
+                     error_message=None, endpoint_type=1, cluster_id=image.cluster_id,
+                     controller_id=self._controller_for_clients([b[0] for b in live]), brokers=brokers)
+
+
+async def _done(value: Any) -> Any:
+    return value
+
+
+def _append_time(ms: int) -> datetime.datetime | None:
+    if ms < 0:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
