@@ -48,6 +48,7 @@ log = logging.getLogger("brook.broker")
 OFFSETS_TOPIC = "__consumer_offsets"
 CONTROLLER_CALL_TIMEOUT_S = 5.0
 METADATA_WAIT_MS = 1000
+LONG_MAX = (1 << 63) - 1
 
 
 def _int(value: Any) -> int:
@@ -270,7 +271,7 @@ class Broker:
             retention_ms=_int(v("retention.ms")), retention_bytes=_int(v("retention.bytes")),
             cleanup_policy=v("cleanup.policy"), delete_retention_ms=_int(v("delete.retention.ms")),
             max_message_bytes=_int(v("max.message.bytes")), flush_messages=_int(v("flush.messages")),
-            flush_ms=flush_ms if flush_ms >= 0 else LogConfig.flush_ms,
+            flush_ms=flush_ms if flush_ms >= 0 else LONG_MAX,
             message_timestamp_type=v("message.timestamp.type"))
 
     # -- BrokerCore ------------------------------------------------------------------------------

@@ -86,17 +86,24 @@ class ReplicaManager:
         previous = self.image
         self.image = image
         changes = local_changes(previous, image, self.broker_id)
-        for topic_id, index in changes.deletes:
-            self._delete(topic_id, index)
+        # One replica's failure (a storage error) must not stop the others from following the image.
+        for key in changes.deletes:
+            self._guard(self._delete, key, *key)
         for local in changes.leaders:
-            self._become_leader(local)
+            self._guard(self._become_leader, (local.topic_id, local.partition), local)
         for local in changes.followers:
-            self._become_follower(local)
+            self._guard(self._become_follower, (local.topic_id, local.partition), local)
         for local in changes.updates:
-            self._update(local)
+            self._guard(self._update, (local.topic_id, local.partition), local)
         if previous is None or any((changes.leaders, changes.followers, changes.deletes)):
             self._refresh_configs(image)
         self.fetcher_changed()
+
+    def _guard(self, action: Callable[..., None], key: tuple[bytes, int], *args: Any) -> None:
+        try:
+            action(*args)
+        except Exception:
+            log.exception("cannot reconcile partition %s-%d", key[0].hex(), key[1])
 
     def _refresh_configs(self, image: MetadataImage) -> None:
         for p in self.partitions.values():

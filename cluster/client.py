@@ -156,13 +156,17 @@ class ControllerClient:
             self._channels[address] = channel
         return admin_pb2_grpc.AdminServiceStub(channel)
 
-    def call(self, method: str, request: Any, timeout_s: float | None = None) -> Any:
-        """Call AdminService.`method` and return the reply; raise BrookError on any failure."""
+    def call(self, method: str, request: Any, timeout_s: float | None = None, prefer: str | None = None) -> Any:
+        """Call AdminService.`method` and return the reply; raise BrookError on any failure.
+
+        `prefer`: an address to ask first (e.g. the active controller, for QuorumStatus).
+        """
         if method not in ADMIN_METHODS:
             raise BrookError(f"unknown admin call {method!r}", ErrorCode.invalid_request)
         budget_s = timeout_s if timeout_s is not None else self.timeout_s
         deadline = time.monotonic() + budget_s
-        queue: list[str] = ([self.preferred] if self.preferred else []) + self.bootstrap
+        first = prefer or self.preferred
+        queue: list[str] = ([first] if first else []) + self.bootstrap
         tried: list[str] = []
         failures: list[str] = []
         no_leader: list[str] = []
@@ -206,8 +210,13 @@ class ControllerClient:
     def describe_cluster(self) -> apb.DescribeClusterResponse:
         return self.call("DescribeCluster", apb.DescribeClusterRequest())
 
-    def quorum_status(self) -> apb.QuorumStatusResponse:
-        return self.call("QuorumStatus", apb.QuorumStatusRequest())
+    def quorum_status(self, from_leader: bool = True) -> apb.QuorumStatusResponse:
+        """QuorumStatus, asked of the active controller when `from_leader` (only it knows match indexes)."""
+        prefer = None
+        if from_leader:
+            cluster = self.describe_cluster()
+            prefer = cluster.active_controller or None if cluster.active_controller_id >= 0 else None
+        return self.call("QuorumStatus", apb.QuorumStatusRequest(), prefer=prefer)
 
     def create_topics(self, topics: Sequence[apb.CreateTopicRequest], validate_only: bool = False) \
             -> apb.CreateTopicsResponse:

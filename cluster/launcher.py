@@ -180,7 +180,7 @@ class LocalCluster:
     ) -> None:
         if not 1 <= controllers <= NODES_MAX:
             raise LaunchError(f"--controllers must be 1..{NODES_MAX}, got {controllers}")
-        if not (1 if combined else 0) <= brokers <= NODES_MAX or (brokers == 0 and not combined):
+        if not combined and not 1 <= brokers <= NODES_MAX:
             raise LaunchError(f"--brokers must be 1..{NODES_MAX}, got {brokers}")
         if base_port is not None and not 1024 <= base_port <= 65000:
             raise LaunchError(f"--base-port must be 1024..65000, got {base_port}")
