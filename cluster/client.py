@@ -21,9 +21,8 @@ from typing import Any
 import grpc
 
 from brookpb import admin_pb2 as apb
-from brookpb import admin_pb2_grpc
+from brookpb import admin_pb2_grpc, broker_pb2_grpc
 from brookpb import broker_pb2 as bpb
-from brookpb import broker_pb2_grpc
 from cluster.errors import BrookError, ErrorCode
 from cluster.grpcutil import channel_options
 

@@ -203,7 +203,7 @@ class LocalCluster:
     def _layout(self) -> list[tuple[int, tuple[str, ...]]]:
         if self.combined:
             return [(i, ("broker", "controller")) for i in range(1, self.controller_count + 1)]
-        nodes = [(i, ("controller",)) for i in range(1, self.controller_count + 1)]
+        nodes: list[tuple[int, tuple[str, ...]]] = [(i, ("controller",)) for i in range(1, self.controller_count + 1)]
         nodes += [(BROKER_ID_BASE + i, ("broker",)) for i in range(self.broker_count)]
         return nodes
 
@@ -389,7 +389,7 @@ class LocalCluster:
             raise LaunchError(f"node {spec.node_id} from an earlier run is still running (pid {pid}); "
                               f"stop it first: kill {pid}")
 
-    def signal(self, node_id: int, sig: int) -> None:
+    def send_signal(self, node_id: int, sig: int) -> None:
         """Send `sig` to the node's process, by PID (SIGSTOP/SIGCONT included)."""
         proc = self._procs.get(node_id)
         if proc is None or proc.poll() is not None:
@@ -398,7 +398,7 @@ class LocalCluster:
 
     def kill(self, node_id: int, sig: int = signal.SIGKILL, wait_s: float = STOP_GRACE_S) -> int | None:
         """Send `sig` and, for terminating signals, wait (bounded) for the exit; returns the exit code."""
-        self.signal(node_id, sig)
+        self.send_signal(node_id, sig)
         if sig in (signal.SIGSTOP, signal.SIGCONT):
             return None
         return self._wait_exit(node_id, wait_s)

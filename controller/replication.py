@@ -288,8 +288,10 @@ def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
     Per item, in order: UNKNOWN_TOPIC_OR_PARTITION; an older leader epoch -> FENCED_LEADER_EPOCH;
     not the leader (or a leader epoch from the future) -> NOT_LEADER_OR_FOLLOWER; partition epoch
     mismatch -> INVALID_UPDATE_VERSION; duplicates, members outside the replicas, or an ISR without
-    the leader -> INVALID_REQUEST; a member that is fenced or shutting down (the leader excepted) ->
-    INELIGIBLE_REPLICA. The same partition twice in one request -> INVALID_REQUEST for the second.
+    the leader -> INVALID_REQUEST; an *added* member that is fenced or shutting down ->
+    INELIGIBLE_REPLICA (members kept from the current ISR, such as the leader itself in controlled
+    shutdown, may stay: a shrink is never blocked). The same partition twice in one request ->
+    INVALID_REQUEST for the second.
     An ISR equal to the current one succeeds with no record.
     """
     broker = image.brokers.get(broker_id)
@@ -319,7 +321,7 @@ def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
             if (len(set(new_isr)) != len(new_isr) or not set(new_isr) <= set(current.replicas)
                     or current.leader not in new_isr):
                 error = ErrorCode.invalid_request
-            elif any(b != current.leader and not is_active(b) for b in new_isr):
+            elif any(b not in current.isr and not is_active(b) for b in new_isr):
                 error = ErrorCode.ineligible_replica
         seen.add(key)
         if error != ErrorCode.none or current is None:

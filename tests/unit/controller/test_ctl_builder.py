@@ -9,24 +9,24 @@ from cluster.records import LEADER_UNCHANGED, PartitionChange
 from controller.replication import Election, build_partition_change
 
 T = b"t" * 16
-P, O, U = Election.PREFERRED, Election.ONLINE, Election.UNCLEAN
+P, ON, U = Election.PREFERRED, Election.ONLINE, Election.UNCLEAN
 
 # (id, replicas, isr, leader, active, election, target_isr, log_end_offsets, expected)
 # expected: None (no change) or (new isr or None, new leader or LEADER_UNCHANGED, unclean)
 CASES = [
-    ("noop-all-live", (1, 2, 3), (1, 2, 3), 1, {1, 2, 3}, O, None, None, None),
-    ("online-keeps-valid-leader", (1, 2, 3), (1, 2, 3), 2, {1, 2, 3}, O, None, None, None),
-    ("online-leader-fenced-next-in-replica-order", (1, 2, 3), (3, 2, 1), 1, {2, 3}, O, None, None,
+    ("noop-all-live", (1, 2, 3), (1, 2, 3), 1, {1, 2, 3}, ON, None, None, None),
+    ("online-keeps-valid-leader", (1, 2, 3), (1, 2, 3), 2, {1, 2, 3}, ON, None, None, None),
+    ("online-leader-fenced-next-in-replica-order", (1, 2, 3), (3, 2, 1), 1, {2, 3}, ON, None, None,
      ((3, 2), 2, False)),
-    ("online-follower-fenced-shrinks-isr", (1, 2, 3), (1, 2, 3), 1, {1, 2}, O, None, None, ((1, 2), LEADER_UNCHANGED, False)),
-    ("online-target-removes-leader", (1, 2, 3), (1, 2, 3), 1, {1, 2, 3}, O, (2, 3), None, ((2, 3), 2, False)),
-    ("online-last-member-stays-offline", (1, 2, 3), (1,), 1, {2, 3}, O, None, None, (None, -1, False)),
-    ("online-empty-target-keeps-current-isr", (1, 2, 3), (1,), 1, {2, 3}, O, (), None, (None, -1, False)),
-    ("online-offline-stays-offline", (1, 2, 3), (1,), -1, {2, 3}, O, None, None, None),
-    ("online-offline-isr-member-returns", (1, 2, 3), (1,), -1, {1, 2}, O, None, None, (None, 1, False)),
-    ("online-leader-not-in-isr-repaired", (1, 2, 3), (2, 3), 1, {1, 2, 3}, O, None, None, (None, 2, False)),
-    ("online-target-outside-replicas-dropped", (1, 2), (1, 2), 1, {1, 2, 9}, O, (1, 2, 9), None, None),
-    ("online-target-duplicates-dropped", (1, 2), (1,), 1, {1, 2}, O, (1, 2, 2), None, ((1, 2), LEADER_UNCHANGED, False)),
+    ("online-follower-fenced-shrinks-isr", (1, 2, 3), (1, 2, 3), 1, {1, 2}, ON, None, None, ((1, 2), LEADER_UNCHANGED, False)),
+    ("online-target-removes-leader", (1, 2, 3), (1, 2, 3), 1, {1, 2, 3}, ON, (2, 3), None, ((2, 3), 2, False)),
+    ("online-last-member-stays-offline", (1, 2, 3), (1,), 1, {2, 3}, ON, None, None, (None, -1, False)),
+    ("online-empty-target-keeps-current-isr", (1, 2, 3), (1,), 1, {2, 3}, ON, (), None, (None, -1, False)),
+    ("online-offline-stays-offline", (1, 2, 3), (1,), -1, {2, 3}, ON, None, None, None),
+    ("online-offline-isr-member-returns", (1, 2, 3), (1,), -1, {1, 2}, ON, None, None, (None, 1, False)),
+    ("online-leader-not-in-isr-repaired", (1, 2, 3), (2, 3), 1, {1, 2, 3}, ON, None, None, (None, 2, False)),
+    ("online-target-outside-replicas-dropped", (1, 2), (1, 2), 1, {1, 2, 9}, ON, (1, 2, 9), None, None),
+    ("online-target-duplicates-dropped", (1, 2), (1,), 1, {1, 2}, ON, (1, 2, 2), None, ((1, 2), LEADER_UNCHANGED, False)),
     ("preferred-moves-to-first-replica", (1, 2, 3), (1, 2, 3), 2, {1, 2, 3}, P, None, None, (None, 1, False)),
     ("preferred-already-leads", (1, 2, 3), (1, 2, 3), 1, {1, 2, 3}, P, None, None, None),
     ("preferred-not-in-isr-no-change", (1, 2, 3), (2, 3), 2, {1, 2, 3}, P, None, None, None),

@@ -107,27 +107,27 @@ def test_unclean_election_prefers_the_longest_log():
 
 # -- controlled shutdown -----------------------------------------------------------------------------
 
-# (id, partitions, broker, expected states after, complete after)
+# (id, partitions, broker, expected states after, complete before)
 SHUTDOWN = [
-    ("leader-moves", [((1, 2, 3), (1, 2, 3), 1)], 1, [((2, 3), 2)], True),
-    ("follower-leaves", [((1, 2, 3), (1, 2, 3), 1)], 2, [((1, 3), 1)], True),
+    ("leader-moves", [((1, 2, 3), (1, 2, 3), 1)], 1, [((2, 3), 2)], False),
+    ("follower-leaves", [((1, 2, 3), (1, 2, 3), 1)], 2, [((1, 3), 1)], False),
     ("sole-member-keeps-leading", [((1, 2, 3), (1,), 1)], 1, [((1,), 1)], True),
     ("mixed", [((1, 2), (1, 2), 1), ((2, 1), (2, 1), 2), ((1, 3), (1,), 1)], 1,
-     [((2,), 2), ((2,), 2), ((1,), 1)], True),
+     [((2,), 2), ((2,), 2), ((1,), 1)], False),
 ]
 
 
-@pytest.mark.parametrize(("parts", "broker", "expected", "complete"), [c[1:] for c in SHUTDOWN],
+@pytest.mark.parametrize(("parts", "broker", "expected", "complete_before"), [c[1:] for c in SHUTDOWN],
                          ids=[c[0] for c in SHUTDOWN])
-def test_controlled_shutdown(parts, broker, expected, complete):
+def test_controlled_shutdown(parts, broker, expected, complete_before):
     image = make_image(topics={"t": parts})
-    assert not shutdown_complete(image, broker)
+    assert shutdown_complete(image, broker) is complete_before
     records = controlled_shutdown_records(image, broker)
     assert records[0] == BrokerShutdown(broker, image.brokers[broker].broker_epoch)
     after = apply(image, records)
     assert after.brokers[broker].shutting_down and not after.brokers[broker].active
     assert [state(after, "t", i) for i in range(len(parts))] == expected
-    assert shutdown_complete(after, broker) is complete
+    assert shutdown_complete(after, broker)
     assert controlled_shutdown_records(after, broker) == []
 
 
@@ -224,6 +224,14 @@ def test_alter_partition_fenced_leader_epoch_and_per_item_results():
                                            ErrorCode.unknown_topic_or_partition, ErrorCode.invalid_request]
     after = apply(image, records)
     assert state(after, "t", 0) == ((1, 2, 3), 1)
+
+
+def test_alter_partition_may_keep_a_member_that_is_now_shutting_down():
+    image = make_image(topics={"t": [((1, 2, 3), (1, 2, 3), 1)]})
+    image = apply(image, [BrokerShutdown(3, image.brokers[3].broker_epoch)])  # 3 not yet moved out
+    records, outcomes = alter_partition(image, 1, image.brokers[1].broker_epoch,
+                                        [AlterPartitionItem(tid("t"), 0, 0, 0, (1, 3))])
+    assert outcomes[0].error == ErrorCode.none
 
 
 def test_alter_partition_by_a_shutting_down_sole_leader_is_allowed():

@@ -1,0 +1,312 @@
+"""The chaos checker: pure functions from a `History` to a list of anomalies.
+
+What it proves about the workload (values are unique per run, so every value names one send):
+
+    lost                  acknowledged (ok at partition/offset), never read, although the final drain
+                          of that partition finished (or, without a drain, a later offset was read)
+    duplicate             one value read at two different (partition, offset) positions
+    inconsistent_offset   one (partition, offset) read with two different values
+    acked_offset_mismatch the acknowledgement said (p, o) but the value was read elsewhere, or (p, o)
+                          holds another value
+    non_monotonic         a group consumer's offsets for a partition did not increase within one
+                          uninterrupted assignment (a rebalance legitimately re-delivers, so only
+                          reads between two rebalances of one consumer are compared)
+    failed_but_read       a send that certainly failed (never sent) was read
+    phantom_read          a value that was never sent was read
+
+and about the replicas (sampled during the run, compared after the heal):
+
+    two_leaders_one_epoch  two brokers led one partition in one leader epoch (broker or controller view)
+    hw_decreased           a replica's high watermark went down within one broker process
+    hw_above_log_end       a replica reported HW > its log end offset
+    isr_not_subset         an ISR member that is not a replica, or a leader outside its ISR
+    prefix_mismatch        replicas differ below the smallest high watermark after the heal
+
+Informational, never an anomaly: unseen (unknown outcome, never read), unknown_but_read,
+unverified (acknowledged, not read, and no finished drain of its partition to judge by).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cluster.chaos.history import DRAIN, History, OutcomeKind, PartitionSample, ReplicaSample
+
+__all__ = [
+    "ANOMALY_KINDS",
+    "Anomaly",
+    "CheckResult",
+    "check",
+    "check_history",
+    "check_invariants",
+    "compare_prefixes",
+]
+
+HISTORY_KINDS = (
+    "lost",
+    "duplicate",
+    "inconsistent_offset",
+    "acked_offset_mismatch",
+    "non_monotonic",
+    "failed_but_read",
+    "phantom_read",
+)
+INVARIANT_KINDS = (
+    "two_leaders_one_epoch",
+    "hw_decreased",
+    "hw_above_log_end",
+    "isr_not_subset",
+    "prefix_mismatch",
+)
+ANOMALY_KINDS = HISTORY_KINDS + INVARIANT_KINDS
+# Evidence items kept per anomaly kind in a report (the counts are always complete).
+EXAMPLES_PER_KIND_MAX = 20
+
+Position = tuple[int, int]  # (partition, offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    kind: str
+    detail: str
+
+
+@dataclass
+class CheckResult:
+    anomalies: list[Anomaly] = field(default_factory=list)
+    info: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        out = {kind: 0 for kind in ANOMALY_KINDS}
+        for a in self.anomalies:
+            out[a.kind] = out.get(a.kind, 0) + 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.anomalies
+
+    def examples(self, per_kind: int = EXAMPLES_PER_KIND_MAX) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = defaultdict(list)
+        for a in self.anomalies:
+            if len(out[a.kind]) < per_kind:
+                out[a.kind].append(a.detail)
+        return dict(out)
+
+
+def check(history: History, prefixes: Iterable[Anomaly] = ()) -> CheckResult:
+    """Everything: the history checks, the sampled invariants and the given prefix anomalies."""
+    result = check_history(history)
+    result.anomalies += check_invariants(history.replica_samples, history.partition_samples)
+    result.anomalies += list(prefixes)
+    return result
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+
+def _positions(history: History) -> tuple[dict[str, set[Position]], dict[Position, set[str]]]:
+    by_value: dict[str, set[Position]] = defaultdict(set)
+    by_position: dict[Position, set[str]] = defaultdict(set)
+    for r in history.reads:
+        by_value[r.value].add((r.partition, r.offset))
+        by_position[(r.partition, r.offset)].add(r.value)
+    return by_value, by_position
+
+
+def check_history(history: History) -> CheckResult:
+    """The workload checks (see the module doc)."""
+    by_value, by_position = _positions(history)
+    result = CheckResult()
+    anomalies = result.anomalies
+    for value, where in sorted(by_value.items()):
+        if len(where) > 1:
+            anomalies.append(Anomaly("duplicate", f"{value} read at {_fmt(where)}"))
+    for position, values in sorted(by_position.items()):
+        if len(values) > 1:
+            anomalies.append(Anomaly("inconsistent_offset",
+                                     f"partition {position[0]} offset {position[1]} read as {sorted(values)}"))
+    anomalies += _check_outcomes(history, by_value, by_position, result.info)
+    anomalies += _check_monotonic(history)
+    return result
+
+
+def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
+                    by_position: Mapping[Position, set[str]], info: dict[str, int]) -> list[Anomaly]:
+    anomalies: list[Anomaly] = []
+    sent = {s.value for s in history.sends}
+    final = _final_outcomes(history)
+    read_max: dict[int, int] = defaultdict(lambda: -1)
+    for partition, offset in by_position:
+        read_max[partition] = max(read_max[partition], offset)
+    counts = defaultdict(int)
+    for value, outcome in sorted(final.items()):
+        counts[outcome.kind.value] += 1
+        where = by_value.get(value, set())
+        if outcome.kind is OutcomeKind.ok:
+            acked = (outcome.partition, outcome.offset)
+            if not where:
+                drained = history.drained_to.get(outcome.partition)
+                if drained is not None or read_max[outcome.partition] > outcome.offset:
+                    end = f"drained to HW {drained}" if drained is not None else \
+                        f"read up to offset {read_max[outcome.partition]}"
+                    anomalies.append(Anomaly("lost", f"{value} acked at partition {acked[0]} offset {acked[1]} "
+                                                     f"at {outcome.time_s:.3f}s, never read ({end})"))
+                else:
+                    counts["unverified"] += 1
+                continue
+            others = by_position.get(acked, set()) - {value}
+            if acked not in where or others:
+                anomalies.append(Anomaly("acked_offset_mismatch",
+                                         f"{value} acked at {_fmt([acked])} but read at {_fmt(where)}"
+                                         + (f"; {_fmt([acked])} holds {sorted(others)}" if others else "")))
+        elif outcome.kind is OutcomeKind.failed and where:
+            anomalies.append(Anomaly("failed_but_read", f"{value} failed ({outcome.error}) but read at {_fmt(where)}"))
+        elif outcome.kind is OutcomeKind.unknown:
+            counts["unknown_but_read" if where else "unseen"] += 1
+    for value in sorted(set(by_value) - sent):
+        anomalies.append(Anomaly("phantom_read", f"{value} read at {_fmt(by_value[value])} but never sent"))
+    counts["sent"] = len(sent)
+    counts["no_outcome"] = len(sent - set(final))
+    counts["read_values"] = len(by_value)
+    info.update({k: counts.get(k, 0) for k in ("sent", "ok", "failed", "unknown", "unseen", "unknown_but_read",
+                                                 "unverified", "no_outcome", "read_values")})
+    return anomalies
+
+
+def _final_outcomes(history: History) -> dict:
+    """One outcome per value: an ok wins over anything else (a retry can report after a timeout)."""
+    final = {}
+    for outcome in history.outcomes:
+        current = final.get(outcome.value)
+        if current is None or outcome.kind is OutcomeKind.ok:
+            final[outcome.value] = outcome
+    return final
+
+
+def _check_monotonic(history: History) -> list[Anomaly]:
+    """Within one (reader, assignment, partition), offsets strictly increase in the order read."""
+    anomalies: list[Anomaly] = []
+    last: dict[tuple[str, int, int], int] = {}
+    for r in history.reads:
+        if r.reader == DRAIN:
+            continue
+        key = (r.reader, r.assignment, r.partition)
+        previous = last.get(key)
+        if previous is not None and r.offset <= previous:
+            anomalies.append(Anomaly("non_monotonic", f"{r.reader} (assignment {r.assignment}) read partition "
+                                                      f"{r.partition} offset {r.offset} after offset {previous} "
+                                                      f"at {r.time_s:.3f}s"))
+        last[key] = r.offset if previous is None else max(previous, r.offset)
+    return anomalies
+
+
+def _fmt(positions: Iterable[Position]) -> str:
+    return ", ".join(f"{p}@{o}" for p, o in sorted(positions))
+
+
+# -- invariants ------------------------------------------------------------------------------------
+
+
+def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample]) -> list[Anomaly]:
+    """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas."""
+    anomalies = _check_leaders(replicas, partitions)
+    anomalies += _check_high_watermarks(replicas)
+    anomalies += _check_isr(replicas, partitions)
+    return anomalies
+
+
+def _check_leaders(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample]) -> list[Anomaly]:
+    leaders: dict[tuple[str, int, int], set[str]] = defaultdict(set)
+    ids: dict[tuple[str, int, int], set[int]] = defaultdict(set)
+    for s in replicas:
+        if s.is_leader:
+            ids[(s.topic, s.partition, s.leader_epoch)].add(s.broker_id)
+            leaders[(s.topic, s.partition, s.leader_epoch)].add(f"broker {s.broker_id} at {s.time_s:.3f}s")
+    for p in partitions:
+        if p.leader >= 0:
+            ids[(p.topic, p.partition, p.leader_epoch)].add(p.leader)
+            leaders[(p.topic, p.partition, p.leader_epoch)].add(f"controller: {p.leader} at {p.time_s:.3f}s")
+    anomalies: list[Anomaly] = []
+    for (topic, partition, epoch), leader_ids in sorted(ids.items()):
+        if len(leader_ids) > 1:
+            seen = "; ".join(sorted(leaders[(topic, partition, epoch)])[:6])
+            anomalies.append(Anomaly("two_leaders_one_epoch",
+                                     f"{topic}-{partition} epoch {epoch} led by {sorted(leader_ids)} ({seen})"))
+    return anomalies
+
+
+def _check_high_watermarks(replicas: Sequence[ReplicaSample]) -> list[Anomaly]:
+    anomalies: list[Anomaly] = []
+    last: dict[tuple[int, int, str, int], ReplicaSample] = {}
+    for s in sorted(replicas, key=lambda s: s.time_s):
+        if s.high_watermark > s.log_end_offset:
+            anomalies.append(Anomaly("hw_above_log_end", f"broker {s.broker_id} {s.topic}-{s.partition} HW "
+                                                         f"{s.high_watermark} > LEO {s.log_end_offset} at {s.time_s:.3f}s"))
+        key = (s.broker_id, s.incarnation, s.topic, s.partition)
+        previous = last.get(key)
+        if previous is not None and s.high_watermark < previous.high_watermark:
+            anomalies.append(Anomaly("hw_decreased", f"broker {s.broker_id} (pid {s.incarnation}) {s.topic}-"
+                                                     f"{s.partition} HW {previous.high_watermark} at "
+                                                     f"{previous.time_s:.3f}s -> {s.high_watermark} at {s.time_s:.3f}s"))
+        if previous is None or s.high_watermark >= previous.high_watermark:
+            last[key] = s
+    return anomalies
+
+
+def _check_isr(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample]) -> list[Anomaly]:
+    anomalies: list[Anomaly] = []
+    assigned: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for p in partitions:
+        assigned[(p.topic, p.partition)].update(p.replicas)
+        extra = set(p.isr) - set(p.replicas)
+        if extra:
+            anomalies.append(Anomaly("isr_not_subset", f"controller: {p.topic}-{p.partition} ISR {list(p.isr)} "
+                                                       f"not within replicas {list(p.replicas)} at {p.time_s:.3f}s"))
+        if p.leader >= 0 and p.leader not in p.isr:
+            anomalies.append(Anomaly("isr_not_subset", f"controller: {p.topic}-{p.partition} leader {p.leader} "
+                                                       f"outside ISR {list(p.isr)} at {p.time_s:.3f}s"))
+    for s in replicas:
+        known = assigned.get((s.topic, s.partition))
+        if not s.is_leader or not known:
+            continue
+        extra = set(s.isr) - known
+        if extra or s.broker_id not in s.isr:
+            anomalies.append(Anomaly("isr_not_subset", f"broker {s.broker_id} leads {s.topic}-{s.partition} "
+                                                       f"with ISR {list(s.isr)}; replicas {sorted(known)} "
+                                                       f"at {s.time_s:.3f}s"))
+    return anomalies
+
+
+def compare_prefixes(topic: str, partition: int, logs: Mapping[int, bytes], upto: int,
+                     decoded: Mapping[int, Sequence[tuple[int, bytes | None]]] | None = None) -> list[Anomaly]:
+    """Replicas' raw bytes below `upto` (the smallest HW) must be identical; `logs`: broker -> bytes.
+
+    `decoded` (broker -> [(offset, value)]), when given, names the first differing offset.
+    """
+    if len(logs) < 2:
+        return []
+    reference_id = min(logs)
+    reference = logs[reference_id]
+    anomalies: list[Anomaly] = []
+    for broker_id, data in sorted(logs.items()):
+        if broker_id == reference_id or data == reference:
+            continue
+        where = ""
+        if decoded is not None and reference_id in decoded and broker_id in decoded:
+            where = _first_difference(decoded[reference_id], decoded[broker_id])
+        anomalies.append(Anomaly("prefix_mismatch", f"{topic}-{partition} below offset {upto}: broker {broker_id} "
+                                                    f"({len(data)} bytes) differs from broker {reference_id} "
+                                                    f"({len(reference)} bytes){where}"))
+    return anomalies
+
+
+def _first_difference(a: Sequence[tuple[int, bytes | None]], b: Sequence[tuple[int, bytes | None]]) -> str:
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            return f"; first difference at offset {x[0]}: {x[1]!r} vs {y[0]}: {y[1]!r}"
+    if len(a) != len(b):
+        return f"; record counts {len(a)} vs {len(b)}"
+    return "; same records, different batch bytes"

@@ -1,0 +1,302 @@
+"""`brook chaos run`: a workload, a nemesis and the checker against a cluster, ending in a report.
+
+    brook chaos run --scenario kill-leader|...|random --duration 60s --seed 7 [--target local|compose]
+
+A run: (start a 3+3 LocalCluster in a temp dir) → create a fresh topic (3 partitions, RF 3,
+min.insync.replicas=2) → start the invariant sampler, the writers and the readers → the nemesis
+runs the scenario for --duration → heal (SIGCONT/restart everything, wait healthy) → stop the
+writers (flush), let the readers catch up → drain every partition from offset 0 → compare replica
+prefixes → check → report. Exit code: 0 no anomaly; 1 an anomaly; 2 a usage error; 3 the run could
+not be fully checked (no drain, cluster never healthy).
+
+Every choice the tester makes comes from one `random.Random(seed)`; the seed is printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from brookpb import admin_pb2 as apb
+from cluster.chaos.checker import check
+from cluster.chaos.history import History
+from cluster.chaos.nemesis import SCENARIOS, ComposeControl, LocalControl, Nemesis
+from cluster.chaos.report import Report, unavailability
+from cluster.chaos.sampler import Sampler, check_prefixes
+from cluster.chaos.workload import Workload, WorkloadConfig, drain
+from cluster.client import ControllerClient
+from cluster.errors import BrookError, ErrorCode
+
+__all__ = ["CHAOS_OVERRIDES", "main", "parse_duration", "run"]
+
+# The self-started cluster: short failure detection so faults resolve within a round, RF 3 and
+# min.insync.replicas=2 so acks=all means "on two replicas", no unclean elections (the default, spelled
+# out), and periodic preferred-leader rebalancing so leadership also moves back while faults happen.
+SESSION_TIMEOUT_MS = 3000
+CHAOS_OVERRIDES = {
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+    "unclean.leader.election.enable": "false",
+    "broker.heartbeat.interval.ms": "500",
+    "broker.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+    "replica.lag.time.max.ms": "5000",
+    "group.initial.rebalance.delay.ms": "0",
+    "offsets.topic.replication.factor": "3",
+    "offsets.topic.num.partitions": "3",
+    "auto.leader.rebalance.enable": "true",
+    "leader.imbalance.check.interval.seconds": "15",
+}
+PARTITIONS = 3
+REPLICATION_FACTOR = 3
+MIN_INSYNC = 2
+RATE_PER_S = 150.0
+START_S_MAX = 90.0
+READY_S_MAX = 45.0
+HEAL_S_MAX = 60.0
+DURATION_S_MAX = 24 * 3600.0
+DEFAULT_COMPOSE_FILE = "deploy/compose.yaml"
+
+
+def parse_duration(text: str) -> float:
+    """'60s', '10m', '1h', '90' (seconds), '1.5m' -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if not match:
+        raise ValueError(f"bad duration {text!r}: expected e.g. 60s, 10m, 1h")
+    value = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    if not 0 < value <= DURATION_S_MAX:
+        raise ValueError(f"duration {text!r} out of range (0, {DURATION_S_MAX:g}s]")
+    return value
+
+
+def _brokers(admin: ControllerClient) -> tuple[str, dict[int, str]]:
+    """(Kafka bootstrap, broker id -> gRPC address) from DescribeCluster."""
+    reply = admin.describe_cluster()
+    kafka = ",".join(f"{b.host}:{b.kafka_port}" for b in sorted(reply.brokers, key=lambda b: b.broker_id))
+    return kafka, {b.broker_id: f"{b.host}:{b.grpc_port}" for b in reply.brokers}
+
+
+def wait_ready(admin: ControllerClient, topic: str, brokers: Sequence[int], timeout_s: float,
+               epochs_before: Mapping[int, int] | None = None) -> bool:
+    """Healthy for the workload: an active controller with every voter connected, every broker
+    unfenced (and re-registered, with an epoch above `epochs_before`, when it was restarted), every
+    partition of `topic` led with its full ISR. Returns False after `timeout_s`."""
+    deadline_s = time.monotonic() + timeout_s
+    epochs_before = epochs_before or {}
+    while True:
+        try:
+            cluster = admin.describe_cluster()
+            unfenced = {b.broker_id for b in cluster.brokers
+                        if not b.fenced and b.broker_epoch > epochs_before.get(b.broker_id, -1)}
+            parts = [p for t in admin.describe_topics([topic]).topics for p in t.partitions]
+            if cluster.active_controller_id >= 0 and set(brokers) <= unfenced and parts and all(
+                    p.leader >= 0 and set(p.isr) == set(p.replicas) for p in parts):
+                quorum = admin.quorum_status()
+                if quorum.voters and all(v.connected for v in quorum.voters):
+                    return True
+        except BrookError:
+            pass
+        if time.monotonic() >= deadline_s:
+            return False
+        time.sleep(0.25)
+
+
+def broker_epochs(admin: ControllerClient) -> dict[int, int]:
+    try:
+        return {b.broker_id: b.broker_epoch for b in admin.describe_cluster().brokers}
+    except BrookError:
+        return {}
+
+
+def create_topic(admin: ControllerClient, topic: str) -> None:
+    request = apb.CreateTopicRequest(name=topic, partitions=PARTITIONS, replication_factor=REPLICATION_FACTOR,
+                                     configs={"min.insync.replicas": str(MIN_INSYNC)})
+    reply = admin.create_topics([request])
+    for result in reply.results:
+        if result.error_code:
+            raise BrookError(f"could not create topic {topic}: {result.error_message}", ErrorCode(result.error_code))
+
+
+def run(scenario: str, duration_s: float, seed: int, target: str = "local", cluster=None,  # noqa: ANN001
+        *, bootstrap_controller: str | None = None, compose_file: str = DEFAULT_COMPOSE_FILE,
+        rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
+        log: Callable[[str], None] = print) -> Report:
+    """One chaos run (see the module doc). `cluster`: a started LocalCluster to use (else one is
+    started in a temp dir for target local). Raises BrookError when the cluster cannot be set up."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r} (one of {', '.join(SCENARIOS)})")
+    log(f"[chaos] seed {seed}: scenario {scenario}, {duration_s:g}s, target {target}")
+    rng = random.Random(seed)
+    own_dir: str | None = None
+    if target == "local" and cluster is None:
+        if bootstrap_controller:
+            raise BrookError("--target local with --bootstrap-controller: the faults need the nodes' processes; "
+                             "omit --bootstrap-controller to let the tester start its own cluster",
+                             ErrorCode.invalid_request)
+        from cluster.launcher import LocalCluster
+
+        own_dir = tempfile.mkdtemp(prefix=f"brook-chaos-{seed}-")
+        cluster = LocalCluster(own_dir, 3, 3, overrides=CHAOS_OVERRIDES)
+        log(f"[chaos] starting a 3-controller, 3-broker cluster in {own_dir}")
+        cluster.start(wait=True, timeout_s=START_S_MAX)
+        session_timeout_s = SESSION_TIMEOUT_MS / 1000.0
+    report: Report | None = None
+    try:
+        report = _run(scenario, duration_s, seed, target, cluster, rng, bootstrap_controller, compose_file,
+                      rate_per_s, session_timeout_s, log)
+        return report
+    finally:
+        if own_dir is not None:
+            cluster.stop()
+            if report is not None and report.exit_code == 0:
+                shutil.rmtree(own_dir, ignore_errors=True)
+            else:
+                log(f"[chaos] kept the cluster's data and logs in {own_dir}")
+
+
+def _session_timeout_s(admin: ControllerClient) -> float:
+    """broker.session.timeout.ms of the cluster (the cluster-wide broker config), else Brook's default."""
+    try:
+        reply = admin.describe_configs([(4, "")])
+        for result in reply.results:
+            for entry in result.entries:
+                if entry.name == "broker.session.timeout.ms":
+                    return int(entry.value) / 1000.0
+    except (BrookError, ValueError):
+        pass
+    return 9.0
+
+
+def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng: random.Random,  # noqa: ANN001
+         bootstrap_controller: str | None, compose_file: str, rate_per_s: float,
+         session_timeout_s: float | None, log: Callable[[str], None]) -> Report:
+    started = time.monotonic()
+
+    def clock() -> float:
+        return time.monotonic() - started
+
+    controllers = cluster.controller_bootstrap if cluster is not None else bootstrap_controller
+    if not controllers:
+        raise BrookError("--target compose needs --bootstrap-controller (the published controller ports)",
+                         ErrorCode.invalid_request)
+    admin = ControllerClient(controllers, timeout_s=3.0)
+    kafka, broker_grpc = _brokers(admin)
+    broker_ids = sorted(broker_grpc)
+    if session_timeout_s is None:
+        session_timeout_s = _session_timeout_s(admin)
+    run_id = f"chaos{seed}-{rng.randrange(16 ** 6):06x}"
+    topic = run_id
+    report = Report(seed, scenario, duration_s, target, topic)
+    create_topic(admin, topic)
+    if not wait_ready(admin, topic, broker_ids, READY_S_MAX):
+        raise BrookError(f"topic {topic} not fully replicated within {READY_S_MAX:g}s", ErrorCode.request_timed_out)
+
+    if cluster is not None:
+        control = LocalControl(cluster)
+    else:
+        control = ComposeControl(compose_file, broker_ids=broker_ids)  # health: the nemesis's own
+    history = History(partitions=tuple(range(PARTITIONS)))
+    sampler = Sampler(history, broker_grpc, controllers, topic, control.incarnation, clock)
+    nemesis = Nemesis(control, admin, topic, rng, clock, session_timeout_s, log,
+                      health=lambda timeout_s, epochs: wait_ready(admin, topic, broker_ids, timeout_s, epochs),
+                      epochs=lambda: broker_epochs(admin))
+    config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s)
+    workload = Workload(config, history, clock)
+    sampler.start()
+    workload.start()
+    try:
+        _wait_reading(workload, log)
+        log(f"[chaos {clock():7.2f}s] workload running on {topic}; faults start")
+        fault_start_s = clock()
+        nemesis.run(scenario, duration_s)
+        report.crashed = _crashed(cluster)
+        log(f"[chaos {clock():7.2f}s] faults done; healing")
+        if not nemesis.heal(HEAL_S_MAX):
+            report.problems.append(f"the cluster was not healthy within {HEAL_S_MAX:g}s of the heal")
+    finally:
+        workload.stop_writers()
+        workload.stop_readers()
+        sampler.stop()
+    log(f"[chaos {clock():7.2f}s] draining {topic} from offset 0")
+    report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id)
+    prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
+    report.problems += problems
+    admin.close()
+    report.result = check(history, prefix_anomalies)
+    report.timeline = nemesis.timeline
+    report.windows = unavailability(history, [f for f in nemesis.timeline if f.kind != "heal"])
+    report.client_errors = dict(config.client_errors)
+    report.totals = {"faults": sum(1 for f in nemesis.timeline if f.kind != "heal"),
+                     "fault_phase_s": round(duration_s, 1), "run_s": round(clock(), 1),
+                     "sends": len(history.sends), "acks_ok": sum(1 for o in history.outcomes if o.kind.value == "ok"),
+                     "group_reads": sum(1 for r in history.reads if r.reader != "drain"),
+                     "drain_reads": sum(1 for r in history.reads if r.reader == "drain"),
+                     "rebalances": len(history.assignments), "replica_samples": len(history.replica_samples),
+                     "partition_samples": len(history.partition_samples), "sampler_errors": sampler.errors,
+                     "fault_start_s": round(fault_start_s, 2)}
+    return report
+
+
+def _wait_reading(workload: Workload, log: Callable[[str], None], timeout_s: float = READY_S_MAX) -> None:
+    deadline_s = time.monotonic() + timeout_s
+    while not workload.reads_started() and time.monotonic() < deadline_s:
+        time.sleep(0.2)
+    if not workload.reads_started():
+        log("[chaos] warning: the consumer group read nothing before the faults started")
+
+
+def _crashed(cluster) -> list[str]:  # noqa: ANN001
+    """Nodes of a LocalCluster that are not running although every round restores its victims."""
+    if cluster is None:
+        return []
+    return [f"node {i} (exit code {cluster.exit_code(i)}, log {cluster.node(i).log_path})"
+            for i in cluster.controller_ids + cluster.broker_ids if not cluster.is_running(i)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brook chaos", description="Chaos-test a Brook cluster.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("run", help="run a workload under faults and check the history")
+    p.add_argument("--scenario", default="random", choices=SCENARIOS)
+    p.add_argument("--duration", default="60s", help="how long faults are injected (e.g. 60s, 10m)")
+    p.add_argument("--seed", type=int, default=None, help="seed of every choice (default: random, printed)")
+    p.add_argument("--target", default="local", choices=("local", "compose"))
+    p.add_argument("--bootstrap-controller", default=os.environ.get("BROOK_BOOTSTRAP_CONTROLLER"),
+                   help="controllers of the cluster under test (compose; local starts its own)")
+    p.add_argument("--compose-file", default=DEFAULT_COMPOSE_FILE)
+    p.add_argument("--rate", type=float, default=RATE_PER_S, help="writes per second, all writers together")
+    p.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    p.add_argument("--report", metavar="PATH", help="also write the JSON report here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        duration_s = parse_duration(args.duration)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
+    except ValueError as e:
+        print(f"brook: error: {e}", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2 ** 31)
+    print(f"brook chaos: seed {seed}", flush=True)
+    try:
+        report = run(args.scenario, duration_s, seed, args.target, bootstrap_controller=args.bootstrap_controller,
+                     compose_file=args.compose_file, rate_per_s=args.rate,
+                     log=lambda line: print(line, file=sys.stderr, flush=True))
+    except BrookError as e:
+        print(f"brook: error: {e.message.splitlines()[0]} (seed {seed})", file=sys.stderr)
+        return 3
+    print(report.to_json() if args.output == "json" else report.to_text())
+    if args.report:
+        Path(args.report).write_text(report.to_json() + "\n", encoding="utf-8")
+    return report.exit_code

@@ -1,0 +1,272 @@
+"""The chaos workload: idempotent producers and a consumer group, recording every event in a History.
+
+    writers   `writers` threads, each its own confluent-kafka Producer with acks=all and
+              enable.idempotence=True, sending unique values `<run>-w<writer>-<seq>` keyed by the
+              value (so they spread over partitions), paced to `rate_per_s` in total. Every delivery
+              report is recorded: ok(partition, offset), failed (certainly never sent: purged from the
+              local queue or refused by produce()) or unknown (anything else: a timeout, a crash).
+    readers   `readers` threads in one consumer group, recording every message with its partition,
+              offset and the reader's assignment number (bumped on every assign/revoke/lost).
+    drain     after the heal, a group-less consumer reads every partition from offset 0 to its
+              high watermark.
+
+Everything is bounded: the rate, the producer's local queue, every flush/poll/drain deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from cluster.chaos.history import DRAIN, Assignment, History, Outcome, OutcomeKind, Read, Send
+
+__all__ = ["Workload", "WorkloadConfig", "drain"]
+
+# Bounds (seconds unless named otherwise).
+PRODUCER_QUEUE_MESSAGES_MAX = 20_000
+POLL_S = 0.2
+FLUSH_S = 20.0           # > message.timeout.ms, so every in-flight send gets its delivery report
+MESSAGE_TIMEOUT_MS = 15_000
+READER_IDLE_S = 3.0      # readers are done catching up after this long without a new message
+READER_CATCH_UP_S_MAX = 20.0
+DRAIN_S_MAX = 60.0
+# librdkafka's own log lines are noise during chaos: only critical ones reach stderr; errors are counted.
+CLIENT_LOG_LEVEL = 2
+
+# Delivery errors after which the write certainly did not happen: the message never left the client.
+_NEVER_SENT = frozenset({KafkaError._PURGE_QUEUE, KafkaError.MSG_SIZE_TOO_LARGE, KafkaError._MSG_TIMED_OUT_QUEUE}
+                        if hasattr(KafkaError, "_MSG_TIMED_OUT_QUEUE") else
+                        {KafkaError._PURGE_QUEUE, KafkaError.MSG_SIZE_TOO_LARGE})
+
+
+@dataclass
+class WorkloadConfig:
+    bootstrap: str
+    topic: str
+    run_id: str
+    rate_per_s: float = 200.0
+    writers: int = 2
+    readers: int = 2
+    group: str = ""
+    client_errors: dict[str, int] = field(default_factory=dict)
+
+
+def producer_config(bootstrap: str) -> dict[str, object]:
+    """Every option the writers rely on, spelled out (no reliance on client defaults)."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "max.in.flight.requests.per.connection": 5,
+        "linger.ms": 5,
+        "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+        "request.timeout.ms": 5000,
+        "retry.backoff.ms": 100,
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 1000,
+        "topic.metadata.refresh.interval.ms": 2000,
+        "queue.buffering.max.messages": PRODUCER_QUEUE_MESSAGES_MAX,
+        "log_level": CLIENT_LOG_LEVEL,
+    }
+
+
+def consumer_config(bootstrap: str, group: str, auto_commit: bool = True) -> dict[str, object]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": auto_commit,
+        "auto.commit.interval.ms": 1000,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": 60000,
+        "enable.partition.eof": False,
+        "isolation.level": "read_committed",
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 1000,
+        "topic.metadata.refresh.interval.ms": 2000,
+        "log_level": CLIENT_LOG_LEVEL,
+    }
+
+
+class Workload:
+    """Writers and readers on threads; `start`, then `stop_writers`, `stop_readers`, then `drain`."""
+
+    def __init__(self, config: WorkloadConfig, history: History, clock: Callable[[], float]) -> None:
+        if config.rate_per_s <= 0 or config.writers < 1 or config.readers < 0:
+            raise ValueError("rate_per_s must be positive, writers >= 1, readers >= 0")
+        self.config = config
+        self.history = history
+        self.clock = clock
+        self.group = config.group or f"{config.run_id}-readers"
+        self._writers_stop = threading.Event()
+        self._readers_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_read_s = 0.0
+        self._lock = threading.Lock()
+
+    def _count_error(self, err: KafkaError) -> None:
+        name = ("fatal:" if err.fatal() else "") + err.name()
+        with self._lock:
+            self.config.client_errors[name] = self.config.client_errors.get(name, 0) + 1
+
+    def start(self) -> None:
+        for writer in range(self.config.writers):
+            self._spawn(f"chaos-writer-{writer}", self._write_loop, writer)
+        for reader in range(self.config.readers):
+            self._spawn(f"chaos-reader-{reader}", self._read_loop, f"reader-{reader}")
+
+    def _spawn(self, name: str, target: Callable[..., None], arg: object) -> None:
+        thread = threading.Thread(target=target, args=(arg,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- writers -----------------------------------------------------------------------------------
+
+    def _write_loop(self, writer: int) -> None:
+        interval_s = self.config.writers / self.config.rate_per_s
+        seq = 0
+        while not self._writers_stop.is_set():
+            producer = Producer({**producer_config(self.config.bootstrap), "error_cb": self._count_error})
+            fatal = self._write_until_fatal(producer, writer, interval_s, seq)
+            seq = fatal if fatal >= 0 else -fatal - 1
+            self._finish(producer)
+            if fatal < 0:  # stopped normally
+                return
+
+    def _write_until_fatal(self, producer: Producer, writer: int, interval_s: float, seq: int) -> int:
+        """Send until stopped (returns -(seq+1)) or until the producer hits a fatal error (returns seq)."""
+        next_s = time.monotonic()
+        while not self._writers_stop.is_set():
+            value = f"{self.config.run_id}-w{writer}-{seq}"
+            seq += 1
+            self.history.send(Send(value, writer, self.clock()))
+            try:
+                producer.produce(self.config.topic, key=value.encode(), value=value.encode(),
+                                 on_delivery=self._on_delivery)
+            except (BufferError, KafkaException) as e:
+                self.history.outcome(Outcome(value, OutcomeKind.failed, self.clock(), error=f"produce: {e}"))
+                if isinstance(e, KafkaException) and e.args and e.args[0].fatal():
+                    return seq
+            producer.poll(0)
+            next_s += interval_s
+            delay_s = next_s - time.monotonic()
+            if delay_s > 0:
+                self._writers_stop.wait(delay_s)
+            else:
+                next_s = time.monotonic()  # behind (a stall): do not burst to catch up
+        return -(seq + 1)
+
+    def _finish(self, producer: Producer) -> None:
+        """Flush (bounded), then purge what is left so every send gets a delivery report."""
+        remaining = producer.flush(FLUSH_S)
+        if remaining:
+            producer.purge(in_queue=True, in_flight=True, blocking=False)
+            producer.flush(5.0)
+
+    def _on_delivery(self, err: KafkaError | None, msg) -> None:  # noqa: ANN001 (confluent Message)
+        value = msg.value().decode()
+        now = self.clock()
+        if err is None:
+            self.history.outcome(Outcome(value, OutcomeKind.ok, now, msg.partition(), msg.offset()))
+        elif err.code() in _NEVER_SENT:
+            self.history.outcome(Outcome(value, OutcomeKind.failed, now, error=err.name()))
+        else:
+            self.history.outcome(Outcome(value, OutcomeKind.unknown, now, error=err.name()))
+
+    def stop_writers(self) -> None:
+        self._writers_stop.set()
+        for thread in self._threads:
+            if thread.name.startswith("chaos-writer"):
+                thread.join(FLUSH_S + 10.0)
+
+    # -- readers -----------------------------------------------------------------------------------
+
+    def _read_loop(self, reader: str) -> None:
+        consumer = Consumer({**consumer_config(self.config.bootstrap, self.group), "error_cb": self._count_error})
+        state = {"assignment": 0}
+
+        def changed(reason: str) -> Callable[[Consumer, list[TopicPartition]], None]:
+            def callback(_: Consumer, partitions: list[TopicPartition]) -> None:
+                state["assignment"] += 1
+                kept = tuple(sorted(p.partition for p in partitions)) if reason == "assign" else ()
+                self.history.assign(Assignment(reader, state["assignment"], kept, self.clock(), reason))
+            return callback
+
+        consumer.subscribe([self.config.topic], on_assign=changed("assign"), on_revoke=changed("revoke"),
+                           on_lost=changed("lost"))
+        try:
+            while not self._readers_stop.is_set():
+                msg = consumer.poll(POLL_S)
+                if msg is None:
+                    continue
+                if msg.error():
+                    self._count_error(msg.error())
+                    continue
+                now = self.clock()
+                self._last_read_s = now
+                self.history.read(Read(reader, state["assignment"], msg.partition(), msg.offset(),
+                                       msg.value().decode(), now))
+        finally:
+            consumer.close()
+
+    def stop_readers(self) -> None:
+        """Let the readers catch up (until they have read every acknowledged value, or were idle
+        for READER_IDLE_S after READER_CATCH_UP_S_MAX at most), then stop them."""
+        deadline_s = time.monotonic() + READER_CATCH_UP_S_MAX
+        while time.monotonic() < deadline_s and self.group_missing() > 0:
+            time.sleep(POLL_S)
+        while time.monotonic() < deadline_s and self.clock() - self._last_read_s < READER_IDLE_S \
+                and self.group_missing() > 0:
+            time.sleep(POLL_S)
+        self._readers_stop.set()
+        for thread in self._threads:
+            if thread.name.startswith("chaos-reader"):
+                thread.join(15.0)
+
+    def group_missing(self) -> int:
+        """Acknowledged values the consumer group has not read (yet)."""
+        with self.history._lock:
+            acked = {o.value for o in self.history.outcomes if o.kind is OutcomeKind.ok}
+            read = {r.value for r in self.history.reads if r.reader != DRAIN}
+        return len(acked - read)
+
+    @property
+    def last_read_s(self) -> float:
+        return self._last_read_s
+
+    def reads_started(self) -> bool:
+        return self._last_read_s > 0
+
+
+def drain(bootstrap: str, topic: str, partitions: Sequence[int], history: History, clock: Callable[[], float],
+          run_id: str, timeout_s: float = DRAIN_S_MAX) -> list[int]:
+    """Read every partition from offset 0 to its high watermark; returns the partitions not finished."""
+    consumer = Consumer(consumer_config(bootstrap, f"{run_id}-drain", auto_commit=False))
+    try:
+        deadline_s = time.monotonic() + timeout_s
+        highs: dict[int, int] = {}
+        for p in partitions:
+            while p not in highs and time.monotonic() < deadline_s:
+                try:
+                    _, highs[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5.0)
+                except KafkaException:
+                    time.sleep(0.5)
+        next_offset = {p: 0 for p in highs}
+        consumer.assign([TopicPartition(topic, p, 0) for p in highs])
+        while time.monotonic() < deadline_s and any(next_offset[p] < highs[p] for p in highs):
+            msg = consumer.poll(POLL_S)
+            if msg is None or msg.error():
+                continue
+            history.read(Read(DRAIN, 0, msg.partition(), msg.offset(), msg.value().decode(), clock()))
+            next_offset[msg.partition()] = max(next_offset[msg.partition()], msg.offset() + 1)
+        for p, high in highs.items():
+            if next_offset[p] >= high:
+                history.drained(p, high)
+        return [p for p in partitions if p not in history.drained_to]
+    finally:
+        consumer.close()

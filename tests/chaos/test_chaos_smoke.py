@@ -1,0 +1,40 @@
+"""Chaos smoke run: a fixed set of (scenario, seed) pairs against one local 3+3 cluster, in about
+two minutes, each asserting zero anomalies.
+
+Method: one module-scoped LocalCluster with the chaos overrides (short session timeout, RF 3,
+min.insync.replicas=2), stopped by PID in a finalizer; each test runs `cluster.chaos.runner.run`
+on a fresh topic and prints the report. A failure names its seed: replay it with
+`brook chaos run --scenario NAME --duration Ns --seed N`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster.chaos.runner import CHAOS_OVERRIDES, SESSION_TIMEOUT_MS, run
+from cluster.launcher import LocalCluster
+
+SMOKE = [
+    ("kill-leader", 20.0, 11),
+    ("kill-follower", 12.0, 12),
+    ("pause-leader", 15.0, 13),
+    ("kill-active-controller", 12.0, 14),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, request):  # noqa: ANN001, ANN201
+    local = LocalCluster(tmp_path_factory.mktemp("chaos-smoke"), 3, 3, overrides=CHAOS_OVERRIDES)
+    request.addfinalizer(local.stop)  # every process, by PID, even when start() fails halfway
+    local.start(wait=True, timeout_s=90)
+    return local
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize(("scenario", "duration_s", "seed"), SMOKE, ids=[s for s, _, _ in SMOKE])
+def test_chaos_smoke(cluster, scenario, duration_s, seed):  # noqa: ANN001
+    report = run(scenario, duration_s, seed, cluster=cluster, session_timeout_s=SESSION_TIMEOUT_MS / 1000.0)
+    print(report.to_text())
+    assert report.anomaly_count == 0, report.to_text()
+    assert report.exit_code == 0, report.to_text()
+    assert report.totals["acks_ok"] > 0 and report.totals["faults"] >= 1

@@ -1,0 +1,235 @@
+"""The checker is itself tested: histories with an injected anomaly of each kind must be reported,
+and clean histories (including legitimate re-delivery after a rebalance) must not be.
+
+Method: build small histories by hand with `make_history`, then a Hypothesis property that generates
+clean histories with rebalances, unknown outcomes and a drain, and checks nothing is reported.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cluster.chaos.checker import check, check_history, check_invariants, compare_prefixes
+from cluster.chaos.history import (DRAIN, History, Outcome, OutcomeKind, PartitionSample, Read, ReplicaSample,
+                                   Send)
+
+
+def make_history(acks: dict[str, tuple[int, int]], reads: list[tuple[str, int, int, int, str]],
+                 unknown: tuple[str, ...] = (), failed: tuple[str, ...] = (),
+                 drained: dict[int, int] | None = None) -> History:
+    """acks: value -> (partition, offset); reads: (reader, assignment, partition, offset, value)."""
+    h = History(partitions=(0, 1))
+    t = 0.0
+    for value in [*acks, *unknown, *failed]:
+        t += 0.01
+        h.send(Send(value, 0, t))
+    for value, (p, o) in acks.items():
+        h.outcome(Outcome(value, OutcomeKind.ok, t + 1, p, o))
+    for value in unknown:
+        h.outcome(Outcome(value, OutcomeKind.unknown, t + 1, error="_MSG_TIMED_OUT"))
+    for value in failed:
+        h.outcome(Outcome(value, OutcomeKind.failed, t + 1, error="_PURGE_QUEUE"))
+    for reader, assignment, p, o, value in reads:
+        h.read(Read(reader, assignment, p, o, value, t + 2))
+    for p, hw in (drained or {}).items():
+        h.drained(p, hw)
+    return h
+
+
+def kinds(result) -> dict[str, int]:  # noqa: ANN001
+    return {k: v for k, v in result.counts().items() if v}
+
+
+ACKS = {"a": (0, 0), "b": (0, 1), "c": (1, 0)}
+DRAIN_ALL = [(DRAIN, 0, 0, 0, "a"), (DRAIN, 0, 0, 1, "b"), (DRAIN, 0, 1, 0, "c")]
+
+
+def test_clean_history_has_no_anomaly():
+    reads = [("r0", 1, 0, 0, "a"), ("r0", 1, 0, 1, "b"), ("r1", 1, 1, 0, "c"), *DRAIN_ALL]
+    result = check(make_history(ACKS, reads, drained={0: 2, 1: 1}))
+    assert result.ok, result.anomalies
+    assert result.info["ok"] == 3 and result.info["unseen"] == 0
+
+
+def test_lost_write_is_reported_after_a_finished_drain():
+    reads = [r for r in DRAIN_ALL if r[4] != "b"]
+    result = check_history(make_history(ACKS, reads, drained={0: 2, 1: 1}))
+    assert kinds(result) == {"lost": 1}
+    assert "b acked at partition 0 offset 1" in result.anomalies[0].detail
+
+
+def test_lost_write_is_reported_when_a_later_offset_was_read_without_a_drain():
+    acks = {**ACKS, "d": (0, 2)}
+    reads = [("r0", 1, 0, 0, "a"), ("r0", 1, 0, 2, "d"), ("r0", 1, 1, 0, "c")]
+    result = check_history(make_history(acks, reads))
+    assert kinds(result) == {"lost": 1}
+    assert "b acked" in result.anomalies[0].detail
+
+
+def test_unread_ack_without_drain_or_later_read_is_unverified_not_lost():
+    reads = [("r0", 1, 0, 0, "a"), ("r0", 1, 1, 0, "c")]
+    result = check_history(make_history(ACKS, reads))
+    assert result.ok
+    assert result.info["unverified"] == 1
+
+
+def test_duplicate_value_at_two_offsets_is_reported():
+    acks = {"a": (0, 0), "b": (0, 1)}
+    reads = [(DRAIN, 0, 0, 0, "a"), (DRAIN, 0, 0, 1, "b"), (DRAIN, 0, 0, 2, "a")]
+    result = check_history(make_history(acks, reads, drained={0: 3}))
+    assert kinds(result) == {"duplicate": 1}
+    assert "a read at 0@0, 0@2" in result.examples()["duplicate"][0]
+
+
+def test_inconsistent_offset_is_reported():
+    reads = [("r0", 1, 0, 0, "a"), ("r0", 1, 0, 1, "b"), ("r1", 1, 1, 0, "c"),
+             (DRAIN, 0, 0, 0, "a"), (DRAIN, 0, 0, 1, "x"), (DRAIN, 0, 1, 0, "c")]
+    h = make_history(ACKS, reads, unknown=("x",), drained={0: 2, 1: 1})
+    result = check_history(h)
+    # b's acknowledged offset holds x in the drain: also an acked-offset mismatch.
+    assert kinds(result) == {"inconsistent_offset": 1, "acked_offset_mismatch": 1}
+    assert "partition 0 offset 1 read as ['b', 'x']" in result.examples()["inconsistent_offset"][0]
+
+
+def test_acked_offset_mismatch_is_reported():
+    reads = [(DRAIN, 0, 0, 0, "a"), (DRAIN, 0, 0, 2, "b"), (DRAIN, 0, 1, 0, "c")]
+    result = check_history(make_history(ACKS, reads, drained={0: 3, 1: 1}))
+    assert kinds(result) == {"acked_offset_mismatch": 1}
+    assert "b acked at 0@1 but read at 0@2" in result.anomalies[0].detail
+
+
+def test_non_monotonic_within_one_assignment_is_reported():
+    reads = [("r0", 1, 0, 0, "a"), ("r0", 1, 0, 1, "b"), ("r0", 1, 0, 0, "a"), *DRAIN_ALL]
+    result = check_history(make_history(ACKS, reads, drained={0: 2, 1: 1}))
+    assert kinds(result) == {"non_monotonic": 1}
+    assert "offset 0 after offset 1" in result.anomalies[0].detail
+
+
+def test_redelivery_after_a_rebalance_is_not_an_anomaly():
+    reads = [("r0", 1, 0, 0, "a"), ("r0", 1, 0, 1, "b"),
+             ("r0", 3, 0, 0, "a"), ("r0", 3, 0, 1, "b"),     # r0 was revoked (2) and re-assigned (3)
+             ("r1", 2, 0, 1, "b"), *DRAIN_ALL]              # r1 had partition 0 in between
+    assert check_history(make_history(ACKS, reads, drained={0: 2, 1: 1})).ok
+
+
+def test_unknown_outcome_never_read_is_unseen_not_an_anomaly():
+    result = check_history(make_history(ACKS, DRAIN_ALL, unknown=("u",), drained={0: 2, 1: 1}))
+    assert result.ok
+    assert result.info["unseen"] == 1 and result.info["unknown"] == 1
+
+
+def test_failed_write_that_was_read_is_reported():
+    reads = [*DRAIN_ALL, (DRAIN, 0, 1, 1, "f")]
+    result = check_history(make_history(ACKS, reads, failed=("f",), drained={0: 2, 1: 2}))
+    assert kinds(result) == {"failed_but_read": 1}
+
+
+def test_value_never_sent_is_a_phantom_read():
+    result = check_history(make_history(ACKS, [*DRAIN_ALL, (DRAIN, 0, 1, 1, "zzz")], drained={0: 2, 1: 2}))
+    assert kinds(result) == {"phantom_read": 1}
+
+
+def test_ok_outcome_wins_over_an_earlier_unknown_report_of_the_same_value():
+    h = make_history(ACKS, DRAIN_ALL, drained={0: 2, 1: 1})
+    h.outcome(Outcome("a", OutcomeKind.unknown, 0.5, error="_MSG_TIMED_OUT"))
+    result = check_history(h)
+    assert result.ok and result.info["ok"] == 3
+
+
+@st.composite
+def clean_histories(draw):  # noqa: ANN001, ANN201
+    """Acked writes at contiguous offsets, unknown writes (read or not), and a group whose readers
+    re-read from an earlier committed offset after each rebalance, then a full drain."""
+    partitions = draw(st.integers(1, 3))
+    logs: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    acks: dict[str, tuple[int, int]] = {}
+    unknown: list[str] = []
+    for i in range(draw(st.integers(0, 30))):
+        value = f"v{i}"
+        fate = draw(st.sampled_from(["ok", "ok", "unknown-written", "unknown-lost"]))
+        if fate == "unknown-lost":
+            unknown.append(value)
+            continue
+        p = draw(st.integers(0, partitions - 1))
+        logs[p].append(value)
+        if fate == "ok":
+            acks[value] = (p, len(logs[p]) - 1)
+        else:
+            unknown.append(value)
+    reads: list[tuple[str, int, int, int, str]] = []
+    for p, log in logs.items():
+        assignment, position = 0, 0
+        while position < len(log):
+            assignment += 1
+            reader = draw(st.sampled_from(["r0", "r1"]))
+            end = draw(st.integers(position + 1, len(log)))
+            reads += [(reader, assignment, p, o, log[o]) for o in range(position, end)]
+            position = draw(st.integers(max(0, position - 2), end))   # a rebalance re-delivers a little
+    reads += [(DRAIN, 0, p, o, v) for p, log in logs.items() for o, v in enumerate(log)]
+    return make_history(acks, reads, unknown=tuple(unknown), drained={p: len(log) for p, log in logs.items()})
+
+
+@settings(max_examples=200, deadline=None)
+@given(clean_histories())
+def test_clean_histories_have_no_anomalies(history):  # noqa: ANN001
+    result = check(history)
+    assert result.ok, result.anomalies
+
+
+# -- invariants ------------------------------------------------------------------------------------
+
+
+def replica(t: float, broker: int, pid: int, leader: bool, epoch: int, hw: int, leo: int,
+            isr: tuple[int, ...] = (101, 102, 103)) -> ReplicaSample:
+    return ReplicaSample(t, broker, pid, "t", 0, leader, epoch, 0, leo, hw, isr if leader else ())
+
+
+def partition(t: float, leader: int, epoch: int, isr: tuple[int, ...] = (101, 102, 103)) -> PartitionSample:
+    return PartitionSample(t, "t", 0, leader, epoch, (101, 102, 103), isr)
+
+
+def invariant_kinds(replicas, partitions=()) -> dict[str, int]:  # noqa: ANN001
+    out: dict[str, int] = {}
+    for a in check_invariants(replicas, list(partitions)):
+        out[a.kind] = out.get(a.kind, 0) + 1
+    return out
+
+
+def test_clean_samples_have_no_anomaly():
+    samples = [replica(1, 101, 7, True, 1, 5, 6), replica(1, 102, 8, False, 1, 5, 6),
+               replica(2, 102, 8, True, 2, 6, 7), replica(2, 101, 9, False, 2, 3, 6)]   # 101 restarted: new pid
+    assert invariant_kinds(samples, [partition(1, 101, 1), partition(2, 102, 2, (101, 102))]) == {}
+
+
+def test_two_leaders_in_one_epoch_are_reported_from_brokers_and_from_the_controller():
+    assert invariant_kinds([replica(1, 101, 7, True, 3, 5, 5), replica(1.5, 102, 8, True, 3, 5, 5)]) == \
+        {"two_leaders_one_epoch": 1}
+    assert invariant_kinds([replica(1, 101, 7, True, 3, 5, 5)], [partition(1, 102, 3)]) == \
+        {"two_leaders_one_epoch": 1}
+
+
+def test_hw_decrease_within_one_process_is_reported():
+    samples = [replica(1, 101, 7, False, 1, 9, 9), replica(2, 101, 7, False, 1, 4, 9)]
+    assert invariant_kinds(samples) == {"hw_decreased": 1}
+
+
+def test_hw_above_log_end_is_reported():
+    assert invariant_kinds([replica(1, 101, 7, False, 1, 10, 9)]) == {"hw_above_log_end": 1}
+
+
+def test_isr_outside_replicas_and_leader_outside_isr_are_reported():
+    bad_isr = PartitionSample(1, "t", 0, 101, 1, (101, 102, 103), (101, 104))
+    outside = partition(1, 103, 2, (101, 102))
+    assert invariant_kinds([], [bad_isr, outside]) == {"isr_not_subset": 2}
+    assert invariant_kinds([replica(1, 101, 7, True, 1, 5, 5, (101, 105))], [partition(1, 101, 1)]) == \
+        {"isr_not_subset": 1}
+
+
+def test_prefix_mismatch_names_the_first_difference():
+    same = {101: b"abc", 102: b"abc", 103: b"abc"}
+    assert compare_prefixes("t", 0, same, 3) == []
+    decoded = {101: [(0, b"a"), (1, b"b")], 102: [(0, b"a"), (1, b"X")]}
+    found = compare_prefixes("t", 0, {101: b"ab", 102: b"aX"}, 2, decoded)
+    assert [a.kind for a in found] == ["prefix_mismatch"]
+    assert "first difference at offset 1" in found[0].detail

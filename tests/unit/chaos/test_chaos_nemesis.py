@@ -1,0 +1,176 @@
+"""The nemesis, the report and the CLI parsing, without a cluster.
+
+Method: a fake NodeControl records every action; a fake admin client answers DescribeTopics and
+DescribeCluster from fixed protobufs; `time.sleep` in the nemesis is replaced by a virtual clock.
+Goals: a seed replays the same fault timeline, each scenario targets what it names, the compose
+commands are right, and the unavailability windows are computed from the acknowledgements.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+
+import pytest
+
+from brookpb import admin_pb2 as apb
+from cluster.chaos import nemesis as nemesis_module
+from cluster.chaos.history import History, Outcome, OutcomeKind, Send
+from cluster.chaos.nemesis import ComposeControl, Fault, Nemesis
+from cluster.chaos.report import Report, unavailability
+from cluster.chaos.runner import main, parse_duration
+
+
+class FakeControl:
+    def __init__(self) -> None:
+        self.controller_ids = [1, 2, 3]
+        self.broker_ids = [101, 102, 103]
+        self.actions: list[tuple[str, int, int]] = []
+        self.down: set[int] = set()
+        self.paused: set[int] = set()
+
+    def kill(self, node_id: int, sig: int) -> None:
+        self.actions.append(("kill", node_id, sig))
+        self.down.add(node_id)
+
+    def start(self, node_id: int) -> None:
+        self.actions.append(("start", node_id, 0))
+        self.down.discard(node_id)
+
+    def pause(self, node_id: int) -> None:
+        self.actions.append(("pause", node_id, 0))
+        self.paused.add(node_id)
+
+    def resume(self, node_id: int) -> None:
+        self.actions.append(("resume", node_id, 0))
+        self.paused.discard(node_id)
+
+    def is_running(self, node_id: int) -> bool:
+        return node_id not in self.down
+
+    def incarnation(self, node_id: int) -> int:
+        return 1
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        pass
+
+
+class FakeAdmin:
+    """Partition p is led by broker 101 + p; controller 2 is active."""
+
+    def describe_topics(self, names):  # noqa: ANN001, ANN201
+        parts = [apb.PartitionInfo(partition=p, leader=101 + p, leader_epoch=1, replicas=[101, 102, 103],
+                                   isr=[101, 102, 103]) for p in range(3)]
+        return apb.DescribeTopicsResponse(topics=[apb.TopicInfo(name=names[0], partitions=parts)])
+
+    def describe_cluster(self):  # noqa: ANN201
+        return apb.DescribeClusterResponse(active_controller_id=2, brokers=[
+            apb.BrokerInfo(broker_id=b, broker_epoch=10) for b in (101, 102, 103)])
+
+
+@pytest.fixture
+def virtual_time(monkeypatch):  # noqa: ANN001, ANN201
+    now = [0.0]
+    monkeypatch.setattr(nemesis_module.time, "sleep", lambda s: now.__setitem__(0, now[0] + max(0.0, s)))
+    return now
+
+
+def make_nemesis(seed: int, now: list[float]) -> tuple[Nemesis, FakeControl]:
+    control = FakeControl()
+    nemesis = Nemesis(control, FakeAdmin(), "t", random.Random(seed), lambda: now[0], session_timeout_s=3.0,
+                      log=lambda _: None)
+    return nemesis, control
+
+
+def test_a_seed_replays_the_same_faults(virtual_time):  # noqa: ANN001
+    runs = []
+    for _ in range(2):
+        virtual_time[0] = 0.0
+        nemesis, control = make_nemesis(42, virtual_time)
+        nemesis.run("random", 120.0)
+        runs.append((control.actions, [f.to_dict() for f in nemesis.timeline]))
+    assert runs[0] == runs[1]
+    assert len(runs[0][1]) >= 5
+    virtual_time[0] = 0.0
+    other, control = make_nemesis(43, virtual_time)
+    other.run("random", 120.0)
+    assert control.actions != runs[0][0]
+
+
+def test_scenarios_target_what_they_name(virtual_time):  # noqa: ANN001
+    nemesis, control = make_nemesis(1, virtual_time)
+    nemesis.kill_active_controller()
+    assert control.actions == [("kill", 2, signal.SIGKILL), ("start", 2, 0)]
+    control.actions.clear()
+    nemesis.kill_leader()
+    (_, leader, _), _ = control.actions
+    assert leader == 101 + nemesis.timeline[-1].partition
+    control.actions.clear()
+    nemesis.kill_follower()
+    assert control.actions[0][1] != 101 + nemesis.timeline[-1].partition
+    control.actions.clear()
+    nemesis.kill_two_replicas()
+    killed = [n for a, n, _ in control.actions if a == "kill"]
+    assert len(set(killed)) == 2 and 101 + nemesis.timeline[-1].partition in killed
+    assert sorted(n for a, n, _ in control.actions if a == "start") == sorted(killed)
+    control.actions.clear()
+    before = virtual_time[0]
+    nemesis.pause_leader()
+    assert [a for a, _, _ in control.actions] == ["pause", "resume"]
+    assert virtual_time[0] - before > 3.0  # paused longer than the session timeout
+    control.actions.clear()
+    nemesis.rolling_restart(deadline_s=1e9)
+    assert [n for a, n, _ in control.actions if a == "kill"] == [1, 2, 3, 101, 102, 103]
+    assert all(sig == signal.SIGTERM for a, _, sig in control.actions if a == "kill")
+
+
+def test_heal_continues_paused_and_starts_stopped_nodes(virtual_time):  # noqa: ANN001
+    nemesis, control = make_nemesis(1, virtual_time)
+    control.paused = {102}
+    control.down = {3}
+    assert nemesis.heal()
+    assert ("resume", 102, 0) in control.actions and ("start", 3, 0) in control.actions
+
+
+def test_compose_commands():
+    issued: list[list[str]] = []
+    compose = ComposeControl("deploy/compose.yaml", runner=issued.append)
+    compose.kill(101, signal.SIGKILL)
+    compose.kill(2, signal.SIGTERM)
+    compose.start(101)
+    compose.pause(103)
+    compose.resume(103)
+    base = ["docker", "compose", "-f", "deploy/compose.yaml"]
+    assert issued == [base + ["kill", "-s", "SIGKILL", "broker-1"], base + ["stop", "-t", "20", "controller-2"],
+                      base + ["start", "broker-1"], base + ["pause", "broker-3"], base + ["unpause", "broker-3"]]
+    assert compose.incarnation(101) == 2 and not compose.is_running(2)
+
+
+def test_unavailability_windows():
+    h = History()
+    for i, t in enumerate([0.5, 1.0, 2.0, 2.5, 6.0]):
+        h.send(Send(f"v{i}", 0, t))
+        h.outcome(Outcome(f"v{i}", OutcomeKind.ok, t + 0.1, 0, i))
+    faults = [Fault("kill-leader", [101], start_s=1.05, end_s=3.0, recovered_s=7.0)]
+    (window,) = unavailability(h, faults)
+    # The first ack of a send made after the fault: v2 (sent 2.0, acked 2.1).
+    assert window.next_ack_s == pytest.approx(2.1 - 1.05)
+    assert window.ack_gap_max_s == pytest.approx(6.1 - 2.6)
+
+
+def test_report_exit_codes_and_text():
+    report = Report(seed=7, scenario="kill-leader", duration_s=10, target="local", topic="t")
+    assert report.exit_code == 0 and "PASS" in report.to_text() and "seed 7" in report.to_text()
+    report.undrained = [1]
+    assert report.exit_code == 3
+
+
+def test_parse_duration():
+    assert parse_duration("60s") == 60 and parse_duration("10m") == 600 and parse_duration("90") == 90
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+
+
+def test_cli_usage_errors_exit_2(capsys):  # noqa: ANN001
+    assert main(["run", "--scenario", "nope"]) == 2
+    assert main(["run", "--duration", "forever"]) == 2

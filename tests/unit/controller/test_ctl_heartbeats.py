@@ -1,0 +1,50 @@
+"""BrokerHeartbeatTracker: soft session state with an injected clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.heartbeats import BrokerHeartbeatTracker
+
+
+def test_stale_after_the_session_timeout_oldest_first():
+    t = BrokerHeartbeatTracker(1000)
+    t.touch(1, 0)
+    t.touch(2, 100)
+    t.touch(3, 500)
+    assert t.stale(1000, [1, 2, 3]) == []
+    assert t.stale(1001, [1, 2, 3]) == [1]
+    assert t.stale(1200, [3, 2, 1]) == [1, 2]
+    t.touch(1, 1200)
+    assert t.stale(1200, [1, 2, 3]) == [2]
+    assert t.stale(5000, [1]) == [1]  # only candidates are considered
+
+
+def test_reset_gives_everyone_a_full_session():
+    t = BrokerHeartbeatTracker(1000)
+    t.touch(1, 0)
+    t.reset_all([1, 2], 10_000)
+    assert t.stale(10_900, [1, 2, 3]) == []
+    assert t.stale(11_001, [1, 2, 3]) == [1, 2, 3]  # 3 was never seen: counts as seen at the reset
+
+
+def test_never_seen_without_a_reset_starts_its_session_when_first_asked():
+    t = BrokerHeartbeatTracker(1000)
+    assert t.stale(5000, [7]) == []
+    assert t.stale(6001, [7]) == [7]
+
+
+def test_touch_never_moves_back_and_forget():
+    t = BrokerHeartbeatTracker(1000)
+    t.touch(1, 5000)
+    t.touch(1, 10)  # an out-of-order (older) timestamp does not shorten the session
+    assert t.stale(5500, [1]) == []
+    t.forget(1)
+    t.forget(1)
+    t.reset_all([], 0)
+    assert t.stale(1001, [1]) == [1]
+
+
+def test_bad_timeout():
+    with pytest.raises(ValueError):
+        BrokerHeartbeatTracker(0)
