@@ -134,6 +134,10 @@ class Broker:
         while True:
             request = cpb.BrokerHeartbeatRequest(broker_id=self.broker_id, broker_epoch=self.broker_epoch,
                                                  metadata_offset=self.image_.offset, want_shutdown=self.want_shutdown)
+            for p in self.replicas.partitions.values():
+                if p.registration is not None and p.registration.leader < 0:
+                    request.offline_replicas.add(topic_id=p.topic_id, partition=p.index,
+                                                 log_end_offset=p.log.log_end_offset)
             try:
                 reply = await self.controllers.call("controller", "BrokerHeartbeat", request, CONTROLLER_CALL_TIMEOUT_S)
                 if reply.error_code in (ErrorCode.stale_broker_epoch, ErrorCode.broker_id_not_registered):

@@ -88,12 +88,17 @@ class LeaderState:
                 keep.append(replica)
         return tuple(keep)
 
-    def expand_candidates(self, leader_leo: int) -> tuple[int, ...]:
-        """The ISR plus followers whose fetch offset has reached the HW (replica order)."""
+    def expand_candidates(self, now_ms: int, lag_time_max_ms: int, eligible: frozenset[int] | set[int]) -> tuple[int, ...]:
+        """The ISR plus followers that reached the HW and fetched within the lag time (replica order).
+
+        A follower's progress is remembered after it dies, so recency matters: only a follower that
+        is fetching now, and that the metadata shows as eligible (unfenced, not shutting down), is added.
+        """
         isr = set(self.isr)
         for replica, progress in self.followers.items():
-            if replica in isr or replica not in self.replicas:
+            if replica in isr or replica not in self.replicas or replica not in eligible:
                 continue
-            if progress.log_end_offset >= self.high_watermark and progress.log_end_offset >= 0:
+            recent = now_ms - progress.last_fetch_ms <= lag_time_max_ms
+            if recent and progress.log_end_offset >= max(self.high_watermark, 0) and progress.log_end_offset >= 0:
                 isr.add(replica)
         return tuple(r for r in self.replicas if r in isr)

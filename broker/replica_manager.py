@@ -208,13 +208,15 @@ class ReplicaManager:
         """Shrink lagging followers out of the ISR and add caught-up ones back (AlterPartition)."""
         now = mono_ms()
         requests: list[tuple[Partition, tuple[int, ...]]] = []
+        image = self.image
+        eligible = frozenset(image.active_broker_ids()) if image is not None else frozenset()
         for p in self.partitions.values():
             state = p.leader
             if state is None or state.pending_isr is not None:
                 continue
             leo = p.log.log_end_offset
             shrunk = state.shrink_candidates(now, self.lag_time_max_ms, leo)
-            target = shrunk if shrunk != state.isr else state.expand_candidates(leo)
+            target = shrunk if shrunk != state.isr else state.expand_candidates(now, self.lag_time_max_ms, eligible)
             if target != state.isr:
                 state.pending_isr = target
                 requests.append((p, target))

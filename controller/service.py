@@ -47,6 +47,8 @@ PRODUCER_ID_BLOCK_SIZE = 1000
 METADATA_RECORDS_PER_REPLY_MAX = 5_000
 # Writers allowed to wait for the single writer before new writes are refused.
 PENDING_WRITES_MAX = 1_000
+# How often the active controller looks for offline partitions that can get a leader.
+OFFLINE_CHECK_INTERVAL_MS = 500
 
 
 class NotActive(Exception):
@@ -71,6 +73,9 @@ class ControllerRuntime:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._last_balance_ms = 0
+        self._last_offline_check_ms = 0
+        # Soft state: log end offsets brokers report for replicas of offline partitions.
+        self.offline_leos: dict[tuple[bytes, int], dict[int, int]] = {}
         quorum.add_state_listener(self._on_state_changed)
         quorum.add_change_listener(self._on_metadata_changed)
 
@@ -196,6 +201,13 @@ class ControllerRuntime:
     def unclean_for(self, image: MetadataImage) -> Callable[[str], bool]:
         return lambda topic: self.topic_flag(image, topic, "unclean.leader.election.enable")
 
+    def log_end_offsets(self, topic_id: bytes, partition: int) -> dict[int, int] | None:
+        return self.offline_leos.get((topic_id, partition))
+
+    def record_offline_leos(self, broker_id: int, replicas: Any) -> None:
+        for r in replicas:
+            self.offline_leos.setdefault((r.topic_id, r.partition), {})[broker_id] = r.log_end_offset
+
     # -- periodic duties of the active controller -------------------------------------------------
     async def _periodic(self) -> None:
         while True:
@@ -204,6 +216,7 @@ class ControllerRuntime:
                 continue
             try:
                 await self._maybe_fence_stale()
+                await self._maybe_elect_offline()
                 await self._maybe_rebalance()
             except (QuorumError, NotActive) as e:
                 log.debug("periodic controller work skipped: %s", e)
@@ -222,10 +235,34 @@ class ControllerRuntime:
             live = [b for b in stale if b in img.brokers and not img.brokers[b].fenced]
             if not live:
                 return [], None
-            return cluster_control.fence_stale_broker(img, live, unclean_enabled=self.unclean_for(img)), None
+            return cluster_control.fence_stale_broker(img, live, unclean_enabled=self.unclean_for(img),
+                                                     log_end_offsets=self.log_end_offsets), None
 
         log.info("fencing broker %d: no heartbeat for %d ms", stale[0], self.config["broker.session.timeout.ms"])
         await self.write(compute)
+
+    async def _maybe_elect_offline(self) -> None:
+        """Elect leaders for offline partitions that can have one now — e.g. after
+        unclean.leader.election.enable was switched on at runtime (Kafka's periodic unclean check)."""
+        now = self.clock_ms()
+        if now - self._last_offline_check_ms < OFFLINE_CHECK_INTERVAL_MS:
+            return
+        self._last_offline_check_ms = now
+        live = self.offline_leos.keys() & {(t.topic_id, i) for t, i, p in self.image.iter_partitions() if p.leader < 0}
+        self.offline_leos = {k: self.offline_leos[k] for k in live}
+
+        def compute(img: MetadataImage) -> tuple[list[Record], int]:
+            offline = [(t.name, i) for t, i, p in img.iter_partitions() if p.leader < 0]
+            if not offline:
+                return [], 0
+            records, _ = replication.elect_leaders(img, replication.Election.ONLINE, offline,
+                                                   unclean_enabled=self.unclean_for(img),
+                                                   log_end_offsets=self.log_end_offsets)
+            return records, len(records)
+
+        elected = await self.write(compute)
+        if elected:
+            log.info("elected leaders for %d offline partitions", elected)
 
     async def _maybe_rebalance(self) -> None:
         now = self.clock_ms()
@@ -329,10 +366,11 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             reply.error_message = f"broker {request.broker_id} epoch {request.broker_epoch} is not current"
             return reply
         rt.heartbeats.touch(request.broker_id, rt.clock_ms())
+        rt.record_offline_leos(request.broker_id, request.offline_replicas)
         try:
             decision = await rt.write(lambda img: cluster_control.heartbeat_records(
                 img, request.broker_id, request.broker_epoch, request.metadata_offset, request.want_shutdown,
-                unclean_enabled=rt.unclean_for(img)))
+                unclean_enabled=rt.unclean_for(img), log_end_offsets=rt.log_end_offsets))
         except Exception as e:
             reply.error_code, reply.error_message = _error_code(e)
             reply.leader_hint = rt.leader_hint()

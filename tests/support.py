@@ -68,8 +68,18 @@ class Writer:
     stop_event: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
 
+    idempotent: bool = True
+    producer_id: int = -1
+    sequence: int = 0
+
     def send_one(self, router: PartitionRouter, value: bytes) -> bool:
-        batch = build_batch([Record(key=None, value=value, timestamp_ms=int(time.time() * 1000))])
+        """One attempt. Idempotent writers re-send the same sequence until it is acknowledged, so the
+        router's retries after a leadership change cannot duplicate (the leader deduplicates)."""
+        if self.idempotent:
+            batch = build_batch([Record(key=None, value=value, timestamp_ms=int(time.time() * 1000))],
+                                producer_id=self.producer_id, producer_epoch=0, base_sequence=self.sequence)
+        else:
+            batch = build_batch([Record(key=None, value=value, timestamp_ms=int(time.time() * 1000))])
         try:
             reply = router.produce(self.topic, self.partition, batch, self.acks, 3000)
         except BrookError as e:
@@ -80,13 +90,27 @@ class Writer:
             return False
         self.acked[value] = reply.base_offset
         self.ack_times.append(time.monotonic())
+        self.sequence += 1
         return True
 
+    def init_producer_id(self) -> None:
+        running = [b for b in self.cluster.broker_ids if self.cluster.is_running(b)]
+        address = self.cluster.node(running[0]).grpc_address
+        with BrokerClient(address, 5.0) as b:
+            reply = wait_until(lambda: (r := b.call("InitProducerId", bpb.InitProducerIdRequest())).error_code == 0
+                               and r, 15, 0.1, "a producer id")
+        self.producer_id = reply.producer_id
+
     def run(self, prefix: str = "v", pause_s: float = 0.005) -> None:
+        if self.idempotent and self.producer_id < 0:
+            self.init_producer_id()
         with admin(self.cluster) as client, PartitionRouter(client, timeout_s=3.0) as router:
             while not self.stop_event.is_set():
                 self.sent += 1
-                if not self.send_one(router, f"{prefix}-{self.sent}".encode()):
+                value = f"{prefix}-{self.sent}".encode()
+                while not self.send_one(router, value):
+                    if not self.idempotent or self.stop_event.is_set():
+                        break
                     time.sleep(0.05)
                 time.sleep(pause_s)
 

@@ -170,6 +170,10 @@ def _null_schema(cls: type) -> tuple[tuple[str, bool, bool, bool, type | None], 
     return tuple(out)
 
 
+def field_is_nullable(cls: type, name: str) -> bool:
+    return any(field == name and nullable for field, nullable, *_ in _null_schema(cls))
+
+
 def _check_nulls(entity: Any) -> None:
     """kio reads a null (-1 length) into non-nullable strings and arrays as None; refuse those.
 

@@ -27,7 +27,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from broker.api import AlterConfigOp, BrokerCore, FetchPartition, FetchResult, NewTopic, ProduceResult
-from broker.kafka.codec import build, response_class
+from broker.kafka.codec import build, field_is_nullable, response_class
 
 __all__ = [
     "API_VERSIONS",
@@ -270,6 +270,8 @@ class KafkaHandlers:
     @staticmethod
     def _metadata_error(mod: ModuleType, name: str | None, error: ErrorCode,
                         topic_id: uuid.UUID | None = None) -> Any:
+        if name is None and not field_is_nullable(mod.MetadataResponseTopic, "name"):
+            name = ""  # v10-11 look topics up by id but cannot answer a null name
         return build(mod.MetadataResponseTopic, error_code=error, name=name,
                      topic_id=topic_id, is_internal=False, partitions=())
 

@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cluster.chaos.history import DRAIN, History, OutcomeKind, PartitionSample, ReplicaSample
+from cluster.chaos.history import DRAIN, History, Outcome, OutcomeKind, PartitionSample, ReplicaSample
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -141,7 +141,7 @@ def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
     read_max: dict[int, int] = defaultdict(lambda: -1)
     for partition, offset in by_position:
         read_max[partition] = max(read_max[partition], offset)
-    counts = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
     for value, outcome in sorted(final.items()):
         counts[outcome.kind.value] += 1
         where = by_value.get(value, set())
@@ -176,9 +176,9 @@ def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
     return anomalies
 
 
-def _final_outcomes(history: History) -> dict:
+def _final_outcomes(history: History) -> dict[str, Outcome]:
     """One outcome per value: an ok wins over anything else (a retry can report after a timeout)."""
-    final = {}
+    final: dict[str, Outcome] = {}
     for outcome in history.outcomes:
         current = final.get(outcome.value)
         if current is None or outcome.kind is OutcomeKind.ok:

@@ -62,8 +62,8 @@ ADMIN_TIMEOUT_S = 3.0
 
 
 class NodeControl(Protocol):
-    controller_ids: Sequence[int]
-    broker_ids: Sequence[int]
+    controller_ids: list[int]
+    broker_ids: list[int]
 
     def kill(self, node_id: int, sig: int) -> None: ...
     def start(self, node_id: int) -> None: ...
@@ -79,8 +79,8 @@ class LocalControl:
 
     def __init__(self, cluster) -> None:  # noqa: ANN001 (cluster.launcher.LocalCluster)
         self.cluster = cluster
-        self.controller_ids = list(cluster.controller_ids)
-        self.broker_ids = list(cluster.broker_ids)
+        self.controller_ids: list[int] = list(cluster.controller_ids)
+        self.broker_ids: list[int] = list(cluster.broker_ids)
         self.paused: set[int] = set()
 
     def kill(self, node_id: int, sig: int) -> None:
@@ -126,8 +126,8 @@ class ComposeControl:
                  runner: Callable[[list[str]], None] | None = None, health: Callable[[float], None] | None = None) -> None:
         self.compose_file = compose_file
         self.project = project
-        self.controller_ids = list(controller_ids)
-        self.broker_ids = list(broker_ids)
+        self.controller_ids: list[int] = list(controller_ids)
+        self.broker_ids: list[int] = list(broker_ids)
         self.starts: dict[int, int] = {}
         self.down: set[int] = set()
         self.paused: set[int] = set()

@@ -61,6 +61,7 @@ class Report:
     undrained: list[int] = field(default_factory=list)    # partitions whose final drain did not finish
     problems: list[str] = field(default_factory=list)     # the run itself went wrong (not an anomaly)
     crashed: list[str] = field(default_factory=list)      # nodes that exited without being told to
+    warnings: list[str] = field(default_factory=list)     # liveness findings: reported, not anomalies
 
     @property
     def anomaly_count(self) -> int:
@@ -81,6 +82,7 @@ class Report:
             "timeline": [f.to_dict() for f in self.timeline],
             "unavailability": [w.__dict__ for w in self.windows], "client_errors": self.client_errors,
             "undrained_partitions": self.undrained, "problems": self.problems, "crashed": self.crashed,
+            "warnings": self.warnings,
             "exit_code": self.exit_code,
         }
 
@@ -116,6 +118,7 @@ class Report:
         if self.undrained:
             lines.append(f"final drain did not finish for partitions {self.undrained}")
         lines += [f"problem: {p}" for p in self.problems]
+        lines += [f"warning: {w}" for w in self.warnings]
         verdict = {0: "PASS: no anomalies", 1: f"FAIL: {self.anomaly_count} anomalies",
                    3: "INCOMPLETE: the run could not be fully checked"}[self.exit_code]
         lines.append(f"{verdict} (seed {self.seed})")

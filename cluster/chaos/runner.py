@@ -28,9 +28,10 @@ from pathlib import Path
 from brookpb import admin_pb2 as apb
 from cluster.chaos.checker import check
 from cluster.chaos.history import History
-from cluster.chaos.nemesis import SCENARIOS, ComposeControl, LocalControl, Nemesis
+from cluster.chaos.nemesis import SCENARIOS, ComposeControl, LocalControl, Nemesis, NodeControl
 from cluster.chaos.report import Report, unavailability
 from cluster.chaos.sampler import Sampler, check_prefixes
+from cluster.chaos.workload import READER_CATCH_UP_S_MAX as READER_CATCH_UP_S
 from cluster.chaos.workload import Workload, WorkloadConfig, drain
 from cluster.client import ControllerClient
 from cluster.errors import BrookError, ErrorCode
@@ -155,7 +156,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     finally:
         if own_dir is not None:
             cluster.stop()
-            if report is not None and report.exit_code == 0:
+            if report is not None and report.exit_code == 0 and not report.warnings:
                 shutil.rmtree(own_dir, ignore_errors=True)
             else:
                 log(f"[chaos] kept the cluster's data and logs in {own_dir}")
@@ -198,6 +199,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     if not wait_ready(admin, topic, broker_ids, READY_S_MAX):
         raise BrookError(f"topic {topic} not fully replicated within {READY_S_MAX:g}s", ErrorCode.request_timed_out)
 
+    control: NodeControl
     if cluster is not None:
         control = LocalControl(cluster)
     else:
@@ -224,6 +226,11 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
         workload.stop_writers()
         workload.stop_readers()
         sampler.stop()
+    unread = workload.group_missing()
+    if unread:
+        report.warnings.append(f"liveness: the consumer group had not read {unread} acknowledged values "
+                               f"{READER_CATCH_UP_S:g}s after the writers stopped (its last read was at "
+                               f"{workload.last_read_s:.2f}s)")
     log(f"[chaos {clock():7.2f}s] draining {topic} from offset 0")
     report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id)
     prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
@@ -240,7 +247,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                      "drain_reads": sum(1 for r in history.reads if r.reader == "drain"),
                      "rebalances": len(history.assignments), "replica_samples": len(history.replica_samples),
                      "partition_samples": len(history.partition_samples), "sampler_errors": sampler.errors,
-                     "fault_start_s": round(fault_start_s, 2)}
+                     "fault_start_s": round(fault_start_s, 2), "group_last_read_s": round(workload.last_read_s, 2),
+                     "group_unread_acked": unread}
     return report
 
 

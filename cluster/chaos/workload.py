@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from cluster.chaos.history import DRAIN, Assignment, History, Outcome, OutcomeKind, Read, Send
 
@@ -31,7 +31,7 @@ PRODUCER_QUEUE_MESSAGES_MAX = 20_000
 POLL_S = 0.2
 FLUSH_S = 20.0           # > message.timeout.ms, so every in-flight send gets its delivery report
 MESSAGE_TIMEOUT_MS = 15_000
-READER_IDLE_S = 3.0      # readers are done catching up after this long without a new message
+CATCH_UP_POLL_S = 0.5
 READER_CATCH_UP_S_MAX = 20.0
 DRAIN_S_MAX = 60.0
 # librdkafka's own log lines are noise during chaos: only critical ones reach stderr; errors are counted.
@@ -204,25 +204,23 @@ class Workload:
                 msg = consumer.poll(POLL_S)
                 if msg is None:
                     continue
-                if msg.error():
-                    self._count_error(msg.error())
+                error = msg.error()
+                if error is not None:
+                    self._count_error(error)
                     continue
                 now = self.clock()
                 self._last_read_s = now
-                self.history.read(Read(reader, state["assignment"], msg.partition(), msg.offset(),
-                                       msg.value().decode(), now))
+                partition, offset, value = _fields(msg)
+                self.history.read(Read(reader, state["assignment"], partition, offset, value, now))
         finally:
             consumer.close()
 
     def stop_readers(self) -> None:
-        """Let the readers catch up (until they have read every acknowledged value, or were idle
-        for READER_IDLE_S after READER_CATCH_UP_S_MAX at most), then stop them."""
+        """Let the readers catch up (until they have read every acknowledged value, for
+        READER_CATCH_UP_S_MAX at most), then stop them."""
         deadline_s = time.monotonic() + READER_CATCH_UP_S_MAX
         while time.monotonic() < deadline_s and self.group_missing() > 0:
-            time.sleep(POLL_S)
-        while time.monotonic() < deadline_s and self.clock() - self._last_read_s < READER_IDLE_S \
-                and self.group_missing() > 0:
-            time.sleep(POLL_S)
+            time.sleep(CATCH_UP_POLL_S)
         self._readers_stop.set()
         for thread in self._threads:
             if thread.name.startswith("chaos-reader"):
@@ -241,6 +239,13 @@ class Workload:
 
     def reads_started(self) -> bool:
         return self._last_read_s > 0
+
+
+def _fields(msg: Message) -> tuple[int, int, str]:
+    """(partition, offset, value) of a consumed message (always set on a message without error)."""
+    partition, offset, value = msg.partition(), msg.offset(), msg.value()
+    assert partition is not None and offset is not None and isinstance(value, bytes), "a consumed message"
+    return partition, offset, value.decode()
 
 
 def drain(bootstrap: str, topic: str, partitions: Sequence[int], history: History, clock: Callable[[], float],
@@ -262,8 +267,9 @@ def drain(bootstrap: str, topic: str, partitions: Sequence[int], history: Histor
             msg = consumer.poll(POLL_S)
             if msg is None or msg.error():
                 continue
-            history.read(Read(DRAIN, 0, msg.partition(), msg.offset(), msg.value().decode(), clock()))
-            next_offset[msg.partition()] = max(next_offset[msg.partition()], msg.offset() + 1)
+            partition, offset, value = _fields(msg)
+            history.read(Read(DRAIN, 0, partition, offset, value, clock()))
+            next_offset[partition] = max(next_offset[partition], offset + 1)
         for p, high in highs.items():
             if next_offset[p] >= high:
                 history.drained(p, high)

@@ -57,9 +57,9 @@ def verify(cluster, topic: str, writer: Writer) -> None:
     check_replicas_identical(cluster, topic)
 
 
-def run_writer(cluster, topic: str, seconds: float, writer: Writer | None = None) -> Writer:
+def run_writer(cluster, topic: str, seconds: float, writer: Writer | None = None, prefix: str = "") -> Writer:
     writer = writer or Writer(cluster, topic)
-    writer.start(prefix=topic)
+    writer.start(prefix=prefix or topic)
     time.sleep(seconds)
     return writer
 
@@ -119,7 +119,7 @@ def test_two_replicas_down_refuses_writes_then_resumes(cluster):
     try:
         wait_until(lambda: len(partition_state(cluster, topic).isr) == 1, SESSION_TIMEOUT_MS / 1000 + 5, 0.1,
                    "the ISR to shrink to the leader")
-        probe = Writer(cluster, topic)
+        probe = Writer(cluster, topic, idempotent=False)
         acked_before = dict(writer.acked)
         from cluster.client import PartitionRouter
         with admin(cluster) as client, PartitionRouter(client) as router:
@@ -132,7 +132,7 @@ def test_two_replicas_down_refuses_writes_then_resumes(cluster):
     wait_until(lambda: len(partition_state(cluster, topic).isr) >= 2, 30, 0.2, "a second ISR member")
     resumed = Writer(cluster, topic)
     resumed.acked.update(acked_before)
-    run_writer(cluster, topic, 1.0, resumed).stop()
+    run_writer(cluster, topic, 1.0, resumed, prefix=f"{topic}-resumed").stop()
     assert len(resumed.acked) > len(acked_before)
     cluster.start_node(followers[1])
     verify(cluster, topic, resumed)

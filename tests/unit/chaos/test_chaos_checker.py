@@ -11,8 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cluster.chaos.checker import check, check_history, check_invariants, compare_prefixes
-from cluster.chaos.history import (DRAIN, History, Outcome, OutcomeKind, PartitionSample, Read, ReplicaSample,
-                                   Send)
+from cluster.chaos.history import (
+    DRAIN,
+    History,
+    Outcome,
+    OutcomeKind,
+    PartitionSample,
+    Read,
+    ReplicaSample,
+    Send,
+)
 
 
 def make_history(acks: dict[str, tuple[int, int]], reads: list[tuple[str, int, int, int, str]],
