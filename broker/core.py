@@ -199,7 +199,7 @@ class Broker:
 
     async def _send_alter_partition_async(self, requests: list[tuple[Partition, tuple[int, ...]]]) -> None:
         request = cpb.AlterPartitionRequest(broker_id=self.broker_id, broker_epoch=self.broker_epoch)
-        by_key = {}
+        by_key: dict[tuple[bytes, int], Partition] = {}
         for p, isr in requests:
             state = p.leader
             if state is None:
@@ -211,23 +211,23 @@ class Broker:
             reply = await self.controllers.call("controller", "AlterPartition", request, CONTROLLER_CALL_TIMEOUT_S)
         except Exception as e:
             log.info("AlterPartition failed: %s", e)
-            for p in by_key.values():
-                if p.leader is not None:
-                    p.leader.pending_isr = None
+            for pending in by_key.values():
+                if pending.leader is not None:
+                    pending.leader.pending_isr = None
             return
         for r in reply.results:
-            p = by_key.pop((r.topic_id, r.partition), None)
-            if p is None:
+            if (r.topic_id, r.partition) not in by_key:
                 continue
+            p = by_key.pop((r.topic_id, r.partition))
             reg = None
             if r.error_code == ErrorCode.none:
                 assert p.registration is not None
                 reg = PartitionRegistration(p.registration.replicas, tuple(r.isr), r.leader, r.leader_epoch,
                                             r.partition_epoch, p.registration.unclean_elections)
             self.replicas.on_alter_partition_result(p, ErrorCode(r.error_code), reg)
-        for p in by_key.values():
-            if p.leader is not None:
-                p.leader.pending_isr = None
+        for pending in by_key.values():
+            if pending.leader is not None:
+                pending.leader.pending_isr = None
 
     def _send_alter_partition(self, requests: list[tuple[Partition, tuple[int, ...]]]) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(self._send_alter_partition_async(requests)))

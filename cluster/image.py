@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 from cluster.records import (
     LEADER_UNCHANGED,
@@ -188,7 +189,7 @@ class _Builder:
         )
 
 
-def _set_broker_flags(b: _Builder, broker_id: int, broker_epoch: int, **flags: bool) -> None:
+def _set_broker_flags(b: _Builder, broker_id: int, broker_epoch: int, **flags: Any) -> None:
     brokers = b.brokers_w()
     current = brokers.get(broker_id)
     if current is None or current.broker_epoch != broker_epoch:
