@@ -1,0 +1,271 @@
+"""Read deploy/compose*.yaml and run the same topology as local `brook server` processes.
+
+Docker is not available where Brook is developed, so the compose files are checked here the way
+Docker would use them, without Docker:
+
+    load_compose(path)                  the parsed file (PyYAML; merge keys `<<:` resolved)
+    interpolate(value, variables)       compose's ${VAR}, ${VAR:-default}, ${VAR:?error}, $$
+    service_env(compose, name, vars)    a service's BROOK_CFG_* environment, interpolated
+    LocalTopology(compose, vars, root)  every service's environment translated to this machine:
+                                        service hostnames -> 127.0.0.1, each (service, container port)
+                                        -> a free local port (a published `localhost:H` -> the port
+                                        the service publishes H from), volume paths -> temp dirs;
+                                        then `start()` runs each as `python -m cluster.cli.main server`
+                                        with that environment and no --config (as the image's
+                                        ENTRYPOINT does), each in its own session, stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cluster.launcher import free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE_FILES = ("compose.yaml", "compose.combined.yaml")
+ENV_PREFIX = "BROOK_CFG_"
+LOCAL = "127.0.0.1"
+# Keys whose values hold host:port addresses that the translation rewrites.
+ADDRESS_KEYS = ("LISTENERS", "ADVERTISED_LISTENERS", "CONTROLLER_QUORUM_VOTERS",
+                "CONTROLLER_QUORUM_BOOTSTRAP_SERVERS")
+PATH_KEYS = ("LOG_DIRS", "METADATA_LOG_DIR")
+STOP_GRACE_S = 15.0
+
+_VAR = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+                  r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_HOSTPORT = re.compile(r"(?P<host>[A-Za-z0-9._-]*):(?P<port>\d+)")
+
+
+class InterpolationError(Exception):
+    pass
+
+
+def load_compose(path: str | os.PathLike[str]) -> dict:
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    assert isinstance(data, dict), f"{path}: not a mapping"
+    return data
+
+
+def interpolate(value: str, variables: Mapping[str, str]) -> str:
+    """Compose's variable syntax: ${X}, ${X:-default}, ${X-default}, ${X:?message}, ${X?message}, $$."""
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group("name") or m.group("bare")
+        op, arg = m.group("op"), m.group("arg") or ""
+        present = name in variables
+        val = variables.get(name, "")
+        unset = (not present) or (op is not None and op.startswith(":") and val == "")
+        if op in (":?", "?") and unset:
+            raise InterpolationError(f"{name}: {arg}")
+        if op in (":-", "-") and unset:
+            return arg
+        return val
+    return _VAR.sub(sub, value)
+
+
+def service_env(compose: dict, name: str, variables: Mapping[str, str]) -> dict[str, str]:
+    env = compose["services"][name].get("environment") or {}
+    if isinstance(env, list):  # the `- KEY=VALUE` form
+        env = dict(item.split("=", 1) for item in env)
+    return {k: interpolate(str(v), variables) for k, v in env.items()}
+
+
+def published_ports(service: dict) -> dict[int, int]:
+    """host port -> container port, from `ports: ["H:C"]` (also "IP:H:C" and "H:C/tcp")."""
+    out: dict[int, int] = {}
+    for item in service.get("ports") or []:
+        text = str(item).split("/", 1)[0]
+        parts = text.split(":")
+        assert len(parts) in (2, 3), f"unsupported ports entry {item!r}"
+        out[int(parts[-2])] = int(parts[-1])
+    return out
+
+
+def volume_mounts(service: dict) -> dict[str, str]:
+    """container path -> volume name, from `volumes: ["name:/path"]`."""
+    out: dict[str, str] = {}
+    for item in service.get("volumes") or []:
+        source, _, target = str(item).partition(":")
+        out[target.split(":", 1)[0]] = source
+    return out
+
+
+@dataclass
+class LocalNode:
+    service: str
+    env: dict[str, str]                    # the translated BROOK_CFG_* variables
+    directory: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "server.log"
+
+    def value(self, key: str) -> str:
+        return self.env.get(ENV_PREFIX + key, "")
+
+    @property
+    def node_id(self) -> int:
+        return int(self.value("NODE_ID"))
+
+    @property
+    def roles(self) -> set[str]:
+        return {r.strip() for r in self.value("PROCESS_ROLES").split(",")}
+
+    def advertised(self, listener: str) -> str | None:
+        for item in self.value("ADVERTISED_LISTENERS").split(","):
+            name, _, rest = item.partition("://")
+            if name.strip() == listener:
+                return rest.strip()
+        return None
+
+
+@dataclass
+class LocalTopology:
+    """The compose file's services as local processes; see the module doc."""
+
+    compose: dict
+    variables: Mapping[str, str]
+    root: Path
+    python: str = sys.executable
+    nodes: dict[str, LocalNode] = field(default_factory=dict)
+    ports: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        services = self.compose["services"]
+        self._hosts = {svc.get("hostname", name): name for name, svc in services.items()}
+        self._hosts.update({name: name for name in services})
+        self._published = {h: (name, c) for name, svc in services.items()
+                           for h, c in published_ports(svc).items()}
+        for name in services:
+            self.nodes[name] = self._translate(name)
+
+    # -- translation ----------------------------------------------------------------------------
+
+    def _local_port(self, service: str, port: int) -> int:
+        key = (service, port)
+        if key not in self.ports:
+            self.ports[key] = free_ports(1, taken=list(self.ports.values()))[0]
+        return self.ports[key]
+
+    def _address(self, owner: str, host: str, port: int) -> str:
+        if host in ("", "0.0.0.0", "::"):
+            return f"{LOCAL}:{self._local_port(owner, port)}"
+        if host in ("localhost", "127.0.0.1"):
+            assert port in self._published, f"{owner}: {host}:{port} is not a published port"
+            service, container_port = self._published[port]
+            return f"{LOCAL}:{self._local_port(service, container_port)}"
+        assert host in self._hosts, f"{owner}: unknown host {host!r} (not a service or hostname)"
+        return f"{LOCAL}:{self._local_port(self._hosts[host], port)}"
+
+    def _translate(self, name: str) -> LocalNode:
+        service = self.compose["services"][name]
+        env = service_env(self.compose, name, self.variables)
+        directory = self.root / name
+        directory.mkdir(parents=True, exist_ok=True)
+        mounts = volume_mounts(service)
+        out: dict[str, str] = {}
+        for var, value in env.items():
+            if not var.startswith(ENV_PREFIX):
+                continue
+            key = var[len(ENV_PREFIX):]
+            if key in ADDRESS_KEYS:
+                value = _HOSTPORT.sub(lambda m, n=name: self._address(n, m.group("host"), int(m.group("port"))),
+                                      value)
+            elif key in PATH_KEYS:
+                value = ",".join(self._local_path(name, mounts, directory, p.strip()) for p in value.split(","))
+            out[var] = value
+        return LocalNode(name, out, directory)
+
+    @staticmethod
+    def _local_path(name: str, mounts: Mapping[str, str], directory: Path, path: str) -> str:
+        for target in sorted(mounts, key=len, reverse=True):
+            if path == target or path.startswith(target.rstrip("/") + "/"):
+                return str(directory / "volume" / os.path.relpath(path, target))
+        raise AssertionError(f"{name}: {path} is not on a named volume (data would be lost with the container)")
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    @property
+    def controller_bootstrap(self) -> str:
+        boot = {n.value("CONTROLLER_QUORUM_BOOTSTRAP_SERVERS") for n in self.nodes.values()}
+        assert len(boot) == 1, boot
+        return boot.pop()
+
+    @property
+    def broker_ids(self) -> list[int]:
+        return sorted(n.node_id for n in self.nodes.values() if "broker" in n.roles)
+
+    def kafka_bootstrap(self) -> str:
+        """The brokers' advertised PLAINTEXT addresses (the host's view, translated)."""
+        return ",".join(str(n.advertised("PLAINTEXT")) for n in self.nodes.values() if "broker" in n.roles)
+
+    # -- processes ------------------------------------------------------------------------------
+
+    def process_env(self, node: LocalNode) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        env.update(node.env)
+        env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def check_config(self, node: LocalNode) -> subprocess.CompletedProcess[str]:
+        """`brook server --check-config /dev/null` with the node's environment (an empty file; every
+        setting comes from BROOK_CFG_*, as in the container)."""
+        return subprocess.run([self.python, "-m", "cluster.cli.main", "server", "--check-config", os.devnull],
+                              env=self.process_env(node), capture_output=True, text=True, timeout=60)
+
+    def start(self) -> None:
+        order = sorted(self.nodes.values(), key=lambda n: ("controller" not in n.roles, n.service))
+        for node in order:
+            with open(node.log_path, "ab") as log:
+                node.proc = subprocess.Popen(
+                    [self.python, "-m", "cluster.cli.main", "server"], env=self.process_env(node),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(node.directory),
+                    start_new_session=True)
+
+    def dead(self) -> list[str]:
+        return [n.service for n in self.nodes.values() if n.proc is not None and n.proc.poll() is not None]
+
+    def stop(self) -> dict[str, int | None]:
+        """SIGTERM every process by PID (brokers first), bounded wait, then SIGKILL its process group."""
+        running = [n for n in sorted(self.nodes.values(), key=lambda n: ("controller" in n.roles, n.service))
+                   if n.proc is not None and n.proc.poll() is None]
+        for node in running:
+            assert node.proc is not None
+            node.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for node in running:
+            assert node.proc is not None
+            try:
+                node.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(node.proc.pid, signal.SIGKILL)  # its own session: pgid == pid
+                except ProcessLookupError:
+                    pass
+                node.proc.wait(timeout=5)
+        return {n.service: (n.proc.returncode if n.proc else None) for n in self.nodes.values()}
+
+    def log_tails(self, lines: int = 15) -> str:
+        out = []
+        for node in self.nodes.values():
+            try:
+                text = node.log_path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                text = []
+            out.append(f"--- {node.service} ({node.log_path})\n" + "\n".join(text))
+        return "\n".join(out)
