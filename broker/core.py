@@ -49,6 +49,8 @@ OFFSETS_TOPIC = "__consumer_offsets"
 CONTROLLER_CALL_TIMEOUT_S = 5.0
 METADATA_WAIT_MS = 1000
 LONG_MAX = (1 << 63) - 1
+# How often idle partitions are checked against flush.ms.
+FLUSH_CHECK_INTERVAL_S = 1.0
 
 
 def _int(value: Any) -> int:
@@ -82,7 +84,8 @@ class Broker:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self._register()
-        for coro in (self._heartbeat_loop(), self._metadata_loop(), self._isr_loop(), self._retention_loop()):
+        for coro in (self._heartbeat_loop(), self._metadata_loop(), self._isr_loop(), self._retention_loop(),
+                     self._flush_loop()):
             self._tasks.append(loop.create_task(coro))
 
     async def _register(self) -> None:
@@ -253,6 +256,17 @@ class Broker:
                 except Exception:
                     log.exception("retention of %s-%d failed", p.topic, p.index)
                 await asyncio.sleep(0)
+
+    async def _flush_loop(self) -> None:
+        """flush.ms is checked on append by the log; this syncs idle partitions whose time has come."""
+        while True:
+            await asyncio.sleep(FLUSH_CHECK_INTERVAL_S)
+            for p in list(self.replicas.partitions.values()):
+                if p.log.flush_due():
+                    try:
+                        p.log.flush()
+                    except Exception:
+                        log.exception("flush of %s-%d failed", p.topic, p.index)
 
     # -- configuration ---------------------------------------------------------------------------
     def topic_value(self, image: MetadataImage, topic: str, key: str) -> str:

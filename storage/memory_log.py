@@ -226,6 +226,9 @@ class MemoryLog:
     def _bytes_between(self, start: int, end: int) -> int:
         return sum(h.size_bytes for h, _ in self._batches if start <= h.base_offset < end)
 
+    def flush_due(self) -> bool:
+        return False
+
     def flush(self) -> None:
         """Nothing to flush: memory is the medium."""
 

@@ -519,6 +519,10 @@ class RocksDBLog:
         return index
 
     # Durability and lifecycle.
+    def flush_due(self) -> bool:
+        """Unsynced records older than flush.ms (the broker checks idle partitions with this)."""
+        return self._unflushed_records > 0 and _monotonic_ms() - self._last_flush_ms >= self._config.flush_ms
+
     def flush(self) -> None:
         """Sync the RocksDB WAL (shared by every partition of this log directory)."""
         self._db.flush_wal(True)

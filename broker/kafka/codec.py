@@ -87,22 +87,23 @@ class DecodedRequest:
 
 
 @functools.cache
-def request_class(api_key: int, api_version: int) -> type:
+def request_class(api_key: int, api_version: int) -> Any:
+    """The kio request dataclass (typed Any: kio's classes carry their schema in class attributes)."""
     return load_request_schema(api_key, api_version)
 
 
 @functools.cache
-def response_class(api_key: int, api_version: int) -> type:
+def response_class(api_key: int, api_version: int) -> Any:
     return load_response_schema(api_key, api_version)
 
 
 @functools.cache
-def _reader(cls: type) -> Any:
+def _reader(cls: Any) -> Any:
     return entity_reader(cls)
 
 
 @functools.cache
-def _writer(cls: type) -> Any:
+def _writer(cls: Any) -> Any:
     return entity_writer(cls)
 
 
@@ -152,7 +153,7 @@ def _strip_none(annotation: Any) -> Any:
 
 
 @functools.cache
-def _null_schema(cls: type) -> tuple[tuple[str, bool, bool, bool, type | None], ...]:
+def _null_schema(cls: Any) -> tuple[tuple[str, bool, bool, bool, type | None], ...]:
     """Per field: (name, nullable, is_array, elements nullable, nested entity class or None)."""
     out = []
     for f in fields(cls):
@@ -170,7 +171,7 @@ def _null_schema(cls: type) -> tuple[tuple[str, bool, bool, bool, type | None], 
     return tuple(out)
 
 
-def field_is_nullable(cls: type, name: str) -> bool:
+def field_is_nullable(cls: Any, name: str) -> bool:
     return any(field == name and nullable for field, nullable, *_ in _null_schema(cls))
 
 
@@ -235,11 +236,11 @@ def decode_response(payload: bytes, api_key: int, api_version: int) -> tuple[int
 
 
 @functools.cache
-def _field_names(cls: type) -> frozenset[str]:
+def _field_names(cls: Any) -> frozenset[str]:
     return frozenset(f.name for f in fields(cls))
 
 
-def build(cls: type, **values: Any) -> Any:
+def build(cls: Any, **values: Any) -> Any:
     """Instantiate a kio dataclass from a superset of its fields (fields a version lacks are dropped).
 
     Handlers write one response shape for all versions; each version keeps the fields it has.

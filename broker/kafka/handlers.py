@@ -589,6 +589,7 @@ class KafkaHandlers:
         responses = []
         for resource in request.resources:
             unsupported = [c.name for c in resource.configs if int(c.config_operation) not in (0, 1)]
+            error: ErrorCode
             if unsupported:
                 error, message = ErrorCode.invalid_request, f"APPEND/SUBTRACT are not supported ({', '.join(unsupported)})"
             else:
@@ -609,6 +610,7 @@ class KafkaHandlers:
             resource_type = int(resource.resource_type)
             current = await self.core.describe_configs([(resource_type, resource.resource_name)])
             given = {c.name: c.value for c in resource.configs}
+            error: ErrorCode
             if current and current[0].error != ErrorCode.none:
                 error, message = current[0].error, current[0].message
             else:

@@ -26,6 +26,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from broker.api import BrokerCore
 from broker.kafka.codec import (
     API_VERSIONS_KEY,
@@ -176,7 +178,7 @@ class KafkaListener:
             request = decode_request(frame, self.handlers.versions)
         except UnsupportedRequest as e:
             if e.api_key == API_VERSIONS_KEY:
-                response = self.handlers.api_versions_response(0, error=_unsupported_version())
+                response = self.handlers.api_versions_response(0, error=ErrorCode.unsupported_version)
                 future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
                 future.set_result(encode_response(API_VERSIONS_KEY, 0, e.correlation_id, response))
                 return future
@@ -209,12 +211,6 @@ class KafkaListener:
             if payload is not None:
                 writer.write(payload)
                 await writer.drain()
-
-
-def _unsupported_version() -> Any:
-    from kio.schema.errors import ErrorCode
-
-    return ErrorCode.unsupported_version
 
 
 async def start_kafka_listener(

@@ -170,7 +170,7 @@ class FakeCore:
     @staticmethod
     def _read(log: _PartitionLog, offset: int, max_bytes: int) -> bytes:
         out = bytearray()
-        for base, last, _ts, batch in log.batches:
+        for _base, last, _ts, batch in log.batches:
             if last < offset:
                 continue
             if out and len(out) + len(batch) > max_bytes:

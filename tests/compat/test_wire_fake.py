@@ -101,11 +101,33 @@ def test_confluent_produce_consume(broker: Broker, codec: str) -> None:
             assert msg.error() is None, msg.error()
             got.append((msg.key(), msg.value(), msg.headers()))
         assert got == _expected(codec)
-        assert [m.offset() for m in []] == []
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
         assert (low, high) == (0, MESSAGES)
     finally:
         consumer.close()
+
+
+def test_confluent_idempotent_producer(broker: Broker) -> None:
+    """enable.idempotence=True exercises InitProducerId; the fake does not check sequences."""
+    from confluent_kafka import Producer
+
+    topic = _topic("ck-idempotent")
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
+                         "compression.type": "lz4", "message.timeout.ms": 10000})
+    delivered: list[int] = []
+    for i in range(10):
+        producer.produce(topic, value=b"v%d" % i,
+                         on_delivery=lambda err, msg: delivered.append(-1 if err else msg.offset()))
+    assert producer.flush(15) == 0
+    assert sorted(delivered) == list(range(10))
+
+
+def test_confluent_transactional_producer_gets_a_clear_error(broker: Broker) -> None:
+    from confluent_kafka import KafkaException, Producer
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "tx-1"})
+    with pytest.raises(KafkaException):
+        producer.init_transactions(5)
 
 
 def test_confluent_admin(broker: Broker) -> None:

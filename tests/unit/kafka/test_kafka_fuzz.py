@@ -20,7 +20,13 @@ from kio.schema.errors import ErrorCode
 from wire_helpers import FakeCore, WireClient, sample_request
 
 from broker.api import NewTopic
-from broker.kafka.codec import RequestDecodeError, UnsupportedRequest, decode_request, encode_request, encode_response
+from broker.kafka.codec import (
+    RequestDecodeError,
+    UnsupportedRequest,
+    decode_request,
+    encode_request,
+    encode_response,
+)
 from broker.kafka.framing import FrameBuffer, FrameError
 from broker.kafka.handlers import API_VERSIONS, KafkaHandlers
 from broker.kafka.server import start_kafka_listener
