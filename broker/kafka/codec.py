@@ -180,7 +180,7 @@ def _check_nulls(entity: Any) -> None:
 
     Handlers may then rely on the schema: a field that is not `| None` is never None.
     """
-    for name, nullable, is_array, element_nullable, nested in _null_schema(type(entity)):
+    for name, nullable, is_array, element_nullable, nested in _null_schema(entity.__class__):
         value = getattr(entity, name)
         if value is None:
             if not nullable:
@@ -203,7 +203,7 @@ def encode_response(api_key: int, api_version: int, correlation_id: int, respons
     buffer.write(correlation_id.to_bytes(4, "big", signed=True))
     if response.__flexible__ and api_key != API_VERSIONS_KEY:
         buffer.write(b"\x00")  # response header v1: no tagged fields
-    _writer(type(response))(buffer, response)
+    _writer(response.__class__)(buffer, response)
     return encode_frame(buffer.getvalue())
 
 
@@ -220,7 +220,7 @@ def encode_request(body: Any, correlation_id: int, client_id: str | None = "broo
         buffer.write(len(raw).to_bytes(2, "big") + raw)
     if body.__flexible__:
         buffer.write(b"\x00")
-    _writer(type(body))(buffer, body)
+    _writer(body.__class__)(buffer, body)
     return encode_frame(buffer.getvalue())
 
 

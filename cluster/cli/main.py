@@ -83,7 +83,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def build_parser() -> BrookArgumentParser:
-    from cluster.cli import admin, data, dev
+    from cluster.cli import admin, data, dev, groups, perf
 
     common = _common_options()
     parser = BrookArgumentParser(
@@ -180,6 +180,10 @@ def build_parser() -> BrookArgumentParser:
 
     # produce / consume
     data.add_parsers(commands, common, _positive_int, _non_negative_int)
+
+    # groups / perf
+    groups.add_parsers(commands, common, _positive_int, _non_negative_int)
+    perf.add_parsers(commands, common, _positive_int, _non_negative_int)
 
     # dev
     dev.add_parser(commands, _positive_int)
