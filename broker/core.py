@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from brookpb import admin_pb2 as apb
-from brookpb import controller_pb2 as cpb
 from broker.api import (
     AlterConfigOp,
     ConfigValue,
@@ -36,6 +34,8 @@ from broker.api import (
 from broker.controller_channel import ControllerChannel, ControllerUnavailable
 from broker.fetcher import FetcherManager
 from broker.replica_manager import LeaderSide, Partition, ReplicaManager, now_ms
+from brookpb import admin_pb2 as apb
+from brookpb import controller_pb2 as cpb
 from cluster import codec
 from cluster.config import TOPIC_TO_SERVER_DEFAULT, topic_config_defaults
 from cluster.errors import BrookError, ErrorCode, LogError

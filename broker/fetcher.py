@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import grpc
 
+from broker.replica_manager import Partition, ReplicaManager, mono_ms
 from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc
-from broker.replica_manager import Partition, ReplicaManager, mono_ms
 from cluster.errors import ErrorCode, LogError
 from cluster.grpcutil import channel_options
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from brookpb import broker_pb2 as bpb
-from brookpb import broker_pb2_grpc
 from broker.api import FetchPartition
 from broker.replica_manager import ReplicaFetchItem
+from brookpb import broker_pb2 as bpb
+from brookpb import broker_pb2_grpc
 from cluster.errors import ErrorCode, LogError
 
 log = logging.getLogger("brook.broker.grpc")

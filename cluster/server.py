@@ -141,9 +141,9 @@ async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closer
 
 
 async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc.aio.Server]]:
-    from brookpb import broker_pb2_grpc
     from broker.core import Broker
     from broker.grpc_service import BrokerServicer
+    from brookpb import broker_pb2_grpc
     from storage.rocksdb_log import LogManager
 
     log_dir = config.log_dirs[0]

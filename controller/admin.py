@@ -14,7 +14,7 @@ from typing import Any
 from brookpb import admin_pb2 as apb
 from brookpb import admin_pb2_grpc
 from cluster.config import validate_topic_config
-from cluster.errors import ConfigError, ErrorCode
+from cluster.errors import ErrorCode
 from cluster.image import MetadataImage
 from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC
 from controller import replication, topics

@@ -16,10 +16,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import grpc
-
-from brookpb import admin_pb2 as apb
-from brookpb import admin_pb2_grpc
 from brookpb import controller_pb2 as cpb
 from brookpb import controller_pb2_grpc
 from cluster import codec
@@ -33,7 +29,7 @@ from cluster.records import (
     ProducerIds,
     Record,
 )
-from controller import balance, cluster_control, replication, topics
+from controller import balance, cluster_control, replication
 from controller.heartbeats import BrokerHeartbeatTracker
 from controller.quorum import Quorum, QuorumError
 

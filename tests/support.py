@@ -30,9 +30,8 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 0.05, what: str 
     while time.monotonic() < deadline:
         try:
             last = predicate()
-        except BrookError as e:
-            last = None
-            error = e
+        except BrookError:
+            last = None  # the cluster is between states: ask again
         if last:
             return last
         time.sleep(interval_s)

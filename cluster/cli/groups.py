@@ -116,7 +116,8 @@ def assignment_text(assignment: Iterable[tuple[str, int]]) -> str:
 
 def lag_rows(group: str, committed: Mapping[tuple[str, int], int | None],
              log_end: Mapping[tuple[str, int], int | None], members: Sequence[Member]) -> list[dict[str, Any]]:
-    """One row per partition that has a committed offset or an owner, like kafka-consumer-groups --describe.
+    """One row per partition that has a committed offset, an owner or a known log end offset, like
+    kafka-consumer-groups --describe.
 
     LAG = log end offset - committed offset (never negative); None when either is unknown.
     """
@@ -125,14 +126,14 @@ def lag_rows(group: str, committed: Mapping[tuple[str, int], int | None],
         for tp in m.assignment:
             owner[tp] = m
     rows = []
-    for topic, partition in sorted(set(committed) | set(owner)):
+    for topic, partition in sorted(set(committed) | set(owner) | set(log_end)):
         current = committed.get((topic, partition))
         end = log_end.get((topic, partition))
         lag = max(0, end - current) if current is not None and end is not None else None
-        m = owner.get((topic, partition))
+        who = owner.get((topic, partition))
         rows.append({"group": group, "topic": topic, "partition": partition, "current_offset": current,
-                     "log_end_offset": end, "lag": lag, "consumer_id": m.member_id if m else None,
-                     "host": m.host if m else None, "client_id": m.client_id if m else None})
+                     "log_end_offset": end, "lag": lag, "consumer_id": who.member_id if who else None,
+                     "host": who.host if who else None, "client_id": who.client_id if who else None})
     return rows
 
 
@@ -226,8 +227,9 @@ class GroupAdmin:
         quiet.propagate = False
         self.timeout_s = timeout_s
         self.bootstrap = bootstrap
-        self.client = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000),
-                                   "client.id": "brook-cli", "logger": quiet, "log_level": 0})
+        config: dict[str, Any] = {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000),
+                                  "client.id": "brook-cli", "logger": quiet, "log_level": 0}
+        self.client = AdminClient(config)
 
     def _wait(self, future: Any, what: str) -> Any:
         from concurrent.futures import TimeoutError as FutureTimeout
@@ -298,12 +300,22 @@ def _members(description: Any) -> list[Member]:
 
 
 def _log_end_offsets(ctx: Any, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-    """The high watermark of each partition over gRPC ListOffsets (None where it cannot be read)."""
+    """The high watermark of every partition of the topics in `partitions`, over gRPC ListOffsets.
+
+    Every partition of those topics is included (so a partition the group never committed shows up
+    with CURRENT-OFFSET and LAG '-'); None where the offset cannot be read (a warning says why).
+    """
     from cluster.client import PartitionRouter
 
     out: dict[tuple[str, int], int | None] = {}
+    wanted = set(partitions)
     with PartitionRouter(ctx.controller(), ctx.timeout_s) as router:
-        for topic, partition in sorted(set(partitions)):
+        for topic in sorted({t for t, _ in wanted}):
+            try:
+                wanted |= {(topic, p) for p in router.partitions(topic)}
+            except BrookError:
+                pass  # deleted since the commit: show what the group has
+        for topic, partition in sorted(wanted):
             try:
                 out[(topic, partition)] = router.list_offset(topic, partition, -1)
             except BrookError as e:

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from brookpb import admin_pb2 as apb
 from cluster.launcher import LocalCluster
 from tests.support import (
     Writer,
@@ -77,12 +76,12 @@ def test_bounce_the_leader_three_times(cluster, sig):
             acked_before = len(writer.acked)
             killed_at = time.monotonic()
             cluster.kill(leader, sig)
-            wait_until(lambda: writer.ack_times and writer.ack_times[-1] > killed_at, 30, 0.01, "an ack after the kill")
+            wait_until(lambda killed_at=killed_at: writer.ack_times and writer.ack_times[-1] > killed_at, 30, 0.01, "an ack after the kill")
             gaps.append(next(t for t in writer.ack_times if t > killed_at) - killed_at)
             cluster.start_node(leader)
             cluster.wait_healthy(30)
             wait_until(lambda: len(partition_state(cluster, topic).isr) == 3, 30, 0.2, "the ISR to re-expand")
-            wait_until(lambda: len(writer.acked) > acked_before + 20, 20, 0.1, "writes to resume")
+            wait_until(lambda acked_before=acked_before: len(writer.acked) > acked_before + 20, 20, 0.1, "writes to resume")
     finally:
         writer.stop()
     # Reported, not asserted tightly: speed is measured by `make bench`. A SIGTERM runs a controlled
