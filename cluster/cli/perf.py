@@ -30,7 +30,7 @@ EXIT_OK, EXIT_ERROR = 0, 1
 
 ACKS = {"0": 0, "1": 1, "all": -1, "-1": -1}
 PROGRESS_INTERVAL_S = 5.0
-BATCH_BYTES_TARGET = 64 * 1024       # default --batch-records: about this many bytes per request
+BATCH_BYTES_TARGET = 256 * 1024      # default --batch-records: about this many bytes per request
 BATCH_RECORDS_MAX = 10_000
 SENDERS_DEFAULT = 4
 CONSUMER_THREADS_MAX = 8

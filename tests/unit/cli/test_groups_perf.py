@@ -196,8 +196,9 @@ def test_throttle_delay():
 
 
 def test_default_batch_records():
-    assert perf.default_batch_records(100) == 655
-    assert perf.default_batch_records(1024) == 64
+    assert perf.default_batch_records(100) == 1000
+    assert perf.default_batch_records(1024) == 256
+    assert perf.default_batch_records(4096) == 64
     assert perf.default_batch_records(1) == 1000
     assert perf.default_batch_records(10 * 1024 * 1024) == 1
 
