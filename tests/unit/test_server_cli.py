@@ -1,0 +1,96 @@
+"""`brook server`: bad configs are one-line errors; a controller refuses to run without a quorum
+secret; a second broker on the same log directory exits with a clear error. Real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def brook(*argv: str, timeout_s: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cluster.cli.main", *argv], capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "server.properties"
+    path.write_text(text)
+    return str(path)
+
+
+CONTROLLER = """process.roles=controller
+node.id=1
+listeners=CONTROLLER://127.0.0.1:{grpc}
+controller.quorum.voters=1@127.0.0.1:{raft}
+log.dirs={dir}
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("text, fragment", [
+    ("process.roles=broker\nnode.id=1\nlog.retension.ms=5\n", "did you mean 'log.retention.ms'"),
+    ("process.roles=broker\nnode.id=abc\n", "node.id"),
+    ("process.roles=wizard\nnode.id=1\n", "process.roles"),
+    ("this line has no separator\n", "server.properties:1"),
+    (CONTROLLER, "controller.quorum.secret"),
+])
+def test_bad_config_is_one_line(tmp_path, text, fragment):
+    path = write(tmp_path, text.format(grpc=free_port(), raft=free_port(), dir=tmp_path / "d"))
+    for argv in (("server", "--check-config", path), ("server", "--config", path)):
+        result = brook(*argv)
+        assert result.returncode == 1, result
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert fragment in result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_missing_config_file_is_one_line(tmp_path):
+    result = brook("server", "--config", str(tmp_path / "nope.properties"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(30)
+def test_valid_config_checks_ok(tmp_path):
+    text = CONTROLLER.format(grpc=free_port(), raft=free_port(), dir=tmp_path / "d") + "controller.quorum.secret=x\n"
+    result = brook("server", "--check-config", write(tmp_path, text))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_second_broker_on_the_same_log_dir_exits_with_a_clear_error(tmp_path):
+    def config(n: int) -> str:
+        path = tmp_path / f"b{n}.properties"
+        path.write_text(f"""process.roles=broker
+node.id=101
+listeners=PLAINTEXT://127.0.0.1:{free_port()},GRPC://127.0.0.1:{free_port()}
+controller.quorum.bootstrap.servers=127.0.0.1:{free_port()}
+log.dirs={tmp_path / 'shared'}
+""")
+        return str(path)
+    first = subprocess.Popen([sys.executable, "-m", "cluster.cli.main", "server", "--config", config(1)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "shared" / "LOCK").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        second = brook("server", "--config", config(2))
+        assert second.returncode == 1, second
+        assert "in use by another process" in second.stderr and "Traceback" not in second.stderr
+        assert first.poll() is None, "the first broker must keep running"
+    finally:
+        os.killpg(first.pid, 9)
+        first.wait(timeout=10)
