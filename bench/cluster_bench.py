@@ -93,6 +93,15 @@ class Bench:
             wait_for(lambda: all(p.leader >= 0 and len(p.isr) == 3
                                  for p in client.describe_topics([name]).topics[0].partitions), 30,
                      f"{name} fully replicated")
+        # Reads are answered by any controller from its own state: wait until every one has the topic,
+        # or a client asking a lagging follower would be told it does not exist.
+        for address in self.cluster.controller_bootstrap.split(","):
+            with ControllerClient([address], timeout_s=5.0) as one:
+                wait_for(partial(_knows, one, name), 30, f"controller {address} to know {name}")
+
+
+def _knows(client: ControllerClient, topic: str) -> bool:
+    return not client.describe_topics([topic]).topics[0].error_code
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -53,6 +54,27 @@ LONG_MAX = (1 << 63) - 1
 FLUSH_CHECK_INTERVAL_S = 1.0
 
 
+def _read_cluster_id(path: str) -> str:
+    """The cluster this log directory belongs to (Kafka's meta.properties), or "" when new."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key == "cluster.id":
+                    return value
+    except FileNotFoundError:
+        pass
+    return ""
+
+
+def _write_cluster_id(path: str, cluster_id: str, node_id: int) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(f"# Written by Brook on first registration: the cluster these logs belong to.\n"
+                f"cluster.id={cluster_id}\nnode.id={node_id}\nversion=1\n")
+    os.replace(tmp, path)
+
+
 def _int(value: Any) -> int:
     return int(str(value).strip())
 
@@ -64,7 +86,8 @@ class Broker:
         self.logs = log_manager
         self.incarnation_id = uuid.uuid4().hex
         self.broker_epoch = -1
-        self.cluster_id = ""
+        self.meta_path = os.path.join(config.log_dirs[0], "meta.properties")
+        self.cluster_id = _read_cluster_id(self.meta_path)
         self.image_: MetadataImage = MetadataImage()
         self.controllers = ControllerChannel(list(config.controller_bootstrap))
         self.replicas = ReplicaManager(self.broker_id, log_manager, config, self._send_alter_partition,
@@ -101,6 +124,8 @@ class Broker:
                 reply = await self.controllers.call("controller", "RegisterBroker", request, CONTROLLER_CALL_TIMEOUT_S)
                 if reply.error_code == ErrorCode.none:
                     self.broker_epoch = reply.broker_epoch
+                    if reply.cluster_id != self.cluster_id:
+                        _write_cluster_id(self.meta_path, reply.cluster_id, self.broker_id)
                     self.cluster_id = reply.cluster_id
                     self.registered.set()
                     log.info("broker %d registered: epoch %d, cluster %s", self.broker_id, self.broker_epoch,

@@ -186,7 +186,7 @@ class NetnsCluster:
     python: str = sys.executable
     tag: str = ""
     nodes: dict[int, Node] = field(default_factory=dict)
-    cuts: set[frozenset[int]] = field(default_factory=set)
+    cuts: set[frozenset[int | str]] = field(default_factory=set)
     agent: Agent | None = None
     _namespaces: list[str] = field(default_factory=list)
 
@@ -634,7 +634,7 @@ def _agent_commands(bootstrap: str) -> dict[str, Any]:
                     for i, r in enumerate(records):
                         o = header.base_offset + (r.offset_delta if r.offset_delta >= 0 else i)
                         if o >= offset:
-                            out.append([o, r.value.decode()])
+                            out.append([o, (r.value or b"").decode()])
                     offset = max(offset, header.base_offset + header.last_offset_delta + 1)
         return out
 

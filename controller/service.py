@@ -118,8 +118,7 @@ class ControllerRuntime:
             records: list[Record] = [ControllerRegistration(
                 self.node_id, self.quorum.self_address, self.grpc_address)]
             if not image.cluster_id:
-                cluster_id = self.config["cluster.id"] if _has(self.config, "cluster.id") else ""
-                records.insert(0, ClusterRecord(cluster_id or uuid.uuid4().hex[:22]))
+                records.insert(0, ClusterRecord(self.config["cluster.id"] or uuid.uuid4().hex[:22]))
             try:
                 result = await self.quorum.submit(records, image.offset, timeout_s=2.0)
             except QuorumError as e:
@@ -286,14 +285,6 @@ class ControllerRuntime:
             first = max(img.next_producer_id, 1000)
             return [ProducerIds(broker_id, broker_epoch, first + PRODUCER_ID_BLOCK_SIZE)], (ErrorCode.none, first)
         return compute
-
-
-def _has(config: Any, key: str) -> bool:
-    try:
-        config[key]
-        return True
-    except Exception:
-        return False
 
 
 def _error_code(e: Exception) -> tuple[int, str]:

@@ -14,12 +14,24 @@ import uuid
 
 import pytest
 
-from tests.support import create_topic
+from tests.support import create_topic, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
 PARTITIONS = 3
 RECORDS = 300          # 100 per partition; the group commits 50 of each
+
+
+def create_known_topic(cluster, name: str) -> None:
+    """Create the topic and wait until every controller has applied it (reads are answered by any
+    controller from its own state, so a CLI asking a lagging follower could not find it yet)."""
+    from cluster.client import ControllerClient
+
+    create_topic(cluster, name, partitions=PARTITIONS, rf=3)
+    for address in cluster.controller_bootstrap.split(","):
+        with ControllerClient([address], timeout_s=3.0) as one:
+            wait_until(lambda c=one: not c.describe_topics([name]).topics[0].error_code, 30,
+                       what=f"controller {address} to know {name}")
 
 
 def produce_spread(brook, topic: str) -> None:
@@ -59,7 +71,7 @@ def halfway(cluster):
     from tests.integration.conftest import run_cli_process
 
     topic, group = f"lag-{uuid.uuid4().hex[:6]}", f"g-{uuid.uuid4().hex[:6]}"
-    create_topic(cluster, topic, partitions=PARTITIONS, rf=3)
+    create_known_topic(cluster, topic)
     produce_spread(lambda *a, **k: run_cli_process(cluster, *a, **k), topic)
     consumed = consume_and_commit(cluster.kafka_bootstrap, group, topic, RECORDS // PARTITIONS // 2)
     assert consumed == RECORDS // 2
@@ -157,7 +169,7 @@ def test_delete_group(brook, halfway):
 
 def test_perf_produce_prints_the_summary_and_consume_reads_it_back(brook, cluster):
     topic = f"perf-{uuid.uuid4().hex[:6]}"
-    create_topic(cluster, topic, partitions=PARTITIONS, rf=3)
+    create_known_topic(cluster, topic)
     r = brook("perf", "produce", "--topic", topic, "--num-records", "5000", "--record-size", "100",
               "--acks", "all", "--batch-records", "100", "--reporting-interval", "1", timeout_s=120)
     assert r.returncode == 0, r.stderr

@@ -133,15 +133,16 @@ def _scenario(c: NetnsCluster, topic: str, cut: Callable[[NetnsCluster, dict[str
     seen: dict[str, list[int]] = {}
     for o, v in records:
         seen.setdefault(v, []).append(o)
-    lost = sorted((acked[v], v, "acked by broker %s at epoch %s, %.1fs after the cut" %
-                   (info[v][1], info[v][2], info[v][0] - cut_at)) for v in acked if v not in seen)
+    lost = sorted((acked[v], v, f"acked by broker {info[v][1]} at epoch {info[v][2]}, "
+                                f"{info[v][0] - cut_at:.1f}s after the cut") for v in acked if v not in seen)
     dups = {v: o for v, o in seen.items() if len(o) > 1}
     moved = {v: (acked[v], seen[v]) for v in acked if v in seen and seen[v] != [acked[v]]}
     last_failures = [f"{v}: {e}" for _, v, e in result["failures"][-3:]]
+    resumed = f"{resumed_s:.1f}s" if resumed_s is not None else "NOT within 30s"
     report = (f"{topic} [{description}]: acked {len(acked)} (during the cut {acked_during}), failed attempts "
               f"{result['failed']}, log {len(records)} records, leader {before['leader']}@{before['leader_epoch']}"
               f" -> {during.get('leader')}@{during.get('leader_epoch')} isr {during.get('isr')} during the cut, "
-              f"writes resumed {'%.1fs' % resumed_s if resumed_s is not None else 'NOT within 30s'} after heal, "
+              f"writes resumed {resumed} after heal, "
               f"converged at offset {state['upper']}; last failures {last_failures}")
     print(report)
     assert not lost, (f"LOST {len(lost)} acknowledged writes (offset, value, who acked): {lost[:5]}\n{report}\n"
