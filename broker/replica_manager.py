@@ -252,7 +252,13 @@ class ReplicaManager:
         try:
             duplicate = self._check_idempotence(p, records)
             if duplicate is not None:
-                return duplicate
+                # A retried batch that was appended but never replicated is not yet committed:
+                # acks=all still waits for the HW to pass it.
+                if acks != -1 or duplicate.error != ErrorCode.none:
+                    return duplicate
+                last_delta = max(h.last_offset_delta for h, _ in iter_batches(records))
+                return await self._wait_for_hw(p, state.leader_epoch, duplicate.base_offset + last_delta + 1,
+                                               timeout_ms, duplicate)
             info = p.log.append_as_leader(records, state.leader_epoch, now_ms())
         except LogError as e:
             return ProduceResult(e.code, message=e.message)
@@ -289,11 +295,13 @@ class ReplicaManager:
             if state is None or state.leader_epoch != epoch:
                 return ProduceResult(ErrorCode.not_leader_or_follower,
                                      message="leadership moved before the write was replicated")
-            if state.high_watermark >= target:
-                return result
+            # The ISR check comes first: once the ISR shrinks to the leader alone the HW jumps to
+            # its LEO, and a write held by one copy must not be acknowledged (Kafka does the same).
             if len(state.isr) < self.min_insync(p):
                 return ProduceResult(ErrorCode.not_enough_replicas_after_append,
                                      message="the ISR shrank below min.insync.replicas while waiting")
+            if state.high_watermark >= target:
+                return result
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return ProduceResult(ErrorCode.request_timed_out,
