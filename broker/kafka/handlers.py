@@ -173,8 +173,13 @@ class KafkaHandlers:
         }
         self._dispatch.update(self.group_handlers)
 
-    async def handle(self, api_key: int, api_version: int, request: Any) -> Any | None:
-        """The response dataclass, or None when no response is sent (Produce with acks=0)."""
+    async def handle(self, api_key: int, api_version: int, request: Any, context: Any = None) -> Any | None:
+        """The response dataclass, or None when no response is sent (Produce with acks=0).
+
+        `context` (client id and host) reaches the group handlers, which show it in DescribeGroups.
+        """
+        if context is not None and api_key in self.group_handlers:
+            return await self.group_handlers[api_key](request, api_version, context)  # type: ignore[call-arg]
         return await self._dispatch[api_key](request, api_version)
 
     # ---------------------------------------------------------------- ApiVersions

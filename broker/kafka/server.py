@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -190,7 +191,8 @@ class KafkaListener:
         return asyncio.ensure_future(self._handle(request, peer))
 
     async def _handle(self, request: DecodedRequest, peer: str) -> bytes | None:
-        response = await self.handlers.handle(request.api_key, request.api_version, request.body)
+        context = RequestContext(request.header.client_id or "", peer.rsplit(":", 1)[0])
+        response = await self.handlers.handle(request.api_key, request.api_version, request.body, context)
         if response is None:
             return None
         return encode_response(request.api_key, request.api_version, request.correlation_id, response)
@@ -211,6 +213,14 @@ class KafkaListener:
             if payload is not None:
                 writer.write(payload)
                 await writer.drain()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Who sent a request (the group coordinator shows it per member)."""
+
+    client_id: str
+    client_host: str
 
 
 async def start_kafka_listener(

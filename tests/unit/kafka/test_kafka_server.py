@@ -242,7 +242,7 @@ def test_a_failing_handler_closes_only_its_connection(caplog: pytest.LogCaptureF
 def test_group_handlers_are_advertised_and_dispatched() -> None:
     seen: list[tuple[Any, int]] = []
 
-    async def find_coordinator(request: Any, api_version: int) -> Any:
+    async def find_coordinator(request: Any, api_version: int, context: Any = None) -> Any:
         seen.append((request, api_version))
         return build(response_class(10, api_version), throttle_time=0 * _MS, error_code=ErrorCode.none,
                      error_message=None, node_id=1, host="127.0.0.1", port=1, coordinators=())
