@@ -39,10 +39,11 @@ def wait_until(predicate, timeout_s: float, interval_s: float = 0.05, what: str 
 
 
 def create_topic(cluster, name: str, partitions: int = 1, rf: int = 3, configs: dict | None = None) -> None:
+    """Create a topic and wait for its leaders; retries while the quorum is between leaders."""
+    request = apb.CreateTopicRequest(name=name, partitions=partitions, replication_factor=rf, configs=configs or {})
     with admin(cluster) as client:
-        reply = client.create_topics([apb.CreateTopicRequest(name=name, partitions=partitions,
-                                                             replication_factor=rf, configs=configs or {})])
-        assert reply.results[0].error_code == 0, reply
+        reply = wait_until(lambda: client.create_topics([request]), 20, 0.2, f"creating {name}")
+        assert reply.results[0].error_code in (0, 36), reply  # 36: created by an earlier attempt
         wait_until(lambda: all(p.leader >= 0 for p in client.describe_topics([name]).topics[0].partitions),
                    10, what=f"leaders for {name}")
 
