@@ -421,7 +421,7 @@ ROLE_ERRORS = [
     (
         "fallback <= election",
         CONTROLLER + ["controller.quorum.leader.fallback.ms=300"],
-        "controller.quorum.leader.fallback.ms (300) must exceed controller.quorum.election.timeout.ms (300)",
+        "controller.quorum.leader.fallback.ms (300) must exceed controller.quorum.election.timeout.ms (500)",
     ),
     (
         "fetch wait >= socket timeout",
