@@ -12,6 +12,11 @@ Starting again on an existing data directory reuses the ports and the secret fro
 files, so a restarted cluster keeps its identity and its data. Every process is started in its own
 session and stopped by its PID only (SIGTERM, a bounded wait, then SIGKILL): never by name.
 
+`LocalCluster.adopt(data_dir)` takes over a cluster another launcher runs there (`make run`, for
+`brook chaos run`): its nodes are found from the PID files, checked against /proc, and signalled by
+PID; a node it restarts is its own child. The launcher that started the cluster follows such
+restarts through the PID files, so its `stop()` (Ctrl-C of `make run`) still stops every node.
+
     with LocalCluster(data_dir, controllers=3, brokers=3) as cluster:
         cluster.wait_healthy(60)
         cluster.kill(101, signal.SIGKILL)
@@ -34,7 +39,7 @@ from pathlib import Path
 from cluster.config import parse_properties
 from cluster.errors import BrookError, ConfigError, ErrorCode
 
-__all__ = ["BROKER_ID_BASE", "LaunchError", "LocalCluster", "NodeSpec", "free_ports"]
+__all__ = ["BROKER_ID_BASE", "AdoptedProcess", "LaunchError", "LocalCluster", "NodeSpec", "free_ports"]
 
 BROKER_ID_BASE = 101
 HOST = "127.0.0.1"
@@ -44,6 +49,7 @@ HEALTHY_WAIT_S = 60.0    # a cold start of 3+3 takes a few seconds on this machi
 POLL_INTERVAL_S = 0.2
 LOG_TAIL_LINES = 20
 NODES_MAX = 64           # a sanity bound on --controllers / --brokers
+EXIT_UNKNOWN = 255       # AdoptedProcess.returncode of a node that exited without a signal from us
 
 
 class LaunchError(BrookError):
@@ -148,6 +154,71 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _live_argv(pid: int) -> list[str] | None:
+    """The command line of process `pid`; None when it is gone or a zombie (or /proc is missing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X") or not raw:
+        return None
+    return [a.decode(errors="replace") for a in raw.rstrip(b"\0").split(b"\0")]
+
+
+class AdoptedProcess:
+    """A running node that another process started, held by PID: the part of `subprocess.Popen` that
+    LocalCluster uses (`pid`, `args`, `returncode`, `poll`, `send_signal`, `wait`).
+
+    It counts as running while /proc/PID is a live process (not a zombie) whose command line has the
+    node's config path, and a signal is sent (os.kill) only right after that check, so a reused PID is
+    never signalled. Its parent reaps it, so its exit code is unknown: `returncode` is minus the last
+    terminating signal sent through this object (as Popen reports a death by signal), else EXIT_UNKNOWN.
+    """
+
+    def __init__(self, pid: int, config_path: Path, args: list[str]) -> None:
+        self.pid = pid
+        self.config_path = config_path
+        self.args = args
+        self.returncode: int | None = None
+        self._last_signal: int | None = None
+
+    @classmethod
+    def from_pid_file(cls, spec: NodeSpec) -> AdoptedProcess | None:
+        """The node's process named by its server.pid, if that PID runs with the node's config; else None."""
+        try:
+            pid = int(spec.pid_path.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            return None
+        argv = _live_argv(pid) if pid > 0 else None
+        if argv is None or str(spec.config_path) not in argv:
+            return None
+        return cls(pid, spec.config_path, argv)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            argv = _live_argv(self.pid)
+            if argv is None or str(self.config_path) not in argv:
+                self.returncode = -self._last_signal if self._last_signal else EXIT_UNKNOWN
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        """os.kill(pid, sig) if the process is still this node's (like Popen: nothing once it exited)."""
+        if self.poll() is not None:
+            return
+        os.kill(self.pid, sig)
+        if sig not in (signal.SIGSTOP, signal.SIGCONT, signal.SIGTSTP, 0):
+            self._last_signal = sig
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            time.sleep(0.05)
+        return code
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n")
 
@@ -195,8 +266,74 @@ class LocalCluster:
         self.python = python
         self.secret: str | None = None
         self.nodes: dict[int, NodeSpec] = {}
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._procs: dict[int, subprocess.Popen[bytes] | AdoptedProcess] = {}
         self._prepared = False
+
+    @classmethod
+    def adopt(cls, data_dir: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LocalCluster | None:
+        """The cluster that another launcher (`brook dev`, `make run`) runs under `data_dir`, to drive.
+
+        The topology and ports are read from node-<id>/server.properties (never rewritten) and every
+        node's process from its server.pid (an AdoptedProcess). Returns None when no node of it is
+        running; raises LaunchError when only some are, or the directory is not a `brook dev` layout.
+        Nodes started later (`start_node`, `restart`) run the command line `start_node` always uses,
+        with the adopted nodes' Python, as children of this process; nothing stops them at exit.
+        """
+        root = Path(data_dir).resolve()
+        roles: dict[int, tuple[str, ...]] = {}
+        for directory in root.glob("node-*"):
+            path = directory / "server.properties"
+            if directory.name[5:].isdigit() and path.is_file():
+                props = parse_properties(path.read_text(encoding="utf-8"), str(path))
+                roles[int(directory.name[5:])] = tuple(
+                    sorted(r.strip() for r in props.get("process.roles", "").split(",") if r.strip()))
+        if not roles:
+            return None
+        controllers = sum("controller" in r for r in roles.values())
+        brokers = sum("broker" in r for r in roles.values())
+        combined = any(len(r) == 2 for r in roles.values())
+        if not controllers or (not combined and not brokers):
+            raise LaunchError(f"{root} holds no {'broker' if controllers else 'controller'} node: "
+                              "not a cluster started by `brook dev`")
+        cluster = cls(root, controllers, brokers, combined=combined, env=env)
+        if sorted(roles) != sorted(i for i, _ in cluster._layout()):
+            raise LaunchError(f"{root} holds nodes {', '.join(map(str, sorted(roles)))}: not a layout "
+                              "`brook dev` writes")
+        existing = {node_id: cluster._read_existing(node_id, node_roles) for node_id, node_roles in cluster._layout()}
+        cluster._check_topology(existing)
+        for node_id, node_roles in cluster._layout():
+            spec = NodeSpec(node_id, node_roles, root / f"node-{node_id}")
+            props = existing[node_id] or {}
+            _recover_ports(spec, props)
+            cluster.secret = props.get("controller.quorum.secret", cluster.secret)
+            cluster.nodes[node_id] = spec
+        cluster.insecure = cluster.secret is None
+        cluster._prepared = True  # the configs stay as they are
+        found = {i: AdoptedProcess.from_pid_file(spec) for i, spec in cluster.nodes.items()}
+        running = {i: proc for i, proc in found.items() if proc is not None}
+        if not running:
+            return None
+        stopped = sorted(set(found) - set(running))
+        if stopped:
+            raise LaunchError(f"nodes {', '.join(map(str, sorted(running)))} of the cluster under {root} are running "
+                              f"but nodes {', '.join(map(str, stopped))} are not: restart it (`make run`) first")
+        cluster._procs.update(running)
+        argv = next(iter(running.values())).args
+        if argv[1:3] == ["-m", "cluster.cli.main"] and os.path.isabs(argv[0]):
+            cluster.python = argv[0]
+        return cluster
+
+    def _follow_restarts(self) -> None:
+        """Hold, for a node this object started that has exited, the process now named by its PID file
+        (another process restarted it: `brook chaos run` on a `make run` cluster), so `pids` and `stop()`
+        still cover every node."""
+        for node_id, proc in list(self._procs.items()):
+            if proc.poll() is not None:
+                replacement = AdoptedProcess.from_pid_file(self.nodes[node_id])
+                # start_node sets _procs before it writes the PID file: a PID file naming a process this
+                # object started (in another thread) is seen with _procs already changed, and skipped.
+                if replacement is not None and self._procs.get(node_id) is proc and replacement.pid != proc.pid:
+                    self._procs[node_id] = replacement
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -327,7 +464,8 @@ class LocalCluster:
 
     @property
     def pids(self) -> dict[int, int]:
-        """PIDs of the nodes whose process is still running."""
+        """PIDs of the nodes whose process is still running (including ones another process restarted)."""
+        self._follow_restarts()
         return {i: p.pid for i, p in self._procs.items() if p.poll() is None}
 
     def is_running(self, node_id: int) -> bool:
@@ -433,6 +571,7 @@ class LocalCluster:
         Brokers are asked first so their controlled shutdown can still reach the controllers.
         Returns each node's exit code. Safe to call twice.
         """
+        self._follow_restarts()
         order = sorted(self._procs, key=lambda i: (self.nodes[i].is_controller, i))
         running = [i for i in order if self._procs[i].poll() is None]
         for node_id in running:
@@ -458,7 +597,7 @@ class LocalCluster:
         return {i: self._procs[i].poll() for i in order}
 
     @staticmethod
-    def _send(proc: subprocess.Popen[bytes], sig: int) -> None:
+    def _send(proc: subprocess.Popen[bytes] | AdoptedProcess, sig: int) -> None:
         if proc.poll() is None:
             try:
                 proc.send_signal(sig)
@@ -466,8 +605,12 @@ class LocalCluster:
                 pass
 
     @staticmethod
-    def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-        """SIGKILL the process we started and its own process group (its pgid is its PID)."""
+    def _kill_group(proc: subprocess.Popen[bytes] | AdoptedProcess) -> None:
+        """SIGKILL the process we started and its own process group (its pgid is its PID); an adopted
+        one by its PID only, after the check that it is still the node."""
+        if isinstance(proc, AdoptedProcess):
+            LocalCluster._send(proc, signal.SIGKILL)
+            return
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -1,8 +1,8 @@
 """The nemesis: faults against a cluster's processes, in named scenarios, recorded in a timeline.
 
 Faults act through a `NodeControl`:
-    LocalControl    a `LocalCluster` this process started: signals by PID (SIGKILL, SIGTERM,
-                    SIGSTOP/SIGCONT) and restarts through the launcher.
+    LocalControl    a `LocalCluster` this process started or adopted (`make run`'s): signals by
+                    PID (SIGKILL, SIGTERM, SIGSTOP/SIGCONT) and restarts through the launcher.
     ComposeControl  `docker compose kill -s SIG | stop | start | pause | unpause` by service name.
                     Docker is not available where Brook is developed: only the command construction
                     is tested (tests/unit/chaos), never a run.
@@ -75,7 +75,8 @@ class NodeControl(Protocol):
 
 
 class LocalControl:
-    """Faults on a LocalCluster started by this process (it holds every node's Popen)."""
+    """Faults on a LocalCluster started by this process (every node's Popen) or adopted from a running
+    `make run` (an AdoptedProcess per node until a restart makes it this process's child)."""
 
     def __init__(self, cluster) -> None:  # noqa: ANN001 (cluster.launcher.LocalCluster)
         self.cluster = cluster

@@ -1,8 +1,14 @@
 """`brook chaos run`: a workload, a nemesis and the checker against a cluster, ending in a report.
 
     brook chaos run --scenario kill-leader|...|random --duration 60s --seed 7 [--target local|compose]
+        [--data-dir .data/dev | --fresh]
 
-A run: (start a 3+3 LocalCluster in a temp dir) → create a fresh topic (3 partitions, RF 3,
+Target local drives the cluster `make run` (`brook dev`) runs under --data-dir (LocalCluster.adopt:
+its nodes by PID; killed nodes are restarted as this process's children and every node is left
+running at the end); when none runs there, or with --fresh, it starts its own 3+3 cluster in a temp
+dir with CHAOS_OVERRIDES and stops it at the end.
+
+A run: (adopt or start the cluster) → create a fresh topic (3 partitions, RF 3,
 min.insync.replicas=2) → start the invariant sampler, the writers and the readers → the nemesis
 runs the scenario for --duration → heal (SIGCONT/restart everything, wait healthy) → stop the
 writers (flush), let the readers catch up → drain every partition from offset 0 → compare replica
@@ -19,6 +25,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -64,6 +71,7 @@ READY_S_MAX = 45.0
 HEAL_S_MAX = 60.0
 DURATION_S_MAX = 24 * 3600.0
 DEFAULT_COMPOSE_FILE = "deploy/compose.yaml"
+DEFAULT_DATA_DIR = ".data/dev"  # where `make run` keeps its cluster
 
 
 def parse_duration(text: str) -> float:
@@ -128,18 +136,24 @@ def create_topic(admin: ControllerClient, topic: str) -> None:
 def run(scenario: str, duration_s: float, seed: int, target: str = "local", cluster=None,  # noqa: ANN001
         *, bootstrap_controller: str | None = None, compose_file: str = DEFAULT_COMPOSE_FILE,
         rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
-        log: Callable[[str], None] = print) -> Report:
-    """One chaos run (see the module doc). `cluster`: a started LocalCluster to use (else one is
-    started in a temp dir for target local). Raises BrookError when the cluster cannot be set up."""
+        data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print) -> Report:
+    """One chaos run (see the module doc). `cluster`: a started LocalCluster to use. Else, for target
+    local: the cluster running under `data_dir` (adopted, left running), or when there is none (or
+    `data_dir` is None) one started in a temp dir. Raises BrookError when the cluster cannot be set up."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r} (one of {', '.join(SCENARIOS)})")
     log(f"[chaos] seed {seed}: scenario {scenario}, {duration_s:g}s, target {target}")
     rng = random.Random(seed)
     own_dir: str | None = None
+    adopted = False
+    if target == "local" and cluster is None and data_dir is not None:
+        cluster = _adopt(data_dir, bootstrap_controller, log)
+        adopted = cluster is not None
     if target == "local" and cluster is None:
         if bootstrap_controller:
-            raise BrookError("--target local with --bootstrap-controller: the faults need the nodes' processes; "
-                             "omit --bootstrap-controller to let the tester start its own cluster",
+            raise BrookError("--target local with --bootstrap-controller: the faults need the nodes' processes, "
+                             "and no cluster runs under --data-dir; start it (`make run`), or omit "
+                             "--bootstrap-controller to let the tester start its own cluster",
                              ErrorCode.invalid_request)
         from cluster.launcher import LocalCluster
 
@@ -154,12 +168,47 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
                       rate_per_s, session_timeout_s, log)
         return report
     finally:
+        if adopted:
+            _leave_running(cluster, log)
         if own_dir is not None:
             cluster.stop()
             if report is not None and report.exit_code == 0 and not report.warnings:
                 shutil.rmtree(own_dir, ignore_errors=True)
             else:
                 log(f"[chaos] kept the cluster's data and logs in {own_dir}")
+
+
+def _adopt(data_dir: str | os.PathLike[str], bootstrap_controller: str | None,
+           log: Callable[[str], None]):  # noqa: ANN202 (a LocalCluster or None)
+    """The cluster running under `data_dir` (`make run`), or None (logged) when none runs there."""
+    from cluster.launcher import LocalCluster
+
+    cluster = LocalCluster.adopt(data_dir)  # LaunchError (a BrookError) when it is only partly running
+    if cluster is None:
+        log(f"[chaos] no cluster is running under {Path(data_dir).resolve()}; starting its own")
+        return None
+    if bootstrap_controller and {a.strip() for a in bootstrap_controller.split(",") if a.strip()} != set(
+            cluster.controller_bootstrap.split(",")):
+        raise BrookError(f"--bootstrap-controller {bootstrap_controller} is not the cluster running under "
+                         f"{cluster.data_dir} ({cluster.controller_bootstrap}): the faults need its processes",
+                         ErrorCode.invalid_request)
+    log(f"[chaos] driving the cluster running under {cluster.data_dir}: "
+        + ", ".join(f"node {i} pid {pid}" for i, pid in sorted(cluster.pids.items()))
+        + "; every node is left running at the end")
+    return cluster
+
+
+def _leave_running(cluster, log: Callable[[str], None]) -> None:  # noqa: ANN001
+    """An adopted cluster is left as found: SIGCONT every node, start each one that is not running (the
+    heal does this already; this covers a run that ended early). Started nodes keep running after exit."""
+    for node_id in cluster.controller_ids + cluster.broker_ids:
+        try:
+            if cluster.is_running(node_id):
+                cluster.send_signal(node_id, signal.SIGCONT)
+            else:
+                log(f"[chaos] starting node {node_id} again (pid {cluster.start_node(node_id)})")
+        except (BrookError, OSError) as e:
+            log(f"[chaos] could not leave node {node_id} running: {e}")
 
 
 def _session_timeout_s(admin: ControllerClient) -> float:
@@ -276,8 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", default="60s", help="how long faults are injected (e.g. 60s, 10m)")
     p.add_argument("--seed", type=int, default=None, help="seed of every choice (default: random, printed)")
     p.add_argument("--target", default="local", choices=("local", "compose"))
+    p.add_argument("--data-dir", default=None,
+                   help=f"local: drive the cluster `make run` runs there (default: {DEFAULT_DATA_DIR}); "
+                        "when none runs there, start one in a temp dir")
+    p.add_argument("--fresh", action="store_true",
+                   help="local: always start a new cluster in a temp dir (never drive a running one)")
     p.add_argument("--bootstrap-controller", default=os.environ.get("BROOK_BOOTSTRAP_CONTROLLER"),
-                   help="controllers of the cluster under test (compose; local starts its own)")
+                   help="controllers of the cluster under test (compose; local: must be the --data-dir "
+                        "cluster's, if given)")
     p.add_argument("--compose-file", default=DEFAULT_COMPOSE_FILE)
     p.add_argument("--rate", type=float, default=RATE_PER_S, help="writes per second, all writers together")
     p.add_argument("--output", "-o", choices=("table", "json"), default="table")
@@ -290,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         duration_s = parse_duration(args.duration)
+        if args.fresh and args.data_dir is not None:
+            raise ValueError("--fresh starts a cluster in a temp dir: it does not take --data-dir")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     except ValueError as e:
@@ -300,6 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = run(args.scenario, duration_s, seed, args.target, bootstrap_controller=args.bootstrap_controller,
                      compose_file=args.compose_file, rate_per_s=args.rate,
+                     data_dir=None if args.fresh else (args.data_dir or DEFAULT_DATA_DIR),
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     except BrookError as e:
         print(f"brook: error: {e.message.splitlines()[0]} (seed {seed})", file=sys.stderr)
