@@ -26,6 +26,7 @@ from cluster.records import (
     RESOURCE_TOPIC,
     ClusterRecord,
     ControllerRegistration,
+    PartitionChange,
     ProducerIds,
     Record,
 )
@@ -175,6 +176,7 @@ class ControllerRuntime:
                 raise QuorumError(f"metadata write not committed within {timeout_s:.1f}s")
             result = await self.quorum.submit(records, image.offset, request_id, timeout_s=remaining)
             if result.status in ("ok", "duplicate"):
+                _log_unclean_elections(image, records)
                 return response
             if result.status == "invalid":
                 raise QuorumError(f"metadata command rejected: {result.message}")
@@ -285,6 +287,17 @@ class ControllerRuntime:
             first = max(img.next_producer_id, 1000)
             return [ProducerIds(broker_id, broker_epoch, first + PRODUCER_ID_BLOCK_SIZE)], (ErrorCode.none, first)
         return compute
+
+
+def _log_unclean_elections(image: MetadataImage, records: list[Record]) -> None:
+    """An unclean election may lose acknowledged writes: always say so in the log."""
+    for record in records:
+        if isinstance(record, PartitionChange) and record.unclean:
+            topic = image.topics.get(record.topic_id)
+            name = topic.name if topic else record.topic_id.hex()
+            log.warning("UNCLEAN leader election: %s-%d now led by broker %d, which was not in the ISR; "
+                        "writes acknowledged after it fell behind may be lost", name, record.partition,
+                        record.leader)
 
 
 def _error_code(e: Exception) -> tuple[int, str]:
