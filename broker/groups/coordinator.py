@@ -1,21 +1,21 @@
 """The group coordinator: consumer groups (classic protocol) and committed offsets, as typed operations.
 
-Placement: the coordinator of group G is the leader of partition
-`java_abs(java_string_hashcode(G)) % partitions(__consumer_offsets)`, exactly Kafka's
-`Utils.abs(groupId.hashCode()) % groupMetadataTopicPartitionCount`, so a group lands on the same
-partition number as in Kafka.
+Modules of `broker/groups/` (none knows the Kafka wire format; `broker/kafka/group_handlers.py`
+turns Kafka requests into calls of this module's methods, with the dataclasses of `api.py`):
 
-Layers: `state.py` is the pure group state machine; `offsets_partition.py` loads, tails and writes
-one `__consumer_offsets` partition; this module ties them together and offers one method per group
-operation, with the dataclasses of `api.py` in and out. The Kafka wire protocol is not known here:
-`broker/kafka/group_handlers.py` turns Kafka requests into these calls.
+    state.py              the pure group state machine (one `Group`)
+    offsets.py            the key/value schemas of `__consumer_offsets` records (pure)
+    placement.py          group -> offsets partition, as Kafka computes it (pure)
+    offsets_partition.py  per offsets partition this broker leads: load, tail and write its log,
+                          following leadership
+    parked.py             JoinGroup/SyncGroup requests waiting for a rebalance
+    coordinator.py        this module: the operations, what each record means, the periodic tick
 
-Per offsets partition this broker leads there is one `OffsetsPartition`; while it loads, its
-groups answer COORDINATOR_LOAD_IN_PROGRESS; on losing leadership every group goes Dead and parked
-requests get NOT_COORDINATOR. A periodic task (every `tick_interval_ms`) reconciles loaded
-partitions with leadership, tails, calls `Group.tick` (session expiry, rebalance deadlines), drops
-empty groups and expires old offsets of empty groups (`offsets.retention.minutes`). JoinGroup and
-SyncGroup requests that must wait are futures answered from the group's effects.
+While an offsets partition loads, its groups answer COORDINATOR_LOAD_IN_PROGRESS; on losing
+leadership every group goes Dead and parked requests get NOT_COORDINATOR. A periodic task (every
+`tick_interval_ms`) reconciles loaded partitions with leadership, tails, calls `Group.tick`
+(session expiry, rebalance deadlines), drops empty groups and expires old offsets of empty groups
+(`offsets.retention.minutes`).
 """
 
 from __future__ import annotations
@@ -50,14 +50,15 @@ from broker.groups.offsets import (
     encode_offset_key,
     encode_offset_value,
 )
-from broker.groups.offsets_partition import OFFSETS_TOPIC, OffsetsPartition
+from broker.groups.offsets_partition import OFFSETS_TOPIC, OffsetsPartition, OffsetsPartitions
+from broker.groups.parked import ParkedRequests
+from broker.groups.placement import partition_for
 from broker.groups.state import Group, GroupState, JoinResult, SyncResult
 from cluster.errors import ErrorCode
 
 __all__ = [
     "OFFSETS_TOPIC",
     "GroupCoordinator",
-    "java_string_hashcode",
     "partition_for",
 ]
 
@@ -71,21 +72,6 @@ OFFSETS_RETENTION_CHECK_MS = 60_000
 PARKED_SLACK_MS = 5000
 
 
-def java_string_hashcode(text: str) -> int:
-    """Java's `String.hashCode()` (over UTF-16 code units, int32 wrap-around)."""
-    h = 0
-    data = text.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def partition_for(group_id: str, partition_count: int) -> int:
-    """Kafka `Utils.abs(groupId.hashCode()) % partitionCount` (`Utils.abs(MIN_VALUE)` is 0)."""
-    h = java_string_hashcode(group_id)
-    return (0 if h == -(2**31) else abs(h)) % partition_count
-
-
 class GroupCoordinator:
     """Consumer groups (classic protocol) and committed offsets for the partitions this broker leads."""
 
@@ -95,23 +81,16 @@ class GroupCoordinator:
         self._clock = clock
         self._wall_clock = wall_clock
         self.tick_interval_ms = tick_interval_ms
-        self._partitions: dict[int, OffsetsPartition] = {}
-        self._join_waiters: dict[tuple[str, str], asyncio.Future[JoinResult]] = {}
-        self._sync_waiters: dict[tuple[str, str], asyncio.Future[SyncResult]] = {}
+        self._partitions = OffsetsPartitions(core, self._apply_record, self._unloaded, wall_clock=wall_clock)
+        self._parked = ParkedRequests()
         self._tick_task: asyncio.Task[None] | None = None
         self._ensure_task: asyncio.Task[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_retention_check_ms = 0
-        self._listening = False
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        if not self._listening:
-            self.core.add_leadership_listener(self._on_leadership_change)
-            self._listening = True
-        self.reconcile()
+        self._partitions.start()
         if self._tick_task is None:
             self._tick_task = asyncio.create_task(self._run_ticks(), name="group-coordinator-tick")
 
@@ -120,15 +99,10 @@ class GroupCoordinator:
         self._tick_task = self._ensure_task = None
         for task in tasks:
             task.cancel()
-        for index in list(self._partitions):
-            part = self._partitions[index]
-            self._unload(index)
-            writer = part.stop()
-            if writer is not None:
-                tasks.append(writer)
+        tasks.extend(self._partitions.stop())
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- config and time ------------------------------------------------------------------------
+    # -- config and time ---------------------------------------------------------------------------
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -150,65 +124,18 @@ class GroupCoordinator:
         delay = self._config_int("group.initial.rebalance.delay.ms", 3000)
         return Group(group_id, self._now_ms(), initial_rebalance_delay_ms=delay)
 
-    # -- leadership and loading -----------------------------------------------------------------
-
-    def _on_leadership_change(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
-        if topic != OFFSETS_TOPIC or self._loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._apply_leadership(partition, is_leader, leader_epoch)
-        else:
-            self._loop.call_soon_threadsafe(self._apply_leadership, partition, is_leader, leader_epoch)
-
-    def _apply_leadership(self, index: int, is_leader: bool, leader_epoch: int) -> None:
-        current = self._partitions.get(index)
-        if not is_leader:
-            if current is not None:
-                self._unload(index)
-            return
-        if current is not None and current.leader_epoch == leader_epoch:
-            return
-        if current is not None:
-            self._unload(index)  # a new epoch: another leader may have written in between
-        self._load(index, leader_epoch)
+    # -- loading -----------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
         """Make the loaded partitions match what this broker leads (callbacks may be missed)."""
-        topic = self.core.image().topic_by_name(OFFSETS_TOPIC)
-        led: dict[int, int] = {}
-        if topic is not None:
-            for index, registration in topic.partitions.items():
-                if self.core.is_leader(OFFSETS_TOPIC, index):
-                    led[index] = registration.leader_epoch
-        for index in [i for i in self._partitions if i not in led]:
-            self._unload(index)
-        for index, epoch in led.items():
-            if index not in self._partitions:
-                self._load(index, epoch)
+        self._partitions.reconcile()
 
-    def _load(self, index: int, leader_epoch: int) -> None:
-        part = OffsetsPartition(self.core, index, leader_epoch, self._apply_record, wall_clock=self._wall_clock)
-        self._partitions[index] = part
-        part.start_loading(self._load_failed)
-
-    def _load_failed(self, part: OffsetsPartition) -> None:
-        if self._partitions.get(part.index) is part:
-            self._unload(part.index)  # the next reconcile loads it again
-
-    def _unload(self, index: int) -> None:
-        part = self._partitions.pop(index, None)
-        if part is None:
-            return
-        part.close()
+    def _unloaded(self, part: OffsetsPartition) -> None:
+        """The partition's leadership is gone: its groups go Dead, parked requests get NOT_COORDINATOR."""
         now_ms = self._now_ms()
         for group in part.groups.values():
             group.shutdown(now_ms, ErrorCode.not_coordinator)
             self._flush(part, group)
-        log.info("unloaded %s (%d groups)", part.name, len(part.groups))
 
     def _apply_record(self, part: OffsetsPartition, key: OffsetKey | GroupKey,
                       value: OffsetValue | GroupMetadataValue | None) -> None:
@@ -242,7 +169,7 @@ class GroupCoordinator:
         assert isinstance(value, GroupMetadataValue)
         group.restore(now_ms, value)
 
-    # -- effects and parked requests ----------------------------------------------------------------
+    # -- effects -----------------------------------------------------------------------------------
 
     def _store_group(self, part: OffsetsPartition, group: Group) -> None:
         """Persist the group's metadata (best effort: offsets are the durable part)."""
@@ -257,34 +184,11 @@ class GroupCoordinator:
     def _flush(self, part: OffsetsPartition, group: Group) -> None:
         """Deliver a group's effects: answer parked requests, persist its metadata."""
         effects = group.take_effects()
-        for member_id, join in effects.joins:
-            future = self._join_waiters.pop((group.group_id, member_id), None)
-            if future is not None and not future.done():
-                future.set_result(join)
-        for member_id, sync in effects.syncs:
-            sync_future = self._sync_waiters.pop((group.group_id, member_id), None)
-            if sync_future is not None and not sync_future.done():
-                sync_future.set_result(sync)
+        self._parked.answer(group.group_id, effects)
         if effects.store_group and not part.closed and group.state is not GroupState.DEAD:
             self._store_group(part, group)
 
-    async def _park(self, waiters: dict[tuple[str, str], asyncio.Future[Any]], key: tuple[str, str],
-                    timeout_ms: int, on_timeout: Any, deliver: Callable[[], None]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        previous = waiters.get(key)
-        if previous is not None and not previous.done():
-            previous.set_result(on_timeout)  # a retried request replaces the one it abandoned
-        waiters[key] = future
-        deliver()
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_ms / 1000)
-        except TimeoutError:
-            return on_timeout
-        finally:
-            if waiters.get(key) is future:
-                del waiters[key]
-
-    # -- locating groups ----------------------------------------------------------------------------
+    # -- locating groups ---------------------------------------------------------------------------
 
     def _partition_count(self) -> int | None:
         topic = self.core.image().topic_by_name(OFFSETS_TOPIC)
@@ -304,7 +208,7 @@ class GroupCoordinator:
             return ErrorCode.coordinator_load_in_progress, None
         return ErrorCode.none, part
 
-    # -- FindCoordinator ------------------------------------------------------------------------------
+    # -- FindCoordinator ---------------------------------------------------------------------------
 
     def find_coordinator(self, key: str, key_type: int) -> CoordinatorAnswer:
         if key_type != 0:
@@ -335,7 +239,7 @@ class GroupCoordinator:
 
         self._ensure_task = asyncio.get_running_loop().create_task(ensure(), name="ensure-offsets-topic")
 
-    # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup ---------------------------------------------
+    # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup --------------------------------------------
 
     async def join(self, request: JoinRequest) -> JoinResult:
         group_id, member_id = request.group_id, request.member_id
@@ -365,9 +269,9 @@ class GroupCoordinator:
             self._flush(part, group)
             return outcome.reply
         timeout_ms = max(rebalance_ms, group.rebalance_deadline_ms - self._now_ms()) + PARKED_SLACK_MS
-        return await self._park(self._join_waiters, (group_id, outcome.member_id), timeout_ms,
-                                JoinResult(ErrorCode.rebalance_in_progress, outcome.member_id),
-                                lambda: self._flush(part, group))
+        return await self._parked.join(group_id, outcome.member_id, timeout_ms,
+                                       JoinResult(ErrorCode.rebalance_in_progress, outcome.member_id),
+                                       lambda: self._flush(part, group))
 
     async def sync(self, request: SyncRequest) -> SyncResult:
         group_id, member_id = request.group_id, request.member_id
@@ -387,8 +291,8 @@ class GroupCoordinator:
             return result
         member = group.members.get(member_id)
         timeout_ms = (member.rebalance_timeout_ms if member else 0) + PARKED_SLACK_MS
-        return await self._park(self._sync_waiters, (group_id, member_id), timeout_ms,
-                                SyncResult(ErrorCode.rebalance_in_progress), lambda: self._flush(part, group))
+        return await self._parked.sync(group_id, member_id, timeout_ms, SyncResult(ErrorCode.rebalance_in_progress),
+                                       lambda: self._flush(part, group))
 
     def heartbeat(self, request: HeartbeatRequest) -> ErrorCode:
         if not request.group_id:
@@ -508,7 +412,7 @@ class GroupCoordinator:
         wanted_types = {t.lower() for t in types}
         error = ErrorCode.none
         listed = []
-        for part in self._partitions.values():
+        for part in self._partitions.all():
             if part.loading:
                 error = ErrorCode.coordinator_load_in_progress
                 continue
@@ -560,7 +464,7 @@ class GroupCoordinator:
         del part.groups[group_id]
         return await part.append(records)
 
-    # -- periodic work ------------------------------------------------------------------------------
+    # -- periodic work -----------------------------------------------------------------------------
 
     async def _run_ticks(self) -> None:
         while True:
@@ -579,7 +483,7 @@ class GroupCoordinator:
         if check_retention:
             self._last_retention_check_ms = wall_ms
         retention_ms = self._config_int("offsets.retention.minutes", 10080) * 60_000
-        for part in list(self._partitions.values()):
+        for part in self._partitions.all():
             if part.loading or part.closed:
                 continue
             part.tail()

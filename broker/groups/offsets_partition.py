@@ -10,6 +10,10 @@ owns what the records mean; this module owns the log:
               for acks=-1
     closed    on losing leadership: queued writes are answered NOT_COORDINATOR
 
+`OffsetsPartitions` keeps one `OffsetsPartition` per partition this broker leads, following the
+core's leadership callbacks and, because a callback may be missed, `reconcile` against the image;
+a new leader epoch means a fresh load (another leader may have written in between).
+
 `read_local` stops at the high watermark, and a new leader's high watermark can briefly trail
 records the old leader acknowledged. So after the load a loaded partition keeps "tailing" its
 log (`tail`, called on every coordinator tick), replaying records written by the previous leader,
@@ -49,6 +53,7 @@ __all__ = [
     "OFFSETS_TOPIC",
     "Apply",
     "OffsetsPartition",
+    "OffsetsPartitions",
     "WriteCallback",
     "map_produce_error",
 ]
@@ -293,3 +298,100 @@ class OffsetsPartition:
             self._writer.cancel()
             return self._writer
         return None
+
+
+class OffsetsPartitions:
+    """The offsets partitions this broker leads: loaded on gaining leadership, closed on losing it.
+
+    `on_unload(partition)` runs after a partition is closed, for the owner to shut its groups down.
+    A load that cannot read the log unloads the partition; the next `reconcile` loads it again.
+    """
+
+    def __init__(self, core: BrokerCore, apply: Apply, on_unload: Callable[[OffsetsPartition], None], *,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.core = core
+        self._apply = apply
+        self._on_unload = on_unload
+        self._wall_clock = wall_clock
+        self._by_index: dict[int, OffsetsPartition] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listening = False
+
+    def get(self, index: int) -> OffsetsPartition | None:
+        return self._by_index.get(index)
+
+    def all(self) -> list[OffsetsPartition]:
+        return list(self._by_index.values())
+
+    def start(self) -> None:
+        """Follow leadership from now on (call on the event loop)."""
+        self._loop = asyncio.get_running_loop()
+        if not self._listening:
+            self.core.add_leadership_listener(self._on_leadership_change)
+            self._listening = True
+        self.reconcile()
+
+    def stop(self) -> list[asyncio.Task[None]]:
+        """Unload every partition; returns the cancelled writer tasks for the caller to await."""
+        writers = []
+        for part in self.all():
+            self.unload(part.index)
+            writer = part.stop()
+            if writer is not None:
+                writers.append(writer)
+        return writers
+
+    def _on_leadership_change(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
+        if topic != OFFSETS_TOPIC or self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._apply_leadership(partition, is_leader, leader_epoch)
+        else:
+            self._loop.call_soon_threadsafe(self._apply_leadership, partition, is_leader, leader_epoch)
+
+    def _apply_leadership(self, index: int, is_leader: bool, leader_epoch: int) -> None:
+        current = self._by_index.get(index)
+        if not is_leader:
+            if current is not None:
+                self.unload(index)
+            return
+        if current is not None and current.leader_epoch == leader_epoch:
+            return
+        if current is not None:
+            self.unload(index)  # a new epoch: another leader may have written in between
+        self._load(index, leader_epoch)
+
+    def reconcile(self) -> None:
+        """Make the loaded partitions match what this broker leads (callbacks may be missed)."""
+        topic = self.core.image().topic_by_name(OFFSETS_TOPIC)
+        led: dict[int, int] = {}
+        if topic is not None:
+            for index, registration in topic.partitions.items():
+                if self.core.is_leader(OFFSETS_TOPIC, index):
+                    led[index] = registration.leader_epoch
+        for index in [i for i in self._by_index if i not in led]:
+            self.unload(index)
+        for index, epoch in led.items():
+            if index not in self._by_index:
+                self._load(index, epoch)
+
+    def _load(self, index: int, leader_epoch: int) -> None:
+        part = OffsetsPartition(self.core, index, leader_epoch, self._apply, wall_clock=self._wall_clock)
+        self._by_index[index] = part
+        part.start_loading(self._load_failed)
+
+    def _load_failed(self, part: OffsetsPartition) -> None:
+        if self._by_index.get(part.index) is part:
+            self.unload(part.index)
+
+    def unload(self, index: int) -> None:
+        part = self._by_index.pop(index, None)
+        if part is None:
+            return
+        part.close()
+        self._on_unload(part)
+        log.info("unloaded %s (%d groups)", part.name, len(part.groups))

@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.groups._records import RecordsError, build_batch, iter_batches, iter_records
-from broker.groups.coordinator import java_string_hashcode, partition_for
 from broker.groups.offsets import (
     GroupKey,
     GroupMetadataValue,
@@ -29,6 +28,7 @@ from broker.groups.offsets import (
     encode_offset_key,
     encode_offset_value,
 )
+from broker.groups.placement import java_string_hashcode, partition_for
 
 pytestmark = pytest.mark.timeout(20)
 
