@@ -197,16 +197,18 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=value)
 
 
-def _coordinator_groups(coordinator: Any) -> Iterator[Any]:
-    """The groups this broker coordinates (loaded offsets partitions only)."""
+def _coordinator_groups(coordinator: Any) -> Iterator[tuple[str, str, int, dict[tuple[str, int], int]]]:
+    """(group id, state, members, {(topic, partition): committed offset}) of each group this broker
+    coordinates, through the coordinator's public operations (ListGroups, DescribeGroups, OffsetFetch)."""
     if coordinator is None:
         return
-    for part in list(getattr(coordinator, "_partitions", {}).values()):
-        if getattr(part, "loading", False):
-            continue
-        for group in list(part.groups.values()):
-            if getattr(group.state, "value", "") != "Dead":
-                yield group
+    _error, listed = coordinator.list_groups()
+    for entry in listed:
+        described = coordinator.describe_groups([entry.group_id])
+        members = len(described[0].members) if described else 0
+        _error, fetched = coordinator.fetch_offsets(entry.group_id, None)
+        offsets = {key: value.offset for key, (value, _code) in fetched.items() if value is not None}
+        yield entry.group_id, entry.state, members, offsets
 
 
 class BrokerObserver:
@@ -266,15 +268,15 @@ class BrokerObserver:
 
     def groups(self) -> list[dict[str, Any]]:
         out = []
-        for group in _coordinator_groups(self.coordinator):
+        for group_id, state, members, offsets in _coordinator_groups(self.coordinator):
             parts, total = [], 0
-            for (topic, partition), value in sorted(group.offsets.items()):
+            for (topic, partition), committed in sorted(offsets.items()):
                 end = self._end_offset(topic, partition)
-                lag = None if end is None else max(0, end - value.offset)
+                lag = None if end is None else max(0, end - committed)
                 total += lag or 0
-                parts.append({"topic": topic, "partition": partition, "committed": value.offset,
+                parts.append({"topic": topic, "partition": partition, "committed": committed,
                               "end_offset": end, "lag": lag})
-            out.append({"group": group.group_id, "state": group.state.value, "members": len(group.members),
+            out.append({"group": group_id, "state": state, "members": members,
                         "coordinator": self.broker.broker_id, "lag": total, "partitions": parts})
         return out
 

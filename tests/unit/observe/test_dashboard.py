@@ -8,7 +8,7 @@ from pathlib import Path
 
 from broker import metrics as bm
 from controller.metrics import ControllerObserver
-from tests.unit.observe.test_observe_metrics import _fake_broker, _fake_runtime, scrape
+from tests.unit.observe.test_observe_metrics import _fake_broker, _fake_runtime, fake_coordinator, scrape
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "brook-dashboard.json"
 PROCESS_METRICS = {"process_resident_memory_bytes", "process_cpu_seconds_total"}
@@ -20,10 +20,7 @@ def _served_names() -> set[str]:
     stats.fetched("t", 1)
     stats.isr_changed((1, 2), (1,))
     stats.request("Produce", 9, 1.0)
-    from types import SimpleNamespace
-    group = SimpleNamespace(group_id="g", state=SimpleNamespace(value="Stable"), members={},
-                            offsets={("t", 0): SimpleNamespace(offset=1)})
-    coordinator = SimpleNamespace(_partitions={0: SimpleNamespace(loading=False, groups={"g": group})})
+    coordinator = fake_coordinator("g", {("t", 0): 1})
     samples = {**scrape(bm.BrokerObserver(_fake_broker(), coordinator, stats=stats)),
                **scrape(ControllerObserver(_fake_runtime(active=True)))}
     return {name.split("{", 1)[0] for name in samples} | PROCESS_METRICS

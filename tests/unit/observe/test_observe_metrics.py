@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from broker import metrics as bm
 from broker.api import FetchPartition, FetchResult, ProduceResult
+from broker.groups.api import DescribedGroup, DescribedMember, ListedGroup
+from broker.groups.offsets import OffsetValue
 from broker.partition import LeaderState
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, replay_all
@@ -97,11 +99,19 @@ def test_broker_not_ready_until_registered_and_unfenced():
     assert not bm.BrokerObserver(_fake_broker(epoch=6)).readiness()[0]  # metadata lacks this registration
 
 
+def fake_coordinator(group_id: str, offsets: dict[tuple[str, int], int], members: int = 1) -> SimpleNamespace:
+    """The GroupCoordinator operations the broker observer uses, answering for one group."""
+    member = DescribedMember("m", None, "c", "h", b"", b"")
+    return SimpleNamespace(
+        list_groups=lambda: (ErrorCode.none, [ListedGroup(group_id, "consumer", "Stable")]),
+        describe_groups=lambda ids: [DescribedGroup(group_id, ErrorCode.none, "Stable", "consumer", "range",
+                                                    (member,) * members)],
+        fetch_offsets=lambda gid, topics: (ErrorCode.none, {k: (OffsetValue(o), ErrorCode.none)
+                                                            for k, o in offsets.items()}))
+
+
 def test_group_lag_is_the_local_high_watermark_minus_the_committed_offset():
-    group = SimpleNamespace(group_id="g", state=SimpleNamespace(value="Stable"), members={"m": 1},
-                            offsets={("t", 0): SimpleNamespace(offset=3), ("t", 2): SimpleNamespace(offset=8),
-                                     ("gone", 0): SimpleNamespace(offset=1)})
-    coordinator = SimpleNamespace(_partitions={0: SimpleNamespace(loading=False, groups={"g": group})})
+    coordinator = fake_coordinator("g", {("t", 0): 3, ("t", 2): 8, ("gone", 0): 1})
     observer = bm.BrokerObserver(_fake_broker(), coordinator, stats=bm.BrokerStats())
     (g,) = observer.groups()
     assert [(p["topic"], p["partition"], p["lag"]) for p in g["partitions"]] == [("gone", 0, None), ("t", 0, 4),
