@@ -23,6 +23,7 @@ HEAD_BYTES_MAX = 8 * 1024
 HEAD_TIMEOUT_S = 5.0
 WRITE_TIMEOUT_S = 10.0
 CONNECTIONS_MAX = 64
+QUERY_FIELDS_MAX = 20
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
             503: "Service Unavailable"}
@@ -63,8 +64,11 @@ def parse_request_head(head: bytes) -> Request:
     method, target, _ = parts
     if not method.isalpha() or not method.isupper():
         raise RequestError(f"bad method {method[:20]!r}")
-    url = urlsplit(target)
-    return Request(method, url.path, parse_qs(url.query, max_num_fields=20))
+    try:
+        url = urlsplit(target)
+        return Request(method, url.path, parse_qs(url.query, max_num_fields=QUERY_FIELDS_MAX))
+    except ValueError as e:  # too many query fields, a bad IPv6 literal
+        raise RequestError(f"bad request target: {e}") from e
 
 
 def render_response(response: Response, head_only: bool = False) -> bytes:

@@ -26,7 +26,8 @@ def test_parse_request_head(head, method, path, query):
 @pytest.mark.parametrize("head", [
     b"\r\n\r\n", b"GET\r\n\r\n", b"GET /metrics\r\n\r\n", b"GET metrics HTTP/1.1\r\n\r\n",
     b"GET /metrics SPDY/3\r\n\r\n", b"get /metrics HTTP/1.1\r\n\r\n", b"G3T /metrics HTTP/1.1\r\n\r\n",
-    b"GET  /metrics HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # a TLS hello
+    b"GET  /metrics HTTP/1.1\r\n\r\n", b"GET /ui?" + b"&".join(b"a%d=1" % i for i in range(30)) + b" HTTP/1.1\r\n\r\n",
+    b"GET //[::1 HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # a TLS hello
 ])
 def test_bad_request_lines_are_refused(head):
     with pytest.raises(RequestError):
