@@ -240,6 +240,12 @@ def test_status_page_shows_a_broker_down(cluster):
         assert 'data-active="true"' in dom.stdout
         group_row = dom.stdout.split('data-group="status-page-readers"', 1)[1].split("</tr>", 1)[0]
         assert "status-page-1: 60" in group_row, group_row
+        # Above rows_max the page still lists every flagged partition (here: all of them).
+        with admin(cluster) as client:
+            partitions = sum(len(t.partitions) for t in client.describe_topics([], include_internal=True).topics)
+        assert partitions > 10
+        capped = render(binary, url + "&rows_max=10", "--dump-dom").stdout
+        assert capped.count("data-partition=") == partitions, capped[-3000:]
         shot = os.environ.get("BROOK_STATUS_SCREENSHOT")
         if shot:
             path = Path(shot).resolve()
