@@ -176,10 +176,10 @@ def instrument_kafka_handlers(handlers: Any) -> None:
     """Count and time every Kafka request: wraps `handlers.handle(api_key, api_version, request, context)`."""
     original = handlers.handle
 
-    async def handle(api_key: int, api_version: int, request: Any, context: Any = None) -> Any:
+    async def handle(api_key: int, api_version: int, request: Any, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
-            return await original(api_key, api_version, request, context)
+            return await original(api_key, api_version, request, *args, **kwargs)
         finally:
             name = type(request).__name__.removesuffix("Request") or str(api_key)
             STATS.request(name, api_version, (time.perf_counter() - start) * 1000.0)

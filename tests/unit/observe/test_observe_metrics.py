@@ -201,3 +201,28 @@ def test_controller_collector_reports_cluster_counts_only_when_active():
 def test_controller_readiness_needs_a_quorum_leader():
     assert ControllerObserver(_fake_runtime(active=False)).readiness()[0]
     assert not ControllerObserver(_fake_runtime(active=False, leader_id=-1)).readiness()[0]
+
+
+def test_kafka_handlers_wrapper_counts_and_times_each_request_and_passes_everything_through():
+    class Handlers:
+        async def handle(self, api_key, api_version, request, context=None):
+            if api_key == 99:
+                raise RuntimeError("handler bug")
+            return ("response", api_key, context)
+
+    class ProduceRequest:
+        pass
+
+    handlers = Handlers()
+    bm.instrument_kafka_handlers(handlers)
+    before = bm.STATS.requests.get(("Produce", 9), 0)
+    count_before = bm.STATS.latency_count.get("Produce", 0)
+
+    async def scenario() -> None:
+        assert await handlers.handle(0, 9, ProduceRequest(), "ctx") == ("response", 0, "ctx")
+        with pytest.raises(RuntimeError):
+            await handlers.handle(99, 9, ProduceRequest())  # a failing request is counted too
+
+    asyncio.run(scenario())
+    assert bm.STATS.requests[("Produce", 9)] - before == 2
+    assert bm.STATS.latency_count["Produce"] - count_before == 2
