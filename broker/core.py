@@ -41,6 +41,7 @@ from cluster import codec
 from cluster.config import TOPIC_TO_SERVER_DEFAULT, topic_config_defaults
 from cluster.errors import BrookError, ErrorCode, LogError
 from cluster.image import MetadataImage, PartitionRegistration, image_from_records, replay_all
+from cluster.limits import LONG_MAX
 from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC
 from storage.log import LogConfig
 
@@ -49,7 +50,6 @@ log = logging.getLogger("brook.broker")
 OFFSETS_TOPIC = "__consumer_offsets"
 CONTROLLER_CALL_TIMEOUT_S = 5.0
 METADATA_WAIT_MS = 1000
-LONG_MAX = (1 << 63) - 1
 # How often idle partitions are checked against flush.ms.
 FLUSH_CHECK_INTERVAL_S = 1.0
 

@@ -27,6 +27,15 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from cluster.errors import ConfigError
+from cluster.limits import (
+    GRPC_MESSAGE_BYTES_MAX,
+    INT_MAX,
+    INT_MIN,
+    KAFKA_REQUEST_BYTES_DEFAULT,
+    LONG_MAX,
+    LONG_MIN,
+    RECORD_BATCH_BYTES_DEFAULT,
+)
 
 __all__ = [
     "ALIASES",
@@ -51,8 +60,6 @@ __all__ = [
 ENV_PREFIX = "BROOK_CFG_"
 LISTENER_NAMES = ("PLAINTEXT", "GRPC", "CONTROLLER")
 ROLES = frozenset({"broker", "controller"})
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1
-LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 _MASK = "******"
 
@@ -646,7 +653,7 @@ _SERVER: list[ConfigKey] = [
     _key(
         "message.max.bytes",
         "int",
-        1048588,
+        RECORD_BATCH_BYTES_DEFAULT,
         "Default for topic `max.message.bytes`: the largest record batch a broker accepts.",
         validator=_NONNEG,
         dynamic=True,
@@ -750,7 +757,7 @@ _SERVER: list[ConfigKey] = [
     _key(
         "grpc.max.message.bytes",
         "int",
-        64 * 1024 * 1024,
+        GRPC_MESSAGE_BYTES_MAX,
         "Largest gRPC message Brook sends or accepts. Must exceed `replica.fetch.response.max.bytes`.",
         validator=Range(4 * 1024 * 1024, None),
         brook_only=True,
@@ -788,7 +795,7 @@ _SERVER: list[ConfigKey] = [
     ),
     # -- network --
     _key(
-        "socket.request.max.bytes", "int", 104857600, "Largest Kafka request a broker reads.", validator=_POS
+        "socket.request.max.bytes", "int", KAFKA_REQUEST_BYTES_DEFAULT, "Largest Kafka request a broker reads.", validator=_POS
     ),
     _key(
         "connections.max.idle.ms",
