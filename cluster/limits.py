@@ -26,6 +26,7 @@ __all__ = [
     "KAFKA_REQUEST_BYTES_DEFAULT",
     "LONG_MAX",
     "LONG_MIN",
+    "OFFSETS_WRITE_BATCH_BYTES_MAX",
     "RECORD_BATCH_BYTES_DEFAULT",
     "RELATIONS",
     "REPLICA_FETCH_BYTES_MAX",
@@ -70,6 +71,10 @@ CLIENT_FETCH_BYTES_MAX = 1 * _MiB
 # `brook produce` sends its pending lines once they reach this many bytes (a few hundred KiB per gRPC
 # message amortise the per-message cost without big memory spikes).
 CLIENT_PRODUCE_BATCH_BYTES_MAX = 512 * _KiB
+
+# -- Consumer groups (broker/groups/offsets_partition.py) ------------------------------------------
+# One append to __consumer_offsets carries at most this many bytes of queued commits.
+OFFSETS_WRITE_BATCH_BYTES_MAX = 512 * _KiB
 
 # -- Kafka defaults of configurable limits ---------------------------------------------------------
 # `message.max.bytes` / topic `max.message.bytes`: the largest record batch a broker accepts (1 MiB + 12).
@@ -124,6 +129,11 @@ RELATIONS: tuple[Relation, ...] = (
         lambda v: v["CLIENT_PRODUCE_BATCH_BYTES_MAX"] + v["GRPC_REPLY_OVERHEAD_BYTES_MAX"]
         <= v["GRPC_MESSAGE_BYTES_MAX"],
         "one produce request must fit in one gRPC message",
+    ),
+    Relation(
+        "OFFSETS_WRITE_BATCH_BYTES_MAX < RECORD_BATCH_BYTES_DEFAULT",
+        lambda v: v["OFFSETS_WRITE_BATCH_BYTES_MAX"] < v["RECORD_BATCH_BYTES_DEFAULT"],
+        "a batch of queued offset commits must be accepted by __consumer_offsets (default max.message.bytes)",
     ),
     Relation(
         "RECORD_BATCH_BYTES_DEFAULT <= KAFKA_REQUEST_BYTES_DEFAULT",
