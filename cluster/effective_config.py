@@ -2,6 +2,7 @@
 
     topic_config(image, static, topic) -> TopicConfig      every topic key, typed
     cluster_config(image, static) -> ClusterConfig         the cluster-wide keys the controller acts on
+    server_config_entries(image, static, broker)           every server key as text, for DescribeConfigs
 
 Precedence, highest first (Kafka's):
 1. the topic's own config (`Config` records on the topic, set by create / alter),
@@ -35,10 +36,13 @@ __all__ = [
     "SOURCE_CLUSTER",
     "SOURCE_STATIC",
     "SOURCE_TOPIC",
+    "SOURCE_DYNAMIC",
     "ClusterConfig",
     "EffectiveConfigError",
+    "ServerEntry",
     "TopicConfig",
     "cluster_config",
+    "server_config_entries",
     "topic_config",
 ]
 
@@ -46,6 +50,7 @@ __all__ = [
 SOURCE_TOPIC = "topic"      # the topic's own config
 SOURCE_CLUSTER = "cluster"  # the cluster-wide dynamic default
 SOURCE_STATIC = "static"    # this node's static config (or Brook's default)
+SOURCE_DYNAMIC = "dynamic"  # a server key set at runtime, for one broker or cluster-wide
 
 # The cluster-wide dynamic default lives on the broker resource with the empty name (Kafka's default
 # broker resource, `--entity-default`).
@@ -160,3 +165,36 @@ def cluster_config(image: MetadataImage, static: Config) -> ClusterConfig:
         else:
             values[name] = _static(static, key)
     return ClusterConfig(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEntry:
+    name: str
+    text: str
+    source: str  # SOURCE_DYNAMIC | SOURCE_STATIC
+
+
+def server_config_entries(image: MetadataImage, static: Config, broker: str) -> list[ServerEntry]:
+    """Every server key but secrets, sorted, as broker `broker` ("" = the cluster default) runs with it:
+    its own dynamic config > the cluster-wide dynamic default > static config. Stored text is shown as
+    stored (it was validated on the way in), so describing never fails."""
+    dynamic = dict(image.config(*_CLUSTER_DEFAULT_RESOURCE))
+    if broker:
+        dynamic.update(image.config(RESOURCE_BROKER, broker))
+    out = []
+    for key, spec in sorted(SERVER_KEYS.items()):
+        if spec.type == "password":
+            continue
+        if key in dynamic:
+            out.append(ServerEntry(key, dynamic[key], SOURCE_DYNAMIC))
+        else:
+            out.append(ServerEntry(key, _format_static(static[key]), SOURCE_STATIC))
+    return out
+
+
+def _format_static(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)

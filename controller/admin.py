@@ -13,8 +13,14 @@ from typing import Any
 
 from brookpb import admin_pb2 as apb
 from brookpb import admin_pb2_grpc
-from cluster.config import SERVER_KEYS, TOPIC_KEYS, validate_server_config, validate_topic_config
-from cluster.effective_config import SOURCE_TOPIC, EffectiveConfigError, topic_config
+from cluster.config import TOPIC_KEYS, validate_server_config, validate_topic_config
+from cluster.effective_config import (
+    SOURCE_STATIC,
+    SOURCE_TOPIC,
+    EffectiveConfigError,
+    server_config_entries,
+    topic_config,
+)
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage
 from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC
@@ -188,16 +194,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     else:
                         out.entries.add(name=key, value=settings.text(key), is_default=True, source="default")
             elif res.type == RESOURCE_BROKER:
-                dynamic = dict(image.config(RESOURCE_BROKER, ""))
-                dynamic.update(image.config(RESOURCE_BROKER, res.name) if res.name else {})
-                for key, spec in sorted(SERVER_KEYS.items()):
-                    if getattr(spec, "type", "") == "password":
-                        continue
-                    if key in dynamic:
-                        out.entries.add(name=key, value=dynamic[key], is_default=False, source="dynamic")
-                    else:
-                        out.entries.add(name=key, value=_fmt(self.rt.config[key]), is_default=True,
-                                        source="static")
+                for entry in server_config_entries(image, self.rt.config, res.name):
+                    out.entries.add(name=entry.name, value=entry.text, is_default=entry.source == SOURCE_STATIC,
+                                    source=entry.source)
             else:
                 out.error_code = int(ErrorCode.invalid_request)
                 out.error_message = f"unsupported resource type {res.type} (2 = topic, 4 = broker)"
@@ -229,11 +228,3 @@ def _validator_for(resource_type: int):
     def validate_broker(name: str, value: str) -> str:
         return validate_server_config(name, value, dynamic_only=True)
     return validate_broker
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)

@@ -14,12 +14,14 @@ from broker.topic_configs import TopicConfigs, log_config
 from cluster.config import TOPIC_KEYS, TOPIC_TO_SERVER_DEFAULT, Config, topic_config_defaults
 from cluster.effective_config import (
     SOURCE_CLUSTER,
+    SOURCE_DYNAMIC,
     SOURCE_STATIC,
     SOURCE_TOPIC,
     ClusterConfig,
     EffectiveConfigError,
     TopicConfig,
     cluster_config,
+    server_config_entries,
     topic_config,
 )
 from cluster.errors import ConfigError
@@ -169,6 +171,37 @@ def test_cluster_config(case, cluster, props, name, expected):
 def test_cluster_config_bad_value():
     with pytest.raises(EffectiveConfigError, match="leader.imbalance.per.broker.percentage"):
         cluster_config(image_with(cluster={"leader.imbalance.per.broker.percentage": "lots"}), static())
+
+
+# (case, cluster dynamic, broker 1 dynamic, static overrides, broker asked about, key, text, source)
+SERVER = [
+    ("static", {}, {}, {"log_retention_ms": "1000"}, "1", "log.retention.ms", "1000", SOURCE_STATIC),
+    ("cluster-beats-static", {"log.retention.ms": "2000"}, {}, {"log_retention_ms": "1000"}, "1",
+     "log.retention.ms", "2000", SOURCE_DYNAMIC),
+    ("broker-beats-cluster", {"log.retention.ms": "2000"}, {"log.retention.ms": "3000"}, {}, "1",
+     "log.retention.ms", "3000", SOURCE_DYNAMIC),
+    ("other-brokers-config-not-shown", {}, {"log.retention.ms": "3000"}, {}, "2", "log.retention.ms",
+     str(7 * 24 * 3600 * 1000), SOURCE_STATIC),
+    ("cluster-default-resource", {"log.retention.ms": "2000"}, {"log.retention.ms": "3000"}, {}, "",
+     "log.retention.ms", "2000", SOURCE_DYNAMIC),
+    ("list-as-text", {}, {}, {"log_cleanup_policy": "compact,delete"}, "1", "log.cleanup.policy", "compact,delete",
+     SOURCE_STATIC),
+    ("bool-as-text", {}, {}, {}, "1", "auto.create.topics.enable", "true", SOURCE_STATIC),
+]
+
+
+@pytest.mark.parametrize("case,cluster,broker_1,props,broker,key,text,source", SERVER, ids=[c[0] for c in SERVER])
+def test_server_config_entries(case, cluster, broker_1, props, broker, key, text, source):
+    entries = {e.name: e for e in server_config_entries(image_with(cluster=cluster, broker_1=broker_1),
+                                                         static(**props), broker)}
+    assert (entries[key].text, entries[key].source) == (text, source)
+
+
+def test_server_config_entries_never_show_the_secret():
+    props = {"controller.quorum.secret": "s3cr3t-Quorum-Pass"}
+    entries = server_config_entries(image_with(), Config.from_mapping(props, validate=False), "1")
+    assert "controller.quorum.secret" not in {e.name for e in entries}
+    assert all("s3cr3t" not in e.text for e in entries)
 
 
 # -- the broker's conversion to storage's LogConfig ------------------------------------------------
