@@ -222,14 +222,19 @@ class BrokerObserver:
         self.stats = stats
 
     # -- state -------------------------------------------------------------------------------------
+    def _session(self) -> Any:
+        """The broker's controller session (registration, epoch, shutdown request)."""
+        return getattr(self.broker, "session", self.broker)
+
     def _registration(self) -> Any:
         return self.broker.image().brokers.get(self.broker.broker_id)
 
     def readiness(self) -> tuple[bool, str]:
         reg = self._registration()
-        if self.broker.broker_epoch < 0:
+        epoch = self._session().broker_epoch
+        if epoch < 0:
             return False, "not registered with the controller quorum yet"
-        if reg is None or reg.broker_epoch != self.broker.broker_epoch:
+        if reg is None or reg.broker_epoch != epoch:
             return False, "metadata has not caught up with this broker's registration"
         if reg.fenced:
             return False, "fenced by the controller (no heartbeat reached it in time, or catching up)"
@@ -238,7 +243,7 @@ class BrokerObserver:
         return True, f"registered (epoch {reg.broker_epoch}) and unfenced"
 
     def broker_state(self) -> int:
-        if getattr(self.broker, "want_shutdown", False):
+        if getattr(self._session(), "want_shutdown", False):
             return BROKER_STATE_PENDING_CONTROLLED_SHUTDOWN
         return BROKER_STATE_RUNNING if self.readiness()[0] else BROKER_STATE_STARTING
 
@@ -255,7 +260,7 @@ class BrokerObserver:
 
     def _min_isr(self, topic: str) -> int:
         try:
-            return int(self.broker.topic_value(self.broker.image(), topic, "min.insync.replicas"))
+            return int(self.broker.replicas.topic_value(self.broker.image(), topic, "min.insync.replicas"))
         except Exception:
             return 1
 
@@ -290,7 +295,7 @@ class BrokerObserver:
         s = self.stats
         return {
             "cluster": cluster_view(image, self._active_controller(), min_isr=self._min_isr),
-            "broker": {"id": self.broker.broker_id, "epoch": self.broker.broker_epoch, "state": self.broker_state(),
+            "broker": {"id": self.broker.broker_id, "epoch": self._session().broker_epoch, "state": self.broker_state(),
                        "partitions": len(self.broker.replicas.partitions), "leaders": leaders},
             "groups": self.groups(),
             "throughput": {"bytes_in": sum(s.bytes_in.values()), "bytes_out": sum(s.bytes_out.values()),
@@ -355,7 +360,7 @@ class BrokerObserver:
         yield from self._log_metrics(partitions)
         yield from self._group_metrics()
         yield _gauge("brook_broker_metadata_offset", "The offset of this broker's metadata image.", image.offset)
-        yield _gauge("brook_broker_epoch", "This broker's epoch (-1 before registration).", self.broker.broker_epoch)
+        yield _gauge("brook_broker_epoch", "This broker's epoch (-1 before registration).", self._session().broker_epoch)
 
     def _request_metrics(self) -> Iterator[Metric]:
         s = self.stats

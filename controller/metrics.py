@@ -19,8 +19,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cluster.effective_config import EffectiveConfigError, topic_config
 from cluster.observe.status import cluster_view, partition_counts
-from cluster.records import RESOURCE_TOPIC
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -82,11 +82,9 @@ class ControllerObserver:
         }
 
     def _min_isr(self, topic: str) -> int:
-        image = self.rt.image
         try:
-            value = image.config(RESOURCE_TOPIC, topic).get("min.insync.replicas")
-            return int(value if value is not None else self.rt.cluster_value(image, "min.insync.replicas"))
-        except (TypeError, ValueError):
+            return int(topic_config(self.rt.image, self.rt.config, topic).min_insync_replicas)
+        except (EffectiveConfigError, TypeError, ValueError):
             return 1
 
     # -- Prometheus --------------------------------------------------------------------------------

@@ -34,7 +34,19 @@ def broker_state(b: BrokerRegistration) -> str:
     return "running"
 
 
+def _per_topic(min_isr: Callable[[str], int]) -> Callable[[str], int]:
+    """`min_isr`, asked once per topic (a lookup may build the topic's whole effective config)."""
+    cache: dict[str, int] = {}
+
+    def lookup(topic: str) -> int:
+        if topic not in cache:
+            cache[topic] = min_isr(topic)
+        return cache[topic]
+    return lookup
+
+
 def partition_counts(image: MetadataImage, min_isr: Callable[[str], int] = lambda _t: 1) -> PartitionCounts:
+    min_isr = _per_topic(min_isr)
     total = offline = under = under_min = imbalance = 0
     for topic, _index, p in image.iter_partitions():
         total += 1
@@ -57,6 +69,7 @@ def cluster_view(image: MetadataImage, active_controller: int, controller_ids: I
     `controller_ids` adds voters this node knows of that have never been active (a controller node
     knows every voter; the image lists only controllers that registered when they became active).
     """
+    min_isr = _per_topic(min_isr)
     ids = sorted(set(image.controllers) | set(controller_ids))
     controllers = [{"id": i, "address": image.controllers[i][1] if i in image.controllers else "",
                     "active": i == active_controller} for i in ids]

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 from tests.integration.observe_helpers import get, scrape, status, total, value
 from tests.support import admin, create_topic, wait_until
 

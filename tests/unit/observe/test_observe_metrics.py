@@ -14,6 +14,7 @@ from broker.api import FetchPartition, FetchResult, ProduceResult
 from broker.groups.api import DescribedGroup, DescribedMember, ListedGroup
 from broker.groups.offsets import OffsetValue
 from broker.partition import LeaderState
+from cluster.config import Config
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, replay_all
 from cluster.records import ClusterRecord, PartitionRecord, RegisterBroker, TopicRecord, UnfenceBroker
@@ -72,11 +73,11 @@ def _fake_broker(epoch: int = 5) -> SimpleNamespace:
         (T1, 1): _partition(1, LeaderState(1, 0, 0, (1, 2), (1,), 9)),        # under-replicated, under min ISR
         (T1, 2): _partition(2, None),                                          # a follower: not counted
     }
-    replicas = SimpleNamespace(partitions=partitions,
+    replicas = SimpleNamespace(partitions=partitions, topic_value=lambda img, topic, key: "2",
                                lookup=lambda topic, index: partitions.get((T1, index)) if topic == "t" else None)
-    return SimpleNamespace(broker_id=1, broker_epoch=epoch, image=lambda: image, replicas=replicas,
-                           topic_value=lambda img, topic, key: "2", controller_id=lambda: -1,
-                           controllers=SimpleNamespace(current="c:9093"), want_shutdown=False)
+    session = SimpleNamespace(broker_epoch=epoch, want_shutdown=False)
+    return SimpleNamespace(broker_id=1, session=session, image=lambda: image, replicas=replicas,
+                           controller_id=lambda: -1, controllers=SimpleNamespace(current="c:9093"))
 
 
 def test_broker_collector_counts_from_replica_state():
@@ -177,8 +178,9 @@ def _fake_runtime(active: bool, leader_id: int = 1) -> SimpleNamespace:
               "has_quorum": True, "match_idx_server_h:2": 17, "match_idx_server_h:3": 20}
     quorum = SimpleNamespace(status=lambda: status, leader_node_id=lambda: leader_id, is_leader=lambda: active,
                              node_by_address={"h:2": 2, "h:3": 3}, settings=SimpleNamespace(voters=[(1, "h:1"), (2, "h:2"), (3, "h:3")]))
+    config = Config.from_mapping({"process.roles": "controller", "node.id": "1"}, validate=False)
     return SimpleNamespace(image=image, active=active, quorum=quorum, node_id=1 if active else 2,
-                           grpc_address="h:9093", cluster_value=lambda img, key: "1")
+                           grpc_address="h:9093", config=config)
 
 
 def test_controller_collector_reports_cluster_counts_only_when_active():

@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from cluster.config import load_config
+from cluster.config import Config, load_config
 from cluster.errors import BrookError
 from cluster.grpcutil import server_options
 from cluster.observe.node import NodeObserver
@@ -78,7 +78,7 @@ async def _start_grpc(address: str, servicers: list[tuple[Any, Any]]) -> grpc.ai
     return server
 
 
-async def _serve(config: Any) -> int:
+async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -113,7 +113,7 @@ async def _serve(config: Any) -> int:
     return 0
 
 
-async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closers: list[Any],
+async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any],
                             node: NodeObserver) -> grpc.aio.Server:
     from brookpb import admin_pb2_grpc, controller_pb2_grpc
     from controller.admin import AdminServicer
@@ -138,6 +138,7 @@ async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closer
     closers.append(quorum.close)
     endpoint = config.listener("CONTROLLER")
     advertised = config.advertised_listener("CONTROLLER")
+    assert endpoint is not None and advertised is not None, "a controller has a CONTROLLER listener (load_config)"
     runtime = ControllerRuntime(config, quorum, advertised.hostport)
     closers.append(runtime.stop)
     runtime.start()
@@ -150,7 +151,7 @@ async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closer
     ])
 
 
-async def _start_broker(config: Any, closers: list[Any], node: NodeObserver) -> tuple[Any, list[grpc.aio.Server]]:
+async def _start_broker(config: Config, closers: list[Any], node: NodeObserver) -> tuple[Any, list[grpc.aio.Server]]:
     from broker.core import Broker
     from broker.grpc_service import BrokerServicer
     from broker.metrics import BrokerObserver
@@ -164,7 +165,9 @@ async def _start_broker(config: Any, closers: list[Any], node: NodeObserver) -> 
     closers.append(broker.stop)
     observer = BrokerObserver(broker)
     node.add(observer)
-    grpc_server = await _start_grpc(config.listener("GRPC").hostport, [
+    grpc_endpoint = config.listener("GRPC")
+    assert grpc_endpoint is not None, "a broker has a GRPC listener (load_config)"
+    grpc_server = await _start_grpc(grpc_endpoint.hostport, [
         (broker_pb2_grpc.add_BrokerServiceServicer_to_server, BrokerServicer(broker)),
         (health_pb2_grpc.add_HealthServicer_to_server, node.grpc_health_servicer(observer)),
     ])
@@ -175,7 +178,7 @@ async def _start_broker(config: Any, closers: list[Any], node: NodeObserver) -> 
     return broker, [grpc_server]
 
 
-async def _start_kafka(config: Any, broker: Any, observer: Any = None) -> Any:
+async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any:
     """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
     endpoint = config.listener("PLAINTEXT")
     if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
