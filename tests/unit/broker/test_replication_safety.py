@@ -200,3 +200,25 @@ def test_new_leader_answers_offset_not_available_until_its_hw_reaches_its_epoch_
         latest = Broker.list_offsets(broker, TOPIC, 0, -1)
         assert (latest.error, latest.offset) == (ErrorCode.none, 10)
     run(body)
+
+
+# -- fix 6: idempotent producer ------------------------------------------------------------------
+
+def _producer_batch(first_sequence: int, count: int = 1) -> bytes:
+    return batch(count, b"p%d-" % first_sequence, producer_id=4242, producer_epoch=0, base_sequence=first_sequence)
+
+
+def test_multi_batch_request_is_checked_batch_after_batch():
+    """Kafka validates each batch of a request against the state left by the batches before it."""
+    async def body() -> None:
+        c = Cluster(broker_ids=(1,), min_insync=1)
+        c.create(replicas=(1,), leader=1)
+        c.sync()
+        first = await c.produce(1, _producer_batch(0, 5))
+        assert first.error == ErrorCode.none
+        both = await c.produce(1, _producer_batch(5, 2) + _producer_batch(7, 3))
+        assert (both.error, both.base_offset) == (ErrorCode.none, 5)
+        gap = await c.produce(1, _producer_batch(10) + _producer_batch(12))
+        assert gap.error == ErrorCode.out_of_order_sequence_number
+        assert c.nodes[1].log.log_end_offset == 10, "a rejected request must append nothing"
+    run(body)
