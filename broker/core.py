@@ -32,9 +32,10 @@ from broker.api import (
     ResourceConfigResult,
     TopicOutcome,
 )
+from broker.clock import system_monotonic_ms, system_wall_ms
 from broker.controller_channel import ControllerChannel, ControllerUnavailable
 from broker.fetcher import FetcherManager
-from broker.replica_manager import LeaderSide, Partition, ReplicaManager, now_ms
+from broker.replica_manager import LeaderSide, Partition, ReplicaManager
 from brookpb import admin_pb2 as apb
 from brookpb import controller_pb2 as cpb
 from cluster import codec
@@ -91,7 +92,8 @@ class Broker:
         self.image_: MetadataImage = MetadataImage()
         self.controllers = ControllerChannel(list(config.controller_bootstrap))
         self.replicas = ReplicaManager(self.broker_id, log_manager, config, self._send_alter_partition,
-                                       self.log_config_for, self.topic_value)
+                                       self.log_config_for, self.topic_value,
+                                       monotonic_ms=system_monotonic_ms, wall_ms=system_wall_ms)
         self.leader_side = LeaderSide(self.replicas)
         self.fetchers = FetcherManager(self.replicas, self.broker_id, lambda: self.broker_epoch)
         self.replicas.fetcher_changed = self.fetchers.reconcile
@@ -234,7 +236,8 @@ class Broker:
                 continue
             by_key[(p.topic_id, p.index)] = p
             request.items.add(topic_id=p.topic_id, partition=p.index, leader_epoch=state.leader_epoch,
-                              partition_epoch=state.partition_epoch, new_isr=isr)
+                              partition_epoch=state.partition_epoch, new_isr=isr,
+                              new_isr_broker_epochs=state.broker_epochs(isr))
         try:
             reply = await self.controllers.call("controller", "AlterPartition", request, CONTROLLER_CALL_TIMEOUT_S)
         except Exception as e:
@@ -276,8 +279,8 @@ class Broker:
             await asyncio.sleep(interval_s)
             for p in list(self.replicas.partitions.values()):
                 try:
-                    p.log.apply_retention(now_ms())
-                    p.log.maybe_compact(now_ms())
+                    p.log.apply_retention(system_wall_ms())
+                    p.log.maybe_compact(system_wall_ms())
                 except Exception:
                     log.exception("retention of %s-%d failed", p.topic, p.index)
                 await asyncio.sleep(0)
@@ -367,6 +370,9 @@ class Broker:
                                 else ErrorCode.unknown_leader_epoch)
         hw = p.leader.high_watermark
         if timestamp == -1:
+            if not p.leader.offsets_available:
+                # KIP-207: a new leader's HW may lag what the previous one acknowledged.
+                return OffsetResult(ErrorCode.offset_not_available, -1, -1, p.leader_epoch)
             return OffsetResult(ErrorCode.none, hw, -1, p.leader_epoch)
         if timestamp == -2:
             return OffsetResult(ErrorCode.none, p.log.log_start_offset, -1, p.leader_epoch)

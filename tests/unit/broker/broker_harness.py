@@ -164,7 +164,8 @@ class Cluster:
         requests: list[tuple[Partition, tuple[int, ...]]] = []
         manager = ReplicaManager(broker_id, logs, {"replica.lag.time.max.ms": 30_000},
                                  requests.extend, lambda image, topic: LogConfig(),
-                                 lambda image, topic, key: str(self.min_insync))
+                                 lambda image, topic, key: str(self.min_insync),
+                                 monotonic_ms=self.clock, wall_ms=self.clock)
         leader_side = LeaderSide(manager)
         node = Node(broker_id, logs, manager, leader_side, BrokerServicer(_FakeBroker(ref, self)),
                     alter_requests=requests)
@@ -221,13 +222,9 @@ class Cluster:
         loop.stub = InProcessStub(self, p.leader_id)
         try:
             parts = loop.partitions()
-            if not parts:
-                return
-            truncating = [q for q in parts if q.needs_truncation]
-            if truncating:
-                await loop._truncate(truncating)
-            else:
-                await loop._fetch(parts)
+            if parts:
+                error = await loop.run_once(parts)
+                assert error is None, error
         finally:
             await loop.channel.close(grace=None)
 

@@ -164,9 +164,10 @@ async def _new_leader_with_lagging_hw(c: Cluster) -> None:
     """Broker 1 leads a new epoch with LEO 10 but a checkpointed HW of 5; broker 3 holds 0-4."""
     c.create(replicas=(1, 2, 3), leader=2, isr=(1, 2))
     c.change(leader=1, isr=(1, 2))
-    for broker, count in ((1, 10), (3, 5)):
+    for broker, tags in ((1, (b"a", b"b")), (3, (b"a",))):
         log = c.nodes[broker].logs.get_or_create(b"t".ljust(16, b"\0"), TOPIC, 0, None)
-        log.append_as_leader(batch(count), 0, 0)
+        for tag in tags:
+            log.append_as_leader(batch(5, tag), 0, 0)
     c.nodes[1].log.set_high_watermark(5)
     c.sync()
 
