@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -146,6 +146,7 @@ class FetcherLoop:
         self.task: asyncio.Task | None = None
         self.wake = asyncio.Event()
         self.rng = random.Random()
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the simulator/tests swap it
         self.failures = 0                       # consecutive failed rounds (backoff attempt)
         self.last_error: str | None = None      # logged once until a round succeeds
 
@@ -194,7 +195,7 @@ class FetcherLoop:
             if error != self.last_error:
                 log.warning("fetcher for leader %d: %s; backing off", self.leader_id, error)
                 self.last_error = error
-            await asyncio.sleep(backoff_ms(self.failures, self.rng) / 1000.0)
+            await self.sleep(backoff_ms(self.failures, self.rng) / 1000.0)
 
     async def run_once(self, parts: list[Partition]) -> str | None:
         """One round: the truncation exchange for partitions that need it, else one fetch.

@@ -223,3 +223,50 @@ def test_multi_batch_request_is_checked_batch_after_batch():
         assert gap.error == ErrorCode.out_of_order_sequence_number
         assert c.nodes[1].log.log_end_offset == 10, "a rejected request must append nothing"
     run(body)
+
+
+# -- fix 5: KIP-903 broker epochs ------------------------------------------------------------------
+
+def test_isr_addition_from_a_previous_incarnations_progress_is_refused():
+    """Broker 3 fetched up to the HW, then restarted (new broker epoch, maybe an empty log). Before
+    its new incarnation fetches, the leader still remembers the old progress and asks to add it; the
+    request names the old broker epoch, and the controller refuses it."""
+    from cluster.records import RegisterBroker, UnfenceBroker
+    from controller.replication import AlterPartitionItem, alter_partition
+
+    async def body() -> None:
+        c = Cluster()
+        c.create(replicas=(1, 2, 3), leader=1, isr=(1, 2))
+        c.sync()
+        await c.produce(1, batch(10))
+        await c.rounds(2, 3)
+        await c.rounds(3, 3)
+        old_epoch = c.image.brokers[3].broker_epoch
+        c.commit([RegisterBroker(3, c.image.offset + 1, "inc-3-restarted", "127.0.0.1", 9003, 9103)])
+        c.commit([UnfenceBroker(3, c.image.brokers[3].broker_epoch)])
+        assert c.image.brokers[3].broker_epoch != old_epoch
+        c.sync(1, 2)
+        leader = c.nodes[1]
+        leader.manager.isr_maintenance()
+        p, isr = leader.alter_requests[-1]
+        epochs = p.leader.broker_epochs(isr)
+        assert isr == (1, 2, 3) and epochs[2] == old_epoch
+        reg = c.registration
+        _, outcomes = alter_partition(c.image, 1, c.image.brokers[1].broker_epoch,
+                                      [AlterPartitionItem(p.topic_id, 0, reg.leader_epoch, reg.partition_epoch,
+                                                          isr, epochs)])
+        assert outcomes[0].error == ErrorCode.ineligible_replica
+    run(body)
+
+
+def test_acks_all_needs_min_insync_replicas():
+    async def body() -> None:
+        c = Cluster(min_insync=2)
+        c.create(replicas=(1, 2, 3), leader=1, isr=(1,))
+        c.sync()
+        result = await c.produce(1, batch(1), acks=-1)
+        assert result.error == ErrorCode.not_enough_replicas
+        assert c.nodes[1].log.log_end_offset == 0
+        accepted = await c.produce(1, batch(1), acks=1)
+        assert accepted.error == ErrorCode.none
+    run(body)
