@@ -39,6 +39,7 @@ from cluster.records import (
     UnfenceBroker,
 )
 
+
 @dataclass(frozen=True, slots=True, order=True)
 class LogEnd:
     """Where a replica's log ends: its latest leader epoch, then its log end offset. Compared in

@@ -19,9 +19,8 @@ from typing import Any, TypeVar
 import grpc
 
 from brookpb import broker_pb2 as bpb
-from brookpb import broker_pb2_grpc
+from brookpb import broker_pb2_grpc, controller_pb2_grpc
 from brookpb import controller_pb2 as cpb
-from brookpb import controller_pb2_grpc
 from cluster import codec
 from cluster.errors import ErrorCode
 from cluster.grpcutil import channel_options

@@ -15,7 +15,13 @@ import random
 import pytest
 from broker_harness import Cluster, FetcherLoop, InProcessStub, batch, run
 
-from broker.fetcher import BACKOFF_BASE_MS, BACKOFF_MS_MAX, OUT_OF_RANGE_BEFORE_BACKOFF, backoff_ms, on_partition_error
+from broker.fetcher import (
+    BACKOFF_BASE_MS,
+    BACKOFF_MS_MAX,
+    OUT_OF_RANGE_BEFORE_BACKOFF,
+    backoff_ms,
+    on_partition_error,
+)
 from cluster.errors import ErrorCode
 
 
