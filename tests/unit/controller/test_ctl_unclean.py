@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from ctl_helpers import make_image, tid
 
+from cluster.config import Config
 from cluster.records import FenceBroker
 from controller import replication
 from controller.replication import NO_LEADER, LogEnd, choose_unclean_leader, unclean_loss
@@ -85,7 +86,7 @@ def test_controller_asks_the_live_replicas_before_an_unclean_election():
                                                          log_end_offset=leo)])
 
     async def body() -> None:
-        rt = ControllerRuntime({"broker.session.timeout.ms": 9000}, _FakeQuorum(image), "127.0.0.1:1")
+        rt = ControllerRuntime(Config.from_mapping({}, validate=False), _FakeQuorum(image), "127.0.0.1:1")
         rt.replica_states = replica_states
 
         def compute(img):
