@@ -67,7 +67,7 @@ def idle_cpu(pids: dict[int, int], seconds: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cluster.launcher import LocalCluster
+    from cluster.cli.launcher import LocalCluster
 
     parser = argparse.ArgumentParser(prog="python -m bench.cluster_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each timed cell")

@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"client settings: {w.SETTINGS}; NATS: nats.go async publish (JetStream ack), R3 file stream",
           flush=True)
     if "brook" in systems:
-        from cluster.launcher import LocalCluster
+        from cluster.cli.launcher import LocalCluster
 
         with tempfile.TemporaryDirectory(prefix="peers-brook-") as d:
             log("brook: starting 3 controllers + 3 brokers")
