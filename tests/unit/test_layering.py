@@ -3,7 +3,7 @@
 Goal: the modules every other package builds on (records, image, codec, config, errors, grpcutil,
 client, limits) import nothing from the layers above them, so arrows only point down. Method: parse
 every `cluster/*.py` at the root, and every module of a model package under it (anything but
-`cluster/cli/` and `cluster/chaos/`, the entry points and tooling), with `ast` and collect every
+`cluster/cli/`, `cluster/chaos/` and `cluster/testing/`, the entry points and tooling), with `ast` and collect every
 import, at module level or inside a function, in any form (`import x`, `import x.y`, `from x import y`,
 `from x.y import z`, `from . import cli`, `from .chaos import z`); resolve relative ones against the
 `cluster` package and fail on any that lands in a forbidden package.
@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
-FORBIDDEN = ("controller", "broker", "storage", "cluster.cli", "cluster.chaos")
+FORBIDDEN = ("controller", "broker", "storage", "cluster.cli", "cluster.chaos", "cluster.testing")
 
 
 def imported_modules(source: str, package: str = "cluster") -> list[tuple[int, str]]:
@@ -51,10 +51,10 @@ def violations(source: str, package: str = "cluster") -> list[str]:
 
 
 def model_modules() -> list[Path]:
-    """`cluster/*.py`, plus any package of the shared model under it (everything but cli/ and chaos/)."""
+    """`cluster/*.py`, plus any package of the shared model under it (everything but cli/, chaos/, testing/)."""
     return sorted(
         path for path in CLUSTER.rglob("*.py")
-        if path.relative_to(CLUSTER).parts[0] not in ("cli", "chaos", "__pycache__")
+        if path.relative_to(CLUSTER).parts[0] not in ("cli", "chaos", "testing", "__pycache__")
     )
 
 
@@ -66,7 +66,7 @@ def package_of(path: Path) -> str:
 def test_the_model_modules_are_found() -> None:
     names = {str(path.relative_to(CLUSTER)) for path in model_modules()}
     assert {"records.py", "image.py", "errors.py", "codec.py"} <= names
-    assert not any(name.startswith(("cli/", "chaos/")) for name in names)
+    assert not any(name.startswith(("cli/", "chaos/", "testing/")) for name in names)
 
 
 @pytest.mark.parametrize("path", model_modules(), ids=lambda p: str(p.relative_to(CLUSTER)))
@@ -90,6 +90,7 @@ def test_cluster_model_imports_no_upper_layer(path: Path) -> None:
         "from . import chaos",
         "def f():\n    from controller.quorum import Quorum\n",
         "if True:\n    import cluster.chaos.netns\n",
+        "from cluster.testing.pytest_plugin import ClusterSpec",
     ],
 )
 def test_every_import_form_is_caught(source: str) -> None:
