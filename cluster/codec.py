@@ -56,13 +56,16 @@ def record_to_pb(record: Record) -> pb.MetadataRecord:
             m.partition.CopyFrom(pb.PartitionRecord(
                 topic_id=record.topic_id, partition=record.partition, replicas=record.replicas,
                 isr=record.isr, leader=record.leader, leader_epoch=record.leader_epoch,
-                partition_epoch=record.partition_epoch, unclean_elections=record.unclean_elections))
+                partition_epoch=record.partition_epoch, unclean_elections=record.unclean_elections,
+                adding_replicas=record.adding_replicas, removing_replicas=record.removing_replicas))
         case PartitionChange():
             m.partition_change.CopyFrom(pb.PartitionChangeRecord(
                 topic_id=record.topic_id, partition=record.partition,
                 isr_changed=record.isr is not None, isr=record.isr or (),
                 leader=record.leader, unclean=record.unclean,
-                replicas_changed=record.replicas is not None, replicas=record.replicas or ()))
+                replicas_changed=record.replicas is not None, replicas=record.replicas or (),
+                reassignment_changed=record.adding_replicas is not None or record.removing_replicas is not None,
+                adding_replicas=record.adding_replicas or (), removing_replicas=record.removing_replicas or ()))
         case RemoveTopic():
             m.remove_topic.topic_id = record.topic_id
         case ConfigRecord():
@@ -101,12 +104,15 @@ def record_from_pb(m: pb.MetadataRecord) -> Record:
         case "partition":
             p = m.partition
             return PartitionRecord(p.topic_id, p.partition, tuple(p.replicas), tuple(p.isr), p.leader,
-                                   p.leader_epoch, p.partition_epoch, p.unclean_elections)
+                                   p.leader_epoch, p.partition_epoch, p.unclean_elections,
+                                   tuple(p.adding_replicas), tuple(p.removing_replicas))
         case "partition_change":
             c = m.partition_change
             return PartitionChange(
                 c.topic_id, c.partition, tuple(c.isr) if c.isr_changed else None, c.leader, c.unclean,
-                tuple(c.replicas) if c.replicas_changed else None)
+                tuple(c.replicas) if c.replicas_changed else None,
+                tuple(c.adding_replicas) if c.reassignment_changed else None,
+                tuple(c.removing_replicas) if c.reassignment_changed else None)
         case "remove_topic":
             return RemoveTopic(m.remove_topic.topic_id)
         case "config":

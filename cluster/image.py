@@ -73,6 +73,17 @@ class PartitionRegistration:
     leader_epoch: int = 0
     partition_epoch: int = 0
     unclean_elections: int = 0
+    adding_replicas: tuple[int, ...] = ()     # a reassignment in progress (KIP-455): joining replicas
+    removing_replicas: tuple[int, ...] = ()   # and the ones that leave when it completes
+
+    @property
+    def reassigning(self) -> bool:
+        return bool(self.adding_replicas or self.removing_replicas)
+
+    @property
+    def target_replicas(self) -> tuple[int, ...]:
+        """Where a reassignment goes: the replicas without the removing ones (all of them when none)."""
+        return tuple(r for r in self.replicas if r not in self.removing_replicas)
 
     def merge(self, change: PartitionChange) -> PartitionRegistration:
         """Apply a change: a new leader bumps the leader epoch; every change bumps the partition epoch."""
@@ -88,6 +99,9 @@ class PartitionRegistration:
             leader_epoch=leader_epoch,
             partition_epoch=self.partition_epoch + 1,
             unclean_elections=self.unclean_elections + (1 if change.unclean else 0),
+            adding_replicas=self.adding_replicas if change.adding_replicas is None else change.adding_replicas,
+            removing_replicas=(self.removing_replicas if change.removing_replicas is None
+                               else change.removing_replicas),
         )
 
     @property
@@ -238,6 +252,8 @@ def _replay_one(b: _Builder, record: Record) -> None:
                 leader_epoch=record.leader_epoch,
                 partition_epoch=record.partition_epoch,
                 unclean_elections=record.unclean_elections,
+                adding_replicas=record.adding_replicas,
+                removing_replicas=record.removing_replicas,
             )
         case PartitionChange():
             parts = b.partitions_w(record.topic_id)
@@ -312,7 +328,7 @@ def image_to_records(image: MetadataImage) -> list[Record]:
         for index, p in sorted(topic.partitions.items()):
             records.append(
                 PartitionRecord(topic.topic_id, index, p.replicas, p.isr, p.leader, p.leader_epoch,
-                                p.partition_epoch, p.unclean_elections)
+                                p.partition_epoch, p.unclean_elections, p.adding_replicas, p.removing_replicas)
             )
     for (resource_type, resource_name), entries in sorted(image.configs.items()):
         for name, value in sorted(entries.items()):

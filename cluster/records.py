@@ -71,6 +71,8 @@ class PartitionRecord:
     leader_epoch: int = 0
     partition_epoch: int = 0
     unclean_elections: int = 0
+    adding_replicas: tuple[int, ...] = ()     # a reassignment in progress (KIP-455)
+    removing_replicas: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,9 @@ class PartitionChange:
     leader: int = LEADER_UNCHANGED
     unclean: bool = False
     replicas: tuple[int, ...] | None = None
+    # A reassignment's state; None: unchanged. Both are set together ((), () when it completes).
+    adding_replicas: tuple[int, ...] | None = None
+    removing_replicas: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
