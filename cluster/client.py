@@ -14,7 +14,7 @@ CreateTopics request, one partition of an election) stay in the replies for the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,8 @@ ADMIN_METHODS = (
     "ElectLeaders",
     "DescribeConfigs",
     "AlterConfigs",
+    "AlterPartitionReassignments",
+    "ListPartitionReassignments",
 )
 
 # Errors that mean "ask again after refreshing who leads the partition". OFFSET_NOT_AVAILABLE is a
@@ -235,6 +237,18 @@ class ControllerClient:
             -> apb.ElectLeadersResponse:
         refs = [apb.TopicPartitionRef(topic=t, partition=p) for t, p in partitions]
         return self.call("ElectLeaders", apb.ElectLeadersRequest(election_type=election_type, partitions=refs))
+
+    def alter_partition_reassignments(self, moves: Sequence[tuple[str, int, Sequence[int] | None]]) \
+            -> apb.AlterPartitionReassignmentsResponse:
+        """`moves`: (topic, partition, target replicas), or (topic, partition, None) to cancel."""
+        items = [apb.ReassignPartition(topic=t, partition=p, replicas=list(r or ()), cancel=r is None)
+                 for t, p, r in moves]
+        return self.call("AlterPartitionReassignments", apb.AlterPartitionReassignmentsRequest(partitions=items))
+
+    def list_partition_reassignments(self, topics: Mapping[str, Sequence[int]] | None = None) \
+            -> apb.ListPartitionReassignmentsResponse:
+        refs = [apb.ReassignmentTopic(topic=t, partitions=list(ps)) for t, ps in (topics or {}).items()]
+        return self.call("ListPartitionReassignments", apb.ListPartitionReassignmentsRequest(topics=refs))
 
     def describe_configs(self, resources: Sequence[tuple[int, str]]) -> apb.DescribeConfigsResponse:
         refs = [apb.ConfigResource(type=t, name=n) for t, n in resources]

@@ -24,7 +24,7 @@ from cluster.effective_config import (
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage
 from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC
-from controller import replication, topics
+from controller import reassignment, replication, topics
 from controller.quorum import QuorumError
 from controller.service import ControllerRuntime, NotActive, _error_code
 
@@ -219,6 +219,27 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             except (NotActive, QuorumError) as e:
                 return self._fail(reply, e)
             out.error_code, out.error_message = int(error), message
+        return reply
+
+
+    async def AlterPartitionReassignments(self, request, context):
+        reply = apb.AlterPartitionReassignmentsResponse()
+        wanted = [(p.topic, p.partition, None if p.cancel else tuple(p.replicas)) for p in request.partitions]
+        try:
+            outcomes = await self.rt.write(lambda img: reassignment.alter_reassignments(img, wanted),
+                                           ADMIN_WRITE_TIMEOUT_S)
+        except (NotActive, QuorumError) as e:
+            return self._fail(reply, e)
+        for o in outcomes:
+            reply.results.add(topic=o.topic, partition=o.partition, error_code=int(o.error), error_message=o.message)
+        return reply
+
+    async def ListPartitionReassignments(self, request, context):
+        reply = apb.ListPartitionReassignmentsResponse()
+        wanted = {t.topic: list(t.partitions) for t in request.topics} if request.topics else None
+        for r in reassignment.list_reassignments(self.rt.image, wanted):
+            reply.reassignments.add(topic=r.topic, partition=r.partition, replicas=r.replicas,
+                                    adding_replicas=r.adding_replicas, removing_replicas=r.removing_replicas)
         return reply
 
 

@@ -34,7 +34,7 @@ from cluster.records import (
     ProducerIds,
     Record,
 )
-from controller import balance, cluster_control, replication
+from controller import balance, cluster_control, reassignment, replication
 from controller.commands import QuorumError
 from controller.heartbeats import BrokerHeartbeatTracker
 
@@ -282,6 +282,7 @@ class ControllerRuntime:
                 await self._maybe_fence_stale()
                 await self._maybe_elect_offline()
                 await self._maybe_rebalance()
+                await self._maybe_complete_reassignments()
             except (QuorumError, NotActive) as e:
                 log.debug("periodic controller work skipped: %s", e)
             except Exception:
@@ -345,6 +346,19 @@ class ControllerRuntime:
         moved = await self.write(compute)
         if moved:
             log.info("automatic leader rebalance moved %d leaderships to preferred replicas", moved)
+
+    async def _maybe_complete_reassignments(self) -> None:
+        """Finish the reassignments whose target replicas have all joined the ISR (KIP-455)."""
+        if not any(p.reassigning for _, _, p in self.image.iter_partitions()):
+            return
+
+        def compute(img: MetadataImage) -> tuple[list[Record], int]:
+            records = reassignment.complete_reassignments(img)
+            return records, len(records)
+
+        done = await self.write(compute)
+        if done:
+            log.info("completed %d partition reassignments", done)
 
     def allocate_producer_ids(self, broker_id: int, broker_epoch: int):
         def compute(img: MetadataImage) -> tuple[list[Record], tuple[ErrorCode, int]]:

@@ -128,6 +128,8 @@ def build_parser() -> BrookArgumentParser:
     # brokers
     g = group_of("brokers", "registered brokers")
     sub(g, "list", "brokers with address, state and epoch", admin.brokers_list)
+    from cluster.cli import reassign
+    reassign.add_parsers(sub, group_of, _positive_int, _non_negative_int, g)
 
     # topics
     g = group_of("topics", "create, list, describe, alter and delete topics")
