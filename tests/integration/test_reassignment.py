@@ -16,7 +16,15 @@ import pytest
 
 from cluster.cli.launcher import LocalCluster
 from tests.integration.conftest import run_cli_process
-from tests.support import Writer, check_exactly_once, create_topic, partition_state, read_all, replica_bytes, wait_until
+from tests.support import (
+    Writer,
+    check_exactly_once,
+    create_topic,
+    partition_state,
+    read_all,
+    replica_bytes,
+    wait_until,
+)
 
 OVERRIDES = {
     "broker.heartbeat.interval.ms": "500",
@@ -77,8 +85,11 @@ def test_reassign_moves_a_loaded_partition_with_nothing_lost(cluster, tmp_path):
     assert "No reassignment in progress." in listed.stdout
     check_exactly_once(writer.acked, read_all(cluster, topic))
     # the broker that left deleted its copy; the two new replicas hold identical bytes
-    copies = wait_until(lambda: (r := replica_bytes(cluster, topic)) if set(r) == set(target) else None,
-                        30, 0.2, f"only {target} holding {topic}-0")
+    def only_target_holds() -> dict | None:
+        copies = replica_bytes(cluster, topic)
+        return copies if set(copies) == set(target) else None
+
+    copies = wait_until(only_target_holds, 30, 0.2, f"only {target} holding {topic}-0")
     assert len({blob for blob, _ in copies.values()}) == 1
     assert leaving not in holders(cluster, topic)
 
