@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage
@@ -163,6 +163,10 @@ class BrokerCore(Protocol):
     async def elect_leaders(self, election_type: int,
                             partitions: Sequence[tuple[str, int]] | None) -> list[ElectionOutcome]:
         """election_type: 0 preferred, 1 unclean (Kafka's ElectLeaders). None = every partition."""
+        ...
+
+    async def admin(self, method: str, request: Any) -> Any:
+        """Forward an AdminService request to the active controller; raises ControllerUnavailable."""
         ...
 
     async def ensure_topic(self, name: str) -> ErrorCode:

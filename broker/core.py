@@ -216,6 +216,11 @@ class Broker:
     async def _admin(self, method: str, request: Any) -> Any:
         return await self.controllers.call("admin", method, request, CONTROLLER_CALL_TIMEOUT_S)
 
+    async def admin(self, method: str, request: Any) -> Any:
+        """An AdminService call forwarded to the active controller (Kafka admin APIs without their own
+        method here: AlterPartitionReassignments, ListPartitionReassignments)."""
+        return await self._admin(method, request)
+
     async def create_topics(self, topics: Sequence[NewTopic], validate_only: bool, timeout_ms: int) -> list[TopicOutcome]:
         request = apb.CreateTopicsRequest(validate_only=validate_only)
         for t in topics:

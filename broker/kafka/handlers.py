@@ -24,7 +24,9 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from broker.api import AlterConfigOp, BrokerCore, FetchPartition, FetchResult, NewTopic, ProduceResult
+from broker.controller_channel import ControllerUnavailable
 from broker.kafka.codec import ZERO_MS, build, field_is_nullable, ms, response_module
+from brookpb import admin_pb2 as apb
 from cluster.records import RESOURCE_TOPIC
 from storage.batch import BATCH_HEADER_BYTES, parse_header
 
@@ -59,6 +61,8 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     33: (0, 2),    # AlterConfigs
     43: (0, 2),    # ElectLeaders
     44: (0, 1),    # IncrementalAlterConfigs
+    45: (0, 1),    # AlterPartitionReassignments
+    46: (0, 0),    # ListPartitionReassignments
     60: (0, 1),    # DescribeCluster
 }
 
@@ -145,6 +149,8 @@ class KafkaHandlers:
             33: self.alter_configs,
             43: self.elect_leaders,
             44: self.incremental_alter_configs,
+            45: self.alter_partition_reassignments,
+            46: self.list_partition_reassignments,
             60: self.describe_cluster,
         }
         self._dispatch.update(self.group_handlers)
@@ -628,6 +634,71 @@ class KafkaHandlers:
                         for t, ps in by_topic.items())
         return build(mod.ElectLeadersResponse, throttle_time=ZERO_MS, error_code=top_error,
                      replica_election_results=results)
+
+    async def alter_partition_reassignments(self, request: Any, api_version: int) -> Any:
+        """KIP-455: start (replicas) or cancel (null replicas) reassignments, through the controller."""
+        mod = response_module(45, api_version)
+        allow_rf_change = bool(getattr(request, "allow_replication_factor_change", True))
+        image = self.core.image()
+        errors: dict[tuple[str, int], tuple[ErrorCode, str]] = {}
+        moves = []
+        for t in request.topics:
+            topic = image.topic_by_name(t.name)
+            for p in t.partitions:
+                key = (t.name, int(p.partition_index))
+                current = topic.partitions.get(key[1]) if topic is not None else None
+                target = None if p.replicas is None else [int(b) for b in p.replicas]
+                if (target is not None and not allow_rf_change and current is not None
+                        and len(target) != len(current.target_replicas if current.reassigning else current.replicas)):
+                    errors[key] = (ErrorCode.invalid_replication_factor,
+                                   "allow_replication_factor_change is false and the replica count changes")
+                    continue
+                item = apb.ReassignPartition(topic=key[0], partition=key[1], replicas=target or [],
+                                             cancel=target is None)
+                moves.append(item)
+        top_error, top_message = ErrorCode.none, None
+        if moves:
+            try:
+                reply = await self.core.admin("AlterPartitionReassignments",
+                                              apb.AlterPartitionReassignmentsRequest(partitions=moves))
+                if reply.error.code:
+                    top_error, top_message = ErrorCode(reply.error.code), reply.error.message
+                for r in reply.results:
+                    errors[(r.topic, r.partition)] = (ErrorCode(r.error_code), r.error_message)
+            except ControllerUnavailable as e:
+                top_error, top_message = ErrorCode.request_timed_out, str(e)
+        responses = tuple(
+            build(mod.ReassignableTopicResponse, name=t.name, partitions=tuple(
+                build(mod.ReassignablePartitionResponse, partition_index=p.partition_index,
+                      error_code=errors.get((t.name, int(p.partition_index)), (top_error, ""))[0],
+                      error_message=errors.get((t.name, int(p.partition_index)), (top_error, ""))[1] or None)
+                for p in t.partitions))
+            for t in request.topics)
+        extra = {"allow_replication_factor_change": allow_rf_change} if api_version >= 1 else {}
+        return build(mod.AlterPartitionReassignmentsResponse, throttle_time=ZERO_MS, error_code=top_error,
+                     error_message=top_message, responses=responses, **extra)
+
+    async def list_partition_reassignments(self, request: Any, api_version: int) -> Any:
+        mod = response_module(46, api_version)
+        wanted = None if request.topics is None else [
+            apb.ReassignmentTopic(topic=t.name, partitions=[int(i) for i in t.partition_indexes])
+            for t in request.topics]
+        try:
+            reply = await self.core.admin("ListPartitionReassignments",
+                                          apb.ListPartitionReassignmentsRequest(topics=wanted or []))
+        except ControllerUnavailable as e:
+            return build(mod.ListPartitionReassignmentsResponse, throttle_time=ZERO_MS,
+                         error_code=ErrorCode.request_timed_out, error_message=str(e), topics=())
+        by_topic: dict[str, list[Any]] = {}
+        for r in reply.reassignments:
+            by_topic.setdefault(r.topic, []).append(build(
+                mod.OngoingPartitionReassignment, partition_index=r.partition, replicas=tuple(r.replicas),
+                adding_replicas=tuple(r.adding_replicas), removing_replicas=tuple(r.removing_replicas)))
+        topics = tuple(build(mod.OngoingTopicReassignment, name=name, partitions=tuple(parts))
+                       for name, parts in by_topic.items())
+        return build(mod.ListPartitionReassignmentsResponse, throttle_time=ZERO_MS,
+                     error_code=ErrorCode(reply.error.code) if reply.error.code else ErrorCode.none,
+                     error_message=reply.error.message or None, topics=topics)
 
     async def describe_cluster(self, request: Any, api_version: int) -> Any:
         mod = response_module(60, api_version)

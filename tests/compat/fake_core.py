@@ -275,6 +275,29 @@ class FakeCore:
             ])
         return ResourceConfigResult(resource_type, resource_name)
 
+    async def admin(self, method: str, request):
+        """The AdminService calls the Kafka handlers forward (reassignments), on the fake's image."""
+        from brookpb import admin_pb2 as apb
+        from controller import reassignment
+
+        if method == "AlterPartitionReassignments":
+            moves = [(p.topic, p.partition, None if p.cancel else tuple(p.replicas)) for p in request.partitions]
+            records, outcomes = reassignment.alter_reassignments(self._image, moves)
+            self._image = replay_all(self._image, records)
+            reply = apb.AlterPartitionReassignmentsResponse()
+            for o in outcomes:
+                reply.results.add(topic=o.topic, partition=o.partition, error_code=int(o.error),
+                                  error_message=o.message)
+            return reply
+        if method == "ListPartitionReassignments":
+            reply = apb.ListPartitionReassignmentsResponse()
+            wanted = {t.topic: list(t.partitions) for t in request.topics} if request.topics else None
+            for r in reassignment.list_reassignments(self._image, wanted):
+                reply.reassignments.add(topic=r.topic, partition=r.partition, replicas=r.replicas,
+                                        adding_replicas=r.adding_replicas, removing_replicas=r.removing_replicas)
+            return reply
+        raise NotImplementedError(method)
+
     async def elect_leaders(self, election_type: int,
                             partitions: Sequence[tuple[str, int]] | None) -> list[ElectionOutcome]:
         if partitions is None:

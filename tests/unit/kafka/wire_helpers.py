@@ -87,6 +87,14 @@ def sample_request(api_key: int, version: int, topic: str = "t") -> Any:
         r = build(m.AlterConfigsResource, resource_type=2, resource_name=topic,
                   configs=(build(m.AlterableConfig, name="retention.ms", config_operation=0, value="7"),))
         return build(cls, resources=(r,), validate_only=False)
+    if api_key == 45:
+        p = build(m.ReassignablePartition, partition_index=0, replicas=(1,))  # where it is: a no-op
+        extra = {"allow_replication_factor_change": True} if version >= 1 else {}
+        return build(cls, timeout=1000 * _MS, topics=(build(m.ReassignableTopic, name=topic, partitions=(p,)),),
+                     **extra)
+    if api_key == 46:
+        return build(cls, timeout=1000 * _MS, topics=(build(m.ListPartitionReassignmentsTopics, name=topic,
+                                                            partition_indexes=(0,)),))
     if api_key == 60:
         return build(cls, include_cluster_authorized_operations=False, endpoint_type=1, include_fenced_brokers=False)
     raise KeyError(f"no sample for api_key {api_key}")
