@@ -114,3 +114,37 @@ def test_decommission_drains_a_broker(cluster):
     check_exactly_once(writer.acked, read_all(cluster, "drained"))
     wait_until(lambda: all(victim not in holders(cluster, "drained", i) for i in range(3)), 30, 0.2,
                f"broker {victim} deleting its copies")
+
+
+@pytest.mark.timeout(300)
+def test_kafka_admin_client_reassigns(cluster):
+    """Through the Kafka protocol: kafka-python's KafkaAdminClient (confluent-kafka 2.16's AdminClient has
+    no reassignment call). The move is started, listed while it runs or seen completed, and ends with
+    the new replicas; a cancel of a partition that is not moving gets NO_REASSIGNMENT_IN_PROGRESS."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import NoReassignmentInProgressError
+
+    topic = "via-kafka"
+    create_topic(cluster, topic, partitions=2, rf=1)
+    writer = Writer(cluster, topic)
+    writer.start(prefix="k")
+    client = KafkaAdminClient(bootstrap_servers=cluster.kafka_bootstrap, request_timeout_ms=30000)
+    try:
+        wait_until(lambda: len(writer.acked) >= 200, 60, 0.05, "writes before the move")
+        before = partition_state(cluster, topic)
+        target = [b for b in cluster.broker_ids if b not in before.replicas][:2]
+        result = client.alter_partition_reassignments({TopicPartition(topic, 0): target})
+        assert result == {TopicPartition(topic, 0): None}
+        listed = client.list_partition_reassignments({topic: [0, 1]})
+        assert set(listed) <= {TopicPartition(topic, 0)}
+        if listed:  # still moving: the adding replicas are the target
+            assert listed[TopicPartition(topic, 0)]["adding_replicas"] == target
+        wait_until(lambda: list(partition_state(cluster, topic).replicas) == target
+                   and not client.list_partition_reassignments({topic: [0]}), 120, 0.2, "the move to complete")
+        cancelled = client.alter_partition_reassignments({TopicPartition(topic, 1): None})
+        assert cancelled == {TopicPartition(topic, 1): NoReassignmentInProgressError}
+    finally:
+        writer.stop()
+        client.close()
+    check_exactly_once(writer.acked, read_all(cluster, topic))
