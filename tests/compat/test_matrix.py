@@ -332,8 +332,6 @@ def test_kafka_metadata_quorum(tools):
 
 
 @pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-@pytest.mark.xfail(strict=True, reason="ListPartitionReassignments / AlterPartitionReassignments (APIs 46, 45) are "
-                   "not implemented: replica placement is the controller's")
 def test_kafka_reassign_partitions_list(tools):
     code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--list")
     assert code == 0, out + err
