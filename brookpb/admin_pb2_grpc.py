@@ -84,6 +84,11 @@ class AdminServiceStub:
                 request_serializer=admin__pb2.ListPartitionReassignmentsRequest.SerializeToString,
                 response_deserializer=admin__pb2.ListPartitionReassignmentsResponse.FromString,
                 _registered_method=True)
+        self.UnregisterBroker = channel.unary_unary(
+                '/brook.admin.AdminService/UnregisterBroker',
+                request_serializer=admin__pb2.UnregisterBrokerRequest.SerializeToString,
+                response_deserializer=admin__pb2.UnregisterBrokerResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -149,6 +154,12 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnregisterBroker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +212,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListPartitionReassignments,
                     request_deserializer=admin__pb2.ListPartitionReassignmentsRequest.FromString,
                     response_serializer=admin__pb2.ListPartitionReassignmentsResponse.SerializeToString,
+            ),
+            'UnregisterBroker': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnregisterBroker,
+                    request_deserializer=admin__pb2.UnregisterBrokerRequest.FromString,
+                    response_serializer=admin__pb2.UnregisterBrokerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -473,6 +489,33 @@ class AdminService:
             '/brook.admin.AdminService/ListPartitionReassignments',
             admin__pb2.ListPartitionReassignmentsRequest.SerializeToString,
             admin__pb2.ListPartitionReassignmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnregisterBroker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/brook.admin.AdminService/UnregisterBroker',
+            admin__pb2.UnregisterBrokerRequest.SerializeToString,
+            admin__pb2.UnregisterBrokerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,7 @@ ADMIN_METHODS = (
     "AlterConfigs",
     "AlterPartitionReassignments",
     "ListPartitionReassignments",
+    "UnregisterBroker",
 )
 
 # Errors that mean "ask again after refreshing who leads the partition". OFFSET_NOT_AVAILABLE is a
@@ -249,6 +250,9 @@ class ControllerClient:
             -> apb.ListPartitionReassignmentsResponse:
         refs = [apb.ReassignmentTopic(topic=t, partitions=list(ps)) for t, ps in (topics or {}).items()]
         return self.call("ListPartitionReassignments", apb.ListPartitionReassignmentsRequest(topics=refs))
+
+    def unregister_broker(self, broker_id: int) -> apb.UnregisterBrokerResponse:
+        return self.call("UnregisterBroker", apb.UnregisterBrokerRequest(broker_id=broker_id))
 
     def describe_configs(self, resources: Sequence[tuple[int, str]]) -> apb.DescribeConfigsResponse:
         refs = [apb.ConfigResource(type=t, name=n) for t, n in resources]

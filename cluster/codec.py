@@ -21,6 +21,7 @@ from cluster.records import (
     RemoveTopic,
     TopicRecord,
     UnfenceBroker,
+    UnregisterBroker,
 )
 
 
@@ -72,6 +73,8 @@ def record_to_pb(record: Record) -> pb.MetadataRecord:
             m.config.CopyFrom(pb.ConfigRecord(
                 resource_type=record.resource_type, resource_name=record.resource_name,
                 name=record.name, value=record.value or "", deleted=record.value is None))
+        case UnregisterBroker():
+            m.unregister_broker.broker_id = record.broker_id
         case ProducerIds():
             m.producer_ids.CopyFrom(pb.ProducerIdsRecord(
                 broker_id=record.broker_id, broker_epoch=record.broker_epoch,
@@ -118,6 +121,8 @@ def record_from_pb(m: pb.MetadataRecord) -> Record:
         case "config":
             c = m.config
             return ConfigRecord(c.resource_type, c.resource_name, c.name, None if c.deleted else c.value)
+        case "unregister_broker":
+            return UnregisterBroker(m.unregister_broker.broker_id)
         case "producer_ids":
             r = m.producer_ids
             return ProducerIds(r.broker_id, r.broker_epoch, r.next_producer_id)

@@ -34,6 +34,7 @@ from cluster.records import (
     RemoveTopic,
     TopicRecord,
     UnfenceBroker,
+    UnregisterBroker,
 )
 
 _EMPTY: Mapping = MappingProxyType({})
@@ -287,6 +288,9 @@ def _replay_one(b: _Builder, record: Record) -> None:
                 b.configs[key] = MappingProxyType(entries)
             else:
                 b.configs.pop(key, None)
+        case UnregisterBroker(broker_id=broker_id):
+            if b.brokers_w().pop(broker_id, None) is None:
+                raise ReplayError(f"broker {broker_id} is not registered")
         case ProducerIds(next_producer_id=next_id):
             if next_id <= b.next_producer_id:
                 raise ReplayError(f"producer ids must grow: {next_id} <= {b.next_producer_id}")

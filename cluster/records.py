@@ -56,6 +56,13 @@ class BrokerShutdown:
 
 
 @dataclass(frozen=True, slots=True)
+class UnregisterBroker:
+    """Kafka's UnregisterBroker: the broker's registration is removed (it holds no replica any more)."""
+
+    broker_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class TopicRecord:
     name: str
     topic_id: bytes
@@ -120,6 +127,7 @@ class ControllerRegistration:
 Record = (
     ClusterRecord
     | ControllerRegistration
+    | UnregisterBroker
     | RegisterBroker
     | FenceBroker
     | UnfenceBroker

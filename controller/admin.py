@@ -243,6 +243,18 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return reply
 
 
+    async def UnregisterBroker(self, request, context):
+        reply = apb.UnregisterBrokerResponse()
+        try:
+            error, message = await self.rt.write(
+                lambda img: reassignment.unregister_broker(img, request.broker_id), ADMIN_WRITE_TIMEOUT_S)
+        except (NotActive, QuorumError) as e:
+            return self._fail(reply, e)
+        if error != ErrorCode.none:
+            reply.error.CopyFrom(apb.Error(code=int(error), message=message))
+        return reply
+
+
 def _validator_for(resource_type: int):
     if resource_type == RESOURCE_TOPIC:
         return validate_topic_config

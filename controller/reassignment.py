@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, PartitionRegistration
-from cluster.records import LEADER_UNCHANGED, NO_LEADER, PartitionChange, Record
+from cluster.records import LEADER_UNCHANGED, NO_LEADER, PartitionChange, Record, UnregisterBroker
 
 __all__ = ["PartitionReassignment", "ReassignmentOutcome", "alter_reassignments", "complete_reassignments",
-           "list_reassignments", "original_replicas"]
+           "list_reassignments", "original_replicas", "unregister_broker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +156,20 @@ def list_reassignments(image: MetadataImage,
                 out.append(PartitionReassignment(topic.name, index, p.replicas, p.adding_replicas,
                                                  p.removing_replicas))
     return out
+
+
+def unregister_broker(image: MetadataImage, broker_id: int) -> tuple[list[Record], tuple[ErrorCode, str]]:
+    """Kafka's UnregisterBroker, for a decommissioned broker: refused while it is registered and
+    unfenced (a running broker would register again) or while it still holds a replica (its
+    partitions would lose one for good: reassign them first, `brook brokers decommission`)."""
+    broker = image.brokers.get(broker_id)
+    if broker is None:
+        return [], (ErrorCode.broker_id_not_registered, f"broker {broker_id} is not registered")
+    if not broker.fenced:
+        return [], (ErrorCode.invalid_request, f"broker {broker_id} is running (unfenced): stop it first")
+    holding = [f"{topic.name}-{index}" for topic, index, p in image.iter_partitions() if broker_id in p.replicas]
+    if holding:
+        more = f" and {len(holding) - 5} more" if len(holding) > 5 else ""
+        return [], (ErrorCode.invalid_request, f"broker {broker_id} still holds replicas of {', '.join(holding[:5])}"
+                    f"{more}: move them first (brook brokers decommission {broker_id})")
+    return [UnregisterBroker(broker_id)], (ErrorCode.none, "")

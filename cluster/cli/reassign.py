@@ -239,11 +239,29 @@ def brokers_decommission(ctx: Any) -> int:
             return EXIT_ERROR
     rows, done = _wait(ctx, plan, args.wait_timeout_s) if plan else ([], True)
     left = [f"{r['topic']}-{r['partition']}" for r in rows if r["state"] != "completed"]
-    ctx.emit({"broker": args.broker_id, "moved": len(plan), "pending": left},
+    unregistered = False
+    if done and brokers[args.broker_id].fenced:
+        _unregister(ctx, args.broker_id)
+        unregistered = True
+    next_step = (" It is unregistered." if unregistered else
+                 f" It holds no replica now: stop it, then `brook brokers unregister {args.broker_id}`.")
+    ctx.emit({"broker": args.broker_id, "moved": len(plan), "pending": left, "unregistered": unregistered},
              f"Broker {args.broker_id}: moved {len(plan) - len(left)} of {len(plan)} replicas off it."
-             + (f" Still moving: {', '.join(left)} (see `brook partitions reassign --list`)." if left else
-                " It holds no replica now."))
+             + (f" Still moving: {', '.join(left)} (see `brook partitions reassign --list`)." if left else next_step))
     return EXIT_OK if done else EXIT_ERROR
+
+
+def _unregister(ctx: Any, broker_id: int) -> None:
+    reply = ctx.controller().unregister_broker(broker_id)
+    if reply.error.code:
+        raise BrookError(reply.error.message, ErrorCode(reply.error.code))
+
+
+def brokers_unregister(ctx: Any) -> int:
+    """Remove a stopped broker that holds no replica from the cluster (Kafka's UnregisterBroker)."""
+    _unregister(ctx, ctx.args.broker_id)
+    ctx.emit({"broker": ctx.args.broker_id, "unregistered": True}, f"Broker {ctx.args.broker_id} is unregistered.")
+    return EXIT_OK
 
 
 def add_parsers(sub: Any, group_of: Any, positive_int: Any, non_negative_int: Any, brokers_group: Any) -> None:
@@ -270,12 +288,16 @@ def add_parsers(sub: Any, group_of: Any, positive_int: Any, non_negative_int: An
     p.add_argument("--wait-timeout", type=float, dest="wait_timeout_s", default=300.0, metavar="SECONDS",
                    help="with --wait (default 300)")
 
-    p = sub(brokers_group, "decommission", "move every replica off a broker and wait until it holds none",
+    p = sub(brokers_group, "decommission", "move every replica off a broker, wait until it holds none; "
+            "unregister it if it is already stopped",
             brokers_decommission)
     p.add_argument("broker_id", type=non_negative_int, metavar="ID")
     p.add_argument("--wait-timeout", type=float, dest="wait_timeout_s", default=300.0, metavar="SECONDS",
                    help="how long to wait for the moves (default 300); exit 1 if they are not done")
+    p = sub(brokers_group, "unregister", "remove a stopped broker that holds no replica (Kafka's UnregisterBroker)",
+            brokers_unregister)
+    p.add_argument("broker_id", type=non_negative_int, metavar="ID")
 
 
-__all__ = ["add_parsers", "brokers_decommission", "drain_plan", "generate_plan", "parse_plan",
+__all__ = ["add_parsers", "brokers_decommission", "brokers_unregister", "drain_plan", "generate_plan", "parse_plan",
            "partitions_reassign", "render_plan"]

@@ -18,6 +18,7 @@ from cluster.cli.launcher import LocalCluster
 from tests.integration.conftest import run_cli_process
 from tests.support import (
     Writer,
+    admin,
     check_exactly_once,
     create_topic,
     partition_state,
@@ -95,7 +96,7 @@ def test_reassign_moves_a_loaded_partition_with_nothing_lost(cluster, tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_decommission_drains_a_broker(cluster):
+def test_decommission_drains_a_broker_then_it_is_unregistered(cluster):
     create_topic(cluster, "drained", partitions=3, rf=2)
     writer = Writer(cluster, "drained")
     writer.start(prefix="d")
@@ -106,6 +107,8 @@ def test_decommission_drains_a_broker(cluster):
                                  timeout_s=180)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "holds no replica now" in result.stdout
+        refused = run_cli_process(cluster, "brokers", "unregister", str(victim))
+        assert refused.returncode == 1 and "stop it first" in refused.stderr
     finally:
         writer.stop()
     for index in range(3):
@@ -114,6 +117,15 @@ def test_decommission_drains_a_broker(cluster):
     check_exactly_once(writer.acked, read_all(cluster, "drained"))
     wait_until(lambda: all(victim not in holders(cluster, "drained", i) for i in range(3)), 30, 0.2,
                f"broker {victim} deleting its copies")
+    cluster.stop_node(victim)
+    with admin(cluster) as client:
+        wait_until(lambda: next(b.fenced for b in client.describe_cluster().brokers if b.broker_id == victim),
+                   60, 0.2, f"broker {victim} fenced after it stopped")
+    result = run_cli_process(cluster, "brokers", "unregister", str(victim))
+    assert result.returncode == 0, result.stderr
+    with admin(cluster) as client:
+        assert victim not in {b.broker_id for b in client.describe_cluster().brokers}
+    check_exactly_once(writer.acked, read_all(cluster, "drained"))
 
 
 @pytest.mark.timeout(300)
@@ -133,7 +145,7 @@ def test_kafka_admin_client_reassigns(cluster):
     try:
         wait_until(lambda: len(writer.acked) >= 200, 60, 0.05, "writes before the move")
         before = partition_state(cluster, topic)
-        target = [b for b in cluster.broker_ids if b not in before.replicas][:2]
+        target = [b for b in cluster.broker_ids if cluster.is_running(b) and b not in before.replicas][:1]
         result = client.alter_partition_reassignments({TopicPartition(topic, 0): target})
         assert result == {TopicPartition(topic, 0): None}
         listed = client.list_partition_reassignments({topic: [0, 1]})

@@ -12,7 +12,12 @@ import pytest
 from cluster.codec import record_from_pb, record_to_pb
 from cluster.errors import ErrorCode
 from cluster.records import PartitionChange
-from controller.reassignment import alter_reassignments, complete_reassignments, list_reassignments
+from controller.reassignment import (
+    alter_reassignments,
+    complete_reassignments,
+    list_reassignments,
+    unregister_broker,
+)
 from tests.unit.controller.ctl_helpers import apply, make_image, part, tid
 
 
@@ -117,3 +122,24 @@ def test_list_and_codec_round_trip() -> None:
         ("t", 1, (4,), (2,)), ("u", 0, (2,), (1,))]
     assert [r.topic for r in list_reassignments(image, {"u": []})] == ["u"]
     assert list_reassignments(image, {"t": [0]}) == []
+
+
+@pytest.mark.parametrize(("fenced", "topics", "error"), [
+    ((3,), {"t": [((1, 2), (1, 2), 1)]}, ErrorCode.none),
+    ((), {"t": [((1, 2), (1, 2), 1)]}, ErrorCode.invalid_request),           # running: it would re-register
+    ((3,), {"t": [((1, 3), (1,), 1)]}, ErrorCode.invalid_request),           # still a replica
+])
+def test_unregister_only_a_stopped_broker_without_replicas(fenced, topics, error) -> None:
+    image = make_image((1, 2, 3), fenced=fenced, topics=topics)
+    records, (code, message) = unregister_broker(image, 3)
+    assert code == error
+    if error == ErrorCode.none:
+        assert [record_from_pb(record_to_pb(r)) for r in records] == records
+        assert 3 not in apply(image, records).brokers
+    else:
+        assert records == [] and message
+
+
+def test_unregister_an_unknown_broker() -> None:
+    records, (code, _) = unregister_broker(make_image((1, 2)), 7)
+    assert records == [] and code == ErrorCode.broker_id_not_registered
