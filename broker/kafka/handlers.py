@@ -63,6 +63,7 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     44: (0, 1),    # IncrementalAlterConfigs
     45: (0, 1),    # AlterPartitionReassignments
     46: (0, 0),    # ListPartitionReassignments
+    64: (0, 0),    # UnregisterBroker
     60: (0, 1),    # DescribeCluster
 }
 
@@ -151,6 +152,7 @@ class KafkaHandlers:
             44: self.incremental_alter_configs,
             45: self.alter_partition_reassignments,
             46: self.list_partition_reassignments,
+            64: self.unregister_broker,
             60: self.describe_cluster,
         }
         self._dispatch.update(self.group_handlers)
@@ -699,6 +701,17 @@ class KafkaHandlers:
         return build(mod.ListPartitionReassignmentsResponse, throttle_time=ZERO_MS,
                      error_code=ErrorCode(reply.error.code) if reply.error.code else ErrorCode.none,
                      error_message=reply.error.message or None, topics=topics)
+
+    async def unregister_broker(self, request: Any, api_version: int) -> Any:
+        mod = response_module(64, api_version)
+        try:
+            reply = await self.core.admin("UnregisterBroker", apb.UnregisterBrokerRequest(broker_id=int(request.broker_id)))
+        except ControllerUnavailable as e:
+            return build(mod.UnregisterBrokerResponse, throttle_time=ZERO_MS, error_code=ErrorCode.request_timed_out,
+                         error_message=str(e))
+        return build(mod.UnregisterBrokerResponse, throttle_time=ZERO_MS,
+                     error_code=ErrorCode(reply.error.code) if reply.error.code else ErrorCode.none,
+                     error_message=reply.error.message or None)
 
     async def describe_cluster(self, request: Any, api_version: int) -> Any:
         mod = response_module(60, api_version)

@@ -296,6 +296,10 @@ class FakeCore:
                 reply.reassignments.add(topic=r.topic, partition=r.partition, replicas=r.replicas,
                                         adding_replicas=r.adding_replicas, removing_replicas=r.removing_replicas)
             return reply
+        if method == "UnregisterBroker":
+            records, (error, message) = reassignment.unregister_broker(self._image, request.broker_id)
+            self._image = replay_all(self._image, records)
+            return apb.UnregisterBrokerResponse(error=apb.Error(code=int(error), message=message))
         raise NotImplementedError(method)
 
     async def elect_leaders(self, election_type: int,

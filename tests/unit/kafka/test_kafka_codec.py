@@ -33,6 +33,7 @@ ADVERTISED = [(key, version) for key, (low, high) in sorted(API_VERSIONS.items()
 # Errors a sample request may legitimately get from the fake core.
 EXPECTED_ERRORS = {
     43: {ErrorCode.election_not_needed},
+    64: {ErrorCode.invalid_request},  # the sample asks to unregister the fake's only, running broker
 }
 
 

@@ -95,6 +95,8 @@ def sample_request(api_key: int, version: int, topic: str = "t") -> Any:
     if api_key == 46:
         return build(cls, timeout=1000 * _MS, topics=(build(m.ListPartitionReassignmentsTopics, name=topic,
                                                             partition_indexes=(0,)),))
+    if api_key == 64:
+        return build(cls, broker_id=1)
     if api_key == 60:
         return build(cls, include_cluster_authorized_operations=False, endpoint_type=1, include_fenced_brokers=False)
     raise KeyError(f"no sample for api_key {api_key}")
