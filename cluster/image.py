@@ -21,6 +21,7 @@ from cluster.records import (
     LEADER_UNCHANGED,
     NO_LEADER,
     RESOURCE_TOPIC,
+    AclRecord,
     BrokerShutdown,
     ClusterRecord,
     ConfigRecord,
@@ -31,10 +32,15 @@ from cluster.records import (
     ProducerIds,
     Record,
     RegisterBroker,
+    RemoveAcl,
+    RemoveScramCredential,
     RemoveTopic,
+    ScramCredentialRecord,
     TopicRecord,
     UnfenceBroker,
 )
+from cluster.security.acl import AclBinding, AclOperation, AclPermission, PatternType, ResourceType
+from cluster.security.scram import ScramCredential
 
 _EMPTY: Mapping = MappingProxyType({})
 
@@ -114,6 +120,13 @@ class MetadataImage:
     unclean_elections: int = 0
     # node id -> (raft address, gRPC address) of every controller that has been active.
     controllers: Mapping[int, tuple[str, str]] = field(default_factory=lambda: _EMPTY)
+    # user -> mechanism -> SCRAM credential (salted and iterated; never a password).
+    scram: Mapping[str, Mapping[str, ScramCredential]] = field(default_factory=lambda: _EMPTY)
+    # acl id -> ACL.
+    acls: Mapping[bytes, AclBinding] = field(default_factory=lambda: _EMPTY)
+
+    def scram_credential(self, user: str, mechanism: str) -> ScramCredential | None:
+        return self.scram.get(user, _EMPTY).get(mechanism)
 
     def topic_by_name(self, name: str) -> TopicImage | None:
         topic_id = self.topic_ids.get(name)
@@ -149,6 +162,8 @@ class _Builder:
         self.topic_ids: dict[str, bytes] | None = None
         self.configs: dict[tuple[int, str], Mapping[str, str]] | None = None
         self.controllers: dict[int, tuple[str, str]] | None = None
+        self.scram: dict[str, Mapping[str, ScramCredential]] | None = None
+        self.acls: dict[bytes, AclBinding] | None = None
         self.partitions: dict[bytes, dict[int, PartitionRegistration]] = {}
 
     def brokers_w(self) -> dict[int, BrokerRegistration]:
@@ -187,6 +202,8 @@ class _Builder:
             next_producer_id=self.next_producer_id,
             unclean_elections=self.unclean_elections,
             controllers=image.controllers if self.controllers is None else MappingProxyType(self.controllers),
+            scram=image.scram if self.scram is None else MappingProxyType(self.scram),
+            acls=image.acls if self.acls is None else MappingProxyType(self.acls),
         )
 
 
@@ -275,6 +292,36 @@ def _replay_one(b: _Builder, record: Record) -> None:
             if next_id <= b.next_producer_id:
                 raise ReplayError(f"producer ids must grow: {next_id} <= {b.next_producer_id}")
             b.next_producer_id = next_id
+        case ScramCredentialRecord():
+            if b.scram is None:
+                b.scram = dict(b.image.scram)
+            mechanisms = dict(b.scram.get(record.user, _EMPTY))
+            mechanisms[record.mechanism] = ScramCredential(record.mechanism, record.salt, record.stored_key,
+                                                           record.server_key, record.iterations)
+            b.scram[record.user] = MappingProxyType(mechanisms)
+        case RemoveScramCredential(user=user, mechanism=mechanism):
+            if b.scram is None:
+                b.scram = dict(b.image.scram)
+            mechanisms = dict(b.scram.get(user, _EMPTY))
+            if mechanisms.pop(mechanism, None) is None:
+                raise ReplayError(f"user {user!r} has no {mechanism} credential")
+            if mechanisms:
+                b.scram[user] = MappingProxyType(mechanisms)
+            else:
+                del b.scram[user]
+        case AclRecord():
+            if b.acls is None:
+                b.acls = dict(b.image.acls)
+            if record.acl_id in b.acls:
+                raise ReplayError(f"acl {record.acl_id.hex()} already exists")
+            b.acls[record.acl_id] = AclBinding(
+                ResourceType(record.resource_type), record.resource_name, PatternType(record.pattern_type),
+                record.principal, record.host, AclOperation(record.operation), AclPermission(record.permission))
+        case RemoveAcl(acl_id=acl_id):
+            if b.acls is None:
+                b.acls = dict(b.image.acls)
+            if b.acls.pop(acl_id, None) is None:
+                raise ReplayError(f"unknown acl {acl_id.hex()}")
         case _:
             raise ReplayError(f"unknown record type {type(record).__name__}")
 
@@ -319,6 +366,12 @@ def image_to_records(image: MetadataImage) -> list[Record]:
             records.append(ConfigRecord(resource_type, resource_name, name, value))
     if image.next_producer_id:
         records.append(ProducerIds(-1, -1, image.next_producer_id))
+    for user, mechanisms in sorted(image.scram.items()):
+        for mechanism, c in sorted(mechanisms.items()):
+            records.append(ScramCredentialRecord(user, mechanism, c.salt, c.stored_key, c.server_key, c.iterations))
+    for acl_id, a in sorted(image.acls.items()):
+        records.append(AclRecord(acl_id, int(a.resource_type), a.resource_name, int(a.pattern_type), a.principal,
+                                 a.host, int(a.operation), int(a.permission)))
     return records
 
 
