@@ -49,7 +49,11 @@ __all__ = [
 ]
 
 ENV_PREFIX = "BROOK_CFG_"
-LISTENER_NAMES = ("PLAINTEXT", "GRPC", "CONTROLLER")
+# Brook's own listeners; every other listener name is a Kafka listener whose security protocol comes
+# from `listener.security.protocol.map`.
+LISTENER_NAMES = ("GRPC", "CONTROLLER")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_LISTENER_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 ROLES = frozenset({"broker", "controller"})
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
@@ -241,10 +245,8 @@ def _parse_listeners(items: tuple[str, ...], *, advertised: bool) -> dict[str, E
         name = name.strip().upper()
         if not sep or not name:
             raise _Invalid(f"entry {_q(item)} is not NAME://host:port")
-        if name not in LISTENER_NAMES:
-            raise _Invalid(
-                f"entry {_q(item)} has listener name {name}, expected one of {', '.join(LISTENER_NAMES)}"
-            )
+        if not _LISTENER_NAME.fullmatch(name):
+            raise _Invalid(f"entry {_q(item)} has listener name {_q(name)}, expected [A-Z][A-Z0-9_]*")
         if name in out:
             raise _Invalid(f"listener {name} appears twice")
         out[name] = _parse_hostport(rest, concrete=advertised, allow_port_zero=not advertised)
@@ -452,10 +454,10 @@ _SERVER: list[ConfigKey] = [
         "listeners",
         "list",
         (),
-        "Comma-separated `NAME://host:port`. Names: `PLAINTEXT` = the Kafka protocol (brokers), `GRPC` = the broker's gRPC service (replication, controller callbacks), `CONTROLLER` = the controller's gRPC service (brokers, admin CLI). A broker needs PLAINTEXT and GRPC, a controller needs CONTROLLER. An empty host or 0.0.0.0 binds every interface; port 0 picks a free port.",
+        "Comma-separated `NAME://host:port`. `GRPC` = the broker's gRPC service (replication, controller callbacks), `CONTROLLER` = the controller's gRPC service (brokers, admin CLI); every other name (e.g. `PLAINTEXT`, `SASL_SSL`, `EXTERNAL`) is a Kafka listener whose security protocol `listener.security.protocol.map` gives. A broker needs GRPC and at least one Kafka listener, a controller needs CONTROLLER. An empty host or 0.0.0.0 binds every interface; port 0 picks a free port.",
         validator=Custom(
             _check_listeners,
-            "a comma-separated list of NAME://host:port with NAME one of PLAINTEXT, GRPC, CONTROLLER",
+            "a comma-separated list of NAME://host:port",
         ),
         kafka_default="PLAINTEXT://:9092",
         reason="Which listeners a node needs depends on its roles, so Brook has no default and checks them by role.",
@@ -851,6 +853,149 @@ _SERVER: list[ConfigKey] = [
     ),
 ]
 
+# -- security (listeners, TLS, SASL, authorizer) ----------------------------------------------------
+
+
+def _check_protocol_map(value: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    out = []
+    for item in value:
+        name, sep, protocol = item.partition(":")
+        name, protocol = name.strip().upper(), protocol.strip().upper()
+        if not sep or not _LISTENER_NAME.fullmatch(name):
+            raise _Invalid(f"entry {_q(item)} is not NAME:PROTOCOL")
+        if protocol not in SECURITY_PROTOCOLS:
+            raise _Invalid(f"entry {_q(item)} has protocol {protocol}, expected one of {', '.join(SECURITY_PROTOCOLS)}")
+        if name in seen:
+            raise _Invalid(f"listener {name} appears twice")
+        seen.add(name)
+        out.append(f"{name}:{protocol}")
+    return tuple(out)
+
+
+def _check_mapping_rules(value: str) -> str:
+    from cluster.security.principal import parse_mapping_rules
+
+    try:
+        parse_mapping_rules(value)
+    except ValueError as e:
+        raise _Invalid(str(e)) from None
+    return value
+
+
+def _check_principals(value: tuple[str, ...]) -> tuple[str, ...]:
+    for item in value:
+        kind, sep, name = item.partition(":")
+        if not sep or not kind or not name:
+            raise _Invalid(f"entry {_q(item)} is not Type:name (e.g. User:admin)")
+    return value
+
+
+_AUTHORIZERS = ("", "StandardAuthorizer", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
+
+_SECURITY: list[ConfigKey] = [
+    _key(
+        "listener.security.protocol.map",
+        "list",
+        ("PLAINTEXT:PLAINTEXT", "SSL:SSL", "SASL_PLAINTEXT:SASL_PLAINTEXT", "SASL_SSL:SASL_SSL"),
+        "The security protocol of each Kafka listener, `NAME:PROTOCOL,...` with PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL.",
+        validator=Custom(_check_protocol_map, "a comma-separated list of NAME:PROTOCOL"),
+        kafka_default="PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        reason="Brook's CONTROLLER and GRPC listeners are gRPC, not Kafka listeners, so they are not in the map.",
+    ),
+    _key(
+        "allow.unauthenticated.listeners",
+        "bool",
+        False,
+        "Allow a Kafka listener that does not authenticate clients (PLAINTEXT, or SSL with `ssl.client.auth` other than required) on a non-loopback address. Without it such a node refuses to start; loopback listeners are always allowed.",
+        brook_only=True,
+        reason="Beyond Kafka: a node never exposes an unauthenticated port to the network by accident.",
+    ),
+    _key(
+        "sasl.enabled.mechanisms",
+        "list",
+        ("SCRAM-SHA-256", "SCRAM-SHA-512"),
+        "SASL mechanisms offered on SASL_PLAINTEXT and SASL_SSL listeners: any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. PLAIN checks the password against the user's SCRAM credentials.",
+        validator=ListOf("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        kafka_default="GSSAPI",
+        reason="Brook has no Kerberos; SCRAM needs no external service.",
+    ),
+    _key(
+        "ssl.keystore.type",
+        "string",
+        "PEM",
+        "The keystore format. Brook reads PEM only (Kafka's `ssl.keystore.type=PEM`).",
+        validator=Choice("PEM"),
+        kafka_default="JKS",
+        reason="Python's ssl module reads PEM; JKS and PKCS12 would need a Java keystore reader.",
+    ),
+    _key(
+        "ssl.keystore.location",
+        "string",
+        "",
+        "A PEM file with this node's certificate chain and its private key (or set `ssl.keystore.certificate.location` for the chain and this for the key). Required by SSL and SASL_SSL listeners.",
+    ),
+    _key(
+        "ssl.keystore.certificate.location",
+        "string",
+        "",
+        "A PEM file with the certificate chain when the key is in `ssl.keystore.location` on its own. Empty: the chain is in `ssl.keystore.location`.",
+        brook_only=True,
+        reason="Kafka takes inline PEM (`ssl.keystore.certificate.chain`); files are easier to mount as secrets.",
+    ),
+    _key("ssl.key.password", "password", None, "The password of an encrypted private key. Never printed."),
+    _key(
+        "ssl.truststore.type",
+        "string",
+        "PEM",
+        "The truststore format: PEM only.",
+        validator=Choice("PEM"),
+        kafka_default="JKS",
+        reason="As `ssl.keystore.type`.",
+    ),
+    _key(
+        "ssl.truststore.location",
+        "string",
+        "",
+        "A PEM file of CA certificates that client certificates must chain to (SSL listeners with `ssl.client.auth`) and that gRPC peers use.",
+    ),
+    _key(
+        "ssl.client.auth",
+        "string",
+        "none",
+        "Client certificates on SSL listeners: `required` (a verified certificate is the principal), `requested` (verified if sent), `none`.",
+        validator=Choice("none", "requested", "required"),
+    ),
+    _key(
+        "ssl.principal.mapping.rules",
+        "string",
+        "DEFAULT",
+        "How a client certificate's subject DN becomes the user name: Kafka's `RULE:pattern/replacement/[LU]` list, `DEFAULT` = the DN in RFC 2253 form.",
+        validator=Custom(_check_mapping_rules, "DEFAULT or RULE:pattern/replacement/[LU], comma-separated"),
+    ),
+    _key(
+        "authorizer.class.name",
+        "string",
+        "",
+        "Empty: no authorization (every authenticated client may do everything). `StandardAuthorizer` (or Kafka's full class name org.apache.kafka.metadata.authorizer.StandardAuthorizer): ACLs stored in the metadata log decide.",
+        validator=Choice(*_AUTHORIZERS),
+    ),
+    _key(
+        "super.users",
+        "list",
+        (),
+        "Principals allowed everything, `User:admin,User:CN=broker-1`. Separated by commas or semicolons (Kafka uses semicolons).",
+        validator=Custom(_check_principals, "a list of Type:name"),
+    ),
+    _key(
+        "allow.everyone.if.no.acl.found",
+        "bool",
+        False,
+        "With an authorizer: allow an operation on a resource that no ACL names at all.",
+    ),
+]
+_SERVER.extend(_SECURITY)
+
 SERVER_KEYS: Mapping[str, ConfigKey] = MappingProxyType({k.name: k for k in _SERVER})
 
 # Topic key -> the server key that gives its default.
@@ -1188,8 +1333,27 @@ class Config:
     def listeners(self) -> dict[str, Endpoint]:
         return _parse_listeners(self._values["listeners"], advertised=False)
 
+    def kafka_listeners(self) -> dict[str, Endpoint]:
+        """The Kafka listeners (every listener but GRPC and CONTROLLER), in `listeners` order."""
+        return {n: e for n, e in self.listeners().items() if n not in LISTENER_NAMES}
+
+    def security_protocol(self, name: str) -> str:
+        """The security protocol of Kafka listener `name` (ConfigError when the map lacks it)."""
+        for item in self._values["listener.security.protocol.map"]:
+            listener, _, protocol = item.partition(":")
+            if listener == name.upper():
+                return protocol
+        raise ConfigError(f"listener {name.upper()} has no security protocol in listener.security.protocol.map")
+
+    @property
+    def super_users(self) -> frozenset[str]:
+        out: set[str] = set()
+        for item in self._values["super.users"]:
+            out.update(p.strip() for p in item.split(";") if p.strip())
+        return frozenset(out)
+
     def listener(self, name: str) -> Endpoint | None:
-        """The bind address (host, port) of listener `name` (PLAINTEXT, GRPC or CONTROLLER), or None."""
+        """The bind address (host, port) of listener `name`, or None."""
         return self.listeners().get(name.upper())
 
     def advertised_listener(self, name: str) -> Endpoint | None:
@@ -1353,10 +1517,15 @@ def _cross_validate(c: Config) -> None:
             )
 
     if "broker" in roles:
-        for name in ("PLAINTEXT", "GRPC"):
-            if name not in listeners:
-                raise ConfigError(f"process.roles includes broker but listeners has no {name}://host:port")
+        if "GRPC" not in listeners:
+            raise ConfigError("process.roles includes broker but listeners has no GRPC://host:port")
+        c.advertised_listener("GRPC")
+        if not c.kafka_listeners():
+            raise ConfigError("process.roles includes broker but listeners has no Kafka listener (e.g. PLAINTEXT://host:port)")
+        for name in c.kafka_listeners():
             c.advertised_listener(name)
+            c.security_protocol(name)
+        _check_security(c)
         if not c.log_dirs:
             raise ConfigError("process.roles includes broker but log.dirs is empty")
         if not c.controller_bootstrap:
@@ -1401,6 +1570,36 @@ def _cross_validate(c: Config) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Topic configs and single server keys
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        import ipaddress
+
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_security(c: Config) -> None:
+    """TLS material where a listener needs it, and Brook's rule: no unauthenticated non-loopback port."""
+    v = c._values
+    for name, ep in c.kafka_listeners().items():
+        protocol = c.security_protocol(name)
+        if protocol in ("SSL", "SASL_SSL") and not v["ssl.keystore.location"]:
+            raise ConfigError(f"listener {name} is {protocol} but ssl.keystore.location is not set")
+        if protocol == "SSL" and v["ssl.client.auth"] != "none" and not v["ssl.truststore.location"]:
+            raise ConfigError(f"listener {name} checks client certificates (ssl.client.auth={v['ssl.client.auth']}) "
+                              "but ssl.truststore.location is not set")
+        authenticated = protocol.startswith("SASL_") or (protocol == "SSL" and v["ssl.client.auth"] == "required")
+        if not authenticated and not _is_loopback(ep.host) and not v["allow.unauthenticated.listeners"]:
+            shown = ep.host or "every interface"
+            raise ConfigError(
+                f"listener {name} ({protocol} on {shown}) does not authenticate clients and is not on loopback: "
+                "use SASL_SSL, SASL_PLAINTEXT or SSL with ssl.client.auth=required, bind it to 127.0.0.1, "
+                "or set allow.unauthenticated.listeners=true if that is really meant")
 
 
 def validate_topic_config(name: str, value: str) -> str:
@@ -1521,7 +1720,7 @@ def markdown_table() -> str:
     )
     w("  (gRPC, on a port other than this node's Raft port); `controller.quorum.secret` is set — or")
     w("  `controller.quorum.insecure.dev=true` for a throwaway local cluster.")
-    w("- **broker**: `listeners` has `PLAINTEXT://` (Kafka protocol) and `GRPC://`; `log.dirs` and")
+    w("- **broker**: `listeners` has `GRPC://` and at least one Kafka listener (e.g. `PLAINTEXT://`); `log.dirs` and")
     w("  `controller.quorum.bootstrap.servers` are set.")
     w("- A listener bound to a wildcard host (empty, `0.0.0.0`, `::`) needs an `advertised.listeners` entry.")
     w(
