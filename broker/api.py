@@ -165,6 +165,11 @@ class BrokerCore(Protocol):
         """election_type: 0 preferred, 1 unclean (Kafka's ElectLeaders). None = every partition."""
         ...
 
+    async def admin_call(self, method: str, request: object) -> object | None:
+        """Forward an AdminService request (brookpb.admin_pb2) to the active controller; None when no
+        controller answers. The Kafka listener's SCRAM and ACL APIs use it."""
+        ...
+
     async def ensure_topic(self, name: str) -> ErrorCode:
         """Create `name` with the defaults if auto.create.topics.enable (Metadata requests)."""
         ...

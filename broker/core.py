@@ -404,6 +404,15 @@ class Broker:
     async def _admin(self, method: str, request: Any) -> Any:
         return await self.controllers.call("admin", method, request, CONTROLLER_CALL_TIMEOUT_S)
 
+    async def admin_call(self, method: str, request: Any) -> Any:
+        """An AdminService call on the active controller (the Kafka security APIs use it); None when
+        no controller answers."""
+        try:
+            return await self._admin(method, request)
+        except ControllerUnavailable as e:
+            log.warning("admin %s: %s", method, e)
+            return None
+
     async def create_topics(self, topics: Sequence[NewTopic], validate_only: bool, timeout_ms: int) -> list[TopicOutcome]:
         request = apb.CreateTopicsRequest(validate_only=validate_only)
         for t in topics:

@@ -12,8 +12,7 @@ from typing import Any
 
 from brookpb import admin_pb2 as apb
 from cluster.errors import ErrorCode
-from cluster.image import MetadataImage
-from cluster.security.wire import acl_from_pb, acl_to_pb, filter_from_pb
+from cluster.security.wire import acl_from_pb, acl_to_pb, describe_scram, filter_from_pb
 from controller import security
 from controller.quorum import QuorumError
 from controller.service import NotActive
@@ -95,20 +94,3 @@ class SecurityAdminMixin:
             out.matching.extend(acl_to_pb(b) for b in matched)
         return reply
 
-
-def describe_scram(image: MetadataImage, users: list[str]) -> apb.DescribeUserScramCredentialsResponse:
-    """Mechanisms and iterations per user (never a key); an unknown named user is RESOURCE_NOT_FOUND."""
-    reply = apb.DescribeUserScramCredentialsResponse()
-    if len(set(users)) != len(users):
-        reply.error.CopyFrom(apb.Error(code=int(ErrorCode.duplicate_resource), message="a user is named twice"))
-        return reply
-    for user in users or sorted(image.scram):
-        mechanisms = image.scram.get(user)
-        if not mechanisms:
-            reply.results.add(user=user, error_code=int(ErrorCode.resource_not_found),
-                              error_message=f"user {user!r} has no SCRAM credentials")
-            continue
-        out = reply.results.add(user=user)
-        for mechanism, c in sorted(mechanisms.items()):
-            out.credentials.add(mechanism=mechanism, iterations=c.iterations)
-    return reply

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from brookpb import admin_pb2 as apb
+from cluster.errors import ErrorCode
+from cluster.image import MetadataImage
 from cluster.security.acl import (
     AclBinding,
     AclBindingFilter,
@@ -12,7 +14,7 @@ from cluster.security.acl import (
     ResourceType,
 )
 
-__all__ = ["acl_from_pb", "acl_to_pb", "filter_from_pb", "filter_to_pb"]
+__all__ = ["acl_from_pb", "acl_to_pb", "describe_scram", "filter_from_pb", "filter_to_pb"]
 
 
 def _enum(kind: type, value: int) -> object:
@@ -57,3 +59,21 @@ def filter_from_pb(m: apb.AclFilter) -> AclBindingFilter:
         _enum(AclOperation, m.operation or 1),  # type: ignore[arg-type]
         _enum(AclPermission, m.permission or 1),  # type: ignore[arg-type]
     )
+
+
+def describe_scram(image: MetadataImage, users: list[str]) -> apb.DescribeUserScramCredentialsResponse:
+    """Mechanisms and iterations per user (never a key); an unknown named user is RESOURCE_NOT_FOUND."""
+    reply = apb.DescribeUserScramCredentialsResponse()
+    if len(set(users)) != len(users):
+        reply.error.CopyFrom(apb.Error(code=int(ErrorCode.duplicate_resource), message="a user is named twice"))
+        return reply
+    for user in users or sorted(image.scram):
+        mechanisms = image.scram.get(user)
+        if not mechanisms:
+            reply.results.add(user=user, error_code=int(ErrorCode.resource_not_found),
+                              error_message=f"user {user!r} has no SCRAM credentials")
+            continue
+        out = reply.results.add(user=user)
+        for mechanism, c in sorted(mechanisms.items()):
+            out.credentials.add(mechanism=mechanism, iterations=c.iterations)
+    return reply

@@ -130,6 +130,9 @@ class FakeCore:
             self._logs[(topic.name, i)] = _PartitionLog()
         return TopicOutcome(topic.name, topic_id=topic_id)
 
+    async def admin_call(self, method: str, request: object) -> object | None:
+        return None  # no controller behind the fake: the security admin APIs answer REQUEST_TIMED_OUT
+
     async def ensure_topic(self, name: str) -> ErrorCode:
         if self._image.topic_by_name(name) is not None:
             return ErrorCode.none
