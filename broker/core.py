@@ -113,7 +113,8 @@ class Broker:
 
     async def _register(self) -> None:
         grpc_ep = self.config.advertised_listener("GRPC")
-        kafka_ep = self.config.advertised_listener("PLAINTEXT")
+        # The first Kafka listener is the one registered (and answered in Metadata).
+        kafka_ep = self.config.advertised_listener(next(iter(self.config.kafka_listeners())))
         request = cpb.RegisterBrokerRequest(
             broker_id=self.broker_id, incarnation_id=self.incarnation_id, host=grpc_ep.host,
             kafka_port=kafka_ep.port if kafka_ep else 0, grpc_port=grpc_ep.port,

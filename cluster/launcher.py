@@ -248,6 +248,7 @@ class LocalCluster:
         overrides: Sequence[str] | Mapping[str, str] = (),
         env: Mapping[str, str] | None = None,
         python: str = sys.executable,
+        kafka_listener: str = "PLAINTEXT",
     ) -> None:
         if not 1 <= controllers <= NODES_MAX:
             raise LaunchError(f"--controllers must be 1..{NODES_MAX}, got {controllers}")
@@ -264,6 +265,9 @@ class LocalCluster:
         self.overrides = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
         self.env = dict(os.environ if env is None else env)
         self.python = python
+        # The name of the brokers' Kafka listener; its protocol comes from listener.security.protocol.map
+        # (e.g. SASL_SSL with the ssl.* and sasl.* keys in `overrides`).
+        self.kafka_listener = kafka_listener
         self.secret: str | None = None
         self.nodes: dict[int, NodeSpec] = {}
         self._procs: dict[int, subprocess.Popen[bytes] | AdoptedProcess] = {}
@@ -415,7 +419,7 @@ class LocalCluster:
         if spec.is_controller:
             listeners.append(f"CONTROLLER://{spec.controller_address}")
         if spec.is_broker:
-            listeners += [f"PLAINTEXT://{spec.kafka_address}", f"GRPC://{spec.grpc_address}"]
+            listeners += [f"{self.kafka_listener}://{spec.kafka_address}", f"GRPC://{spec.grpc_address}"]
         props: dict[str, str] = {
             "process.roles": ",".join(spec.roles),
             "node.id": str(spec.node_id),
@@ -698,7 +702,7 @@ def _recover_ports(spec: NodeSpec, props: Mapping[str, str]) -> None:
         port = int(rest.rsplit(":", 1)[1])
         if name == "CONTROLLER":
             spec.controller_port = port
-        elif name == "PLAINTEXT":
+        elif name != "GRPC":  # the Kafka listener, whatever its name
             spec.kafka_port = port
         elif name == "GRPC":
             spec.grpc_port = port

@@ -162,11 +162,14 @@ async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc
 
 
 async def _start_kafka(config: Any, broker: Any) -> Any:
-    """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
-    endpoint = config.listener("PLAINTEXT")
-    if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
+    """The Kafka wire-protocol listeners (and the group coordinator), when this build has them."""
+    if not config.kafka_listeners() or importlib.util.find_spec("broker.kafka.server") is None:
         return None
+    from broker.kafka.listeners import authorizer_from_config, kafka_listeners
     from broker.kafka.server import start_kafka_listener
+
+    listeners = kafka_listeners(config)  # TLS files are read before anything starts
+    authorizer = authorizer_from_config(config, broker.image)
 
     group_handlers = group_versions = None
     coordinator = None
@@ -178,11 +181,15 @@ async def _start_kafka(config: Any, broker: Any) -> Any:
         await coordinator.start()
         adapter = GroupHandlers(coordinator)
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
-    server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
-                                        group_versions=group_versions)
+    servers = []
+    for _name, host, port, security in listeners:
+        servers.append(await start_kafka_listener(broker, host, port, group_handlers=group_handlers,
+                                                  group_versions=group_versions, security=security,
+                                                  authorizer=authorizer))
 
     async def close() -> None:
-        await server.close()
+        for server in servers:
+            await server.close()
         if coordinator is not None:
             await coordinator.stop()
     return close

@@ -7,12 +7,20 @@ import pytest
 from cluster.security.acl import (
     AclBinding,
     AclBindingFilter,
-    AclOperation as Op,
-    AclPermission as Perm,
-    PatternType as Pat,
-    ResourceType as Res,
     authorize,
     validate_binding,
+)
+from cluster.security.acl import (
+    AclOperation as Op,
+)
+from cluster.security.acl import (
+    AclPermission as Perm,
+)
+from cluster.security.acl import (
+    PatternType as Pat,
+)
+from cluster.security.acl import (
+    ResourceType as Res,
 )
 
 ALICE, BOB = "User:alice", "User:bob"

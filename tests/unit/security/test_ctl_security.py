@@ -7,7 +7,14 @@ import itertools
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, replay_all
 from cluster.records import AclRecord, RemoveAcl, RemoveScramCredential, ScramCredentialRecord
-from cluster.security.acl import AclBinding, AclBindingFilter, AclOperation, AclPermission, PatternType, ResourceType
+from cluster.security.acl import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermission,
+    PatternType,
+    ResourceType,
+)
 from cluster.security.scram import credential_from_password, salted_password
 from controller.security import ScramDeletion, ScramUpsertion, alter_scram, create_acls, delete_acls
 
