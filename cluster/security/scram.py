@@ -182,7 +182,9 @@ class ScramServer:
         expected_binding = base64.b64encode(self._gs2_header.encode()).decode()
         if attrs.get("c") != expected_binding:
             raise ScramError("invalid channel binding")
-        if attrs.get("r") != self._nonce:
+        # Kafka's ScramSaslServer checks that the nonce *ends with* the server-first nonce (librdkafka
+        # before 2.1 sends the client nonce twice); the proof covers the message as sent either way.
+        if not attrs.get("r", "").endswith(self._nonce):
             raise ScramError("invalid nonce")
         try:
             proof = base64.b64decode(proof_attr[2:], validate=True)

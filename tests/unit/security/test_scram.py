@@ -116,3 +116,20 @@ def test_subject_dn_and_rules():
     assert apply_mapping_rules(parse_mapping_rules("RULE:^CN=bob,.*$/bob/"), dn) is None
     with pytest.raises(ValueError):
         parse_mapping_rules("RULE:nope")
+
+
+
+def test_client_nonce_sent_twice_is_accepted_as_kafka_does():
+    """librdkafka < 2.1 sends r=<client nonce><client nonce><server nonce>; Kafka accepts a final
+    nonce that ends with the server-first nonce, and so does Brook (the proof covers it as sent)."""
+    cred = credential_from_password("SCRAM-SHA-512", "s3cret", b"salt", 4096)
+    server = ScramServer("SCRAM-SHA-512", {"alice": cred}.get, "servernonce0123456789")
+    server_first = server.first(b"n,,n=alice,r=abc").decode()
+    attrs = dict(p.split("=", 1) for p in server_first.split(","))
+    salted = hashlib.pbkdf2_hmac("sha512", b"s3cret", base64.b64decode(attrs["s"]), int(attrs["i"]))
+    client_key = hmac.new(salted, b"Client Key", "sha512").digest()
+    without_proof = f"c=biws,r=abc{attrs['r']}"
+    auth = f"n=alice,r=abc,{server_first},{without_proof}".encode()
+    sig = hmac.new(hashlib.sha512(client_key).digest(), auth, "sha512").digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, sig, strict=True))).decode()
+    assert server.final(f"{without_proof},p={proof}".encode()).startswith(b"v=")
