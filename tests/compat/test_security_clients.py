@@ -138,9 +138,8 @@ def mode(request, tmp_path_factory, pki):
 
 
 def _acl_count(m: Mode) -> int:
-    from confluent_kafka.admin import AclBindingFilter, AdminClient
+    from confluent_kafka.admin import AclBindingFilter, AclPermissionType, AdminClient, ResourcePatternType
     from confluent_kafka.admin import AclOperation as COp
-    from confluent_kafka.admin import AclPermissionType, ResourcePatternType
     from confluent_kafka.admin import ResourceType as CRes
 
     client = AdminClient(m.confluent("admin"))
