@@ -127,6 +127,9 @@ def mode(request, tmp_path_factory, pki):
                      AclPermission.ALLOW),
                 _acl(ResourceType.TOPIC, "sec-shared", PatternType.LITERAL, bob, AclOperation.ALL,
                      AclPermission.DENY),
+                # bob may see and read this topic (Metadata succeeds), so only Produce itself can refuse him.
+                _acl(ResourceType.TOPIC, "sec-readonly", PatternType.LITERAL, bob, AclOperation.READ,
+                     AclPermission.ALLOW),
             ]
             reply = client.create_acls(entries)
             assert all(r.error_code == 0 for r in reply.results), reply
@@ -276,10 +279,19 @@ def test_denied_produce_is_topic_authorization_failed(mode):
     ok.produce("sec-shared", value=b"y", partition=0, on_delivery=lambda err, msg: done.append(err))
     ok.flush(20)
     assert done == [None]
-    kp = KafkaProducer(max_block_ms=10000, **mode.kafka_python("bob"))
+    # Metadata allowed (READ implies DESCRIBE), Produce refused by the Produce handler itself.
+    if not _exists(mode, "sec-readonly"):
+        create_topic(mode.cluster, "sec-readonly", rf=1)
+    p = Producer({**mode.confluent("bob"), "message.timeout.ms": 10000})
+    errors.clear()
+    p.produce("sec-readonly", value=b"x", partition=0, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(20)
+    assert [e.code() for e in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], errors
+    # Without idempotence: InitProducerId would already be refused (bob may WRITE no topic at all).
+    kp = KafkaProducer(max_block_ms=10000, enable_idempotence=False, **mode.kafka_python("bob"))
     try:
         with pytest.raises(TopicAuthorizationFailedError):
-            kp.send("sec-shared", b"z", partition=0).get(timeout=15)
+            kp.send("sec-readonly", b"z", partition=0).get(timeout=15)
     finally:
         kp.close(timeout=5)
 
