@@ -21,7 +21,7 @@ import uuid
 import pytest
 
 from brookpb import admin_pb2 as apb
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 from cluster.security.acl import AclOperation, AclPermission, PatternType, ResourceType
 from cluster.security.certs import create_ca, issue
 from tests.support import admin, create_topic, wait_until
