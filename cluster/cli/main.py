@@ -83,7 +83,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def build_parser() -> BrookArgumentParser:
-    from cluster.cli import admin, data, dev, groups, perf
+    from cluster.cli import admin, data, dev, groups, perf, security
 
     common = _common_options()
     parser = BrookArgumentParser(
@@ -184,6 +184,9 @@ def build_parser() -> BrookArgumentParser:
     # groups / perf
     groups.add_parsers(commands, common, _positive_int, _non_negative_int)
     perf.add_parsers(commands, common, _positive_int, _non_negative_int)
+
+    # users / acls
+    security.add_parsers(commands, common)
 
     # dev
     dev.add_parser(commands, _positive_int)

@@ -351,3 +351,55 @@ def test_unauthenticated_client_is_refused(mode):
 def _exists(mode: Mode, topic: str) -> bool:
     with admin(mode.cluster) as client:
         return any(t.error_code == 0 for t in client.describe_topics([topic]).topics)
+
+
+@pytest.mark.timeout(120)
+def test_brook_users_and_acls_cli(mode, tmp_path):
+    """`brook users` / `brook acls` over gRPC: a user created by the CLI authenticates and is authorized by
+    a CLI-added ACL; after `brook acls remove` it is refused, after `brook users delete` it cannot log in."""
+    import json
+    import os
+    import sys
+
+    from confluent_kafka import KafkaError, Producer
+
+    if mode.name != "sasl":
+        pytest.skip("users are SCRAM credentials")
+
+    def brook(*argv: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "BROOK_BOOTSTRAP_CONTROLLER": mode.cluster.controller_bootstrap}
+        return subprocess.run([sys.executable, "-m", "cluster.cli.main", *argv], capture_output=True, text=True,
+                              timeout=60, env=env)
+
+    secret = tmp_path / "carol.password"
+    secret.write_text("carol-secret\n")
+    created = brook("users", "create", "carol", "--password-file", str(secret), "--mechanism", "SCRAM-SHA-512")
+    assert created.returncode == 0 and "Traceback" not in created.stderr, created.stderr
+    listed = json.loads(brook("users", "list", "-o", "json").stdout)
+    assert {"mechanism": "SCRAM-SHA-512", "iterations": 8192} in next(u for u in listed if u["user"] == "carol")[
+        "mechanisms"]
+    topic = "cli-carol"
+    create_topic(mode.cluster, topic, rf=1)
+    added = brook("acls", "add", "--allow-principal", "User:carol", "--operation", "write", "--topic", topic)
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(brook("acls", "list", "--topic", topic, "-o", "json").stdout)
+    assert [(a["principal"], a["operation"], a["permission"]) for a in shown] == [("User:carol", "WRITE", "ALLOW")]
+
+    def produce(password: str = "carol-secret") -> list:
+        conf = {**mode.confluent("admin"), "sasl.username": "carol", "sasl.password": password,
+                "message.timeout.ms": 8000}
+        results: list = []
+        p = Producer(conf)
+        p.produce(topic, value=b"v", partition=0, on_delivery=lambda err, msg: results.append(err))
+        p.flush(15)
+        return [None if e is None else e.code() for e in results]
+
+    wait_until(lambda: produce() == [None], 20, 0.5, "carol's first write")
+    removed = brook("acls", "remove", "--principal", "User:carol", "--topic", topic)
+    assert removed.returncode == 0 and "Removed" in removed.stdout, removed.stderr
+    wait_until(lambda: produce() == [KafkaError.TOPIC_AUTHORIZATION_FAILED], 20, 0.5, "carol refused")
+    deleted = brook("users", "delete", "carol")
+    assert deleted.returncode == 0, deleted.stderr
+    wait_until(lambda: produce() == [KafkaError._MSG_TIMED_OUT], 30, 0.5, "carol cannot log in")
+    bad = brook("acls", "add", "--allow-principal", "carol", "--operation", "read", "--topic", topic)
+    assert bad.returncode == 1 and bad.stderr.startswith("brook: error:") and "Traceback" not in bad.stderr
