@@ -25,7 +25,7 @@ from brookpb import admin_pb2 as apb
 from brookpb import admin_pb2_grpc, broker_pb2_grpc
 from brookpb import broker_pb2 as bpb
 from cluster.errors import BrookError, ErrorCode
-from cluster.grpcutil import channel_options
+from cluster.grpcutil import sync_channel
 
 __all__ = [
     "ADMIN_METHODS",
@@ -157,7 +157,7 @@ class ControllerClient:
     def _stub(self, address: str) -> admin_pb2_grpc.AdminServiceStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.insecure_channel(address, options=channel_options())
+            channel = sync_channel(address)
             self._channels[address] = channel
         return admin_pb2_grpc.AdminServiceStub(channel)
 
@@ -296,7 +296,7 @@ class BrokerClient:
     def __init__(self, address: str, timeout_s: float = 5.0) -> None:
         self.address = parse_addresses(address)[0]
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(self.address, options=channel_options())
+        self._channel = sync_channel(self.address)
         self._stub = broker_pb2_grpc.BrokerServiceStub(self._channel)
 
     def __enter__(self) -> BrokerClient:

@@ -249,6 +249,7 @@ class LocalCluster:
         env: Mapping[str, str] | None = None,
         python: str = sys.executable,
         kafka_listener: str = "PLAINTEXT",
+        node_overrides: Mapping[int, Mapping[str, str]] | None = None,
     ) -> None:
         if not 1 <= controllers <= NODES_MAX:
             raise LaunchError(f"--controllers must be 1..{NODES_MAX}, got {controllers}")
@@ -268,6 +269,8 @@ class LocalCluster:
         # The name of the brokers' Kafka listener; its protocol comes from listener.security.protocol.map
         # (e.g. SASL_SSL with the ssl.* and sasl.* keys in `overrides`).
         self.kafka_listener = kafka_listener
+        # Per-node settings applied after `overrides` (e.g. each broker's own certificate).
+        self.node_overrides = {i: dict(o) for i, o in (node_overrides or {}).items()}
         self.secret: str | None = None
         self.nodes: dict[int, NodeSpec] = {}
         self._procs: dict[int, subprocess.Popen[bytes] | AdoptedProcess] = {}
@@ -435,6 +438,7 @@ class LocalCluster:
         else:
             props["controller.quorum.insecure.dev"] = "true"
         props.update(self.overrides)
+        props.update(self.node_overrides.get(spec.node_id, {}))
         lines = [f"# Written by `brook dev` for node {spec.node_id}; ports and the secret are reused on restart."]
         lines += [f"{key}={_escape(value)}" for key, value in props.items()]
         return "\n".join(lines) + "\n"

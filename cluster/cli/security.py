@@ -52,6 +52,17 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                    help="repeatable (default: every mechanism the user has)")
     sub(g, "list", "users with their mechanisms and iteration counts", users_list)
 
+    g = group_of("certs", "a development CA and node/user certificates (PEM) for TLS, mTLS and grpc.ssl.enabled")
+    p = sub(g, "ca", "create DIR/ca.pem and DIR/ca-key.pem", certs_ca)
+    p.add_argument("--dir", required=True)
+    p.add_argument("--days", type=int, default=365)
+    p = sub(g, "issue", "issue DIR/NAME.pem (chain) and DIR/NAME-key.pem signed by DIR/ca.pem: use broker-<id> "
+                        "for brokers (grpc.ssl.enabled checks it)", certs_issue)
+    p.add_argument("name", help="the certificate's CN, e.g. broker-1, controller-1, admin")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--host", action="append", default=[], help="a DNS name or IP for the certificate (repeatable)")
+    p.add_argument("--days", type=int, default=365)
+
     g = group_of("acls", "access control lists (Kafka's StandardAuthorizer model)")
     for action, handler, help in (
             ("add", acls_add, "add ACLs: each --operation for each principal on the resource"),
@@ -71,6 +82,38 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                        help=argparse.SUPPRESS if action == "add" else "filter by principal")
         p.add_argument("--host", default="*" if action == "add" else None, help="client host (default: any, *)")
         p.add_argument("--operation", action="append", default=[], choices=_OPERATIONS, type=str.lower)
+
+
+# -- certs ------------------------------------------------------------------------------------------
+
+def certs_ca(ctx: Any) -> int:
+    from cluster.security.certs import create_ca
+
+    ca_path = os.path.join(ctx.args.dir, "ca.pem")
+    if os.path.exists(ca_path):
+        raise BrookError(f"{ca_path} exists: keep it, or delete it first", ErrorCode.invalid_request)
+    try:
+        ca = create_ca(ctx.args.dir, days=ctx.args.days)
+    except OSError as e:
+        raise BrookError(f"cannot write to {ctx.args.dir}: {e.strerror or e}", ErrorCode.invalid_request) from None
+    ctx.emit({"ca": str(ca.cert_path), "key": str(ca.key_path)},
+             f"Wrote {ca.cert_path} and {ca.key_path} (keep the key private).")
+    return EXIT_OK
+
+
+def certs_issue(ctx: Any) -> int:
+    from cluster.security.certs import issue, load_ca
+
+    try:
+        ca = load_ca(ctx.args.dir)
+    except (OSError, ValueError) as e:
+        raise BrookError(f"no usable CA in {ctx.args.dir} (run `brook certs ca --dir {ctx.args.dir}`): {e}",
+                         ErrorCode.invalid_request) from None
+    issued = issue(ca, ctx.args.dir, ctx.args.name, hosts=ctx.args.host or ["localhost", "127.0.0.1"],
+                   days=ctx.args.days)
+    ctx.emit({"cert": str(issued.cert_path), "key": str(issued.key_path)},
+             f"Wrote {issued.cert_path} and {issued.key_path}.")
+    return EXIT_OK
 
 
 # -- users ------------------------------------------------------------------------------------------

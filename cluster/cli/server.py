@@ -22,7 +22,7 @@ import grpc
 
 from cluster.config import Config, load_config
 from cluster.errors import BrookError
-from cluster.grpcutil import server_options
+from cluster.grpcutil import GrpcTls, add_port, configure_tls, server_interceptors, server_options
 
 log = logging.getLogger("brook.server")
 
@@ -67,16 +67,30 @@ def main(argv: list[str]) -> int:
 
 
 async def _start_grpc(address: str, servicers: list[tuple[Any, Any]]) -> grpc.aio.Server:
-    server = grpc.aio.server(options=server_options())
+    server = grpc.aio.server(options=server_options(), interceptors=server_interceptors())
     for add, servicer in servicers:
         add(servicer, server)
-    if server.add_insecure_port(address) == 0:
+    if add_port(server, address) == 0:
         raise BrookError(f"cannot listen on {address} (in use?)")
     await server.start()
     return server
 
 
+def _configure_grpc_tls(config: Config) -> None:
+    """grpc.ssl.enabled: this node's certificate for its gRPC ports and calls (mutual TLS)."""
+    if not config["grpc.ssl.enabled"]:
+        return
+    keystore = config["ssl.keystore.location"]
+    tls = GrpcTls.from_files(config["ssl.truststore.location"], config["ssl.keystore.certificate.location"] or keystore,
+                             keystore, config.super_users)
+    if config.is_broker and tls.common_name() != f"broker-{config.node_id}":
+        raise BrookError(f"grpc.ssl.enabled: this broker's certificate has CN={tls.common_name()!r}, but a broker's "
+                         f"certificate must be CN=broker-{config.node_id} (its node.id)")
+    configure_tls(tls)
+
+
 async def _serve(config: Config) -> int:
+    _configure_grpc_tls(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

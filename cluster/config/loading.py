@@ -450,6 +450,8 @@ def _is_loopback(host: str) -> bool:
 def _check_security(c: Config) -> None:
     """TLS material where a listener needs it, and Brook's rule: no unauthenticated non-loopback port."""
     v = c._values
+    if v["grpc.ssl.enabled"] and not (v["ssl.keystore.location"] and v["ssl.truststore.location"]):
+        raise ConfigError("grpc.ssl.enabled=true needs ssl.keystore.location and ssl.truststore.location")
     for name, ep in c.kafka_listeners().items():
         protocol = c.security_protocol(name)
         if protocol in ("SSL", "SASL_SSL") and not v["ssl.keystore.location"]:

@@ -114,6 +114,14 @@ SECURITY_KEYS: list[ConfigKey] = [
         validator=Custom(_check_principals, "a list of Type:name"),
     ),
     _key(
+        "grpc.ssl.enabled",
+        "bool",
+        False,
+        "Mutual TLS on the gRPC listeners (CONTROLLER, GRPC) and for this node's gRPC calls, with `ssl.keystore.*` as this node's certificate and `ssl.truststore.location` as the CA. A broker's certificate must have CN=broker-<node.id>: brokers may register, heartbeat, change ISRs and replicate only as themselves; other callers (the CLI) must be in `super.users`.",
+        brook_only=True,
+        reason="Kafka's inter-broker and controller listeners are Kafka listeners; Brook's are gRPC.",
+    ),
+    _key(
         "allow.everyone.if.no.acl.found",
         "bool",
         False,
