@@ -8,7 +8,7 @@ PROTOS := $(wildcard proto/*.proto)
 .PHONY: help venv proto proto-check run test test-unit test-integration chaos bench lint up down clean
 
 help:
-	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
+	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it); SECURE=1: TLS+SCRAM+ACLs, gRPC mTLS"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make bench  - storage and cluster benchmarks"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
@@ -30,7 +30,7 @@ proto-check: $(STAMP)
 	$(BIN)/python proto/gen.py --check brookpb
 
 run: $(STAMP)
-	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir .data/dev
+	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir $(if $(SECURE),.data/dev-secure --secure,.data/dev)
 
 test: $(STAMP) proto-check
 	$(BIN)/python -m pytest -q tests

@@ -344,6 +344,10 @@ class LocalCluster:
 
     # -- layout ------------------------------------------------------------------------------------
 
+    def layout(self) -> list[tuple[int, tuple[str, ...]]]:
+        """(node id, roles) of every node this cluster has, before or after `prepare`."""
+        return self._layout()
+
     def _layout(self) -> list[tuple[int, tuple[str, ...]]]:
         if self.combined:
             return [(i, ("broker", "controller")) for i in range(1, self.controller_count + 1)]
