@@ -47,6 +47,7 @@ chaos: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench
 	$(BIN)/python -m bench.cluster_bench
+	$(BIN)/python -m bench.security_bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
