@@ -296,8 +296,30 @@ def _env_layer(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
         name = var[len(ENV_PREFIX) :].lower().replace("_", ".")
         if not name:
             raise ConfigError(f"{var}: environment variable names no config key")
+        base = name[: -len(".file")]
+        if name not in SERVER_KEYS and name.endswith(".file") and base in SERVER_KEYS:
+            # BROOK_CFG_<KEY>_FILE=/run/secrets/x: the value is that file's content (Docker secrets).
+            if var[: -len("_FILE")] in env:
+                raise ConfigError(f"{var}: {var[: -len('_FILE')]} is set too; set one of them")
+            out.append((base, _read_secret_file(var, env[var]), var))
+            continue
         out.append((name, env[var], var))
     return out
+
+
+SECRET_FILE_BYTES_MAX = 64 * 1024
+
+
+def _read_secret_file(var: str, path: str) -> str:
+    """A value from a file: its text without the trailing newline (a secret mounted by Docker/Kubernetes)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(SECRET_FILE_BYTES_MAX + 1)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{var}: cannot read {path!r}: {getattr(e, 'strerror', None) or e}") from None
+    if len(text) > SECRET_FILE_BYTES_MAX:
+        raise ConfigError(f"{var}: {path!r} is larger than {SECRET_FILE_BYTES_MAX} bytes")
+    return text.rstrip("\r\n")
 
 
 def _override_layer(overrides: Sequence[str]) -> list[tuple[str, str, str]]:

@@ -712,3 +712,16 @@ def test_module_main_prints_markdown():
         [sys.executable, "-m", "cluster.config"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout == markdown_table()
+
+
+def test_env_file_values_are_read_from_files(tmp_path):
+    """BROOK_CFG_<KEY>_FILE (Docker secrets): the value is the file's text without its newline."""
+    secret = tmp_path / "quorum"
+    secret.write_text("s3cret-from-a-file\n")
+    base = without(CONTROLLER, "controller.quorum.secret")
+    c = load_config(None, base, env={"BROOK_CFG_CONTROLLER_QUORUM_SECRET_FILE": str(secret)})
+    assert c["controller.quorum.secret"].reveal() == "s3cret-from-a-file"
+    both = {"BROOK_CFG_CONTROLLER_QUORUM_SECRET_FILE": str(secret), "BROOK_CFG_CONTROLLER_QUORUM_SECRET": "x"}
+    assert "set one of them" in error_of(load_config, None, CONTROLLER, env=both)
+    missing = {"BROOK_CFG_SSL_KEY_PASSWORD_FILE": str(tmp_path / "nope")}
+    assert "cannot read" in error_of(load_config, None, CONTROLLER, env=missing)
