@@ -126,7 +126,9 @@ class BrokerCore(Protocol):
         """The latest metadata image this broker has applied."""
         ...
 
-    def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None: ...
+    def advertised_kafka_address(self, broker_id: int, listener: str = "") -> tuple[str, int] | None:
+        """Where clients of Kafka listener `listener` reach `broker_id` ("" = its first listener)."""
+        ...
 
     def controller_id(self) -> int:
         """The active controller's node id, or -1 when unknown."""

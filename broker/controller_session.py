@@ -95,6 +95,10 @@ class ControllerSession:
             broker_id=self.broker_id, incarnation_id=self.incarnation_id, host=grpc_ep.host,
             kafka_port=kafka_ep.port if kafka_ep else 0, grpc_port=grpc_ep.port,
             rack=str(self.config["broker.rack"] or ""), cluster_id=self.cluster_id)
+        for name in self.config.kafka_listeners():
+            advertised = self.config.advertised_listener(name)
+            request.listeners.add(name=name, host=advertised.host, port=advertised.port,
+                                  security_protocol=self.config.security_protocol(name))
         delay = 0.1
         while True:
             try:

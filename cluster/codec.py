@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from brookpb import metadata_pb2 as pb
 from cluster.records import (
     AclRecord,
+    BrokerListener,
     BrokerShutdown,
     ClusterRecord,
     ConfigRecord,
@@ -32,6 +33,10 @@ class DecodeError(Exception):
     """Bytes that are not a metadata command, snapshot or record this version understands."""
 
 
+def listeners_from_pb(listeners: Iterable[pb.BrokerListener]) -> tuple[BrokerListener, ...]:
+    return tuple(BrokerListener(x.name, x.host, x.port, x.security_protocol) for x in listeners)
+
+
 def record_to_pb(record: Record) -> pb.MetadataRecord:
     m = pb.MetadataRecord()
     match record:
@@ -44,7 +49,9 @@ def record_to_pb(record: Record) -> pb.MetadataRecord:
             m.register_broker.CopyFrom(pb.RegisterBrokerRecord(
                 broker_id=record.broker_id, broker_epoch=record.broker_epoch,
                 incarnation_id=record.incarnation_id, host=record.host, kafka_port=record.kafka_port,
-                grpc_port=record.grpc_port, rack=record.rack))
+                grpc_port=record.grpc_port, rack=record.rack,
+                listeners=[pb.BrokerListener(name=x.name, host=x.host, port=x.port,
+                                             security_protocol=x.security_protocol) for x in record.listeners]))
         case FenceBroker():
             m.fence_broker.CopyFrom(pb.FenceBrokerRecord(broker_id=record.broker_id,
                                                          broker_epoch=record.broker_epoch))
@@ -107,7 +114,7 @@ def record_from_pb(m: pb.MetadataRecord) -> Record:
         case "register_broker":
             r = m.register_broker
             return RegisterBroker(r.broker_id, r.broker_epoch, r.incarnation_id, r.host, r.kafka_port,
-                                  r.grpc_port, r.rack)
+                                  r.grpc_port, r.rack, listeners_from_pb(r.listeners))
         case "fence_broker":
             return FenceBroker(m.fence_broker.broker_id, m.fence_broker.broker_epoch)
         case "unfence_broker":

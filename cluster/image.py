@@ -22,6 +22,7 @@ from cluster.records import (
     NO_LEADER,
     RESOURCE_TOPIC,
     AclRecord,
+    BrokerListener,
     BrokerShutdown,
     ClusterRecord,
     ConfigRecord,
@@ -60,6 +61,16 @@ class BrokerRegistration:
     rack: str = ""
     fenced: bool = True
     shutting_down: bool = False
+    listeners: tuple[BrokerListener, ...] = ()
+
+    def kafka_address(self, listener: str = "") -> tuple[str, int]:
+        """The advertised (host, port) of Kafka listener `listener`; the registered one when unknown."""
+        for x in self.listeners:
+            if x.name == listener:
+                return x.host, x.port
+        if self.listeners and not listener:
+            return self.listeners[0].host, self.listeners[0].port
+        return self.host, self.kafka_port
 
     @property
     def grpc_address(self) -> str:
@@ -233,6 +244,7 @@ def _replay_one(b: _Builder, record: Record) -> None:
                 grpc_port=record.grpc_port,
                 rack=record.rack,
                 fenced=True,
+                listeners=record.listeners,
             )
         case FenceBroker(broker_id=broker_id, broker_epoch=epoch):
             _set_broker_flags(b, broker_id, epoch, fenced=True)
@@ -348,7 +360,7 @@ def image_to_records(image: MetadataImage) -> list[Record]:
     for broker in sorted(image.brokers.values(), key=lambda b: b.broker_id):
         records.append(
             RegisterBroker(broker.broker_id, broker.broker_epoch, broker.incarnation_id, broker.host,
-                           broker.kafka_port, broker.grpc_port, broker.rack)
+                           broker.kafka_port, broker.grpc_port, broker.rack, broker.listeners)
         )
         if not broker.fenced:
             records.append(UnfenceBroker(broker.broker_id, broker.broker_epoch))

@@ -25,6 +25,16 @@ class ClusterRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerListener:
+    """An advertised Kafka listener of a broker."""
+
+    name: str
+    host: str
+    port: int
+    security_protocol: str = "PLAINTEXT"
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterBroker:
     broker_id: int
     broker_epoch: int
@@ -33,6 +43,7 @@ class RegisterBroker:
     kafka_port: int
     grpc_port: int
     rack: str = ""
+    listeners: tuple[BrokerListener, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ builds the response with `codec.build`, which keeps only the fields the version 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -102,8 +103,8 @@ class GroupHandlers:
         key_type = getattr(request, "key_type", 0)
         kind = Res.TRANSACTIONAL_ID if key_type == 1 else Res.GROUP
         denied = ErrorCode.transactional_id_authorization_failed if key_type == 1 else _GROUP_DENIED
-        answers = [self.coordinator.find_coordinator(key, key_type) if _allowed(context, Op.DESCRIBE, kind, key)
-                   else _Denied(denied) for key in keys]
+        answers = [self._on_listener(context, self.coordinator.find_coordinator(key, key_type))
+                   if _allowed(context, Op.DESCRIBE, kind, key) else _Denied(denied) for key in keys]
         if api_version >= 4:
             coordinators = tuple(
                 build(mod.Coordinator, key=key, node_id=a.node_id, host=a.host, port=a.port, error_code=a.error,
@@ -113,6 +114,14 @@ class GroupHandlers:
         a = answers[0]
         return build(mod.FindCoordinatorResponse, throttle_time=ZERO_MS, error_code=a.error,
                      error_message=a.message, node_id=a.node_id, host=a.host, port=a.port)
+
+    def _on_listener(self, context: Any, answer: Any) -> Any:
+        """The coordinator's address on the Kafka listener the client used (as Kafka answers)."""
+        listener = getattr(context, "listener", "")
+        if not listener or answer.node_id < 0:
+            return answer
+        address = self.coordinator.core.advertised_kafka_address(answer.node_id, listener)
+        return answer if address is None else dataclasses.replace(answer, host=address[0], port=address[1])
 
     # -- JoinGroup / SyncGroup / Heartbeat / LeaveGroup ---------------------------------------------
 

@@ -206,13 +206,14 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- Metadata
 
-    def _live_brokers(self) -> list[tuple[int, str, int, str | None]]:
+    def _live_brokers(self, listener: str = "") -> list[tuple[int, str, int, str | None]]:
+        """Unfenced brokers with their address on Kafka listener `listener` (the one the client used)."""
         image = self.core.image()
         out = []
         for broker_id, registration in sorted(image.brokers.items()):
             if registration.fenced:
                 continue
-            address = self.core.advertised_kafka_address(broker_id)
+            address = self.core.advertised_kafka_address(broker_id, listener)
             if address is None:
                 continue
             out.append((broker_id, address[0], address[1], registration.rack or None))
@@ -231,7 +232,7 @@ class KafkaHandlers:
     async def metadata(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(3, api_version)
         image = self.core.image()
-        live = self._live_brokers()
+        live = self._live_brokers(ctx.listener)
         live_ids = {b[0] for b in live}
         brokers = tuple(
             build(mod.MetadataResponseBroker, node_id=i, host=h, port=p, rack=r) for i, h, p, r in live
@@ -375,7 +376,7 @@ class KafkaHandlers:
                 leader = build(mod.LeaderIdAndEpoch, leader_id=leader_id, leader_epoch=leader_epoch) \
                     if hasattr(mod, "LeaderIdAndEpoch") else None
                 if hasattr(mod, "NodeEndpoint") and leader_id >= 0:
-                    address = self.core.advertised_kafka_address(leader_id)
+                    address = self.core.advertised_kafka_address(leader_id, ctx.listener)
                     if address is not None:
                         endpoints[leader_id] = build(mod.NodeEndpoint, node_id=leader_id, host=address[0],
                                                      port=address[1])
@@ -726,7 +727,7 @@ class KafkaHandlers:
     async def describe_cluster(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(60, api_version)
         image = self.core.image()
-        live = self._live_brokers()
+        live = self._live_brokers(ctx.listener)
         endpoint_type = int(getattr(request, "endpoint_type", 1))
         if not ctx.cluster_allowed(Op.DESCRIBE):
             return build(mod.DescribeClusterResponse, throttle_time=ZERO_MS,

@@ -93,7 +93,7 @@ class FakeCore:
     def image(self) -> MetadataImage:
         return self._image
 
-    def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None:
+    def advertised_kafka_address(self, broker_id: int, listener: str = "") -> tuple[str, int] | None:
         b = self._image.brokers.get(broker_id)
         return None if b is None else (b.host, b.kafka_port)
 

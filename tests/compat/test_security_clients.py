@@ -403,3 +403,34 @@ def test_brook_users_and_acls_cli(mode, tmp_path):
     wait_until(lambda: produce() == [KafkaError._MSG_TIMED_OUT], 30, 0.5, "carol cannot log in")
     bad = brook("acls", "add", "--allow-principal", "carol", "--operation", "read", "--topic", topic)
     assert bad.returncode == 1 and bad.stderr.startswith("brook: error:") and "Traceback" not in bad.stderr
+
+
+@pytest.mark.timeout(120)
+def test_metadata_answers_with_the_listener_the_client_used(tmp_path_factory):
+    """Two Kafka listeners on one broker, advertised under different names: Metadata and FindCoordinator
+    answer each client with the address of the listener it connected to (DESIGN: Listeners)."""
+    from confluent_kafka.admin import AdminClient
+
+    from cluster.cli.launcher import free_ports
+
+    cluster = LocalCluster(tmp_path_factory.mktemp("two-listeners"), 1, 0, combined=True, overrides=BASE)
+    cluster.prepare()
+    spec = cluster.node(1)
+    (internal,) = free_ports(1, taken=spec.ports())
+    cluster.node_overrides[1] = {
+        "listeners": f"CONTROLLER://{spec.controller_address},PLAINTEXT://{spec.kafka_address},"
+                     f"INTERNAL://127.0.0.1:{internal},GRPC://{spec.grpc_address}",
+        "advertised.listeners": f"PLAINTEXT://{spec.kafka_address},INTERNAL://localhost:{internal}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+        "authorizer.class.name": "",
+    }
+    spec.config_path.write_text(cluster.render_properties(spec), encoding="utf-8")
+    try:
+        cluster.start(timeout_s=60)
+        seen = {}
+        for name, bootstrap in (("PLAINTEXT", spec.kafka_address), ("INTERNAL", f"127.0.0.1:{internal}")):
+            brokers = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15).brokers
+            seen[name] = sorted((b.host, b.port) for b in brokers.values())
+        assert seen == {"PLAINTEXT": [("127.0.0.1", spec.kafka_port)], "INTERNAL": [("localhost", internal)]}
+    finally:
+        cluster.stop()
