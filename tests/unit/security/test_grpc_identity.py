@@ -32,6 +32,10 @@ CASES = [
     ("super user admin", A + "CreateAcls", apb.CreateAclsRequest(), "admin", True),
     ("stranger admin", A + "DescribeCluster", apb.DescribeClusterRequest(), "mallory", False),
     ("lookalike broker name", A + "CreateAcls", apb.CreateAclsRequest(), "broker-1x", False),
+    ("controller asks a broker for its replica states", B + "ReplicaStates", bpb.ReplicaStateRequest(),
+     "controller-2", True),
+    ("controller cannot replica-fetch", B + "ReplicaFetch", bpb.ReplicaFetchRequest(replica_id=2), "controller-2",
+     False),
 ]
 
 
