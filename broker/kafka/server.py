@@ -204,8 +204,10 @@ class KafkaListener:
             writer.close()
 
     def _tls_principal(self, writer: asyncio.StreamWriter) -> str | None:
-        """User:<mapped subject DN> of a verified client certificate, else User:ANONYMOUS."""
-        if self.security.ssl_context is None:
+        """User:<mapped subject DN> of a verified client certificate, else User:ANONYMOUS.
+
+        On SASL_SSL the SASL user is the principal (as in Kafka), whatever certificate the client sent."""
+        if self.security.ssl_context is None or self.security.sasl:
             return ANONYMOUS
         cert = writer.get_extra_info("peercert")
         if not cert or not cert.get("subject"):
@@ -332,7 +334,7 @@ class KafkaListener:
     @staticmethod
     def _note_authenticated(connection: _Connection, peer: str) -> None:
         sasl = connection.sasl
-        if sasl is not None and sasl.authenticated and connection.principal == ANONYMOUS:
+        if sasl is not None and sasl.authenticated:
             connection.principal = f"User:{sasl.user}"
             log.info("kafka connection %s authenticated as %s (%s)", peer, connection.principal, sasl.mechanism)
 
