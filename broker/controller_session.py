@@ -97,6 +97,7 @@ class ControllerSession:
             rack=str(self.config["broker.rack"] or ""), cluster_id=self.cluster_id)
         for name in self.config.kafka_listeners():
             advertised = self.config.advertised_listener(name)
+            assert advertised is not None, "every Kafka listener has an address (load_config)"
             request.listeners.add(name=name, host=advertised.host, port=advertised.port,
                                   security_protocol=self.config.security_protocol(name))
         delay = 0.1

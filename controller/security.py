@@ -61,8 +61,8 @@ def alter_scram(image: MetadataImage, deletions: Sequence[ScramDeletion],
     records: list[Record] = []
     results: dict[str, ItemResult] = {}
     seen: dict[tuple[str, str], int] = {}
-    for item in [*deletions, *upsertions]:
-        seen[(item.user, item.mechanism)] = seen.get((item.user, item.mechanism), 0) + 1
+    for user, mechanism in [(d.user, d.mechanism) for d in deletions] + [(u.user, u.mechanism) for u in upsertions]:
+        seen[(user, mechanism)] = seen.get((user, mechanism), 0) + 1
     users_after = set(image.scram)
 
     def fail(user: str, error: ErrorCode, message: str) -> None:

@@ -249,6 +249,7 @@ class GroupHandlers:
 
     async def offset_delete(self, request: Any, api_version: int, context: Any = None) -> Any:
         keys = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+        errors: dict[tuple[str, int], ErrorCode]
         if not _allowed(context, Op.DELETE, Res.GROUP, request.group_id):
             top, errors = _GROUP_DENIED, {}
         else:

@@ -706,6 +706,7 @@ class KafkaHandlers:
         partitions = None
         if request.topic_partitions is not None:
             partitions = [(t.topic, int(p)) for t in request.topic_partitions for p in t.partitions]
+        outcomes: list[Any]
         if not ctx.cluster_allowed(Op.ALTER):
             outcomes = []
             top_error = ErrorCode.cluster_authorization_failed

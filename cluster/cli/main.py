@@ -236,7 +236,7 @@ class Context:
             return
         if not all(files):
             raise UsageError("mutual TLS needs all of --tls-ca, --tls-cert and --tls-key (or $BROOK_TLS_*)")
-        configure_tls(GrpcTls.from_files(*files))
+        configure_tls(GrpcTls.from_files(files[0], files[1], files[2]))
 
     def controller(self) -> Any:
         if self._controller is None:
