@@ -14,6 +14,7 @@ import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from broker.api import (
     EARLIEST_TIMESTAMP,
@@ -93,7 +94,7 @@ class FakeCore:
     def image(self) -> MetadataImage:
         return self._image
 
-    def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None:
+    def advertised_kafka_address(self, broker_id: int, listener: str = "") -> tuple[str, int] | None:
         b = self._image.brokers.get(broker_id)
         return None if b is None else (b.host, b.kafka_port)
 
@@ -129,6 +130,13 @@ class FakeCore:
         for i in range(partitions):
             self._logs[(topic.name, i)] = _PartitionLog()
         return TopicOutcome(topic.name, topic_id=topic_id)
+
+    async def admin_call(self, method: str, request: Any) -> Any:
+        """Reassignment and UnregisterBroker run on the fake's image; no controller answers the rest
+        (the security admin APIs answer REQUEST_TIMED_OUT)."""
+        if method in ("AlterPartitionReassignments", "ListPartitionReassignments", "UnregisterBroker"):
+            return await self._reassignment_admin(method, request)
+        return None
 
     async def ensure_topic(self, name: str) -> ErrorCode:
         if self._image.topic_by_name(name) is not None:
@@ -275,7 +283,7 @@ class FakeCore:
             ])
         return ResourceConfigResult(resource_type, resource_name)
 
-    async def admin(self, method: str, request):
+    async def _reassignment_admin(self, method: str, request: Any) -> Any:
         """The AdminService calls the Kafka handlers forward (reassignments), on the fake's image."""
         from brookpb import admin_pb2 as apb
         from controller import reassignment

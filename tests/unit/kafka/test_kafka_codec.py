@@ -34,6 +34,13 @@ ADVERTISED = [(key, version) for key, (low, high) in sorted(API_VERSIONS.items()
 EXPECTED_ERRORS = {
     43: {ErrorCode.election_not_needed},
     64: {ErrorCode.invalid_request},  # the sample asks to unregister the fake's only, running broker
+    # SASL requests on a listener without SASL; security admin without a controller; an unknown user.
+    17: {ErrorCode.illegal_sasl_state},
+    36: {ErrorCode.illegal_sasl_state},
+    30: {ErrorCode.request_timed_out},
+    31: {ErrorCode.request_timed_out},
+    50: {ErrorCode.resource_not_found},
+    51: {ErrorCode.request_timed_out},
 }
 
 
