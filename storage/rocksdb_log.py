@@ -96,6 +96,12 @@ def _options_blob_4k() -> rocksdict.Options:
 
 
 def _options_blob_4k_mmap() -> rocksdict.Options:
+    """The default: batch bodies >= 4 KiB in blob files (level compaction then rewrites only keys
+    and small values: 16 KiB appends cost 2.0 instead of 2.9 bytes written per byte appended), and
+    memory-mapped reads so a blob read is not a pread + copy per batch (without them 16 KiB reads
+    fell to about half). Crash safety is unchanged: every WriteBatch still goes through the WAL,
+    blob files are written and synced by the memtable flush before the WAL is released. Mapped
+    file pages count in the broker's RSS (as page cache, reclaimable). See docs/PERFORMANCE.md."""
     options = _options_blob_4k()
     options.set_allow_mmap_reads(True)
     return options
@@ -131,7 +137,7 @@ WRITE_PATH_VARIANTS = {
     "memtable-16M": _options_small_memtable,
     "memtable-256M": _options_big_memtable,
 }
-DEFAULT_WRITE_PATH = "baseline"
+DEFAULT_WRITE_PATH = "blob-4k-mmap"
 
 
 def _open_options(variant: str = DEFAULT_WRITE_PATH, statistics: bool = False) -> rocksdict.Options:
