@@ -243,6 +243,22 @@ def bench_log_read_partitions(logs: list) -> float:
     return total / (time.perf_counter() - start) / 1e6
 
 
+def bench_read_variant(base_directory: str, variant: str, batch_bytes: int) -> tuple[float, float]:
+    """One partition, 256 MiB (16 KiB batches) or 32 MiB (smaller) appended, flushed to files, then
+    two scans with 1 MiB fetches; MB/s of each scan."""
+    directory = tempfile.mkdtemp(dir=base_directory)
+    batch = make_batch(batch_bytes)
+    manager = LogManager(directory, write_path=variant)
+    log = manager.get_or_create(TOPIC, "bench", 0, LogConfig(segment_bytes=64 << 20, max_message_bytes=4 << 20))
+    for i in range(((256 if batch_bytes >= 16 * 1024 else 32) << 20) // len(batch)):
+        log.append_as_leader(batch, 0, i)
+    manager.settle(WRITE_PATH_SETTLE_SECONDS)
+    scans = (bench_log_read(manager, 1 << 20, len(batch)).mb_per_s, bench_log_read(manager, 1 << 20, len(batch)).mb_per_s)
+    manager.close()
+    shutil.rmtree(directory, ignore_errors=True)
+    return scans
+
+
 def print_write_path(rows: list[WritePath]) -> None:
     print(
         f"{'variant':<15}{'batch':>7}{'write amp':>10}{'disk':>6}{'WAL':>6}{'flush':>7}{'compact':>8}{'blob':>6}"
@@ -264,11 +280,22 @@ def main() -> None:
         "--write-path", nargs="*", metavar="VARIANT", default=None,
         help=f"only the write-path table, for these variants (default all: {' '.join(WRITE_PATH_VARIANTS)})",
     )
+    parser.add_argument(
+        "--read-path", nargs="*", metavar="VARIANT", default=None,
+        help="only read throughput of data flushed to files, for these variants (default all)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="write-path runs per variant, alternating")
     parser.add_argument("--batch", type=int, nargs="*", default=sorted(WRITE_PATH_BYTES), help="write-path batch sizes")
     arguments = parser.parse_args()
     base = arguments.dir or tempfile.gettempdir()
     os.makedirs(base, exist_ok=True)
+    if arguments.read_path is not None:
+        for _ in range(arguments.repeat):
+            for size in arguments.batch:
+                for variant in arguments.read_path or list(WRITE_PATH_VARIANTS):
+                    first, second = bench_read_variant(base, variant, size)
+                    print(f"read {variant:<15}{size // 1024:>5}Ki{first:>8.0f}{second:>8.0f} MB/s  load {os.getloadavg()[0]:.1f}")
+        return
     if arguments.write_path is not None:
         variants = arguments.write_path or list(WRITE_PATH_VARIANTS)
         print(f"write path in {base}; load average {os.getloadavg()}; {WRITE_PATH_PARTITIONS} partitions")
