@@ -110,7 +110,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         reply = apb.DeleteTopicsResponse()
         names = list(request.names)
         try:
-            outcomes = await self.rt.write(lambda img: topics.delete_topics(img, names), ADMIN_WRITE_TIMEOUT_S)
+            enabled = _truthy(self.rt.config["delete.topic.enable"])
+            outcomes = await self.rt.write(lambda img: topics.delete_topics(img, names, deletion_enabled=enabled),
+                                           ADMIN_WRITE_TIMEOUT_S)
         except (NotActive, QuorumError) as e:
             return self._fail(reply, e)
         for o in outcomes:
@@ -222,6 +224,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 return self._fail(reply, e)
             out.error_code, out.error_message = int(error), message
         return reply
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def _server_key_for(topic_key: str) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cluster.errors import ConfigError, ErrorCode
 from cluster.image import MetadataImage
+from cluster.internal_topics import is_internal, unsafe_internal_config
 from cluster.records import (
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
@@ -155,6 +156,8 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
             except ConfigError as e:
                 config_error = e.message
                 break
+        if config_error is None:
+            config_error = unsafe_internal_config(req.name, dict(configs))
         if config_error is not None:
             fail(ErrorCode.invalid_config, config_error)
             continue
@@ -181,8 +184,11 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
     return records, outcomes
 
 
-def delete_topics(image: MetadataImage, names: Sequence[str]) -> tuple[list[Record], list[TopicOutcome]]:
-    """RemoveTopic per existing topic (its configs go with it). Unknown -> UNKNOWN_TOPIC_OR_PARTITION."""
+def delete_topics(image: MetadataImage, names: Sequence[str], *,
+                  deletion_enabled: bool = True) -> tuple[list[Record], list[TopicOutcome]]:
+    """RemoveTopic per existing topic (its configs go with it). Unknown -> UNKNOWN_TOPIC_OR_PARTITION;
+    an internal topic -> INVALID_TOPIC_EXCEPTION; every topic -> TOPIC_DELETION_DISABLED when
+    `delete.topic.enable` is false (`deletion_enabled`)."""
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
@@ -193,6 +199,12 @@ def delete_topics(image: MetadataImage, names: Sequence[str]) -> tuple[list[Reco
         if counts[name] > 1:
             outcomes.append(TopicOutcome(name, ErrorCode.invalid_request,
                                          f"topic {name!r} appears more than once in the request", b""))
+        elif not deletion_enabled:
+            outcomes.append(TopicOutcome(name, ErrorCode.topic_deletion_disabled,
+                                         "topic deletion is disabled (delete.topic.enable=false)", b""))
+        elif is_internal(name):
+            outcomes.append(TopicOutcome(name, ErrorCode.invalid_topic_exception,
+                                         f"topic {name!r} is internal and cannot be deleted", b""))
         elif topic is None:
             outcomes.append(TopicOutcome(name, ErrorCode.unknown_topic_or_partition,
                                          f"topic {name!r} does not exist", b""))
@@ -245,6 +257,16 @@ def alter_configs(image: MetadataImage, resource_type: int, resource_name: str,
         else:
             return [], ErrorCode.invalid_request, (
                 f"config operation {op} on {key!r} is not supported (0 = SET, 1 = DELETE)")
+    if resource_type == RESOURCE_TOPIC and is_internal(resource_name):
+        after = dict(current)
+        for record in records:
+            if record.value is None:
+                after.pop(record.name, None)
+            else:
+                after[record.name] = record.value
+        unsafe = unsafe_internal_config(resource_name, after)
+        if unsafe is not None:
+            return [], ErrorCode.invalid_config, unsafe
     return records, ErrorCode.none, ""
 
 

@@ -28,6 +28,7 @@ from kio.schema.errors import ErrorCode
 
 from broker.api import AlterConfigOp, BrokerCore, FetchPartition, FetchResult, NewTopic, ProduceResult
 from broker.kafka.codec import build, field_is_nullable, response_class
+from cluster.internal_topics import INTERNAL_TOPICS, is_internal
 
 __all__ = [
     "API_VERSIONS",
@@ -69,7 +70,7 @@ GROUP_API_KEYS = frozenset({8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47})
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # kio reads the all-zero UUID (Kafka's "no topic id") as None and writes None as zeros.
 _NO_UUID = None
-_INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+_INTERNAL_TOPICS = INTERNAL_TOPICS
 _TOPIC_RESOURCE = 2
 _BROKER_RESOURCE = 4
 # DescribeConfigs config_source values (DescribeConfigsResponse.json).
@@ -311,6 +312,8 @@ class KafkaHandlers:
                            timeout_ms: int, transactional: bool) -> ProduceResult:
         if transactional:
             return ProduceResult(ErrorCode.invalid_record, message="transactional produce is not supported by Brook yet")
+        if is_internal(topic):
+            return ProduceResult(ErrorCode.invalid_topic_exception, message=f"cannot append to internal topic {topic}")
         refused = check_batches(records)
         if refused is not None:
             return ProduceResult(refused[0], message=refused[1])
