@@ -307,9 +307,13 @@ def _check_roles(value: tuple[str, ...]) -> tuple[str, ...]:
     return roles
 
 
+# The quorum secret keys an HMAC (pysyncobj's Fernet); shorter than this is guessable.
+QUORUM_SECRET_CHARS_MIN = 16
+
+
 def _check_secret(value: Any) -> Any:
-    if value is not None and not value.reveal().strip():
-        raise _Invalid("expected a non-empty secret")
+    if value is not None and len(value.reveal().strip()) < QUORUM_SECRET_CHARS_MIN:
+        raise _Invalid(f"expected a secret of at least {QUORUM_SECRET_CHARS_MIN} characters")
     return value
 
 
@@ -492,6 +496,14 @@ _SERVER: list[ConfigKey] = [
         validator=Custom(_check_secret, "a non-empty secret"),
         brook_only=True,
         reason="Kafka's Raft port is not pickle-based; Brook's is.",
+    ),
+    _key(
+        "controller.quorum.secret.file",
+        "string",
+        "",
+        "A file holding `controller.quorum.secret` (the first line; at least 16 characters), for Docker secrets and the like. Used when `controller.quorum.secret` is not set.",
+        brook_only=True,
+        reason="Keeps the secret out of the properties file and the environment.",
     ),
     _key(
         "controller.quorum.insecure.dev",
@@ -789,6 +801,22 @@ _SERVER: list[ConfigKey] = [
     # -- network --
     _key(
         "socket.request.max.bytes", "int", 104857600, "Largest Kafka request a broker reads.", validator=_POS
+    ),
+    # -- hostile-input limits (issue 11) --
+    _key(
+        "fetch.max.bytes", "int", 57671680,
+        "The most bytes a broker returns for one Fetch request (a client's larger max_bytes is lowered to it).",
+        validator=_POS,
+    ),
+    _key(
+        "max.connections", "int", 10000, "Kafka connections a broker accepts at once; more are closed at accept.",
+        validator=_POS, kafka_default=2147483647,
+        reason="A limit on everything: each connection holds buffers and in-flight requests.",
+    ),
+    _key(
+        "max.connections.per.ip", "int", 1000, "Kafka connections a broker accepts at once from one IP address.",
+        validator=_POS, kafka_default=2147483647,
+        reason="One client host cannot take every connection slot.",
     ),
     _key(
         "connections.max.idle.ms",
@@ -1342,7 +1370,8 @@ def _cross_validate(c: Config) -> None:
                 raise ConfigError(
                     f"listener {name} and this node's Raft address {me.hostport} (controller.quorum.voters) use the same port"
                 )
-        if c._values["controller.quorum.secret"] is None and not c._values["controller.quorum.insecure.dev"]:
+        if (c._values["controller.quorum.secret"] is None and not c._values["controller.quorum.secret.file"]
+                and not c._values["controller.quorum.insecure.dev"]):
             raise ConfigError(
                 "process.roles includes controller but controller.quorum.secret is not set "
                 "(the Raft port runs pickle; set a secret, or controller.quorum.insecure.dev=true for a local test cluster)"

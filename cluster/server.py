@@ -108,13 +108,42 @@ async def _serve(config: Any) -> int:
     return 0
 
 
+def _read_secret_file(path: str) -> str:
+    """The quorum secret from `controller.quorum.secret.file` (its first line)."""
+    from cluster.config import QUORUM_SECRET_CHARS_MIN
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            secret = f.readline().strip()
+        mode = os.stat(path).st_mode
+    except (OSError, UnicodeDecodeError) as e:
+        raise BrookError(f"cannot read controller.quorum.secret.file {path}: {e}") from None
+    if len(secret) < QUORUM_SECRET_CHARS_MIN:
+        raise BrookError(f"controller.quorum.secret.file {path}: the secret must have at least "
+                         f"{QUORUM_SECRET_CHARS_MIN} characters")
+    if mode & 0o077:
+        log.warning("controller.quorum.secret.file %s is readable by other users (mode %o); chmod 600 it",
+                    path, mode & 0o777)
+    return secret
+
+
+def _own_directory(path: str) -> None:
+    """Create a data directory 0700, or refuse one that another user owns (its files could be swapped)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    owner = os.stat(path).st_uid
+    if owner != os.getuid():
+        raise BrookError(f"log directory {path} is owned by uid {owner}, not by this user ({os.getuid()})")
+
+
 async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closers: list[Any]) -> grpc.aio.Server:
     from brookpb import admin_pb2_grpc, controller_pb2_grpc
     from controller.admin import AdminServicer
-    from controller.quorum import Quorum, QuorumSettings
+    from controller.quorum import Quorum, QuorumError, QuorumSettings
     from controller.service import ControllerRuntime, ControllerServicer
 
     secret = config.quorum_secret
+    if secret is None and config["controller.quorum.secret.file"]:
+        secret = _read_secret_file(config["controller.quorum.secret.file"])
     if secret is None:
         log.warning("controller.quorum.insecure.dev=true: the Raft port accepts unauthenticated pickle frames; "
                     "never use this outside a private test machine")
@@ -127,7 +156,10 @@ async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closer
         connection_retry_ms=config.getint("controller.quorum.connection.retry.ms"),
         leader_fallback_ms=config.getint("controller.quorum.leader.fallback.ms"),
     )
-    quorum = Quorum(settings, loop)
+    try:
+        quorum = Quorum(settings, loop)
+    except QuorumError as e:
+        raise BrookError(str(e)) from None
     closers.append(quorum.close)
     endpoint = config.listener("CONTROLLER")
     advertised = config.advertised_listener("CONTROLLER")
@@ -147,7 +179,7 @@ async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc
     from storage.rocksdb_log import LogManager
 
     log_dir = config.log_dirs[0]
-    os.makedirs(log_dir, exist_ok=True)
+    _own_directory(log_dir)
     logs = LogManager(log_dir)  # raises a clear error when another process holds the directory
     broker = Broker(config, logs)
     closers.append(broker.stop)

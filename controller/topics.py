@@ -29,6 +29,12 @@ TOPIC_NAME_CHARS_MAX = 249  # Kafka: topic names are used in file names
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 # Bounds one command's records (Kafka MAX_RECORDS_PER_USER_OP is 10,000 per request).
 PARTITIONS_PER_TOPIC_MAX = 10_000
+# One CreateTopics command creates at most this many partitions (one Raft command, one metadata delta).
+PARTITIONS_PER_REQUEST_MAX = 10_000
+# The whole cluster holds at most this many: a full image (sent to a broker that is far behind, and
+# kept in a snapshot) must fit one gRPC message (cluster.grpcutil.GRPC_MESSAGE_BYTES_MAX, 64 MiB);
+# a partition costs ~60 bytes there with RF 3 (tests/unit/controller/test_ctl_limits.py measures it).
+PARTITIONS_PER_CLUSTER_MAX = 200_000
 NEW_TOPIC_ID_TRIES_MAX = 10
 
 OP_SET = 0
@@ -109,6 +115,7 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
     for req in requests:
         counts[req.name] = counts.get(req.name, 0) + 1
     start = sum(len(t.partitions) for t in image.topics.values())
+    created = 0
     collision_keys = {_collision_key(name): name for name in image.topic_ids}
     used_ids: set[bytes] = set(image.topics)
     records: list[Record] = []
@@ -139,6 +146,16 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
         if partitions > PARTITIONS_PER_TOPIC_MAX:
             fail(ErrorCode.invalid_partitions,
                  f"number of partitions {partitions} is larger than the limit of {PARTITIONS_PER_TOPIC_MAX}")
+            continue
+        if created + partitions > PARTITIONS_PER_REQUEST_MAX:
+            fail(ErrorCode.policy_violation,
+                 f"this request would create more than {PARTITIONS_PER_REQUEST_MAX} partitions (send fewer topics "
+                 "per request)")
+            continue
+        if start + partitions > PARTITIONS_PER_CLUSTER_MAX:
+            fail(ErrorCode.policy_violation,
+                 f"the cluster would have more than {PARTITIONS_PER_CLUSTER_MAX} partitions (a full metadata image "
+                 "must fit one gRPC message)")
             continue
         rf = default_replication_factor if req.replication_factor == -1 else req.replication_factor
         if rf <= 0:
@@ -175,6 +192,7 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
             continue
         used_ids.add(topic_id)
         collision_keys[_collision_key(req.name)] = req.name
+        created += partitions
         records.append(TopicRecord(req.name, topic_id))
         for index, replicas in enumerate(assign_replicas(brokers, partitions, rf, start_index=start)):
             records.append(PartitionRecord(topic_id, index, replicas, replicas, replicas[0], 0, 0))
@@ -280,6 +298,8 @@ def leader_counts(image: MetadataImage) -> dict[int, int]:
 
 
 __all__ = [
+    "PARTITIONS_PER_CLUSTER_MAX",
+    "PARTITIONS_PER_REQUEST_MAX",
     "PARTITIONS_PER_TOPIC_MAX",
     "TopicOutcome",
     "TopicRequest",

@@ -141,6 +141,9 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
 class KafkaHandlers:
     """Dispatches decoded requests to the core (or to the group handlers)."""
 
+    # The broker's fetch.max.bytes (Kafka's default, 55 MiB): no Fetch response is asked for more.
+    fetch_bytes_max: int = 57_671_680
+
     def __init__(
         self,
         core: BrokerCore,
@@ -400,8 +403,9 @@ class KafkaHandlers:
         results: list[FetchResult]
         if wanted:
             try:
+                max_bytes = min(max(0, getattr(request, "max_bytes", 2**31 - 1)), self.fetch_bytes_max)
                 results = await self.core.fetch(wanted, max(0, _ms(request.max_wait)), max(0, request.min_bytes),
-                                                max(0, getattr(request, "max_bytes", 2**31 - 1)))
+                                                max_bytes)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -12,6 +12,12 @@ Handlers start in arrival order and `BrokerCore.produce` is called for each part
 so pipelined Produce requests append in order as long as the core appends (or takes its per-partition
 FIFO turn) before it first yields.
 
+Limits (issue 11): at most `max.connections` connections and `max.connections.per.ip` from one
+address (more are closed at accept); per connection at most `inflight_max` requests being handled or
+waiting to be written, so produce and fetch waiters per connection are bounded; a frame is at most
+`socket.request.max.bytes` and is walked by `precheck` before kio decodes it; Fetch responses are
+capped by the broker's `fetch.max.bytes`.
+
 Failures stay inside one connection: a malformed frame, an oversize frame, an unknown API, or a
 handler that raises closes that connection with one log line; an unsupported ApiVersions version
 gets UNSUPPORTED_VERSION with the full version list (KIP-511). Idle connections (nothing read and
@@ -53,6 +59,22 @@ INFLIGHT_MAX_DEFAULT = 64
 READ_CHUNK_BYTES = 256 * 1024
 
 
+# Brook's defaults of max.connections / max.connections.per.ip (Kafka's are unlimited).
+CONNECTIONS_MAX_DEFAULT = 10_000
+CONNECTIONS_PER_IP_MAX_DEFAULT = 1_000
+# Kafka's default fetch.max.bytes (55 MiB).
+FETCH_BYTES_MAX_DEFAULT = 57_671_680
+
+
+def accept_refusal(open_total: int, open_from_ip: int, total_max: int, per_ip_max: int) -> str | None:
+    """Why a new connection must be refused (max.connections, max.connections.per.ip), or None."""
+    if open_total >= total_max:
+        return f"max.connections={total_max} reached"
+    if open_from_ip >= per_ip_max:
+        return f"max.connections.per.ip={per_ip_max} reached"
+    return None
+
+
 class _Close:
     """Queue marker: close the connection after the responses queued before it."""
 
@@ -74,15 +96,21 @@ def _config(core: BrokerCore, name: str, default: int) -> int:
 class KafkaListener:
     """A running listener. `port` is the bound port (useful with port 0); `close()` stops it."""
 
-    def __init__(self, handlers: KafkaHandlers, frame_bytes_max: int, idle_ms: int, inflight_max: int) -> None:
-        if frame_bytes_max <= 0 or idle_ms <= 0 or inflight_max <= 0:
-            raise ValueError("frame_bytes_max, idle_ms and inflight_max must be positive")
+    def __init__(self, handlers: KafkaHandlers, frame_bytes_max: int, idle_ms: int, inflight_max: int,
+                 connections_max: int = CONNECTIONS_MAX_DEFAULT,
+                 connections_per_ip_max: int = CONNECTIONS_PER_IP_MAX_DEFAULT) -> None:
+        if min(frame_bytes_max, idle_ms, inflight_max, connections_max, connections_per_ip_max) <= 0:
+            raise ValueError("frame_bytes_max, idle_ms, inflight_max and the connection limits must be positive")
         self.handlers = handlers
         self.frame_bytes_max = frame_bytes_max
         self.idle_ms = idle_ms
         self.inflight_max = inflight_max
+        self.connections_max = connections_max
+        self.connections_per_ip_max = connections_per_ip_max
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._per_ip: dict[str, int] = {}
+        self.refused_connections = 0
         self.host = ""
         self.port = 0
 
@@ -116,8 +144,19 @@ class KafkaListener:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
         peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if peer else "?"
+        refusal = accept_refusal(len(self._connections), self._per_ip.get(ip, 0), self.connections_max,
+                                 self.connections_per_ip_max)
+        if refusal is not None:
+            self.refused_connections += 1
+            if self.refused_connections % 100 == 1:  # one line per burst, not per connection
+                log.warning("kafka connection from %s refused: %s (%d refused so far)", ip, refusal,
+                            self.refused_connections)
+            writer.close()
+            return
+        self._connections.add(task)
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         try:
             await self._serve(reader, writer, f"{peer[0]}:{peer[1]}" if peer else "?")
         except asyncio.CancelledError:
@@ -126,6 +165,11 @@ class KafkaListener:
             log.error("kafka connection %s failed: %s: %s", peer, type(e).__name__, e)
         finally:
             self._connections.discard(task)
+            left = self._per_ip.get(ip, 1) - 1
+            if left > 0:
+                self._per_ip[ip] = left
+            else:
+                self._per_ip.pop(ip, None)
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
@@ -233,6 +277,8 @@ async def start_kafka_listener(
     frame_bytes_max: int | None = None,
     idle_ms: int | None = None,
     inflight_max: int = INFLIGHT_MAX_DEFAULT,
+    connections_max: int | None = None,
+    connections_per_ip_max: int | None = None,
 ) -> KafkaListener:
     """Start the Kafka listener on host:port (port 0 picks a free port; see `.port`).
 
@@ -242,10 +288,16 @@ async def start_kafka_listener(
     `socket.request.max.bytes` and `connections.max.idle.ms` (Kafka's defaults when it has none).
     """
     handlers = KafkaHandlers(core, group_handlers, group_versions)
+    handlers.fetch_bytes_max = _config(core, "fetch.max.bytes", FETCH_BYTES_MAX_DEFAULT)
     if frame_bytes_max is None:
         frame_bytes_max = _config(core, "socket.request.max.bytes", FRAME_BYTES_MAX_DEFAULT)
     if idle_ms is None:
         idle_ms = _config(core, "connections.max.idle.ms", IDLE_MS_DEFAULT)
-    listener = KafkaListener(handlers, frame_bytes_max, idle_ms, inflight_max)
+    if connections_max is None:
+        connections_max = _config(core, "max.connections", CONNECTIONS_MAX_DEFAULT)
+    if connections_per_ip_max is None:
+        connections_per_ip_max = _config(core, "max.connections.per.ip", CONNECTIONS_PER_IP_MAX_DEFAULT)
+    listener = KafkaListener(handlers, frame_bytes_max, idle_ms, inflight_max, connections_max,
+                             connections_per_ip_max)
     await listener.start(host, port)
     return listener
