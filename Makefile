@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration chaos bench lint up down clean
+.PHONY: help venv proto proto-check run test test-unit test-integration chaos bench lint up down clean fuzz
 
 help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make bench  - storage and cluster benchmarks"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
+	@echo "make fuzz   - 10 minutes of the Kafka-protocol fuzzer under a memory cap"
 	@echo "make lint   - ruff and mypy"
 
 $(STAMP): pyproject.toml
@@ -43,6 +44,10 @@ test-integration: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration 600s --seed $${SEED:-1}
+
+# The Kafka-protocol fuzzer under a 1.5 GiB address-space cap (CI runs 25 s of it in the unit tests).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.kafka_fuzz --seconds $${FUZZ_SECONDS:-600} --seed $${SEED:-1} --memory-mb 1536 --verbose
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench

@@ -54,6 +54,7 @@ def main(argv: list[str]) -> int:
         roles = ",".join(sorted(config.process_roles))
         print(f"{path}: valid ({roles}, node.id={config.node_id})")
         return 0
+    os.umask(0o077)  # data, journals, snapshots and any file a node writes: this user only
     logging.basicConfig(
         level=os.environ.get("BROOK_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s node-{config.node_id} %(levelname)s %(name)s: %(message)s",

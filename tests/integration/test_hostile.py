@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import socket
+import stat
 import struct
 import threading
 import time
@@ -254,6 +255,13 @@ def test_a_2_gib_prefix_on_the_raft_port_is_dropped_and_the_quorum_keeps_committ
             name="after-the-flood", partitions=1, replication_factor=3)])
         assert reply.results[0].error_code == 0, reply
     _all_alive(cluster)
+    for node_id in cluster.controller_ids:  # the secret and the metadata are this user's only
+        spec = cluster.node(node_id)
+        assert stat.S_IMODE(spec.config_path.stat().st_mode) == 0o600
+        raft = spec.directory / "metadata" / "raft"
+        assert stat.S_IMODE(raft.stat().st_mode) == 0o700
+        for path in raft.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_grpc_services_answer_malformed_protobufs_with_a_status(cluster) -> None:
