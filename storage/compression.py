@@ -39,6 +39,8 @@ DECOMPRESSED_BYTES_MAX_DEFAULT = _MESSAGE_BYTES_DEFAULT * DECOMPRESSION_RATIO_MA
 # zstd's decoder allocates a window the frame header asks for (up to 2 GiB with --long); 2^27 is
 # zstd's own default limit and above what any Kafka producer's level uses.
 _ZSTD_WINDOW_BYTES_MAX = 1 << 27
+# Output is produced in pieces of at most this size, so a small batch never pays for a buffer of the cap.
+_CHUNK_BYTES = 256 * 1024
 
 
 class Codec(IntEnum):
@@ -120,28 +122,37 @@ def _gzip(data: bytes, size_max: int) -> bytes:
 
 def _lz4(data: bytes, size_max: int) -> bytes:
     out = bytearray()
+    decoder = lz4.frame.LZ4FrameDecompressor()
     rest = data
     while True:
-        decoder = lz4.frame.LZ4FrameDecompressor()
-        out += decoder.decompress(rest, max_length=size_max + 1 - len(out))
+        piece = decoder.decompress(rest, max_length=min(_CHUNK_BYTES, size_max + 1 - len(out)))
+        rest = b""
+        out += piece
         if len(out) > size_max:
             raise _TooLarge
-        if not decoder.eof:
-            if decoder.needs_input:
-                raise LogError("truncated lz4 frame", ErrorCode.corrupt_message)
-            raise _TooLarge
-        rest = decoder.unused_data
-        if not rest:
-            return bytes(out)
+        if decoder.eof:
+            rest = decoder.unused_data
+            if not rest:
+                return bytes(out)
+            decoder = lz4.frame.LZ4FrameDecompressor()  # concatenated frames
+        elif decoder.needs_input:
+            raise LogError("truncated lz4 frame", ErrorCode.corrupt_message)
+        elif not piece:
+            raise LogError("lz4 decoder made no progress", ErrorCode.corrupt_message)
 
 
 def _zstd(data: bytes, size_max: int) -> bytes:
+    out = bytearray()
     decoder = zstandard.ZstdDecompressor(max_window_size=_ZSTD_WINDOW_BYTES_MAX)
     with decoder.stream_reader(data, read_across_frames=True) as reader:
-        out = reader.read(size_max + 1)
+        while len(out) <= size_max:
+            piece = reader.read(min(_CHUNK_BYTES, size_max + 1 - len(out)))
+            if not piece:
+                break
+            out += piece
     if len(out) > size_max:
         raise _TooLarge
-    return out
+    return bytes(out)
 
 
 def decompress(codec: int, data: bytes, size_max: int = DECOMPRESSED_BYTES_MAX_DEFAULT) -> bytes:
