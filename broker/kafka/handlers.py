@@ -424,12 +424,8 @@ class KafkaHandlers:
         for topic in request.topics:
             parts = []
             for p in topic.partitions:
-                args = (topic.name, p.partition_index, p.timestamp, getattr(p, "current_leader_epoch", -1))
-                if p.timestamp >= 0:
-                    # By time: decodes (and may decompress) a batch; a worker thread keeps the loop free.
-                    result = await asyncio.to_thread(self.core.list_offsets, *args)
-                else:
-                    result = self.core.list_offsets(*args)
+                result = self.core.list_offsets(topic.name, p.partition_index, p.timestamp,
+                                                getattr(p, "current_leader_epoch", -1))
                 parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
                                    error_code=result.error, timestamp=result.timestamp, offset=result.offset,
                                    leader_epoch=result.leader_epoch))
