@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from broker.kafka.codec import build, decode_response, encode_request, request_class
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 from storage.compression import Codec
 from tests.fuzz import grpc_fuzz
 from tests.fuzz.bombs import bomb_batch

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from cluster.launcher import free_ports
+from cluster.cli.launcher import free_ports
 from cluster.records import ClusterRecord
 from controller.quorum import Quorum, QuorumError, QuorumSettings, _private_dir, is_loopback_host
 
