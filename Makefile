@@ -8,7 +8,7 @@ PROTOS := $(wildcard proto/*.proto)
 .PHONY: help venv proto proto-check run test test-unit test-integration compat chaos bench bench-peers lint up down clean fuzz
 
 help:
-	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
+	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it); SECURE=1: TLS+SCRAM+ACLs, gRPC mTLS"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make compat - the client/tool compatibility matrix (docs/COMPATIBILITY.md)"
 	@echo "make bench  - storage and cluster benchmarks"
@@ -33,7 +33,7 @@ proto-check: $(STAMP)
 	$(BIN)/python proto/gen.py --check brookpb
 
 run: $(STAMP)
-	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir .data/dev
+	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir $(if $(SECURE),.data/dev-secure --secure,.data/dev)
 
 test: $(STAMP) proto-check
 	$(BIN)/python -m pytest -q tests
@@ -58,6 +58,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench
 	$(BIN)/python -m bench.cluster_bench
+	$(BIN)/python -m bench.security_bench
 
 # Fetches the Kafka jars (Maven Central) and builds nats-server + a Go client (Go proxy) into .cache/peers.
 bench-peers: $(STAMP)
