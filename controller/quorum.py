@@ -274,7 +274,7 @@ class Quorum:
         if settings.secret is None and not is_loopback_host(self.self_address.rsplit(":", 1)[0]):
             raise QuorumError(f"controller.quorum.insecure.dev is only allowed on loopback; this controller's Raft "
                               f"address is {self.self_address} (set controller.quorum.secret or "
-                              "controller.quorum.secret.file)")
+                              "BROOK_CFG_CONTROLLER_QUORUM_SECRET_FILE)")
         _private_dir(settings.data_dir)
         election_s = settings.election_timeout_ms / 1000.0
         conf = SyncObjConf(

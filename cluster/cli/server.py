@@ -146,25 +146,6 @@ async def _serve(config: Config) -> int:
     return 0
 
 
-def _read_secret_file(path: str) -> str:
-    """The quorum secret from `controller.quorum.secret.file` (its first line)."""
-    from cluster.config import QUORUM_SECRET_CHARS_MIN
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            secret = f.readline().strip()
-        mode = os.stat(path).st_mode
-    except (OSError, UnicodeDecodeError) as e:
-        raise BrookError(f"cannot read controller.quorum.secret.file {path}: {e}") from None
-    if len(secret) < QUORUM_SECRET_CHARS_MIN:
-        raise BrookError(f"controller.quorum.secret.file {path}: the secret must have at least "
-                         f"{QUORUM_SECRET_CHARS_MIN} characters")
-    if mode & 0o077:
-        log.warning("controller.quorum.secret.file %s is readable by other users (mode %o); chmod 600 it",
-                    path, mode & 0o777)
-    return secret
-
-
 def _own_directory(path: str) -> None:
     """Create a data directory 0700, or refuse one that another user owns (its files could be swapped)."""
     os.makedirs(path, mode=0o700, exist_ok=True)
@@ -182,8 +163,6 @@ async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, clo
     from controller.service import ControllerRuntime, ControllerServicer
 
     secret = config.quorum_secret
-    if secret is None and config["controller.quorum.secret.file"]:
-        secret = _read_secret_file(config["controller.quorum.secret.file"])
     if secret is None:
         log.warning("controller.quorum.insecure.dev=true: the Raft port accepts unauthenticated pickle frames; "
                     "never use this outside a private test machine")

@@ -392,8 +392,7 @@ def _cross_validate(c: Config) -> None:
                 raise ConfigError(
                     f"listener {name} and this node's Raft address {me.hostport} (controller.quorum.voters) use the same port"
                 )
-        if (c._values["controller.quorum.secret"] is None and not c._values["controller.quorum.secret.file"]
-                and not c._values["controller.quorum.insecure.dev"]):
+        if c._values["controller.quorum.secret"] is None and not c._values["controller.quorum.insecure.dev"]:
             raise ConfigError(
                 "process.roles includes controller but controller.quorum.secret is not set "
                 "(the Raft port runs pickle; set a secret, or controller.quorum.insecure.dev=true for a local test cluster)"

@@ -113,14 +113,6 @@ _SERVER: list[ConfigKey] = [
         reason="Kafka's Raft port is not pickle-based; Brook's is.",
     ),
     _key(
-        "controller.quorum.secret.file",
-        "string",
-        "",
-        "A file holding `controller.quorum.secret` (the first line; at least 16 characters), for Docker secrets and the like. Used when `controller.quorum.secret` is not set.",
-        brook_only=True,
-        reason="Keeps the secret out of the properties file and the environment.",
-    ),
-    _key(
         "controller.quorum.insecure.dev",
         "bool",
         False,
