@@ -272,6 +272,10 @@ class KafkaListener:
                 try:
                     data = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout=idle_s)
                 except TimeoutError:
+                    if started:
+                        # A request was in flight during this period: the connection was not idle, and
+                        # its response may still be on its way to the writer. Idle time starts now.
+                        last_activity = time.monotonic()
                     started = [f for f in started if not f.done()]
                     if not started and time.monotonic() - last_activity >= idle_s:
                         log.info("kafka connection %s closed: idle for %d ms", peer, self.idle_ms)
