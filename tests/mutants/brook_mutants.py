@@ -1,0 +1,164 @@
+"""Deliberately broken Brook builds ("mutants"), each a small monkeypatch of one safety mechanism.
+
+A mutant proves the chaos tester's power: `make chaos-mutants` runs `brook chaos` against a cluster
+whose servers run one mutant each and reports whether (and after how many faults / seconds) the
+checker found an anomaly. Mutants are applied by `install(name)` from this directory's
+`sitecustomize.py` when BROOK_MUTANT names one; nothing here is imported by Brook itself.
+
+Each entry of MUTANTS: name -> (module, description, patch function). The patch runs right after the
+module's first import in the server process (an import hook), so the broken function is the one
+every caller sees.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+__all__ = ["MUTANTS", "describe", "install"]
+
+ENV = "BROOK_MUTANT"
+
+
+# -- the mutants -------------------------------------------------------------------------------------
+
+def _ack_before_replication(rm: ModuleType) -> None:
+    """acks=all acknowledged right after the leader's own append (no wait for the HW)."""
+    async def wait_for_hw(self: Any, p: Any, epoch: int, target: int, timeout_ms: int, result: Any) -> Any:
+        return result
+    rm.ReplicaManager._wait_for_hw = wait_for_hw
+
+
+def _hw_leader_only(partition: ModuleType) -> None:
+    """The high watermark is the leader's own log end offset: followers are not counted."""
+    def compute_high_watermark(self: Any, leader_leo: int) -> int:
+        return max(self.high_watermark, leader_leo)
+    partition.LeaderState.compute_high_watermark = compute_high_watermark
+
+
+def _no_min_insync(rm: ModuleType) -> None:
+    """The HW over the ISR without the min.insync.replicas check: an ISR of the leader alone acknowledges."""
+    rm.ReplicaManager.min_insync = lambda self, p: 1
+
+
+def _no_truncation(fetcher: ModuleType) -> None:
+    """A follower skips truncation (no OffsetsForLeaderEpoch): it keeps whatever its log had."""
+    async def truncate(self: Any, parts: list[Any]) -> None:
+        for p in parts:
+            p.needs_truncation = False
+    fetcher.FetcherLoop._truncate = truncate
+
+
+def _election_outside_isr(replication: ModuleType) -> None:
+    """A clean election may pick a live replica outside the ISR (the first live one in replica order)."""
+    original = replication.build_partition_change
+
+    def build_partition_change(topic_id: bytes, partition: int, current: Any, **kwargs: Any) -> Any:
+        change = original(topic_id, partition, current, **kwargs)
+        if change is None or change.leader in (replication.LEADER_UNCHANGED, replication.NO_LEADER):
+            return change
+        if kwargs.get("election") is replication.Election.UNCLEAN and change.unclean:
+            return change
+        acceptable = kwargs["is_acceptable"]
+        leader = next((b for b in current.replicas if acceptable(b) and b != current.leader), change.leader)
+        if leader == change.leader:
+            return change
+        isr = change.isr if change.isr is not None else current.isr
+        isr = tuple(b for b in current.replicas if b in set(isr) | {leader})
+        return type(change)(topic_id=change.topic_id, partition=change.partition, isr=isr, leader=leader,
+                            unclean=change.unclean)
+    replication.build_partition_change = build_partition_change
+
+
+def _no_fetch_epoch_check(rm: ModuleType) -> None:
+    """The leader answers a replica fetch whatever leader epoch the follower sends."""
+    original = rm.LeaderSide._read_one
+
+    def read_one(self: Any, replica_id: int, item: Any, budget: int) -> Any:
+        p = self.m.partitions.get((item.topic_id, item.partition))
+        if p is not None and p.leader is not None and item.current_leader_epoch != p.leader_epoch:
+            item = type(item)(item.topic_id, item.partition, item.fetch_offset, p.leader_epoch)
+        return original(self, replica_id, item, budget)
+    rm.LeaderSide._read_one = read_one
+
+
+def _no_dedupe(rm: ModuleType) -> None:
+    """Idempotent de-duplication off: a retried batch the leader already has is appended again."""
+    original = rm.ReplicaManager._check_idempotence
+
+    def check_idempotence(self: Any, p: Any, records: bytes) -> Any:
+        result = original(self, p, records)
+        if result is not None and result.error == rm.ErrorCode.none:
+            return None  # DUPLICATE: append it again
+        return result
+    rm.ReplicaManager._check_idempotence = check_idempotence
+
+
+MUTANTS: dict[str, tuple[str, str, Callable[[ModuleType], None]]] = {
+    "ack-before-replication": ("broker.replica_manager", _ack_before_replication.__doc__ or "",
+                               _ack_before_replication),
+    "hw-leader-only": ("broker.partition", _hw_leader_only.__doc__ or "", _hw_leader_only),
+    "hw-no-min-insync": ("broker.replica_manager", _no_min_insync.__doc__ or "", _no_min_insync),
+    "no-truncation": ("broker.fetcher", _no_truncation.__doc__ or "", _no_truncation),
+    "election-outside-isr": ("controller.replication", _election_outside_isr.__doc__ or "", _election_outside_isr),
+    "no-fetch-epoch-check": ("broker.replica_manager", _no_fetch_epoch_check.__doc__ or "", _no_fetch_epoch_check),
+    "no-idempotent-dedupe": ("broker.replica_manager", _no_dedupe.__doc__ or "", _no_dedupe),
+}
+
+
+def describe(name: str) -> str:
+    return MUTANTS[name][1]
+
+
+# -- activation --------------------------------------------------------------------------------------
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Finds `module` with the other finders, and runs `patch` on it right after it executed."""
+
+    def __init__(self, module: str, patch: Callable[[ModuleType], None]) -> None:
+        self.module = module
+        self.patch = patch
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.module:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, patch = spec.loader, self.patch
+
+        class Loader(importlib.abc.Loader):
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: ModuleType) -> None:
+                loader.exec_module(module)  # type: ignore[attr-defined]
+                patch(module)
+                sys.stderr.write(f"brook mutant active: {ENV}={_active} ({fullname})\n")
+
+        spec.loader = Loader()
+        return spec
+
+
+_active = ""
+
+
+def install(name: str) -> None:
+    """Patch the mutant's module now if it is imported already, else right after its first import."""
+    global _active
+    if name not in MUTANTS:
+        raise SystemExit(f"{ENV}={name!r}: unknown mutant (one of {', '.join(MUTANTS)})")
+    _active = name
+    module, _, patch = MUTANTS[name]
+    if module in sys.modules:
+        patch(sys.modules[module])
+    else:
+        sys.meta_path.insert(0, _PatchOnImport(module, patch))
