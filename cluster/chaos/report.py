@@ -102,7 +102,8 @@ class Report:
         lines.append(f"fault timeline ({len(self.timeline)} faults; seconds from the start):")
         for index, fault in enumerate(self.timeline):
             window = next((w for w in self.windows if w.index == index), None)
-            recovered = f"{fault.recovered_s:.2f}" if fault.recovered_s >= 0 else "NOT RECOVERED"
+            recovered = (f"{fault.recovered_s:.2f}" if fault.recovered_s >= 0 else
+                         "not waited for (overlaps the next round)" if fault.overlapped else "NOT RECOVERED")
             unavailable = "" if window is None else (
                 f"  next ack +{window.next_ack_s:.2f}s, longest ack gap {window.ack_gap_max_s:.2f}s"
                 if window.next_ack_s >= 0 else "  no ack after it")

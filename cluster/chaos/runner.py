@@ -12,7 +12,8 @@ A run: (adopt or start the cluster) → create a fresh topic (3 partitions, RF 3
 min.insync.replicas=2) → start the invariant sampler, the writers and the readers → the nemesis
 runs the scenario for --duration → heal (SIGCONT/restart everything, wait healthy) → stop the
 writers (flush), let the readers catch up → drain every partition from offset 0 → compare replica
-prefixes → check → report. Exit code: 0 no anomaly; 1 an anomaly; 2 a usage error; 3 the run could
+prefixes → the replica sweep (each broker in turn leads every partition alone and is read from offset
+0) → compare replica prefixes again → check → report. Exit code: 0 no anomaly; 1 an anomaly; 2 a usage error; 3 the run could
 not be fully checked (no drain, cluster never healthy).
 
 Every choice the tester makes comes from one `random.Random(seed)`; the seed is printed first.
@@ -65,7 +66,7 @@ CHAOS_OVERRIDES = {
 PARTITIONS = 3
 REPLICATION_FACTOR = 3
 MIN_INSYNC = 2
-RATE_PER_S = 150.0
+RATE_PER_S = 2000.0
 START_S_MAX = 90.0
 READY_S_MAX = 45.0
 HEAL_S_MAX = 60.0
@@ -136,7 +137,8 @@ def create_topic(admin: ControllerClient, topic: str) -> None:
 def run(scenario: str, duration_s: float, seed: int, target: str = "local", cluster=None,  # noqa: ANN001
         *, bootstrap_controller: str | None = None, compose_file: str = DEFAULT_COMPOSE_FILE,
         rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
-        data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print) -> Report:
+        data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print,
+        sweep: bool = True) -> Report:
     """One chaos run (see the module doc). `cluster`: a started LocalCluster to use. Else, for target
     local: the cluster running under `data_dir` (adopted, left running), or when there is none (or
     `data_dir` is None) one started in a temp dir. Raises BrookError when the cluster cannot be set up."""
@@ -165,7 +167,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     report: Report | None = None
     try:
         report = _run(scenario, duration_s, seed, target, cluster, rng, bootstrap_controller, compose_file,
-                      rate_per_s, session_timeout_s, log)
+                      rate_per_s, session_timeout_s, log, sweep)
         return report
     finally:
         if adopted:
@@ -226,7 +228,7 @@ def _session_timeout_s(admin: ControllerClient) -> float:
 
 def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng: random.Random,  # noqa: ANN001
          bootstrap_controller: str | None, compose_file: str, rate_per_s: float,
-         session_timeout_s: float | None, log: Callable[[str], None]) -> Report:
+         session_timeout_s: float | None, log: Callable[[str], None], sweep: bool = True) -> Report:
     started = time.monotonic()
 
     def clock() -> float:
@@ -284,12 +286,20 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id)
     prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
     report.problems += problems
+    swept = _sweep(nemesis, kafka, topic, history, clock, run_id, log) if sweep else []
+    if sweep and swept != broker_ids:
+        report.problems.append(f"the replica sweep read brokers {swept} of {broker_ids}")
+    if swept:
+        more, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
+        prefix_anomalies += more
+        report.problems += problems
     admin.close()
+    history.unclean_since = dict(nemesis.unclean_since)
     report.result = check(history, prefix_anomalies)
     report.timeline = nemesis.timeline
-    report.windows = unavailability(history, [f for f in nemesis.timeline if f.kind != "heal"])
+    report.windows = unavailability(history, [f for f in nemesis.timeline if f.kind not in ("heal", "sweep")])
     report.client_errors = dict(config.client_errors)
-    report.totals = {"faults": sum(1 for f in nemesis.timeline if f.kind != "heal"),
+    report.totals = {"faults": sum(1 for f in nemesis.timeline if f.kind not in ("heal", "sweep")),
                      "fault_phase_s": round(duration_s, 1), "run_s": round(clock(), 1),
                      "sends": len(history.sends), "acks_ok": sum(1 for o in history.outcomes if o.kind.value == "ok"),
                      "group_reads": sum(1 for r in history.reads if r.reader != "drain"),
@@ -297,8 +307,45 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                      "rebalances": len(history.assignments), "replica_samples": len(history.replica_samples),
                      "partition_samples": len(history.partition_samples), "sampler_errors": sampler.errors,
                      "fault_start_s": round(fault_start_s, 2), "group_last_read_s": round(workload.last_read_s, 2),
-                     "group_unread_acked": unread}
+                     "group_unread_acked": unread, "swept_brokers": len(swept),
+                     "sweep_reads": sum(1 for r in history.reads if r.reader.startswith("sweep-"))}
+    report.totals.update(detection(report, fault_start_s, fault_start_s + duration_s))
     return report
+
+
+# Anomalies whose evidence time is the acknowledgement of a write that a later fault destroyed.
+_LOSS_KINDS = frozenset({"lost", "lost_on_replica", "acked_offset_mismatch"})
+
+
+def detection(report: Report, fault_start_s: float, fault_end_s: float) -> dict[str, float]:
+    """When the first anomaly's evidence happened, in seconds after the faults started, and how many
+    faults had started by then (a loss counts the fault after its acknowledgement); {} when none.
+    An anomaly only found at the end (prefix comparison) counts the whole fault phase."""
+    anomalies = report.result.anomalies
+    if not anomalies:
+        return {}
+    timed = [a for a in anomalies if a.time_s >= 0]
+    first = min(timed, key=lambda a: a.time_s) if timed else None
+    at_s = first.time_s if first is not None else fault_end_s
+    faults = [f for f in report.timeline if f.kind not in ("heal", "sweep")]
+    count = sum(1 for f in faults if f.start_s <= at_s)
+    if first is not None and first.kind in _LOSS_KINDS:
+        count = min(len(faults), count + 1)
+    return {"first_anomaly_s": round(max(0.0, at_s - fault_start_s), 1), "faults_to_first_anomaly": count,
+            "first_anomaly_kind": first.kind if first is not None else anomalies[0].kind}
+
+
+def _sweep(nemesis: Nemesis, kafka: str, topic: str, history: History, clock: Callable[[], float], run_id: str,
+           log: Callable[[str], None]) -> list[int]:
+    """The replica sweep (Nemesis.sweep): each broker in turn leads every partition alone and is read
+    from offset 0 to its end by a group-less consumer ("sweep-<broker>"); the checker then requires
+    every acknowledged write at its offset in every copy (lost_on_replica)."""
+    log(f"[chaos {clock():7.2f}s] replica sweep: each broker in turn leads every partition alone and is read")
+
+    def read(broker: int) -> bool:
+        return not drain(kafka, topic, range(PARTITIONS), history, clock, run_id, reader=f"sweep-{broker}")
+
+    return nemesis.sweep(read, HEAL_S_MAX)
 
 
 def _wait_reading(workload: Workload, log: Callable[[str], None], timeout_s: float = READY_S_MAX) -> None:
