@@ -117,7 +117,8 @@ class CheckResult:
 def check(history: History, prefixes: Iterable[Anomaly] = ()) -> CheckResult:
     """Everything: the history checks, the sampled invariants and the given prefix anomalies."""
     result = check_history(history)
-    result.anomalies += check_invariants(history.replica_samples, history.partition_samples)
+    result.anomalies += check_invariants(history.replica_samples, history.partition_samples,
+                                         history.unclean_since, result.info)
     result.anomalies += list(prefixes)
     return result
 
@@ -303,10 +304,21 @@ def _fmt(positions: Iterable[Position]) -> str:
 # -- invariants ------------------------------------------------------------------------------------
 
 
-def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample]) -> list[Anomaly]:
-    """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas."""
+def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample],
+                     unclean_since: Mapping[int, float] | None = None,
+                     info: dict[str, int] | None = None) -> list[Anomaly]:
+    """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas. After an
+    unclean election of a partition its followers may truncate below their HW: counted, not flagged."""
     anomalies = _check_leaders(replicas, partitions)
-    anomalies += _check_high_watermarks(replicas)
+    found = _check_high_watermarks(replicas)
+    unclean = unclean_since or {}
+    for anomaly, sample in found:
+        since = unclean.get(sample.partition)
+        if anomaly.kind == "hw_decreased" and since is not None and sample.time_s >= since:
+            if info is not None:
+                info["unclean_hw_decreased"] = info.get("unclean_hw_decreased", 0) + 1
+        else:
+            anomalies.append(anomaly)
     anomalies += _check_isr(replicas, partitions)
     return anomalies
 
@@ -331,19 +343,21 @@ def _check_leaders(replicas: Sequence[ReplicaSample], partitions: Sequence[Parti
     return anomalies
 
 
-def _check_high_watermarks(replicas: Sequence[ReplicaSample]) -> list[Anomaly]:
-    anomalies: list[Anomaly] = []
+def _check_high_watermarks(replicas: Sequence[ReplicaSample]) -> list[tuple[Anomaly, ReplicaSample]]:
+    anomalies: list[tuple[Anomaly, ReplicaSample]] = []
     last: dict[tuple[int, int, str, int], ReplicaSample] = {}
     for s in sorted(replicas, key=lambda s: s.time_s):
         if s.high_watermark > s.log_end_offset:
-            anomalies.append(Anomaly("hw_above_log_end", f"broker {s.broker_id} {s.topic}-{s.partition} HW "
-                                                         f"{s.high_watermark} > LEO {s.log_end_offset} at {s.time_s:.3f}s", s.time_s))
+            anomalies.append((Anomaly("hw_above_log_end", f"broker {s.broker_id} {s.topic}-{s.partition} HW "
+                                                          f"{s.high_watermark} > LEO {s.log_end_offset} at "
+                                                          f"{s.time_s:.3f}s", s.time_s), s))
         key = (s.broker_id, s.incarnation, s.topic, s.partition)
         previous = last.get(key)
         if previous is not None and s.high_watermark < previous.high_watermark:
-            anomalies.append(Anomaly("hw_decreased", f"broker {s.broker_id} (pid {s.incarnation}) {s.topic}-"
-                                                     f"{s.partition} HW {previous.high_watermark} at "
-                                                     f"{previous.time_s:.3f}s -> {s.high_watermark} at {s.time_s:.3f}s", s.time_s))
+            anomalies.append((Anomaly("hw_decreased", f"broker {s.broker_id} (pid {s.incarnation}) {s.topic}-"
+                                                      f"{s.partition} HW {previous.high_watermark} at "
+                                                      f"{previous.time_s:.3f}s -> {s.high_watermark} at "
+                                                      f"{s.time_s:.3f}s", s.time_s), s))
         if previous is None or s.high_watermark >= previous.high_watermark:
             last[key] = s
     return anomalies

@@ -461,12 +461,13 @@ class Nemesis:
 
     def _elect(self, kind: str, partitions: Sequence[int]) -> None:
         def elect() -> None:
+            asked_s = self.clock()  # the election may take effect before the reply arrives
             reply = self.admin.elect_leaders(kind, [(self.topic, p) for p in partitions])
             done = [f"{r.partition}->{r.leader}" for r in reply.results if r.error_code == 0]
             if kind == "unclean":
                 for r in reply.results:
                     if r.error_code == 0:
-                        self.unclean_since.setdefault(r.partition, self.clock())
+                        self.unclean_since.setdefault(r.partition, asked_s)
             self._note(f"  {kind} election: " + (", ".join(done) or "nothing moved"))
         self._act(f"{kind} election of partitions {list(partitions)}", elect)
 

@@ -138,7 +138,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
         *, bootstrap_controller: str | None = None, compose_file: str = DEFAULT_COMPOSE_FILE,
         rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
         data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print,
-        sweep: bool = True) -> Report:
+        sweep: bool = True, network: str = "none") -> Report:
     """One chaos run (see the module doc). `cluster`: a started LocalCluster to use. Else, for target
     local: the cluster running under `data_dir` (adopted, left running), or when there is none (or
     `data_dir` is None) one started in a temp dir. Raises BrookError when the cluster cannot be set up."""
@@ -148,6 +148,8 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     rng = random.Random(seed)
     own_dir: str | None = None
     adopted = False
+    if network == "netns":
+        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep)
     if target == "local" and cluster is None and data_dir is not None:
         cluster = _adopt(data_dir, bootstrap_controller, log)
         adopted = cluster is not None
@@ -178,6 +180,37 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
                 shutil.rmtree(own_dir, ignore_errors=True)
             else:
                 log(f"[chaos] kept the cluster's data and logs in {own_dir}")
+
+
+def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, rate_per_s: float,
+               log: Callable[[str], None], sweep: bool) -> Report:
+    """A run against its own cluster in network namespaces (cluster.chaos.network): the nemesis may
+    also cut the network. This process moves into the cluster's client namespace for the run."""
+    from cluster.chaos import network
+
+    netns = network.netns_module()
+    reason = netns.unavailable()
+    if reason is not None:
+        raise BrookError(f"--network netns: {reason}", ErrorCode.invalid_request)
+    own_dir = tempfile.mkdtemp(prefix=f"brook-chaos-netns-{seed}-")
+    cluster = netns.NetnsCluster(own_dir, overrides={**netns.FAST_FAILURE_DETECTION, **CHAOS_OVERRIDES})
+    log(f"[chaos] starting a 3-controller, 3-broker cluster in network namespaces ({cluster.tag}) in {own_dir}")
+    report: Report | None = None
+    previous = -1
+    try:
+        cluster.start(timeout_s=START_S_MAX)
+        previous = network.enter(cluster.client_ns)
+        report = _run(scenario, duration_s, seed, "local", cluster, rng, None, DEFAULT_COMPOSE_FILE, rate_per_s,
+                      SESSION_TIMEOUT_MS / 1000.0, log, sweep, control=network.NetnsControl(cluster))
+        return report
+    finally:
+        cluster.close()
+        if previous >= 0:
+            network.leave(previous)
+        if report is not None and report.exit_code == 0 and not report.warnings:
+            shutil.rmtree(own_dir, ignore_errors=True)
+        else:
+            log(f"[chaos] kept the cluster's data and logs in {own_dir}")
 
 
 def _adopt(data_dir: str | os.PathLike[str], bootstrap_controller: str | None,
@@ -228,7 +261,8 @@ def _session_timeout_s(admin: ControllerClient) -> float:
 
 def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng: random.Random,  # noqa: ANN001
          bootstrap_controller: str | None, compose_file: str, rate_per_s: float,
-         session_timeout_s: float | None, log: Callable[[str], None], sweep: bool = True) -> Report:
+         session_timeout_s: float | None, log: Callable[[str], None], sweep: bool = True,
+         control: NodeControl | None = None) -> Report:
     started = time.monotonic()
 
     def clock() -> float:
@@ -250,8 +284,9 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     if not wait_ready(admin, topic, broker_ids, READY_S_MAX):
         raise BrookError(f"topic {topic} not fully replicated within {READY_S_MAX:g}s", ErrorCode.request_timed_out)
 
-    control: NodeControl
-    if cluster is not None:
+    if control is not None:
+        pass
+    elif cluster is not None:
         control = LocalControl(cluster)
     else:
         control = ComposeControl(compose_file, broker_ids=broker_ids)  # health: the nemesis's own
@@ -360,7 +395,13 @@ def _crashed(cluster) -> list[str]:  # noqa: ANN001
     """Nodes of a LocalCluster that are not running although every round restores its victims."""
     if cluster is None:
         return []
-    return [f"node {i} (exit code {cluster.exit_code(i)}, log {cluster.node(i).log_path})"
+    def exit_code(i: int) -> object:
+        if hasattr(cluster, "exit_code"):
+            return cluster.exit_code(i)
+        proc = cluster.node(i).proc
+        return None if proc is None else proc.poll()
+
+    return [f"node {i} (exit code {exit_code(i)}, log {cluster.node(i).log_path})"
             for i in cluster.controller_ids + cluster.broker_ids if not cluster.is_running(i)]
 
 
@@ -382,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "cluster's, if given)")
     p.add_argument("--compose-file", default=DEFAULT_COMPOSE_FILE)
     p.add_argument("--rate", type=float, default=RATE_PER_S, help="writes per second, all writers together")
+    p.add_argument("--network", choices=("none", "netns"), default="none",
+                   help="netns: start its own cluster in network namespaces so the nemesis also cuts the "
+                        "network (needs root, iproute2, iptables)")
+    p.add_argument("--no-sweep", action="store_true", help="skip the replica sweep at the end")
     p.add_argument("--output", "-o", choices=("table", "json"), default="table")
     p.add_argument("--report", metavar="PATH", help="also write the JSON report here")
     return parser
@@ -394,6 +439,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration_s = parse_duration(args.duration)
         if args.fresh and args.data_dir is not None:
             raise ValueError("--fresh starts a cluster in a temp dir: it does not take --data-dir")
+        if args.network == "netns" and (args.data_dir is not None or args.target != "local"
+                                        or args.bootstrap_controller):
+            raise ValueError("--network netns starts its own cluster: it takes neither --data-dir, "
+                             "--bootstrap-controller nor --target compose")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     except ValueError as e:
@@ -405,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run(args.scenario, duration_s, seed, args.target, bootstrap_controller=args.bootstrap_controller,
                      compose_file=args.compose_file, rate_per_s=args.rate,
                      data_dir=None if args.fresh else (args.data_dir or DEFAULT_DATA_DIR),
+                     sweep=not args.no_sweep, network=args.network,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     except BrookError as e:
         print(f"brook: error: {e.message.splitlines()[0]} (seed {seed})", file=sys.stderr)

@@ -51,9 +51,9 @@ CLIENT_LOG_LEVEL = 2
 TICK_S = 0.01
 
 # Delivery errors after which the write certainly did not happen: the message never left the client.
-_NEVER_SENT = frozenset({KafkaError._PURGE_QUEUE, KafkaError.MSG_SIZE_TOO_LARGE, KafkaError._MSG_TIMED_OUT_QUEUE}
-                        if hasattr(KafkaError, "_MSG_TIMED_OUT_QUEUE") else
-                        {KafkaError._PURGE_QUEUE, KafkaError.MSG_SIZE_TOO_LARGE})
+# Not _PURGE_QUEUE / _MSG_TIMED_OUT_QUEUE: a message that was sent, failed with a retriable error and
+# went back to the queue for a retry is reported so too (seen after fatal idempotence errors).
+_NEVER_SENT = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
 
 
 @dataclass
