@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration chaos bench lint up down clean
+.PHONY: help venv proto proto-check run test test-unit test-integration chaos chaos-mutants bench lint up down clean
 
 help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make bench  - storage and cluster benchmarks"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
+	@echo "make chaos-mutants - brook chaos against each deliberately broken build: the detection table"
 	@echo "make lint   - ruff and mypy"
 
 $(STAMP): pyproject.toml
@@ -43,6 +44,12 @@ test-integration: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration 600s --seed $${SEED:-1}
+
+# Each mutant (tests/mutants/brook_mutants.py) and the normal build: random scenario, one seed, a
+# budget per run. MUTANTS=a,b,normal runs only those; DURATION, SEED, BUDGET override the defaults.
+chaos-mutants: $(STAMP)
+	$(BIN)/python tests/mutants/table.py --duration $${DURATION:-90s} --seed $${SEED:-7} \
+		--budget $${BUDGET:-300} $${MUTANTS:+--only $$MUTANTS}
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench

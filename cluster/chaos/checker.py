@@ -192,9 +192,11 @@ def _check_sweep(history: History, weak: frozenset[str]) -> list[Anomaly]:
         return anomalies
     final = _final_outcomes(history)
     seen: dict[str, dict[Position, str]] = defaultdict(dict)
+    values: dict[str, set[str]] = defaultdict(set)
     for r in history.reads:
         if r.reader in history.swept_to:
             seen[r.reader][(r.partition, r.offset)] = r.value
+            values[r.reader].add(r.value)
     for reader, highs in sorted(history.swept_to.items()):
         copy = seen.get(reader, {})
         for value, outcome in sorted(final.items()):
@@ -202,6 +204,12 @@ def _check_sweep(history: History, weak: frozenset[str]) -> list[Anomaly]:
                 continue
             high = highs.get(outcome.partition)
             if high is None or outcome.offset >= high:
+                continue
+            if outcome.offset < 0:  # acknowledged without an offset: it must be somewhere in the copy
+                if value not in values[reader]:
+                    anomalies.append(Anomaly("lost_on_replica", f"{value} acked (no offset) in partition "
+                                                                f"{outcome.partition}: not in {reader}'s copy",
+                                                                outcome.time_s))
                 continue
             there = copy.get((outcome.partition, outcome.offset))
             if there != value:
@@ -235,13 +243,16 @@ def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
             acked = (outcome.partition, outcome.offset)
             if not where:
                 drained = history.drained_to.get(outcome.partition)
-                if drained is not None or read_max[outcome.partition] > outcome.offset:
+                if drained is not None or (outcome.offset >= 0 and read_max[outcome.partition] > outcome.offset):
                     end = f"drained to HW {drained}" if drained is not None else \
                         f"read up to offset {read_max[outcome.partition]}"
                     anomalies.append(Anomaly("lost", f"{value} acked at partition {acked[0]} offset {acked[1]} "
                                                      f"at {outcome.time_s:.3f}s, never read ({end})", outcome.time_s))
                 else:
                     counts["unverified"] += 1
+                continue
+            if outcome.offset < 0:  # acknowledged without an offset (a recognised duplicate): read is enough
+                counts["acked_without_offset"] += 1
                 continue
             others = by_position.get(acked, set()) - {value}
             if acked not in where or others:
@@ -260,7 +271,7 @@ def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
     counts["read_values"] = len(by_value)
     info.update({k: counts.get(k, 0) for k in ("sent", "ok", "failed", "unknown", "unseen", "unknown_but_read",
                                                  "unverified", "no_outcome", "read_values", "weak_lost",
-                                                 "weak_moved")})
+                                                 "weak_moved", "acked_without_offset")})
     return anomalies
 
 

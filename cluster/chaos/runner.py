@@ -204,9 +204,9 @@ def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, 
                       SESSION_TIMEOUT_MS / 1000.0, log, sweep, control=network.NetnsControl(cluster))
         return report
     finally:
-        cluster.close()
-        if previous >= 0:
+        if previous >= 0:  # first: closing the cluster kills every process left in its namespaces
             network.leave(previous)
+        cluster.close()
         if report is not None and report.exit_code == 0 and not report.warnings:
             shutil.rmtree(own_dir, ignore_errors=True)
         else:

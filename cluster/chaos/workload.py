@@ -197,7 +197,10 @@ class Workload:
         value = msg.value().decode()
         now = self.clock()
         if err is None:
-            self.history.outcome(Outcome(value, OutcomeKind.ok, now, msg.partition(), msg.offset()))
+            # The offset is unknown (-1) for a retry the leader recognised as a duplicate of a batch it
+            # no longer has the position of: acknowledged all the same.
+            offset = msg.offset()
+            self.history.outcome(Outcome(value, OutcomeKind.ok, now, msg.partition(), -1 if offset is None else offset))
         elif err.code() in _NEVER_SENT:
             self.history.outcome(Outcome(value, OutcomeKind.failed, now, error=err.name()))
         else:
