@@ -155,10 +155,10 @@ def check_history(history: History) -> CheckResult:
     for value, where in sorted(by_value.items()):
         if len(where) > 1:
             outcome = final.get(value)
-            acked = outcome is not None and outcome.kind is OutcomeKind.ok
+            at = (outcome.partition, outcome.offset) if outcome is not None and outcome.kind is OutcomeKind.ok else None
             if value in weak:
                 excuse("weak_duplicate")
-            elif any(p in unclean for p, _ in where) and (not acked or (outcome.partition, outcome.offset) in where):
+            elif any(p in unclean for p, _ in where) and (at is None or at in where):
                 excuse("unclean_duplicate")
             else:
                 anomalies.append(Anomaly("duplicate", f"{value} read at {_fmt(where)}",

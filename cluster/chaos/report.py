@@ -56,7 +56,7 @@ class Report:
     result: CheckResult = field(default_factory=CheckResult)
     timeline: list[Fault] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
-    totals: dict[str, float] = field(default_factory=dict)
+    totals: dict[str, float | str] = field(default_factory=dict)
     client_errors: dict[str, int] = field(default_factory=dict)
     undrained: list[int] = field(default_factory=list)    # partitions whose final drain did not finish
     problems: list[str] = field(default_factory=list)     # the run itself went wrong (not an anomaly)
@@ -126,5 +126,5 @@ class Report:
         return "\n".join(lines)
 
 
-def _num(value: float) -> str:
+def _num(value: float | str) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -352,7 +352,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
 _LOSS_KINDS = frozenset({"lost", "lost_on_replica", "acked_offset_mismatch"})
 
 
-def detection(report: Report, fault_start_s: float, fault_end_s: float) -> dict[str, float]:
+def detection(report: Report, fault_start_s: float, fault_end_s: float) -> dict[str, float | str]:
     """When the first anomaly's evidence happened, in seconds after the faults started, and how many
     faults had started by then (a loss counts the fault after its acknowledgement); {} when none.
     An anomaly only found at the end (prefix comparison) counts the whole fault phase."""
