@@ -172,10 +172,12 @@ async def _start_kafka(config: Any, broker: Any) -> Any:
     coordinator = None
     if importlib.util.find_spec("broker.groups.coordinator") is not None:
         from broker.groups.coordinator import GroupCoordinator
+        from broker.kafka.group_handlers import GroupHandlers
 
         coordinator = GroupCoordinator(broker)
         await coordinator.start()
-        group_handlers, group_versions = coordinator.handlers(), coordinator.versions()
+        adapter = GroupHandlers(coordinator)
+        group_handlers, group_versions = adapter.handlers(), adapter.versions()
     server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
                                         group_versions=group_versions)
 
