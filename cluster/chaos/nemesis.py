@@ -90,7 +90,7 @@ RANDOM_GAP_S = (0.2, 1.5)
 OVERLAP_WAIT_S = (0.0, 3.0)   # a "short" wait for health; the round overlaps the next when it expires
 CUT_S = (1.0, 8.0)            # a network cut: shorter or longer than a session
 POLL_S = 0.05                 # polling the controller for a leadership change
-SWEEP_LEAD_S_MAX = 30.0       # beyond the session timeout: one broker leads every partition alone
+SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 
 
 class NodeControl(Protocol):

@@ -321,9 +321,13 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id)
     prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
     report.problems += problems
-    swept = _sweep(nemesis, kafka, topic, history, clock, run_id, log) if sweep else []
-    if sweep and swept != broker_ids:
-        report.problems.append(f"the replica sweep read brokers {swept} of {broker_ids}")
+    swept: list[int] = []
+    if sweep and report.problems:  # not healthy or not converged: a sweep would only time out
+        report.problems.append("the replica sweep was skipped (the cluster was not healthy and converged)")
+    elif sweep:
+        swept = _sweep(nemesis, kafka, topic, history, clock, run_id, log)
+        if swept != broker_ids:
+            report.problems.append(f"the replica sweep read brokers {swept} of {broker_ids}")
     if swept:
         more, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
         prefix_anomalies += more
