@@ -1,6 +1,6 @@
 """`make chaos-mutants`: run `brook chaos` against each mutant (and the normal build), print a table.
 
-    python tests/mutants/table.py [--duration 90s] [--seed 7] [--budget 300] [--only NAME,...]
+    python tests/mutants/table.py [--duration 90s] [--seed 35] [--budget 300] [--only NAME,...]
                                   [--network none|netns] [--json PATH]
 
 Each run is `brook chaos run --fresh --scenario random --duration D --seed S` (its own cluster, the
@@ -75,7 +75,7 @@ def run_one(mutant: str | None, duration: str, seed: int, budget_s: float, netwo
 def render(rows: list[dict[str, object]], duration: str, seed: int) -> str:
     lines = [f"chaos mutant table: brook chaos run --scenario random --duration {duration} --seed {seed}",
              f"{'mutant':24} {'detected':9} {'anomalies':>9} {'first anomaly':24} {'after s':>8} "
-             f"{'after faults':>12} {'faults':>6} {'wall s':>7}"]
+             f"{'after faults':>12} {'faults':>6} {'wall s':>7}  anomalies by kind"]
     for row in rows:
         has = "anomalies" in row
         detected = ("n/a" if not has else "yes" if row["anomalies"] else "no")
@@ -84,14 +84,21 @@ def render(rows: list[dict[str, object]], duration: str, seed: int) -> str:
         lines.append(f"{row['mutant']:24} {detected:9} {row.get('anomalies', '-')!s:>9} "
                      f"{row.get('first_kind', '') or '-':24} {row.get('first_s', '') or '-'!s:>8} "
                      f"{row.get('first_faults', '') or '-'!s:>12} {row.get('faults', '-')!s:>6} "
-                     f"{row['wall_s']!s:>7}" + ("" if has else f"  (no report: exit {row['exit_code']})"))
+                     f"{row['wall_s']!s:>7}" + ("" if has else f"  (no report: exit {row['exit_code']})")
+                     + (f"  {_kinds(row)}" if has and row["anomalies"] else ""))
     return "\n".join(lines)
+
+
+def _kinds(row: dict[str, object]) -> str:
+    counts = row.get("counts") or {}
+    assert isinstance(counts, dict)
+    return " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", default="90s")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=35)
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per run, everything included")
     parser.add_argument("--only", default="", help="comma-separated mutants (default: all), 'normal' for the build")
     parser.add_argument("--network", choices=("none", "netns"), default="none")
