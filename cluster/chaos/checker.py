@@ -255,6 +255,13 @@ def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
                 counts["acked_without_offset"] += 1
                 continue
             others = by_position.get(acked, set()) - {value}
+            if acked in where and others and acked[0] in history.unclean_since and not any(
+                    (o := final.get(v)) is not None and o.kind is OutcomeKind.ok and v not in weak
+                    and (o.partition, o.offset) == acked for v in others):
+                # An unclean election replaced what a reader saw there (never acknowledged with acks=all);
+                # the acknowledged value itself is where its acknowledgement said.
+                counts["unclean_acked_position_reread"] += 1
+                continue
             if acked not in where or others:
                 anomalies.append(Anomaly("acked_offset_mismatch",
                                          f"{value} acked at {_fmt([acked])} but read at {_fmt(where)}"
@@ -271,7 +278,8 @@ def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
     counts["read_values"] = len(by_value)
     info.update({k: counts.get(k, 0) for k in ("sent", "ok", "failed", "unknown", "unseen", "unknown_but_read",
                                                  "unverified", "no_outcome", "read_values", "weak_lost",
-                                                 "weak_moved", "acked_without_offset")})
+                                                 "weak_moved", "acked_without_offset",
+                                                 "unclean_acked_position_reread")})
     return anomalies
 
 
