@@ -1,7 +1,7 @@
 """Network partitions for `brook chaos run --network netns`: the cluster in network namespaces.
 
 The tester starts a `NetnsCluster` (one network namespace per node on a private bridge, see
-cluster/netns.py; needs root, iproute2 and iptables), then moves its own process into the cluster's
+cluster/chaos/netns.py; needs root, iproute2 and iptables), then moves its own process into the cluster's
 client namespace (`enter`: setns(2) on the main thread before any gRPC channel or Kafka client
 exists, so every thread and socket made afterwards lives there). Node processes are still signalled
 by PID (the PID namespace is shared) and restarted with `ip netns exec`; cuts are iptables DROP
@@ -24,11 +24,10 @@ CLONE_NEWNET = 0x40000000
 STOP_WAIT_S = 20.0
 
 
-def netns_module():  # noqa: ANN201 (the module: cluster.netns or, after its move, cluster.chaos.netns)
-    try:
-        from cluster.chaos import netns  # type: ignore[attr-defined]
-    except ImportError:
-        from cluster import netns  # type: ignore[no-redef]
+def netns_module():  # noqa: ANN201
+    """cluster.chaos.netns, imported on use (it is only needed for --network netns)."""
+    from cluster.chaos import netns
+
     return netns
 
 

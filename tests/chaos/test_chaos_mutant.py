@@ -16,12 +16,8 @@ from pathlib import Path
 import pytest
 
 from cluster.chaos.runner import CHAOS_OVERRIDES, SESSION_TIMEOUT_MS, run
+from cluster.cli.launcher import LocalCluster
 from tests.chaos.test_chaos_smoke import SMOKE, SMOKE_RATE_PER_S
-
-try:
-    from cluster.cli.launcher import LocalCluster  # type: ignore[import-not-found]
-except ImportError:
-    from cluster.launcher import LocalCluster  # type: ignore[no-redef]
 
 MUTANTS_DIR = Path(__file__).resolve().parents[1] / "mutants"
 MUTANT = "ack-before-replication"

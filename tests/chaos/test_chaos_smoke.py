@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.chaos.runner import CHAOS_OVERRIDES, SESSION_TIMEOUT_MS, run
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 
 # The first run is also run against the ack-before-replication mutant (test_chaos_mutant.py), which
 # it must catch. The replica sweep runs once, after the last run.

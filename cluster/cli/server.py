@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import logging
 import os
@@ -19,15 +20,33 @@ import sys
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
-from cluster.config import load_config
+from cluster.config import Config, load_config
 from cluster.errors import BrookError
 from cluster.grpcutil import server_options
+from cluster.observe.node import NodeObserver
 
 log = logging.getLogger("brook.server")
 
 # Bound of a clean stop after the controlled shutdown (see OPERATIONS.md).
 GRPC_STOP_GRACE_S = 1.0
+
+
+# Young-generation threshold (CPython's default is 700 allocations): a server allocates per request, and
+# at 700 the collector runs thousands of times a second, each pass promoting survivors towards the old
+# generation whose full collections stalled the event loop 25-60 ms (docs/PERFORMANCE.md).
+GC_GEN0_THRESHOLD = 20_000
+
+
+def _settle_gc() -> None:
+    """Move everything built at start-up (modules, schemas, protobuf descriptors, the metadata image)
+    out of the collector's sight, and collect the young generation less often. Reference cycles made
+    later are still found; only the long-lived start-up heap is no longer rescanned on every full pass."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +95,7 @@ async def _start_grpc(address: str, servicers: list[tuple[Any, Any]]) -> grpc.ai
     return server
 
 
-async def _serve(config: Any) -> int:
+async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -84,13 +103,17 @@ async def _serve(config: Any) -> int:
     servers: list[grpc.aio.Server] = []
     closers: list[Any] = []
     broker = None
+    node = NodeObserver(config.node_id, sorted(config.process_roles))
     try:
+        await node.start(config.getstr("metrics.host"), config.getint("metrics.port"))
+        closers.append(node.close)
         if config.is_controller:
-            servers.append(await _start_controller(config, loop, closers))
+            servers.append(await _start_controller(config, loop, closers, node))
         if config.is_broker:
-            broker, broker_servers = await _start_broker(config, closers)
+            broker, broker_servers = await _start_broker(config, closers, node)
             servers += broker_servers
         log.info("node %d is up (%s)", config.node_id, ",".join(sorted(config.process_roles)))
+        _settle_gc()
         await stop.wait()
         log.info("stopping")
         if broker is not None and config["controlled.shutdown.enable"]:
@@ -108,9 +131,11 @@ async def _serve(config: Any) -> int:
     return 0
 
 
-async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closers: list[Any]) -> grpc.aio.Server:
+async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any],
+                            node: NodeObserver) -> grpc.aio.Server:
     from brookpb import admin_pb2_grpc, controller_pb2_grpc
     from controller.admin import AdminServicer
+    from controller.metrics import ControllerObserver
     from controller.quorum import Quorum, QuorumSettings
     from controller.service import ControllerRuntime, ControllerServicer
 
@@ -131,18 +156,23 @@ async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closer
     closers.append(quorum.close)
     endpoint = config.listener("CONTROLLER")
     advertised = config.advertised_listener("CONTROLLER")
+    assert endpoint is not None and advertised is not None, "a controller has a CONTROLLER listener (load_config)"
     runtime = ControllerRuntime(config, quorum, advertised.hostport)
     closers.append(runtime.stop)
     runtime.start()
+    observer = ControllerObserver(runtime)
+    node.add(observer)
     return await _start_grpc(endpoint.hostport, [
         (controller_pb2_grpc.add_ControllerServiceServicer_to_server, ControllerServicer(runtime)),
         (admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(runtime)),
+        (health_pb2_grpc.add_HealthServicer_to_server, node.grpc_health_servicer(observer)),
     ])
 
 
-async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc.aio.Server]]:
+async def _start_broker(config: Config, closers: list[Any], node: NodeObserver) -> tuple[Any, list[grpc.aio.Server]]:
     from broker.core import Broker
     from broker.grpc_service import BrokerServicer
+    from broker.metrics import BrokerObserver
     from brookpb import broker_pb2_grpc
     from storage.rocksdb_log import LogManager
 
@@ -151,17 +181,22 @@ async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc
     logs = LogManager(log_dir)  # raises a clear error when another process holds the directory
     broker = Broker(config, logs)
     closers.append(broker.stop)
-    grpc_server = await _start_grpc(config.listener("GRPC").hostport, [
+    observer = BrokerObserver(broker)
+    node.add(observer)
+    grpc_endpoint = config.listener("GRPC")
+    assert grpc_endpoint is not None, "a broker has a GRPC listener (load_config)"
+    grpc_server = await _start_grpc(grpc_endpoint.hostport, [
         (broker_pb2_grpc.add_BrokerServiceServicer_to_server, BrokerServicer(broker)),
+        (health_pb2_grpc.add_HealthServicer_to_server, node.grpc_health_servicer(observer)),
     ])
-    kafka = await _start_kafka(config, broker)
+    kafka = await _start_kafka(config, broker, observer)
     if kafka is not None:
         closers.append(kafka)
     await broker.start()
     return broker, [grpc_server]
 
 
-async def _start_kafka(config: Any, broker: Any) -> Any:
+async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any:
     """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
     endpoint = config.listener("PLAINTEXT")
     if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
@@ -180,6 +215,11 @@ async def _start_kafka(config: Any, broker: Any) -> Any:
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
     server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
                                         group_versions=group_versions)
+    if observer is not None:
+        from broker.metrics import instrument_kafka_handlers
+
+        instrument_kafka_handlers(server.handlers)
+        observer.coordinator = coordinator
 
     async def close() -> None:
         await server.close()
