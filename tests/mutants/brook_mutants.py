@@ -76,14 +76,16 @@ def _election_outside_isr(replication: ModuleType) -> None:
 
 def _no_fetch_epoch_check(rm: ModuleType) -> None:
     """The leader answers a replica fetch whatever leader epoch the follower sends."""
-    original = rm.LeaderSide._read_one
+    import dataclasses
 
-    def read_one(self: Any, replica_id: int, item: Any, budget: int) -> Any:
+    original = rm.LeaderSide.read_for_follower
+
+    def read_for_follower(self: Any, replica_id: int, item: Any, budget: int, *args: Any, **kwargs: Any) -> Any:
         p = self.m.partitions.get((item.topic_id, item.partition))
         if p is not None and p.leader is not None and item.current_leader_epoch != p.leader_epoch:
-            item = type(item)(item.topic_id, item.partition, item.fetch_offset, p.leader_epoch)
-        return original(self, replica_id, item, budget)
-    rm.LeaderSide._read_one = read_one
+            item = dataclasses.replace(item, current_leader_epoch=p.leader_epoch)
+        return original(self, replica_id, item, budget, *args, **kwargs)
+    rm.LeaderSide.read_for_follower = read_for_follower
 
 
 def _no_dedupe(rm: ModuleType) -> None:
@@ -98,6 +100,63 @@ def _no_dedupe(rm: ModuleType) -> None:
     rm.ReplicaManager._check_idempotence = check_idempotence
 
 
+# -- the four acknowledged-write loss paths of issue 10, reintroduced after their fixes ---------------
+
+def _leader_epoch_not_recorded(rm: ModuleType) -> None:
+    """Loss path 1 (KAFKA-7415): a new leader does not record its own leader epoch when elected."""
+    original = rm.ReplicaManager._become_leader
+
+    def become_leader(self: Any, local: Any) -> None:
+        p = self._get_or_create(local)
+        cls = type(p.log)
+        assign = cls.assign_epoch
+        cls.assign_epoch = lambda log, epoch, offset: None  # only for this call (one event-loop step)
+        try:
+            original(self, local)
+        finally:
+            cls.assign_epoch = assign
+    rm.ReplicaManager._become_leader = become_leader
+
+
+def _single_truncation_round(fetcher: ModuleType) -> None:
+    """Loss path 2 (KIP-279): truncation stops after one OffsetsForLeaderEpoch round."""
+    original = fetcher.apply_epoch_answer
+
+    def apply_epoch_answer(p: Any, *args: Any, **kwargs: Any) -> None:
+        original(p, *args, **kwargs)
+        p.needs_truncation = False
+    fetcher.apply_epoch_answer = apply_epoch_answer
+
+
+def _hw_ignores_pending_isr(partition: ModuleType) -> None:
+    """Loss path 3 (maximal ISR): the HW is the minimum over the committed ISR only, ignoring a
+    pending ISR addition."""
+    def compute_high_watermark(self: Any, leader_leo: int) -> int:
+        hw = leader_leo
+        for replica in self.isr:
+            if replica == self.broker_id:
+                continue
+            progress = self.followers.get(replica)
+            hw = min(hw, progress.log_end_offset if progress else -1)
+        return max(self.high_watermark, hw)
+    partition.LeaderState.compute_high_watermark = compute_high_watermark
+
+
+def _isr_expansion_ignores_epoch_start(partition: ModuleType) -> None:
+    """Loss path 4 (KAFKA-7128): a follower joins the ISR once it reaches the (possibly lagging) HW,
+    even below the leader's epoch start offset."""
+    original = partition.LeaderState.expand_candidates
+
+    def expand_candidates(self: Any, *args: Any, **kwargs: Any) -> Any:
+        saved = self.epoch_start_offset
+        self.epoch_start_offset = -1
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            self.epoch_start_offset = saved
+    partition.LeaderState.expand_candidates = expand_candidates
+
+
 MUTANTS: dict[str, tuple[str, str, Callable[[ModuleType], None]]] = {
     "ack-before-replication": ("broker.replica_manager", _ack_before_replication.__doc__ or "",
                                _ack_before_replication),
@@ -107,6 +166,14 @@ MUTANTS: dict[str, tuple[str, str, Callable[[ModuleType], None]]] = {
     "election-outside-isr": ("controller.replication", _election_outside_isr.__doc__ or "", _election_outside_isr),
     "no-fetch-epoch-check": ("broker.replica_manager", _no_fetch_epoch_check.__doc__ or "", _no_fetch_epoch_check),
     "no-idempotent-dedupe": ("broker.replica_manager", _no_dedupe.__doc__ or "", _no_dedupe),
+    "loss1-epoch-not-recorded": ("broker.replica_manager", _leader_epoch_not_recorded.__doc__ or "",
+                                 _leader_epoch_not_recorded),
+    "loss2-one-truncation-round": ("broker.fetcher", _single_truncation_round.__doc__ or "",
+                                   _single_truncation_round),
+    "loss3-hw-ignores-pending-isr": ("broker.partition", _hw_ignores_pending_isr.__doc__ or "",
+                                     _hw_ignores_pending_isr),
+    "loss4-isr-ignores-epoch-start": ("broker.partition", _isr_expansion_ignores_epoch_start.__doc__ or "",
+                                      _isr_expansion_ignores_epoch_start),
 }
 
 
