@@ -46,11 +46,20 @@ def _no_min_insync(rm: ModuleType) -> None:
 
 
 def _no_truncation(fetcher: ModuleType) -> None:
-    """A follower skips truncation (no OffsetsForLeaderEpoch): it keeps whatever its log had."""
+    """A follower never truncates: no OffsetsForLeaderEpoch exchange, and a divergence the leader
+    reports on a fetch (KIP-320) is ignored; it keeps whatever its log had."""
     async def truncate(self: Any, parts: list[Any]) -> None:
         for p in parts:
             p.needs_truncation = False
     fetcher.FetcherLoop._truncate = truncate
+    original = fetcher.apply_fetch_answer
+
+    def apply_fetch_answer(p: Any, answer: Any, *args: Any, **kwargs: Any) -> None:
+        if answer.HasField("diverging_epoch"):
+            answer.ClearField("diverging_epoch")
+        original(p, answer, *args, **kwargs)
+        p.needs_truncation = False
+    fetcher.apply_fetch_answer = apply_fetch_answer
 
 
 def _election_outside_isr(replication: ModuleType) -> None:
