@@ -38,9 +38,9 @@ from cluster.chaos.checker import check
 from cluster.chaos.history import History
 from cluster.chaos.nemesis import SCENARIOS, ComposeControl, LocalControl, Nemesis, NodeControl
 from cluster.chaos.report import Report, unavailability
-from cluster.chaos.sampler import Sampler, check_prefixes
+from cluster.chaos.sampler import CONVERGE_S_MAX, Sampler, check_prefixes
+from cluster.chaos.workload import DRAIN_S_MAX, Workload, WorkloadConfig, drain
 from cluster.chaos.workload import READER_CATCH_UP_S_MAX as READER_CATCH_UP_S
-from cluster.chaos.workload import Workload, WorkloadConfig, drain
 from cluster.client import ControllerClient
 from cluster.errors import BrookError, ErrorCode
 
@@ -70,6 +70,7 @@ RATE_PER_S = 2000.0
 START_S_MAX = 90.0
 READY_S_MAX = 45.0
 HEAL_S_MAX = 60.0
+BROKEN_WAIT_S = 5.0    # reader catch-up / convergence bound (x3: the drain) after a failed heal
 DURATION_S_MAX = 24 * 3600.0
 DEFAULT_COMPOSE_FILE = "deploy/compose.yaml"
 DEFAULT_DATA_DIR = ".data/dev"  # where `make run` keeps its cluster
@@ -299,6 +300,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     workload = Workload(config, history, clock)
     sampler.start()
     workload.start()
+    healed = False
     try:
         _wait_reading(workload, log)
         log(f"[chaos {clock():7.2f}s] workload running on {topic}; faults start")
@@ -306,11 +308,14 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
         nemesis.run(scenario, duration_s)
         report.crashed = _crashed(cluster)
         log(f"[chaos {clock():7.2f}s] faults done; healing")
-        if not nemesis.heal(HEAL_S_MAX):
+        healed = nemesis.heal(HEAL_S_MAX)
+        if not healed:
             report.problems.append(f"the cluster was not healthy within {HEAL_S_MAX:g}s of the heal")
     finally:
         workload.stop_writers()
-        workload.stop_readers()
+        # A cluster that did not heal (a broken build) gets short bounds from here on, so the run
+        # still ends with a report within a few minutes.
+        workload.stop_readers(READER_CATCH_UP_S if healed else BROKEN_WAIT_S)
         sampler.stop()
     unread = workload.group_missing()
     if unread:
@@ -318,8 +323,10 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                                f"{READER_CATCH_UP_S:g}s after the writers stopped (its last read was at "
                                f"{workload.last_read_s:.2f}s)")
     log(f"[chaos {clock():7.2f}s] draining {topic} from offset 0")
-    report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id)
-    prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
+    report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id,
+                             timeout_s=DRAIN_S_MAX if healed else BROKEN_WAIT_S * 3)
+    prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log,
+                                                converge_s=CONVERGE_S_MAX if healed else BROKEN_WAIT_S)
     report.problems += problems
     swept: list[int] = []
     if sweep and report.problems:  # not healthy or not converged: a sweep would only time out

@@ -243,10 +243,10 @@ class Workload:
         finally:
             consumer.close()
 
-    def stop_readers(self) -> None:
+    def stop_readers(self, catch_up_s: float = READER_CATCH_UP_S_MAX) -> None:
         """Let the readers catch up (until they have read every acknowledged value, for
         READER_CATCH_UP_S_MAX at most), then stop them."""
-        deadline_s = time.monotonic() + READER_CATCH_UP_S_MAX
+        deadline_s = time.monotonic() + catch_up_s
         while time.monotonic() < deadline_s and self.group_missing() > 0:
             time.sleep(CATCH_UP_POLL_S)
         self._readers_stop.set()
