@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from cluster.config import Config, load_config
 from cluster.errors import BrookError
-from cluster.grpcutil import server_options
+from cluster.grpcutil import GrpcTls, add_port, configure_tls, server_interceptors, server_options
 from cluster.observe.node import NodeObserver
 
 log = logging.getLogger("brook.server")
@@ -86,16 +86,30 @@ def main(argv: list[str]) -> int:
 
 
 async def _start_grpc(address: str, servicers: list[tuple[Any, Any]]) -> grpc.aio.Server:
-    server = grpc.aio.server(options=server_options())
+    server = grpc.aio.server(options=server_options(), interceptors=server_interceptors())
     for add, servicer in servicers:
         add(servicer, server)
-    if server.add_insecure_port(address) == 0:
+    if add_port(server, address) == 0:
         raise BrookError(f"cannot listen on {address} (in use?)")
     await server.start()
     return server
 
 
+def _configure_grpc_tls(config: Config) -> None:
+    """grpc.ssl.enabled: this node's certificate for its gRPC ports and calls (mutual TLS)."""
+    if not config["grpc.ssl.enabled"]:
+        return
+    keystore = config["ssl.keystore.location"]
+    tls = GrpcTls.from_files(config["ssl.truststore.location"], config["ssl.keystore.certificate.location"] or keystore,
+                             keystore, config.super_users)
+    if config.is_broker and tls.common_name() != f"broker-{config.node_id}":
+        raise BrookError(f"grpc.ssl.enabled: this broker's certificate has CN={tls.common_name()!r}, but a broker's "
+                         f"certificate must be CN=broker-{config.node_id} (its node.id)")
+    configure_tls(tls)
+
+
 async def _serve(config: Config) -> int:
+    _configure_grpc_tls(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -197,11 +211,14 @@ async def _start_broker(config: Config, closers: list[Any], node: NodeObserver) 
 
 
 async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any:
-    """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
-    endpoint = config.listener("PLAINTEXT")
-    if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
+    """The Kafka wire-protocol listeners (and the group coordinator), when this build has them."""
+    if not config.kafka_listeners() or importlib.util.find_spec("broker.kafka.server") is None:
         return None
+    from broker.kafka.listeners import authorizer_from_config, kafka_listeners
     from broker.kafka.server import start_kafka_listener
+
+    listeners = kafka_listeners(config)  # TLS files are read before anything starts
+    authorizer = authorizer_from_config(config, broker.image)
 
     group_handlers = group_versions = None
     coordinator = None
@@ -213,16 +230,21 @@ async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any
         await coordinator.start()
         adapter = GroupHandlers(coordinator)
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
-    server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
-                                        group_versions=group_versions)
+    servers = []
+    for _name, host, port, security in listeners:
+        servers.append(await start_kafka_listener(broker, host, port, group_handlers=group_handlers,
+                                                  group_versions=group_versions, security=security,
+                                                  authorizer=authorizer))
     if observer is not None:
         from broker.metrics import instrument_kafka_handlers
 
-        instrument_kafka_handlers(server.handlers)
+        for server in servers:
+            instrument_kafka_handlers(server.handlers)
         observer.coordinator = coordinator
 
     async def close() -> None:
-        await server.close()
+        for server in servers:
+            await server.close()
         if coordinator is not None:
             await coordinator.stop()
     return close

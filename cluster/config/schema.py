@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from cluster.config.security import SECURITY_KEYS
 from cluster.config.values import (
     Choice,
     ConfigKey,
@@ -70,10 +71,10 @@ _SERVER: list[ConfigKey] = [
         "listeners",
         "list",
         (),
-        "Comma-separated `NAME://host:port`. Names: `PLAINTEXT` = the Kafka protocol (brokers), `GRPC` = the broker's gRPC service (replication, controller callbacks), `CONTROLLER` = the controller's gRPC service (brokers, admin CLI). A broker needs PLAINTEXT and GRPC, a controller needs CONTROLLER. An empty host or 0.0.0.0 binds every interface; port 0 picks a free port.",
+        "Comma-separated `NAME://host:port`. `GRPC` = the broker's gRPC service (replication, controller callbacks), `CONTROLLER` = the controller's gRPC service (brokers, admin CLI); every other name (e.g. `PLAINTEXT`, `SASL_SSL`, `EXTERNAL`) is a Kafka listener whose security protocol `listener.security.protocol.map` gives. A broker needs GRPC and at least one Kafka listener, a controller needs CONTROLLER. An empty host or 0.0.0.0 binds every interface; port 0 picks a free port.",
         validator=Custom(
             _check_listeners,
-            "a comma-separated list of NAME://host:port with NAME one of PLAINTEXT, GRPC, CONTROLLER",
+            "a comma-separated list of NAME://host:port",
         ),
         kafka_default="PLAINTEXT://:9092",
         reason="Which listeners a node needs depends on its roles, so Brook has no default and checks them by role.",
@@ -486,6 +487,8 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
 ]
+
+_SERVER.extend(SECURITY_KEYS)
 
 SERVER_KEYS: Mapping[str, ConfigKey] = MappingProxyType({k.name: k for k in _SERVER})
 
