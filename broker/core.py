@@ -1,20 +1,18 @@
-"""The broker: one object that owns the logs, the replicas, the controller session and the servers.
+"""The broker: lifecycle and wiring of the logs, the replicas, the controller session and the servers.
 
-Lifecycle: bind the gRPC and Kafka listeners, register with the active controller (a new broker epoch
-per process start), then keep two loops with the controller — heartbeats every
-`broker.heartbeat.interval.ms` (liveness; the reply carries missing metadata) and a FetchMetadata long
-poll (so leadership changes reach this broker within milliseconds). Each new image is reconciled by
-the ReplicaManager. SIGTERM runs a controlled shutdown: heartbeats ask the controller to move this
-broker's leaderships away, and the broker exits once it leads nothing (bounded wait).
+Start: register with the active controller and keep the session's heartbeat and metadata loops
+(broker/controller_session.py); each new image is reconciled by the ReplicaManager. The broker's own
+periodic duties are ISR maintenance, retention and idle flushes. SIGTERM runs a controlled shutdown:
+the session asks the controller to move this broker's leaderships away, and the broker exits once it
+leads nothing (bounded wait). The rest of the class is the `BrokerCore` API the Kafka and gRPC
+listeners call; admin requests are forwarded to the active controller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,118 +31,54 @@ from broker.api import (
     TopicOutcome,
 )
 from broker.controller_channel import ControllerChannel, ControllerUnavailable
+from broker.controller_session import CONTROLLER_CALL_TIMEOUT_S, ControllerSession
 from broker.fetcher import FetcherManager
-from broker.replica_manager import LeaderSide, Partition, ReplicaManager, now_ms
+from broker.replica_manager import LeaderSide, ReplicaManager, now_ms
+from broker.topic_configs import TopicConfigs
 from brookpb import admin_pb2 as apb
 from brookpb import controller_pb2 as cpb
-from cluster import codec
-from cluster.config import TOPIC_TO_SERVER_DEFAULT, topic_config_defaults
-from cluster.errors import BrookError, ErrorCode, LogError
-from cluster.image import MetadataImage, PartitionRegistration, image_from_records, replay_all
-from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC
-from storage.log import LogConfig
+from cluster.config import Config
+from cluster.errors import ErrorCode, LogError
+from cluster.image import MetadataImage
 
 log = logging.getLogger("brook.broker")
 
 OFFSETS_TOPIC = "__consumer_offsets"
-CONTROLLER_CALL_TIMEOUT_S = 5.0
-METADATA_WAIT_MS = 1000
-LONG_MAX = (1 << 63) - 1
 # How often idle partitions are checked against flush.ms.
 FLUSH_CHECK_INTERVAL_S = 1.0
 
 
-def _read_cluster_id(path: str) -> str:
-    """The cluster this log directory belongs to (Kafka's meta.properties), or "" when new."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.strip().partition("=")
-                if key == "cluster.id":
-                    return value
-    except FileNotFoundError:
-        pass
-    return ""
-
-
-def _write_cluster_id(path: str, cluster_id: str, node_id: int) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(f"# Written by Brook on first registration: the cluster these logs belong to.\n"
-                f"cluster.id={cluster_id}\nnode.id={node_id}\nversion=1\n")
-    os.replace(tmp, path)
-
-
-def _int(value: Any) -> int:
-    return int(str(value).strip())
-
-
 class Broker:
-    def __init__(self, config: Any, log_manager: Any) -> None:
+    def __init__(self, config: Config, log_manager: Any) -> None:
         self.config = config
         self.broker_id: int = config.node_id
         self.logs = log_manager
-        self.incarnation_id = uuid.uuid4().hex
-        self.broker_epoch = -1
-        self.meta_path = os.path.join(config.log_dirs[0], "meta.properties")
-        self.cluster_id = _read_cluster_id(self.meta_path)
-        self.image_: MetadataImage = MetadataImage()
         self.controllers = ControllerChannel(list(config.controller_bootstrap))
-        self.replicas = ReplicaManager(self.broker_id, log_manager, config, self._send_alter_partition,
-                                       self.log_config_for, self.topic_value)
+        self.topic_configs = TopicConfigs(config)
+        self.replicas = ReplicaManager(self.broker_id, log_manager, config,
+                                       lambda requests: self.session.send_alter_partition(requests),
+                                       self.topic_configs.log_config_for, self.topic_configs.topic_value)
+        self.session = ControllerSession(config, self.controllers, self.replicas)
         self.leader_side = LeaderSide(self.replicas)
-        self.fetchers = FetcherManager(self.replicas, self.broker_id, lambda: self.broker_epoch)
+        self.fetchers = FetcherManager(self.replicas, self.broker_id, lambda: self.session.broker_epoch)
         self.replicas.fetcher_changed = self.fetchers.reconcile
-        self.want_shutdown = False
-        self.shutdown_ready = asyncio.Event()
-        self.registered = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._producer_ids: list[int] = []  # [next, end)
         self._producer_id_lock = asyncio.Lock()
-        self._heartbeat_now = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        await self._register()
-        for coro in (self._heartbeat_loop(), self._metadata_loop(), self._isr_loop(), self._retention_loop(),
-                     self._flush_loop()):
+        await self.session.register()
+        self.session.start()
+        for coro in (self._isr_loop(), self._retention_loop(), self._flush_loop()):
             self._tasks.append(loop.create_task(coro))
-
-    async def _register(self) -> None:
-        grpc_ep = self.config.advertised_listener("GRPC")
-        kafka_ep = self.config.advertised_listener("PLAINTEXT")
-        request = cpb.RegisterBrokerRequest(
-            broker_id=self.broker_id, incarnation_id=self.incarnation_id, host=grpc_ep.host,
-            kafka_port=kafka_ep.port if kafka_ep else 0, grpc_port=grpc_ep.port,
-            rack=str(self.config["broker.rack"] or ""), cluster_id=self.cluster_id)
-        delay = 0.1
-        while True:
-            try:
-                reply = await self.controllers.call("controller", "RegisterBroker", request, CONTROLLER_CALL_TIMEOUT_S)
-                if reply.error_code == ErrorCode.none:
-                    self.broker_epoch = reply.broker_epoch
-                    if reply.cluster_id != self.cluster_id:
-                        _write_cluster_id(self.meta_path, reply.cluster_id, self.broker_id)
-                    self.cluster_id = reply.cluster_id
-                    self.registered.set()
-                    log.info("broker %d registered: epoch %d, cluster %s", self.broker_id, self.broker_epoch,
-                             self.cluster_id)
-                    return
-                log.warning("registration refused: %s", reply.error_message or ErrorCode(reply.error_code).name)
-                if reply.error_code == ErrorCode.inconsistent_cluster_id:
-                    raise BrookError(reply.error_message)
-            except ControllerUnavailable as e:
-                log.info("waiting for the controller quorum: %s", e)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
     async def controlled_shutdown(self, timeout_s: float) -> None:
         """Ask the controller to move leaderships away; wait (bounded) until it says we are done."""
-        self.want_shutdown = True
-        self._heartbeat_now.set()
+        self.session.request_shutdown()
         try:
-            await asyncio.wait_for(self.shutdown_ready.wait(), timeout_s)
+            await asyncio.wait_for(self.session.shutdown_ready.wait(), timeout_s)
             log.info("controlled shutdown complete: no leaderships left")
         except TimeoutError:
             log.warning("controlled shutdown did not complete within %.1fs; stopping anyway", timeout_s)
@@ -152,117 +86,14 @@ class Broker:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self.session.stop()
         await self.fetchers.stop()
         await self.controllers.close()
         self.logs.close()
 
-    # -- controller session ----------------------------------------------------------------------
-    async def _heartbeat_loop(self) -> None:
-        interval_s = _int(self.config["broker.heartbeat.interval.ms"]) / 1000.0
-        while True:
-            request = cpb.BrokerHeartbeatRequest(broker_id=self.broker_id, broker_epoch=self.broker_epoch,
-                                                 metadata_offset=self.image_.offset, want_shutdown=self.want_shutdown)
-            for p in self.replicas.partitions.values():
-                if p.registration is not None and p.registration.leader < 0:
-                    request.offline_replicas.add(topic_id=p.topic_id, partition=p.index,
-                                                 log_end_offset=p.log.log_end_offset)
-            try:
-                reply = await self.controllers.call("controller", "BrokerHeartbeat", request, CONTROLLER_CALL_TIMEOUT_S)
-                if reply.error_code in (ErrorCode.stale_broker_epoch, ErrorCode.broker_id_not_registered):
-                    log.warning("heartbeat rejected (%s): registering again", ErrorCode(reply.error_code).name)
-                    self.incarnation_id = uuid.uuid4().hex
-                    await self._register()
-                    continue
-                if reply.error_code == ErrorCode.none:
-                    self._apply_metadata(request.metadata_offset, reply)
-                    if reply.shutdown_ready and self.want_shutdown:
-                        self.shutdown_ready.set()
-            except ControllerUnavailable as e:
-                log.debug("heartbeat failed: %s", e)
-            except Exception:
-                log.exception("heartbeat failed")
-            self._heartbeat_now.clear()
-            try:
-                await asyncio.wait_for(self._heartbeat_now.wait(), interval_s if not self.want_shutdown else 0.1)
-            except TimeoutError:
-                pass
-
-    async def _metadata_loop(self) -> None:
-        while True:
-            request = cpb.BrokerHeartbeatRequest(broker_id=self.broker_id, broker_epoch=self.broker_epoch,
-                                                 metadata_offset=self.image_.offset, max_wait_ms=METADATA_WAIT_MS)
-            try:
-                reply = await self.controllers.call("controller", "FetchMetadata", request,
-                                                    METADATA_WAIT_MS / 1000.0 + CONTROLLER_CALL_TIMEOUT_S)
-                if reply.error_code == ErrorCode.none:
-                    self._apply_metadata(request.metadata_offset, reply)
-                    continue
-            except ControllerUnavailable as e:
-                log.debug("metadata fetch failed: %s", e)
-            except Exception:
-                log.exception("metadata fetch failed")
-            await asyncio.sleep(0.2)
-
-    def _apply_metadata(self, base_offset: int, reply: Any) -> None:
-        current = self.image_
-        if reply.full_image:
-            if reply.metadata_offset <= current.offset and current.offset >= 0:
-                return
-            records = [codec.record_from_pb(r) for r in reply.records]
-            image = image_from_records(records, reply.metadata_offset)
-        else:
-            if not reply.records or base_offset != current.offset:
-                return  # nothing new, or another reply already moved us past this one
-            image = replay_all(current, [codec.record_from_pb(r) for r in reply.records])
-            if image.offset != reply.metadata_offset:
-                log.error("metadata offsets disagree (%d != %d); asking for a full image", image.offset,
-                          reply.metadata_offset)
-                self.image_ = MetadataImage(offset=-1)
-                return
-        self.image_ = image
-        self.replicas.apply_image(image)
-        me = image.brokers.get(self.broker_id)
-        if me is not None and me.broker_epoch == self.broker_epoch and me.fenced and not self.want_shutdown:
-            self._heartbeat_now.set()  # ask to be unfenced as soon as we have caught up
-
-    async def _send_alter_partition_async(self, requests: list[tuple[Partition, tuple[int, ...]]]) -> None:
-        request = cpb.AlterPartitionRequest(broker_id=self.broker_id, broker_epoch=self.broker_epoch)
-        by_key: dict[tuple[bytes, int], Partition] = {}
-        for p, isr in requests:
-            state = p.leader
-            if state is None:
-                continue
-            by_key[(p.topic_id, p.index)] = p
-            request.items.add(topic_id=p.topic_id, partition=p.index, leader_epoch=state.leader_epoch,
-                              partition_epoch=state.partition_epoch, new_isr=isr)
-        try:
-            reply = await self.controllers.call("controller", "AlterPartition", request, CONTROLLER_CALL_TIMEOUT_S)
-        except Exception as e:
-            log.info("AlterPartition failed: %s", e)
-            for pending in by_key.values():
-                if pending.leader is not None:
-                    pending.leader.pending_isr = None
-            return
-        for r in reply.results:
-            if (r.topic_id, r.partition) not in by_key:
-                continue
-            p = by_key.pop((r.topic_id, r.partition))
-            reg = None
-            if r.error_code == ErrorCode.none:
-                assert p.registration is not None
-                reg = PartitionRegistration(p.registration.replicas, tuple(r.isr), r.leader, r.leader_epoch,
-                                            r.partition_epoch, p.registration.unclean_elections)
-            self.replicas.on_alter_partition_result(p, ErrorCode(r.error_code), reg)
-        for pending in by_key.values():
-            if pending.leader is not None:
-                pending.leader.pending_isr = None
-
-    def _send_alter_partition(self, requests: list[tuple[Partition, tuple[int, ...]]]) -> None:
-        self._tasks.append(asyncio.get_running_loop().create_task(self._send_alter_partition_async(requests)))
-        self._tasks = [t for t in self._tasks if not t.done()]
-
+    # -- periodic duties -------------------------------------------------------------------------
     async def _isr_loop(self) -> None:
-        period_s = max(0.1, min(1.0, _int(self.config["replica.lag.time.max.ms"]) / 4000.0))
+        period_s = max(0.1, min(1.0, self.config.getint("replica.lag.time.max.ms") / 4000.0))
         while True:
             await asyncio.sleep(period_s)
             try:
@@ -271,7 +102,7 @@ class Broker:
                 log.exception("ISR maintenance failed")
 
     async def _retention_loop(self) -> None:
-        interval_s = max(0.1, _int(self.config["log.retention.check.interval.ms"]) / 1000.0)
+        interval_s = max(0.1, self.config.getint("log.retention.check.interval.ms") / 1000.0)
         while True:
             await asyncio.sleep(interval_s)
             for p in list(self.replicas.partitions.values()):
@@ -293,36 +124,12 @@ class Broker:
                     except Exception:
                         log.exception("flush of %s-%d failed", p.topic, p.index)
 
-    # -- configuration ---------------------------------------------------------------------------
-    def topic_value(self, image: MetadataImage, topic: str, key: str) -> str:
-        explicit = image.config(RESOURCE_TOPIC, topic).get(key)
-        if explicit is not None:
-            return explicit
-        server_key = TOPIC_TO_SERVER_DEFAULT.get(key)
-        if server_key:
-            dynamic = image.config(RESOURCE_BROKER, "").get(server_key)
-            if dynamic is not None:
-                return dynamic
-        return str(topic_config_defaults(self.config)[key])
-
-    def log_config_for(self, image: MetadataImage, topic: str) -> LogConfig:
-        def v(key: str) -> str:
-            return self.topic_value(image, topic, key)
-        flush_ms = _int(v("flush.ms"))
-        return LogConfig(
-            segment_bytes=_int(v("segment.bytes")), segment_ms=_int(v("segment.ms")),
-            retention_ms=_int(v("retention.ms")), retention_bytes=_int(v("retention.bytes")),
-            cleanup_policy=v("cleanup.policy"), delete_retention_ms=_int(v("delete.retention.ms")),
-            max_message_bytes=_int(v("max.message.bytes")), flush_messages=_int(v("flush.messages")),
-            flush_ms=flush_ms if flush_ms >= 0 else LONG_MAX,
-            message_timestamp_type=v("message.timestamp.type"))
-
     # -- BrokerCore ------------------------------------------------------------------------------
     def image(self) -> MetadataImage:
-        return self.image_
+        return self.session.image
 
     def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None:
-        b = self.image_.brokers.get(broker_id)
+        b = self.session.image.brokers.get(broker_id)
         return None if b is None else (b.host, b.kafka_port)
 
     def controller_id(self) -> int:
@@ -387,7 +194,7 @@ class Broker:
     async def init_producer_id(self) -> ProducerIdResult:
         async with self._producer_id_lock:
             if not self._producer_ids or self._producer_ids[0] >= self._producer_ids[1]:
-                request = cpb.AllocateProducerIdsRequest(broker_id=self.broker_id, broker_epoch=self.broker_epoch)
+                request = cpb.AllocateProducerIdsRequest(broker_id=self.broker_id, broker_epoch=self.session.broker_epoch)
                 try:
                     reply = await self.controllers.call("controller", "AllocateProducerIds", request,
                                                         CONTROLLER_CALL_TIMEOUT_S)
@@ -424,7 +231,7 @@ class Broker:
         """Answer after this broker's metadata has the new topics, so a Metadata call right after sees them."""
         deadline = time.monotonic() + min(max(timeout_ms, 0), 10_000) / 1000.0
         while time.monotonic() < deadline:
-            if all(self.image_.topic_by_name(n) is not None for n in names):
+            if all(self.session.image.topic_by_name(n) is not None for n in names):
                 return
             await asyncio.sleep(0.01)
 
@@ -478,12 +285,12 @@ class Broker:
         return [ElectionOutcome(r.topic, r.partition, ErrorCode(r.error_code), r.error_message) for r in reply.results]
 
     async def ensure_topic(self, name: str) -> ErrorCode:
-        if self.image_.topic_by_name(name) is not None:
+        if self.session.image.topic_by_name(name) is not None:
             return ErrorCode.none
         if name == OFFSETS_TOPIC:
-            live = len(self.image_.active_broker_ids())
-            rf = max(1, min(_int(self.config["offsets.topic.replication.factor"]), live))
-            topic = NewTopic(name, _int(self.config["offsets.topic.num.partitions"]), rf,
+            live = len(self.session.image.active_broker_ids())
+            rf = max(1, min(self.config.getint("offsets.topic.replication.factor"), live))
+            topic = NewTopic(name, self.config.getint("offsets.topic.num.partitions"), rf,
                              {"cleanup.policy": "compact"})
         elif not bool(self.config["auto.create.topics.enable"]):
             return ErrorCode.unknown_topic_or_partition

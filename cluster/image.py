@@ -20,6 +20,7 @@ from typing import Any
 from cluster.records import (
     LEADER_UNCHANGED,
     NO_LEADER,
+    RESOURCE_TOPIC,
     BrokerShutdown,
     ClusterRecord,
     ConfigRecord,
@@ -256,7 +257,7 @@ def _replay_one(b: _Builder, record: Record) -> None:
             b.partitions.pop(topic_id, None)
             if b.configs is None:
                 b.configs = dict(b.image.configs)
-            b.configs.pop((2, topic.name), None)
+            b.configs.pop((RESOURCE_TOPIC, topic.name), None)
         case ConfigRecord():
             if b.configs is None:
                 b.configs = dict(b.image.configs)

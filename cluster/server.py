@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from cluster.config import load_config
+from cluster.config import Config, load_config
 from cluster.errors import BrookError
 from cluster.grpcutil import server_options
 
@@ -76,7 +76,7 @@ async def _start_grpc(address: str, servicers: list[tuple[Any, Any]]) -> grpc.ai
     return server
 
 
-async def _serve(config: Any) -> int:
+async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,7 +108,7 @@ async def _serve(config: Any) -> int:
     return 0
 
 
-async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closers: list[Any]) -> grpc.aio.Server:
+async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any]) -> grpc.aio.Server:
     from brookpb import admin_pb2_grpc, controller_pb2_grpc
     from controller.admin import AdminServicer
     from controller.quorum import Quorum, QuorumSettings
@@ -131,6 +131,7 @@ async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closer
     closers.append(quorum.close)
     endpoint = config.listener("CONTROLLER")
     advertised = config.advertised_listener("CONTROLLER")
+    assert endpoint is not None and advertised is not None, "a controller has a CONTROLLER listener (load_config)"
     runtime = ControllerRuntime(config, quorum, advertised.hostport)
     closers.append(runtime.stop)
     runtime.start()
@@ -140,7 +141,7 @@ async def _start_controller(config: Any, loop: asyncio.AbstractEventLoop, closer
     ])
 
 
-async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc.aio.Server]]:
+async def _start_broker(config: Config, closers: list[Any]) -> tuple[Any, list[grpc.aio.Server]]:
     from broker.core import Broker
     from broker.grpc_service import BrokerServicer
     from brookpb import broker_pb2_grpc
@@ -151,7 +152,9 @@ async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc
     logs = LogManager(log_dir)  # raises a clear error when another process holds the directory
     broker = Broker(config, logs)
     closers.append(broker.stop)
-    grpc_server = await _start_grpc(config.listener("GRPC").hostport, [
+    grpc_endpoint = config.listener("GRPC")
+    assert grpc_endpoint is not None, "a broker has a GRPC listener (load_config)"
+    grpc_server = await _start_grpc(grpc_endpoint.hostport, [
         (broker_pb2_grpc.add_BrokerServiceServicer_to_server, BrokerServicer(broker)),
     ])
     kafka = await _start_kafka(config, broker)
@@ -161,7 +164,7 @@ async def _start_broker(config: Any, closers: list[Any]) -> tuple[Any, list[grpc
     return broker, [grpc_server]
 
 
-async def _start_kafka(config: Any, broker: Any) -> Any:
+async def _start_kafka(config: Config, broker: Any) -> Any:
     """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
     endpoint = config.listener("PLAINTEXT")
     if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
@@ -172,10 +175,12 @@ async def _start_kafka(config: Any, broker: Any) -> Any:
     coordinator = None
     if importlib.util.find_spec("broker.groups.coordinator") is not None:
         from broker.groups.coordinator import GroupCoordinator
+        from broker.kafka.group_handlers import GroupHandlers
 
         coordinator = GroupCoordinator(broker)
         await coordinator.start()
-        group_handlers, group_versions = coordinator.handlers(), coordinator.versions()
+        adapter = GroupHandlers(coordinator)
+        group_handlers, group_versions = adapter.handlers(), adapter.versions()
     server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
                                         group_versions=group_versions)
 

@@ -13,7 +13,14 @@ from typing import Any
 
 from brookpb import admin_pb2 as apb
 from brookpb import admin_pb2_grpc
-from cluster.config import validate_topic_config
+from cluster.config import TOPIC_KEYS, validate_server_config, validate_topic_config
+from cluster.effective_config import (
+    SOURCE_STATIC,
+    SOURCE_TOPIC,
+    EffectiveConfigError,
+    server_config_entries,
+    topic_config,
+)
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage
 from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC
@@ -94,8 +101,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
         def compute(img: MetadataImage):
             return topics.create_topics(
-                img, reqs, default_partitions=int(rt.config["num.partitions"]),
-                default_replication_factor=int(rt.config["default.replication.factor"]),
+                img, reqs, default_partitions=rt.config.getint("num.partitions"),
+                default_replication_factor=rt.config.getint("default.replication.factor"),
                 new_topic_id=lambda: uuid.uuid4().bytes, validate_config=validate_topic_config,
                 validate_only=request.validate_only)
         try:
@@ -119,7 +126,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
     async def DescribeTopics(self, request, context):
         image = self.rt.image
-        reply = apb.DescribeTopicsResponse(min_insync_replicas_default=int(self.rt.config["min.insync.replicas"]))
+        reply = apb.DescribeTopicsResponse(min_insync_replicas_default=self.rt.config.getint("min.insync.replicas"))
         names = list(request.names) or sorted(
             t.name for t in image.topics.values() if request.include_internal or not t.name.startswith("__"))
         for name in names:
@@ -166,11 +173,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return reply
 
     async def DescribeConfigs(self, request, context):
-        from cluster.config import SERVER_KEYS, TOPIC_KEYS, topic_config_defaults
-
         image = self.rt.image
         reply = apb.DescribeConfigsResponse()
-        defaults = topic_config_defaults(self.rt.config)
         for res in request.resources:
             out = reply.results.add(resource=res)
             if res.type == RESOURCE_TOPIC:
@@ -178,28 +182,21 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     out.error_code = int(ErrorCode.unknown_topic_or_partition)
                     out.error_message = f"topic {res.name!r} does not exist"
                     continue
-                explicit = image.config(RESOURCE_TOPIC, res.name)
-                cluster_dynamic = image.config(RESOURCE_BROKER, "")
+                try:
+                    settings = topic_config(image, self.rt.config, res.name)
+                except EffectiveConfigError as e:
+                    out.error_code = int(ErrorCode.invalid_config)
+                    out.error_message = str(e)
+                    continue
                 for key in sorted(TOPIC_KEYS):
-                    if key in explicit:
-                        out.entries.add(name=key, value=explicit[key], is_default=False, source="topic")
+                    if settings.source(key) == SOURCE_TOPIC:
+                        out.entries.add(name=key, value=settings.text(key), is_default=False, source="topic")
                     else:
-                        value = defaults.get(key, "")
-                        server_key = _server_key_for(key)
-                        if server_key and server_key in cluster_dynamic:
-                            value = cluster_dynamic[server_key]
-                        out.entries.add(name=key, value=str(value), is_default=True, source="default")
+                        out.entries.add(name=key, value=settings.text(key), is_default=True, source="default")
             elif res.type == RESOURCE_BROKER:
-                dynamic = dict(image.config(RESOURCE_BROKER, ""))
-                dynamic.update(image.config(RESOURCE_BROKER, res.name) if res.name else {})
-                for key, spec in sorted(SERVER_KEYS.items()):
-                    if getattr(spec, "type", "") == "password":
-                        continue
-                    if key in dynamic:
-                        out.entries.add(name=key, value=dynamic[key], is_default=False, source="dynamic")
-                    else:
-                        out.entries.add(name=key, value=_fmt(self.rt.config[key]), is_default=True,
-                                        source="static")
+                for entry in server_config_entries(image, self.rt.config, res.name):
+                    out.entries.add(name=entry.name, value=entry.text, is_default=entry.source == SOURCE_STATIC,
+                                    source=entry.source)
             else:
                 out.error_code = int(ErrorCode.invalid_request)
                 out.error_message = f"unsupported resource type {res.type} (2 = topic, 4 = broker)"
@@ -224,24 +221,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return reply
 
 
-def _server_key_for(topic_key: str) -> str | None:
-    from cluster.config import TOPIC_TO_SERVER_DEFAULT
-    return TOPIC_TO_SERVER_DEFAULT.get(topic_key)
-
-
 def _validator_for(resource_type: int):
     if resource_type == RESOURCE_TOPIC:
         return validate_topic_config
 
     def validate_broker(name: str, value: str) -> str:
-        from cluster.config import validate_server_config
         return validate_server_config(name, value, dynamic_only=True)
     return validate_broker
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return "" if value is None else str(value)

@@ -6,12 +6,9 @@ replicated method, `apply_command(bytes)`, decodes a `MetadataCommand` and repla
 and snapshots are protobuf bytes (`_serialize` is overridden), so pysyncobj never pickles a project
 class and a newer Brook can replay an older journal.
 
-Two guards make replay safe under retries and leader changes:
-- `request_id`: a command whose id was already applied is a no-op ("duplicate"); pysyncobj does not
-  cancel a timed-out call, so a retry may race the original.
-- `base_offset`: records are computed from an image; if the image moved on before they were applied
-  the command is rejected ("conflict") and the writer recomputes (optimistic concurrency). This also
-  fences a deposed leader: its stale computations never apply.
+Two guards make replay safe under retries and leader changes — the request-id dedupe and the
+base-offset check; both are decided by the pure `controller.commands.apply_command`, which this shell
+calls and whose verdict it stores.
 
 `Quorum` wraps the `SyncObj`: configuration measured for this job (see DESIGN.md), a secret always
 (pysyncobj's wire format is pickle), and results handed to asyncio with `call_soon_threadsafe`.
@@ -24,31 +21,24 @@ import logging
 import os
 import threading
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 
-from cluster.codec import DecodeError, decode_command, decode_snapshot, encode_command, encode_snapshot
-from cluster.image import MetadataImage, ReplayError, image_from_records, image_to_records, replay_all
+from cluster.codec import decode_snapshot, encode_command, encode_snapshot
+from cluster.image import MetadataImage, image_from_records, image_to_records
 from cluster.records import Record
+from controller.commands import REQUEST_IDS_MAX, ApplyResult, QuorumError, RequestIds, apply_command
+
+__all__ = ["REQUEST_IDS_MAX", "ApplyResult", "MetadataStateMachine", "Quorum", "QuorumError", "QuorumSettings"]
 
 log = logging.getLogger("brook.quorum")
 
 # How many applied records each controller keeps in memory to answer broker heartbeats with a delta;
 # a broker further behind gets the full image.
 RECENT_RECORDS_MAX = 20_000
-# How many applied request ids are remembered to make retried commands idempotent. A retry arrives
-# within seconds of the original; 10,000 ids cover minutes at the ~1,000 commits/s pysyncobj does here.
-REQUEST_IDS_MAX = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    status: str  # "ok" | "duplicate" | "conflict" | "invalid"
-    offset: int
-    message: str = ""
 
 
 class MetadataStateMachine(SyncObjConsumer):
@@ -59,35 +49,25 @@ class MetadataStateMachine(SyncObjConsumer):
         self._lock = threading.Lock()
         self._image = MetadataImage()
         self._recent: deque[tuple[int, Record]] = deque(maxlen=RECENT_RECORDS_MAX)
-        self._request_ids: OrderedDict[str, None] = OrderedDict()
+        self._request_ids = RequestIds()
         self.on_change: Callable[[], None] | None = None
 
     # -- replicated ------------------------------------------------------------------------------
     @replicated
     def apply_command(self, data: bytes) -> ApplyResult:
-        try:
-            request_id, base_offset, records = decode_command(data)
-        except DecodeError as e:
-            return ApplyResult("invalid", self._image.offset, str(e))
-        if request_id and request_id in self._request_ids:
-            return ApplyResult("duplicate", self._image.offset)
-        if base_offset != self._image.offset:
-            return ApplyResult("conflict", self._image.offset)
-        try:
-            image = replay_all(self._image, records)
-        except ReplayError as e:
-            log.error("rejected metadata command %s: %s", request_id, e)
-            return ApplyResult("invalid", self._image.offset, str(e))
+        applied = apply_command(self._image, self._request_ids, data)
+        if applied.replay_error:
+            log.error("rejected metadata command %s: %s", applied.request_id, applied.result.message)
+        if applied.result.status != "ok":
+            return applied.result
         with self._lock:
-            for index, record in enumerate(records):
-                self._recent.append((base_offset + 1 + index, record))
-            self._image = image
-            if request_id:
-                self._request_ids[request_id] = None
-                while len(self._request_ids) > REQUEST_IDS_MAX:
-                    self._request_ids.popitem(last=False)
+            for index, record in enumerate(applied.records):
+                self._recent.append((applied.base_offset + 1 + index, record))
+            self._image = applied.image
+            if applied.request_id:
+                self._request_ids.add(applied.request_id)
         self._notify()
-        return ApplyResult("ok", image.offset)
+        return applied.result
 
     # -- snapshots: protobuf bytes, never pickled objects ----------------------------------------
     def _serialize(self) -> dict[str, bytes]:
@@ -101,7 +81,7 @@ class MetadataStateMachine(SyncObjConsumer):
         with self._lock:
             self._image = image
             self._recent.clear()
-            self._request_ids = OrderedDict((i, None) for i in ids)
+            self._request_ids = RequestIds(ids)
         self._notify()
 
     def _notify(self) -> None:
@@ -137,10 +117,6 @@ class QuorumSettings:
     election_timeout_ms: int = 500
     connection_retry_ms: int = 500
     leader_fallback_ms: int = 2000
-
-
-class QuorumError(Exception):
-    """A metadata write could not be committed (no leader, not the leader, timed out)."""
 
 
 class Quorum:

@@ -13,17 +13,17 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from brookpb import controller_pb2 as cpb
 from brookpb import controller_pb2_grpc
 from cluster import codec
+from cluster.config import Config
+from cluster.effective_config import EffectiveConfigError, cluster_config, topic_config
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, image_to_records
 from cluster.records import (
-    RESOURCE_BROKER,
-    RESOURCE_TOPIC,
     ClusterRecord,
     ControllerRegistration,
     PartitionChange,
@@ -31,8 +31,11 @@ from cluster.records import (
     Record,
 )
 from controller import balance, cluster_control, replication
+from controller.commands import QuorumError
 from controller.heartbeats import BrokerHeartbeatTracker
-from controller.quorum import Quorum, QuorumError
+
+if TYPE_CHECKING:  # the runtime runs against any quorum with this shape; tests use one without pysyncobj
+    from controller.quorum import Quorum
 
 log = logging.getLogger("brook.controller")
 
@@ -55,14 +58,14 @@ class NotActive(Exception):
 class ControllerRuntime:
     """The active-controller logic, independent of the RPC layer."""
 
-    def __init__(self, config: Any, quorum: Quorum, grpc_address: str,
+    def __init__(self, config: Config, quorum: Quorum, grpc_address: str,
                  clock_ms: Callable[[], int] | None = None) -> None:
         self.config = config
         self.quorum = quorum
         self.node_id = quorum.settings.node_id
         self.grpc_address = grpc_address
         self.clock_ms = clock_ms or (lambda: int(time.monotonic() * 1000))
-        self.heartbeats = BrokerHeartbeatTracker(config["broker.session.timeout.ms"])
+        self.heartbeats = BrokerHeartbeatTracker(config.getint("broker.session.timeout.ms"))
         self.active = False
         self._activation: asyncio.Task | None = None
         self._write_lock = asyncio.Lock()
@@ -119,7 +122,7 @@ class ControllerRuntime:
             records: list[Record] = [ControllerRegistration(
                 self.node_id, self.quorum.self_address, self.grpc_address)]
             if not image.cluster_id:
-                records.insert(0, ClusterRecord(self.config["cluster.id"] or uuid.uuid4().hex[:22]))
+                records.insert(0, ClusterRecord(self.config.getstr("cluster.id") or uuid.uuid4().hex[:22]))
             try:
                 result = await self.quorum.submit(records, image.offset, timeout_s=2.0)
             except QuorumError as e:
@@ -183,25 +186,26 @@ class ControllerRuntime:
             await asyncio.sleep(0)  # conflict: the image moved on; recompute
 
     # -- dynamic configuration -------------------------------------------------------------------
-    def topic_flag(self, image: MetadataImage, topic_name: str, key: str) -> bool:
-        value = image.config(RESOURCE_TOPIC, topic_name).get(key)
-        if value is None:
-            value = image.config(RESOURCE_BROKER, "").get(key)
-        if value is None:
-            return bool(self.config[key])
-        return value.strip().lower() == "true"
-
-    def cluster_value(self, image: MetadataImage, key: str) -> Any:
-        value = image.config(RESOURCE_BROKER, "").get(key)
-        return self.config[key] if value is None else value
-
     def unclean_for(self, image: MetadataImage) -> Callable[[str], bool]:
-        return lambda topic: self.topic_flag(image, topic, "unclean.leader.election.enable")
+        """topic name -> its effective unclean.leader.election.enable in `image` (remembered per call)."""
+        known: dict[str, bool] = {}
+
+        def enabled(topic: str) -> bool:
+            found = known.get(topic)
+            if found is None:
+                try:
+                    found = topic_config(image, self.config, topic).unclean_leader_election_enable
+                except EffectiveConfigError as e:
+                    log.warning("%s; unclean leader election stays off for topic %r", e, topic)
+                    found = False
+                known[topic] = found
+            return found
+        return enabled
 
     def log_end_offsets(self, topic_id: bytes, partition: int) -> dict[int, int] | None:
         return self.offline_leos.get((topic_id, partition))
 
-    def record_offline_leos(self, broker_id: int, replicas: Any) -> None:
+    def record_offline_leos(self, broker_id: int, replicas: Iterable[cpb.OfflineReplica]) -> None:
         for r in replicas:
             self.offline_leos.setdefault((r.topic_id, r.partition), {})[broker_id] = r.log_end_offset
 
@@ -235,7 +239,7 @@ class ControllerRuntime:
             return cluster_control.fence_stale_broker(img, live, unclean_enabled=self.unclean_for(img),
                                                      log_end_offsets=self.log_end_offsets), None
 
-        log.info("fencing broker %d: no heartbeat for %d ms", stale[0], self.config["broker.session.timeout.ms"])
+        log.info("fencing broker %d: no heartbeat for %d ms", stale[0], self.config.getint("broker.session.timeout.ms"))
         await self.write(compute)
 
     async def _maybe_elect_offline(self) -> None:
@@ -263,13 +267,12 @@ class ControllerRuntime:
 
     async def _maybe_rebalance(self) -> None:
         now = self.clock_ms()
-        image = self.image
-        enabled = str(self.cluster_value(image, "auto.leader.rebalance.enable")).lower() == "true"
-        interval_ms = int(self.cluster_value(image, "leader.imbalance.check.interval.seconds")) * 1000
-        if not enabled or now - self._last_balance_ms < interval_ms:
+        settings = cluster_config(self.image, self.config)
+        interval_ms = settings.leader_imbalance_check_interval_seconds * 1000
+        if not settings.auto_leader_rebalance_enable or now - self._last_balance_ms < interval_ms:
             return
         self._last_balance_ms = now
-        percentage = int(self.cluster_value(image, "leader.imbalance.per.broker.percentage"))
+        percentage = settings.leader_imbalance_per_broker_percentage
 
         def compute(img: MetadataImage) -> tuple[list[Record], int]:
             records = balance.rebalance_records(img, percentage)

@@ -3,12 +3,12 @@
 The coordinator writes uncompressed v2 batches of (key, value) records and reads back the batches of
 the partitions it loads. This module only adapts `storage.batch` to that use: a trailing partial
 batch (a read cut at `max_bytes`) is ignored, control batches carry no records, and any corruption
-is a `RecordsError`.
+is a `RecordsError` — or, with `skip_bad=True` (loading), a `Batch` with no records and an `error`,
+so one bad batch never hides the batches after it.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +19,6 @@ from storage.records import Record
 __all__ = ["Batch", "BatchRecord", "RecordsError", "build_batch", "iter_batches", "iter_records"]
 
 HEADER_BYTES = codec.BATCH_HEADER_BYTES  # 61
-_LOG_OVERHEAD_BYTES = 12  # baseOffset + batchLength precede what batchLength counts
 
 
 class RecordsError(ValueError):
@@ -38,7 +37,8 @@ class BatchRecord:
 class Batch:
     base_offset: int
     last_offset: int
-    records: tuple[BatchRecord, ...]  # empty for control batches
+    records: tuple[BatchRecord, ...]  # empty for control batches and bad batches
+    error: str | None = None  # why the batch could not be decoded (only with `skip_bad`)
 
 
 def build_batch(records: Sequence[tuple[bytes, bytes | None]], timestamp_ms: int) -> bytes:
@@ -52,35 +52,47 @@ def _complete_prefix(view: memoryview) -> memoryview:
     """`view` cut after its last complete batch (reads stop at a byte budget, not a batch edge)."""
     pos = 0
     while pos + HEADER_BYTES <= len(view):
-        (batch_length,) = struct.unpack_from(">i", view, pos + 8)
-        end = pos + _LOG_OVERHEAD_BYTES + batch_length
-        if batch_length < HEADER_BYTES - _LOG_OVERHEAD_BYTES or end > len(view):
+        size = codec.parse_header(view, pos).size_bytes
+        if size < HEADER_BYTES or pos + size > len(view):
             break
-        pos = end
+        pos += size
     return view[:pos]
 
 
-def iter_batches(data: bytes | memoryview) -> Iterator[Batch]:
+def _decode(raw: memoryview) -> Batch:
+    """One whole batch, validated (CRC, magic, structure) and decoded; LogError/ValueError if bad."""
+    ((header, _),) = codec.iter_batches(raw, strict=False)
+    records: tuple[BatchRecord, ...] = ()
+    if not header.is_control:
+        _, decoded = codec.decode_batch(raw)
+        records = tuple(
+            BatchRecord(header.base_offset + (r.offset_delta if r.offset_delta >= 0 else i),
+                        r.timestamp_ms, r.key, r.value)
+            for i, r in enumerate(decoded))
+    return Batch(header.base_offset, header.last_offset, records)
+
+
+def iter_batches(data: bytes | memoryview, *, skip_bad: bool = False) -> Iterator[Batch]:
     """Every complete batch in `data` (concatenated batches), with its data records.
 
-    Control batches come back with no records. A trailing partial batch is ignored; a batch that
-    fails validation (CRC, magic, structure) raises RecordsError.
+    Control batches come back with no records. A trailing partial batch is ignored. A batch that
+    fails validation or decoding (CRC, magic, structure, garbage records) raises RecordsError, or
+    with `skip_bad` comes back with no records and its `error` set; the walk then goes on with the
+    next batch, found by the bad batch's length (the log stores whole batches).
     """
     complete = _complete_prefix(memoryview(data))
-    if not complete:
-        return
-    try:
-        for header, raw in codec.iter_batches(complete, strict=False):
-            records: tuple[BatchRecord, ...] = ()
-            if not header.is_control:
-                _, decoded = codec.decode_batch(raw)
-                records = tuple(
-                    BatchRecord(header.base_offset + (r.offset_delta if r.offset_delta >= 0 else i),
-                                r.timestamp_ms, r.key, r.value)
-                    for i, r in enumerate(decoded))
-            yield Batch(header.base_offset, header.base_offset + header.last_offset_delta, records)
-    except (LogError, ValueError) as e:
-        raise RecordsError(str(e)) from e
+    pos = 0
+    while pos < len(complete):
+        header = codec.parse_header(complete, pos)
+        raw = complete[pos:pos + header.size_bytes]
+        pos += header.size_bytes
+        try:
+            batch = _decode(raw)
+        except (LogError, ValueError) as e:
+            if not skip_bad:
+                raise RecordsError(str(e)) from e
+            batch = Batch(header.base_offset, header.last_offset, (), str(e))
+        yield batch
 
 
 def iter_records(data: bytes | memoryview) -> Iterator[BatchRecord]:

@@ -6,6 +6,7 @@ type; every value starts with an int16 version of its own schema.
     key version 0, 1  OffsetCommitKey     group string, topic string, partition int32
     key version 2     GroupMetadataKey    group string
     key version 3+    other coordinators' records (transactions, share groups): skipped on load
+    key version < 0   no such record: a RecordFormatError
 
     OffsetCommitValue v0  offset int64, metadata string, commitTimestamp int64
                       v1  offset, metadata, commitTimestamp, expireTimestamp int64
@@ -256,6 +257,8 @@ def decode_key(data: bytes) -> OffsetKey | GroupKey | None:
     """The typed key, or None for record types the group coordinator does not own."""
     r = _Reader(data)
     version = r.int16()
+    if version < 0:
+        raise RecordFormatError(f"unknown key version {version}")
     if version in (0, 1):
         return OffsetKey(r.string(), r.string(), r.int32())
     if version == 2:

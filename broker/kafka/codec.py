@@ -15,12 +15,15 @@ Record batches stay opaque: kio's `records` fields are bytes.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import importlib
 import io
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
+from types import ModuleType
 from typing import Any
 
 from kio.index import load_request_schema, load_response_schema
@@ -36,6 +39,7 @@ from broker.kafka.framing import (
 
 __all__ = [
     "API_VERSIONS_KEY",
+    "ZERO_MS",
     "DecodedRequest",
     "RequestDecodeError",
     "UnsupportedRequest",
@@ -43,11 +47,15 @@ __all__ = [
     "decode_request",
     "encode_response",
     "is_flexible_request",
+    "ms",
     "request_class",
     "response_class",
+    "response_module",
 ]
 
 API_VERSIONS_KEY = 18
+# kio carries durations (throttle_time_ms, timeouts) as timedelta.
+ZERO_MS = datetime.timedelta(0)
 
 
 class RequestDecodeError(Exception):
@@ -95,6 +103,19 @@ def request_class(api_key: int, api_version: int) -> Any:
 @functools.cache
 def response_class(api_key: int, api_version: int) -> Any:
     return load_response_schema(api_key, api_version)
+
+
+@functools.cache
+def response_module(api_key: int, api_version: int) -> ModuleType:
+    """The kio module of a response version: its entity classes (`mod.JoinGroupResponseMember`, ...)."""
+    return importlib.import_module(response_class(api_key, api_version).__module__)
+
+
+def ms(value: datetime.timedelta | int) -> int:
+    """A kio duration field (timedelta, or int in some schemas) in whole milliseconds."""
+    if isinstance(value, datetime.timedelta):
+        return int(value / datetime.timedelta(milliseconds=1))
+    return int(value)
 
 
 @functools.cache

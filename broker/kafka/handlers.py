@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
-import importlib
 import logging
 import re
-import struct
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
@@ -27,7 +24,9 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from broker.api import AlterConfigOp, BrokerCore, FetchPartition, FetchResult, NewTopic, ProduceResult
-from broker.kafka.codec import build, field_is_nullable, response_class
+from broker.kafka.codec import ZERO_MS, build, field_is_nullable, ms, response_module
+from cluster.records import RESOURCE_TOPIC
+from storage.batch import BATCH_HEADER_BYTES, parse_header
 
 __all__ = [
     "API_VERSIONS",
@@ -70,23 +69,11 @@ _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # kio reads the all-zero UUID (Kafka's "no topic id") as None and writes None as zeros.
 _NO_UUID = None
 _INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
-_TOPIC_RESOURCE = 2
-_BROKER_RESOURCE = 4
 # DescribeConfigs config_source values (DescribeConfigsResponse.json).
 _SOURCE_TOPIC = 1
 _SOURCE_DYNAMIC_BROKER = 2
 _SOURCE_STATIC_BROKER = 4
 _SOURCE_DEFAULT = 5
-
-
-def _ms(value: datetime.timedelta | int) -> int:
-    if isinstance(value, datetime.timedelta):
-        return int(value / datetime.timedelta(milliseconds=1))
-    return int(value)
-
-
-def _zero_ms() -> datetime.timedelta:
-    return datetime.timedelta(0)
 
 
 def _topic_uuid(topic_id: bytes) -> uuid.UUID | None:
@@ -95,17 +82,6 @@ def _topic_uuid(topic_id: bytes) -> uuid.UUID | None:
     return uuid.UUID(bytes=topic_id)
 
 
-@functools.cache
-def _response_module(api_key: int, api_version: int) -> ModuleType:
-    return importlib.import_module(response_class(api_key, api_version).__module__)
-
-
-# RecordBatch v2 header: baseOffset i64, batchLength i32, partitionLeaderEpoch i32, magic i8, crc u32,
-# attributes i16, ... (61 bytes in all).
-_BATCH_PREFIX = struct.Struct(">qiibIh")
-_BATCH_HEADER_BYTES = 61
-_ATTRIBUTE_TRANSACTIONAL = 0x10
-_ATTRIBUTE_CONTROL = 0x20
 # A produce request with more batches than this for one partition is refused (a limit on the walk).
 BATCHES_PER_PARTITION_MAX = 100_000
 
@@ -122,18 +98,18 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
     for _ in range(BATCHES_PER_PARTITION_MAX):
         if offset == len(records):
             return None
-        if len(records) - offset < _BATCH_HEADER_BYTES:
+        if len(records) - offset < BATCH_HEADER_BYTES:
             return ErrorCode.corrupt_message, f"truncated record batch at byte {offset}"
-        _base, length, _epoch, magic, _crc, attributes = _BATCH_PREFIX.unpack_from(records, offset)
-        if magic != 2:
-            return ErrorCode.unsupported_for_message_format, f"record batch magic {magic}; Brook accepts magic 2"
-        if attributes & _ATTRIBUTE_TRANSACTIONAL:
+        header = parse_header(records, offset)
+        if header.magic != 2:
+            return ErrorCode.unsupported_for_message_format, f"record batch magic {header.magic}; Brook accepts magic 2"
+        if header.is_transactional:
             return ErrorCode.invalid_record, "transactional produce is not supported by Brook yet"
-        if attributes & _ATTRIBUTE_CONTROL:
+        if header.is_control:
             return ErrorCode.invalid_record, "control batches may not be produced by clients"
-        if length < _BATCH_HEADER_BYTES - 12 or offset + 12 + length > len(records):
-            return ErrorCode.corrupt_message, f"record batch length {length} does not fit the record set"
-        offset += 12 + length
+        if header.size_bytes < BATCH_HEADER_BYTES or offset + header.size_bytes > len(records):
+            return ErrorCode.corrupt_message, f"record batch length {header.batch_length} does not fit the record set"
+        offset += header.size_bytes
     return ErrorCode.invalid_record, f"more than {BATCHES_PER_PARTITION_MAX} batches in one partition"
 
 
@@ -185,12 +161,12 @@ class KafkaHandlers:
     # ---------------------------------------------------------------- ApiVersions
 
     def api_versions_response(self, api_version: int, error: ErrorCode = ErrorCode.none) -> Any:
-        mod = _response_module(18, api_version)
+        mod = response_module(18, api_version)
         keys = tuple(
             build(mod.ApiVersion, api_key=key, min_version=low, max_version=high)
             for key, (low, high) in sorted(self.versions.items())
         )
-        return build(mod.ApiVersionsResponse, error_code=error, api_keys=keys, throttle_time=_zero_ms())
+        return build(mod.ApiVersionsResponse, error_code=error, api_keys=keys, throttle_time=ZERO_MS)
 
     async def api_versions(self, request: Any, api_version: int) -> Any:
         return self.api_versions_response(api_version)
@@ -220,7 +196,7 @@ class KafkaHandlers:
         return live[0] if live else -1
 
     async def metadata(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(3, api_version)
+        mod = response_module(3, api_version)
         image = self.core.image()
         live = self._live_brokers()
         live_ids = {b[0] for b in live}
@@ -240,7 +216,7 @@ class KafkaHandlers:
                 topics.append(await self._metadata_requested(mod, entry, allow_create, live_ids))
         return build(
             mod.MetadataResponse,
-            throttle_time=_zero_ms(),
+            throttle_time=ZERO_MS,
             brokers=brokers,
             cluster_id=image.cluster_id or None,
             controller_id=self._controller_for_clients(sorted(live_ids)),
@@ -324,9 +300,9 @@ class KafkaHandlers:
             return ProduceResult(ErrorCode.unknown_server_error, message="internal error")
 
     async def produce(self, request: Any, api_version: int) -> Any | None:
-        mod = _response_module(0, api_version)
+        mod = response_module(0, api_version)
         acks = int(request.acks)
-        timeout_ms = _ms(request.timeout)
+        timeout_ms = ms(request.timeout)
         transactional = request.transactional_id is not None
         keys: list[tuple[str, int]] = []
         calls = []
@@ -373,18 +349,18 @@ class KafkaHandlers:
             build(mod.TopicProduceResponse, name=name, partition_responses=tuple(parts))
             for name, parts in by_topic.items()
         )
-        return build(mod.ProduceResponse, responses=responses, throttle_time=_zero_ms(),
+        return build(mod.ProduceResponse, responses=responses, throttle_time=ZERO_MS,
                      node_endpoints=tuple(endpoints.values()))
 
     # ---------------------------------------------------------------- Fetch
 
     async def fetch(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(1, api_version)
+        mod = response_module(1, api_version)
         session_id = int(getattr(request, "session_id", 0))
         if session_id != 0:
             # Brook never creates fetch sessions (it always answers session id 0), so a client can
             # only name one it made up; Kafka answers that with FETCH_SESSION_ID_NOT_FOUND.
-            return build(mod.FetchResponse, throttle_time=_zero_ms(), error_code=ErrorCode.fetch_session_id_not_found,
+            return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.fetch_session_id_not_found,
                          session_id=0, responses=())
         wanted: list[FetchPartition] = []
         for topic in request.topics:
@@ -397,7 +373,7 @@ class KafkaHandlers:
         results: list[FetchResult]
         if wanted:
             try:
-                results = await self.core.fetch(wanted, max(0, _ms(request.max_wait)), max(0, request.min_bytes),
+                results = await self.core.fetch(wanted, max(0, ms(request.max_wait)), max(0, request.min_bytes),
                                                 max(0, getattr(request, "max_bytes", 2**31 - 1)))
             except asyncio.CancelledError:
                 raise
@@ -430,13 +406,13 @@ class KafkaHandlers:
         responses = tuple(
             build(mod.FetchableTopicResponse, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()
         )
-        return build(mod.FetchResponse, throttle_time=_zero_ms(), error_code=ErrorCode.none, session_id=0,
+        return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.none, session_id=0,
                      responses=responses)
 
     # ---------------------------------------------------------------- ListOffsets / OffsetForLeaderEpoch
 
     async def list_offsets(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(2, api_version)
+        mod = response_module(2, api_version)
         topics = []
         for topic in request.topics:
             parts = []
@@ -447,10 +423,10 @@ class KafkaHandlers:
                                    error_code=result.error, timestamp=result.timestamp, offset=result.offset,
                                    leader_epoch=result.leader_epoch))
             topics.append(build(mod.ListOffsetsTopicResponse, name=topic.name, partitions=tuple(parts)))
-        return build(mod.ListOffsetsResponse, throttle_time=_zero_ms(), topics=tuple(topics))
+        return build(mod.ListOffsetsResponse, throttle_time=ZERO_MS, topics=tuple(topics))
 
     async def offset_for_leader_epoch(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(23, api_version)
+        mod = response_module(23, api_version)
         topics = []
         for topic in request.topics:
             parts = []
@@ -460,28 +436,28 @@ class KafkaHandlers:
                 parts.append(build(mod.EpochEndOffset, error_code=result.error, partition=p.partition,
                                    leader_epoch=result.leader_epoch, end_offset=result.end_offset))
             topics.append(build(mod.OffsetForLeaderTopicResult, topic=topic.topic, partitions=tuple(parts)))
-        return build(mod.OffsetForLeaderEpochResponse, throttle_time=_zero_ms(), topics=tuple(topics))
+        return build(mod.OffsetForLeaderEpochResponse, throttle_time=ZERO_MS, topics=tuple(topics))
 
     # ---------------------------------------------------------------- InitProducerId
 
     async def init_producer_id(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(22, api_version)
+        mod = response_module(22, api_version)
         if request.transactional_id is not None:
             # Transactions are later work. INVALID_REQUEST is fatal for the client with a clear cause,
             # where a retriable code (COORDINATOR_NOT_AVAILABLE) would make it retry forever.
             log.info("refused InitProducerId for transactional.id=%r: transactions are not supported",
                      request.transactional_id)
-            return build(mod.InitProducerIdResponse, throttle_time=_zero_ms(), error_code=ErrorCode.invalid_request,
+            return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=ErrorCode.invalid_request,
                          producer_id=-1, producer_epoch=-1)
         result = await self.core.init_producer_id()
-        return build(mod.InitProducerIdResponse, throttle_time=_zero_ms(), error_code=result.error,
+        return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=result.error,
                      producer_id=result.producer_id, producer_epoch=result.producer_epoch)
 
     # ---------------------------------------------------------------- CreateTopics / DeleteTopics
 
     async def create_topics(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(19, api_version)
-        timeout_ms = _ms(getattr(request, "timeout", 60_000))
+        mod = response_module(19, api_version)
+        timeout_ms = ms(getattr(request, "timeout", 60_000))
         validate_only = bool(getattr(request, "validate_only", False))
         counts: dict[str, int] = {}
         for t in request.topics:
@@ -528,11 +504,11 @@ class KafkaHandlers:
             results.append(build(mod.CreatableTopicResult, name=t.name, topic_id=topic_id, error_code=error,
                                  error_message=message or None, num_partitions=num_partitions,
                                  replication_factor=replication_factor, configs=()))
-        return build(mod.CreateTopicsResponse, throttle_time=_zero_ms(), topics=tuple(results))
+        return build(mod.CreateTopicsResponse, throttle_time=ZERO_MS, topics=tuple(results))
 
     async def delete_topics(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(20, api_version)
-        timeout_ms = _ms(request.timeout)
+        mod = response_module(20, api_version)
+        timeout_ms = ms(request.timeout)
         image = self.core.image()
         entries: list[tuple[str | None, uuid.UUID | None]] = []
         if hasattr(request, "topics"):
@@ -559,12 +535,12 @@ class KafkaHandlers:
                 message = outcome.message if outcome else "no outcome for topic"
             results.append(build(mod.DeletableTopicResult, name=name, topic_id=topic_id, error_code=error,
                                  error_message=message or None))
-        return build(mod.DeleteTopicsResponse, throttle_time=_zero_ms(), responses=tuple(results))
+        return build(mod.DeleteTopicsResponse, throttle_time=ZERO_MS, responses=tuple(results))
 
     # ---------------------------------------------------------------- Configs
 
     async def describe_configs(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(32, api_version)
+        mod = response_module(32, api_version)
         resources = [(int(r.resource_type), r.resource_name) for r in request.resources]
         outcomes = await self.core.describe_configs(resources) if resources else []
         results = []
@@ -576,7 +552,7 @@ class KafkaHandlers:
                     continue
                 if entry.is_default:
                     source = _SOURCE_DEFAULT
-                elif outcome.resource_type == _TOPIC_RESOURCE:
+                elif outcome.resource_type == RESOURCE_TOPIC:
                     source = _SOURCE_TOPIC
                 else:
                     source = _SOURCE_STATIC_BROKER if entry.read_only else _SOURCE_DYNAMIC_BROKER
@@ -587,10 +563,10 @@ class KafkaHandlers:
             results.append(build(mod.DescribeConfigsResult, error_code=outcome.error,
                                  error_message=outcome.message or None, resource_type=resource.resource_type,
                                  resource_name=resource.resource_name, configs=tuple(entries)))
-        return build(mod.DescribeConfigsResponse, throttle_time=_zero_ms(), results=tuple(results))
+        return build(mod.DescribeConfigsResponse, throttle_time=ZERO_MS, results=tuple(results))
 
     async def incremental_alter_configs(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(44, api_version)
+        mod = response_module(44, api_version)
         responses = []
         for resource in request.resources:
             unsupported = [c.name for c in resource.configs if int(c.config_operation) not in (0, 1)]
@@ -605,11 +581,11 @@ class KafkaHandlers:
                 error, message = outcome.error, outcome.message
             responses.append(build(mod.AlterConfigsResourceResponse, error_code=error, error_message=message or None,
                                    resource_type=resource.resource_type, resource_name=resource.resource_name))
-        return build(mod.IncrementalAlterConfigsResponse, throttle_time=_zero_ms(), responses=tuple(responses))
+        return build(mod.IncrementalAlterConfigsResponse, throttle_time=ZERO_MS, responses=tuple(responses))
 
     async def alter_configs(self, request: Any, api_version: int) -> Any:
         """Legacy AlterConfigs: the given set replaces the resource's dynamic configs (SETs + DELETEs)."""
-        mod = _response_module(33, api_version)
+        mod = response_module(33, api_version)
         responses = []
         for resource in request.resources:
             resource_type = int(resource.resource_type)
@@ -628,12 +604,12 @@ class KafkaHandlers:
                 error, message = outcome.error, outcome.message
             responses.append(build(mod.AlterConfigsResourceResponse, error_code=error, error_message=message or None,
                                    resource_type=resource.resource_type, resource_name=resource.resource_name))
-        return build(mod.AlterConfigsResponse, throttle_time=_zero_ms(), responses=tuple(responses))
+        return build(mod.AlterConfigsResponse, throttle_time=ZERO_MS, responses=tuple(responses))
 
     # ---------------------------------------------------------------- Cluster
 
     async def elect_leaders(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(43, api_version)
+        mod = response_module(43, api_version)
         election_type = int(getattr(request, "election_type", 0))
         partitions = None
         if request.topic_partitions is not None:
@@ -650,21 +626,21 @@ class KafkaHandlers:
                                                           error_code=o.error, error_message=o.message or None))
         results = tuple(build(mod.ReplicaElectionResult, topic=t, partition_result=tuple(ps))
                         for t, ps in by_topic.items())
-        return build(mod.ElectLeadersResponse, throttle_time=_zero_ms(), error_code=top_error,
+        return build(mod.ElectLeadersResponse, throttle_time=ZERO_MS, error_code=top_error,
                      replica_election_results=results)
 
     async def describe_cluster(self, request: Any, api_version: int) -> Any:
-        mod = _response_module(60, api_version)
+        mod = response_module(60, api_version)
         image = self.core.image()
         live = self._live_brokers()
         endpoint_type = int(getattr(request, "endpoint_type", 1))
         if endpoint_type != 1:
-            return build(mod.DescribeClusterResponse, throttle_time=_zero_ms(),
+            return build(mod.DescribeClusterResponse, throttle_time=ZERO_MS,
                          error_code=ErrorCode.unsupported_endpoint_type,
                          error_message="brokers describe brokers only (endpoint_type 1)", endpoint_type=endpoint_type,
                          cluster_id=image.cluster_id, controller_id=-1, brokers=())
         brokers = tuple(build(mod.DescribeClusterBroker, broker_id=i, host=h, port=p, rack=r) for i, h, p, r in live)
-        return build(mod.DescribeClusterResponse, throttle_time=_zero_ms(), error_code=ErrorCode.none,
+        return build(mod.DescribeClusterResponse, throttle_time=ZERO_MS, error_code=ErrorCode.none,
                      error_message=None, endpoint_type=1, cluster_id=image.cluster_id,
                      controller_id=self._controller_for_clients([b[0] for b in live]), brokers=brokers)
 
@@ -673,7 +649,7 @@ async def _done(value: Any) -> Any:
     return value
 
 
-def _append_time(ms: int) -> datetime.datetime | None:
-    if ms < 0:
+def _append_time(time_ms: int) -> datetime.datetime | None:
+    if time_ms < 0:
         return None
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return datetime.datetime.fromtimestamp(time_ms / 1000, tz=datetime.UTC)

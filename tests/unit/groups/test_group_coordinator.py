@@ -1,4 +1,5 @@
-"""The coordinator shell over a fake broker core, driven with kio request objects.
+"""The coordinator shell over a fake broker core, driven with kio request objects (through the Kafka
+adapter, `broker/kafka/group_handlers.py`).
 
 Method: `FakeCore` is one broker that leads every partition, with an in-memory log per partition
 (`produce` stamps base offsets, `read_local` returns whole batches). Time is a fake monotonic
@@ -15,21 +16,21 @@ import datetime
 import functools
 import inspect
 import io
+import logging
 import struct
 
+import crc32c
 import pytest
 from kio.index import load_payload_module
 from kio.serial import entity_writer
 from kio.static.constants import EntityType
 
 from broker.api import OffsetResult, ProduceResult
-from broker.groups.coordinator import (
-    OFFSETS_TOPIC,
-    SUPPORTED_VERSIONS,
-    GroupCoordinator,
-    RequestContext,
-    partition_for,
-)
+from broker.groups._records import build_batch
+from broker.groups.coordinator import OFFSETS_TOPIC, GroupCoordinator, partition_for
+from broker.groups.offsets import OffsetValue, encode_offset_key, encode_offset_value
+from broker.kafka.group_handlers import SUPPORTED_VERSIONS, GroupHandlers
+from broker.kafka.server import RequestContext
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, PartitionRegistration, TopicImage
 
@@ -172,7 +173,7 @@ async def settle(rounds=20):
 
 
 async def call(coordinator, api_key, version, request, context=None):
-    response = await coordinator.handlers()[api_key](request, version, context)
+    response = await GroupHandlers(coordinator).handlers()[api_key](request, version, context)
     return check_wire(response)
 
 
@@ -248,7 +249,7 @@ def _offsets(topics):
 
 
 def test_versions_are_backed_by_kio_schemas():
-    coordinator = GroupCoordinator(FakeCore())
+    coordinator = GroupHandlers(GroupCoordinator(FakeCore()))  # the Kafka adapter over the coordinator
     assert coordinator.versions() == SUPPORTED_VERSIONS
     assert set(coordinator.handlers()) == set(SUPPORTED_VERSIONS)
     for api_key, (low, high) in SUPPORTED_VERSIONS.items():
@@ -545,5 +546,57 @@ async def test_periodic_task_completes_a_delayed_first_rebalance():
         task = await join_new(coordinator)
         response = await asyncio.wait_for(task, 3)
         assert response.error_code == ErrorCode.none and response.generation_id == 1
+    finally:
+        await coordinator.stop()
+
+
+def _append_raw(core, index, batch):
+    """Append a batch to the fake offsets log as a client Produce would (base offset stamped)."""
+    log = core.logs.setdefault((OFFSETS_TOPIC, index), [])
+    base = log[-1][0] + struct.unpack_from(">i", log[-1][1], 23)[0] + 1 if log else 0
+    log.append((base, struct.pack(">q", base) + batch[8:]))
+
+
+def _garbage_batch(count):
+    """A CRC-valid v2 batch of `count` records whose record bytes are garbage."""
+    batch = bytearray(build_batch([(b"k", b"v")] * count, 0))
+    batch[61:] = b"\xff" * (len(batch) - 61)
+    struct.pack_into(">I", batch, 17, crc32c.crc32c(bytes(batch[21:])))
+    return bytes(batch)
+
+
+@aio
+async def test_bad_records_in_the_offsets_log_are_skipped_with_one_error_each(caplog):
+    """Issue 11: a garbage batch must not make the partition's load fail (and retry) forever."""
+    caplog.set_level(logging.WARNING)
+    index = partition_for("g1", OFFSETS_PARTITIONS)
+    writer_core = FakeCore()
+    writer = GroupCoordinator(writer_core, tick_interval_ms=3_600_000)
+    await writer.start()
+    await settle()
+    await commit(writer, 8, "g1", "", -1, {("events", 0): 5})
+    _append_raw(writer_core, index, _garbage_batch(3))
+    _append_raw(writer_core, index, build_batch([
+        (struct.pack(">h", -7) + b"junk", b"x"),  # a key version that does not exist
+        (encode_offset_key("g1", "events", 1), struct.pack(">h", 99) + b"junk"),  # unknown value version
+        (encode_offset_key("g1", "events", 3), encode_offset_value(OffsetValue(9))),  # good, same batch
+    ], 0))
+    await commit(writer, 8, "g1", "", -1, {("events", 2): 7})
+    await writer.stop()
+
+    coordinator = GroupCoordinator(FakeCore(writer_core.logs), clock=Clock(), tick_interval_ms=3_600_000)
+    await coordinator.start()
+    try:
+        await settle()
+        for _ in range(3):  # later ticks neither reload the partition nor log the bad records again
+            coordinator.tick()
+            await settle()
+        error, offsets = await fetch(coordinator, 8, "g1", partitions=(("events", (0, 1, 2, 3)),))
+        assert error == ErrorCode.none
+        assert offsets == {("events", 0): (5, ErrorCode.none), ("events", 1): (-1, ErrorCode.none),
+                           ("events", 2): (7, ErrorCode.none), ("events", 3): (9, ErrorCode.none)}
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 3, errors
+        assert all(f"{OFFSETS_TOPIC}-{index}" in message for message in errors), errors
     finally:
         await coordinator.stop()

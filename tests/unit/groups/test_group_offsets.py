@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import struct
 
+import crc32c
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.groups._records import RecordsError, build_batch, iter_batches, iter_records
-from broker.groups.coordinator import java_string_hashcode, partition_for
 from broker.groups.offsets import (
     GroupKey,
     GroupMetadataValue,
@@ -29,6 +29,7 @@ from broker.groups.offsets import (
     encode_offset_key,
     encode_offset_value,
 )
+from broker.groups.placement import java_string_hashcode, partition_for
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -138,6 +139,20 @@ def test_partial_trailing_batch_is_ignored_and_corruption_raises():
     corrupt[-1] ^= 0xFF
     with pytest.raises(RecordsError):
         list(iter_records(bytes(corrupt)))
+
+
+def test_skip_bad_reports_an_undecodable_batch_and_walks_on():
+    good = _rebase(build_batch([(b"k1", b"v1")], 5), 0)
+    garbage = bytearray(_rebase(build_batch([(b"k", b"v"), (b"k", b"v")], 5), 1))
+    garbage[61:] = b"\xff" * (len(garbage) - 61)  # records unreadable, CRC recomputed: a valid batch
+    struct.pack_into(">I", garbage, 17, crc32c.crc32c(bytes(garbage[21:])))
+    after = _rebase(build_batch([(b"k3", b"v3")], 5), 3)
+    data = good + bytes(garbage) + after
+    with pytest.raises(RecordsError):
+        list(iter_batches(data))
+    batches = list(iter_batches(data, skip_bad=True))
+    assert [(b.base_offset, b.last_offset, len(b.records), b.error is not None) for b in batches] == [
+        (0, 0, 1, False), (1, 2, 0, True), (3, 3, 1, False)]
 
 
 @settings(max_examples=50, deadline=None)
