@@ -12,6 +12,7 @@ linearizable log with a leader that can fail over), RocksDB becomes MemoryLog ke
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -24,17 +25,18 @@ from broker.grpc_service import BrokerServicer
 from brookpb import broker_pb2 as bpb
 from cluster.config import Config
 from cluster.errors import ErrorCode
-from cluster.image import MetadataImage, ReplayError, replay_all
+from cluster.codec import encode_command
+from cluster.image import MetadataImage
 from cluster.records import Record
 from controller import replication
-from controller.quorum import ApplyResult, QuorumError
+from controller.commands import STATUS_OK, ApplyResult, QuorumError, RequestIds, apply_command
 from controller.service import ControllerRuntime, ControllerServicer
 from controller.topics import TopicRequest, create_topics
 from storage.batch import build_batch, decode_batch
 from storage.log import LogConfig
 from storage.memory_log import MemoryLog
 from storage.records import Record as LogRecord
-from tests.sim.sched import Node, Rpc, Sim, SimRpcError, Sleep, patched
+from tests.sim.sched import EPOCH_MS, Node, Rpc, Sim, SimRpcError, Sleep, patched
 
 TOPIC = "t"
 BROKER_IDS = (1, 2, 3)
@@ -190,6 +192,11 @@ class SimFetcherLoop(FetcherLoop):
         self.stub = _Stub(cluster, self.node, lambda: (leader.node, lambda: leader.servicer))
         self.task = None
         self.wake = asyncio.Event()
+        # Backoff state of the production loop (where it has it): seeded jitter, simulated sleep.
+        self.rng = random.Random(cluster.sim.rng.getrandbits(32))
+        self.sleep = Sleep
+        self.failures = 0
+        self.last_error = None
 
     def start(self) -> None:
         self.task = self.node.spawn(self._run(), f"fetcher {self.broker_id}<-{self.leader_id}")
@@ -208,7 +215,7 @@ class SimRaft:
         self.cluster = cluster
         self.image = MetadataImage()
         self.recent: list[tuple[int, Record]] = []
-        self.request_ids: set[str] = set()
+        self.request_ids = RequestIds()
         self.leader = -1
         self.views: dict[int, SimQuorum] = {}
 
@@ -232,20 +239,16 @@ class SimRaft:
             view.notify_state()
 
     def commit(self, records: list[Record], base_offset: int, request_id: str | None) -> ApplyResult:
-        if request_id and request_id in self.request_ids:
-            return ApplyResult("duplicate", self.image.offset)
-        if base_offset != self.image.offset:
-            return ApplyResult("conflict", self.image.offset)
-        try:
-            image = replay_all(self.image, records)
-        except ReplayError as e:
-            return ApplyResult("invalid", self.image.offset, str(e))
-        for index, record in enumerate(records):
+        """What every controller does with a committed command (the pure controller.commands core)."""
+        applied = apply_command(self.image, self.request_ids,
+                                encode_command(request_id or self.cluster.sim.uuid4().hex, base_offset, records))
+        if applied.result.status != STATUS_OK:
+            return applied.result
+        for index, record in enumerate(applied.records):
             self.recent.append((base_offset + 1 + index, record))
-        self.image = image
-        if request_id:
-            self.request_ids.add(request_id)
-        self.cluster.on_metadata_commit(records, image)
+        self.image = image = applied.image
+        self.request_ids.add(applied.request_id)
+        self.cluster.on_metadata_commit(applied.records, image)
         for view in list(self.views.values()):
             view.notify_change()
         return ApplyResult("ok", image.offset)
@@ -368,9 +371,13 @@ class SimBroker:
         previous, sim.current_node = sim.current_node, self.node
         try:
             b = Broker(config, self.logs)
-            b.cluster_id = "simcluster"  # as read from meta.properties: never write the file
             b.controllers = SimControllerChannel(self.cluster, self.node, list(config.controller_bootstrap))
+            b.session.controllers = b.controllers
+            b.session.cluster_id = "simcluster"  # as read from meta.properties: never write the file
             b.replicas.leadership_listeners.append(self._on_leadership)
+            if hasattr(b.replicas, "monotonic_ms"):  # injected clocks
+                b.replicas.monotonic_ms = lambda: sim.now
+                b.replicas.wall_ms = lambda: EPOCH_MS + sim.now
             self.b, self.servicer = b, BrokerServicer(b)
             self.node.spawn(b.start(), "broker start")
         finally:
@@ -499,7 +506,7 @@ class SimCluster:
             return None
         view = self.sim.rng.choice(live).b
         assert view is not None
-        t = view.image_.topic_by_name(TOPIC)
+        t = view.session.image.topic_by_name(TOPIC)
         reg = t.partitions.get(0) if t else None
         if reg is None or reg.leader < 0:
             return None
@@ -673,12 +680,12 @@ class SimCluster:
 
     # -- running ----------------------------------------------------------------------------------
     def run(self, checker: Any) -> None:
-        faults, rng = self.faults, self.sim.rng
+        faults = self.faults
         SimFetcherLoop.cluster = self
-        import broker.core
+        import broker.controller_session
         import broker.fetcher
         swaps = {(broker.fetcher, "FetcherLoop"): SimFetcherLoop, (broker.fetcher, "FETCH_WAIT_MS"): FETCH_WAIT_MS,
-                 (broker.core, "CONTROLLER_CALL_TIMEOUT_S"): RPC_TIMEOUT_MAX_S}
+                 (broker.controller_session, "CONTROLLER_CALL_TIMEOUT_S"): RPC_TIMEOUT_MAX_S}
         with patched(self.sim, swaps), _captured_logs(self.sim):
             self.start()
             self.sim.at(faults.heal_ms, self.heal)

@@ -89,7 +89,9 @@ class Task:
 
     def step(self, token: int, value: Any, exc: BaseException | None) -> None:
         node, sim = self.node, self.node.sim
-        if self.finished or token != self.token or self.gen != node.gen:
+        if self.gen != node.gen and not self.finished:
+            self.kill()
+        if self.finished or token != self.token:
             return
         if node.paused_until > sim.now:
             sim.at(node.paused_until, self.step, token, value, exc)
@@ -346,6 +348,7 @@ class _UuidShim:
 @contextmanager
 def patched(sim: Sim, extra: dict[tuple[Any, str], Any] | None = None) -> Iterator[None]:
     """Swap the production modules' asyncio/time/uuid for the simulation's, restore on exit."""
+    import broker.controller_session
     import broker.core
     import broker.fetcher
     import broker.replica_manager
@@ -363,12 +366,15 @@ def patched(sim: Sim, extra: dict[tuple[Any, str], Any] | None = None) -> Iterat
         (broker.fetcher, "asyncio"): asyncio_shim,
         (broker.core, "asyncio"): asyncio_shim,
         (broker.core, "time"): time_shim,
-        (broker.core, "uuid"): uuid_shim,
+        (broker.controller_session, "asyncio"): asyncio_shim,
+        (broker.controller_session, "uuid"): uuid_shim,
         (controller.service, "asyncio"): asyncio_shim,
         (controller.service, "time"): time_shim,
         (controller.service, "uuid"): uuid_shim,
     }
     swaps.update(extra or {})
+    # A module that no longer has the global (its clock was injected instead) needs no swap.
+    swaps = {key: value for key, value in swaps.items() if hasattr(key[0], key[1])}
     saved = {key: getattr(key[0], key[1]) for key in swaps}
     try:
         for (module, name), value in swaps.items():
