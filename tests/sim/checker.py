@@ -131,16 +131,17 @@ class Checker:
         return tuple(parts)
 
     def _isr_members(self) -> list[int]:
+        """The committed ISR, plus the ISR as the current leader sees it (a deposed leader's view is stale)."""
         members: list[int] = []
         t = self.c.raft.image.topic_by_name("t")
         reg = t.partitions.get(0) if t else None
-        if reg is not None:
-            members.extend(reg.isr)
-        for bid in BROKER_IDS:
-            b = self.c.brokers[bid].b
-            p = b.replicas.partitions.get((self.c.topic_id, 0)) if b is not None else None
-            if p is not None and p.leader is not None:
-                members.extend(r for r in p.leader.isr if r not in members)
+        if reg is None:
+            return members
+        members.extend(reg.isr)
+        b = self.c.brokers[reg.leader].b if reg.leader in self.c.brokers else None
+        p = b.replicas.partitions.get((self.c.topic_id, 0)) if b is not None else None
+        if p is not None and p.leader is not None and p.leader.leader_epoch == reg.leader_epoch:
+            members.extend(r for r in p.leader.isr if r not in members)
         return members
 
     def _extend_committed(self, leader_id: int, hw: int) -> None:

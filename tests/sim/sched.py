@@ -312,7 +312,37 @@ def _event_of(awaitable: Any) -> asyncio.Event:
     return event
 
 
+class SimLock:
+    """asyncio.Lock on the simulated scheduler (a contended asyncio.Lock needs a running loop)."""
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._released = asyncio.Event()
+
+    def locked(self) -> bool:
+        return self._locked
+
+    async def acquire(self) -> bool:
+        while self._locked:
+            await WaitEvents([self._released], None, raise_timeout=False)
+        self._locked = True
+        return True
+
+    def release(self) -> None:
+        self._locked = False
+        released, self._released = self._released, asyncio.Event()
+        released.set()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.release()
+
+
 class _AsyncioShim:
+    Lock = SimLock
+
     def __init__(self, sim: Sim) -> None:
         self._loop = _LoopShim(sim)
 
