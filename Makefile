@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration chaos bench lint up down clean
+.PHONY: help venv proto proto-check run test test-unit test-integration chaos sim bench lint up down clean
 
 help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make bench  - storage and cluster benchmarks"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
+	@echo "make sim    - deterministic simulation: SEEDS=N runs seeds 1..N, SEED=n replays one seed verbosely"
 	@echo "make lint   - ruff and mypy"
 
 $(STAMP): pyproject.toml
@@ -43,6 +44,10 @@ test-integration: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration 600s --seed $${SEED:-1}
+
+# Deterministic simulation (tests/sim, docs/CHAOS.md). The last line is "N seeds, V violations".
+sim: $(STAMP)
+	$(BIN)/python -m tests.sim.run $(if $(SEED),--seed $(SEED),--seeds $(or $(SEEDS),1000))
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench

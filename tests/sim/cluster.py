@@ -23,9 +23,9 @@ from broker.core import Broker
 from broker.fetcher import FetcherLoop
 from broker.grpc_service import BrokerServicer
 from brookpb import broker_pb2 as bpb
+from cluster.codec import encode_command
 from cluster.config import Config
 from cluster.errors import ErrorCode
-from cluster.codec import encode_command
 from cluster.image import MetadataImage
 from cluster.records import Record
 from controller import replication
@@ -63,6 +63,7 @@ class Faults:
     end_ms: int = 4000
     faults: tuple[int, int] = (3, 9)  # how many discrete faults per seed
     churn: float = 0.25             # chance that a broker becoming leader is crashed right after
+    slow_commit: float = 0.03       # chance that a metadata commit takes 200-800 ms (callers time out first)
     kinds: tuple[str, ...] = ("crash", "crash_leader", "pause", "partition", "isolate_leader",
                               "controller_failover", "preferred_election")
 
@@ -304,7 +305,11 @@ class SimQuorum:
 
     async def submit(self, records: Any, base_offset: int, request_id: str | None = None,
                      timeout_s: float = 5.0) -> ApplyResult:
-        await Sleep(self.node.sim.rng.randint(1, 5) / 1000.0)  # a Raft round trip
+        cluster, rng = self.raft.cluster, self.node.sim.rng
+        slow = cluster.faults_active and rng.random() < cluster.faults.slow_commit
+        # A Raft round trip; sometimes a slow one (a lagging majority), which callers give up on
+        # while the command still commits (pysyncobj does not cancel a timed-out call).
+        await Sleep((rng.randint(200, 800) if slow else rng.randint(1, 5)) / 1000.0)
         if not self.is_leader():
             raise QuorumError("this controller is not the leader")
         return self.raft.commit(list(records), base_offset, request_id)
@@ -475,13 +480,10 @@ class SimCluster:
             rt = self.active_runtime()
             if rt is None or len(rt.image.active_broker_ids()) < 3:
                 continue
-            counter = iter(range(1, 100))
-
             def compute(img: MetadataImage) -> tuple[list[Record], Any]:
                 return create_topics(img, [TopicRequest(TOPIC, 1, 3, {"min.insync.replicas": "2"})],
                                      default_partitions=1, default_replication_factor=3,
-                                     new_topic_id=lambda: bytes([next(counter)]) * 16,
-                                     validate_config=lambda k, v: v)
+                                     new_topic_id=lambda: b"\x01" * 16, validate_config=lambda k, v: v)
             try:
                 # The admin request runs on the controller node (a CreateTopics RPC in production).
                 await rt.write(compute)
