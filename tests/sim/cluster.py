@@ -51,6 +51,12 @@ RPC_TIMEOUT_MAX_S = 0.5
 FETCH_WAIT_MS = 200
 
 
+ALL_KINDS = ("crash", "crash_leader", "pause", "partition", "isolate_leader", "controller_failover",
+             "preferred_election", "slow_link", "leader_bounce")
+LEADERSHIP_KINDS = ("leader_bounce", "pause", "slow_link")
+CHURN_KINDS = ("crash_leader", "crash_leader", "crash", "pause", "isolate_leader")
+
+
 @dataclass
 class Faults:
     """The fault mix. Probabilities are per message; counts per seed (drawn from the seed)."""
@@ -64,8 +70,9 @@ class Faults:
     faults: tuple[int, int] = (3, 9)  # how many discrete faults per seed
     churn: float = 0.25             # chance that a broker becoming leader is crashed right after
     slow_commit: float = 0.03       # chance that a metadata commit takes 200-800 ms (callers time out first)
-    kinds: tuple[str, ...] = ("crash", "crash_leader", "pause", "partition", "isolate_leader",
-                              "controller_failover", "preferred_election")
+    kinds: tuple[str, ...] = ALL_KINDS
+    leadership_profile: float = 0.25  # share of seeds that draw only from LEADERSHIP_KINDS
+    churn_profile: float = 0.25       # share of seeds that draw only from CHURN_KINDS, with churn 0.6
 
 
 class SimLogManager:
@@ -95,17 +102,22 @@ class SimNet:
         self.cluster = cluster
         self.sim = cluster.sim
         self.cuts: set[tuple[str, str]] = set()  # (a, b) with a < b: no traffic either way
+        self.slow: dict[tuple[str, str], int] = {}  # (a, b) with a < b: extra delay up to this many ms
         self.faults_on = True
 
     def blocked(self, a: Node, b: Node) -> bool:
         return (min(a.name, b.name), max(a.name, b.name)) in self.cuts
 
-    def _delay(self) -> int:
+    def _delay(self, src: Node, dst: Node) -> int:
         rng = self.sim.rng
         f = self.cluster.faults
+        extra = 0
+        if self.slow:
+            slow = self.slow.get((min(src.name, dst.name), max(src.name, dst.name)), 0)
+            extra = rng.randint(slow // 4, slow) if slow else 0
         if self.faults_on and rng.random() < f.slow:
-            return rng.randint(10, 150)
-        return rng.randint(1, 4)
+            return extra + rng.randint(10, 150)
+        return extra + rng.randint(1, 4)
 
     def send(self, src: Node, src_gen: int, dst: Node, dst_gen: int, deliver: Callable[[], None]) -> None:
         """One message on the connection between two incarnations; dropped if either has changed."""
@@ -114,7 +126,7 @@ class SimNet:
             return
         copies = 2 if self.faults_on and rng.random() < f.duplicate else 1
         for _ in range(copies):
-            self.sim.at(self.sim.now + self._delay(), self._arrive, src, src_gen, dst, dst_gen, deliver)
+            self.sim.at(self.sim.now + self._delay(src, dst), self._arrive, src, src_gen, dst, dst_gen, deliver)
 
     def _arrive(self, src: Node, src_gen: int, dst: Node, dst_gen: int, deliver: Callable[[], None]) -> None:
         if dst.gen != dst_gen or not dst.up or src.gen != src_gen or self.blocked(src, dst):
@@ -432,6 +444,8 @@ class SimCluster:
         self.state = ClusterState()
         self.topic_id = b""
         self.faults_active = False
+        self.kinds = self.faults.kinds
+        self.churn = self.faults.churn
         self.workload_on = True
         self.violations: list[str] = []
         self.metadata_listeners: list[Callable[[list[Record], MetadataImage], None]] = []
@@ -460,7 +474,7 @@ class SimCluster:
                 self.sim.note(f"metadata {image.offset}: {r}")
 
     def on_new_leader(self, broker: SimBroker) -> None:
-        if self.faults_active and self.sim.rng.random() < self.faults.churn:
+        if self.faults_active and self.sim.rng.random() < self.churn:
             delay = self.sim.rng.randint(0, 30)
             self.sim.note(f"nemesis: will crash new leader b{broker.broker_id} in {delay} ms")
             self.sim.at(self.sim.now + delay, self._crash_broker, broker.broker_id, self.sim.rng.randint(20, 600))
@@ -589,7 +603,7 @@ class SimCluster:
         if not self.faults_active:
             return
         rng = self.sim.rng
-        kind = rng.choice(self.faults.kinds)
+        kind = rng.choice(self.kinds)
         duration = rng.choice((rng.randint(20, SESSION_MS - 50), rng.randint(SESSION_MS + 50, 900)))
         nodes = [b.node for b in self.brokers.values()] + [c.node for c in self.controllers.values()]
         if kind == "crash":
@@ -619,6 +633,41 @@ class SimCluster:
             self._controller_failover(rng.random() < 0.5)
         elif kind == "preferred_election":
             self.client.spawn(self._preferred_election(), "preferred election")
+        elif kind == "slow_link":
+            # A slow (not cut) link: a follower that lags without leaving, or a HW that reaches a
+            # follower late — the new leader's HW then lags what the old one acknowledged.
+            a, b = rng.sample(BROKER_IDS, 2)
+            pair = (f"b{min(a, b)}", f"b{max(a, b)}")
+            slow = rng.randint(30, 250)
+            self.net.slow[pair] = slow
+            self.sim.note(f"nemesis: link {pair[0]}-{pair[1]} slow (up to {slow} ms) for {duration} ms")
+            self.sim.at(self.sim.now + duration, self.net.slow.pop, pair, None)
+        elif kind == "leader_bounce":
+            self._leader_bounce()
+
+    def _leader_bounce(self) -> None:
+        """Leadership moves away from the preferred replica and back while the old leader stays in
+        the ISR, with the third replica lagging behind a slow link and the link between the two
+        leaders slow too (so the returning leader's HW lags what the interim one acknowledged)."""
+        rng = self.sim.rng
+        preferred = BROKER_IDS[0]
+        leader = self._leader_id()
+        if leader <= 0:
+            return
+        others = [b for b in BROKER_IDS if b != preferred]
+        third = rng.choice(others)
+        interim = next(b for b in others if b != third)
+        self.sim.note(f"nemesis: leader bounce {preferred} -> {interim} -> {preferred}, b{third} lagging")
+        self.net.slow[(f"b{min(third, leader)}", f"b{max(third, leader)}")] = rng.randint(100, 300)
+        self.net.slow[(f"b{min(third, preferred)}", f"b{max(third, preferred)}")] = rng.randint(50, 300)
+        if leader == preferred:
+            self.sim.at(self.sim.now + rng.randint(0, 100), self._crash_broker, preferred, rng.randint(20, 150))
+        start = self.sim.now + rng.randint(300, 700)
+        self.sim.at(start, self.net.slow.__setitem__, ("b" + str(min(preferred, interim)), "b" + str(max(preferred, interim))),
+                    rng.randint(30, 200))
+        for delay in range(0, 600, rng.randint(20, 80)):
+            self.sim.at(start + delay, self._spawn_preferred_election)
+        self.sim.at(start + 800, self.net.slow.clear)
 
     def _heal_cut(self, pairs: set[tuple[str, str]]) -> None:
         self.net.cuts -= pairs
@@ -645,6 +694,10 @@ class SimCluster:
         if not self.controllers[node_id].node.up:
             self.controllers[node_id].restart()
 
+    def _spawn_preferred_election(self) -> None:
+        if self.faults_active:
+            self.client.spawn(self._preferred_election(), "preferred election")
+
     async def _preferred_election(self) -> None:
         rt = self.active_runtime()
         if rt is None:
@@ -660,6 +713,7 @@ class SimCluster:
         self.faults_active = False
         self.net.faults_on = False
         self.net.cuts.clear()
+        self.net.slow.clear()
         for b in self.brokers.values():
             b.node.paused_until = min(b.node.paused_until, self.sim.now)
             if b.b is None:
@@ -677,7 +731,20 @@ class SimCluster:
         rng, faults = self.sim.rng, self.faults
         self.faults_active = True
         lo, hi = faults.fault_window_ms
-        for _ in range(rng.randint(*faults.faults)):
+        count = rng.randint(*faults.faults)
+        draw = rng.random()
+        if faults.kinds == ALL_KINDS and draw < faults.leadership_profile:
+            # The leadership profile: many leader moves with lagging followers (KAFKA-7128's schedule).
+            self.kinds = LEADERSHIP_KINDS
+            count = rng.randint(6, 12)
+        elif faults.kinds == ALL_KINDS and draw < faults.leadership_profile + faults.churn_profile:
+            # The churn profile: leaders die soon after taking over, leaving divergent unreplicated
+            # tails in many epochs (what multi-round truncation, KIP-279, is for).
+            self.kinds = CHURN_KINDS
+            self.churn = 0.6
+            count = rng.randint(8, 14)
+        self.sim.note(f"nemesis: {count} faults from {', '.join(self.kinds)}")
+        for _ in range(count):
             self.sim.at(max(self.sim.now, rng.randint(lo, hi)), self._fault)
 
     # -- running ----------------------------------------------------------------------------------
