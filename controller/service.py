@@ -239,7 +239,8 @@ class ControllerRuntime:
             return cluster_control.fence_stale_broker(img, live, unclean_enabled=self.unclean_for(img),
                                                      log_end_offsets=self.log_end_offsets), None
 
-        log.info("fencing broker %d: no heartbeat for %d ms", stale[0], self.config.getint("broker.session.timeout.ms"))
+        log.info("fencing broker %d: no heartbeat for %d ms or its connection was lost %d ms ago", stale[0],
+                 self.heartbeats.session_timeout_ms, self.heartbeats.disconnect_grace_ms)
         await self.write(compute)
 
     async def _maybe_elect_offline(self) -> None:
@@ -388,8 +389,21 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         if not self.rt.active:
             return self._not_active(reply)
         wait_s = min(max(request.max_wait_ms, 0), 10_000) / 1000.0
+        rt = self.rt
+        current = cluster_control.check_broker_epoch(rt.image, request.broker_id, request.broker_epoch)
+        if current == ErrorCode.none:
+            rt.heartbeats.touch(request.broker_id, rt.clock_ms())
         if wait_s:
-            await self.rt.wait_for_change(request.metadata_offset, wait_s)
+            try:
+                await rt.wait_for_change(request.metadata_offset, wait_s)
+            except asyncio.CancelledError:
+                # The call ended before its wait: the broker went away (a crash closes its connection)
+                # unless its own deadline ran out. Mark it; it is fenced unless it calls again soon.
+                remaining = context.time_remaining()
+                if current == ErrorCode.none and rt.active and (remaining is None or remaining > 0.05):
+                    rt.heartbeats.disconnected(request.broker_id, rt.clock_ms())
+                    log.info("broker %d: connection lost", request.broker_id)
+                raise
         broker = self.rt.image.brokers.get(request.broker_id)
         reply.is_fenced = broker is None or broker.fenced
         metadata_reply(self.rt, request.metadata_offset, reply)
