@@ -49,6 +49,7 @@ LAG_MS = 300
 # Production's RPC timeouts (5-10 s) scaled to the simulated run; the replica long poll waits less.
 RPC_TIMEOUT_MAX_S = 0.5
 FETCH_WAIT_MS = 200
+DISCONNECT_GRACE_MS = 60  # a crashed broker's dropped connection: fenced after this (production: 1 s of 9)
 
 
 ALL_KINDS = ("crash", "crash_leader", "pause", "partition", "isolate_leader", "controller_failover",
@@ -102,7 +103,8 @@ class SimNet:
         self.cluster = cluster
         self.sim = cluster.sim
         self.cuts: set[tuple[str, str]] = set()  # (a, b) with a < b: no traffic either way
-        self.slow: dict[tuple[str, str], int] = {}  # (a, b) with a < b: extra delay up to this many ms
+        self.slow: dict[tuple[str, str], int] = {}
+        self.serving: dict[Any, tuple[Node, int]] = {}  # server task -> the calling process  # (a, b) with a < b: extra delay up to this many ms
         self.faults_on = True
 
     def blocked(self, a: Node, b: Node) -> bool:
@@ -136,20 +138,40 @@ class SimNet:
             return
         deliver()
 
-    def call(self, src: Node, dst: Node, method: str, request: Any, handler: Callable[[Any], Any],
-             on_reply: Callable[[Any], None]) -> None:
+    def call(self, src: Node, dst: Node, method: str, request: Any, handler: Callable[[Any, Any], Any],
+             on_reply: Callable[[Any], None], timeout_ms: int) -> None:
         src_gen, dst_gen = src.gen, dst.gen
+        context = SimContext(self.sim, self.sim.now + timeout_ms)
 
         def serve() -> None:
             def done(task: Any) -> None:
+                self.serving.pop(task, None)
                 if task.error is None:
                     self.send(dst, dst_gen, src, src_gen, lambda: on_reply(task.result))
-            dst.spawn(handler(request), f"serve {method}", done)
+            task = dst.spawn(handler(request, context), f"serve {method}", done)
+            self.serving[task] = (src, src_gen)
 
         self.send(src, src_gen, dst, dst_gen, serve)
 
+    def crashed(self, node: Node) -> None:
+        """gRPC cancels the server side of every call a crashed process had open (its connections close)."""
+        for task, (src, gen) in list(self.serving.items()):
+            if src is node and gen != node.gen:
+                self.serving.pop(task, None)
+                task.cancel()
+
 
 # -- transports the production code calls ----------------------------------------------------------
+
+class SimContext:
+    """The part of grpc.aio.ServicerContext the servicers use."""
+
+    def __init__(self, sim: Sim, deadline_ms: int) -> None:
+        self.sim, self.deadline_ms = sim, deadline_ms
+
+    def time_remaining(self) -> float:
+        return max(0.0, (self.deadline_ms - self.sim.now) / 1000.0)
+
 
 class _Stub:
     """A gRPC stub: each method returns an `Rpc` wait to the node that owns `address`."""
@@ -162,11 +184,11 @@ class _Stub:
             node, servicer_of = self._target()
             timeout = min(timeout, RPC_TIMEOUT_MAX_S)
 
-            def handler(req: Any) -> Any:
+            def handler(req: Any, context: Any) -> Any:
                 servicer = servicer_of()
                 if servicer is None:
                     raise RuntimeError("no server")
-                return getattr(servicer, method)(req, None)
+                return getattr(servicer, method)(req, context)
             return Rpc(self._src, node, method, request, timeout, handler)
         return call
 
@@ -357,6 +379,7 @@ class SimController:
 
     def crash(self) -> None:
         self.node.crash()
+        self.cluster.net.crashed(self.node)
         self.cluster.raft.views.pop(self.node_id, None)
         self.runtime = self.servicer = None
 
@@ -408,6 +431,7 @@ class SimBroker:
 
     def crash(self) -> None:
         self.node.crash()
+        self.cluster.net.crashed(self.node)
         self.b = self.servicer = None
 
     def restart(self) -> None:
@@ -753,8 +777,10 @@ class SimCluster:
         SimFetcherLoop.cluster = self
         import broker.controller_session
         import broker.fetcher
+        import controller.heartbeats
         swaps = {(broker.fetcher, "FetcherLoop"): SimFetcherLoop, (broker.fetcher, "FETCH_WAIT_MS"): FETCH_WAIT_MS,
-                 (broker.controller_session, "CONTROLLER_CALL_TIMEOUT_S"): RPC_TIMEOUT_MAX_S}
+                 (broker.controller_session, "CONTROLLER_CALL_TIMEOUT_S"): RPC_TIMEOUT_MAX_S,
+                 (controller.heartbeats, "DISCONNECT_GRACE_MS"): DISCONNECT_GRACE_MS}
         with patched(self.sim, swaps), _captured_logs(self.sim):
             self.start()
             self.sim.at(faults.heal_ms, self.heal)

@@ -199,7 +199,7 @@ class Rpc(Wait):
     """One unary RPC over the simulated network; `handler(request)` is a coroutine on the server."""
 
     def __init__(self, src: Node, dst: Node | None, method: str, request: Any, timeout_s: float,
-                 handler: Callable[[Any], Coroutine[Any, Any, Any]] | None) -> None:
+                 handler: Callable[[Any, Any], Coroutine[Any, Any, Any]] | None) -> None:
         self.src, self.dst, self.method, self.request = src, dst, method, request
         self.timeout_ms = max(1, _ms(timeout_s))
         self.handler = handler
@@ -211,7 +211,7 @@ class Rpc(Wait):
         if self.dst is None or self.handler is None:
             return
         sim.net.call(self.src, self.dst, self.method, self.request, self.handler,
-                     lambda reply: task.wake(token, reply))
+                     lambda reply: task.wake(token, reply), self.timeout_ms)
 
 
 class Sim:
