@@ -470,6 +470,7 @@ class SimCluster:
         self.faults_active = False
         self.kinds = self.faults.kinds
         self.churn = self.faults.churn
+        self.bounce_until = -1  # no churn while a leader bounce plays out
         self.workload_on = True
         self.violations: list[str] = []
         self.metadata_listeners: list[Callable[[list[Record], MetadataImage], None]] = []
@@ -498,7 +499,7 @@ class SimCluster:
                 self.sim.note(f"metadata {image.offset}: {r}")
 
     def on_new_leader(self, broker: SimBroker) -> None:
-        if self.faults_active and self.sim.rng.random() < self.churn:
+        if self.faults_active and self.sim.now > self.bounce_until and self.sim.rng.random() < self.churn:
             delay = self.sim.rng.randint(0, 30)
             self.sim.note(f"nemesis: will crash new leader b{broker.broker_id} in {delay} ms")
             self.sim.at(self.sim.now + delay, self._crash_broker, broker.broker_id, self.sim.rng.randint(20, 600))
@@ -670,28 +671,41 @@ class SimCluster:
             self._leader_bounce()
 
     def _leader_bounce(self) -> None:
-        """Leadership moves away from the preferred replica and back while the old leader stays in
-        the ISR, with the third replica lagging behind a slow link and the link between the two
-        leaders slow too (so the returning leader's HW lags what the interim one acknowledged)."""
+        """Leadership moves away from the preferred replica P and back while the interim leader I
+        stays in the ISR (KAFKA-7128's schedule). P is crashed briefly; once I leads, the third
+        replica T is paused just long enough to leave the ISR; the P-I link turns slow (P's HW,
+        learnt from I, lags what I acknowledged, and I's first fetches from P arrive late), and
+        preferred elections move leadership back to P as T resumes, so T's first fetches reach P
+        before I's."""
         rng = self.sim.rng
         preferred = BROKER_IDS[0]
-        leader = self._leader_id()
-        if leader <= 0:
+        if self._leader_id() <= 0:
             return
-        others = [b for b in BROKER_IDS if b != preferred]
-        third = rng.choice(others)
-        interim = next(b for b in others if b != third)
-        self.sim.note(f"nemesis: leader bounce {preferred} -> {interim} -> {preferred}, b{third} lagging")
-        self.net.slow[(f"b{min(third, leader)}", f"b{max(third, leader)}")] = rng.randint(100, 300)
-        self.net.slow[(f"b{min(third, preferred)}", f"b{max(third, preferred)}")] = rng.randint(50, 300)
-        if leader == preferred:
-            self.sim.at(self.sim.now + rng.randint(0, 100), self._crash_broker, preferred, rng.randint(20, 150))
-        start = self.sim.now + rng.randint(300, 700)
-        self.sim.at(start, self.net.slow.__setitem__, ("b" + str(min(preferred, interim)), "b" + str(max(preferred, interim))),
-                    rng.randint(30, 200))
-        for delay in range(0, 600, rng.randint(20, 80)):
-            self.sim.at(start + delay, self._spawn_preferred_election)
-        self.sim.at(start + 800, self.net.slow.clear)
+        self.sim.note(f"nemesis: leader bounce away from and back to b{preferred}")
+        if self._leader_id() == preferred:
+            self._crash_broker(preferred, rng.randint(30, 150))
+        self.sim.at(self.sim.now + rng.randint(150, 300), self._bounce_lag, preferred)
+
+    def _bounce_lag(self, preferred: int) -> None:
+        rng = self.sim.rng
+        interim = self._leader_id()
+        if not self.faults_active or interim <= 0 or interim == preferred:
+            return
+        third = next(b for b in BROKER_IDS if b not in (preferred, interim))
+        pause = rng.randint(330, 450)
+        self.sim.note(f"nemesis: bounce: b{third} paused {pause} ms under leader b{interim} (leaves the ISR)")
+        node = self.brokers[third].node
+        node.paused_until = max(node.paused_until, self.sim.now + pause)
+        back = self.sim.now + pause + rng.randint(3, 30)  # T has resumed and fetched from I once
+        self.bounce_until = back + 600
+        self.sim.at(back - rng.randint(50, 200), self._slow_pair, preferred, interim, rng.randint(80, 200))
+        for delay in range(0, 200, rng.randint(10, 40)):
+            self.sim.at(back + delay, self._spawn_preferred_election)
+        self.sim.at(back + 600, self.net.slow.clear)
+
+    def _slow_pair(self, a: int, b: int, slow_ms: int) -> None:
+        if self.faults_active:
+            self.net.slow[(f"b{min(a, b)}", f"b{max(a, b)}")] = slow_ms
 
     def _heal_cut(self, pairs: set[tuple[str, str]]) -> None:
         self.net.cuts -= pairs
