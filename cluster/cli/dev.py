@@ -41,7 +41,8 @@ def connect_text(cluster: Any, active: Any) -> str:
     for spec in cluster.iter_nodes():
         addresses = [f"{name} {addr}" for name, addr in (
             ("controller", spec.controller_address), ("raft", spec.raft_address),
-            ("kafka", spec.kafka_address), ("grpc", spec.grpc_address)) if addr]
+            ("kafka", spec.kafka_address), ("grpc", spec.grpc_address),
+            ("metrics", f"{spec.metrics_url}/metrics" if spec.metrics_url else None)) if addr]
         nodes.append(f"  node {spec.node_id:<4} {','.join(spec.roles):<18} pid {cluster.pids.get(spec.node_id, '-'):<8} "
                      f"{'  '.join(addresses)}")
     return "\n".join([
@@ -52,6 +53,7 @@ def connect_text(cluster: Any, active: Any) -> str:
         f"Kafka bootstrap servers:  {kafka}",
         f"Controller bootstrap:     {controllers}",
         f"Active controller:        {active_text}",
+        f"Status page:              {status_page_url(cluster)}",
         "",
         "Use the CLI from another shell:",
         f"  export BROOK_BOOTSTRAP_CONTROLLER={controllers}",
@@ -65,6 +67,15 @@ def connect_text(cluster: Any, active: Any) -> str:
         "",
         "Logs: <data-dir>/node-<id>/server.log. Press Ctrl-C to stop every node.",
     ])
+
+
+def status_page_url(cluster: Any) -> str:
+    """The first node's /ui, told to poll every node (so it shows nodes that are down too)."""
+    urls = [spec.metrics_url for spec in cluster.iter_nodes() if spec.metrics_url]
+    if not urls:
+        return "(no metrics.port)"
+    hosts = ",".join(u.removeprefix("http://") for u in urls)
+    return f"{urls[0]}/ui?nodes={hosts}"
 
 
 class _Stop(Exception):

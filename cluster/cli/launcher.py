@@ -71,6 +71,7 @@ class NodeSpec:
     raft_port: int | None = None         # pysyncobj, listed in controller.quorum.voters
     kafka_port: int | None = None        # PLAINTEXT: the Kafka wire protocol
     grpc_port: int | None = None         # GRPC: the broker's gRPC (BrokerService)
+    metrics_port: int | None = None      # metrics.port: HTTP /metrics, /healthz/*, /ui
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -109,7 +110,13 @@ class NodeSpec:
     def grpc_address(self) -> str | None:
         return f"{HOST}:{self.grpc_port}" if self.grpc_port else None
 
+    @property
+    def metrics_url(self) -> str | None:
+        """The node's HTTP endpoint: `<url>/metrics`, `<url>/healthz/ready`, `<url>/ui`."""
+        return f"http://{HOST}:{self.metrics_port}" if self.metrics_port else None
+
     def ports(self) -> list[int]:
+        """The listener ports (the metrics port is `metrics_port`)."""
         return [p for p in (self.controller_port, self.raft_port, self.kafka_port, self.grpc_port) if p]
 
 
@@ -371,6 +378,11 @@ class LocalCluster:
                     spec.kafka_port, spec.grpc_port = next(ports), next(ports)
                 taken += spec.ports()
             self.nodes[node_id] = spec
+        # Metrics ports after every listener port (a data directory from before metrics.port gets them too).
+        for spec in self.nodes.values():
+            if spec.metrics_port is None:
+                spec.metrics_port = free_ports(1, self._next_base(taken), taken)[0]
+                taken.append(spec.metrics_port)
         for spec in self.nodes.values():
             spec.directory.mkdir(parents=True, exist_ok=True)
             spec.config_path.write_text(self.render_properties(spec), encoding="utf-8")
@@ -426,6 +438,9 @@ class LocalCluster:
             "log.dirs": str(spec.directory / "data"),
             "metadata.log.dir": str(spec.directory / "metadata"),
         }
+        if spec.metrics_port:
+            props["metrics.host"] = HOST
+            props["metrics.port"] = str(spec.metrics_port)
         if self.secret is not None:
             props["controller.quorum.secret"] = self.secret
         else:
@@ -682,7 +697,7 @@ class LocalCluster:
 
 
 def _ports_in(props: Mapping[str, str]) -> list[str]:
-    out = []
+    out = [props.get("metrics.port", "")]
     for item in props.get("listeners", "").split(","):
         if ":" in item:
             out.append(item.rsplit(":", 1)[1])
@@ -706,6 +721,8 @@ def _recover_ports(spec: NodeSpec, props: Mapping[str, str]) -> None:
         node, sep, address = voter.strip().partition("@")
         if sep and node == str(spec.node_id):
             spec.raft_port = int(address.rsplit(":", 1)[1])
+    if props.get("metrics.port", "").isdigit() and int(props["metrics.port"]) > 0:
+        spec.metrics_port = int(props["metrics.port"])
     missing = [name for name, port, needed in (
         ("CONTROLLER listener", spec.controller_port, spec.is_controller),
         ("controller.quorum.voters entry", spec.raft_port, spec.is_controller),

@@ -20,10 +20,12 @@ import sys
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from cluster.config import Config, load_config
 from cluster.errors import BrookError
 from cluster.grpcutil import server_options
+from cluster.observe.node import NodeObserver
 
 log = logging.getLogger("brook.server")
 
@@ -101,11 +103,14 @@ async def _serve(config: Config) -> int:
     servers: list[grpc.aio.Server] = []
     closers: list[Any] = []
     broker = None
+    node = NodeObserver(config.node_id, sorted(config.process_roles))
     try:
+        await node.start(config.getstr("metrics.host"), config.getint("metrics.port"))
+        closers.append(node.close)
         if config.is_controller:
-            servers.append(await _start_controller(config, loop, closers))
+            servers.append(await _start_controller(config, loop, closers, node))
         if config.is_broker:
-            broker, broker_servers = await _start_broker(config, closers)
+            broker, broker_servers = await _start_broker(config, closers, node)
             servers += broker_servers
         log.info("node %d is up (%s)", config.node_id, ",".join(sorted(config.process_roles)))
         _settle_gc()
@@ -126,9 +131,11 @@ async def _serve(config: Config) -> int:
     return 0
 
 
-async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any]) -> grpc.aio.Server:
+async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any],
+                            node: NodeObserver) -> grpc.aio.Server:
     from brookpb import admin_pb2_grpc, controller_pb2_grpc
     from controller.admin import AdminServicer
+    from controller.metrics import ControllerObserver
     from controller.quorum import Quorum, QuorumSettings
     from controller.service import ControllerRuntime, ControllerServicer
 
@@ -153,15 +160,19 @@ async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, clo
     runtime = ControllerRuntime(config, quorum, advertised.hostport)
     closers.append(runtime.stop)
     runtime.start()
+    observer = ControllerObserver(runtime)
+    node.add(observer)
     return await _start_grpc(endpoint.hostport, [
         (controller_pb2_grpc.add_ControllerServiceServicer_to_server, ControllerServicer(runtime)),
         (admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(runtime)),
+        (health_pb2_grpc.add_HealthServicer_to_server, node.grpc_health_servicer(observer)),
     ])
 
 
-async def _start_broker(config: Config, closers: list[Any]) -> tuple[Any, list[grpc.aio.Server]]:
+async def _start_broker(config: Config, closers: list[Any], node: NodeObserver) -> tuple[Any, list[grpc.aio.Server]]:
     from broker.core import Broker
     from broker.grpc_service import BrokerServicer
+    from broker.metrics import BrokerObserver
     from brookpb import broker_pb2_grpc
     from storage.rocksdb_log import LogManager
 
@@ -170,19 +181,22 @@ async def _start_broker(config: Config, closers: list[Any]) -> tuple[Any, list[g
     logs = LogManager(log_dir)  # raises a clear error when another process holds the directory
     broker = Broker(config, logs)
     closers.append(broker.stop)
+    observer = BrokerObserver(broker)
+    node.add(observer)
     grpc_endpoint = config.listener("GRPC")
     assert grpc_endpoint is not None, "a broker has a GRPC listener (load_config)"
     grpc_server = await _start_grpc(grpc_endpoint.hostport, [
         (broker_pb2_grpc.add_BrokerServiceServicer_to_server, BrokerServicer(broker)),
+        (health_pb2_grpc.add_HealthServicer_to_server, node.grpc_health_servicer(observer)),
     ])
-    kafka = await _start_kafka(config, broker)
+    kafka = await _start_kafka(config, broker, observer)
     if kafka is not None:
         closers.append(kafka)
     await broker.start()
     return broker, [grpc_server]
 
 
-async def _start_kafka(config: Config, broker: Any) -> Any:
+async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any:
     """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
     endpoint = config.listener("PLAINTEXT")
     if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
@@ -201,6 +215,11 @@ async def _start_kafka(config: Config, broker: Any) -> Any:
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
     server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
                                         group_versions=group_versions)
+    if observer is not None:
+        from broker.metrics import instrument_kafka_handlers
+
+        instrument_kafka_handlers(server.handlers)
+        observer.coordinator = coordinator
 
     async def close() -> None:
         await server.close()

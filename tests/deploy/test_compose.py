@@ -33,6 +33,7 @@ from tests.deploy.topology import (
     ENV_PREFIX,
     ROOT,
     InterpolationError,
+    LocalNode,
     LocalTopology,
     load_compose,
     published_ports,
@@ -269,6 +270,15 @@ def _health_command_ok(topology: LocalTopology) -> tuple[bool, str]:
     return result.returncode == 0, (result.stdout + result.stderr).strip()
 
 
+def _service_health_ok(topology: LocalTopology, node: LocalNode) -> tuple[bool, str]:
+    """Run the compose file's per-service healthcheck (CMD form) with the node's translated environment."""
+    test = topology.compose["services"][node.service]["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1] == "python", test
+    result = subprocess.run([sys.executable, *test[2:]], env=topology.process_env(node), capture_output=True,
+                            text=True, timeout=30)
+    return result.returncode == 0, (result.stdout + result.stderr).strip()
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_topology_runs_as_processes(name: str, tmp_path: Path) -> None:
@@ -315,6 +325,9 @@ def test_topology_runs_as_processes(name: str, tmp_path: Path) -> None:
                 assert got == values
         ok, last = _health_command_ok(topology)
         assert ok, last
+        for node in topology.nodes.values():  # the compose per-node health check, with the node's env
+            ok, last = _service_health_ok(topology, node)
+            assert ok, f"{node.service}: {last}"
         _kafka_roundtrip(topology)
     finally:
         codes = topology.stop()
