@@ -713,12 +713,14 @@ class SimCluster:
     def _controller_failover(self, crash: bool) -> None:
         old = self.raft.leader
         rng = self.sim.rng
+        candidates = [i for i in CONTROLLER_IDS if i != old and self.controllers[i].node.up]
+        if not candidates:
+            return  # no other live controller: no majority would elect one either
         self.sim.note(f"nemesis: controller failover from {old} ({'crash' if crash else 'leadership loss'})")
         if crash and old in self.controllers:
             self.controllers[old].crash()
             self.sim.at(self.sim.now + rng.randint(100, 600), self._restart_controller, old)
         self.raft.set_leader(-1)
-        candidates = [i for i in CONTROLLER_IDS if i != old and self.controllers[i].node.up]
         self.sim.at(self.sim.now + rng.randint(20, 300), self._elect_controller, rng.choice(candidates))
 
     def _elect_controller(self, node_id: int) -> None:
@@ -726,7 +728,10 @@ class SimCluster:
             self.raft.set_leader(node_id)
         elif self.raft.leader < 0:
             live = [i for i in CONTROLLER_IDS if self.controllers[i].node.up]
-            self.raft.set_leader(live[0])
+            if live:
+                self.raft.set_leader(live[0])
+            else:
+                self.sim.at(self.sim.now + 50, self._elect_controller, node_id)
 
     def _restart_controller(self, node_id: int) -> None:
         if not self.controllers[node_id].node.up:

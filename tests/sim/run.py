@@ -48,7 +48,10 @@ def run_seed(seed: int, verbose: bool = False, keep_trace: bool = False, faults:
 
 
 def _run_quiet(seed: int) -> Outcome:
-    return run_seed(seed)
+    try:
+        return run_seed(seed)
+    except Exception as e:  # noqa: BLE001 - a simulator failure is reported with its seed, not lost
+        return Outcome(seed, (f"simulator error: {type(e).__name__}: {e}",), "", 0, 0, 0, ())
 
 
 def run_many(seeds: range, workers: int) -> list[Outcome]:
