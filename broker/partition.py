@@ -60,8 +60,11 @@ class LeaderState:
                             now_ms: int) -> None:
         if partition_epoch < self.partition_epoch:
             return
+        newer = partition_epoch > self.partition_epoch
         self.partition_epoch, self.replicas, self.isr = partition_epoch, replicas, isr
-        if self.pending_isr == isr:
+        if newer or self.pending_isr == isr:
+            # A newer partition epoch settles any AlterPartition in flight: it was either applied (it is
+            # this state or an earlier one) or it will be refused, being based on an older epoch.
             self.pending_isr = None
         for replica in replicas:
             if replica != self.broker_id and replica not in self.followers:

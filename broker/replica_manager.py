@@ -238,6 +238,10 @@ class ReplicaManager:
         state = p.leader
         if state is None:
             return
+        if error in (ErrorCode.invalid_update_version, ErrorCode.fenced_leader_epoch):
+            # Our view is stale, perhaps because an earlier attempt of this very change committed: keep
+            # the pending ISR until the metadata shows the outcome (update_registration clears it).
+            return
         state.pending_isr = None
         if error == ErrorCode.none and reg is not None and reg.leader_epoch == state.leader_epoch:
             if reg.isr != state.isr:

@@ -83,3 +83,15 @@ def test_seed_budget() -> None:
         report_failure(outcome)
     assert not failed, (f"{len(failed)} of {CI_SEEDS} seeds found violations: "
                         f"{[o.seed for o in failed][:20]}; replay one with `make sim SEED=n`")
+
+
+@pytest.mark.timeout(120)
+def test_pending_isr_survives_an_alter_partition_whose_outcome_is_unknown() -> None:
+    """Found by the simulator (seed 59, leadership faults): the leader's AlterPartition adding a paused
+    follower timed out in transport, the leader dropped its pending ISR and acknowledged offset 7 over
+    the old ISR, then the controller committed the addition of a follower at LEO 6. The pending
+    (maximal) ISR must stay until an answer or newer metadata shows the outcome."""
+    from tests.sim.cluster import Faults
+
+    outcome = run_seed(59, faults=Faults(kinds=("leader_bounce", "pause", "slow_link"), faults=(6, 12)))
+    assert not outcome.violations, report_failure(outcome)
