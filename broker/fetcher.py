@@ -133,6 +133,12 @@ def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_s
 
 
 class FetcherLoop:
+    # The partitions (key -> leader epoch) of the round whose RPC is in flight; `in_rpc` is true only
+    # while the loop awaits that RPC, the one point where it may be pre-empted. Class defaults: the
+    # simulator's subclass has its own __init__.
+    in_rpc: bool = False
+    in_flight: dict[tuple[bytes, int], int] = {}
+
     def __init__(self, manager: ReplicaManager, broker_id: int, broker_epoch: Callable[[], int],
                  leader_id: int, address: str) -> None:
         self.m = manager
@@ -166,13 +172,40 @@ class FetcherLoop:
         return [p for p in self.m.partitions.values()
                 if p.leader is None and p.leader_id == self.leader_id and p.paused_until_ms <= now]
 
+    def _next_unpause_ms(self) -> int | None:
+        """Milliseconds until the first paused partition of this leader may be fetched again."""
+        now = self.m.monotonic_ms()
+        pauses = [p.paused_until_ms - now for p in self.m.partitions.values()
+                  if p.leader is None and p.leader_id == self.leader_id and p.paused_until_ms > now]
+        return min(pauses) if pauses else None
+
+    def has_news(self, parts: list[Partition]) -> bool:
+        """True when `parts` holds a partition (or leader epoch) the in-flight round does not carry."""
+        in_flight = self.in_flight
+        return any(in_flight.get((p.topic_id, p.index)) != p.leader_epoch for p in parts)
+
+    def preempt_if_new(self) -> bool:
+        """Called when the partitions this broker follows change (a new image): a round whose RPC is
+        parked in the leader's long poll without a newly followed partition is cancelled and the loop
+        restarted at once, so the new partition does not wait out FETCH_WAIT_MS (issue 16). Only the
+        RPC await is interrupted: answers are applied synchronously after it, so a cancelled round
+        is a lost reply, which the fetch protocol already tolerates. Returns whether it pre-empted."""
+        if not self.in_rpc or self.task is None or self.task.done() or not self.has_news(self.partitions()):
+            return False
+        self.in_rpc = False
+        self.task.cancel()
+        self.start()
+        return True
+
     async def _run(self) -> None:
         while True:
+            self.wake.clear()
             parts = self.partitions()
             if not parts:
-                self.wake.clear()
+                unpause_ms = self._next_unpause_ms()
+                wait_s = 1.0 if unpause_ms is None else min(1.0, max(unpause_ms, 1) / 1000.0)
                 try:
-                    await asyncio.wait_for(self.wake.wait(), 1.0)
+                    await asyncio.wait_for(self.wake.wait(), wait_s)
                 except TimeoutError:
                     pass
                 continue
@@ -229,8 +262,11 @@ class FetcherLoop:
         return None
 
     async def _fetch(self, parts: list[Partition]) -> str | None:
+        # A paused partition rejoins when its pause ends: the poll ends no later than that.
+        unpause_ms = self._next_unpause_ms()
+        wait_ms = FETCH_WAIT_MS if unpause_ms is None else max(0, min(FETCH_WAIT_MS, unpause_ms))
         request = bpb.ReplicaFetchRequest(
-            replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=FETCH_WAIT_MS, min_bytes=1,
+            replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=wait_ms, min_bytes=1,
             max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX)
         sent = {}
         for p in parts:
@@ -238,7 +274,12 @@ class FetcherLoop:
             sent[(p.topic_id, p.index)] = (p, p.leader_epoch, p.log.log_end_offset, last_epoch)
             request.partitions.add(topic_id=p.topic_id, partition=p.index, fetch_offset=p.log.log_end_offset,
                                    current_leader_epoch=p.leader_epoch, last_fetched_epoch=last_epoch)
-        reply = await self.stub.ReplicaFetch(request, timeout=FETCH_WAIT_MS / 1000.0 + 10.0)
+        self.in_flight = {key: entry[1] for key, entry in sent.items()}
+        self.in_rpc = True
+        try:
+            reply = await self.stub.ReplicaFetch(request, timeout=wait_ms / 1000.0 + 10.0)
+        finally:
+            self.in_rpc = False
         if reply.error_code != ErrorCode.none:
             # A top-level error (STALE_BROKER_EPOCH while our registration propagates, say) carries
             # no partitions: retrying at once would spin.
@@ -286,6 +327,7 @@ class FetcherManager:
                 loop.start()
         for loop in self.loops.values():
             loop.wake.set()
+            loop.preempt_if_new()
 
     async def stop(self) -> None:
         for loop in list(self.loops.values()):
