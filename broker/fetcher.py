@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from broker.fetch_session import FollowerSession, Position
 from broker.replica_manager import Partition, ReplicaManager
 from broker.truncation import decide_truncation
 from brookpb import broker_pb2 as bpb
@@ -138,6 +139,14 @@ class FetcherLoop:
     # simulator's subclass has its own __init__.
     in_rpc: bool = False
     in_flight: dict[tuple[bytes, int], int] = {}
+    _session: FollowerSession | None = None
+
+    @property
+    def session(self) -> FollowerSession:
+        """The incremental fetch session with this leader (broker/fetch_session.py)."""
+        if self._session is None:
+            self._session = FollowerSession()
+        return self._session
 
     def __init__(self, manager: ReplicaManager, broker_id: int, broker_epoch: Callable[[], int],
                  leader_id: int, address: str) -> None:
@@ -167,15 +176,20 @@ class FetcherLoop:
                 pass
         await self.channel.close(grace=None)
 
+    def _followed(self) -> list[Partition]:
+        """The replicas this broker follows from this leader (kept by the ReplicaManager from metadata
+        changes: no scan of every local replica)."""
+        return list(self.m.followed.get(self.leader_id, {}).values())
+
     def partitions(self) -> list[Partition]:
         now = self.m.monotonic_ms()
-        return [p for p in self.m.partitions.values()
+        return [p for p in self._followed()
                 if p.leader is None and p.leader_id == self.leader_id and p.paused_until_ms <= now]
 
     def _next_unpause_ms(self) -> int | None:
         """Milliseconds until the first paused partition of this leader may be fetched again."""
         now = self.m.monotonic_ms()
-        pauses = [p.paused_until_ms - now for p in self.m.partitions.values()
+        pauses = [p.paused_until_ms - now for p in self._followed()
                   if p.leader is None and p.leader_id == self.leader_id and p.paused_until_ms > now]
         return min(pauses) if pauses else None
 
@@ -265,34 +279,60 @@ class FetcherLoop:
         # A paused partition rejoins when its pause ends: the poll ends no later than that.
         unpause_ms = self._next_unpause_ms()
         wait_ms = FETCH_WAIT_MS if unpause_ms is None else max(0, min(FETCH_WAIT_MS, unpause_ms))
+        # The incremental session (KIP-227): list only partitions whose position the leader does not
+        # hold, forget those no longer fetched; the leader answers only partitions with news.
+        session = self.session
+        wanted: dict[tuple[bytes, int], Position] = {}
+        by_key: dict[tuple[bytes, int], Partition] = {}
+        for p in parts:
+            key = (p.topic_id, p.index)
+            wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch())
+            by_key[key] = p
+        session_id, session_epoch, listed, forgotten = session.request(wanted)
         request = bpb.ReplicaFetchRequest(
             replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=wait_ms, min_bytes=1,
-            max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX)
-        sent = {}
-        for p in parts:
-            last_epoch = p.log.latest_epoch()
-            sent[(p.topic_id, p.index)] = (p, p.leader_epoch, p.log.log_end_offset, last_epoch)
-            request.partitions.add(topic_id=p.topic_id, partition=p.index, fetch_offset=p.log.log_end_offset,
-                                   current_leader_epoch=p.leader_epoch, last_fetched_epoch=last_epoch)
-        self.in_flight = {key: entry[1] for key, entry in sent.items()}
+            max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX,
+            session_id=session_id, session_epoch=session_epoch)
+        for key in listed:
+            position = wanted[key]
+            request.partitions.add(topic_id=key[0], partition=key[1], fetch_offset=position.fetch_offset,
+                                   current_leader_epoch=position.current_leader_epoch,
+                                   last_fetched_epoch=position.last_fetched_epoch)
+        for key in forgotten:
+            request.forgotten.add(topic_id=key[0], partition=key[1])
+        self.in_flight = {key: position.current_leader_epoch for key, position in wanted.items()}
         self.in_rpc = True
         try:
             reply = await self.stub.ReplicaFetch(request, timeout=wait_ms / 1000.0 + 10.0)
+        except BaseException:
+            session.reset()  # the leader may or may not have applied the request
+            raise
         finally:
             self.in_rpc = False
+        if reply.error_code in (ErrorCode.fetch_session_id_not_found, ErrorCode.invalid_fetch_session_epoch):
+            if session_id == 0:
+                return f"ReplicaFetch answered {ErrorCode(reply.error_code).name} to a new session"
+            session.reset()  # open a new session at once (a full request never gets this answer)
+            return None
         if reply.error_code != ErrorCode.none:
             # A top-level error (STALE_BROKER_EPOCH while our registration propagates, say) carries
             # no partitions: retrying at once would spin.
+            session.reset()
             return f"ReplicaFetch answered {ErrorCode(reply.error_code).name}: {reply.error_message}"
+        session.answered(reply.session_id, wanted, listed, forgotten)
         now = self.m.monotonic_ms()
         for r in reply.partitions:
-            entry = sent.get((r.topic_id, r.partition))
-            if entry is None:
+            key = (r.topic_id, r.partition)
+            p, position = by_key.get(key), wanted.get(key)
+            if p is None or position is None:
                 continue
-            p, epoch, offset, last_epoch = entry
-            if (p.leader is not None or p.leader_epoch != epoch or p.needs_truncation
-                    or p.log.log_end_offset != offset or p.log.latest_epoch() != last_epoch):
-                continue  # the role changed or the log moved while the call was in flight
+            if (p.leader is not None or p.leader_epoch != position.current_leader_epoch or p.needs_truncation
+                    or p.log.log_end_offset != position.fetch_offset
+                    or p.log.latest_epoch() != position.last_fetched_epoch):
+                # The role changed or the log moved while the call was in flight: the answer is
+                # dropped, so the leader's view of what we know is wrong; start a new session.
+                session.reset()
+                continue
             apply_fetch_answer(p, r, self.leader_id, now, self.rng)
         return None
 
