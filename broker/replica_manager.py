@@ -95,6 +95,10 @@ class ReplicaManager:
         # Followed replicas by leader broker, kept from metadata changes (the fetchers' partition sets).
         self.followed: dict[int, dict[tuple[bytes, int], Partition]] = {}
         self.session_watchers: dict[tuple[bytes, int], dict[int, LeaderSession]] = {}
+        # Led partitions whose ISR may need a change: not every follower of the ISR has reached our LEO,
+        # a replica is outside the ISR, or an AlterPartition is in flight. isr_maintenance visits only
+        # these; a quiescent partition re-enters on an append or a registration change.
+        self.isr_watch: set[tuple[bytes, int]] = set()
         self.image: MetadataImage | None = None
         self.fetcher_changed: Callable[[], None] = lambda: None
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
@@ -169,6 +173,7 @@ class ReplicaManager:
         log.info("%s-%d: leader at epoch %d (ISR %s, LEO %d, HW %d)", p.topic, p.index, reg.leader_epoch,
                  list(reg.isr), leo, hw)
         self._maybe_advance_hw(p)
+        self.isr_watch.add((p.topic_id, p.index))
         p.notify_data()
         p.notify_hw()
         if not was_leader:
@@ -201,6 +206,7 @@ class ReplicaManager:
         if p.leader is not None:
             reg = local.registration
             p.leader.update_registration(reg.partition_epoch, reg.replicas, reg.isr, self.monotonic_ms())
+            self.isr_watch.add((p.topic_id, p.index))
             self._maybe_advance_hw(p)
             p.notify_hw()
 
@@ -248,9 +254,13 @@ class ReplicaManager:
         requests: list[tuple[Partition, tuple[int, ...]]] = []
         image = self.image
         eligible = frozenset(image.active_broker_ids()) if image is not None else frozenset()
-        for p in self.partitions.values():
-            state = p.leader
-            if state is None or state.pending_isr is not None:
+        for key in list(self.isr_watch):
+            p = self.partitions.get(key)
+            state = p.leader if p is not None else None
+            if p is None or state is None:
+                self.isr_watch.discard(key)
+                continue
+            if state.pending_isr is not None:
                 continue
             leo = p.log.log_end_offset
             shrunk = state.shrink_candidates(now, self.lag_time_max_ms, leo)
@@ -258,6 +268,8 @@ class ReplicaManager:
             if target != state.isr:
                 state.pending_isr = target
                 requests.append((p, target))
+            elif state.quiescent(leo):
+                self.isr_watch.discard(key)
         if requests:
             self.alter_partition(requests)
 
@@ -267,6 +279,7 @@ class ReplicaManager:
         if state is None:
             return
         state.pending_isr = None
+        self.isr_watch.add((p.topic_id, p.index))
         if error == ErrorCode.none and reg is not None and reg.leader_epoch == state.leader_epoch:
             if reg.isr != state.isr:
                 log.info("%s-%d: ISR %s -> %s", p.topic, p.index, list(state.isr), list(reg.isr))
@@ -302,6 +315,7 @@ class ReplicaManager:
             info = p.log.append_as_leader(records, state.leader_epoch, self.wall_ms())
         except LogError as e:
             return ProduceResult(e.code, message=e.message)
+        self.isr_watch.add((p.topic_id, p.index))
         p.notify_data()
         self._maybe_advance_hw(p)  # a single-replica ISR commits at once
         result = ProduceResult(ErrorCode.none, info.first_offset, info.log_append_time_ms, p.log.log_start_offset)
@@ -478,6 +492,8 @@ class LeaderSide:
             return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.offset_out_of_range,
                                        p.leader.high_watermark, plog.log_start_offset, leo)
         p.leader.record_fetch(replica_id, item.fetch_offset, leo, self.m.monotonic_ms(), broker_epoch)
+        if item.fetch_offset < leo:
+            self.m.isr_watch.add((item.topic_id, item.partition))  # a follower behind: ISR checks resume
         self.m._maybe_advance_hw(p)
         records = b""
         if item.fetch_offset < leo and budget > 0:

@@ -188,3 +188,25 @@ def test_a_session_from_a_previous_broker_epoch_is_not_found():
         assert reply.error_code == ErrorCode.invalid_fetch_session_epoch
         await asyncio.sleep(0)
     run(body)
+
+
+def test_isr_maintenance_skips_quiescent_partitions_and_still_shrinks_a_lagging_follower():
+    """Issue 16 item 3: the ISR tick visits partitions that may need a change, not every led one."""
+    async def body() -> None:
+        c = Cluster()
+        c.create(replicas=(1, 2, 3), leader=1)
+        c.sync()
+        leader = c.nodes[1].manager
+        key = (c.nodes[1].partition.topic_id, 0)
+        await c.produce(1, batch(3))
+        await c.rounds(2, 3)
+        await c.rounds(3, 3)
+        leader.isr_maintenance()
+        assert key not in leader.isr_watch, "everyone caught up: nothing to check until the next change"
+        await c.produce(1, batch(3))
+        assert key in leader.isr_watch
+        await c.rounds(2, 2)  # broker 3 stops fetching
+        c.clock.advance(31_000)
+        leader.isr_maintenance()
+        assert c.nodes[1].alter_requests and c.nodes[1].alter_requests[-1][1] == (1, 2)
+    run(body)
