@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration chaos bench bench-peers lint up down clean
+.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos bench bench-peers lint up down clean
 
 help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
 	@echo "make test   - bootstrap the venv and run every test"
+	@echo "make compat - the client/tool compatibility matrix (docs/COMPATIBILITY.md)"
 	@echo "make bench  - storage and cluster benchmarks"
 	@echo "make bench-peers - the same workload against Apache Kafka 4.4.0 (KRaft) and NATS JetStream R3"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
@@ -42,6 +43,10 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
+# Java/Go/Node clients and Kafka's tools against a real cluster; builds are cached in .cache/compat/.
+compat: $(STAMP)
+	$(BIN)/python -m pytest -q tests/compat
+
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration 600s --seed $${SEED:-1}
 
@@ -64,4 +69,4 @@ down:
 	docker compose -f deploy/compose.yaml down
 
 clean:
-	rm -rf $(VENV) .data *.egg-info
+	rm -rf $(VENV) .data .cache *.egg-info
