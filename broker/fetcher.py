@@ -140,6 +140,11 @@ class FetcherLoop:
     in_rpc: bool = False
     in_flight: dict[tuple[bytes, int], int] = {}
     _session: FollowerSession | None = None
+    # After a round whose answer carried nothing, with no partition paused, nothing about this
+    # loop's partitions has changed unless the loop is woken (a new image): the next round reuses
+    # the partition list and positions instead of walking every followed partition again.
+    # (parts, wanted, by_key, in_flight) of that round, else None.
+    _quiet: tuple | None = None
 
     @property
     def session(self) -> FollowerSession:
@@ -213,8 +218,10 @@ class FetcherLoop:
 
     async def _run(self) -> None:
         while True:
+            woken = self.wake.is_set()
             self.wake.clear()
-            parts = self.partitions()
+            quiet = self._quiet
+            parts = quiet[0] if quiet is not None and not woken else self.partitions()
             if not parts:
                 unpause_ms = self._next_unpause_ms()
                 wait_s = 1.0 if unpause_ms is None else min(1.0, max(unpause_ms, 1) / 1000.0)
@@ -246,6 +253,8 @@ class FetcherLoop:
     async def run_once(self, parts: list[Partition]) -> str | None:
         """One round: the truncation exchange for partitions that need it, else one fetch.
         Returns a description of a round-level failure (to back off on), or None."""
+        if self._quiet is not None and parts is self._quiet[0]:
+            return await self._fetch(parts)  # nothing changed since a round that needed no truncation
         truncating = [p for p in parts if p.needs_truncation]
         if truncating:
             return await self._truncate(truncating)
@@ -276,19 +285,26 @@ class FetcherLoop:
         return None
 
     async def _fetch(self, parts: list[Partition]) -> str | None:
-        # A paused partition rejoins when its pause ends: the poll ends no later than that.
-        unpause_ms = self._next_unpause_ms()
-        wait_ms = FETCH_WAIT_MS if unpause_ms is None else max(0, min(FETCH_WAIT_MS, unpause_ms))
-        # The incremental session (KIP-227): list only partitions whose position the leader does not
-        # hold, forget those no longer fetched; the leader answers only partitions with news.
         session = self.session
-        wanted: dict[tuple[bytes, int], Position] = {}
-        by_key: dict[tuple[bytes, int], Partition] = {}
-        for p in parts:
-            key = (p.topic_id, p.index)
-            wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch())
-            by_key[key] = p
-        session_id, session_epoch, listed, forgotten = session.request(wanted)
+        quiet, self._quiet = self._quiet, None
+        if quiet is not None and parts is quiet[0] and session.session_id != 0:
+            # Nothing moved since the last round (see _quiet): an empty incremental request.
+            _, wanted, by_key, in_flight = quiet
+            unpause_ms, listed, forgotten = None, [], []
+            session_id, session_epoch = session.session_id, session.next_epoch
+        else:
+            # A paused partition rejoins when its pause ends: the poll ends no later than that.
+            unpause_ms = self._next_unpause_ms()
+            # The incremental session (KIP-227): list only partitions whose position the leader does
+            # not hold, forget those no longer fetched; the leader answers only partitions with news.
+            wanted, by_key = {}, {}
+            for p in parts:
+                key = (p.topic_id, p.index)
+                wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch())
+                by_key[key] = p
+            in_flight = {key: position.current_leader_epoch for key, position in wanted.items()}
+            session_id, session_epoch, listed, forgotten = session.request(wanted)
+        wait_ms = FETCH_WAIT_MS if unpause_ms is None else max(0, min(FETCH_WAIT_MS, unpause_ms))
         request = bpb.ReplicaFetchRequest(
             replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=wait_ms, min_bytes=1,
             max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX,
@@ -300,7 +316,7 @@ class FetcherLoop:
                                    last_fetched_epoch=position.last_fetched_epoch)
         for key in forgotten:
             request.forgotten.add(topic_id=key[0], partition=key[1])
-        self.in_flight = {key: position.current_leader_epoch for key, position in wanted.items()}
+        self.in_flight = in_flight
         self.in_rpc = True
         try:
             reply = await self.stub.ReplicaFetch(request, timeout=wait_ms / 1000.0 + 10.0)
@@ -334,6 +350,8 @@ class FetcherLoop:
                 session.reset()
                 continue
             apply_fetch_answer(p, r, self.leader_id, now, self.rng)
+        if not reply.partitions and unpause_ms is None and session.session_id != 0:
+            self._quiet = (parts, wanted, by_key, in_flight)
         return None
 
 
