@@ -70,3 +70,58 @@ def test_new_partition_is_fetched_without_waiting_out_the_long_poll(monkeypatch)
             for fm in managers.values():
                 await fm.stop()
     run(body)
+
+
+@pytest.mark.timeout(120)
+def test_an_append_to_an_idle_partition_ends_the_quiet_rounds(monkeypatch):
+    """After empty rounds the follower reuses its partition list (no walk of every partition); data
+    on one of them must still be fetched and acknowledged (polls of 300 ms, so rounds go quiet)."""
+    async def body() -> None:
+        c = Cluster()
+        c.create(replicas=(1, 2, 3), leader=1)
+
+        class CountingLongPollStub(LongPollStub):
+            calls = 0
+
+            async def ReplicaFetch(self, request, timeout=None):
+                CountingLongPollStub.calls += 1
+                return await super().ReplicaFetch(request, timeout)
+
+        walks = []
+
+        class Loop(FetcherLoop):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.stub = CountingLongPollStub(c, self.leader_id)
+
+            def partitions(self):
+                walks.append(1)
+                return super().partitions()
+
+        monkeypatch.setattr(broker.fetcher, "FetcherLoop", Loop)
+        monkeypatch.setattr(broker.fetcher, "FETCH_WAIT_MS", 300)
+        managers = {}
+        for b in (2, 3):
+            fm = broker.fetcher.FetcherManager(c.nodes[b].manager, b, lambda b=b: c.image.brokers[b].broker_epoch)
+            c.nodes[b].manager.fetcher_changed = fm.reconcile
+            managers[b] = fm
+        try:
+            c.sync()
+            quiet = False
+            for _ in range(20):  # wait for rounds that do not walk the partitions
+                calls, walked = CountingLongPollStub.calls, len(walks)
+                for _ in range(150):
+                    c.clock.advance(50)  # the leader's poll deadline is on the harness clock
+                    await asyncio.sleep(0.01)
+                if CountingLongPollStub.calls >= calls + 4 and len(walks) == walked:
+                    quiet = True
+                    break
+            assert quiet, "idle rounds kept walking the followed partitions"
+            for _ in range(2):  # twice: the second append comes after a non-quiet round
+                produce = asyncio.ensure_future(c.nodes[1].manager.produce("t", 0, batch(3), -1, 60_000))
+                result = await asyncio.wait_for(produce, 60)
+                assert result.error == ErrorCode.none
+        finally:
+            for fm in managers.values():
+                await fm.stop()
+    run(body)
