@@ -5,15 +5,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos bench bench-peers lint up down clean
+.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos bench bench-peers lint up down clean fuzz
 
 help:
-	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
+	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it); SECURE=1: TLS+SCRAM+ACLs, gRPC mTLS"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make compat - the client/tool compatibility matrix (docs/COMPATIBILITY.md)"
 	@echo "make bench  - storage and cluster benchmarks"
 	@echo "make bench-peers - the same workload against Apache Kafka 4.4.0 (KRaft) and NATS JetStream R3"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
+	@echo "make fuzz   - 10 minutes of the Kafka-protocol fuzzer under a memory cap"
 	@echo "make lint   - ruff and mypy"
 
 $(STAMP): pyproject.toml
@@ -32,7 +33,7 @@ proto-check: $(STAMP)
 	$(BIN)/python proto/gen.py --check brookpb
 
 run: $(STAMP)
-	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir .data/dev
+	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir $(if $(SECURE),.data/dev-secure --secure,.data/dev)
 
 test: $(STAMP) proto-check
 	$(BIN)/python -m pytest -q tests
@@ -50,9 +51,14 @@ compat: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration 600s --seed $${SEED:-1}
 
+# The Kafka-protocol fuzzer under a 1.5 GiB address-space cap (CI runs 25 s of it in the unit tests).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.kafka_fuzz --seconds $${FUZZ_SECONDS:-600} --seed $${SEED:-1} --memory-mb 1536 --verbose
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench
 	$(BIN)/python -m bench.cluster_bench
+	$(BIN)/python -m bench.security_bench
 
 # Fetches the Kafka jars (Maven Central) and builds nats-server + a Go client (Go proxy) into .cache/peers.
 bench-peers: $(STAMP)

@@ -126,7 +126,9 @@ class BrokerCore(Protocol):
         """The latest metadata image this broker has applied."""
         ...
 
-    def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None: ...
+    def advertised_kafka_address(self, broker_id: int, listener: str = "") -> tuple[str, int] | None:
+        """Where clients of Kafka listener `listener` reach `broker_id` ("" = its first listener)."""
+        ...
 
     def controller_id(self) -> int:
         """The active controller's node id, or -1 when unknown."""
@@ -163,6 +165,11 @@ class BrokerCore(Protocol):
     async def elect_leaders(self, election_type: int,
                             partitions: Sequence[tuple[str, int]] | None) -> list[ElectionOutcome]:
         """election_type: 0 preferred, 1 unclean (Kafka's ElectLeaders). None = every partition."""
+        ...
+
+    async def admin_call(self, method: str, request: object) -> object | None:
+        """Forward an AdminService request (brookpb.admin_pb2) to the active controller; None when no
+        controller answers. The Kafka listener's SCRAM and ACL APIs use it."""
         ...
 
     async def ensure_topic(self, name: str) -> ErrorCode:

@@ -88,12 +88,18 @@ class ControllerSession:
     # -- registration ----------------------------------------------------------------------------
     async def register(self) -> None:
         grpc_ep = self.config.advertised_listener("GRPC")
-        kafka_ep = self.config.advertised_listener("PLAINTEXT")
+        # The first Kafka listener is the one registered (and answered in Metadata).
+        kafka_ep = self.config.advertised_listener(next(iter(self.config.kafka_listeners())))
         assert grpc_ep is not None, "a broker has a GRPC listener (checked by load_config)"
         request = cpb.RegisterBrokerRequest(
             broker_id=self.broker_id, incarnation_id=self.incarnation_id, host=grpc_ep.host,
             kafka_port=kafka_ep.port if kafka_ep else 0, grpc_port=grpc_ep.port,
             rack=str(self.config["broker.rack"] or ""), cluster_id=self.cluster_id)
+        for name in self.config.kafka_listeners():
+            advertised = self.config.advertised_listener(name)
+            assert advertised is not None, "every Kafka listener has an address (load_config)"
+            request.listeners.add(name=name, host=advertised.host, port=advertised.port,
+                                  security_protocol=self.config.security_protocol(name))
         delay = 0.1
         while True:
             try:

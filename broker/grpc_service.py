@@ -13,6 +13,7 @@ from broker.replica_manager import ReplicaFetchItem
 from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc
 from cluster.errors import ErrorCode, LogError
+from cluster.internal_topics import is_internal
 from cluster.limits import GRPC_FETCH_BYTES_MAX, GRPC_FETCH_WAIT_MS_MAX
 
 log = logging.getLogger("brook.broker.grpc")
@@ -35,6 +36,9 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
 
     async def Produce(self, request, context):
         timeout_ms = request.timeout_ms if request.timeout_ms > 0 else 30_000
+        if is_internal(request.topic):  # only the group coordinator appends there, through the core
+            return bpb.ProduceResponse(error_code=int(ErrorCode.invalid_topic_exception),
+                                       error_message=f"cannot append to internal topic {request.topic}")
         result = await self.b.produce(request.topic, request.partition, request.records, request.acks, timeout_ms)
         reply = bpb.ProduceResponse(error_code=int(result.error), error_message=result.message,
                                     base_offset=result.base_offset, log_append_time_ms=result.log_append_time_ms,

@@ -21,6 +21,8 @@ from cluster.records import (
     LEADER_UNCHANGED,
     NO_LEADER,
     RESOURCE_TOPIC,
+    AclRecord,
+    BrokerListener,
     BrokerShutdown,
     ClusterRecord,
     ConfigRecord,
@@ -31,10 +33,15 @@ from cluster.records import (
     ProducerIds,
     Record,
     RegisterBroker,
+    RemoveAcl,
+    RemoveScramCredential,
     RemoveTopic,
+    ScramCredentialRecord,
     TopicRecord,
     UnfenceBroker,
 )
+from cluster.security.acl import AclBinding, AclOperation, AclPermission, PatternType, ResourceType
+from cluster.security.scram import ScramCredential
 
 _EMPTY: Mapping = MappingProxyType({})
 
@@ -54,6 +61,16 @@ class BrokerRegistration:
     rack: str = ""
     fenced: bool = True
     shutting_down: bool = False
+    listeners: tuple[BrokerListener, ...] = ()
+
+    def kafka_address(self, listener: str = "") -> tuple[str, int]:
+        """The advertised (host, port) of Kafka listener `listener`; the registered one when unknown."""
+        for x in self.listeners:
+            if x.name == listener:
+                return x.host, x.port
+        if self.listeners and not listener:
+            return self.listeners[0].host, self.listeners[0].port
+        return self.host, self.kafka_port
 
     @property
     def grpc_address(self) -> str:
@@ -114,6 +131,13 @@ class MetadataImage:
     unclean_elections: int = 0
     # node id -> (raft address, gRPC address) of every controller that has been active.
     controllers: Mapping[int, tuple[str, str]] = field(default_factory=lambda: _EMPTY)
+    # user -> mechanism -> SCRAM credential (salted and iterated; never a password).
+    scram: Mapping[str, Mapping[str, ScramCredential]] = field(default_factory=lambda: _EMPTY)
+    # acl id -> ACL.
+    acls: Mapping[bytes, AclBinding] = field(default_factory=lambda: _EMPTY)
+
+    def scram_credential(self, user: str, mechanism: str) -> ScramCredential | None:
+        return self.scram.get(user, _EMPTY).get(mechanism)
 
     def topic_by_name(self, name: str) -> TopicImage | None:
         topic_id = self.topic_ids.get(name)
@@ -149,6 +173,8 @@ class _Builder:
         self.topic_ids: dict[str, bytes] | None = None
         self.configs: dict[tuple[int, str], Mapping[str, str]] | None = None
         self.controllers: dict[int, tuple[str, str]] | None = None
+        self.scram: dict[str, Mapping[str, ScramCredential]] | None = None
+        self.acls: dict[bytes, AclBinding] | None = None
         self.partitions: dict[bytes, dict[int, PartitionRegistration]] = {}
 
     def brokers_w(self) -> dict[int, BrokerRegistration]:
@@ -187,6 +213,8 @@ class _Builder:
             next_producer_id=self.next_producer_id,
             unclean_elections=self.unclean_elections,
             controllers=image.controllers if self.controllers is None else MappingProxyType(self.controllers),
+            scram=image.scram if self.scram is None else MappingProxyType(self.scram),
+            acls=image.acls if self.acls is None else MappingProxyType(self.acls),
         )
 
 
@@ -216,6 +244,7 @@ def _replay_one(b: _Builder, record: Record) -> None:
                 grpc_port=record.grpc_port,
                 rack=record.rack,
                 fenced=True,
+                listeners=record.listeners,
             )
         case FenceBroker(broker_id=broker_id, broker_epoch=epoch):
             _set_broker_flags(b, broker_id, epoch, fenced=True)
@@ -275,6 +304,36 @@ def _replay_one(b: _Builder, record: Record) -> None:
             if next_id <= b.next_producer_id:
                 raise ReplayError(f"producer ids must grow: {next_id} <= {b.next_producer_id}")
             b.next_producer_id = next_id
+        case ScramCredentialRecord():
+            if b.scram is None:
+                b.scram = dict(b.image.scram)
+            mechanisms = dict(b.scram.get(record.user, _EMPTY))
+            mechanisms[record.mechanism] = ScramCredential(record.mechanism, record.salt, record.stored_key,
+                                                           record.server_key, record.iterations)
+            b.scram[record.user] = MappingProxyType(mechanisms)
+        case RemoveScramCredential(user=user, mechanism=mechanism):
+            if b.scram is None:
+                b.scram = dict(b.image.scram)
+            mechanisms = dict(b.scram.get(user, _EMPTY))
+            if mechanisms.pop(mechanism, None) is None:
+                raise ReplayError(f"user {user!r} has no {mechanism} credential")
+            if mechanisms:
+                b.scram[user] = MappingProxyType(mechanisms)
+            else:
+                del b.scram[user]
+        case AclRecord():
+            if b.acls is None:
+                b.acls = dict(b.image.acls)
+            if record.acl_id in b.acls:
+                raise ReplayError(f"acl {record.acl_id.hex()} already exists")
+            b.acls[record.acl_id] = AclBinding(
+                ResourceType(record.resource_type), record.resource_name, PatternType(record.pattern_type),
+                record.principal, record.host, AclOperation(record.operation), AclPermission(record.permission))
+        case RemoveAcl(acl_id=acl_id):
+            if b.acls is None:
+                b.acls = dict(b.image.acls)
+            if b.acls.pop(acl_id, None) is None:
+                raise ReplayError(f"unknown acl {acl_id.hex()}")
         case _:
             raise ReplayError(f"unknown record type {type(record).__name__}")
 
@@ -301,7 +360,7 @@ def image_to_records(image: MetadataImage) -> list[Record]:
     for broker in sorted(image.brokers.values(), key=lambda b: b.broker_id):
         records.append(
             RegisterBroker(broker.broker_id, broker.broker_epoch, broker.incarnation_id, broker.host,
-                           broker.kafka_port, broker.grpc_port, broker.rack)
+                           broker.kafka_port, broker.grpc_port, broker.rack, broker.listeners)
         )
         if not broker.fenced:
             records.append(UnfenceBroker(broker.broker_id, broker.broker_epoch))
@@ -319,6 +378,12 @@ def image_to_records(image: MetadataImage) -> list[Record]:
             records.append(ConfigRecord(resource_type, resource_name, name, value))
     if image.next_producer_id:
         records.append(ProducerIds(-1, -1, image.next_producer_id))
+    for user, mechanisms in sorted(image.scram.items()):
+        for mechanism, c in sorted(mechanisms.items()):
+            records.append(ScramCredentialRecord(user, mechanism, c.salt, c.stored_key, c.server_key, c.iterations))
+    for acl_id, a in sorted(image.acls.items()):
+        records.append(AclRecord(acl_id, int(a.resource_type), a.resource_name, int(a.pattern_type), a.principal,
+                                 a.host, int(a.operation), int(a.permission)))
     return records
 
 

@@ -25,6 +25,16 @@ class ClusterRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerListener:
+    """An advertised Kafka listener of a broker."""
+
+    name: str
+    host: str
+    port: int
+    security_protocol: str = "PLAINTEXT"
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterBroker:
     broker_id: int
     broker_epoch: int
@@ -33,6 +43,7 @@ class RegisterBroker:
     kafka_port: int
     grpc_port: int
     rack: str = ""
+    listeners: tuple[BrokerListener, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +123,47 @@ class ControllerRegistration:
     grpc_address: str
 
 
+@dataclass(frozen=True, slots=True)
+class ScramCredentialRecord:
+    """A user's SCRAM credential for one mechanism (KIP-554): salted and iterated, never the password.
+
+    `stored_key` = H(HMAC(SaltedPassword, "Client Key")), `server_key` = HMAC(SaltedPassword, "Server Key").
+    A later record for the same (user, mechanism) replaces it.
+    """
+
+    user: str
+    mechanism: str          # SCRAM-SHA-256 | SCRAM-SHA-512
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
+    iterations: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveScramCredential:
+    user: str
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class AclRecord:
+    """One ACL (Kafka's AccessControlEntryRecord); the codes are Kafka's (see cluster.security.acl)."""
+
+    acl_id: bytes           # 16 random bytes; RemoveAcl names it
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAcl:
+    acl_id: bytes
+
+
 Record = (
     ClusterRecord
     | ControllerRegistration
@@ -125,4 +177,8 @@ Record = (
     | RemoveTopic
     | ConfigRecord
     | ProducerIds
+    | ScramCredentialRecord
+    | RemoveScramCredential
+    | AclRecord
+    | RemoveAcl
 )

@@ -26,6 +26,7 @@ from cluster.image import MetadataImage
 from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC
 from controller import replication, topics
 from controller.quorum import QuorumError
+from controller.security_admin import SecurityAdminMixin
 from controller.service import ControllerRuntime, NotActive, _error_code
 
 log = logging.getLogger("brook.admin")
@@ -41,7 +42,7 @@ def partition_info(image: MetadataImage, index: int, p) -> apb.PartitionInfo:
                              offline_replicas=offline, unclean_elections=p.unclean_elections)
 
 
-class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+class AdminServicer(SecurityAdminMixin, admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, runtime: ControllerRuntime) -> None:
         self.rt = runtime
 
@@ -117,7 +118,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         reply = apb.DeleteTopicsResponse()
         names = list(request.names)
         try:
-            outcomes = await self.rt.write(lambda img: topics.delete_topics(img, names), ADMIN_WRITE_TIMEOUT_S)
+            enabled = _truthy(self.rt.config["delete.topic.enable"])
+            outcomes = await self.rt.write(lambda img: topics.delete_topics(img, names, deletion_enabled=enabled),
+                                           ADMIN_WRITE_TIMEOUT_S)
         except (NotActive, QuorumError) as e:
             return self._fail(reply, e)
         for o in outcomes:
@@ -220,6 +223,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 return self._fail(reply, e)
             out.error_code, out.error_message = int(error), message
         return reply
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def _validator_for(resource_type: int):

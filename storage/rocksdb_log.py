@@ -26,6 +26,7 @@ from storage.append import (
 )
 from storage.batch import BatchHeader, parse_header
 from storage.compaction import plan_compaction
+from storage.compression import decompressed_bytes_max
 from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
 from storage.producer_state import ProducerEntry, ProducerStateTable
@@ -347,7 +348,8 @@ class RocksDBLog:
                 if last_offset < self._log_start_offset or max_timestamp < timestamp_ms:
                     continue
                 body = self._get_required(keys.partition_key(self._number, keys.BATCH, keys.decode_offset(key)))
-                found = find_record_at_or_after(body, timestamp_ms, self._log_start_offset)
+                found = find_record_at_or_after(body, timestamp_ms, self._log_start_offset,
+                                                decompressed_bytes_max(self._config.max_message_bytes))
                 if found is not None:
                     return found
         return None
@@ -526,7 +528,8 @@ class RocksDBLog:
         def closed() -> Iterator[tuple[int, bytes]]:
             return ((keys.decode_offset(k), bytes(v)) for k, v in self._scan(keys.BATCH, start, end))
 
-        actions = plan_compaction(closed, now_ms, self._config.delete_retention_ms)
+        actions = plan_compaction(closed, now_ms, self._config.delete_retention_ms,
+                                  decompressed_bytes_max(self._config.max_message_bytes))
         batch = rocksdict.WriteBatch(raw_mode=True)
         size_change: dict[int, int] = {}
         for action in actions:

@@ -23,9 +23,22 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from broker.api import AlterConfigOp, BrokerCore, FetchPartition, FetchResult, NewTopic, ProduceResult
+from broker.api import (
+    AlterConfigOp,
+    BrokerCore,
+    FetchPartition,
+    FetchResult,
+    NewTopic,
+    ProduceResult,
+    ResourceConfigResult,
+)
+from broker.kafka import security_handlers
 from broker.kafka.codec import ZERO_MS, build, field_is_nullable, ms, response_module
+from broker.kafka.session import ALLOW_ALL, RequestContext
+from cluster.internal_topics import INTERNAL_TOPICS, is_internal
 from cluster.records import RESOURCE_TOPIC
+from cluster.security.acl import AclOperation as Op
+from cluster.security.acl import ResourceType as Res
 from storage.batch import BATCH_HEADER_BYTES, parse_header
 
 __all__ = [
@@ -60,6 +73,9 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     43: (0, 2),    # ElectLeaders
     44: (0, 1),    # IncrementalAlterConfigs
     60: (0, 1),    # DescribeCluster
+    17: (0, 1),    # SaslHandshake (answered by the listener's connection state, see server.py)
+    36: (0, 2),    # SaslAuthenticate
+    **security_handlers.API_VERSIONS,
 }
 
 # Group-coordinator API keys; the listener serves them only through `group_handlers`.
@@ -68,7 +84,7 @@ GROUP_API_KEYS = frozenset({8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47})
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # kio reads the all-zero UUID (Kafka's "no topic id") as None and writes None as zeros.
 _NO_UUID = None
-_INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+_INTERNAL_TOPICS = INTERNAL_TOPICS
 # DescribeConfigs config_source values (DescribeConfigsResponse.json).
 _SOURCE_TOPIC = 1
 _SOURCE_DYNAMIC_BROKER = 2
@@ -116,6 +132,9 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
 class KafkaHandlers:
     """Dispatches decoded requests to the core (or to the group handlers)."""
 
+    # The broker's fetch.max.bytes (Kafka's default, 55 MiB): no Fetch response is asked for more.
+    fetch_bytes_max: int = 57_671_680
+
     def __init__(
         self,
         core: BrokerCore,
@@ -146,17 +165,22 @@ class KafkaHandlers:
             43: self.elect_leaders,
             44: self.incremental_alter_configs,
             60: self.describe_cluster,
+            17: self.sasl_not_expected,
+            36: self.sasl_not_expected,
         }
+        self._security = security_handlers.SecurityHandlers(core)
+        self._dispatch.update(self._security.handlers())
         self._dispatch.update(self.group_handlers)
 
-    async def handle(self, api_key: int, api_version: int, request: Any, context: Any = None) -> Any | None:
+    async def handle(self, api_key: int, api_version: int, request: Any,
+                     context: RequestContext | None = None) -> Any | None:
         """The response dataclass, or None when no response is sent (Produce with acks=0).
 
-        `context` (client id and host) reaches the group handlers, which show it in DescribeGroups.
+        `context` (client id, host, principal, authorizer) reaches every handler: handlers authorize
+        each resource they touch as Kafka's KafkaApis does, and the group handlers show the client in
+        DescribeGroups. Without a context everything is allowed (unit tests of the handlers).
         """
-        if context is not None and api_key in self.group_handlers:
-            return await self.group_handlers[api_key](request, api_version, context)  # type: ignore[call-arg]
-        return await self._dispatch[api_key](request, api_version)
+        return await self._dispatch[api_key](request, api_version, context or ALLOW_ALL)  # type: ignore[call-arg]
 
     # ---------------------------------------------------------------- ApiVersions
 
@@ -168,18 +192,32 @@ class KafkaHandlers:
         )
         return build(mod.ApiVersionsResponse, error_code=error, api_keys=keys, throttle_time=ZERO_MS)
 
-    async def api_versions(self, request: Any, api_version: int) -> Any:
+    async def api_versions(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         return self.api_versions_response(api_version)
+
+    async def sasl_not_expected(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """SASL requests on a listener without SASL, or after authentication: ILLEGAL_SASL_STATE (as Kafka).
+
+        On SASL listeners the connection answers them itself before authentication (see server.py).
+        """
+        key = int(request.__api_key__)
+        mod = response_module(key, api_version)
+        if key == 17:
+            return build(mod.SaslHandshakeResponse, error_code=ErrorCode.illegal_sasl_state, mechanisms=())
+        return build(mod.SaslAuthenticateResponse, error_code=ErrorCode.illegal_sasl_state,
+                     error_message="no SASL exchange is expected on this connection", auth_bytes=b"",
+                     session_lifetime=ZERO_MS)
 
     # ---------------------------------------------------------------- Metadata
 
-    def _live_brokers(self) -> list[tuple[int, str, int, str | None]]:
+    def _live_brokers(self, listener: str = "") -> list[tuple[int, str, int, str | None]]:
+        """Unfenced brokers with their address on Kafka listener `listener` (the one the client used)."""
         image = self.core.image()
         out = []
         for broker_id, registration in sorted(image.brokers.items()):
             if registration.fenced:
                 continue
-            address = self.core.advertised_kafka_address(broker_id)
+            address = self.core.advertised_kafka_address(broker_id, listener)
             if address is None:
                 continue
             out.append((broker_id, address[0], address[1], registration.rack or None))
@@ -195,10 +233,10 @@ class KafkaHandlers:
             return self.core.broker_id
         return live[0] if live else -1
 
-    async def metadata(self, request: Any, api_version: int) -> Any:
+    async def metadata(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(3, api_version)
         image = self.core.image()
-        live = self._live_brokers()
+        live = self._live_brokers(ctx.listener)
         live_ids = {b[0] for b in live}
         brokers = tuple(
             build(mod.MetadataResponseBroker, node_id=i, host=h, port=p, rack=r) for i, h, p, r in live
@@ -209,11 +247,20 @@ class KafkaHandlers:
         allow_create = bool(getattr(request, "allow_auto_topic_creation", True))
         topics = []
         if requested is None:
+            # Kafka: topics the principal may not DESCRIBE are left out of an all-topics answer.
             for topic in sorted(image.topics.values(), key=lambda t: t.name):
-                topics.append(self._metadata_topic(mod, topic.name, topic, live_ids))
+                if ctx.allowed(Op.DESCRIBE, Res.TOPIC, topic.name):
+                    topics.append(self._metadata_topic(mod, topic.name, topic, live_ids))
         else:
             for entry in requested:
-                topics.append(await self._metadata_requested(mod, entry, allow_create, live_ids))
+                name = entry.name
+                if name is not None and not ctx.allowed(Op.DESCRIBE, Res.TOPIC, name):
+                    topics.append(self._metadata_error(mod, name, ErrorCode.topic_authorization_failed))
+                    continue
+                # Auto-creation needs CREATE on the cluster or the topic, as in Kafka.
+                may_create = allow_create and name is not None and (
+                    ctx.cluster_allowed(Op.CREATE) or ctx.allowed(Op.CREATE, Res.TOPIC, name))
+                topics.append(await self._metadata_requested(mod, entry, may_create, live_ids))
         return build(
             mod.MetadataResponse,
             throttle_time=ZERO_MS,
@@ -287,6 +334,8 @@ class KafkaHandlers:
                            timeout_ms: int, transactional: bool) -> ProduceResult:
         if transactional:
             return ProduceResult(ErrorCode.invalid_record, message="transactional produce is not supported by Brook yet")
+        if is_internal(topic):
+            return ProduceResult(ErrorCode.invalid_topic_exception, message=f"cannot append to internal topic {topic}")
         refused = check_batches(records)
         if refused is not None:
             return ProduceResult(refused[0], message=refused[1])
@@ -299,17 +348,21 @@ class KafkaHandlers:
             log.error("produce %s-%d failed: %s: %s", topic, partition, type(e).__name__, e)
             return ProduceResult(ErrorCode.unknown_server_error, message="internal error")
 
-    async def produce(self, request: Any, api_version: int) -> Any | None:
+    async def produce(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any | None:
         mod = response_module(0, api_version)
         acks = int(request.acks)
         timeout_ms = ms(request.timeout)
         transactional = request.transactional_id is not None
         keys: list[tuple[str, int]] = []
         calls = []
+        writable = {t.name: ctx.allowed(Op.WRITE, Res.TOPIC, t.name) for t in request.topic_data}
         for topic_data in request.topic_data:
             for partition_data in topic_data.partition_data:
                 keys.append((topic_data.name, partition_data.index))
-                if acks not in (0, 1, -1):
+                if not writable[topic_data.name]:
+                    calls.append(_done(ProduceResult(ErrorCode.topic_authorization_failed,
+                                                     message="not authorized to WRITE the topic")))
+                elif acks not in (0, 1, -1):
                     calls.append(_done(ProduceResult(ErrorCode.invalid_required_acks,
                                                      message=f"acks must be 0, 1 or -1, not {acks}")))
                 else:
@@ -329,7 +382,7 @@ class KafkaHandlers:
                 leader = build(mod.LeaderIdAndEpoch, leader_id=leader_id, leader_epoch=leader_epoch) \
                     if hasattr(mod, "LeaderIdAndEpoch") else None
                 if hasattr(mod, "NodeEndpoint") and leader_id >= 0:
-                    address = self.core.advertised_kafka_address(leader_id)
+                    address = self.core.advertised_kafka_address(leader_id, ctx.listener)
                     if address is not None:
                         endpoints[leader_id] = build(mod.NodeEndpoint, node_id=leader_id, host=address[0],
                                                      port=address[1])
@@ -354,7 +407,7 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- Fetch
 
-    async def fetch(self, request: Any, api_version: int) -> Any:
+    async def fetch(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(1, api_version)
         session_id = int(getattr(request, "session_id", 0))
         if session_id != 0:
@@ -363,8 +416,13 @@ class KafkaHandlers:
             return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.fetch_session_id_not_found,
                          session_id=0, responses=())
         wanted: list[FetchPartition] = []
+        denied: list[tuple[str, int]] = []
         for topic in request.topics:
+            readable = ctx.allowed(Op.READ, Res.TOPIC, topic.topic)
             for p in topic.partitions:
+                if not readable:
+                    denied.append((topic.topic, p.partition))
+                    continue
                 wanted.append(FetchPartition(
                     topic=topic.topic, partition=p.partition, offset=p.fetch_offset,
                     max_bytes=max(0, p.partition_max_bytes),
@@ -373,8 +431,9 @@ class KafkaHandlers:
         results: list[FetchResult]
         if wanted:
             try:
+                max_bytes = min(max(0, getattr(request, "max_bytes", 2**31 - 1)), self.fetch_bytes_max)
                 results = await self.core.fetch(wanted, max(0, ms(request.max_wait)), max(0, request.min_bytes),
-                                                max(0, getattr(request, "max_bytes", 2**31 - 1)))
+                                                max_bytes)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -403,6 +462,11 @@ class KafkaHandlers:
                 leader_id, leader_epoch = self._current_leader(want.topic, want.partition)
                 fields["current_leader"] = build(mod.LeaderIdAndEpoch, leader_id=leader_id, leader_epoch=leader_epoch)
             by_topic.setdefault(want.topic, []).append(build(mod.PartitionData, **fields))
+        for topic_name, partition in denied:
+            by_topic.setdefault(topic_name, []).append(build(
+                mod.PartitionData, partition_index=partition, error_code=ErrorCode.topic_authorization_failed,
+                high_watermark=-1, last_stable_offset=-1, log_start_offset=-1, aborted_transactions=None,
+                preferred_read_replica=-1, records=None))
         responses = tuple(
             build(mod.FetchableTopicResponse, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()
         )
@@ -411,12 +475,18 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- ListOffsets / OffsetForLeaderEpoch
 
-    async def list_offsets(self, request: Any, api_version: int) -> Any:
+    async def list_offsets(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(2, api_version)
         topics = []
         for topic in request.topics:
             parts = []
+            described = ctx.allowed(Op.DESCRIBE, Res.TOPIC, topic.name)
             for p in topic.partitions:
+                if not described:
+                    parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
+                                       error_code=ErrorCode.topic_authorization_failed, timestamp=-1, offset=-1,
+                                       leader_epoch=-1))
+                    continue
                 result = self.core.list_offsets(topic.name, p.partition_index, p.timestamp,
                                                 getattr(p, "current_leader_epoch", -1))
                 parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
@@ -425,12 +495,17 @@ class KafkaHandlers:
             topics.append(build(mod.ListOffsetsTopicResponse, name=topic.name, partitions=tuple(parts)))
         return build(mod.ListOffsetsResponse, throttle_time=ZERO_MS, topics=tuple(topics))
 
-    async def offset_for_leader_epoch(self, request: Any, api_version: int) -> Any:
+    async def offset_for_leader_epoch(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(23, api_version)
         topics = []
         for topic in request.topics:
             parts = []
+            described = ctx.allowed(Op.DESCRIBE, Res.TOPIC, topic.topic)
             for p in topic.partitions:
+                if not described:
+                    parts.append(build(mod.EpochEndOffset, error_code=ErrorCode.topic_authorization_failed,
+                                       partition=p.partition, leader_epoch=-1, end_offset=-1))
+                    continue
                 result = self.core.offset_for_leader_epoch(topic.topic, p.partition,
                                                            getattr(p, "current_leader_epoch", -1), p.leader_epoch)
                 parts.append(build(mod.EpochEndOffset, error_code=result.error, partition=p.partition,
@@ -440,7 +515,7 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- InitProducerId
 
-    async def init_producer_id(self, request: Any, api_version: int) -> Any:
+    async def init_producer_id(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(22, api_version)
         if request.transactional_id is not None:
             # Transactions are later work. INVALID_REQUEST is fatal for the client with a clear cause,
@@ -449,13 +524,18 @@ class KafkaHandlers:
                      request.transactional_id)
             return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=ErrorCode.invalid_request,
                          producer_id=-1, producer_epoch=-1)
+        # Kafka 3+: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on any topic.
+        if not (ctx.cluster_allowed(Op.IDEMPOTENT_WRITE) or ctx.authorizer is None
+                or any(ctx.allowed(Op.WRITE, Res.TOPIC, t.name) for t in self.core.image().topics.values())):
+            return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS,
+                         error_code=ErrorCode.cluster_authorization_failed, producer_id=-1, producer_epoch=-1)
         result = await self.core.init_producer_id()
         return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=result.error,
                      producer_id=result.producer_id, producer_epoch=result.producer_epoch)
 
     # ---------------------------------------------------------------- CreateTopics / DeleteTopics
 
-    async def create_topics(self, request: Any, api_version: int) -> Any:
+    async def create_topics(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(19, api_version)
         timeout_ms = ms(getattr(request, "timeout", 60_000))
         validate_only = bool(getattr(request, "validate_only", False))
@@ -467,6 +547,8 @@ class KafkaHandlers:
         for t in request.topics:
             if counts[t.name] > 1:
                 early[t.name] = (ErrorCode.invalid_request, "topic named more than once in the request")
+            elif not (ctx.cluster_allowed(Op.CREATE) or ctx.allowed(Op.CREATE, Res.TOPIC, t.name)):
+                early[t.name] = (ErrorCode.topic_authorization_failed, "not authorized to CREATE the topic")
             elif not _TOPIC_NAME.match(t.name) or t.name in (".", ".."):
                 early[t.name] = (ErrorCode.invalid_topic_exception, "topic names are 1-249 of [a-zA-Z0-9._-]")
             elif t.assignments:
@@ -506,7 +588,7 @@ class KafkaHandlers:
                                  replication_factor=replication_factor, configs=()))
         return build(mod.CreateTopicsResponse, throttle_time=ZERO_MS, topics=tuple(results))
 
-    async def delete_topics(self, request: Any, api_version: int) -> Any:
+    async def delete_topics(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(20, api_version)
         timeout_ms = ms(request.timeout)
         image = self.core.image()
@@ -523,12 +605,15 @@ class KafkaHandlers:
             for name in request.topic_names:
                 topic = image.topic_by_name(name)
                 entries.append((name, _topic_uuid(topic.topic_id) if topic else _NO_UUID))
-        names = sorted({name for name, _ in entries if name is not None})
+        denied = {name for name, _ in entries if name is not None and not ctx.allowed(Op.DELETE, Res.TOPIC, name)}
+        names = sorted({name for name, _ in entries if name is not None} - denied)
         outcomes = {o.name: o for o in (await self.core.delete_topics(names, timeout_ms) if names else [])}
         results = []
         for name, topic_id in entries:
             if name is None:
                 error, message = ErrorCode.unknown_topic_id, "unknown topic id"
+            elif name in denied:
+                error, message = ErrorCode.topic_authorization_failed, "not authorized to DELETE the topic"
             else:
                 outcome = outcomes.get(name)
                 error = outcome.error if outcome else ErrorCode.unknown_server_error
@@ -539,10 +624,15 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- Configs
 
-    async def describe_configs(self, request: Any, api_version: int) -> Any:
+    async def describe_configs(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(32, api_version)
         resources = [(int(r.resource_type), r.resource_name) for r in request.resources]
-        outcomes = await self.core.describe_configs(resources) if resources else []
+        denied = {i for i, (rtype, rname) in enumerate(resources)
+                  if not _config_allowed(ctx, Op.DESCRIBE_CONFIGS, rtype, rname)}
+        allowed = [r for i, r in enumerate(resources) if i not in denied]
+        got = iter(await self.core.describe_configs(allowed) if allowed else [])
+        outcomes = [_config_denied(rtype, rname) if i in denied else next(got)
+                    for i, (rtype, rname) in enumerate(resources)]
         results = []
         for resource, outcome in zip(request.resources, outcomes, strict=False):
             keys = set(resource.configuration_keys) if resource.configuration_keys is not None else None
@@ -565,13 +655,16 @@ class KafkaHandlers:
                                  resource_name=resource.resource_name, configs=tuple(entries)))
         return build(mod.DescribeConfigsResponse, throttle_time=ZERO_MS, results=tuple(results))
 
-    async def incremental_alter_configs(self, request: Any, api_version: int) -> Any:
+    async def incremental_alter_configs(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(44, api_version)
         responses = []
         for resource in request.resources:
             unsupported = [c.name for c in resource.configs if int(c.config_operation) not in (0, 1)]
             error: ErrorCode
-            if unsupported:
+            if not _config_allowed(ctx, Op.ALTER_CONFIGS, int(resource.resource_type), resource.resource_name):
+                denied = _config_denied(int(resource.resource_type), resource.resource_name)
+                error, message = denied.error, denied.message
+            elif unsupported:
                 error, message = ErrorCode.invalid_request, f"APPEND/SUBTRACT are not supported ({', '.join(unsupported)})"
             else:
                 ops = [AlterConfigOp(c.name, c.value if int(c.config_operation) == 0 else None, int(c.config_operation))
@@ -583,15 +676,21 @@ class KafkaHandlers:
                                    resource_type=resource.resource_type, resource_name=resource.resource_name))
         return build(mod.IncrementalAlterConfigsResponse, throttle_time=ZERO_MS, responses=tuple(responses))
 
-    async def alter_configs(self, request: Any, api_version: int) -> Any:
+    async def alter_configs(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         """Legacy AlterConfigs: the given set replaces the resource's dynamic configs (SETs + DELETEs)."""
         mod = response_module(33, api_version)
         responses = []
         for resource in request.resources:
             resource_type = int(resource.resource_type)
+            error: ErrorCode
+            if not _config_allowed(ctx, Op.ALTER_CONFIGS, resource_type, resource.resource_name):
+                denied = _config_denied(resource_type, resource.resource_name)
+                responses.append(build(mod.AlterConfigsResourceResponse, error_code=denied.error,
+                                       error_message=denied.message, resource_type=resource.resource_type,
+                                       resource_name=resource.resource_name))
+                continue
             current = await self.core.describe_configs([(resource_type, resource.resource_name)])
             given = {c.name: c.value for c in resource.configs}
-            error: ErrorCode
             if current and current[0].error != ErrorCode.none:
                 error, message = current[0].error, current[0].message
             else:
@@ -608,13 +707,17 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- Cluster
 
-    async def elect_leaders(self, request: Any, api_version: int) -> Any:
+    async def elect_leaders(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(43, api_version)
         election_type = int(getattr(request, "election_type", 0))
         partitions = None
         if request.topic_partitions is not None:
             partitions = [(t.topic, int(p)) for t in request.topic_partitions for p in t.partitions]
-        if election_type not in (0, 1):
+        outcomes: list[Any]
+        if not ctx.cluster_allowed(Op.ALTER):
+            outcomes = []
+            top_error = ErrorCode.cluster_authorization_failed
+        elif election_type not in (0, 1):
             outcomes = []
             top_error = ErrorCode.invalid_request
         else:
@@ -629,11 +732,16 @@ class KafkaHandlers:
         return build(mod.ElectLeadersResponse, throttle_time=ZERO_MS, error_code=top_error,
                      replica_election_results=results)
 
-    async def describe_cluster(self, request: Any, api_version: int) -> Any:
+    async def describe_cluster(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(60, api_version)
         image = self.core.image()
-        live = self._live_brokers()
+        live = self._live_brokers(ctx.listener)
         endpoint_type = int(getattr(request, "endpoint_type", 1))
+        if not ctx.cluster_allowed(Op.DESCRIBE):
+            return build(mod.DescribeClusterResponse, throttle_time=ZERO_MS,
+                         error_code=ErrorCode.cluster_authorization_failed,
+                         error_message="not authorized to DESCRIBE the cluster", endpoint_type=endpoint_type,
+                         cluster_id=image.cluster_id, controller_id=-1, brokers=())
         if endpoint_type != 1:
             return build(mod.DescribeClusterResponse, throttle_time=ZERO_MS,
                          error_code=ErrorCode.unsupported_endpoint_type,
@@ -647,6 +755,21 @@ class KafkaHandlers:
 
 async def _done(value: Any) -> Any:
     return value
+
+
+def _config_allowed(ctx: RequestContext, operation: Op, resource_type: int, name: str) -> bool:
+    """Configs of a topic need the operation on the topic; broker configs need it on the cluster."""
+    if resource_type == RESOURCE_TOPIC:
+        return ctx.allowed(operation, Res.TOPIC, name)
+    return ctx.cluster_allowed(operation)
+
+
+def _config_denied(resource_type: int, name: str) -> ResourceConfigResult:
+    if resource_type == RESOURCE_TOPIC:
+        return ResourceConfigResult(resource_type, name, ErrorCode.topic_authorization_failed,
+                                    "not authorized for the topic's configs")
+    return ResourceConfigResult(resource_type, name, ErrorCode.cluster_authorization_failed,
+                                "not authorized for the cluster's configs")
 
 
 def _append_time(time_ms: int) -> datetime.datetime | None:

@@ -26,6 +26,8 @@ def add_parser(commands: Any, positive: Any) -> None:
     p.add_argument("--base-port", type=positive, help="use consecutive ports from here (default: free ports)")
     p.add_argument("--insecure", action="store_true",
                    help="no controller.quorum.secret (controller.quorum.insecure.dev=true); loopback only")
+    p.add_argument("--secure", action="store_true",
+                   help="SASL_SSL + SCRAM and ACLs on the Kafka listener, mutual TLS on gRPC (PKI under <data-dir>/tls)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a property for every node (repeatable)")
     p.add_argument("--wait-timeout", type=float, default=60.0, metavar="SECONDS",
@@ -94,6 +96,11 @@ def dev(ctx: Any) -> int:
     def on_term(signum: int, frame: Any) -> None:
         raise _Stop()
 
+    secure = None
+    if args.secure:
+        from cluster.cli.secure_dev import prepare_secure
+
+        secure = prepare_secure(cluster)
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         cluster.prepare()
@@ -101,6 +108,13 @@ def dev(ctx: Any) -> int:
         cluster.start(wait=False)
         active = cluster.wait_healthy(args.wait_timeout)
         print(connect_text(cluster, active), flush=True)
+        if secure is not None:
+            from cluster.cli.secure_dev import create_admin_user
+            from cluster.client import ControllerClient
+
+            with ControllerClient(cluster.controller_bootstrap.split(","), timeout_s=10) as controller:
+                create_admin_user(secure, controller)
+            print("\n".join(["", *secure.client_text(cluster.kafka_bootstrap)]), flush=True)
         _supervise(cluster)
     except (KeyboardInterrupt, _Stop):
         pass

@@ -255,6 +255,8 @@ class LocalCluster:
         overrides: Sequence[str] | Mapping[str, str] = (),
         env: Mapping[str, str] | None = None,
         python: str = sys.executable,
+        kafka_listener: str = "PLAINTEXT",
+        node_overrides: Mapping[int, Mapping[str, str]] | None = None,
     ) -> None:
         if not 1 <= controllers <= NODES_MAX:
             raise LaunchError(f"--controllers must be 1..{NODES_MAX}, got {controllers}")
@@ -271,6 +273,11 @@ class LocalCluster:
         self.overrides = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
         self.env = dict(os.environ if env is None else env)
         self.python = python
+        # The name of the brokers' Kafka listener; its protocol comes from listener.security.protocol.map
+        # (e.g. SASL_SSL with the ssl.* and sasl.* keys in `overrides`).
+        self.kafka_listener = kafka_listener
+        # Per-node settings applied after `overrides` (e.g. each broker's own certificate).
+        self.node_overrides = {i: dict(o) for i, o in (node_overrides or {}).items()}
         self.secret: str | None = None
         self.nodes: dict[int, NodeSpec] = {}
         self._procs: dict[int, subprocess.Popen[bytes] | AdoptedProcess] = {}
@@ -344,6 +351,10 @@ class LocalCluster:
 
     # -- layout ------------------------------------------------------------------------------------
 
+    def layout(self) -> list[tuple[int, tuple[str, ...]]]:
+        """(node id, roles) of every node this cluster has, before or after `prepare`."""
+        return self._layout()
+
     def _layout(self) -> list[tuple[int, tuple[str, ...]]]:
         if self.combined:
             return [(i, ("broker", "controller")) for i in range(1, self.controller_count + 1)]
@@ -384,8 +395,12 @@ class LocalCluster:
                 spec.metrics_port = free_ports(1, self._next_base(taken), taken)[0]
                 taken.append(spec.metrics_port)
         for spec in self.nodes.values():
-            spec.directory.mkdir(parents=True, exist_ok=True)
-            spec.config_path.write_text(self.render_properties(spec), encoding="utf-8")
+            spec.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The properties hold the quorum secret: this user only.
+            fd = os.open(spec.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.render_properties(spec))
+            os.chmod(spec.config_path, 0o600)
         self._prepared = True
 
     def _next_base(self, taken: list[int]) -> int | None:
@@ -427,7 +442,7 @@ class LocalCluster:
         if spec.is_controller:
             listeners.append(f"CONTROLLER://{spec.controller_address}")
         if spec.is_broker:
-            listeners += [f"PLAINTEXT://{spec.kafka_address}", f"GRPC://{spec.grpc_address}"]
+            listeners += [f"{self.kafka_listener}://{spec.kafka_address}", f"GRPC://{spec.grpc_address}"]
         props: dict[str, str] = {
             "process.roles": ",".join(spec.roles),
             "node.id": str(spec.node_id),
@@ -446,6 +461,7 @@ class LocalCluster:
         else:
             props["controller.quorum.insecure.dev"] = "true"
         props.update(self.overrides)
+        props.update(self.node_overrides.get(spec.node_id, {}))
         lines = [f"# Written by `brook dev` for node {spec.node_id}; ports and the secret are reused on restart."]
         lines += [f"{key}={_escape(value)}" for key, value in props.items()]
         return "\n".join(lines) + "\n"
@@ -713,7 +729,7 @@ def _recover_ports(spec: NodeSpec, props: Mapping[str, str]) -> None:
         port = int(rest.rsplit(":", 1)[1])
         if name == "CONTROLLER":
             spec.controller_port = port
-        elif name == "PLAINTEXT":
+        elif name != "GRPC":  # the Kafka listener, whatever its name
             spec.kafka_port = port
         elif name == "GRPC":
             spec.grpc_port = port

@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from cluster.config import Config, load_config
 from cluster.errors import BrookError
-from cluster.grpcutil import server_options
+from cluster.grpcutil import GrpcTls, add_port, configure_tls, server_interceptors, server_options
 from cluster.observe.node import NodeObserver
 
 log = logging.getLogger("brook.server")
@@ -73,6 +73,7 @@ def main(argv: list[str]) -> int:
         roles = ",".join(sorted(config.process_roles))
         print(f"{path}: valid ({roles}, node.id={config.node_id})")
         return 0
+    os.umask(0o077)  # data, journals, snapshots and any file a node writes: this user only
     logging.basicConfig(
         level=os.environ.get("BROOK_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s node-{config.node_id} %(levelname)s %(name)s: %(message)s",
@@ -86,16 +87,30 @@ def main(argv: list[str]) -> int:
 
 
 async def _start_grpc(address: str, servicers: list[tuple[Any, Any]]) -> grpc.aio.Server:
-    server = grpc.aio.server(options=server_options())
+    server = grpc.aio.server(options=server_options(), interceptors=server_interceptors())
     for add, servicer in servicers:
         add(servicer, server)
-    if server.add_insecure_port(address) == 0:
+    if add_port(server, address) == 0:
         raise BrookError(f"cannot listen on {address} (in use?)")
     await server.start()
     return server
 
 
+def _configure_grpc_tls(config: Config) -> None:
+    """grpc.ssl.enabled: this node's certificate for its gRPC ports and calls (mutual TLS)."""
+    if not config["grpc.ssl.enabled"]:
+        return
+    keystore = config["ssl.keystore.location"]
+    tls = GrpcTls.from_files(config["ssl.truststore.location"], config["ssl.keystore.certificate.location"] or keystore,
+                             keystore, config.super_users)
+    if config.is_broker and tls.common_name() != f"broker-{config.node_id}":
+        raise BrookError(f"grpc.ssl.enabled: this broker's certificate has CN={tls.common_name()!r}, but a broker's "
+                         f"certificate must be CN=broker-{config.node_id} (its node.id)")
+    configure_tls(tls)
+
+
 async def _serve(config: Config) -> int:
+    _configure_grpc_tls(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -131,12 +146,20 @@ async def _serve(config: Config) -> int:
     return 0
 
 
+def _own_directory(path: str) -> None:
+    """Create a data directory 0700, or refuse one that another user owns (its files could be swapped)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    owner = os.stat(path).st_uid
+    if owner != os.getuid():
+        raise BrookError(f"log directory {path} is owned by uid {owner}, not by this user ({os.getuid()})")
+
+
 async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any],
                             node: NodeObserver) -> grpc.aio.Server:
     from brookpb import admin_pb2_grpc, controller_pb2_grpc
     from controller.admin import AdminServicer
     from controller.metrics import ControllerObserver
-    from controller.quorum import Quorum, QuorumSettings
+    from controller.quorum import Quorum, QuorumError, QuorumSettings
     from controller.service import ControllerRuntime, ControllerServicer
 
     secret = config.quorum_secret
@@ -152,7 +175,10 @@ async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, clo
         connection_retry_ms=config.getint("controller.quorum.connection.retry.ms"),
         leader_fallback_ms=config.getint("controller.quorum.leader.fallback.ms"),
     )
-    quorum = Quorum(settings, loop)
+    try:
+        quorum = Quorum(settings, loop)
+    except QuorumError as e:
+        raise BrookError(str(e)) from None
     closers.append(quorum.close)
     endpoint = config.listener("CONTROLLER")
     advertised = config.advertised_listener("CONTROLLER")
@@ -177,7 +203,7 @@ async def _start_broker(config: Config, closers: list[Any], node: NodeObserver) 
     from storage.rocksdb_log import LogManager
 
     log_dir = config.log_dirs[0]
-    os.makedirs(log_dir, exist_ok=True)
+    _own_directory(log_dir)
     logs = LogManager(log_dir)  # raises a clear error when another process holds the directory
     broker = Broker(config, logs)
     closers.append(broker.stop)
@@ -197,11 +223,14 @@ async def _start_broker(config: Config, closers: list[Any], node: NodeObserver) 
 
 
 async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any:
-    """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
-    endpoint = config.listener("PLAINTEXT")
-    if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
+    """The Kafka wire-protocol listeners (and the group coordinator), when this build has them."""
+    if not config.kafka_listeners() or importlib.util.find_spec("broker.kafka.server") is None:
         return None
+    from broker.kafka.listeners import authorizer_from_config, kafka_listeners
     from broker.kafka.server import start_kafka_listener
+
+    listeners = kafka_listeners(config)  # TLS files are read before anything starts
+    authorizer = authorizer_from_config(config, broker.image)
 
     group_handlers = group_versions = None
     coordinator = None
@@ -213,16 +242,21 @@ async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any
         await coordinator.start()
         adapter = GroupHandlers(coordinator)
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
-    server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
-                                        group_versions=group_versions)
+    servers = []
+    for _name, host, port, security in listeners:
+        servers.append(await start_kafka_listener(broker, host, port, group_handlers=group_handlers,
+                                                  group_versions=group_versions, security=security,
+                                                  authorizer=authorizer))
     if observer is not None:
         from broker.metrics import instrument_kafka_handlers
 
-        instrument_kafka_handlers(server.handlers)
+        for server in servers:
+            instrument_kafka_handlers(server.handlers)
         observer.coordinator = coordinator
 
     async def close() -> None:
-        await server.close()
+        for server in servers:
+            await server.close()
         if coordinator is not None:
             await coordinator.stop()
     return close

@@ -19,6 +19,7 @@ from cluster.config.schema import _ALIAS_ORDER, ALIASES, SERVER_KEYS, TOPIC_KEYS
 from cluster.config.values import (
     _WILDCARD_HOSTS,
     ENV_PREFIX,
+    LISTENER_NAMES,
     Endpoint,
     Voter,
     _parse_listeners,
@@ -196,8 +197,27 @@ class Config:
     def listeners(self) -> dict[str, Endpoint]:
         return _parse_listeners(self._values["listeners"], advertised=False)
 
+    def kafka_listeners(self) -> dict[str, Endpoint]:
+        """The Kafka listeners (every listener but GRPC and CONTROLLER), in `listeners` order."""
+        return {n: e for n, e in self.listeners().items() if n not in LISTENER_NAMES}
+
+    def security_protocol(self, name: str) -> str:
+        """The security protocol of Kafka listener `name` (ConfigError when the map lacks it)."""
+        for item in self._values["listener.security.protocol.map"]:
+            listener, _, protocol = item.partition(":")
+            if listener == name.upper():
+                return protocol
+        raise ConfigError(f"listener {name.upper()} has no security protocol in listener.security.protocol.map")
+
+    @property
+    def super_users(self) -> frozenset[str]:
+        out: set[str] = set()
+        for item in self._values["super.users"]:
+            out.update(p.strip() for p in item.split(";") if p.strip())
+        return frozenset(out)
+
     def listener(self, name: str) -> Endpoint | None:
-        """The bind address (host, port) of listener `name` (PLAINTEXT, GRPC or CONTROLLER), or None."""
+        """The bind address (host, port) of listener `name`, or None."""
         return self.listeners().get(name.upper())
 
     def advertised_listener(self, name: str) -> Endpoint | None:
@@ -276,8 +296,30 @@ def _env_layer(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
         name = var[len(ENV_PREFIX) :].lower().replace("_", ".")
         if not name:
             raise ConfigError(f"{var}: environment variable names no config key")
+        base = name[: -len(".file")]
+        if name not in SERVER_KEYS and name.endswith(".file") and base in SERVER_KEYS:
+            # BROOK_CFG_<KEY>_FILE=/run/secrets/x: the value is that file's content (Docker secrets).
+            if var[: -len("_FILE")] in env:
+                raise ConfigError(f"{var}: {var[: -len('_FILE')]} is set too; set one of them")
+            out.append((base, _read_secret_file(var, env[var]), var))
+            continue
         out.append((name, env[var], var))
     return out
+
+
+SECRET_FILE_BYTES_MAX = 64 * 1024
+
+
+def _read_secret_file(var: str, path: str) -> str:
+    """A value from a file: its text without the trailing newline (a secret mounted by Docker/Kubernetes)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(SECRET_FILE_BYTES_MAX + 1)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{var}: cannot read {path!r}: {getattr(e, 'strerror', None) or e}") from None
+    if len(text) > SECRET_FILE_BYTES_MAX:
+        raise ConfigError(f"{var}: {path!r} is larger than {SECRET_FILE_BYTES_MAX} bytes")
+    return text.rstrip("\r\n")
 
 
 def _override_layer(overrides: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -361,10 +403,15 @@ def _cross_validate(c: Config) -> None:
             )
 
     if "broker" in roles:
-        for name in ("PLAINTEXT", "GRPC"):
-            if name not in listeners:
-                raise ConfigError(f"process.roles includes broker but listeners has no {name}://host:port")
+        if "GRPC" not in listeners:
+            raise ConfigError("process.roles includes broker but listeners has no GRPC://host:port")
+        c.advertised_listener("GRPC")
+        if not c.kafka_listeners():
+            raise ConfigError("process.roles includes broker but listeners has no Kafka listener (e.g. PLAINTEXT://host:port)")
+        for name in c.kafka_listeners():
             c.advertised_listener(name)
+            c.security_protocol(name)
+        _check_security(c)
         if not c.log_dirs:
             raise ConfigError("process.roles includes broker but log.dirs is empty")
         if not c.controller_bootstrap:
@@ -409,6 +456,38 @@ def _cross_validate(c: Config) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Topic configs and single server keys
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        import ipaddress
+
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_security(c: Config) -> None:
+    """TLS material where a listener needs it, and Brook's rule: no unauthenticated non-loopback port."""
+    v = c._values
+    if v["grpc.ssl.enabled"] and not (v["ssl.keystore.location"] and v["ssl.truststore.location"]):
+        raise ConfigError("grpc.ssl.enabled=true needs ssl.keystore.location and ssl.truststore.location")
+    for name, ep in c.kafka_listeners().items():
+        protocol = c.security_protocol(name)
+        if protocol in ("SSL", "SASL_SSL") and not v["ssl.keystore.location"]:
+            raise ConfigError(f"listener {name} is {protocol} but ssl.keystore.location is not set")
+        if protocol == "SSL" and v["ssl.client.auth"] != "none" and not v["ssl.truststore.location"]:
+            raise ConfigError(f"listener {name} checks client certificates (ssl.client.auth={v['ssl.client.auth']}) "
+                              "but ssl.truststore.location is not set")
+        authenticated = protocol.startswith("SASL_") or (protocol == "SSL" and v["ssl.client.auth"] == "required")
+        if not authenticated and not _is_loopback(ep.host) and not v["allow.unauthenticated.listeners"]:
+            shown = ep.host or "every interface"
+            raise ConfigError(
+                f"listener {name} ({protocol} on {shown}) does not authenticate clients and is not on loopback: "
+                "use SASL_SSL, SASL_PLAINTEXT or SSL with ssl.client.auth=required, bind it to 127.0.0.1, "
+                "or set allow.unauthenticated.listeners=true if that is really meant")
 
 
 def validate_topic_config(name: str, value: str) -> str:

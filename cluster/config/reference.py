@@ -63,6 +63,8 @@ def markdown_table() -> str:
         "  `log.dirs`, `BROOK_CFG_CONTROLLER_QUORUM_SECRET` sets `controller.quorum.secret`. No Brook key contains `_`,"
     )
     w("  so the mapping is exact. Other variables are ignored; an unknown `BROOK_CFG_*` key is an error.")
+    w("  `BROOK_CFG_<KEY>_FILE=/path` reads the value from that file (Docker/Kubernetes secrets), without its")
+    w("  trailing newline; setting both `BROOK_CFG_<KEY>` and `BROOK_CFG_<KEY>_FILE` is an error.")
     w("- **Overrides**: `--override key=value`, repeatable.")
     w(
         "- **Aliases**: "
@@ -81,7 +83,7 @@ def markdown_table() -> str:
     )
     w("  (gRPC, on a port other than this node's Raft port); `controller.quorum.secret` is set — or")
     w("  `controller.quorum.insecure.dev=true` for a throwaway local cluster.")
-    w("- **broker**: `listeners` has `PLAINTEXT://` (Kafka protocol) and `GRPC://`; `log.dirs` and")
+    w("- **broker**: `listeners` has `GRPC://` and at least one Kafka listener (e.g. `PLAINTEXT://`); `log.dirs` and")
     w("  `controller.quorum.bootstrap.servers` are set.")
     w("- A listener bound to a wildcard host (empty, `0.0.0.0`, `::`) needs an `advertised.listeners` entry.")
     w(

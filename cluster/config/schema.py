@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from cluster.config.security import SECURITY_KEYS
 from cluster.config.values import (
     Choice,
     ConfigKey,
@@ -70,10 +71,10 @@ _SERVER: list[ConfigKey] = [
         "listeners",
         "list",
         (),
-        "Comma-separated `NAME://host:port`. Names: `PLAINTEXT` = the Kafka protocol (brokers), `GRPC` = the broker's gRPC service (replication, controller callbacks), `CONTROLLER` = the controller's gRPC service (brokers, admin CLI). A broker needs PLAINTEXT and GRPC, a controller needs CONTROLLER. An empty host or 0.0.0.0 binds every interface; port 0 picks a free port.",
+        "Comma-separated `NAME://host:port`. `GRPC` = the broker's gRPC service (replication, controller callbacks), `CONTROLLER` = the controller's gRPC service (brokers, admin CLI); every other name (e.g. `PLAINTEXT`, `SASL_SSL`, `EXTERNAL`) is a Kafka listener whose security protocol `listener.security.protocol.map` gives. A broker needs GRPC and at least one Kafka listener, a controller needs CONTROLLER. An empty host or 0.0.0.0 binds every interface; port 0 picks a free port.",
         validator=Custom(
             _check_listeners,
-            "a comma-separated list of NAME://host:port with NAME one of PLAINTEXT, GRPC, CONTROLLER",
+            "a comma-separated list of NAME://host:port",
         ),
         kafka_default="PLAINTEXT://:9092",
         reason="Which listeners a node needs depends on its roles, so Brook has no default and checks them by role.",
@@ -107,7 +108,7 @@ _SERVER: list[ConfigKey] = [
         "password",
         None,
         "The shared secret of the Raft port. pysyncobj's wire format is pickle, so an open Raft port without a secret lets anyone who reaches it run code: a controller refuses to start without one. Never printed.",
-        validator=Custom(_check_secret, "a non-empty secret"),
+        validator=Custom(_check_secret, "a secret of at least 16 characters"),
         brook_only=True,
         reason="Kafka's Raft port is not pickle-based; Brook's is.",
     ),
@@ -426,6 +427,22 @@ _SERVER: list[ConfigKey] = [
     _key(
         "socket.request.max.bytes", "int", KAFKA_REQUEST_BYTES_DEFAULT, "Largest Kafka request a broker reads.", validator=_POS
     ),
+    # -- hostile-input limits (issue 11) --
+    _key(
+        "fetch.max.bytes", "int", 57671680,
+        "The most bytes a broker returns for one Fetch request (a client's larger max_bytes is lowered to it).",
+        validator=_POS,
+    ),
+    _key(
+        "max.connections", "int", 10000, "Kafka connections a broker accepts at once; more are closed at accept.",
+        validator=_POS, kafka_default=2147483647,
+        reason="A limit on everything: each connection holds buffers and in-flight requests.",
+    ),
+    _key(
+        "max.connections.per.ip", "int", 1000, "Kafka connections a broker accepts at once from one IP address.",
+        validator=_POS, kafka_default=2147483647,
+        reason="One client host cannot take every connection slot.",
+    ),
     _key(
         "connections.max.idle.ms",
         "long",
@@ -486,6 +503,8 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
 ]
+
+_SERVER.extend(SECURITY_KEYS)
 
 SERVER_KEYS: Mapping[str, ConfigKey] = MappingProxyType({k.name: k for k in _SERVER})
 

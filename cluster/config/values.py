@@ -20,7 +20,11 @@ from cluster.limits import (
 )
 
 ENV_PREFIX = "BROOK_CFG_"
-LISTENER_NAMES = ("PLAINTEXT", "GRPC", "CONTROLLER")
+# Brook's own listeners; every other listener name is a Kafka listener whose security protocol comes
+# from `listener.security.protocol.map`.
+LISTENER_NAMES = ("GRPC", "CONTROLLER")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_LISTENER_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 ROLES = frozenset({"broker", "controller"})
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 _MASK = "******"
@@ -210,10 +214,8 @@ def _parse_listeners(items: tuple[str, ...], *, advertised: bool) -> dict[str, E
         name = name.strip().upper()
         if not sep or not name:
             raise _Invalid(f"entry {_q(item)} is not NAME://host:port")
-        if name not in LISTENER_NAMES:
-            raise _Invalid(
-                f"entry {_q(item)} has listener name {name}, expected one of {', '.join(LISTENER_NAMES)}"
-            )
+        if not _LISTENER_NAME.fullmatch(name):
+            raise _Invalid(f"entry {_q(item)} has listener name {_q(name)}, expected [A-Z][A-Z0-9_]*")
         if name in out:
             raise _Invalid(f"listener {name} appears twice")
         out[name] = _parse_hostport(rest, concrete=advertised, allow_port_zero=not advertised)
@@ -276,10 +278,50 @@ def _check_roles(value: tuple[str, ...]) -> tuple[str, ...]:
     return roles
 
 
+# The quorum secret keys an HMAC (pysyncobj's Fernet); shorter than this is guessable.
+QUORUM_SECRET_CHARS_MIN = 16
+
+
 def _check_secret(value: Any) -> Any:
-    if value is not None and not value.reveal().strip():
-        raise _Invalid("expected a non-empty secret")
+    if value is not None and len(value.reveal().strip()) < QUORUM_SECRET_CHARS_MIN:
+        raise _Invalid(f"expected a secret of at least {QUORUM_SECRET_CHARS_MIN} characters")
     return value
+
+
+def _check_protocol_map(value: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    out = []
+    for item in value:
+        name, sep, protocol = item.partition(":")
+        name, protocol = name.strip().upper(), protocol.strip().upper()
+        if not sep or not _LISTENER_NAME.fullmatch(name):
+            raise _Invalid(f"entry {_q(item)} is not NAME:PROTOCOL")
+        if protocol not in SECURITY_PROTOCOLS:
+            raise _Invalid(f"entry {_q(item)} has protocol {protocol}, expected one of {', '.join(SECURITY_PROTOCOLS)}")
+        if name in seen:
+            raise _Invalid(f"listener {name} appears twice")
+        seen.add(name)
+        out.append(f"{name}:{protocol}")
+    return tuple(out)
+
+
+def _check_mapping_rules(value: str) -> str:
+    from cluster.security.principal import parse_mapping_rules
+
+    try:
+        parse_mapping_rules(value)
+    except ValueError as e:
+        raise _Invalid(str(e)) from None
+    return value
+
+
+def _check_principals(value: tuple[str, ...]) -> tuple[str, ...]:
+    for item in value:
+        kind, sep, name = item.partition(":")
+        if not sep or not kind or not name:
+            raise _Invalid(f"entry {_q(item)} is not Type:name (e.g. User:admin)")
+    return value
+
 
 
 # --------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from cluster.records import (
     TopicRecord,
     UnfenceBroker,
 )
+from controller.topics import PARTITIONS_PER_TOPIC_MAX
 
 _BATCH = struct.Struct(">qi")  # baseOffset, batchLength
 _LAST_OFFSET_DELTA = struct.Struct(">i")
@@ -93,7 +94,7 @@ class FakeCore:
     def image(self) -> MetadataImage:
         return self._image
 
-    def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None:
+    def advertised_kafka_address(self, broker_id: int, listener: str = "") -> tuple[str, int] | None:
         b = self._image.brokers.get(broker_id)
         return None if b is None else (b.host, b.kafka_port)
 
@@ -118,6 +119,9 @@ class FakeCore:
         if self._image.topic_by_name(topic.name) is not None:
             return TopicOutcome(topic.name, ErrorCode.topic_already_exists, f"topic {topic.name!r} already exists")
         partitions = topic.partitions if topic.partitions > 0 else int(self.config["num.partitions"])  # type: ignore[call-overload]
+        if partitions > PARTITIONS_PER_TOPIC_MAX:  # as the controller refuses it (a fuzzed request may ask 2^31)
+            return TopicOutcome(topic.name, ErrorCode.invalid_partitions,
+                                f"number of partitions {partitions} is larger than the limit of {PARTITIONS_PER_TOPIC_MAX}")
         if topic.replication_factor not in (-1, 1):
             return TopicOutcome(topic.name, ErrorCode.invalid_replication_factor,
                                 "the fake cluster has one broker")
@@ -129,6 +133,9 @@ class FakeCore:
         for i in range(partitions):
             self._logs[(topic.name, i)] = _PartitionLog()
         return TopicOutcome(topic.name, topic_id=topic_id)
+
+    async def admin_call(self, method: str, request: object) -> object | None:
+        return None  # no controller behind the fake: the security admin APIs answer REQUEST_TIMED_OUT
 
     async def ensure_topic(self, name: str) -> ErrorCode:
         if self._image.topic_by_name(name) is not None:
