@@ -25,6 +25,7 @@ from broker.clock import Clock, system_monotonic_ms, system_wall_ms
 from broker.fetch_session import LeaderSession, LeaderSessions, PartitionKey, Position, SessionUpdate
 from broker.local_changes import LocalPartition, local_changes
 from broker.partition import UNKNOWN_BROKER_EPOCH, LeaderState
+from cluster.config import Config
 from cluster.errors import ErrorCode, LogError
 from cluster.image import MetadataImage, PartitionRegistration
 from storage.batch import iter_batches
@@ -77,7 +78,7 @@ class Partition:
 
 
 class ReplicaManager:
-    def __init__(self, broker_id: int, log_manager: Any, config: Any,
+    def __init__(self, broker_id: int, log_manager: Any, config: Config,
                  alter_partition: Callable[[list[tuple[Partition, tuple[int, ...]]]], Any],
                  log_config_for: Callable[[MetadataImage, str], LogConfig],
                  topic_value: Callable[[MetadataImage, str, str], str], *,
