@@ -113,10 +113,11 @@ class LeaderSessions:
             del self.by_follower[follower_id]
             return SessionUpdate(ErrorCode.invalid_fetch_session_epoch, closed=tuple(old.partitions))
         old.next_epoch += 1
-        opened, closed = [], []
+        opened: list[PartitionKey] = []
+        closed_now: list[PartitionKey] = []
         for key in forgotten:
             if old.partitions.pop(key, None) is not None:
-                closed.append(key)
+                closed_now.append(key)
             old.changed.discard(key)
         read: dict[PartitionKey, None] = {}
         for key, position in listed:
@@ -130,7 +131,7 @@ class LeaderSessions:
         for key in old.changed:
             read[key] = None
         old.changed.clear()
-        return SessionUpdate(ErrorCode.none, old, False, tuple(read), tuple(opened), tuple(closed))
+        return SessionUpdate(ErrorCode.none, old, False, tuple(read), tuple(opened), tuple(closed_now))
 
     def drop(self, follower_id: int) -> LeaderSession | None:
         return self.by_follower.pop(follower_id, None)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from broker.fetch_session import FollowerSession, Position
+from broker.fetch_session import FollowerSession, PartitionKey, Position
 from broker.replica_manager import Partition, ReplicaManager
 from broker.truncation import decide_truncation
 from brookpb import broker_pb2 as bpb
@@ -290,7 +290,9 @@ class FetcherLoop:
         if quiet is not None and parts is quiet[0] and session.session_id != 0:
             # Nothing moved since the last round (see _quiet): an empty incremental request.
             _, wanted, by_key, in_flight = quiet
-            unpause_ms, listed, forgotten = None, [], []
+            unpause_ms = None
+            listed: list[PartitionKey] = []
+            forgotten: list[PartitionKey] = []
             session_id, session_epoch = session.session_id, session.next_epoch
         else:
             # A paused partition rejoins when its pause ends: the poll ends no later than that.

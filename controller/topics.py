@@ -278,6 +278,8 @@ def alter_configs(image: MetadataImage, resource_type: int, resource_name: str,
     if resource_type == RESOURCE_TOPIC and is_internal(resource_name):
         after = dict(current)
         for record in records:
+            if not isinstance(record, ConfigRecord):
+                continue
             if record.value is None:
                 after.pop(record.name, None)
             else:

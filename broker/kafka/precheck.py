@@ -192,7 +192,7 @@ class _Compiled:
 
 @functools.cache
 def _compiled(cls: type) -> _Compiled:
-    flexible = bool(cls.__flexible__)
+    flexible = bool(cls.__flexible__)  # type: ignore[attr-defined]  # kio marks each generated schema class
     owner = cls.__name__
     steps: list[Walker] = []
     tagged: dict[int, Walker] = {}
