@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos bench bench-peers lint up down clean
+.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos chaos-mutants sim bench bench-peers lint up down clean fuzz
 
 help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it); SECURE=1: TLS+SCRAM+ACLs, gRPC mTLS"
@@ -14,6 +14,9 @@ help:
 	@echo "make bench  - storage and cluster benchmarks"
 	@echo "make bench-peers - the same workload against Apache Kafka 4.4.0 (KRaft) and NATS JetStream R3"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
+	@echo "make sim    - deterministic simulation: SEEDS=N runs seeds 1..N, SEED=n replays one seed verbosely"
+	@echo "make fuzz   - 10 minutes of the Kafka-protocol fuzzer under a memory cap"
+	@echo "make chaos-mutants - brook chaos against each deliberately broken build: the detection table"
 	@echo "make lint   - ruff and mypy"
 
 $(STAMP): pyproject.toml
@@ -49,6 +52,20 @@ compat: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration 600s --seed $${SEED:-1}
+
+# Deterministic simulation (tests/sim, docs/CHAOS.md). The last line is "N seeds, V violations".
+sim: $(STAMP)
+	$(BIN)/python -m tests.sim.run $(if $(SEED),--seed $(SEED),--seeds $(or $(SEEDS),1000))
+
+# The Kafka-protocol fuzzer under a 1.5 GiB address-space cap (CI runs 25 s of it in the unit tests).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.kafka_fuzz --seconds $${FUZZ_SECONDS:-600} --seed $${SEED:-1} --memory-mb 1536 --verbose
+
+# Each mutant (tests/mutants/brook_mutants.py) and the normal build: random scenario, one seed, a
+# budget per run. MUTANTS=a,b,normal runs only those; DURATION, SEED, BUDGET override the defaults.
+chaos-mutants: $(STAMP)
+	$(BIN)/python tests/mutants/table.py --duration $${DURATION:-90s} --seed $${SEED:-35} \
+		--budget $${BUDGET:-300} $${MUTANTS:+--only $$MUTANTS}
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench

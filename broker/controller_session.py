@@ -29,6 +29,7 @@ log = logging.getLogger("brook.broker")
 
 CONTROLLER_CALL_TIMEOUT_S = 5.0
 METADATA_WAIT_MS = 1000
+ALTER_PARTITION_RETRY_S = 0.5
 
 
 def _read_cluster_id(path: str) -> str:
@@ -211,10 +212,15 @@ class ControllerSession:
         try:
             reply = await self.controllers.call("controller", "AlterPartition", request, CONTROLLER_CALL_TIMEOUT_S)
         except Exception as e:
-            log.info("AlterPartition failed: %s", e)
-            for pending in by_key.values():
-                if pending.leader is not None:
-                    pending.leader.pending_isr = None
+            # The outcome is unknown: the controller may still commit the change. Keep the pending
+            # (maximal) ISR, so the HW keeps counting a joining member, and ask again; newer metadata
+            # (a higher partition epoch) settles it too (Kafka's AlterPartitionManager).
+            log.info("AlterPartition failed: %s; retrying", e)
+            await asyncio.sleep(ALTER_PARTITION_RETRY_S)
+            again = [(p, isr) for p, isr in requests
+                     if p.leader is not None and p.leader.pending_isr == isr]
+            if again:
+                await self._send_alter_partition(again)
             return
         for r in reply.results:
             if (r.topic_id, r.partition) not in by_key:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from broker.fetch_session import FollowerSession, PartitionKey, Position
 from broker.replica_manager import Partition, ReplicaManager
 from broker.truncation import decide_truncation
 from brookpb import broker_pb2 as bpb
@@ -133,6 +134,25 @@ def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_s
 
 
 class FetcherLoop:
+    # The partitions (key -> leader epoch) of the round whose RPC is in flight; `in_rpc` is true only
+    # while the loop awaits that RPC, the one point where it may be pre-empted. Class defaults: the
+    # simulator's subclass has its own __init__.
+    in_rpc: bool = False
+    in_flight: dict[tuple[bytes, int], int] = {}
+    _session: FollowerSession | None = None
+    # After a round whose answer carried nothing, with no partition paused, nothing about this
+    # loop's partitions has changed unless the loop is woken (a new image): the next round reuses
+    # the partition list and positions instead of walking every followed partition again.
+    # (parts, wanted, by_key, in_flight) of that round, else None.
+    _quiet: tuple | None = None
+
+    @property
+    def session(self) -> FollowerSession:
+        """The incremental fetch session with this leader (broker/fetch_session.py)."""
+        if self._session is None:
+            self._session = FollowerSession()
+        return self._session
+
     def __init__(self, manager: ReplicaManager, broker_id: int, broker_epoch: Callable[[], int],
                  leader_id: int, address: str) -> None:
         self.m = manager
@@ -161,18 +181,52 @@ class FetcherLoop:
                 pass
         await self.channel.close(grace=None)
 
+    def _followed(self) -> list[Partition]:
+        """The replicas this broker follows from this leader (kept by the ReplicaManager from metadata
+        changes: no scan of every local replica)."""
+        return list(self.m.followed.get(self.leader_id, {}).values())
+
     def partitions(self) -> list[Partition]:
         now = self.m.monotonic_ms()
-        return [p for p in self.m.partitions.values()
+        return [p for p in self._followed()
                 if p.leader is None and p.leader_id == self.leader_id and p.paused_until_ms <= now]
+
+    def _next_unpause_ms(self) -> int | None:
+        """Milliseconds until the first paused partition of this leader may be fetched again."""
+        now = self.m.monotonic_ms()
+        pauses = [p.paused_until_ms - now for p in self._followed()
+                  if p.leader is None and p.leader_id == self.leader_id and p.paused_until_ms > now]
+        return min(pauses) if pauses else None
+
+    def has_news(self, parts: list[Partition]) -> bool:
+        """True when `parts` holds a partition (or leader epoch) the in-flight round does not carry."""
+        in_flight = self.in_flight
+        return any(in_flight.get((p.topic_id, p.index)) != p.leader_epoch for p in parts)
+
+    def preempt_if_new(self) -> bool:
+        """Called when the partitions this broker follows change (a new image): a round whose RPC is
+        parked in the leader's long poll without a newly followed partition is cancelled and the loop
+        restarted at once, so the new partition does not wait out FETCH_WAIT_MS (issue 16). Only the
+        RPC await is interrupted: answers are applied synchronously after it, so a cancelled round
+        is a lost reply, which the fetch protocol already tolerates. Returns whether it pre-empted."""
+        if not self.in_rpc or self.task is None or self.task.done() or not self.has_news(self.partitions()):
+            return False
+        self.in_rpc = False
+        self.task.cancel()
+        self.start()
+        return True
 
     async def _run(self) -> None:
         while True:
-            parts = self.partitions()
+            woken = self.wake.is_set()
+            self.wake.clear()
+            quiet = self._quiet
+            parts = quiet[0] if quiet is not None and not woken else self.partitions()
             if not parts:
-                self.wake.clear()
+                unpause_ms = self._next_unpause_ms()
+                wait_s = 1.0 if unpause_ms is None else min(1.0, max(unpause_ms, 1) / 1000.0)
                 try:
-                    await asyncio.wait_for(self.wake.wait(), 1.0)
+                    await asyncio.wait_for(self.wake.wait(), wait_s)
                 except TimeoutError:
                     pass
                 continue
@@ -199,6 +253,8 @@ class FetcherLoop:
     async def run_once(self, parts: list[Partition]) -> str | None:
         """One round: the truncation exchange for partitions that need it, else one fetch.
         Returns a description of a round-level failure (to back off on), or None."""
+        if self._quiet is not None and parts is self._quiet[0]:
+            return await self._fetch(parts)  # nothing changed since a round that needed no truncation
         truncating = [p for p in parts if p.needs_truncation]
         if truncating:
             return await self._truncate(truncating)
@@ -229,30 +285,75 @@ class FetcherLoop:
         return None
 
     async def _fetch(self, parts: list[Partition]) -> str | None:
+        session = self.session
+        quiet, self._quiet = self._quiet, None
+        if quiet is not None and parts is quiet[0] and session.session_id != 0:
+            # Nothing moved since the last round (see _quiet): an empty incremental request.
+            _, wanted, by_key, in_flight = quiet
+            unpause_ms = None
+            listed: list[PartitionKey] = []
+            forgotten: list[PartitionKey] = []
+            session_id, session_epoch = session.session_id, session.next_epoch
+        else:
+            # A paused partition rejoins when its pause ends: the poll ends no later than that.
+            unpause_ms = self._next_unpause_ms()
+            # The incremental session (KIP-227): list only partitions whose position the leader does
+            # not hold, forget those no longer fetched; the leader answers only partitions with news.
+            wanted, by_key = {}, {}
+            for p in parts:
+                key = (p.topic_id, p.index)
+                wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch())
+                by_key[key] = p
+            in_flight = {key: position.current_leader_epoch for key, position in wanted.items()}
+            session_id, session_epoch, listed, forgotten = session.request(wanted)
+        wait_ms = FETCH_WAIT_MS if unpause_ms is None else max(0, min(FETCH_WAIT_MS, unpause_ms))
         request = bpb.ReplicaFetchRequest(
-            replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=FETCH_WAIT_MS, min_bytes=1,
-            max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX)
-        sent = {}
-        for p in parts:
-            last_epoch = p.log.latest_epoch()
-            sent[(p.topic_id, p.index)] = (p, p.leader_epoch, p.log.log_end_offset, last_epoch)
-            request.partitions.add(topic_id=p.topic_id, partition=p.index, fetch_offset=p.log.log_end_offset,
-                                   current_leader_epoch=p.leader_epoch, last_fetched_epoch=last_epoch)
-        reply = await self.stub.ReplicaFetch(request, timeout=FETCH_WAIT_MS / 1000.0 + 10.0)
+            replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=wait_ms, min_bytes=1,
+            max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX,
+            session_id=session_id, session_epoch=session_epoch)
+        for key in listed:
+            position = wanted[key]
+            request.partitions.add(topic_id=key[0], partition=key[1], fetch_offset=position.fetch_offset,
+                                   current_leader_epoch=position.current_leader_epoch,
+                                   last_fetched_epoch=position.last_fetched_epoch)
+        for key in forgotten:
+            request.forgotten.add(topic_id=key[0], partition=key[1])
+        self.in_flight = in_flight
+        self.in_rpc = True
+        try:
+            reply = await self.stub.ReplicaFetch(request, timeout=wait_ms / 1000.0 + 10.0)
+        except BaseException:
+            session.reset()  # the leader may or may not have applied the request
+            raise
+        finally:
+            self.in_rpc = False
+        if reply.error_code in (ErrorCode.fetch_session_id_not_found, ErrorCode.invalid_fetch_session_epoch):
+            if session_id == 0:
+                return f"ReplicaFetch answered {ErrorCode(reply.error_code).name} to a new session"
+            session.reset()  # open a new session at once (a full request never gets this answer)
+            return None
         if reply.error_code != ErrorCode.none:
             # A top-level error (STALE_BROKER_EPOCH while our registration propagates, say) carries
             # no partitions: retrying at once would spin.
+            session.reset()
             return f"ReplicaFetch answered {ErrorCode(reply.error_code).name}: {reply.error_message}"
+        session.answered(reply.session_id, wanted, listed, forgotten)
         now = self.m.monotonic_ms()
         for r in reply.partitions:
-            entry = sent.get((r.topic_id, r.partition))
-            if entry is None:
+            key = (r.topic_id, r.partition)
+            p, position = by_key.get(key), wanted.get(key)
+            if p is None or position is None:
                 continue
-            p, epoch, offset, last_epoch = entry
-            if (p.leader is not None or p.leader_epoch != epoch or p.needs_truncation
-                    or p.log.log_end_offset != offset or p.log.latest_epoch() != last_epoch):
-                continue  # the role changed or the log moved while the call was in flight
+            if (p.leader is not None or p.leader_epoch != position.current_leader_epoch or p.needs_truncation
+                    or p.log.log_end_offset != position.fetch_offset
+                    or p.log.latest_epoch() != position.last_fetched_epoch):
+                # The role changed or the log moved while the call was in flight: the answer is
+                # dropped, so the leader's view of what we know is wrong; start a new session.
+                session.reset()
+                continue
             apply_fetch_answer(p, r, self.leader_id, now, self.rng)
+        if not reply.partitions and unpause_ms is None and session.session_id != 0:
+            self._quiet = (parts, wanted, by_key, in_flight)
         return None
 
 
@@ -286,6 +387,7 @@ class FetcherManager:
                 loop.start()
         for loop in self.loops.values():
             loop.wake.set()
+            loop.preempt_if_new()
 
     async def stop(self) -> None:
         for loop in list(self.loops.values()):

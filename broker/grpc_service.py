@@ -13,9 +13,14 @@ from broker.replica_manager import ReplicaFetchItem
 from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc
 from cluster.errors import ErrorCode, LogError
+from cluster.internal_topics import is_internal
 from cluster.limits import GRPC_FETCH_BYTES_MAX, GRPC_FETCH_WAIT_MS_MAX
 
 log = logging.getLogger("brook.broker.grpc")
+
+# session_id 0 with this epoch: a sessionless full fetch (Kafka's FINAL_EPOCH); session_id 0 with
+# epoch 0 opens an incremental fetch session (broker/fetch_session.py).
+SESSIONLESS_EPOCH = -1
 
 
 
@@ -31,6 +36,9 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
 
     async def Produce(self, request, context):
         timeout_ms = request.timeout_ms if request.timeout_ms > 0 else 30_000
+        if is_internal(request.topic):  # only the group coordinator appends there, through the core
+            return bpb.ProduceResponse(error_code=int(ErrorCode.invalid_topic_exception),
+                                       error_message=f"cannot append to internal topic {request.topic}")
         result = await self.b.produce(request.topic, request.partition, request.records, request.acks, timeout_ms)
         reply = bpb.ProduceResponse(error_code=int(result.error), error_message=result.message,
                                     base_offset=result.base_offset, log_append_time_ms=result.log_append_time_ms,
@@ -82,11 +90,28 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
         items = [ReplicaFetchItem(p.topic_id, p.partition, p.fetch_offset, p.current_leader_epoch,
                                   p.last_fetched_epoch)
                  for p in request.partitions]
+        if request.session_id != 0 or request.session_epoch != SESSIONLESS_EPOCH:
+            error, reply.session_id, outcomes = await self.b.leader_side.replica_fetch_session(
+                request.replica_id, request.broker_epoch, request.session_id, request.session_epoch, items,
+                [(f.topic_id, f.partition) for f in request.forgotten],
+                min(request.max_wait_ms, GRPC_FETCH_WAIT_MS_MAX),
+                min(request.max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX),
+                min(request.partition_max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX))
+            if error != ErrorCode.none:
+                reply.error_code, reply.error_message = int(error), error.name
+                return reply
+            self._add_outcomes(reply, outcomes)
+            return reply
         outcomes = await self.b.leader_side.replica_fetch(
             request.replica_id, items, min(request.max_wait_ms, GRPC_FETCH_WAIT_MS_MAX), request.min_bytes,
             min(request.max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX),
             min(request.partition_max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX),
             broker_epoch=request.broker_epoch)
+        self._add_outcomes(reply, outcomes)
+        return reply
+
+    @staticmethod
+    def _add_outcomes(reply: Any, outcomes: Any) -> None:
         for o in outcomes:
             result = reply.partitions.add(topic_id=o.topic_id, partition=o.partition, error_code=int(o.error),
                                           high_watermark=o.high_watermark, log_start_offset=o.log_start_offset,
@@ -94,7 +119,6 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             if o.diverging_epoch >= 0:
                 result.diverging_epoch.epoch = o.diverging_epoch
                 result.diverging_epoch.end_offset = o.diverging_end_offset
-        return reply
 
     async def OffsetsForLeaderEpoch(self, request, context):
         reply = bpb.OffsetsForLeaderEpochResponse()

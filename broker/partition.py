@@ -60,8 +60,11 @@ class LeaderState:
                             now_ms: int) -> None:
         if partition_epoch < self.partition_epoch:
             return
+        newer = partition_epoch > self.partition_epoch
         self.partition_epoch, self.replicas, self.isr = partition_epoch, replicas, isr
-        if self.pending_isr == isr:
+        if newer or self.pending_isr == isr:
+            # A newer partition epoch settles any AlterPartition in flight: it was either applied (it is
+            # this state or an earlier one) or it will be refused, being based on an older epoch.
             self.pending_isr = None
         for replica in replicas:
             if replica != self.broker_id and replica not in self.followers:
@@ -100,6 +103,29 @@ class LeaderState:
         progress.log_end_offset = fetch_offset
         progress.leo_at_last_fetch = leader_leo
         progress.last_fetch_ms = now_ms
+        return True
+
+    def note_idle_rounds(self, follower_id: int, fetch_offset: int, at_ms: int) -> None:
+        """An incremental fetch session answered rounds without reading this partition: it did not
+        change, and the follower stayed at `fetch_offset`. Count it as fetched at `at_ms` (the last
+        such round) as a full fetch would have, so an idle caught-up follower keeps its lag clock."""
+        progress = self.followers.get(follower_id)
+        if progress is None or progress.log_end_offset != fetch_offset or at_ms <= progress.last_fetch_ms:
+            return
+        self.record_fetch(follower_id, fetch_offset, progress.leo_at_last_fetch, at_ms, progress.broker_epoch)
+
+    def quiescent(self, leader_leo: int) -> bool:
+        """Nothing for ISR maintenance to do until the next append or registration change: every
+        replica is in the ISR, none has an AlterPartition in flight, and every follower of the ISR
+        has fetched up to `leader_leo` (so shrinking needs new data; expanding has nobody to add)."""
+        if self.pending_isr is not None or set(self.isr) != set(self.replicas):
+            return False
+        for replica in self.isr:
+            if replica == self.broker_id:
+                continue
+            progress = self.followers.get(replica)
+            if progress is None or progress.log_end_offset < leader_leo:
+                return False
         return True
 
     def compute_high_watermark(self, leader_leo: int) -> int:

@@ -22,8 +22,10 @@ from typing import Any
 from broker import metrics
 from broker.api import FetchPartition, FetchResult, ProduceResult
 from broker.clock import Clock, system_monotonic_ms, system_wall_ms
+from broker.fetch_session import LeaderSession, LeaderSessions, PartitionKey, Position, SessionUpdate
 from broker.local_changes import LocalPartition, local_changes
 from broker.partition import UNKNOWN_BROKER_EPOCH, LeaderState
+from cluster.config import Config
 from cluster.errors import ErrorCode, LogError
 from cluster.image import MetadataImage, PartitionRegistration
 from storage.batch import iter_batches
@@ -50,6 +52,9 @@ class Partition:
     out_of_range_count: int = 0                # follower: consecutive OFFSET_OUT_OF_RANGE answers
     data_event: asyncio.Event = field(default_factory=asyncio.Event)
     hw_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # Followers' fetch sessions that hold this partition (follower id -> session), shared by every
+    # Partition object of the key (ReplicaManager.session_watchers).
+    watchers: dict[int, LeaderSession] = field(default_factory=dict)
 
     @property
     def is_leader(self) -> bool:
@@ -58,14 +63,22 @@ class Partition:
     def notify_data(self) -> None:
         self.data_event.set()
         self.data_event = asyncio.Event()
+        self._tell_sessions()
 
     def notify_hw(self) -> None:
         self.hw_event.set()
         self.hw_event = asyncio.Event()
+        self._tell_sessions()
+
+    def _tell_sessions(self) -> None:
+        if self.watchers:
+            key = (self.topic_id, self.index)
+            for session in self.watchers.values():
+                session.mark(key)
 
 
 class ReplicaManager:
-    def __init__(self, broker_id: int, log_manager: Any, config: Any,
+    def __init__(self, broker_id: int, log_manager: Any, config: Config,
                  alter_partition: Callable[[list[tuple[Partition, tuple[int, ...]]]], Any],
                  log_config_for: Callable[[MetadataImage, str], LogConfig],
                  topic_value: Callable[[MetadataImage, str, str], str], *,
@@ -80,6 +93,13 @@ class ReplicaManager:
         self.topic_value = topic_value
         self.partitions: dict[tuple[bytes, int], Partition] = {}
         self.by_name: dict[tuple[str, int], Partition] = {}
+        # Followed replicas by leader broker, kept from metadata changes (the fetchers' partition sets).
+        self.followed: dict[int, dict[tuple[bytes, int], Partition]] = {}
+        self.session_watchers: dict[tuple[bytes, int], dict[int, LeaderSession]] = {}
+        # Led partitions whose ISR may need a change: not every follower of the ISR has reached our LEO,
+        # a replica is outside the ISR, or an AlterPartition is in flight. isr_maintenance visits only
+        # these; a quiescent partition re-enters on an append or a registration change.
+        self.isr_watch: set[tuple[bytes, int]] = set()
         self.image: MetadataImage | None = None
         self.fetcher_changed: Callable[[], None] = lambda: None
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
@@ -123,13 +143,22 @@ class ReplicaManager:
             assert self.image is not None
             plog = self.logs.get_or_create(local.topic_id, local.topic, local.partition,
                                            self.log_config_for(self.image, local.topic))
-            p = Partition(local.topic, local.topic_id, local.partition, plog)
+            p = Partition(local.topic, local.topic_id, local.partition, plog,
+                          watchers=self.session_watchers.setdefault(key, {}))
             self.partitions[key] = p
             self.by_name[(local.topic, local.partition)] = p
         return p
 
+    def _unfollow(self, p: Partition) -> None:
+        followed = self.followed.get(p.leader_id)
+        if followed is not None:
+            followed.pop((p.topic_id, p.index), None)
+            if not followed:
+                del self.followed[p.leader_id]
+
     def _become_leader(self, local: LocalPartition) -> None:
         p = self._get_or_create(local)
+        self._unfollow(p)
         reg = local.registration
         was_leader = p.is_leader
         p.registration, p.leader_id, p.leader_epoch = reg, self.broker_id, reg.leader_epoch
@@ -145,6 +174,7 @@ class ReplicaManager:
         log.info("%s-%d: leader at epoch %d (ISR %s, LEO %d, HW %d)", p.topic, p.index, reg.leader_epoch,
                  list(reg.isr), leo, hw)
         self._maybe_advance_hw(p)
+        self.isr_watch.add((p.topic_id, p.index))
         p.notify_data()
         p.notify_hw()
         if not was_leader:
@@ -154,8 +184,11 @@ class ReplicaManager:
         p = self._get_or_create(local)
         reg = local.registration
         was_leader = p.is_leader
+        self._unfollow(p)
         p.registration, p.leader_id, p.leader_epoch = reg, reg.leader, reg.leader_epoch
         p.leader = None
+        if reg.leader >= 0:
+            self.followed.setdefault(reg.leader, {})[(p.topic_id, p.index)] = p
         p.needs_truncation = True
         p.paused_until_ms = 0
         p.out_of_range_count = 0
@@ -174,6 +207,7 @@ class ReplicaManager:
         if p.leader is not None:
             reg = local.registration
             p.leader.update_registration(reg.partition_epoch, reg.replicas, reg.isr, self.monotonic_ms())
+            self.isr_watch.add((p.topic_id, p.index))
             self._maybe_advance_hw(p)
             p.notify_hw()
 
@@ -182,6 +216,7 @@ class ReplicaManager:
         if p is None:
             return
         self.by_name.pop((p.topic, p.index), None)
+        self._unfollow(p)
         if p.is_leader:
             self._tell_listeners(p, False)
         p.leader = None
@@ -220,9 +255,13 @@ class ReplicaManager:
         requests: list[tuple[Partition, tuple[int, ...]]] = []
         image = self.image
         eligible = frozenset(image.active_broker_ids()) if image is not None else frozenset()
-        for p in self.partitions.values():
-            state = p.leader
-            if state is None or state.pending_isr is not None:
+        for key in list(self.isr_watch):
+            p = self.partitions.get(key)
+            state = p.leader if p is not None else None
+            if p is None or state is None:
+                self.isr_watch.discard(key)
+                continue
+            if state.pending_isr is not None:
                 continue
             leo = p.log.log_end_offset
             shrunk = state.shrink_candidates(now, self.lag_time_max_ms, leo)
@@ -230,6 +269,8 @@ class ReplicaManager:
             if target != state.isr:
                 state.pending_isr = target
                 requests.append((p, target))
+            elif state.quiescent(leo):
+                self.isr_watch.discard(key)
         if requests:
             self.alter_partition(requests)
 
@@ -238,7 +279,12 @@ class ReplicaManager:
         state = p.leader
         if state is None:
             return
+        if error in (ErrorCode.invalid_update_version, ErrorCode.fenced_leader_epoch):
+            # Our view is stale, perhaps because an earlier attempt of this very change committed: keep
+            # the pending ISR until the metadata shows the outcome (update_registration clears it).
+            return
         state.pending_isr = None
+        self.isr_watch.add((p.topic_id, p.index))
         if error == ErrorCode.none and reg is not None and reg.leader_epoch == state.leader_epoch:
             if reg.isr != state.isr:
                 log.info("%s-%d: ISR %s -> %s", p.topic, p.index, list(state.isr), list(reg.isr))
@@ -274,6 +320,7 @@ class ReplicaManager:
             info = p.log.append_as_leader(records, state.leader_epoch, self.wall_ms())
         except LogError as e:
             return ProduceResult(e.code, message=e.message)
+        self.isr_watch.add((p.topic_id, p.index))
         p.notify_data()
         self._maybe_advance_hw(p)  # a single-replica ISR commits at once
         result = ProduceResult(ErrorCode.none, info.first_offset, info.log_append_time_ms, p.log.log_start_offset)
@@ -422,6 +469,7 @@ class LeaderSide:
 
     def __init__(self, manager: ReplicaManager) -> None:
         self.m = manager
+        self.sessions = LeaderSessions()
 
     def read_for_follower(self, replica_id: int, item: ReplicaFetchItem, budget: int,
                           broker_epoch: int = UNKNOWN_BROKER_EPOCH) -> ReplicaFetchOutcome:
@@ -449,6 +497,8 @@ class LeaderSide:
             return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.offset_out_of_range,
                                        p.leader.high_watermark, plog.log_start_offset, leo)
         p.leader.record_fetch(replica_id, item.fetch_offset, leo, self.m.monotonic_ms(), broker_epoch)
+        if item.fetch_offset < leo:
+            self.m.isr_watch.add((item.topic_id, item.partition))  # a follower behind: ISR checks resume
         self.m._maybe_advance_hw(p)
         records = b""
         if item.fetch_offset < leo and budget > 0:
@@ -489,6 +539,81 @@ class LeaderSide:
             if not events:
                 return outcomes
             await _wait_any(events, remaining_ms / 1000.0)
+
+    def _rewatch(self, follower_id: int, update: SessionUpdate) -> None:
+        watchers = self.m.session_watchers
+        for key in update.closed:
+            w = watchers.get(key)
+            if w is not None and w.get(follower_id) is not update.session:
+                w.pop(follower_id, None)
+        if update.session is not None:
+            for key in update.opened:
+                watchers.setdefault(key, {})[follower_id] = update.session
+
+    async def replica_fetch_session(self, replica_id: int, broker_epoch: int, session_id: int, session_epoch: int,
+                                    items: Sequence[ReplicaFetchItem], forgotten: Sequence[PartitionKey],
+                                    max_wait_ms: int, max_bytes: int,
+                                    partition_max_bytes: int) -> tuple[ErrorCode, int, list[ReplicaFetchOutcome]]:
+        """The long poll of an incremental fetch session (KIP-227 between brokers, see
+        broker/fetch_session.py): reads the partitions the request lists and those that changed on
+        this side since the last answer, never the others, and answers only partitions with news
+        (all of them for a new session). One waiter per session: appends and HW moves mark the
+        partition in the session and set its one event. Returns (error, session id, outcomes)."""
+        old = self.sessions.by_follower.get(replica_id)
+        update = self.sessions.update(
+            replica_id, broker_epoch, session_id, session_epoch,
+            [((i.topic_id, i.partition), Position(i.fetch_offset, i.current_leader_epoch, i.last_fetched_epoch))
+             for i in items], list(forgotten))
+        self._rewatch(replica_id, update)
+        if old is not None and old is not update.session and old.on_change is not None:
+            old.on_change()  # a poll parked on the replaced session ends now
+        session = update.session
+        if update.error != ErrorCode.none or session is None:
+            return update.error, 0, []
+        event = asyncio.Event()
+        session.on_change = event.set
+        deadline_ms = self.m.monotonic_ms() + max(0, min(max_wait_ms, 30_000))
+        to_read, full = update.to_read, update.full
+        while True:
+            now = self.m.monotonic_ms()
+            outcomes, total = [], 0
+            for key in to_read:
+                entry = session.partitions.get(key)
+                if entry is None:
+                    continue
+                position = entry.position
+                p = self.m.partitions.get(key)
+                if p is not None and p.leader is not None and session.last_round_ms >= 0:
+                    p.leader.note_idle_rounds(replica_id, position.fetch_offset, session.last_round_ms)
+                item = ReplicaFetchItem(key[0], key[1], position.fetch_offset, position.current_leader_epoch,
+                                        position.last_fetched_epoch)
+                budget = max(0, min(partition_max_bytes, max_bytes - total))
+                if budget <= 0:
+                    session.changed.add(key)  # the answer is full: read it next round
+                    if not full:
+                        continue
+                try:
+                    outcome = self.read_for_follower(replica_id, item, budget, broker_epoch)
+                except LogError as e:
+                    outcome = ReplicaFetchOutcome(item.topic_id, item.partition, e.code)
+                total += len(outcome.records)
+                flagged = outcome.error != ErrorCode.none or outcome.diverging_epoch >= 0
+                if session.news(key, outcome.high_watermark, outcome.log_start_offset, bool(outcome.records),
+                                flagged) or full:
+                    outcomes.append(outcome)
+            remaining_ms = deadline_ms - self.m.monotonic_ms()
+            if outcomes or remaining_ms <= 0:
+                session.last_round_ms = now
+                return ErrorCode.none, session.session_id, outcomes
+            if self.sessions.by_follower.get(replica_id) is not session:
+                return ErrorCode.fetch_session_id_not_found, 0, []
+            if not session.changed:
+                event.clear()
+                await _wait_any([event], remaining_ms / 1000.0)
+            if self.sessions.by_follower.get(replica_id) is not session:
+                return ErrorCode.fetch_session_id_not_found, 0, []
+            to_read, full = tuple(session.changed), False
+            session.changed.clear()
 
     def end_offset_for_epoch(self, topic_id: bytes, partition: int, current_leader_epoch: int,
                              leader_epoch: int) -> tuple[ErrorCode, int, int]:

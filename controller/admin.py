@@ -118,7 +118,9 @@ class AdminServicer(SecurityAdminMixin, admin_pb2_grpc.AdminServiceServicer):
         reply = apb.DeleteTopicsResponse()
         names = list(request.names)
         try:
-            outcomes = await self.rt.write(lambda img: topics.delete_topics(img, names), ADMIN_WRITE_TIMEOUT_S)
+            enabled = _truthy(self.rt.config["delete.topic.enable"])
+            outcomes = await self.rt.write(lambda img: topics.delete_topics(img, names, deletion_enabled=enabled),
+                                           ADMIN_WRITE_TIMEOUT_S)
         except (NotActive, QuorumError) as e:
             return self._fail(reply, e)
         for o in outcomes:
@@ -222,7 +224,6 @@ class AdminServicer(SecurityAdminMixin, admin_pb2_grpc.AdminServiceServicer):
             out.error_code, out.error_message = int(error), message
         return reply
 
-
     async def AlterPartitionReassignments(self, request, context):
         reply = apb.AlterPartitionReassignmentsResponse()
         wanted = [(p.topic, p.partition, None if p.cancel else tuple(p.replicas)) for p in request.partitions]
@@ -254,6 +255,10 @@ class AdminServicer(SecurityAdminMixin, admin_pb2_grpc.AdminServiceServicer):
         if error != ErrorCode.none:
             reply.error.CopyFrom(apb.Error(code=int(error), message=message))
         return reply
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def _validator_for(resource_type: int):

@@ -19,23 +19,32 @@ calls and whose verdict it stores.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
+import socket
 import threading
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import pysyncobj.pickle as raft_pickle
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.monotonic import monotonic as raft_monotonic
+from pysyncobj.tcp_connection import TcpConnection
+from pysyncobj.transport import TCPTransport
 
 from cluster.codec import decode_snapshot, encode_command, encode_snapshot
 from cluster.image import MetadataImage, image_from_records, image_to_records
 from cluster.records import Record
 from controller.commands import REQUEST_IDS_MAX, ApplyResult, QuorumError, RequestIds, apply_command
 from controller.durable_journal import DurableFileJournal, durable_journals, sync_before_send_transport
+from controller.raft_frames import RaftFrameBuffer, RaftFrameError
 
-__all__ = ["REQUEST_IDS_MAX", "ApplyResult", "MetadataStateMachine", "Quorum", "QuorumError", "QuorumSettings"]
+__all__ = ["REQUEST_IDS_MAX", "ApplyResult", "MetadataStateMachine", "Quorum", "QuorumError", "QuorumSettings",
+           "is_loopback_host"]
 
 log = logging.getLogger("brook.quorum")
 
@@ -116,6 +125,118 @@ class MetadataStateMachine(SyncObjConsumer):
         return image, records
 
 
+# -- the Raft port's transport: pysyncobj's, with bounded, linear framing --------------------------
+# pysyncobj's TcpConnection buffers with quadratic copying and waits for whatever a length prefix
+# claims before the HMAC check (see controller/raft_frames.py). Its connections are adopted by
+# `_BoundedTcpConnection`, which overrides the (name-mangled) read path only.
+
+# Reads per poll event on one connection, so one busy peer cannot hold the Raft thread.
+READ_CHUNKS_PER_EVENT = 64
+# Connections that have not yet named their node (before and during the secret handshake).
+UNKNOWN_CONNECTIONS_MAX = 32
+
+
+class _BoundedTcpConnection(TcpConnection):
+    _frames: RaftFrameBuffer
+
+    @classmethod
+    def adopt(cls, conn: TcpConnection) -> _BoundedTcpConnection:
+        conn.__class__ = cls
+        assert isinstance(conn, cls)
+        conn._frames = RaftFrameBuffer(authenticated=conn.encryptor is None)
+        return conn
+
+    def _drop(self, reason: str) -> None:
+        log.warning("raft port: dropped a connection: %s", reason)
+        self.disconnect()
+
+    def connect(self, host, port):  # type: ignore[no-untyped-def]
+        self._frames.clear()
+        self._frames.authenticated = self.encryptor is None
+        return super().connect(host, port)
+
+    def disconnect(self) -> None:
+        frames = getattr(self, "_frames", None)
+        if frames is not None:
+            frames.clear()
+            frames.authenticated = self.encryptor is None
+        super().disconnect()
+
+    def _TcpConnection__tryReadBuffer(self) -> None:
+        for _ in range(READ_CHUNKS_PER_EVENT):
+            if not self._TcpConnection__processRead():
+                break
+        self._TcpConnection__lastReadTime = raft_monotonic()
+
+    def _TcpConnection__processRead(self) -> bool:
+        sock = self._TcpConnection__socket
+        if sock is None:
+            return False
+        try:
+            incoming = sock.recv(self._TcpConnection__recvBufferSize)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                self.disconnect()
+            return False
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or not incoming:
+            self.disconnect()
+            return False
+        try:
+            self._frames.feed(incoming)
+        except RaftFrameError as e:
+            self._drop(str(e))
+            return False
+        return True
+
+    def _TcpConnection__processParseMessage(self):  # type: ignore[no-untyped-def]
+        try:
+            self._frames.recheck()
+            data = self._frames.next_frame()
+        except RaftFrameError as e:
+            self._drop(str(e))
+            return None
+        if data is None:
+            return None
+        try:
+            if self.encryptor:
+                timestamp = self.encryptor.extract_timestamp(data)
+                if timestamp < self.recvLastTimestamp:
+                    raise ValueError("replayed timestamp")
+                self.recvLastTimestamp = timestamp
+                data = self.encryptor.decrypt(data)
+            message = raft_pickle.loads(zlib.decompress(data))
+            if self.recvRandKey:
+                rand_key, message = message
+                if rand_key != self.recvRandKey:
+                    raise ValueError("wrong session key")
+        except Exception:  # a frame that does not decrypt: a peer without the secret
+            self._drop("a frame failed authentication")
+            return None
+        self._frames.authenticated = True
+        return message
+
+
+class _BoundedTransport(TCPTransport):
+    """pysyncobj's TCP transport whose connections use `_BoundedTcpConnection`."""
+
+    def _onNewIncomingConnection(self, conn):  # type: ignore[no-untyped-def]
+        super()._onNewIncomingConnection(conn)
+        _BoundedTcpConnection.adopt(conn)
+        if len(self._unknownConnections) > UNKNOWN_CONNECTIONS_MAX:
+            conn.disconnect()
+
+    def addNode(self, node):  # type: ignore[no-untyped-def]
+        super().addNode(node)
+        conn = self._connections.get(node)
+        if conn is not None and not isinstance(conn, _BoundedTcpConnection):
+            _BoundedTcpConnection.adopt(conn)
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
 @dataclass(frozen=True, slots=True)
 class QuorumSettings:
     node_id: int
@@ -130,6 +251,15 @@ class QuorumSettings:
     journal_sync: bool = True
 
 
+def _private_dir(path: str) -> None:
+    """Create `path` (and parents) 0700, or make it 0700; refuse one another user owns."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    owner = os.stat(path).st_uid
+    if owner != os.getuid():
+        raise QuorumError(f"metadata directory {path} is owned by uid {owner}, not this user ({os.getuid()})")
+    os.chmod(path, 0o700)
+
+
 class Quorum:
     """pysyncobj, configured for a metadata quorum, behind an asyncio-friendly API."""
 
@@ -141,7 +271,11 @@ class Quorum:
         self.self_address = addresses[settings.node_id]
         self.peers = [a for node_id, a in settings.voters if node_id != settings.node_id]
         self.node_by_address = {a: node_id for node_id, a in settings.voters}
-        os.makedirs(settings.data_dir, exist_ok=True)
+        if settings.secret is None and not is_loopback_host(self.self_address.rsplit(":", 1)[0]):
+            raise QuorumError(f"controller.quorum.insecure.dev is only allowed on loopback; this controller's Raft "
+                              f"address is {self.self_address} (set controller.quorum.secret or "
+                              "BROOK_CFG_CONTROLLER_QUORUM_SECRET_FILE)")
+        _private_dir(settings.data_dir)
         election_s = settings.election_timeout_ms / 1000.0
         conf = SyncObjConf(
             password=settings.secret,
@@ -166,17 +300,24 @@ class Quorum:
         self.state.on_change = self._on_applied
         # Journal entries and term/vote are durable before this node acknowledges them (see
         # controller/durable_journal.py): KRaft fsyncs its metadata log; pysyncobj alone does not.
+        # Every transport is `_BoundedTransport` (bounded, linear framing on the Raft port).
         self.journal: DurableFileJournal | None = None
         if not settings.journal_sync:
-            self.syncobj = SyncObj(self.self_address, self.peers, conf=conf, consumers=[self.state])
-            return
-        journals: list[DurableFileJournal] = []
-        with durable_journals(journals):
             self.syncobj = SyncObj(self.self_address, self.peers, conf=conf, consumers=[self.state],
-                                   transportClass=sync_before_send_transport(journals))
-        assert len(journals) == 1, f"expected one durable journal, got {len(journals)}"
-        self.journal = journals[0]
-        self.state.before_apply = self.journal.sync
+                                   transportClass=_BoundedTransport)
+        else:
+            journals: list[DurableFileJournal] = []
+            transport = type("BoundedDurableTransport", (_BoundedTransport, sync_before_send_transport(journals)), {})
+            with durable_journals(journals):
+                self.syncobj = SyncObj(self.self_address, self.peers, conf=conf, consumers=[self.state],
+                                       transportClass=transport)
+            assert len(journals) == 1, f"expected one durable journal, got {len(journals)}"
+            self.journal = journals[0]
+            self.state.before_apply = self.journal.sync
+        for name in os.listdir(settings.data_dir):  # journal and snapshot: readable by this user only
+            path = os.path.join(settings.data_dir, name)
+            if os.path.isfile(path):
+                os.chmod(path, 0o600)
 
     # -- events, delivered on the asyncio loop ---------------------------------------------------
     def add_state_listener(self, callback: Callable[[], None]) -> None:

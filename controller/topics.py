@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cluster.errors import ConfigError, ErrorCode
 from cluster.image import MetadataImage
+from cluster.internal_topics import is_internal, unsafe_internal_config
 from cluster.records import (
     RESOURCE_BROKER,
     RESOURCE_TOPIC,
@@ -28,6 +29,12 @@ TOPIC_NAME_CHARS_MAX = 249  # Kafka: topic names are used in file names
 _LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 # Bounds one command's records (Kafka MAX_RECORDS_PER_USER_OP is 10,000 per request).
 PARTITIONS_PER_TOPIC_MAX = 10_000
+# One CreateTopics command creates at most this many partitions (one Raft command, one metadata delta).
+PARTITIONS_PER_REQUEST_MAX = 10_000
+# The whole cluster holds at most this many: a full image (sent to a broker that is far behind, and
+# kept in a snapshot) must fit one gRPC message (cluster.grpcutil.GRPC_MESSAGE_BYTES_MAX, 64 MiB);
+# a partition costs ~60 bytes there with RF 3 (tests/unit/controller/test_ctl_limits.py measures it).
+PARTITIONS_PER_CLUSTER_MAX = 200_000
 NEW_TOPIC_ID_TRIES_MAX = 10
 
 OP_SET = 0
@@ -108,6 +115,7 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
     for req in requests:
         counts[req.name] = counts.get(req.name, 0) + 1
     start = sum(len(t.partitions) for t in image.topics.values())
+    created = 0
     collision_keys = {_collision_key(name): name for name in image.topic_ids}
     used_ids: set[bytes] = set(image.topics)
     records: list[Record] = []
@@ -139,6 +147,16 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
             fail(ErrorCode.invalid_partitions,
                  f"number of partitions {partitions} is larger than the limit of {PARTITIONS_PER_TOPIC_MAX}")
             continue
+        if created + partitions > PARTITIONS_PER_REQUEST_MAX:
+            fail(ErrorCode.policy_violation,
+                 f"this request would create more than {PARTITIONS_PER_REQUEST_MAX} partitions (send fewer topics "
+                 "per request)")
+            continue
+        if start + partitions > PARTITIONS_PER_CLUSTER_MAX:
+            fail(ErrorCode.policy_violation,
+                 f"the cluster would have more than {PARTITIONS_PER_CLUSTER_MAX} partitions (a full metadata image "
+                 "must fit one gRPC message)")
+            continue
         rf = default_replication_factor if req.replication_factor == -1 else req.replication_factor
         if rf <= 0:
             fail(ErrorCode.invalid_replication_factor, f"replication factor must be positive, got {rf}")
@@ -155,6 +173,8 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
             except ConfigError as e:
                 config_error = e.message
                 break
+        if config_error is None:
+            config_error = unsafe_internal_config(req.name, dict(configs))
         if config_error is not None:
             fail(ErrorCode.invalid_config, config_error)
             continue
@@ -172,6 +192,7 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
             continue
         used_ids.add(topic_id)
         collision_keys[_collision_key(req.name)] = req.name
+        created += partitions
         records.append(TopicRecord(req.name, topic_id))
         for index, replicas in enumerate(assign_replicas(brokers, partitions, rf, start_index=start)):
             records.append(PartitionRecord(topic_id, index, replicas, replicas, replicas[0], 0, 0))
@@ -181,8 +202,11 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
     return records, outcomes
 
 
-def delete_topics(image: MetadataImage, names: Sequence[str]) -> tuple[list[Record], list[TopicOutcome]]:
-    """RemoveTopic per existing topic (its configs go with it). Unknown -> UNKNOWN_TOPIC_OR_PARTITION."""
+def delete_topics(image: MetadataImage, names: Sequence[str], *,
+                  deletion_enabled: bool = True) -> tuple[list[Record], list[TopicOutcome]]:
+    """RemoveTopic per existing topic (its configs go with it). Unknown -> UNKNOWN_TOPIC_OR_PARTITION;
+    an internal topic -> INVALID_TOPIC_EXCEPTION; every topic -> TOPIC_DELETION_DISABLED when
+    `delete.topic.enable` is false (`deletion_enabled`)."""
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
@@ -193,6 +217,12 @@ def delete_topics(image: MetadataImage, names: Sequence[str]) -> tuple[list[Reco
         if counts[name] > 1:
             outcomes.append(TopicOutcome(name, ErrorCode.invalid_request,
                                          f"topic {name!r} appears more than once in the request", b""))
+        elif not deletion_enabled:
+            outcomes.append(TopicOutcome(name, ErrorCode.topic_deletion_disabled,
+                                         "topic deletion is disabled (delete.topic.enable=false)", b""))
+        elif is_internal(name):
+            outcomes.append(TopicOutcome(name, ErrorCode.invalid_topic_exception,
+                                         f"topic {name!r} is internal and cannot be deleted", b""))
         elif topic is None:
             outcomes.append(TopicOutcome(name, ErrorCode.unknown_topic_or_partition,
                                          f"topic {name!r} does not exist", b""))
@@ -245,6 +275,18 @@ def alter_configs(image: MetadataImage, resource_type: int, resource_name: str,
         else:
             return [], ErrorCode.invalid_request, (
                 f"config operation {op} on {key!r} is not supported (0 = SET, 1 = DELETE)")
+    if resource_type == RESOURCE_TOPIC and is_internal(resource_name):
+        after = dict(current)
+        for record in records:
+            if not isinstance(record, ConfigRecord):
+                continue
+            if record.value is None:
+                after.pop(record.name, None)
+            else:
+                after[record.name] = record.value
+        unsafe = unsafe_internal_config(resource_name, after)
+        if unsafe is not None:
+            return [], ErrorCode.invalid_config, unsafe
     return records, ErrorCode.none, ""
 
 
@@ -258,6 +300,8 @@ def leader_counts(image: MetadataImage) -> dict[int, int]:
 
 
 __all__ = [
+    "PARTITIONS_PER_CLUSTER_MAX",
+    "PARTITIONS_PER_REQUEST_MAX",
     "PARTITIONS_PER_TOPIC_MAX",
     "TopicOutcome",
     "TopicRequest",

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from cluster.errors import ErrorCode, LogError
 from storage.batch import (
     BatchHeader,
+    Codec,
+    check_compressed_records,
     decode_batch,
     iter_batches,
     parse_header,
     rewrite_offsets,
     with_log_append_time,
 )
+from storage.compression import decompressed_bytes_max
 from storage.log import LogConfig
 
 __all__ = ["PreparedAppend", "find_record_at_or_after", "prepare_follower_append", "prepare_leader_append"]
@@ -60,6 +63,9 @@ def prepare_leader_append(
     if leader_epoch < latest_epoch:
         raise LogError(f"leader epoch {leader_epoch} is older than the log's {latest_epoch}", ErrorCode.fenced_leader_epoch)
     validated = list(iter_batches(records, strict=True, batch_bytes_max=config.max_message_bytes))
+    for header, view in validated:
+        if header.compression != Codec.NONE and not header.is_control:
+            check_compressed_records(header, view, decompressed_bytes_max(config.max_message_bytes))
     log_append_time = config.message_timestamp_type == "LogAppendTime"
     next_offset = log_end_offset
     batches: list[tuple[BatchHeader, bytes]] = []
@@ -101,9 +107,22 @@ def prepare_follower_append(records: bytes, config: LogConfig, log_end_offset: i
     return _finish(batches, epoch_starts, -1)
 
 
-def find_record_at_or_after(batch: bytes, timestamp_ms: int, offset_min: int) -> tuple[int, int] | None:
-    """The first record of `batch` at offset >= `offset_min` with timestamp >= `timestamp_ms`."""
-    header, records = decode_batch(batch)
+def find_record_at_or_after(
+    batch: bytes, timestamp_ms: int, offset_min: int, size_max: int | None = None
+) -> tuple[int, int] | None:
+    """The first record of `batch` at offset >= `offset_min` with timestamp >= `timestamp_ms`.
+
+    A batch whose records cannot be decoded within `size_max` decompressed bytes (or at all) is
+    answered from its header: its first offset at or after `offset_min` when its max timestamp is
+    late enough, which is at or before the exact answer (a consumer reads a few more records).
+    """
+    try:
+        header, records = decode_batch(batch) if size_max is None else decode_batch(batch, size_max)
+    except LogError:
+        header = parse_header(batch)
+        if header.max_timestamp >= timestamp_ms and header.last_offset >= offset_min:
+            return max(header.base_offset, offset_min), header.max_timestamp
+        return None
     for record in records:
         offset = header.base_offset + record.offset_delta
         if offset >= offset_min and record.timestamp_ms >= timestamp_ms:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import crc32c
 
 from cluster.errors import ErrorCode, LogError
-from storage.compression import Codec, compress, decompress
+from storage.compression import DECOMPRESSED_BYTES_MAX_DEFAULT, Codec, compress, decompress
 from storage.records import Record, decode_records, encode_record
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Codec",
     "Record",
     "build_batch",
+    "check_compressed_records",
     "decode_batch",
     "iter_batches",
     "parse_header",
@@ -242,13 +243,77 @@ def rebuild_batch(header: BatchHeader, records: Sequence[Record], offset_deltas:
     return _assemble(header, len(records), max_timestamp, payload)
 
 
-def decode_batch(batch: bytes | memoryview) -> tuple[BatchHeader, list[Record]]:
+def check_compressed_records(header: BatchHeader, batch: bytes | memoryview, size_max: int) -> None:
+    """Kafka's LogValidator checks on a compressed producer batch, in bounded memory.
+
+    The records decompress to at most `size_max` bytes (else RECORD_TOO_LARGE); the batch holds
+    exactly recordsCount records whose offset deltas are 0, 1, 2... (else INVALID_RECORD), and
+    nothing follows the last one (else CORRUPT_MESSAGE). Only each record's length, attributes,
+    timestamp delta and offset delta are read; keys, values and headers are skipped.
+    """
+    payload = decompress(header.compression, bytes(batch[BATCH_HEADER_BYTES:]), size_max)
+    end = len(payload)
+    pos = 0
+    expected = 0
+    try:  # the hot loop of a compressed produce: one-byte varints inline, IndexError = truncated
+        for expected in range(header.records_count):
+            if pos >= end:
+                raise LogError(f"batch at {header.base_offset} claims {header.records_count} records, "
+                               f"holds {expected}", ErrorCode.invalid_record)
+            raw = payload[pos]
+            if raw < 0x80:
+                pos += 1
+            else:
+                raw, pos = _raw_varint(payload, pos)
+            length = (raw >> 1) ^ -(raw & 1)
+            record_end = pos + length
+            if length <= 0 or record_end > end:
+                raise LogError("record length runs past the batch", ErrorCode.corrupt_message)
+            field = pos + 1  # after the attributes byte
+            while payload[field] >= 0x80:  # skip the timestamp delta
+                field += 1
+            field += 1
+            raw = payload[field]
+            if raw < 0x80:
+                field += 1
+            else:
+                raw, field = _raw_varint(payload, field)
+            if field > record_end:
+                raise LogError("record header runs past the record", ErrorCode.corrupt_message)
+            if raw != expected << 1:  # zigzag(expected)
+                delta = (raw >> 1) ^ -(raw & 1)
+                raise LogError(f"record {expected} of a compressed batch has offset delta {delta}",
+                               ErrorCode.invalid_record)
+            pos = record_end
+    except IndexError:
+        raise LogError(f"record {expected} runs past the end of the batch", ErrorCode.corrupt_message) from None
+    if pos != end:
+        raise LogError(f"bytes left after the {header.records_count} records of a batch (recordsCount too small?)",
+                       ErrorCode.invalid_record)
+
+
+def _raw_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned varint (at most 10 bytes) at `pos`: (value, next position)."""
+    result = 0
+    for shift in range(0, 70, 7):
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+    raise LogError("varint longer than 10 bytes in a record", ErrorCode.corrupt_message)
+
+
+def decode_batch(
+    batch: bytes | memoryview, size_max: int = DECOMPRESSED_BYTES_MAX_DEFAULT
+) -> tuple[BatchHeader, list[Record]]:
     """Decode every record of one (already validated) batch; records carry absolute timestamps.
 
     With LogAppendTime every record's timestamp is the batch maxTimestamp, as Kafka clients see it.
+    The records may decompress to at most `size_max` bytes (RECORD_TOO_LARGE otherwise).
     """
     header = parse_header(batch)
-    payload = decompress(header.compression, bytes(batch[BATCH_HEADER_BYTES:]))
+    payload = decompress(header.compression, bytes(batch[BATCH_HEADER_BYTES:]), size_max)
     records = list(decode_records(payload, header.records_count, header.base_timestamp))
     if header.is_log_append_time:
         records = [

@@ -15,6 +15,7 @@ from storage.append import (
 )
 from storage.batch import BatchHeader, parse_header
 from storage.compaction import plan_compaction
+from storage.compression import decompressed_bytes_max
 from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
 from storage.producer_state import ProducerStateTable
@@ -114,7 +115,8 @@ class MemoryLog:
         for header, batch in self._batches:
             if header.last_offset < self._log_start_offset or header.max_timestamp < timestamp_ms:
                 continue
-            found = find_record_at_or_after(batch, timestamp_ms, self._log_start_offset)
+            found = find_record_at_or_after(batch, timestamp_ms, self._log_start_offset,
+                                            decompressed_bytes_max(self._config.max_message_bytes))
             if found is not None:
                 return found
         return None
@@ -214,7 +216,9 @@ class MemoryLog:
         if not self._config.compact or end <= self._cleaner_offset:
             return 0
         closed = [(h.base_offset, b) for h, b in self._batches if h.base_offset < end]
-        actions = {a.base_offset: a.batch for a in plan_compaction(lambda: closed, now_ms, self._config.delete_retention_ms)}
+        actions = {a.base_offset: a.batch for a in plan_compaction(
+            lambda: closed, now_ms, self._config.delete_retention_ms,
+            decompressed_bytes_max(self._config.max_message_bytes))}
         rebuilt: list[tuple[BatchHeader, bytes]] = []
         for header, batch in self._batches:
             if header.base_offset not in actions:

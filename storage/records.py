@@ -114,6 +114,8 @@ def decode_records(
         key, pos = _decode_nullable(buf, pos, limit)
         value, pos = _decode_nullable(buf, pos, limit)
         header_count, pos = decode_varint(buf, pos)
+        if header_count > (limit - pos) // 2:  # each header is at least two (null) lengths
+            raise LogError(f"record claims {header_count} headers", ErrorCode.corrupt_message)
         headers: list[Header] = []
         for _ in range(max(header_count, 0)):
             header_key, pos = _decode_nullable(buf, pos, limit)

@@ -11,6 +11,9 @@ Header versions (Kafka's RequestHeader.json / ResponseHeader.json):
     does not know can still read the error and the version list (KIP-511).
 
 Record batches stay opaque: kio's `records` fields are bytes.
+
+Every frame is walked by `precheck.check` before kio reads it: kio pre-allocates arrays from the
+counts a message claims, so an unchecked frame can make it ask for gigabytes and abort the process.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 
+from broker.kafka import precheck
 from broker.kafka.framing import (
     HeaderError,
     RequestHeader,
@@ -153,6 +157,7 @@ def decode_request(frame: bytes, supported: Mapping[int, tuple[int, int]]) -> De
         raise UnsupportedRequest(api_key, api_version, correlation_id) from None
     try:
         header, offset = parse_request_header(frame, 2 if cls.__flexible__ else 1)
+        precheck.check(cls, frame, offset)  # before kio: it pre-allocates arrays from claimed counts
         body, _size = _reader(cls)(frame, offset)
         _check_nulls(body)
     except Exception as e:  # kio raises several types on garbage (DecodeError, ValueError, ...).
@@ -252,6 +257,7 @@ def decode_response(payload: bytes, api_key: int, api_version: int) -> tuple[int
     offset = 4
     if cls.__flexible__ and api_key != API_VERSIONS_KEY:
         offset += 1
+    precheck.check(cls, payload, offset)
     body, _size = _reader(cls)(payload, offset)
     return correlation_id, body
 

@@ -36,6 +36,7 @@ from broker.kafka import security_handlers
 from broker.kafka.codec import ZERO_MS, build, field_is_nullable, ms, response_module
 from broker.kafka.session import ALLOW_ALL, RequestContext
 from brookpb import admin_pb2 as apb
+from cluster.internal_topics import INTERNAL_TOPICS, is_internal
 from cluster.records import RESOURCE_TOPIC
 from cluster.security.acl import AclOperation as Op
 from cluster.security.acl import ResourceType as Res
@@ -87,7 +88,7 @@ GROUP_API_KEYS = frozenset({8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47})
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # kio reads the all-zero UUID (Kafka's "no topic id") as None and writes None as zeros.
 _NO_UUID = None
-_INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+_INTERNAL_TOPICS = INTERNAL_TOPICS
 # DescribeConfigs config_source values (DescribeConfigsResponse.json).
 _SOURCE_TOPIC = 1
 _SOURCE_DYNAMIC_BROKER = 2
@@ -134,6 +135,9 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
 
 class KafkaHandlers:
     """Dispatches decoded requests to the core (or to the group handlers)."""
+
+    # The broker's fetch.max.bytes (Kafka's default, 55 MiB): no Fetch response is asked for more.
+    fetch_bytes_max: int = 57_671_680
 
     def __init__(
         self,
@@ -337,6 +341,8 @@ class KafkaHandlers:
                            timeout_ms: int, transactional: bool) -> ProduceResult:
         if transactional:
             return ProduceResult(ErrorCode.invalid_record, message="transactional produce is not supported by Brook yet")
+        if is_internal(topic):
+            return ProduceResult(ErrorCode.invalid_topic_exception, message=f"cannot append to internal topic {topic}")
         refused = check_batches(records)
         if refused is not None:
             return ProduceResult(refused[0], message=refused[1])
@@ -432,8 +438,9 @@ class KafkaHandlers:
         results: list[FetchResult]
         if wanted:
             try:
+                max_bytes = min(max(0, getattr(request, "max_bytes", 2**31 - 1)), self.fetch_bytes_max)
                 results = await self.core.fetch(wanted, max(0, ms(request.max_wait)), max(0, request.min_bytes),
-                                                max(0, getattr(request, "max_bytes", 2**31 - 1)))
+                                                max_bytes)
             except asyncio.CancelledError:
                 raise
             except Exception as e:

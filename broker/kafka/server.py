@@ -12,6 +12,12 @@ Handlers start in arrival order and `BrokerCore.produce` is called for each part
 so pipelined Produce requests append in order as long as the core appends (or takes its per-partition
 FIFO turn) before it first yields.
 
+Limits (issue 11): at most `max.connections` connections and `max.connections.per.ip` from one
+address (more are closed at accept); per connection at most `inflight_max` requests being handled or
+waiting to be written, so produce and fetch waiters per connection are bounded; a frame is at most
+`socket.request.max.bytes` and is walked by `precheck` before kio decodes it; Fetch responses are
+capped by the broker's `fetch.max.bytes`.
+
 Security (issue 11): a listener has a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).
 TLS is asyncio's (`ListenerSecurity.ssl_context`); with a verified client certificate the principal is
 `User:<subject DN>` after `ssl.principal.mapping.rules`. On SASL listeners each connection runs the SASL
@@ -115,6 +121,22 @@ class _Connection:
         return self.sasl is None or self.sasl.authenticated
 
 
+# Brook's defaults of max.connections / max.connections.per.ip (Kafka's are unlimited).
+CONNECTIONS_MAX_DEFAULT = 10_000
+CONNECTIONS_PER_IP_MAX_DEFAULT = 1_000
+# Kafka's default fetch.max.bytes (55 MiB).
+FETCH_BYTES_MAX_DEFAULT = 57_671_680
+
+
+def accept_refusal(open_total: int, open_from_ip: int, total_max: int, per_ip_max: int) -> str | None:
+    """Why a new connection must be refused (max.connections, max.connections.per.ip), or None."""
+    if open_total >= total_max:
+        return f"max.connections={total_max} reached"
+    if open_from_ip >= per_ip_max:
+        return f"max.connections.per.ip={per_ip_max} reached"
+    return None
+
+
 class _Close:
     """Queue marker: close the connection after the responses queued before it."""
 
@@ -137,17 +159,23 @@ class KafkaListener:
     """A running listener. `port` is the bound port (useful with port 0); `close()` stops it."""
 
     def __init__(self, handlers: KafkaHandlers, frame_bytes_max: int, idle_ms: int, inflight_max: int,
-                 security: ListenerSecurity = PLAINTEXT, authorizer: Authorizer | None = None) -> None:
-        if frame_bytes_max <= 0 or idle_ms <= 0 or inflight_max <= 0:
-            raise ValueError("frame_bytes_max, idle_ms and inflight_max must be positive")
+                 security: ListenerSecurity = PLAINTEXT, authorizer: Authorizer | None = None,
+                 connections_max: int = CONNECTIONS_MAX_DEFAULT,
+                 connections_per_ip_max: int = CONNECTIONS_PER_IP_MAX_DEFAULT) -> None:
+        if min(frame_bytes_max, idle_ms, inflight_max, connections_max, connections_per_ip_max) <= 0:
+            raise ValueError("frame_bytes_max, idle_ms, inflight_max and the connection limits must be positive")
         self.handlers = handlers
         self.security = security
         self.authorizer = authorizer
         self.frame_bytes_max = frame_bytes_max
         self.idle_ms = idle_ms
         self.inflight_max = inflight_max
+        self.connections_max = connections_max
+        self.connections_per_ip_max = connections_per_ip_max
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._per_ip: dict[str, int] = {}
+        self.refused_connections = 0
         self.host = ""
         self.port = 0
 
@@ -185,8 +213,19 @@ class KafkaListener:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
         peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if peer else "?"
+        refusal = accept_refusal(len(self._connections), self._per_ip.get(ip, 0), self.connections_max,
+                                 self.connections_per_ip_max)
+        if refusal is not None:
+            self.refused_connections += 1
+            if self.refused_connections % 100 == 1:  # one line per burst, not per connection
+                log.warning("kafka connection from %s refused: %s (%d refused so far)", ip, refusal,
+                            self.refused_connections)
+            writer.close()
+            return
+        self._connections.add(task)
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         try:
             principal = self._tls_principal(writer)
             if principal is None:
@@ -201,6 +240,11 @@ class KafkaListener:
             log.error("kafka connection %s failed: %s: %s", peer, type(e).__name__, e)
         finally:
             self._connections.discard(task)
+            left = self._per_ip.get(ip, 1) - 1
+            if left > 0:
+                self._per_ip[ip] = left
+            else:
+                self._per_ip.pop(ip, None)
             writer.close()
 
     def _tls_principal(self, writer: asyncio.StreamWriter) -> str | None:
@@ -228,6 +272,10 @@ class KafkaListener:
                 try:
                     data = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout=idle_s)
                 except TimeoutError:
+                    if started:
+                        # A request was in flight during this period: the connection was not idle, and
+                        # its response may still be on its way to the writer. Idle time starts now.
+                        last_activity = time.monotonic()
                     started = [f for f in started if not f.done()]
                     if not started and time.monotonic() - last_activity >= idle_s:
                         log.info("kafka connection %s closed: idle for %d ms", peer, self.idle_ms)
@@ -377,6 +425,8 @@ async def start_kafka_listener(
     inflight_max: int = INFLIGHT_MAX_DEFAULT,
     security: ListenerSecurity = PLAINTEXT,
     authorizer: Authorizer | None = None,
+    connections_max: int | None = None,
+    connections_per_ip_max: int | None = None,
 ) -> KafkaListener:
     """Start the Kafka listener on host:port (port 0 picks a free port; see `.port`).
 
@@ -386,10 +436,16 @@ async def start_kafka_listener(
     `socket.request.max.bytes` and `connections.max.idle.ms` (Kafka's defaults when it has none).
     """
     handlers = KafkaHandlers(core, group_handlers, group_versions)
+    handlers.fetch_bytes_max = _config(core, "fetch.max.bytes", FETCH_BYTES_MAX_DEFAULT)
     if frame_bytes_max is None:
         frame_bytes_max = _config(core, "socket.request.max.bytes", FRAME_BYTES_MAX_DEFAULT)
     if idle_ms is None:
         idle_ms = _config(core, "connections.max.idle.ms", IDLE_MS_DEFAULT)
-    listener = KafkaListener(handlers, frame_bytes_max, idle_ms, inflight_max, security, authorizer)
+    if connections_max is None:
+        connections_max = _config(core, "max.connections", CONNECTIONS_MAX_DEFAULT)
+    if connections_per_ip_max is None:
+        connections_per_ip_max = _config(core, "max.connections.per.ip", CONNECTIONS_PER_IP_MAX_DEFAULT)
+    listener = KafkaListener(handlers, frame_bytes_max, idle_ms, inflight_max, security, authorizer,
+                             connections_max=connections_max, connections_per_ip_max=connections_per_ip_max)
     await listener.start(host, port)
     return listener

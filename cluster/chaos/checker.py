@@ -4,6 +4,8 @@ What it proves about the workload (values are unique per run, so every value nam
 
     lost                  acknowledged (ok at partition/offset), never read, although the final drain
                           of that partition finished (or, without a drain, a later offset was read)
+    lost_on_replica       acknowledged, but missing from (or elsewhere in) one broker's copy when the
+                          replica sweep made that broker the only leader and read it to its end
     duplicate             one value read at two different (partition, offset) positions
     inconsistent_offset   one (partition, offset) read with two different values
     acked_offset_mismatch the acknowledgement said (p, o) but the value was read elsewhere, or (p, o)
@@ -24,6 +26,10 @@ and about the replicas (sampled during the run, compared after the heal):
 
 Informational, never an anomaly: unseen (unknown outcome, never read), unknown_but_read,
 unverified (acknowledged, not read, and no finished drain of its partition to judge by).
+
+Writes of the acks=1 writer (`Send.acks == 1`) promise nothing: their loss, duplication or move is
+not an anomaly (counted as info `weak_lost`, `weak_moved`). They still take part in every position
+check: two different values read at one (partition, offset) is always `inconsistent_offset`.
 """
 
 from __future__ import annotations
@@ -32,7 +38,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cluster.chaos.history import DRAIN, History, Outcome, OutcomeKind, PartitionSample, ReplicaSample
+from cluster.chaos.history import (
+    History,
+    Outcome,
+    OutcomeKind,
+    PartitionSample,
+    ReplicaSample,
+    is_group_reader,
+)
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -46,6 +59,7 @@ __all__ = [
 
 HISTORY_KINDS = (
     "lost",
+    "lost_on_replica",
     "duplicate",
     "inconsistent_offset",
     "acked_offset_mismatch",
@@ -69,8 +83,12 @@ Position = tuple[int, int]  # (partition, offset)
 
 @dataclass(frozen=True, slots=True)
 class Anomaly:
+    """`time_s`: when its first evidence happened (seconds from the run start; -1: only at the end).
+    For a lost or moved acknowledged write that is the acknowledgement: the loss came after it."""
+
     kind: str
     detail: str
+    time_s: float = -1.0
 
 
 @dataclass
@@ -99,7 +117,8 @@ class CheckResult:
 def check(history: History, prefixes: Iterable[Anomaly] = ()) -> CheckResult:
     """Everything: the history checks, the sampled invariants and the given prefix anomalies."""
     result = check_history(history)
-    result.anomalies += check_invariants(history.replica_samples, history.partition_samples)
+    result.anomalies += check_invariants(history.replica_samples, history.partition_samples,
+                                         history.unclean_since, result.info)
     result.anomalies += list(prefixes)
     return result
 
@@ -119,22 +138,91 @@ def _positions(history: History) -> tuple[dict[str, set[Position]], dict[Positio
 def check_history(history: History) -> CheckResult:
     """The workload checks (see the module doc)."""
     by_value, by_position = _positions(history)
+    weak = _weak_values(history)
+    final = _final_outcomes(history)
+    first_read: dict[tuple[Position, str], float] = {}
+    for r in history.reads:
+        key = ((r.partition, r.offset), r.value)
+        first_read[key] = min(first_read.get(key, r.time_s), r.time_s)
+    unclean = history.unclean_since
     result = CheckResult()
     anomalies = result.anomalies
+    info = result.info
+
+    def excuse(kind: str) -> None:
+        info[kind] = info.get(kind, 0) + 1
+
     for value, where in sorted(by_value.items()):
         if len(where) > 1:
-            anomalies.append(Anomaly("duplicate", f"{value} read at {_fmt(where)}"))
+            outcome = final.get(value)
+            at = (outcome.partition, outcome.offset) if outcome is not None and outcome.kind is OutcomeKind.ok else None
+            if value in weak:
+                excuse("weak_duplicate")
+            elif any(p in unclean for p, _ in where) and (at is None or at in where):
+                excuse("unclean_duplicate")
+            else:
+                anomalies.append(Anomaly("duplicate", f"{value} read at {_fmt(where)}",
+                                         max(first_read[(w, value)] for w in where)))
     for position, values in sorted(by_position.items()):
         if len(values) > 1:
+            promised = [v for v in values if v not in weak and (o := final.get(v)) is not None
+                        and o.kind is OutcomeKind.ok and (o.partition, o.offset) == position]
+            if position[0] in unclean and len(promised) <= 1:
+                excuse("unclean_inconsistent_offset")
+                continue
             anomalies.append(Anomaly("inconsistent_offset",
-                                     f"partition {position[0]} offset {position[1]} read as {sorted(values)}"))
-    anomalies += _check_outcomes(history, by_value, by_position, result.info)
-    anomalies += _check_monotonic(history)
+                                     f"partition {position[0]} offset {position[1]} read as {sorted(values)}",
+                                     sorted(first_read[(position, v)] for v in values)[1]))
+    anomalies += _check_outcomes(history, by_value, by_position, result.info, weak)
+    anomalies += _check_monotonic(history, info)
+    anomalies += _check_sweep(history, weak)
     return result
 
 
+def _weak_values(history: History) -> frozenset[str]:
+    """Values of acks=1 sends: no promise about them."""
+    return frozenset(s.value for s in history.sends if s.acks != -1)
+
+
+def _check_sweep(history: History, weak: frozenset[str]) -> list[Anomaly]:
+    """Every acknowledged (acks=all) value below the HW a sweep read to is in that broker's copy at its
+    acknowledged offset: a diverged or short copy is found even if no consumer would read it today."""
+    anomalies: list[Anomaly] = []
+    if not history.swept_to:
+        return anomalies
+    final = _final_outcomes(history)
+    seen: dict[str, dict[Position, str]] = defaultdict(dict)
+    values: dict[str, set[str]] = defaultdict(set)
+    for r in history.reads:
+        if r.reader in history.swept_to:
+            seen[r.reader][(r.partition, r.offset)] = r.value
+            values[r.reader].add(r.value)
+    for reader, highs in sorted(history.swept_to.items()):
+        copy = seen.get(reader, {})
+        for value, outcome in sorted(final.items()):
+            if outcome.kind is not OutcomeKind.ok or value in weak:
+                continue
+            high = highs.get(outcome.partition)
+            if high is None or outcome.offset >= high:
+                continue
+            if outcome.offset < 0:  # acknowledged without an offset: it must be somewhere in the copy
+                if value not in values[reader]:
+                    anomalies.append(Anomaly("lost_on_replica", f"{value} acked (no offset) in partition "
+                                                                f"{outcome.partition}: not in {reader}'s copy",
+                                                                outcome.time_s))
+                continue
+            there = copy.get((outcome.partition, outcome.offset))
+            if there != value:
+                anomalies.append(Anomaly("lost_on_replica", f"{value} acked at partition {outcome.partition} offset "
+                                                            f"{outcome.offset}: {reader} (read to HW {high} while "
+                                                            f"leading alone) has {there or 'nothing'} there",
+                                                            outcome.time_s))
+    return anomalies
+
+
 def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
-                    by_position: Mapping[Position, set[str]], info: dict[str, int]) -> list[Anomaly]:
+                    by_position: Mapping[Position, set[str]], info: dict[str, int],
+                    weak: frozenset[str] = frozenset()) -> list[Anomaly]:
     anomalies: list[Anomaly] = []
     sent = {s.value for s in history.sends}
     final = _final_outcomes(history)
@@ -145,24 +233,41 @@ def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
     for value, outcome in sorted(final.items()):
         counts[outcome.kind.value] += 1
         where = by_value.get(value, set())
-        if outcome.kind is OutcomeKind.ok:
+        if outcome.kind is OutcomeKind.ok and value in weak:
+            acked = (outcome.partition, outcome.offset)
+            if not where:
+                counts["weak_lost"] += 1
+            elif acked not in where or by_position.get(acked, set()) - {value}:
+                counts["weak_moved"] += 1
+        elif outcome.kind is OutcomeKind.ok:
             acked = (outcome.partition, outcome.offset)
             if not where:
                 drained = history.drained_to.get(outcome.partition)
-                if drained is not None or read_max[outcome.partition] > outcome.offset:
+                if drained is not None or (outcome.offset >= 0 and read_max[outcome.partition] > outcome.offset):
                     end = f"drained to HW {drained}" if drained is not None else \
                         f"read up to offset {read_max[outcome.partition]}"
                     anomalies.append(Anomaly("lost", f"{value} acked at partition {acked[0]} offset {acked[1]} "
-                                                     f"at {outcome.time_s:.3f}s, never read ({end})"))
+                                                     f"at {outcome.time_s:.3f}s, never read ({end})", outcome.time_s))
                 else:
                     counts["unverified"] += 1
                 continue
+            if outcome.offset < 0:  # acknowledged without an offset (a recognised duplicate): read is enough
+                counts["acked_without_offset"] += 1
+                continue
             others = by_position.get(acked, set()) - {value}
+            if acked in where and others and acked[0] in history.unclean_since and not any(
+                    (o := final.get(v)) is not None and o.kind is OutcomeKind.ok and v not in weak
+                    and (o.partition, o.offset) == acked for v in others):
+                # An unclean election replaced what a reader saw there (never acknowledged with acks=all);
+                # the acknowledged value itself is where its acknowledgement said.
+                counts["unclean_acked_position_reread"] += 1
+                continue
             if acked not in where or others:
                 anomalies.append(Anomaly("acked_offset_mismatch",
                                          f"{value} acked at {_fmt([acked])} but read at {_fmt(where)}"
-                                         + (f"; {_fmt([acked])} holds {sorted(others)}" if others else "")))
-        elif outcome.kind is OutcomeKind.failed and where:
+                                         + (f"; {_fmt([acked])} holds {sorted(others)}" if others else ""),
+                                         outcome.time_s))
+        elif outcome.kind is OutcomeKind.failed and where and value not in weak:
             anomalies.append(Anomaly("failed_but_read", f"{value} failed ({outcome.error}) but read at {_fmt(where)}"))
         elif outcome.kind is OutcomeKind.unknown:
             counts["unknown_but_read" if where else "unseen"] += 1
@@ -172,7 +277,9 @@ def _check_outcomes(history: History, by_value: Mapping[str, set[Position]],
     counts["no_outcome"] = len(sent - set(final))
     counts["read_values"] = len(by_value)
     info.update({k: counts.get(k, 0) for k in ("sent", "ok", "failed", "unknown", "unseen", "unknown_but_read",
-                                                 "unverified", "no_outcome", "read_values")})
+                                                 "unverified", "no_outcome", "read_values", "weak_lost",
+                                                 "weak_moved", "acked_without_offset",
+                                                 "unclean_acked_position_reread")})
     return anomalies
 
 
@@ -186,19 +293,25 @@ def _final_outcomes(history: History) -> dict[str, Outcome]:
     return final
 
 
-def _check_monotonic(history: History) -> list[Anomaly]:
-    """Within one (reader, assignment, partition), offsets strictly increase in the order read."""
+def _check_monotonic(history: History, info: dict[str, int] | None = None) -> list[Anomaly]:
+    """Within one (reader, assignment, partition), offsets strictly increase in the order read (after an
+    unclean election of that partition a reader may legitimately be sent back: counted, not flagged)."""
     anomalies: list[Anomaly] = []
+    info = {} if info is None else info
     last: dict[tuple[str, int, int], int] = {}
     for r in history.reads:
-        if r.reader == DRAIN:
+        if not is_group_reader(r.reader):
             continue
         key = (r.reader, r.assignment, r.partition)
         previous = last.get(key)
         if previous is not None and r.offset <= previous:
-            anomalies.append(Anomaly("non_monotonic", f"{r.reader} (assignment {r.assignment}) read partition "
-                                                      f"{r.partition} offset {r.offset} after offset {previous} "
-                                                      f"at {r.time_s:.3f}s"))
+            since = history.unclean_since.get(r.partition)
+            if since is not None and r.time_s >= since:
+                info["unclean_non_monotonic"] = info.get("unclean_non_monotonic", 0) + 1
+            else:
+                anomalies.append(Anomaly("non_monotonic", f"{r.reader} (assignment {r.assignment}) read partition "
+                                                          f"{r.partition} offset {r.offset} after offset {previous} "
+                                                          f"at {r.time_s:.3f}s", r.time_s))
         last[key] = r.offset if previous is None else max(previous, r.offset)
     return anomalies
 
@@ -210,10 +323,21 @@ def _fmt(positions: Iterable[Position]) -> str:
 # -- invariants ------------------------------------------------------------------------------------
 
 
-def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample]) -> list[Anomaly]:
-    """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas."""
+def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample],
+                     unclean_since: Mapping[int, float] | None = None,
+                     info: dict[str, int] | None = None) -> list[Anomaly]:
+    """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas. After an
+    unclean election of a partition its followers may truncate below their HW: counted, not flagged."""
     anomalies = _check_leaders(replicas, partitions)
-    anomalies += _check_high_watermarks(replicas)
+    found = _check_high_watermarks(replicas)
+    unclean = unclean_since or {}
+    for anomaly, sample in found:
+        since = unclean.get(sample.partition)
+        if anomaly.kind == "hw_decreased" and since is not None and sample.time_s >= since:
+            if info is not None:
+                info["unclean_hw_decreased"] = info.get("unclean_hw_decreased", 0) + 1
+        else:
+            anomalies.append(anomaly)
     anomalies += _check_isr(replicas, partitions)
     return anomalies
 
@@ -238,19 +362,21 @@ def _check_leaders(replicas: Sequence[ReplicaSample], partitions: Sequence[Parti
     return anomalies
 
 
-def _check_high_watermarks(replicas: Sequence[ReplicaSample]) -> list[Anomaly]:
-    anomalies: list[Anomaly] = []
+def _check_high_watermarks(replicas: Sequence[ReplicaSample]) -> list[tuple[Anomaly, ReplicaSample]]:
+    anomalies: list[tuple[Anomaly, ReplicaSample]] = []
     last: dict[tuple[int, int, str, int], ReplicaSample] = {}
     for s in sorted(replicas, key=lambda s: s.time_s):
         if s.high_watermark > s.log_end_offset:
-            anomalies.append(Anomaly("hw_above_log_end", f"broker {s.broker_id} {s.topic}-{s.partition} HW "
-                                                         f"{s.high_watermark} > LEO {s.log_end_offset} at {s.time_s:.3f}s"))
+            anomalies.append((Anomaly("hw_above_log_end", f"broker {s.broker_id} {s.topic}-{s.partition} HW "
+                                                          f"{s.high_watermark} > LEO {s.log_end_offset} at "
+                                                          f"{s.time_s:.3f}s", s.time_s), s))
         key = (s.broker_id, s.incarnation, s.topic, s.partition)
         previous = last.get(key)
         if previous is not None and s.high_watermark < previous.high_watermark:
-            anomalies.append(Anomaly("hw_decreased", f"broker {s.broker_id} (pid {s.incarnation}) {s.topic}-"
-                                                     f"{s.partition} HW {previous.high_watermark} at "
-                                                     f"{previous.time_s:.3f}s -> {s.high_watermark} at {s.time_s:.3f}s"))
+            anomalies.append((Anomaly("hw_decreased", f"broker {s.broker_id} (pid {s.incarnation}) {s.topic}-"
+                                                      f"{s.partition} HW {previous.high_watermark} at "
+                                                      f"{previous.time_s:.3f}s -> {s.high_watermark} at "
+                                                      f"{s.time_s:.3f}s", s.time_s), s))
         if previous is None or s.high_watermark >= previous.high_watermark:
             last[key] = s
     return anomalies
@@ -264,10 +390,10 @@ def _check_isr(replicas: Sequence[ReplicaSample], partitions: Sequence[Partition
         extra = set(p.isr) - set(p.replicas)
         if extra:
             anomalies.append(Anomaly("isr_not_subset", f"controller: {p.topic}-{p.partition} ISR {list(p.isr)} "
-                                                       f"not within replicas {list(p.replicas)} at {p.time_s:.3f}s"))
+                                                       f"not within replicas {list(p.replicas)} at {p.time_s:.3f}s", p.time_s))
         if p.leader >= 0 and p.leader not in p.isr:
             anomalies.append(Anomaly("isr_not_subset", f"controller: {p.topic}-{p.partition} leader {p.leader} "
-                                                       f"outside ISR {list(p.isr)} at {p.time_s:.3f}s"))
+                                                       f"outside ISR {list(p.isr)} at {p.time_s:.3f}s", p.time_s))
     for s in replicas:
         known = assigned.get((s.topic, s.partition))
         if not s.is_leader or not known:
@@ -276,7 +402,7 @@ def _check_isr(replicas: Sequence[ReplicaSample], partitions: Sequence[Partition
         if extra or s.broker_id not in s.isr:
             anomalies.append(Anomaly("isr_not_subset", f"broker {s.broker_id} leads {s.topic}-{s.partition} "
                                                        f"with ISR {list(s.isr)}; replicas {sorted(known)} "
-                                                       f"at {s.time_s:.3f}s"))
+                                                       f"at {s.time_s:.3f}s", s.time_s))
     return anomalies
 
 

@@ -19,6 +19,7 @@ from enum import StrEnum
 
 __all__ = [
     "DRAIN",
+    "SWEEP_PREFIX",
     "Assignment",
     "History",
     "Outcome",
@@ -27,10 +28,18 @@ __all__ = [
     "Read",
     "ReplicaSample",
     "Send",
+    "is_group_reader",
 ]
 
 # The reader name of the final drain (a group-less read of every partition from offset 0).
 DRAIN = "drain"
+# The reader names of the replica sweep: "sweep-<broker>" read every partition while <broker> led it alone.
+SWEEP_PREFIX = "sweep-"
+
+
+def is_group_reader(reader: str) -> bool:
+    """A consumer-group reader (not the final drain, not a replica sweep read)."""
+    return reader != DRAIN and not reader.startswith(SWEEP_PREFIX)
 
 
 class OutcomeKind(StrEnum):
@@ -41,11 +50,15 @@ class OutcomeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """A send was invoked with `value` (unique per run) by writer `writer` at `time_s`."""
+    """A send was invoked with `value` (unique per run) by writer `writer` at `time_s`.
+
+    `acks`: -1 (acks=all, idempotent: its acknowledgement is a promise) or 1 (acks=1: its losses and
+    duplicates are allowed; it only makes divergent copies visible)."""
 
     value: str
     writer: int
     time_s: float
+    acks: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +146,11 @@ class History:
     partition_samples: list[PartitionSample] = field(default_factory=list)
     # partition -> the high watermark the final drain read up to (absent: that drain did not finish).
     drained_to: dict[int, int] = field(default_factory=dict)
+    # sweep reader ("sweep-<broker>") -> partition -> the HW it read up to while <broker> led alone.
+    swept_to: dict[str, dict[int, int]] = field(default_factory=dict)
+    # partition -> when the nemesis first forced an unclean election of it: from then on, records only
+    # one replica had (never acknowledged with acks=all) may legitimately be replaced or re-read.
+    unclean_since: dict[int, float] = field(default_factory=dict)
     partitions: tuple[int, ...] = ()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -157,6 +175,9 @@ class History:
             self.replica_samples.extend(replicas)
             self.partition_samples.extend(partitions)
 
-    def drained(self, partition: int, high_watermark: int) -> None:
+    def drained(self, partition: int, high_watermark: int, reader: str = DRAIN) -> None:
         with self._lock:
-            self.drained_to[partition] = high_watermark
+            if reader == DRAIN:
+                self.drained_to[partition] = high_watermark
+            else:
+                self.swept_to.setdefault(reader, {})[partition] = high_watermark

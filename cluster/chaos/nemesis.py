@@ -16,7 +16,27 @@ state):
     kill-two-replicas       SIGKILL the leader and a follower of one partition (2 of 3), restart both
     pause-leader            SIGSTOP a partition leader for longer than broker.session.timeout.ms, SIGCONT
     rolling-restart         SIGTERM + restart every node one at a time, waiting for health in between
-    random                  a seeded mix of the above plus SIGKILL/SIGTERM/SIGSTOP of any node
+    leader-churn            SIGKILL a partition's leader, then its successor right after it takes over;
+                            or restart the old leader and kill the successor while the old one truncates;
+                            or move leadership back by a preferred election and kill the new leader
+    pause                   SIGSTOP a leader, a follower or the active controller, shorter or longer
+                            than broker.session.timeout.ms
+    isr-controller          SIGKILL the active controller while an ISR shrink (a follower just died) or
+                            an ISR expansion (a follower just restarted) is in flight
+    unclean                 stop both followers of a partition until the ISR is the leader alone, kill the
+                            leader, resume the followers, force an unclean election, restart the leader
+                            (safe for acks=all with min.insync.replicas=2: no acknowledged write exists
+                            only on the leader)
+    partition               (a control with network namespaces) cut a leader from its followers or from
+                            the controllers, one broker from every node, the active controller from the
+                            other nodes, or one follower from its leader; shorter or longer than a session
+    random                  a seeded mix of every round above plus SIGKILL/SIGTERM/SIGSTOP of any node;
+                            rounds overlap: after a round the nemesis often does not wait for the cluster
+                            to recover before the next one
+
+Every run ends (runner) with a heal, and then the replica sweep (`Nemesis.sweep`): each broker in
+turn is made the only leader of every partition (the other brokers are stopped with SIGSTOP until the
+controller fences them) and is read from offset 0, so a diverged or short copy is found.
 """
 
 from __future__ import annotations
@@ -48,6 +68,11 @@ SCENARIOS = (
     "kill-two-replicas",
     "pause-leader",
     "rolling-restart",
+    "leader-churn",
+    "pause",
+    "isr-controller",
+    "unclean",
+    "partition",
     "random",
 )
 # Bounds of one round (seconds): how long a killed node stays down, the pause beyond the session
@@ -59,6 +84,13 @@ RECOVER_S_MAX = 45.0
 ROUND_S_MIN = 4.0        # do not start a round with less time than this left
 STOP_WAIT_S = 20.0       # SIGTERM: a broker's controlled shutdown, then the launcher's SIGKILL
 ADMIN_TIMEOUT_S = 3.0
+# The random mix: shorter down times and gaps, and how long (if at all) to wait for health after a round.
+SHORT_DOWN_S = (0.3, 2.5)
+RANDOM_GAP_S = (0.2, 1.5)
+OVERLAP_WAIT_S = (0.0, 3.0)   # a "short" wait for health; the round overlaps the next when it expires
+CUT_S = (1.0, 8.0)            # a network cut: shorter or longer than a session
+POLL_S = 0.05                 # polling the controller for a leadership change
+SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 
 
 class NodeControl(Protocol):
@@ -72,6 +104,13 @@ class NodeControl(Protocol):
     def is_running(self, node_id: int) -> bool: ...
     def incarnation(self, node_id: int) -> int: ...
     def wait_healthy(self, timeout_s: float) -> None: ...
+
+
+class NetworkControl(Protocol):
+    """A control that can also cut the network between nodes (NetnsControl)."""
+
+    def isolate(self, a: Sequence[int], b: Sequence[int]) -> None: ...
+    def heal_network(self) -> None: ...
 
 
 class LocalControl:
@@ -185,10 +224,12 @@ class Fault:
     recovered_s: float = -1.0      # the cluster was healthy again (-1: not within RECOVER_S_MAX)
     partition: int = -1            # the partition whose leader/followers were targeted (-1: none)
     actions: list[tuple[float, str]] = field(default_factory=list)
+    overlapped: bool = False       # the next round started without waiting for recovery
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "nodes": self.nodes, "partition": self.partition, "start_s": round(self.start_s, 3),
                 "end_s": round(self.end_s, 3), "recovered_s": round(self.recovered_s, 3),
+                "overlapped": self.overlapped,
                 "actions": [[round(t, 3), a] for t, a in self.actions]}
 
 
@@ -214,6 +255,9 @@ class Nemesis:
         self._current_restarted: set[int] = set()
         self.timeline: list[Fault] = []
         self._current: Fault | None = None
+        self.overlap = False  # set by the random scenario (see _end)
+        # partition -> when the nemesis first forced an unclean election of it (History.unclean_since)
+        self.unclean_since: dict[int, float] = {}
 
     # -- primitives (each is recorded in the current fault) --------------------------------------
 
@@ -250,10 +294,18 @@ class Nemesis:
         return self._current
 
     def _end(self) -> None:
+        """The round's restore actions are done: wait for recovery — in the overlapping (random) mix
+        often briefly or not at all, so the next round hits a cluster that is still recovering."""
         assert self._current is not None
         self._current.end_s = self.clock()
-        if self._recover(RECOVER_S_MAX):
+        timeout_s = RECOVER_S_MAX
+        if self.overlap:
+            draw = self.rng.random()
+            timeout_s = 0.0 if draw < 0.4 else self.rng.uniform(*OVERLAP_WAIT_S) if draw < 0.75 else RECOVER_S_MAX
+        if self._recover(timeout_s):
             self._current.recovered_s = self.clock()
+        elif timeout_s < RECOVER_S_MAX:
+            self._current.overlapped = True
         self._current = None
 
     def _recover(self, timeout_s: float) -> bool:
@@ -376,12 +428,211 @@ class Nemesis:
             self._start(node_id)
             self._end()
 
+    # -- leader churn, pauses, ISR changes, elections, network cuts ------------------------------
+
+    def _leader_of(self, partition: int) -> int:
+        for p, leader, _, _ in self._partitions():
+            if p == partition:
+                return leader
+        return -1
+
+    def _wait_leader(self, partition: int, not_in: set[int], timeout_s: float) -> int:
+        """Poll the controller until `partition` has a leader outside `not_in`; -1 after `timeout_s`."""
+        deadline_s = self.clock() + timeout_s
+        while self.clock() < deadline_s:
+            leader = self._leader_of(partition)
+            if leader >= 0 and leader not in not_in:
+                return leader
+            time.sleep(POLL_S)
+        return -1
+
+    def _wait_isr(self, partition: int, isr: set[int], timeout_s: float) -> bool:
+        deadline_s = self.clock() + timeout_s
+        while self.clock() < deadline_s:
+            if any(p == partition and set(i) == isr for p, _, _, i in self._partitions()):
+                return True
+            time.sleep(POLL_S * 4)
+        return False
+
+    def _note(self, text: str) -> None:
+        assert self._current is not None
+        self._current.actions.append((self.clock(), text))
+        self.log(f"[chaos {self.clock():7.2f}s] {text}")
+
+    def _elect(self, kind: str, partitions: Sequence[int]) -> None:
+        def elect() -> None:
+            asked_s = self.clock()  # the election may take effect before the reply arrives
+            reply = self.admin.elect_leaders(kind, [(self.topic, p) for p in partitions])
+            done = [f"{r.partition}->{r.leader}" for r in reply.results if r.error_code == 0]
+            if kind == "unclean":
+                for r in reply.results:
+                    if r.error_code == 0:
+                        self.unclean_since.setdefault(r.partition, asked_s)
+            self._note(f"  {kind} election: " + (", ".join(done) or "nothing moved"))
+        self._act(f"{kind} election of partitions {list(partitions)}", elect)
+
+    def leader_churn(self) -> None:
+        """Kill a leader, then its successor as soon as it takes over (optionally while the old leader
+        is back and truncating), or move leadership back by a preferred election and kill the mover."""
+        picked = self._pick_partition()
+        if picked is None:
+            return self.kill_node(signal.SIGKILL)
+        partition, leader, replicas, _ = picked
+        variant = self.rng.choice(("kill-successor", "kill-successor-while-truncating", "preferred-then-kill"))
+        self._begin(f"leader-churn/{variant}", [leader], partition)
+        self._kill(leader, signal.SIGKILL)
+        successor = self._wait_leader(partition, {leader}, self.session_timeout_s + 10.0)
+        if successor < 0:
+            self._note(f"no new leader of partition {partition} appeared")
+            self._start(leader)
+            return self._end()
+        self._note(f"broker {successor} took over partition {partition}")
+        self._current.nodes.append(successor)  # type: ignore[union-attr]
+        if variant == "kill-successor":
+            self._sleep((0.0, 0.5))
+            self._kill(successor, signal.SIGKILL)
+            self._sleep(SHORT_DOWN_S)
+            for node in self.rng.sample([leader, successor], 2):
+                self._start(node)
+        elif variant == "kill-successor-while-truncating":
+            self._sleep((0.0, 1.0))
+            self._start(leader)  # comes back as a follower: registers, then truncates
+            self._sleep((0.3, 3.0))
+            self._kill(successor, signal.SIGKILL)
+            self._sleep(SHORT_DOWN_S)
+            self._start(successor)
+        else:
+            self._sleep((0.0, 1.0))
+            self._start(leader)
+            self._wait_isr(partition, set(replicas), 15.0)
+            self._elect("preferred", [partition])
+            mover = self._leader_of(partition)
+            if mover >= 0 and self.rng.random() < 0.7:
+                self._sleep((0.0, 0.3))
+                self._kill(mover, signal.SIGKILL)
+                self._sleep(SHORT_DOWN_S)
+                self._start(mover)
+        self._end()
+
+    def pause(self) -> None:
+        """SIGSTOP a leader, a follower or the active controller: shorter or longer than a session."""
+        target = self.rng.choice(("leader", "follower", "controller", "leader"))
+        longer = self.rng.random() < 0.5
+        picked = self._pick_partition()
+        partition = -1
+        if target == "controller" or picked is None:
+            active = self._active_controller()
+            victim = active if active >= 0 else self.rng.choice(sorted(self.control.controller_ids))
+        else:
+            partition, leader, replicas, _ = picked
+            victim = leader if target == "leader" else self.rng.choice([r for r in replicas if r != leader])
+        self._begin(f"pause-{target}-{'long' if longer else 'short'}", [victim], partition)
+        self._pause(victim)
+        if longer:
+            self._sleep(PAUSE_MARGIN_S, self.session_timeout_s)
+        else:
+            self._sleep((0.2, max(0.3, self.session_timeout_s * 0.8)))
+        self._resume(victim)
+        self._end()
+
+    def isr_change_controller_failover(self) -> None:
+        """SIGKILL the active controller while an ISR change is in flight: a shrink (a follower was just
+        killed) or an expansion (a killed follower was just restarted and is catching up)."""
+        picked = self._pick_partition()
+        if picked is None:
+            return self.kill_active_controller()
+        partition, leader, replicas, _ = picked
+        follower = self.rng.choice([r for r in replicas if r != leader])
+        shrink = self.rng.random() < 0.5
+        self._begin(f"isr-{'shrink' if shrink else 'expand'}-controller-failover", [follower], partition)
+        self._kill(follower, signal.SIGKILL)
+        if shrink:
+            self._sleep((-1.0, 1.5), self.session_timeout_s)
+        else:
+            self._sleep(DOWN_S)
+            self._start(follower)
+            self._sleep((0.3, 4.0))
+        active = self._active_controller()
+        victim = active if active >= 0 else self.rng.choice(sorted(self.control.controller_ids))
+        self._current.nodes.append(victim)  # type: ignore[union-attr]
+        self._kill(victim, signal.SIGKILL)
+        self._sleep(SHORT_DOWN_S)
+        for node in self.rng.sample([victim, follower], 2):
+            if not self.control.is_running(node):
+                self._start(node)
+        self._end()
+
+    def unclean(self) -> None:
+        """Both followers stopped until the ISR is the leader alone; kill the leader; resume the
+        followers; force an unclean election; restart the leader. With min.insync.replicas=2 no write
+        was acknowledged by the leader alone, so the unclean leader holds every acknowledged write."""
+        picked = self._pick_partition()
+        if picked is None:
+            return self.pause_node()
+        partition, leader, replicas, _ = picked
+        followers = [r for r in replicas if r != leader]
+        self._begin("unclean-election", [leader, *followers], partition)
+        for f in followers:
+            self._pause(f)
+        alone = self._wait_isr(partition, {leader}, self.session_timeout_s + 12.0)
+        self._note(f"ISR of partition {partition} is [{leader}]" if alone else "the ISR did not shrink")
+        if alone:
+            self._sleep((0.5, 2.0))  # the leader alone takes writes (it must refuse acks=all ones)
+            self._kill(leader, signal.SIGKILL)
+        for f in self.rng.sample(followers, len(followers)):
+            self._resume(f)
+        if alone:
+            self._sleep((0.5, 1.0), self.session_timeout_s)
+            self._elect("unclean", [-1])  # every offline partition of the topic
+            self._sleep(SHORT_DOWN_S)
+            self._start(leader)
+        self._end()
+
+    def partition_network(self) -> None:
+        """A network cut (NetworkControl only): shorter or longer than a session, then healed."""
+        control: NetworkControl = self.control  # type: ignore[assignment]
+        picked = self._pick_partition()
+        brokers = sorted(self.control.broker_ids)
+        controllers = sorted(self.control.controller_ids)
+        kind = self.rng.choice(("leader-from-followers", "leader-from-controllers", "broker-from-all",
+                                "controller-from-all", "follower-from-leader"))
+        partition = -1
+        if kind == "controller-from-all":
+            active = self._active_controller()
+            victim = active if active >= 0 else self.rng.choice(controllers)
+            a, b = [victim], [n for n in controllers + brokers if n != victim]
+        elif picked is None or kind == "broker-from-all":
+            victim = self.rng.choice(brokers)
+            a, b = [victim], [n for n in controllers + brokers if n != victim]
+        else:
+            partition, leader, replicas, _ = picked
+            followers = [r for r in replicas if r != leader]
+            if kind == "leader-from-followers":
+                a, b = [leader], followers
+            elif kind == "leader-from-controllers":
+                a, b = [leader], controllers
+            else:
+                a, b = [self.rng.choice(followers)], [leader]
+        self._begin(f"cut-{kind}", a, partition)
+        self._act(f"cut {a} from {b}", lambda: control.isolate(a, b))
+        self._sleep(CUT_S)
+        self._act("heal the network", control.heal_network)
+        self._end()
+
+    @property
+    def can_partition(self) -> bool:
+        return hasattr(self.control, "isolate")
+
     def random_round(self) -> None:
         choices: list[Callable[[], None]] = [
             self.kill_active_controller, self.kill_leader, self.kill_follower, self.kill_two_replicas,
             self.pause_leader, lambda: self.kill_leader(signal.SIGTERM), lambda: self.kill_node(signal.SIGKILL),
             lambda: self.kill_node(signal.SIGTERM), self.pause_node,
+            self.leader_churn, self.leader_churn, self.pause, self.pause, self.isr_change_controller_failover,
+            self.unclean,
         ]
+        if self.can_partition:
+            choices += [self.partition_network] * 3
         self.rng.choice(choices)()
 
     def run(self, scenario: str, duration_s: float) -> None:
@@ -396,18 +647,29 @@ class Nemesis:
             "kill-two-replicas": self.kill_two_replicas,
             "pause-leader": self.pause_leader,
             "rolling-restart": lambda: self.rolling_restart(deadline_s),
+            "leader-churn": self.leader_churn,
+            "pause": self.pause,
+            "isr-controller": self.isr_change_controller_failover,
+            "unclean": self.unclean,
+            "partition": self.partition_network,
             "random": self.random_round,
         }
+        if scenario == "partition" and not self.can_partition:
+            raise ValueError("scenario partition needs network namespaces (brook chaos run --network netns)")
+        self.overlap = scenario == "random"
         while deadline_s - self.clock() >= ROUND_S_MIN:
-            self._sleep(GAP_S)
+            self._sleep(RANDOM_GAP_S if self.overlap else GAP_S)
             rounds[scenario]()
+        self.overlap = False
         remaining_s = deadline_s - self.clock()
         if remaining_s > 0:
             time.sleep(remaining_s)
 
     def heal(self, timeout_s: float = RECOVER_S_MAX) -> bool:
-        """SIGCONT every paused node, start every stopped one, wait until healthy."""
+        """Heal the network, SIGCONT every paused node, start every stopped one, wait until healthy."""
         self._begin("heal", [])
+        if self.can_partition:
+            self._act("heal the network", self.control.heal_network)  # type: ignore[attr-defined]
         for node_id in sorted(getattr(self.control, "paused", set())):
             self._resume(node_id)
         for node_id in [*sorted(self.control.controller_ids), *sorted(self.control.broker_ids)]:
@@ -417,3 +679,37 @@ class Nemesis:
         self._end()
         assert fault is not None
         return fault.recovered_s >= 0
+
+    def sweep(self, read: Callable[[int], bool], timeout_s: float = RECOVER_S_MAX) -> list[int]:
+        """The replica sweep, after the heal: for each broker in turn, SIGSTOP the others until the
+        controller shows that broker leading every partition of the topic alone, `read(broker)` (from
+        offset 0 to its end), SIGCONT the others and wait until healthy. Returns the brokers read."""
+        read_ok: list[int] = []
+        brokers = sorted(self.control.broker_ids)
+        for broker in brokers:
+            others = [b for b in brokers if b != broker]
+            self._begin("sweep", [broker])
+            for other in others:
+                self._pause(other)
+            deadline_s = self.clock() + self.session_timeout_s + SWEEP_LEAD_S_MAX
+            leads = False
+            while self.clock() < deadline_s and not leads:
+                parts = self._partitions()
+                leads = bool(parts) and all(leader == broker and isr == [broker] for _, leader, _, isr in parts)
+                if not leads:
+                    time.sleep(POLL_S * 4)
+            if leads:
+                self._note(f"broker {broker} leads every partition alone; reading it")
+                if read(broker):
+                    read_ok.append(broker)
+                self._note(f"read broker {broker}'s copy")
+            else:
+                self._note(f"broker {broker} did not become the only leader: not read")
+            for other in others:
+                self._resume(other)
+            fault = self._current
+            self._end()
+            assert fault is not None
+            if fault.recovered_s < 0:
+                break
+        return read_ok

@@ -56,7 +56,7 @@ class Report:
     result: CheckResult = field(default_factory=CheckResult)
     timeline: list[Fault] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
-    totals: dict[str, float] = field(default_factory=dict)
+    totals: dict[str, float | str] = field(default_factory=dict)
     client_errors: dict[str, int] = field(default_factory=dict)
     undrained: list[int] = field(default_factory=list)    # partitions whose final drain did not finish
     problems: list[str] = field(default_factory=list)     # the run itself went wrong (not an anomaly)
@@ -102,7 +102,8 @@ class Report:
         lines.append(f"fault timeline ({len(self.timeline)} faults; seconds from the start):")
         for index, fault in enumerate(self.timeline):
             window = next((w for w in self.windows if w.index == index), None)
-            recovered = f"{fault.recovered_s:.2f}" if fault.recovered_s >= 0 else "NOT RECOVERED"
+            recovered = (f"{fault.recovered_s:.2f}" if fault.recovered_s >= 0 else
+                         "not waited for (overlaps the next round)" if fault.overlapped else "NOT RECOVERED")
             unavailable = "" if window is None else (
                 f"  next ack +{window.next_ack_s:.2f}s, longest ack gap {window.ack_gap_max_s:.2f}s"
                 if window.next_ack_s >= 0 else "  no ack after it")
@@ -125,5 +126,5 @@ class Report:
         return "\n".join(lines)
 
 
-def _num(value: float) -> str:
+def _num(value: float | str) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -12,7 +12,8 @@ A run: (adopt or start the cluster) → create a fresh topic (3 partitions, RF 3
 min.insync.replicas=2) → start the invariant sampler, the writers and the readers → the nemesis
 runs the scenario for --duration → heal (SIGCONT/restart everything, wait healthy) → stop the
 writers (flush), let the readers catch up → drain every partition from offset 0 → compare replica
-prefixes → check → report. Exit code: 0 no anomaly; 1 an anomaly; 2 a usage error; 3 the run could
+prefixes → the replica sweep (each broker in turn leads every partition alone and is read from offset
+0) → compare replica prefixes again → check → report. Exit code: 0 no anomaly; 1 an anomaly; 2 a usage error; 3 the run could
 not be fully checked (no drain, cluster never healthy).
 
 Every choice the tester makes comes from one `random.Random(seed)`; the seed is printed first.
@@ -37,9 +38,9 @@ from cluster.chaos.checker import check
 from cluster.chaos.history import History
 from cluster.chaos.nemesis import SCENARIOS, ComposeControl, LocalControl, Nemesis, NodeControl
 from cluster.chaos.report import Report, unavailability
-from cluster.chaos.sampler import Sampler, check_prefixes
+from cluster.chaos.sampler import CONVERGE_S_MAX, Sampler, check_prefixes
+from cluster.chaos.workload import DRAIN_S_MAX, Workload, WorkloadConfig, drain
 from cluster.chaos.workload import READER_CATCH_UP_S_MAX as READER_CATCH_UP_S
-from cluster.chaos.workload import Workload, WorkloadConfig, drain
 from cluster.client import ControllerClient
 from cluster.errors import BrookError, ErrorCode
 
@@ -65,10 +66,11 @@ CHAOS_OVERRIDES = {
 PARTITIONS = 3
 REPLICATION_FACTOR = 3
 MIN_INSYNC = 2
-RATE_PER_S = 150.0
+RATE_PER_S = 2000.0
 START_S_MAX = 90.0
 READY_S_MAX = 45.0
 HEAL_S_MAX = 60.0
+BROKEN_WAIT_S = 5.0    # reader catch-up / convergence bound (x3: the drain) after a failed heal
 DURATION_S_MAX = 24 * 3600.0
 DEFAULT_COMPOSE_FILE = "deploy/compose.yaml"
 DEFAULT_DATA_DIR = ".data/dev"  # where `make run` keeps its cluster
@@ -136,7 +138,8 @@ def create_topic(admin: ControllerClient, topic: str) -> None:
 def run(scenario: str, duration_s: float, seed: int, target: str = "local", cluster=None,  # noqa: ANN001
         *, bootstrap_controller: str | None = None, compose_file: str = DEFAULT_COMPOSE_FILE,
         rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
-        data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print) -> Report:
+        data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print,
+        sweep: bool = True, network: str = "none") -> Report:
     """One chaos run (see the module doc). `cluster`: a started LocalCluster to use. Else, for target
     local: the cluster running under `data_dir` (adopted, left running), or when there is none (or
     `data_dir` is None) one started in a temp dir. Raises BrookError when the cluster cannot be set up."""
@@ -146,6 +149,8 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     rng = random.Random(seed)
     own_dir: str | None = None
     adopted = False
+    if network == "netns":
+        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep)
     if target == "local" and cluster is None and data_dir is not None:
         cluster = _adopt(data_dir, bootstrap_controller, log)
         adopted = cluster is not None
@@ -165,7 +170,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     report: Report | None = None
     try:
         report = _run(scenario, duration_s, seed, target, cluster, rng, bootstrap_controller, compose_file,
-                      rate_per_s, session_timeout_s, log)
+                      rate_per_s, session_timeout_s, log, sweep)
         return report
     finally:
         if adopted:
@@ -176,6 +181,37 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
                 shutil.rmtree(own_dir, ignore_errors=True)
             else:
                 log(f"[chaos] kept the cluster's data and logs in {own_dir}")
+
+
+def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, rate_per_s: float,
+               log: Callable[[str], None], sweep: bool) -> Report:
+    """A run against its own cluster in network namespaces (cluster.chaos.network): the nemesis may
+    also cut the network. This process moves into the cluster's client namespace for the run."""
+    from cluster.chaos import network
+
+    netns = network.netns_module()
+    reason = netns.unavailable()
+    if reason is not None:
+        raise BrookError(f"--network netns: {reason}", ErrorCode.invalid_request)
+    own_dir = tempfile.mkdtemp(prefix=f"brook-chaos-netns-{seed}-")
+    cluster = netns.NetnsCluster(own_dir, overrides={**netns.FAST_FAILURE_DETECTION, **CHAOS_OVERRIDES})
+    log(f"[chaos] starting a 3-controller, 3-broker cluster in network namespaces ({cluster.tag}) in {own_dir}")
+    report: Report | None = None
+    previous = -1
+    try:
+        cluster.start(timeout_s=START_S_MAX)
+        previous = network.enter(cluster.client_ns)
+        report = _run(scenario, duration_s, seed, "local", cluster, rng, None, DEFAULT_COMPOSE_FILE, rate_per_s,
+                      SESSION_TIMEOUT_MS / 1000.0, log, sweep, control=network.NetnsControl(cluster))
+        return report
+    finally:
+        if previous >= 0:  # first: closing the cluster kills every process left in its namespaces
+            network.leave(previous)
+        cluster.close()
+        if report is not None and report.exit_code == 0 and not report.warnings:
+            shutil.rmtree(own_dir, ignore_errors=True)
+        else:
+            log(f"[chaos] kept the cluster's data and logs in {own_dir}")
 
 
 def _adopt(data_dir: str | os.PathLike[str], bootstrap_controller: str | None,
@@ -226,7 +262,8 @@ def _session_timeout_s(admin: ControllerClient) -> float:
 
 def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng: random.Random,  # noqa: ANN001
          bootstrap_controller: str | None, compose_file: str, rate_per_s: float,
-         session_timeout_s: float | None, log: Callable[[str], None]) -> Report:
+         session_timeout_s: float | None, log: Callable[[str], None], sweep: bool = True,
+         control: NodeControl | None = None) -> Report:
     started = time.monotonic()
 
     def clock() -> float:
@@ -248,8 +285,9 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     if not wait_ready(admin, topic, broker_ids, READY_S_MAX):
         raise BrookError(f"topic {topic} not fully replicated within {READY_S_MAX:g}s", ErrorCode.request_timed_out)
 
-    control: NodeControl
-    if cluster is not None:
+    if control is not None:
+        pass
+    elif cluster is not None:
         control = LocalControl(cluster)
     else:
         control = ComposeControl(compose_file, broker_ids=broker_ids)  # health: the nemesis's own
@@ -262,6 +300,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     workload = Workload(config, history, clock)
     sampler.start()
     workload.start()
+    healed = False
     try:
         _wait_reading(workload, log)
         log(f"[chaos {clock():7.2f}s] workload running on {topic}; faults start")
@@ -269,11 +308,14 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
         nemesis.run(scenario, duration_s)
         report.crashed = _crashed(cluster)
         log(f"[chaos {clock():7.2f}s] faults done; healing")
-        if not nemesis.heal(HEAL_S_MAX):
+        healed = nemesis.heal(HEAL_S_MAX)
+        if not healed:
             report.problems.append(f"the cluster was not healthy within {HEAL_S_MAX:g}s of the heal")
     finally:
         workload.stop_writers()
-        workload.stop_readers()
+        # A cluster that did not heal (a broken build) gets short bounds from here on, so the run
+        # still ends with a report within a few minutes.
+        workload.stop_readers(READER_CATCH_UP_S if healed else BROKEN_WAIT_S)
         sampler.stop()
     unread = workload.group_missing()
     if unread:
@@ -281,15 +323,29 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                                f"{READER_CATCH_UP_S:g}s after the writers stopped (its last read was at "
                                f"{workload.last_read_s:.2f}s)")
     log(f"[chaos {clock():7.2f}s] draining {topic} from offset 0")
-    report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id)
-    prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
+    report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id,
+                             timeout_s=DRAIN_S_MAX if healed else BROKEN_WAIT_S * 3)
+    prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log,
+                                                converge_s=CONVERGE_S_MAX if healed else BROKEN_WAIT_S)
     report.problems += problems
+    swept: list[int] = []
+    if sweep and report.problems:  # not healthy or not converged: a sweep would only time out
+        report.problems.append("the replica sweep was skipped (the cluster was not healthy and converged)")
+    elif sweep:
+        swept = _sweep(nemesis, kafka, topic, history, clock, run_id, log)
+        if swept != broker_ids:
+            report.problems.append(f"the replica sweep read brokers {swept} of {broker_ids}")
+    if swept:
+        more, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
+        prefix_anomalies += more
+        report.problems += problems
     admin.close()
+    history.unclean_since = dict(nemesis.unclean_since)
     report.result = check(history, prefix_anomalies)
     report.timeline = nemesis.timeline
-    report.windows = unavailability(history, [f for f in nemesis.timeline if f.kind != "heal"])
+    report.windows = unavailability(history, [f for f in nemesis.timeline if f.kind not in ("heal", "sweep")])
     report.client_errors = dict(config.client_errors)
-    report.totals = {"faults": sum(1 for f in nemesis.timeline if f.kind != "heal"),
+    report.totals = {"faults": sum(1 for f in nemesis.timeline if f.kind not in ("heal", "sweep")),
                      "fault_phase_s": round(duration_s, 1), "run_s": round(clock(), 1),
                      "sends": len(history.sends), "acks_ok": sum(1 for o in history.outcomes if o.kind.value == "ok"),
                      "group_reads": sum(1 for r in history.reads if r.reader != "drain"),
@@ -297,8 +353,45 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                      "rebalances": len(history.assignments), "replica_samples": len(history.replica_samples),
                      "partition_samples": len(history.partition_samples), "sampler_errors": sampler.errors,
                      "fault_start_s": round(fault_start_s, 2), "group_last_read_s": round(workload.last_read_s, 2),
-                     "group_unread_acked": unread}
+                     "group_unread_acked": unread, "swept_brokers": len(swept),
+                     "sweep_reads": sum(1 for r in history.reads if r.reader.startswith("sweep-"))}
+    report.totals.update(detection(report, fault_start_s, fault_start_s + duration_s))
     return report
+
+
+# Anomalies whose evidence time is the acknowledgement of a write that a later fault destroyed.
+_LOSS_KINDS = frozenset({"lost", "lost_on_replica", "acked_offset_mismatch"})
+
+
+def detection(report: Report, fault_start_s: float, fault_end_s: float) -> dict[str, float | str]:
+    """When the first anomaly's evidence happened, in seconds after the faults started, and how many
+    faults had started by then (a loss counts the fault after its acknowledgement); {} when none.
+    An anomaly only found at the end (prefix comparison) counts the whole fault phase."""
+    anomalies = report.result.anomalies
+    if not anomalies:
+        return {}
+    timed = [a for a in anomalies if a.time_s >= 0]
+    first = min(timed, key=lambda a: a.time_s) if timed else None
+    at_s = first.time_s if first is not None else fault_end_s
+    faults = [f for f in report.timeline if f.kind not in ("heal", "sweep")]
+    count = sum(1 for f in faults if f.start_s <= at_s)
+    if first is not None and first.kind in _LOSS_KINDS:
+        count = min(len(faults), count + 1)
+    return {"first_anomaly_s": round(max(0.0, at_s - fault_start_s), 1), "faults_to_first_anomaly": count,
+            "first_anomaly_kind": first.kind if first is not None else anomalies[0].kind}
+
+
+def _sweep(nemesis: Nemesis, kafka: str, topic: str, history: History, clock: Callable[[], float], run_id: str,
+           log: Callable[[str], None]) -> list[int]:
+    """The replica sweep (Nemesis.sweep): each broker in turn leads every partition alone and is read
+    from offset 0 to its end by a group-less consumer ("sweep-<broker>"); the checker then requires
+    every acknowledged write at its offset in every copy (lost_on_replica)."""
+    log(f"[chaos {clock():7.2f}s] replica sweep: each broker in turn leads every partition alone and is read")
+
+    def read(broker: int) -> bool:
+        return not drain(kafka, topic, range(PARTITIONS), history, clock, run_id, reader=f"sweep-{broker}")
+
+    return nemesis.sweep(read, HEAL_S_MAX)
 
 
 def _wait_reading(workload: Workload, log: Callable[[str], None], timeout_s: float = READY_S_MAX) -> None:
@@ -313,7 +406,13 @@ def _crashed(cluster) -> list[str]:  # noqa: ANN001
     """Nodes of a LocalCluster that are not running although every round restores its victims."""
     if cluster is None:
         return []
-    return [f"node {i} (exit code {cluster.exit_code(i)}, log {cluster.node(i).log_path})"
+    def exit_code(i: int) -> object:
+        if hasattr(cluster, "exit_code"):
+            return cluster.exit_code(i)
+        proc = cluster.node(i).proc
+        return None if proc is None else proc.poll()
+
+    return [f"node {i} (exit code {exit_code(i)}, log {cluster.node(i).log_path})"
             for i in cluster.controller_ids + cluster.broker_ids if not cluster.is_running(i)]
 
 
@@ -335,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "cluster's, if given)")
     p.add_argument("--compose-file", default=DEFAULT_COMPOSE_FILE)
     p.add_argument("--rate", type=float, default=RATE_PER_S, help="writes per second, all writers together")
+    p.add_argument("--network", choices=("none", "netns"), default="none",
+                   help="netns: start its own cluster in network namespaces so the nemesis also cuts the "
+                        "network (needs root, iproute2, iptables)")
+    p.add_argument("--no-sweep", action="store_true", help="skip the replica sweep at the end")
     p.add_argument("--output", "-o", choices=("table", "json"), default="table")
     p.add_argument("--report", metavar="PATH", help="also write the JSON report here")
     return parser
@@ -347,6 +450,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration_s = parse_duration(args.duration)
         if args.fresh and args.data_dir is not None:
             raise ValueError("--fresh starts a cluster in a temp dir: it does not take --data-dir")
+        if args.network == "netns" and (args.data_dir is not None or args.target != "local"
+                                        or args.bootstrap_controller):
+            raise ValueError("--network netns starts its own cluster: it takes neither --data-dir, "
+                             "--bootstrap-controller nor --target compose")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     except ValueError as e:
@@ -358,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run(args.scenario, duration_s, seed, args.target, bootstrap_controller=args.bootstrap_controller,
                      compose_file=args.compose_file, rate_per_s=args.rate,
                      data_dir=None if args.fresh else (args.data_dir or DEFAULT_DATA_DIR),
+                     sweep=not args.no_sweep, network=args.network,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     except BrookError as e:
         print(f"brook: error: {e.message.splitlines()[0]} (seed {seed})", file=sys.stderr)

@@ -146,17 +146,17 @@ def _decode(data: bytes) -> list[tuple[int, bytes | None]]:
 
 
 def check_prefixes(brokers: Mapping[int, str], topic: str, replication_factor: int,
-                   log: Callable[[str], None] = print) -> tuple[list[Anomaly], list[str]]:
+                   log: Callable[[str], None] = print, converge_s: float = CONVERGE_S_MAX) -> tuple[list[Anomaly], list[str]]:
     """After the heal: wait (bounded) for replicas to converge, then compare their bytes below the
     smallest HW. Returns (anomalies, problems) — a problem is a comparison that could not be made."""
-    deadline_s = time.monotonic() + CONVERGE_S_MAX
+    deadline_s = time.monotonic() + converge_s
     states = _states(brokers, topic)
     while not _converged(states, replication_factor) and time.monotonic() < deadline_s:
         time.sleep(0.5)
         states = _states(brokers, topic)
     problems: list[str] = []
     if not _converged(states, replication_factor):
-        problems.append(f"replicas of {topic} did not converge within {CONVERGE_S_MAX:g}s: {states}")
+        problems.append(f"replicas of {topic} did not converge within {converge_s:g}s: {states}")
     anomalies: list[Anomaly] = []
     for partition, by_broker in sorted(states.items()):
         upto = min(hw for hw, _ in by_broker.values())

@@ -2,9 +2,11 @@
 
     writers   `writers` threads, each its own confluent-kafka Producer with acks=all and
               enable.idempotence=True, sending unique values `<run>-w<writer>-<seq>` keyed by the
-              value (so they spread over partitions), paced to `rate_per_s` in total. Every delivery
-              report is recorded: ok(partition, offset), failed (certainly never sent: purged from the
-              local queue or refused by produce()) or unknown (anything else: a timeout, a crash).
+              value (so they spread over partitions), plus `weak_writers` acks=1 producers (no
+              idempotence; values `<run>-a<writer>-<seq>`) whose losses are allowed but whose records
+              make a diverged copy visible; all paced together to `rate_per_s`, in ticks of TICK_S.
+              Every delivery report is recorded: ok(partition, offset), failed (certainly never sent:
+              purged from the local queue or refused by produce()) or unknown (anything else).
     readers   `readers` threads in one consumer group, recording every message with its partition,
               offset and the reader's assignment number (bumped on every assign/revoke/lost).
     drain     after the heal, a group-less consumer reads every partition from offset 0 to its
@@ -22,7 +24,16 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from cluster.chaos.history import DRAIN, Assignment, History, Outcome, OutcomeKind, Read, Send
+from cluster.chaos.history import (
+    DRAIN,
+    Assignment,
+    History,
+    Outcome,
+    OutcomeKind,
+    Read,
+    Send,
+    is_group_reader,
+)
 
 __all__ = ["Workload", "WorkloadConfig", "drain"]
 
@@ -36,11 +47,13 @@ READER_CATCH_UP_S_MAX = 20.0
 DRAIN_S_MAX = 60.0
 # librdkafka's own log lines are noise during chaos: only critical ones reach stderr; errors are counted.
 CLIENT_LOG_LEVEL = 2
+# Writers send in ticks (a burst of rate * TICK_S values) so thousands of values/s cost few wake-ups.
+TICK_S = 0.01
 
 # Delivery errors after which the write certainly did not happen: the message never left the client.
-_NEVER_SENT = frozenset({KafkaError._PURGE_QUEUE, KafkaError.MSG_SIZE_TOO_LARGE, KafkaError._MSG_TIMED_OUT_QUEUE}
-                        if hasattr(KafkaError, "_MSG_TIMED_OUT_QUEUE") else
-                        {KafkaError._PURGE_QUEUE, KafkaError.MSG_SIZE_TOO_LARGE})
+# Not _PURGE_QUEUE / _MSG_TIMED_OUT_QUEUE: a message that was sent, failed with a retriable error and
+# went back to the queue for a retry is reported so too (seen after fatal idempotence errors).
+_NEVER_SENT = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
 
 
 @dataclass
@@ -48,19 +61,21 @@ class WorkloadConfig:
     bootstrap: str
     topic: str
     run_id: str
-    rate_per_s: float = 200.0
-    writers: int = 2
+    rate_per_s: float = 2000.0
+    writers: int = 4
+    weak_writers: int = 1
     readers: int = 2
     group: str = ""
     client_errors: dict[str, int] = field(default_factory=dict)
 
 
-def producer_config(bootstrap: str) -> dict[str, object]:
-    """Every option the writers rely on, spelled out (no reliance on client defaults)."""
+def producer_config(bootstrap: str, acks: int = -1) -> dict[str, object]:
+    """Every option the writers rely on, spelled out (no reliance on client defaults). acks=-1: the
+    idempotent acks=all writer; acks=1: the weak writer (no idempotence, retries may duplicate)."""
     return {
         "bootstrap.servers": bootstrap,
-        "acks": "all",
-        "enable.idempotence": True,
+        "acks": "all" if acks == -1 else str(acks),
+        "enable.idempotence": acks == -1,
         "max.in.flight.requests.per.connection": 5,
         "linger.ms": 5,
         "message.timeout.ms": MESSAGE_TIMEOUT_MS,
@@ -97,8 +112,8 @@ class Workload:
     """Writers and readers on threads; `start`, then `stop_writers`, `stop_readers`, then `drain`."""
 
     def __init__(self, config: WorkloadConfig, history: History, clock: Callable[[], float]) -> None:
-        if config.rate_per_s <= 0 or config.writers < 1 or config.readers < 0:
-            raise ValueError("rate_per_s must be positive, writers >= 1, readers >= 0")
+        if config.rate_per_s <= 0 or config.writers < 1 or config.readers < 0 or config.weak_writers < 0:
+            raise ValueError("rate_per_s must be positive, writers >= 1, weak_writers >= 0, readers >= 0")
         self.config = config
         self.history = history
         self.clock = clock
@@ -115,7 +130,7 @@ class Workload:
             self.config.client_errors[name] = self.config.client_errors.get(name, 0) + 1
 
     def start(self) -> None:
-        for writer in range(self.config.writers):
+        for writer in range(self.config.writers + self.config.weak_writers):
             self._spawn(f"chaos-writer-{writer}", self._write_loop, writer)
         for reader in range(self.config.readers):
             self._spawn(f"chaos-reader-{reader}", self._read_loop, f"reader-{reader}")
@@ -128,32 +143,42 @@ class Workload:
     # -- writers -----------------------------------------------------------------------------------
 
     def _write_loop(self, writer: int) -> None:
-        interval_s = self.config.writers / self.config.rate_per_s
+        per_writer_s = self.config.rate_per_s / (self.config.writers + self.config.weak_writers)
+        acks = -1 if writer < self.config.writers else 1
         seq = 0
         while not self._writers_stop.is_set():
-            producer = Producer({**producer_config(self.config.bootstrap), "error_cb": self._count_error})
-            fatal = self._write_until_fatal(producer, writer, interval_s, seq)
+            producer = Producer({**producer_config(self.config.bootstrap, acks), "error_cb": self._count_error})
+            fatal = self._write_until_fatal(producer, writer, per_writer_s, seq, acks)
             seq = fatal if fatal >= 0 else -fatal - 1
             self._finish(producer)
             if fatal < 0:  # stopped normally
                 return
 
-    def _write_until_fatal(self, producer: Producer, writer: int, interval_s: float, seq: int) -> int:
+    def _write_until_fatal(self, producer: Producer, writer: int, rate_per_s: float, seq: int, acks: int) -> int:
         """Send until stopped (returns -(seq+1)) or until the producer hits a fatal error (returns seq)."""
         next_s = time.monotonic()
+        owed = 0.0
+        tag = "w" if acks == -1 else "a"
         while not self._writers_stop.is_set():
-            value = f"{self.config.run_id}-w{writer}-{seq}"
-            seq += 1
-            self.history.send(Send(value, writer, self.clock()))
+            owed = min(owed + rate_per_s * TICK_S, max(1.0, rate_per_s * TICK_S) * 2)
+            while owed >= 1.0:
+                owed -= 1.0
+                value = f"{self.config.run_id}-{tag}{writer}-{seq}"
+                seq += 1
+                self.history.send(Send(value, writer, self.clock(), acks))
+                try:
+                    producer.produce(self.config.topic, key=value.encode(), value=value.encode(),
+                                     on_delivery=self._on_delivery)
+                except (BufferError, KafkaException) as e:
+                    self.history.outcome(Outcome(value, OutcomeKind.failed, self.clock(), error=f"produce: {e}"))
+                    if isinstance(e, KafkaException) and e.args and e.args[0].fatal():
+                        return seq
             try:
-                producer.produce(self.config.topic, key=value.encode(), value=value.encode(),
-                                 on_delivery=self._on_delivery)
-            except (BufferError, KafkaException) as e:
-                self.history.outcome(Outcome(value, OutcomeKind.failed, self.clock(), error=f"produce: {e}"))
-                if isinstance(e, KafkaException) and e.args and e.args[0].fatal():
+                producer.poll(0)
+            except KafkaException as e:  # a fatal error (e.g. OUT_OF_ORDER_SEQUENCE after a loss)
+                if e.args and e.args[0].fatal():
                     return seq
-            producer.poll(0)
-            next_s += interval_s
+            next_s += TICK_S
             delay_s = next_s - time.monotonic()
             if delay_s > 0:
                 self._writers_stop.wait(delay_s)
@@ -172,7 +197,10 @@ class Workload:
         value = msg.value().decode()
         now = self.clock()
         if err is None:
-            self.history.outcome(Outcome(value, OutcomeKind.ok, now, msg.partition(), msg.offset()))
+            # The offset is unknown (-1) for a retry the leader recognised as a duplicate of a batch it
+            # no longer has the position of: acknowledged all the same.
+            offset = msg.offset()
+            self.history.outcome(Outcome(value, OutcomeKind.ok, now, msg.partition(), -1 if offset is None else offset))
         elif err.code() in _NEVER_SENT:
             self.history.outcome(Outcome(value, OutcomeKind.failed, now, error=err.name()))
         else:
@@ -215,10 +243,10 @@ class Workload:
         finally:
             consumer.close()
 
-    def stop_readers(self) -> None:
+    def stop_readers(self, catch_up_s: float = READER_CATCH_UP_S_MAX) -> None:
         """Let the readers catch up (until they have read every acknowledged value, for
         READER_CATCH_UP_S_MAX at most), then stop them."""
-        deadline_s = time.monotonic() + READER_CATCH_UP_S_MAX
+        deadline_s = time.monotonic() + catch_up_s
         while time.monotonic() < deadline_s and self.group_missing() > 0:
             time.sleep(CATCH_UP_POLL_S)
         self._readers_stop.set()
@@ -227,10 +255,11 @@ class Workload:
                 thread.join(15.0)
 
     def group_missing(self) -> int:
-        """Acknowledged values the consumer group has not read (yet)."""
+        """Acknowledged acks=all values the consumer group has not read (yet)."""
         with self.history._lock:
-            acked = {o.value for o in self.history.outcomes if o.kind is OutcomeKind.ok}
-            read = {r.value for r in self.history.reads if r.reader != DRAIN}
+            weak = {s.value for s in self.history.sends if s.acks != -1}
+            acked = {o.value for o in self.history.outcomes if o.kind is OutcomeKind.ok} - weak
+            read = {r.value for r in self.history.reads if is_group_reader(r.reader)}
         return len(acked - read)
 
     @property
@@ -249,9 +278,10 @@ def _fields(msg: Message) -> tuple[int, int, str]:
 
 
 def drain(bootstrap: str, topic: str, partitions: Sequence[int], history: History, clock: Callable[[], float],
-          run_id: str, timeout_s: float = DRAIN_S_MAX) -> list[int]:
-    """Read every partition from offset 0 to its high watermark; returns the partitions not finished."""
-    consumer = Consumer(consumer_config(bootstrap, f"{run_id}-drain", auto_commit=False))
+          run_id: str, timeout_s: float = DRAIN_S_MAX, reader: str = DRAIN) -> list[int]:
+    """Read every partition from offset 0 to its high watermark; returns the partitions not finished.
+    `reader`: DRAIN (the final drain) or a sweep reader ("sweep-<broker>")."""
+    consumer = Consumer(consumer_config(bootstrap, f"{run_id}-{reader}", auto_commit=False))
     try:
         deadline_s = time.monotonic() + timeout_s
         highs: dict[int, int] = {}
@@ -268,11 +298,12 @@ def drain(bootstrap: str, topic: str, partitions: Sequence[int], history: Histor
             if msg is None or msg.error():
                 continue
             partition, offset, value = _fields(msg)
-            history.read(Read(DRAIN, 0, partition, offset, value, clock()))
+            history.read(Read(reader, 0, partition, offset, value, clock()))
             next_offset[partition] = max(next_offset[partition], offset + 1)
         for p, high in highs.items():
             if next_offset[p] >= high:
-                history.drained(p, high)
-        return [p for p in partitions if p not in history.drained_to]
+                history.drained(p, high, reader)
+        done = history.drained_to if reader == DRAIN else history.swept_to.get(reader, {})
+        return [p for p in partitions if p not in done]
     finally:
         consumer.close()

@@ -395,8 +395,12 @@ class LocalCluster:
                 spec.metrics_port = free_ports(1, self._next_base(taken), taken)[0]
                 taken.append(spec.metrics_port)
         for spec in self.nodes.values():
-            spec.directory.mkdir(parents=True, exist_ok=True)
-            spec.config_path.write_text(self.render_properties(spec), encoding="utf-8")
+            spec.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The properties hold the quorum secret: this user only.
+            fd = os.open(spec.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(self.render_properties(spec))
+            os.chmod(spec.config_path, 0o600)
         self._prepared = True
 
     def _next_base(self, taken: list[int]) -> int | None:

@@ -73,6 +73,7 @@ def main(argv: list[str]) -> int:
         roles = ",".join(sorted(config.process_roles))
         print(f"{path}: valid ({roles}, node.id={config.node_id})")
         return 0
+    os.umask(0o077)  # data, journals, snapshots and any file a node writes: this user only
     logging.basicConfig(
         level=os.environ.get("BROOK_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s node-{config.node_id} %(levelname)s %(name)s: %(message)s",
@@ -145,12 +146,20 @@ async def _serve(config: Config) -> int:
     return 0
 
 
+def _own_directory(path: str) -> None:
+    """Create a data directory 0700, or refuse one that another user owns (its files could be swapped)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    owner = os.stat(path).st_uid
+    if owner != os.getuid():
+        raise BrookError(f"log directory {path} is owned by uid {owner}, not by this user ({os.getuid()})")
+
+
 async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any],
                             node: NodeObserver) -> grpc.aio.Server:
     from brookpb import admin_pb2_grpc, controller_pb2_grpc
     from controller.admin import AdminServicer
     from controller.metrics import ControllerObserver
-    from controller.quorum import Quorum, QuorumSettings
+    from controller.quorum import Quorum, QuorumError, QuorumSettings
     from controller.service import ControllerRuntime, ControllerServicer
 
     secret = config.quorum_secret
@@ -166,7 +175,10 @@ async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, clo
         connection_retry_ms=config.getint("controller.quorum.connection.retry.ms"),
         leader_fallback_ms=config.getint("controller.quorum.leader.fallback.ms"),
     )
-    quorum = Quorum(settings, loop)
+    try:
+        quorum = Quorum(settings, loop)
+    except QuorumError as e:
+        raise BrookError(str(e)) from None
     closers.append(quorum.close)
     endpoint = config.listener("CONTROLLER")
     advertised = config.advertised_listener("CONTROLLER")
@@ -191,7 +203,7 @@ async def _start_broker(config: Config, closers: list[Any], node: NodeObserver) 
     from storage.rocksdb_log import LogManager
 
     log_dir = config.log_dirs[0]
-    os.makedirs(log_dir, exist_ok=True)
+    _own_directory(log_dir)
     logs = LogManager(log_dir)  # raises a clear error when another process holds the directory
     broker = Broker(config, logs)
     closers.append(broker.stop)

@@ -38,6 +38,7 @@ from cluster.config.schema import ALIASES, SERVER_KEYS, TOPIC_KEYS, TOPIC_TO_SER
 from cluster.config.values import (
     ENV_PREFIX,
     LISTENER_NAMES,
+    QUORUM_SECRET_CHARS_MIN,
     ROLES,
     Choice,
     ConfigKey,
@@ -54,6 +55,7 @@ __all__ = [
     "ALIASES",
     "ENV_PREFIX",
     "LISTENER_NAMES",
+    "QUORUM_SECRET_CHARS_MIN",
     "ROLES",
     "SERVER_KEYS",
     "TOPIC_KEYS",

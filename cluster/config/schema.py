@@ -108,7 +108,7 @@ _SERVER: list[ConfigKey] = [
         "password",
         None,
         "The shared secret of the Raft port. pysyncobj's wire format is pickle, so an open Raft port without a secret lets anyone who reaches it run code: a controller refuses to start without one. Never printed.",
-        validator=Custom(_check_secret, "a non-empty secret"),
+        validator=Custom(_check_secret, "a secret of at least 16 characters"),
         brook_only=True,
         reason="Kafka's Raft port is not pickle-based; Brook's is.",
     ),
@@ -426,6 +426,22 @@ _SERVER: list[ConfigKey] = [
     # -- network --
     _key(
         "socket.request.max.bytes", "int", KAFKA_REQUEST_BYTES_DEFAULT, "Largest Kafka request a broker reads.", validator=_POS
+    ),
+    # -- hostile-input limits (issue 11) --
+    _key(
+        "fetch.max.bytes", "int", 57671680,
+        "The most bytes a broker returns for one Fetch request (a client's larger max_bytes is lowered to it).",
+        validator=_POS,
+    ),
+    _key(
+        "max.connections", "int", 10000, "Kafka connections a broker accepts at once; more are closed at accept.",
+        validator=_POS, kafka_default=2147483647,
+        reason="A limit on everything: each connection holds buffers and in-flight requests.",
+    ),
+    _key(
+        "max.connections.per.ip", "int", 1000, "Kafka connections a broker accepts at once from one IP address.",
+        validator=_POS, kafka_default=2147483647,
+        reason="One client host cannot take every connection slot.",
     ),
     _key(
         "connections.max.idle.ms",

@@ -278,9 +278,13 @@ def _check_roles(value: tuple[str, ...]) -> tuple[str, ...]:
     return roles
 
 
+# The quorum secret keys an HMAC (pysyncobj's Fernet); shorter than this is guessable.
+QUORUM_SECRET_CHARS_MIN = 16
+
+
 def _check_secret(value: Any) -> Any:
-    if value is not None and not value.reveal().strip():
-        raise _Invalid("expected a non-empty secret")
+    if value is not None and len(value.reveal().strip()) < QUORUM_SECRET_CHARS_MIN:
+        raise _Invalid(f"expected a secret of at least {QUORUM_SECRET_CHARS_MIN} characters")
     return value
 
 

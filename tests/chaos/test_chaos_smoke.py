@@ -14,6 +14,9 @@ import pytest
 from cluster.chaos.runner import CHAOS_OVERRIDES, SESSION_TIMEOUT_MS, run
 from cluster.cli.launcher import LocalCluster
 
+# The first run is also run against the ack-before-replication mutant (test_chaos_mutant.py), which
+# it must catch. The replica sweep runs once, after the last run.
+SMOKE_RATE_PER_S = 1000.0
 SMOKE = [
     ("kill-leader", 20.0, 11),
     ("kill-follower", 12.0, 12),
@@ -33,7 +36,8 @@ def cluster(tmp_path_factory, request):  # noqa: ANN001, ANN201
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize(("scenario", "duration_s", "seed"), SMOKE, ids=[s for s, _, _ in SMOKE])
 def test_chaos_smoke(cluster, scenario, duration_s, seed):  # noqa: ANN001
-    report = run(scenario, duration_s, seed, cluster=cluster, session_timeout_s=SESSION_TIMEOUT_MS / 1000.0)
+    report = run(scenario, duration_s, seed, cluster=cluster, session_timeout_s=SESSION_TIMEOUT_MS / 1000.0,
+                 rate_per_s=SMOKE_RATE_PER_S, sweep=scenario == SMOKE[-1][0])
     print(report.to_text())
     assert report.anomaly_count == 0, report.to_text()
     assert report.exit_code == 0, report.to_text()

@@ -43,6 +43,7 @@ from cluster.records import (
     TopicRecord,
     UnfenceBroker,
 )
+from controller.topics import PARTITIONS_PER_TOPIC_MAX
 
 _BATCH = struct.Struct(">qi")  # baseOffset, batchLength
 _LAST_OFFSET_DELTA = struct.Struct(">i")
@@ -119,6 +120,9 @@ class FakeCore:
         if self._image.topic_by_name(topic.name) is not None:
             return TopicOutcome(topic.name, ErrorCode.topic_already_exists, f"topic {topic.name!r} already exists")
         partitions = topic.partitions if topic.partitions > 0 else int(self.config["num.partitions"])  # type: ignore[call-overload]
+        if partitions > PARTITIONS_PER_TOPIC_MAX:  # as the controller refuses it (a fuzzed request may ask 2^31)
+            return TopicOutcome(topic.name, ErrorCode.invalid_partitions,
+                                f"number of partitions {partitions} is larger than the limit of {PARTITIONS_PER_TOPIC_MAX}")
         if topic.replication_factor not in (-1, 1):
             return TopicOutcome(topic.name, ErrorCode.invalid_replication_factor,
                                 "the fake cluster has one broker")

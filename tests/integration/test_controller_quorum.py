@@ -132,6 +132,9 @@ def test_all_controllers_restarted_keep_metadata(cluster):
     for c in cluster.controller_ids:
         cluster.start_node(c)
     active_controller(cluster)
+    # A restarted controller answers reads from what it has applied; it learns the commit index of its
+    # journal's tail from the new leader a moment later. Wait for that, then every topic must be there.
+    wait_until(lambda: topics_snapshot(cluster) == before, 30, 0.2, "restarted controllers to apply their journals")
     assert topics_snapshot(cluster) == before
     with admin(cluster) as client:
         configs = client.describe_configs([(2, "survives-restart")]).results[0]

@@ -64,7 +64,7 @@ def test_missing_config_file_is_one_line(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_valid_config_checks_ok(tmp_path):
-    text = CONTROLLER.format(grpc=free_port(), raft=free_port(), dir=tmp_path / "d") + "controller.quorum.secret=x\n"
+    text = CONTROLLER.format(grpc=free_port(), raft=free_port(), dir=tmp_path / "d") + "controller.quorum.secret=x-test-secret-16-chars\n"
     result = brook("server", "--check-config", write(tmp_path, text))
     assert result.returncode == 0, result.stderr
 

@@ -153,6 +153,7 @@ class Cluster:
         self.min_insync = min_insync
         self.image = replay_all(MetadataImage(), [ClusterRecord("test-cluster")])
         self.nodes: dict[int, Node] = {}
+        self.loops: dict[tuple[int, int], FetcherLoop] = {}
         for b in broker_ids:
             self.commit([RegisterBroker(b, self.image.offset + 1, f"inc-{b}", "127.0.0.1", 9000 + b, 9100 + b)])
             self.commit([UnfenceBroker(b, self.image.brokers[b].broker_epoch)])
@@ -214,19 +215,23 @@ class Cluster:
         return await self.nodes[leader_id].manager.produce(TOPIC, 0, data, acks, 1000)
 
     async def round(self, follower_id: int) -> None:
-        """One iteration of the follower's fetcher loop against the partition's current leader."""
+        """One iteration of the follower's fetcher loop against the partition's current leader.
+
+        The loop of each (follower, leader) pair is kept between rounds, as the broker keeps it, so
+        its incremental fetch session (broker/fetch_session.py) lives across the scenario's steps."""
         node = self.nodes[follower_id]
         p = node.partition
-        loop = FetcherLoop(node.manager, follower_id, lambda: self.image.brokers[follower_id].broker_epoch,
-                           p.leader_id, "in-process")
-        loop.stub = InProcessStub(self, p.leader_id)
-        try:
-            parts = loop.partitions()
-            if parts:
-                error = await loop.run_once(parts)
-                assert error is None, error
-        finally:
+        loop = self.loops.get((follower_id, p.leader_id))
+        if loop is None or loop.m is not node.manager:
+            loop = FetcherLoop(node.manager, follower_id, lambda: self.image.brokers[follower_id].broker_epoch,
+                               p.leader_id, "in-process")
             await loop.channel.close(grace=None)
+            loop.stub = InProcessStub(self, p.leader_id)
+            self.loops[(follower_id, p.leader_id)] = loop
+        parts = loop.partitions()
+        if parts:
+            error = await loop.run_once(parts)
+            assert error is None, error
 
     async def rounds(self, follower_id: int, count: int) -> None:
         for _ in range(count):

@@ -117,3 +117,20 @@ def test_maximal_isr():
     assert _state(isr=(1, 2)).maximal_isr == (1, 2)
     assert _state(isr=(1, 2), pending=(1, 2, 3)).maximal_isr == (1, 2, 3)
     assert _state(isr=(1, 2, 3), pending=(1, 3)).maximal_isr == (1, 2, 3)
+
+
+# -- issue 16 item 3: ISR maintenance visits only partitions that may need a change ---------------
+
+@pytest.mark.parametrize("isr, pending, follower_leos, leo, quiescent", [
+    ((1, 2, 3), None, {2: 10, 3: 10}, 10, True),     # all caught up, full ISR
+    ((1, 2, 3), None, {2: 10, 3: 9}, 10, False),     # a follower behind: it may have to leave
+    ((1, 2), None, {2: 10, 3: 10}, 10, False),       # a replica outside the ISR: it may join
+    ((1, 2, 3), (1, 2), {2: 10, 3: 10}, 10, False),  # an AlterPartition in flight
+    ((1, 2, 3), None, {2: 10}, 10, False),           # a follower never fetched
+])
+def test_quiescent_only_when_isr_maintenance_has_nothing_to_do(isr, pending, follower_leos, leo, quiescent):
+    state = LeaderState.start(1, 5, 1, (1, 2, 3), isr, 0, 0)
+    for follower, offset in follower_leos.items():
+        state.record_fetch(follower, offset, leo, 0)
+    state.pending_isr = pending
+    assert state.quiescent(leo) == quiescent

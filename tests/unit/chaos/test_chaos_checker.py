@@ -241,3 +241,69 @@ def test_prefix_mismatch_names_the_first_difference():
     found = compare_prefixes("t", 0, {101: b"ab", 102: b"aX"}, 2, decoded)
     assert [a.kind for a in found] == ["prefix_mismatch"]
     assert "first difference at offset 1" in found[0].detail
+
+
+# -- the replica sweep, the acks=1 writer, unclean elections (issue 15) ---------------------------------
+
+def test_sweep_finds_an_acknowledged_write_missing_from_one_copy():
+    """Broker 102's copy (read while it led alone) lacks b at 0@1: lost_on_replica, although the
+    final drain (from another leader) read everything."""
+    reads = [*DRAIN_ALL, ("sweep-101", 0, 0, 0, "a"), ("sweep-101", 0, 0, 1, "b"), ("sweep-101", 0, 1, 0, "c"),
+             ("sweep-102", 0, 0, 0, "a"), ("sweep-102", 0, 1, 0, "c")]
+    h = make_history(ACKS, reads, drained={0: 2, 1: 1})
+    for reader in ("sweep-101", "sweep-102"):
+        h.drained(0, 2, reader)
+        h.drained(1, 1, reader)
+    result = check_history(h)
+    assert kinds(result) == {"lost_on_replica": 1}
+    assert "sweep-102" in result.anomalies[0].detail and "b acked at partition 0 offset 1" in result.anomalies[0].detail
+
+
+def test_sweep_reading_identical_copies_is_clean():
+    reads = [*DRAIN_ALL] + [(f"sweep-{b}", 0, p, o, v) for b in (101, 102) for _, _, p, o, v in DRAIN_ALL]
+    h = make_history(ACKS, reads, drained={0: 2, 1: 1})
+    for b in (101, 102):
+        h.drained(0, 2, f"sweep-{b}")
+        h.drained(1, 1, f"sweep-{b}")
+    assert check(h).ok
+
+
+def test_weak_writer_losses_are_allowed_but_its_records_still_expose_divergence():
+    h = make_history(ACKS, DRAIN_ALL, drained={0: 2, 1: 1})
+    h.send(Send("w1", 9, 0.5, acks=1))
+    h.outcome(Outcome("w1", OutcomeKind.ok, 0.6, 0, 2))   # acks=1, acknowledged, then lost: allowed
+    h.drained(0, 3)
+    result = check_history(h)
+    assert result.ok and result.info["weak_lost"] == 1
+    h.send(Send("w2", 9, 0.7, acks=1))
+    h.read(Read("r0", 1, 0, 1, "w2", 3.0))                # but 0@1 read as b and as w2: a divergence
+    assert kinds(check_history(h)) == {"inconsistent_offset": 1, "acked_offset_mismatch": 1}
+
+
+def test_after_an_unclean_election_only_unacknowledged_records_may_change():
+    """An unclean election may replace records one replica had (never acknowledged with acks=all):
+    counted, not flagged. An acknowledged one replaced is still an anomaly."""
+    h = make_history(ACKS, [*DRAIN_ALL, ("r0", 1, 0, 2, "x")], drained={0: 3, 1: 1})
+    h.send(Send("x", 0, 0.1))
+    h.send(Send("y", 0, 0.1))
+    h.read(Read(DRAIN, 0, 0, 2, "y", 5.0))
+    assert kinds(check_history(h)) == {"inconsistent_offset": 1}
+    h.unclean_since[0] = 1.0
+    result = check_history(h)
+    assert result.ok and result.info["unclean_inconsistent_offset"] == 1
+    h.read(Read("r1", 1, 0, 1, "y", 0.5))                 # read at 0@1 before b was acknowledged there
+    result = check_history(h)
+    assert result.ok and result.info["unclean_acked_position_reread"] == 1
+    h.read(Read(DRAIN, 0, 0, 1, "y", 5.0))
+    h.reads[:] = [r for r in h.reads if not (r.value == "b")]   # the acknowledged b at 0@1 gone
+    assert "lost" in kinds(check_history(h))
+
+
+def test_ack_without_offset_is_checked_by_value():
+    h = make_history({"a": (0, 0)}, [(DRAIN, 0, 0, 0, "a")], drained={0: 2})
+    h.send(Send("d", 0, 0.1))
+    h.outcome(Outcome("d", OutcomeKind.ok, 1.0, 0, -1))
+    assert kinds(check_history(h)) == {"lost": 1}
+    h.read(Read(DRAIN, 0, 0, 1, "d", 3.0))
+    result = check_history(h)
+    assert result.ok and result.info["acked_without_offset"] == 1

@@ -174,3 +174,124 @@ def test_parse_duration():
 def test_cli_usage_errors_exit_2(capsys):  # noqa: ANN001
     assert main(["run", "--scenario", "nope"]) == 2
     assert main(["run", "--duration", "forever"]) == 2
+
+
+# -- the overlapping random mix, leader churn, unclean elections, network cuts, the sweep (issue 15) ----
+
+class LiveAdmin:
+    """Leadership follows the fake processes: partition p has replicas rotated from 101 + p; its
+    leader is the first replica neither killed nor paused, its ISR those replicas (the first replica
+    alone when none is). Elections are recorded and answered with that leader."""
+
+    def __init__(self, control: FakeControl) -> None:
+        self.control = control
+        self.elections: list[tuple[str, list[tuple[str, int]]]] = []
+
+    def _alive(self, broker: int) -> bool:
+        return broker not in self.control.down and broker not in self.control.paused
+
+    def _partitions(self) -> list[apb.PartitionInfo]:
+        out = []
+        for p in range(3):
+            replicas = [101 + (p + i) % 3 for i in range(3)]
+            alive = [b for b in replicas if self._alive(b)]
+            out.append(apb.PartitionInfo(partition=p, leader=alive[0] if alive else -1, leader_epoch=1,
+                                         replicas=replicas, isr=alive or replicas[:1]))
+        return out
+
+    def describe_topics(self, names):  # noqa: ANN001, ANN201
+        return apb.DescribeTopicsResponse(topics=[apb.TopicInfo(name=names[0], partitions=self._partitions())])
+
+    def describe_cluster(self):  # noqa: ANN201
+        active = next((c for c in (1, 2, 3) if c not in self.control.down and c not in self.control.paused), -1)
+        return apb.DescribeClusterResponse(active_controller_id=active, brokers=[
+            apb.BrokerInfo(broker_id=b, broker_epoch=10) for b in (101, 102, 103)])
+
+    def elect_leaders(self, kind, partitions):  # noqa: ANN001, ANN201
+        self.elections.append((kind, list(partitions)))
+        return apb.ElectLeadersResponse(results=[apb.ElectionResult(topic="t", partition=p.partition,
+                                                                        leader=p.leader)
+                                                 for p in self._partitions() if p.leader >= 0])
+
+
+class NetControl(FakeControl):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cuts: list[tuple[list[int], list[int]]] = []
+
+    def isolate(self, a, b) -> None:  # noqa: ANN001
+        self.cuts.append((list(a), list(b)))
+        self.actions.append(("cut", a[0], 0))
+
+    def heal_network(self) -> None:
+        self.actions.append(("heal-network", 0, 0))
+
+
+def live_nemesis(seed: int, now: list[float], control: FakeControl | None = None) -> tuple[Nemesis, FakeControl,
+                                                                                            LiveAdmin]:
+    """Recovery takes longer than any short wait: only a full wait (RECOVER_S_MAX) sees it."""
+    control = control or FakeControl()
+    admin = LiveAdmin(control)
+    nemesis = Nemesis(control, admin, "t", random.Random(seed), lambda: now[0], session_timeout_s=3.0,
+                      log=lambda _: None,
+                      health=lambda timeout_s, _: timeout_s >= nemesis_module.RECOVER_S_MAX)
+    return nemesis, control, admin
+
+
+def test_leader_churn_kills_the_successor_right_after_it_takes_over(virtual_time):  # noqa: ANN001
+    variants = set()
+    for seed in range(30):
+        nemesis, control, _ = live_nemesis(seed, virtual_time)
+        nemesis.leader_churn()
+        fault = nemesis.timeline[-1]
+        variants.add(fault.kind)
+        kills = [n for a, n, _ in control.actions if a == "kill"]
+        partition = fault.partition
+        replicas = [101 + (partition + i) % 3 for i in range(3)]
+        assert kills[0] == replicas[0]            # the leader
+        if fault.kind == "leader-churn/preferred-then-kill":
+            assert kills[1:] in ([], [replicas[0]])  # the preferred leader, right after it took over again
+        else:
+            assert kills[1] == replicas[1]        # its successor (the next replica that leads)
+        assert not control.down                   # everything restarted
+    assert variants == {"leader-churn/kill-successor", "leader-churn/kill-successor-while-truncating",
+                        "leader-churn/preferred-then-kill"}
+
+
+def test_unclean_round_leaves_the_leader_alone_in_the_isr_then_elects_a_follower(virtual_time):  # noqa: ANN001
+    nemesis, control, admin = live_nemesis(3, virtual_time)
+    nemesis.unclean()
+    fault = nemesis.timeline[-1]
+    leader, *followers = fault.nodes
+    kinds_in_order = [(a, n) for a, n, _ in control.actions]
+    assert kinds_in_order[:2] == [("pause", f) for f in followers]
+    assert ("kill", leader) in kinds_in_order
+    assert kinds_in_order.index(("kill", leader)) < min(kinds_in_order.index(("resume", f)) for f in followers)
+    assert admin.elections == [("unclean", [("t", -1)])]
+    assert kinds_in_order[-1] == ("start", leader)
+    assert set(nemesis.unclean_since) == {0, 1, 2}  # answered partitions: the checker's allowance starts here
+
+
+def test_random_mix_overlaps_rounds_and_cuts_the_network_only_with_namespaces(virtual_time):  # noqa: ANN001
+    nemesis, control, _ = live_nemesis(5, virtual_time)
+    nemesis.run("random", 300.0)
+    kinds_seen = {f.kind.split("/")[0] for f in nemesis.timeline}
+    assert any(f.overlapped for f in nemesis.timeline)
+    assert not any(k.startswith("cut-") for k in kinds_seen)
+    assert {"leader-churn", "unclean-election"} <= kinds_seen
+    assert any(k.startswith("pause-") and k.endswith("-short") for k in kinds_seen)
+    virtual_time[0] = 0.0
+    nemesis, control, _ = live_nemesis(5, virtual_time, NetControl())
+    nemesis.run("random", 300.0)
+    assert any(f.kind.startswith("cut-") for f in nemesis.timeline)
+    assert control.cuts and ("heal-network", 0, 0) in control.actions
+    with pytest.raises(ValueError, match="network namespaces"):
+        live_nemesis(5, virtual_time)[0].run("partition", 10.0)
+
+
+def test_sweep_makes_each_broker_the_only_leader_and_reads_it(virtual_time):  # noqa: ANN001
+    nemesis, control, _ = live_nemesis(1, virtual_time)
+    read: list[tuple[int, set[int]]] = []
+    assert nemesis.sweep(lambda b: read.append((b, set(control.paused))) or True) == [101, 102, 103]
+    assert read == [(101, {102, 103}), (102, {101, 103}), (103, {101, 102})]
+    assert not control.paused

@@ -1,0 +1,223 @@
+"""Invariants checked after every simulation step and at the end.
+
+1. Every acknowledged record is at its offset in the log of every member of the committed ISR
+   (the controller's) and of the leader's own ISR view — so any clean election keeps it.
+2. Committed prefixes are identical: below a replica's own high watermark its log equals the
+   committed history (what leaders' HWs passed, first come).
+3. A leader's HW never decreases within its leader epoch (per process incarnation).
+4. At most one broker leads a given leader epoch, and the controller never reuses an epoch.
+5. At the end (everything healed, quiet): the leader and every ISR replica hold every acknowledged
+   record, and all ISR replicas agree up to the HW.
+
+Logs are read through a small incremental cache (MemoryLog keeps its batches in a list that
+appends extend and truncations replace), so a step that changes nothing costs little.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cluster.records import PartitionChange, PartitionRecord
+from storage.memory_log import MemoryLog
+from tests.sim.cluster import BROKER_IDS, SimCluster, decode_values
+
+
+class LogView:
+    """offset -> value of one MemoryLog, refreshed incrementally."""
+
+    def __init__(self) -> None:
+        self.batches_id = 0
+        self.seen = 0
+        self.values: dict[int, bytes] = {}
+        self.version = 0  # bumps when content may have been removed (truncation, new list)
+
+    def refresh(self, log: MemoryLog) -> None:
+        batches = log._batches  # noqa: SLF001 - the checker reads the model's contents directly
+        if id(batches) != self.batches_id or len(batches) < self.seen:
+            self.batches_id, self.seen, self.values = id(batches), 0, {}
+            self.version += 1
+        for _, batch in batches[self.seen:]:
+            for offset, value in decode_values(batch):
+                self.values[offset] = value
+        self.seen = len(batches)
+
+
+class Checker:
+    def __init__(self, cluster: SimCluster) -> None:
+        self.c = cluster
+        self.views: dict[tuple[int, int], LogView] = {}   # (broker, id(log)) -> view
+        self.committed: list[bytes] = []
+        self.epoch_leader: dict[int, int] = {}
+        self.hw_seen: dict[tuple[int, int, int], int] = {}  # (broker, incarnation gen, epoch) -> HW
+        self.acked_checked: dict[int, tuple[int, int, int]] = {}  # broker -> (view key, version, count)
+        self.prefix_checked: dict[int, tuple[int, int, int]] = {}  # broker -> (view key, version, upto)
+        self.controller_epochs: dict[int, int] = {}
+        self.last_fingerprint: tuple[Any, ...] = ()
+        cluster.metadata_listeners.append(self._on_commit)
+
+    # -- the controller's records ----------------------------------------------------------------
+    def _on_commit(self, records: list[Any], image: Any) -> None:
+        t = image.topic_by_name("t")
+        if t is None:
+            return
+        for r in records:
+            if isinstance(r, (PartitionChange, PartitionRecord)) and r.topic_id == t.topic_id:
+                reg = t.partitions[r.partition]
+                leader = self.controller_epochs.get(reg.leader_epoch)
+                if leader is not None and leader != reg.leader:
+                    self.c.violation(f"controller gave leader epoch {reg.leader_epoch} to {leader} and {reg.leader}")
+                self.controller_epochs[reg.leader_epoch] = reg.leader
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _log(self, broker_id: int) -> MemoryLog | None:
+        logs = self.c.brokers[broker_id].logs.logs
+        return logs.get((self.c.topic_id, 0)) if self.c.topic_id else None
+
+    def _view(self, broker_id: int) -> tuple[LogView, MemoryLog] | None:
+        log = self._log(broker_id)
+        if log is None:
+            return None
+        key = (broker_id, id(log))
+        view = self.views.get(key)
+        if view is None:
+            view = self.views[key] = LogView()
+        view.refresh(log)
+        return view, log
+
+    # -- after every step -------------------------------------------------------------------------
+    def check_step(self) -> None:
+        c = self.c
+        if not c.topic_id:
+            return
+        key = (c.topic_id, 0)
+        fingerprint = self._fingerprint(key)
+        if fingerprint == self.last_fingerprint:
+            return
+        self.last_fingerprint = fingerprint
+        for bid in BROKER_IDS:
+            broker = c.brokers[bid]
+            if broker.b is None:
+                continue
+            p = broker.b.replicas.partitions.get(key)
+            state = p.leader if p is not None else None
+            if state is None:
+                continue
+            owner = self.epoch_leader.setdefault(state.leader_epoch, bid)
+            if owner != bid:
+                c.violation(f"brokers {owner} and {bid} both lead epoch {state.leader_epoch}")
+            hw_key = (bid, broker.node.gen, state.leader_epoch)
+            before = self.hw_seen.get(hw_key, -1)
+            if state.high_watermark < before:
+                c.violation(f"b{bid} HW went back from {before} to {state.high_watermark} in epoch {state.leader_epoch}")
+            self.hw_seen[hw_key] = state.high_watermark
+            self._extend_committed(bid, state.high_watermark)
+        for bid in BROKER_IDS:
+            self._check_prefix(bid)
+        self._check_acked(self._isr_members())
+
+    def _fingerprint(self, key: tuple[bytes, int]) -> tuple[Any, ...]:
+        """Everything the checks read; a step that changes none of it needs no check."""
+        parts: list[Any] = [len(self.c.state.acked), self.c.raft.image.offset]
+        for bid in BROKER_IDS:
+            broker = self.c.brokers[bid]
+            log = broker.logs.logs.get(key)
+            if log is not None:
+                parts += (id(log._batches), len(log._batches), log.high_watermark)  # noqa: SLF001
+            p = broker.b.replicas.partitions.get(key) if broker.b is not None else None
+            state = p.leader if p is not None else None
+            if state is not None:
+                parts += (state.leader_epoch, state.high_watermark, state.isr)
+            parts.append(-1)
+        return tuple(parts)
+
+    def _isr_members(self) -> list[int]:
+        """The committed ISR, plus the ISR as the current leader sees it (a deposed leader's view is stale)."""
+        members: list[int] = []
+        t = self.c.raft.image.topic_by_name("t")
+        reg = t.partitions.get(0) if t else None
+        if reg is None:
+            return members
+        members.extend(reg.isr)
+        b = self.c.brokers[reg.leader].b if reg.leader in self.c.brokers else None
+        p = b.replicas.partitions.get((self.c.topic_id, 0)) if b is not None else None
+        if p is not None and p.leader is not None and p.leader.leader_epoch == reg.leader_epoch:
+            members.extend(r for r in p.leader.isr if r not in members)
+        return members
+
+    def _extend_committed(self, leader_id: int, hw: int) -> None:
+        if hw <= len(self.committed):
+            return
+        found = self._view(leader_id)
+        if found is None:
+            return
+        view, _ = found
+        for offset in range(len(self.committed), hw):
+            value = view.values.get(offset)
+            if value is None:
+                self.c.violation(f"b{leader_id} leads with HW {hw} but has no record at {offset}")
+                return
+            self.committed.append(value)
+
+    def _check_prefix(self, broker_id: int) -> None:
+        found = self._view(broker_id)
+        if found is None:
+            return
+        view, log = found
+        upto = min(log.high_watermark, len(self.committed))
+        view_key = id(log)
+        start = 0
+        checked = self.prefix_checked.get(broker_id)
+        if checked is not None and checked[0] == view_key and checked[1] == view.version:
+            start = checked[2]
+        for offset in range(start, upto):
+            value = view.values.get(offset)
+            if value != self.committed[offset]:
+                self.c.violation(f"b{broker_id} below its HW {log.high_watermark} has {value!r} at {offset}, "
+                                 f"the committed record is {self.committed[offset]!r}")
+                return
+        self.prefix_checked[broker_id] = (view_key, view.version, max(upto, start))
+
+    def _check_acked(self, members: list[int]) -> None:
+        acked = self.c.state.acked
+        for bid in BROKER_IDS:
+            if bid not in members:
+                self.acked_checked.pop(bid, None)
+                continue
+            found = self._view(bid)
+            if found is None:
+                continue
+            view, log = found
+            start = 0
+            checked = self.acked_checked.get(bid)
+            if checked is not None and checked[0] == id(log) and checked[1] == view.version:
+                start = checked[2]
+            for a in acked[start:]:
+                if view.values.get(a.offset) != a.value:
+                    self.c.violation(f"acknowledged {a.value!r} at {a.offset} (acked at t={a.at_ms}) is not in "
+                                     f"ISR member b{bid}'s log (it has {view.values.get(a.offset)!r}, "
+                                     f"LEO {log.log_end_offset})")
+                    return
+            self.acked_checked[bid] = (id(log), view.version, len(acked))
+
+    # -- at the end ---------------------------------------------------------------------------------
+    def check_end(self) -> None:
+        c = self.c
+        self.last_fingerprint = ()
+        self.check_step()
+        t = c.raft.image.topic_by_name("t")
+        reg = t.partitions.get(0) if t else None
+        if reg is None:
+            c.violation("the topic was never created")
+            return
+        if reg.leader < 0:
+            c.sim.note(f"end: partition offline (ISR {reg.isr}); acknowledged records checked on the ISR")
+        members = list(reg.isr) + ([reg.leader] if reg.leader > 0 and reg.leader not in reg.isr else [])
+        self.acked_checked.clear()
+        self._check_acked(members)
+        hws = []
+        for bid in members:
+            found = self._view(bid)
+            if found is not None:
+                hws.append(found[1].high_watermark)
+        c.sim.note(f"end: leader {reg.leader} epoch {reg.leader_epoch} ISR {list(reg.isr)}; "
+                   f"{len(c.state.acked)} acknowledged; committed {len(self.committed)}")
