@@ -126,7 +126,10 @@ class BrokerCore(Protocol):
         """The latest metadata image this broker has applied."""
         ...
 
-    def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None: ...
+    def advertised_kafka_address(self, broker_id: int, listener: str | None = None) -> tuple[str, int] | None:
+        """(host, port) of broker `broker_id`'s advertised Kafka listener called `listener` (None: its
+        first Kafka listener), or None when the broker is unknown or has no such listener."""
+        ...
 
     def controller_id(self) -> int:
         """The active controller's node id, or -1 when unknown."""

@@ -23,12 +23,34 @@ from brookpb import controller_pb2 as cpb
 from cluster import codec
 from cluster.config import Config
 from cluster.errors import BrookError, ErrorCode
-from cluster.image import MetadataImage, PartitionRegistration, image_from_records, replay_all
+from cluster.image import (
+    GRPC_LISTENER,
+    GRPC_PROTOCOL,
+    MetadataImage,
+    PartitionRegistration,
+    image_from_records,
+    replay_all,
+)
+from cluster.records import BrokerListener
 
 log = logging.getLogger("brook.broker")
 
 CONTROLLER_CALL_TIMEOUT_S = 5.0
 METADATA_WAIT_MS = 1000
+
+
+def advertised_listeners(config: Config) -> list[BrokerListener]:
+    """Every advertised listener of this broker, as registered: the Kafka listeners in `listeners`
+    order (with their security protocol), then GRPC."""
+    out = []
+    for name in config.kafka_listeners():
+        ep = config.advertised_listener(name)
+        assert ep is not None, "a listener in listeners has an advertised address (checked by load_config)"
+        out.append(BrokerListener(name, ep.host, ep.port, config.security_protocol(name)))
+    grpc_ep = config.advertised_listener(GRPC_LISTENER)
+    assert grpc_ep is not None, "a broker has a GRPC listener (checked by load_config)"
+    out.append(BrokerListener(GRPC_LISTENER, grpc_ep.host, grpc_ep.port, GRPC_PROTOCOL))
+    return out
 
 
 def _read_cluster_id(path: str) -> str:
@@ -87,13 +109,14 @@ class ControllerSession:
 
     # -- registration ----------------------------------------------------------------------------
     async def register(self) -> None:
-        grpc_ep = self.config.advertised_listener("GRPC")
-        kafka_ep = self.config.advertised_listener("PLAINTEXT")
-        assert grpc_ep is not None, "a broker has a GRPC listener (checked by load_config)"
+        listeners = advertised_listeners(self.config)
+        grpc_ep = next(e for e in listeners if e.name == GRPC_LISTENER)
+        kafka = [e for e in listeners if e.name != GRPC_LISTENER]
         request = cpb.RegisterBrokerRequest(
             broker_id=self.broker_id, incarnation_id=self.incarnation_id, host=grpc_ep.host,
-            kafka_port=kafka_ep.port if kafka_ep else 0, grpc_port=grpc_ep.port,
-            rack=str(self.config["broker.rack"] or ""), cluster_id=self.cluster_id)
+            kafka_port=kafka[0].port if kafka else 0, grpc_port=grpc_ep.port,
+            rack=str(self.config["broker.rack"] or ""), cluster_id=self.cluster_id,
+            listeners=[codec.listener_to_pb(e) for e in listeners])
         delay = 0.1
         while True:
             try:

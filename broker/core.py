@@ -128,9 +128,9 @@ class Broker:
     def image(self) -> MetadataImage:
         return self.session.image
 
-    def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None:
+    def advertised_kafka_address(self, broker_id: int, listener: str | None = None) -> tuple[str, int] | None:
         b = self.session.image.brokers.get(broker_id)
-        return None if b is None else (b.host, b.kafka_port)
+        return None if b is None else b.kafka_address(listener)
 
     def controller_id(self) -> int:
         return self.controllers.active_controller_id

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import metadata_pb2 as metadata__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x63ontroller.proto\x12\x10\x62rook.controller\x1a\x0emetadata.proto\"\x99\x01\n\x15RegisterBrokerRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x16\n\x0eincarnation_id\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x12\n\nkafka_port\x18\x04 \x01(\x05\x12\x11\n\tgrpc_port\x18\x05 \x01(\x05\x12\x0c\n\x04rack\x18\x06 \x01(\t\x12\x12\n\ncluster_id\x18\x07 \x01(\t\"\x82\x01\n\x16RegisterBrokerResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bleader_hint\x18\x03 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x04 \x01(\x03\x12\x12\n\ncluster_id\x18\x05 \x01(\t\"\xc2\x01\n\x16\x42rokerHeartbeatRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x17\n\x0fmetadata_offset\x18\x03 \x01(\x03\x12\x15\n\rwant_shutdown\x18\x04 \x01(\x08\x12\x13\n\x0bmax_wait_ms\x18\x05 \x01(\x05\x12:\n\x10offline_replicas\x18\x06 \x03(\x0b\x32 .brook.controller.OfflineReplica\"M\n\x0eOfflineReplica\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x16\n\x0elog_end_offset\x18\x03 \x01(\x03\"\xe2\x01\n\x17\x42rokerHeartbeatResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bleader_hint\x18\x03 \x01(\t\x12\x11\n\tis_fenced\x18\x04 \x01(\x08\x12\x16\n\x0eshutdown_ready\x18\x05 \x01(\x08\x12\x12\n\nfull_image\x18\x06 \x01(\x08\x12/\n\x07records\x18\x07 \x03(\x0b\x32\x1e.brook.metadata.MetadataRecord\x12\x17\n\x0fmetadata_offset\x18\x08 \x01(\x03\"y\n\x12\x41lterPartitionItem\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x04 \x01(\x05\x12\x0f\n\x07new_isr\x18\x05 \x03(\x05\"u\n\x15\x41lterPartitionRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x33\n\x05items\x18\x03 \x03(\x0b\x32$.brook.controller.AlterPartitionItem\"\x9b\x01\n\x14\x41lterPartitionResult\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x0b\n\x03isr\x18\x04 \x03(\x05\x12\x0e\n\x06leader\x18\x05 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x06 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x07 \x01(\x05\"\x91\x01\n\x16\x41lterPartitionResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bleader_hint\x18\x03 \x01(\t\x12\x37\n\x07results\x18\x04 \x03(\x0b\x32&.brook.controller.AlterPartitionResult\"E\n\x1a\x41llocateProducerIdsRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"\x87\x01\n\x1b\x41llocateProducerIdsResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bleader_hint\x18\x03 \x01(\t\x12\x19\n\x11\x66irst_producer_id\x18\x04 \x01(\x03\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\x32\x9f\x04\n\x11\x43ontrollerService\x12\x63\n\x0eRegisterBroker\x12\'.brook.controller.RegisterBrokerRequest\x1a(.brook.controller.RegisterBrokerResponse\x12\x66\n\x0f\x42rokerHeartbeat\x12(.brook.controller.BrokerHeartbeatRequest\x1a).brook.controller.BrokerHeartbeatResponse\x12\x63\n\x0e\x41lterPartition\x12\'.brook.controller.AlterPartitionRequest\x1a(.brook.controller.AlterPartitionResponse\x12\x64\n\rFetchMetadata\x12(.brook.controller.BrokerHeartbeatRequest\x1a).brook.controller.BrokerHeartbeatResponse\x12r\n\x13\x41llocateProducerIds\x12,.brook.controller.AllocateProducerIdsRequest\x1a-.brook.controller.AllocateProducerIdsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x63ontroller.proto\x12\x10\x62rook.controller\x1a\x0emetadata.proto\"\xcc\x01\n\x15RegisterBrokerRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x16\n\x0eincarnation_id\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x12\n\nkafka_port\x18\x04 \x01(\x05\x12\x11\n\tgrpc_port\x18\x05 \x01(\x05\x12\x0c\n\x04rack\x18\x06 \x01(\t\x12\x12\n\ncluster_id\x18\x07 \x01(\t\x12\x31\n\tlisteners\x18\x08 \x03(\x0b\x32\x1e.brook.metadata.BrokerListener\"\x82\x01\n\x16RegisterBrokerResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bleader_hint\x18\x03 \x01(\t\x12\x14\n\x0c\x62roker_epoch\x18\x04 \x01(\x03\x12\x12\n\ncluster_id\x18\x05 \x01(\t\"\xc2\x01\n\x16\x42rokerHeartbeatRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x17\n\x0fmetadata_offset\x18\x03 \x01(\x03\x12\x15\n\rwant_shutdown\x18\x04 \x01(\x08\x12\x13\n\x0bmax_wait_ms\x18\x05 \x01(\x05\x12:\n\x10offline_replicas\x18\x06 \x03(\x0b\x32 .brook.controller.OfflineReplica\"M\n\x0eOfflineReplica\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x16\n\x0elog_end_offset\x18\x03 \x01(\x03\"\xe2\x01\n\x17\x42rokerHeartbeatResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bleader_hint\x18\x03 \x01(\t\x12\x11\n\tis_fenced\x18\x04 \x01(\x08\x12\x16\n\x0eshutdown_ready\x18\x05 \x01(\x08\x12\x12\n\nfull_image\x18\x06 \x01(\x08\x12/\n\x07records\x18\x07 \x03(\x0b\x32\x1e.brook.metadata.MetadataRecord\x12\x17\n\x0fmetadata_offset\x18\x08 \x01(\x03\"y\n\x12\x41lterPartitionItem\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x03 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x04 \x01(\x05\x12\x0f\n\x07new_isr\x18\x05 \x03(\x05\"u\n\x15\x41lterPartitionRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x33\n\x05items\x18\x03 \x03(\x0b\x32$.brook.controller.AlterPartitionItem\"\x9b\x01\n\x14\x41lterPartitionResult\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x12\n\nerror_code\x18\x03 \x01(\x05\x12\x0b\n\x03isr\x18\x04 \x03(\x05\x12\x0e\n\x06leader\x18\x05 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x06 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x07 \x01(\x05\"\x91\x01\n\x16\x41lterPartitionResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bleader_hint\x18\x03 \x01(\t\x12\x37\n\x07results\x18\x04 \x03(\x0b\x32&.brook.controller.AlterPartitionResult\"E\n\x1a\x41llocateProducerIdsRequest\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"\x87\x01\n\x1b\x41llocateProducerIdsResponse\x12\x12\n\nerror_code\x18\x01 \x01(\x05\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x13\n\x0bleader_hint\x18\x03 \x01(\t\x12\x19\n\x11\x66irst_producer_id\x18\x04 \x01(\x03\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\x32\x9f\x04\n\x11\x43ontrollerService\x12\x63\n\x0eRegisterBroker\x12\'.brook.controller.RegisterBrokerRequest\x1a(.brook.controller.RegisterBrokerResponse\x12\x66\n\x0f\x42rokerHeartbeat\x12(.brook.controller.BrokerHeartbeatRequest\x1a).brook.controller.BrokerHeartbeatResponse\x12\x63\n\x0e\x41lterPartition\x12\'.brook.controller.AlterPartitionRequest\x1a(.brook.controller.AlterPartitionResponse\x12\x64\n\rFetchMetadata\x12(.brook.controller.BrokerHeartbeatRequest\x1a).brook.controller.BrokerHeartbeatResponse\x12r\n\x13\x41llocateProducerIds\x12,.brook.controller.AllocateProducerIdsRequest\x1a-.brook.controller.AllocateProducerIdsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,27 +33,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'controller_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REGISTERBROKERREQUEST']._serialized_start=55
-  _globals['_REGISTERBROKERREQUEST']._serialized_end=208
-  _globals['_REGISTERBROKERRESPONSE']._serialized_start=211
-  _globals['_REGISTERBROKERRESPONSE']._serialized_end=341
-  _globals['_BROKERHEARTBEATREQUEST']._serialized_start=344
-  _globals['_BROKERHEARTBEATREQUEST']._serialized_end=538
-  _globals['_OFFLINEREPLICA']._serialized_start=540
-  _globals['_OFFLINEREPLICA']._serialized_end=617
-  _globals['_BROKERHEARTBEATRESPONSE']._serialized_start=620
-  _globals['_BROKERHEARTBEATRESPONSE']._serialized_end=846
-  _globals['_ALTERPARTITIONITEM']._serialized_start=848
-  _globals['_ALTERPARTITIONITEM']._serialized_end=969
-  _globals['_ALTERPARTITIONREQUEST']._serialized_start=971
-  _globals['_ALTERPARTITIONREQUEST']._serialized_end=1088
-  _globals['_ALTERPARTITIONRESULT']._serialized_start=1091
-  _globals['_ALTERPARTITIONRESULT']._serialized_end=1246
-  _globals['_ALTERPARTITIONRESPONSE']._serialized_start=1249
-  _globals['_ALTERPARTITIONRESPONSE']._serialized_end=1394
-  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_start=1396
-  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_end=1465
-  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_start=1468
-  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_end=1603
-  _globals['_CONTROLLERSERVICE']._serialized_start=1606
-  _globals['_CONTROLLERSERVICE']._serialized_end=2149
+  _globals['_REGISTERBROKERREQUEST']._serialized_end=259
+  _globals['_REGISTERBROKERRESPONSE']._serialized_start=262
+  _globals['_REGISTERBROKERRESPONSE']._serialized_end=392
+  _globals['_BROKERHEARTBEATREQUEST']._serialized_start=395
+  _globals['_BROKERHEARTBEATREQUEST']._serialized_end=589
+  _globals['_OFFLINEREPLICA']._serialized_start=591
+  _globals['_OFFLINEREPLICA']._serialized_end=668
+  _globals['_BROKERHEARTBEATRESPONSE']._serialized_start=671
+  _globals['_BROKERHEARTBEATRESPONSE']._serialized_end=897
+  _globals['_ALTERPARTITIONITEM']._serialized_start=899
+  _globals['_ALTERPARTITIONITEM']._serialized_end=1020
+  _globals['_ALTERPARTITIONREQUEST']._serialized_start=1022
+  _globals['_ALTERPARTITIONREQUEST']._serialized_end=1139
+  _globals['_ALTERPARTITIONRESULT']._serialized_start=1142
+  _globals['_ALTERPARTITIONRESULT']._serialized_end=1297
+  _globals['_ALTERPARTITIONRESPONSE']._serialized_start=1300
+  _globals['_ALTERPARTITIONRESPONSE']._serialized_end=1445
+  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_start=1447
+  _globals['_ALLOCATEPRODUCERIDSREQUEST']._serialized_end=1516
+  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_start=1519
+  _globals['_ALLOCATEPRODUCERIDSRESPONSE']._serialized_end=1654
+  _globals['_CONTROLLERSERVICE']._serialized_start=1657
+  _globals['_CONTROLLERSERVICE']._serialized_end=2200
 # @@protoc_insertion_point(module_scope)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0emetadata.proto\x12\x0e\x62rook.metadata\"#\n\rClusterRecord\x12\x12\n\ncluster_id\x18\x01 \x01(\t\"\x9a\x01\n\x14RegisterBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x12\n\nkafka_port\x18\x05 \x01(\x05\x12\x11\n\tgrpc_port\x18\x06 \x01(\x05\x12\x0c\n\x04rack\x18\x07 \x01(\t\"<\n\x11\x46\x65nceBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\">\n\x13UnfenceBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"?\n\x14\x42rokerShutdownRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"-\n\x0bTopicRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08topic_id\x18\x02 \x01(\x0c\"\xaf\x01\n\x0fPartitionRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x10\n\x08replicas\x18\x03 \x03(\x05\x12\x0b\n\x03isr\x18\x04 \x03(\x05\x12\x0e\n\x06leader\x18\x05 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x06 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x07 \x01(\x05\x12\x19\n\x11unclean_elections\x18\x08 \x01(\x03\"\xab\x01\n\x15PartitionChangeRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x13\n\x0bisr_changed\x18\x03 \x01(\x08\x12\x0b\n\x03isr\x18\x04 \x03(\x05\x12\x0e\n\x06leader\x18\x05 \x01(\x05\x12\x0f\n\x07unclean\x18\x06 \x01(\x08\x12\x18\n\x10replicas_changed\x18\x07 \x01(\x08\x12\x10\n\x08replicas\x18\x08 \x03(\x05\"%\n\x11RemoveTopicRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\"j\n\x0c\x43onfigRecord\x12\x15\n\rresource_type\x18\x01 \x01(\x05\x12\x15\n\rresource_name\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x05 \x01(\x08\"V\n\x11ProducerIdsRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x18\n\x10next_producer_id\x18\x03 \x01(\x03\"[\n\x1c\x43ontrollerRegistrationRecord\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x14\n\x0craft_address\x18\x02 \x01(\t\x12\x14\n\x0cgrpc_address\x18\x03 \x01(\t\"\xe6\x05\n\x0eMetadataRecord\x12\x30\n\x07\x63luster\x18\x01 \x01(\x0b\x32\x1d.brook.metadata.ClusterRecordH\x00\x12?\n\x0fregister_broker\x18\x02 \x01(\x0b\x32$.brook.metadata.RegisterBrokerRecordH\x00\x12\x39\n\x0c\x66\x65nce_broker\x18\x03 \x01(\x0b\x32!.brook.metadata.FenceBrokerRecordH\x00\x12=\n\x0eunfence_broker\x18\x04 \x01(\x0b\x32#.brook.metadata.UnfenceBrokerRecordH\x00\x12,\n\x05topic\x18\x05 \x01(\x0b\x32\x1b.brook.metadata.TopicRecordH\x00\x12\x34\n\tpartition\x18\x06 \x01(\x0b\x32\x1f.brook.metadata.PartitionRecordH\x00\x12\x41\n\x10partition_change\x18\x07 \x01(\x0b\x32%.brook.metadata.PartitionChangeRecordH\x00\x12\x39\n\x0cremove_topic\x18\x08 \x01(\x0b\x32!.brook.metadata.RemoveTopicRecordH\x00\x12.\n\x06\x63onfig\x18\t \x01(\x0b\x32\x1c.brook.metadata.ConfigRecordH\x00\x12\x39\n\x0cproducer_ids\x18\n \x01(\x0b\x32!.brook.metadata.ProducerIdsRecordH\x00\x12?\n\x0f\x62roker_shutdown\x18\x0b \x01(\x0b\x32$.brook.metadata.BrokerShutdownRecordH\x00\x12O\n\x17\x63ontroller_registration\x18\x0c \x01(\x0b\x32,.brook.metadata.ControllerRegistrationRecordH\x00\x42\x08\n\x06record\"k\n\x0fMetadataCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61se_offset\x18\x02 \x01(\x03\x12/\n\x07records\x18\x03 \x03(\x0b\x32\x1e.brook.metadata.MetadataRecord\"o\n\x10MetadataSnapshot\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12/\n\x07records\x18\x02 \x03(\x0b\x32\x1e.brook.metadata.MetadataRecord\x12\x1a\n\x12recent_request_ids\x18\x03 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0emetadata.proto\x12\x0e\x62rook.metadata\"#\n\rClusterRecord\x12\x12\n\ncluster_id\x18\x01 \x01(\t\"U\n\x0e\x42rokerListener\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x19\n\x11security_protocol\x18\x04 \x01(\t\"\xcd\x01\n\x14RegisterBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x16\n\x0eincarnation_id\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x12\n\nkafka_port\x18\x05 \x01(\x05\x12\x11\n\tgrpc_port\x18\x06 \x01(\x05\x12\x0c\n\x04rack\x18\x07 \x01(\t\x12\x31\n\tlisteners\x18\x08 \x03(\x0b\x32\x1e.brook.metadata.BrokerListener\"<\n\x11\x46\x65nceBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\">\n\x13UnfenceBrokerRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"?\n\x14\x42rokerShutdownRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\"-\n\x0bTopicRecord\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08topic_id\x18\x02 \x01(\x0c\"\xaf\x01\n\x0fPartitionRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x10\n\x08replicas\x18\x03 \x03(\x05\x12\x0b\n\x03isr\x18\x04 \x03(\x05\x12\x0e\n\x06leader\x18\x05 \x01(\x05\x12\x14\n\x0cleader_epoch\x18\x06 \x01(\x05\x12\x17\n\x0fpartition_epoch\x18\x07 \x01(\x05\x12\x19\n\x11unclean_elections\x18\x08 \x01(\x03\"\xab\x01\n\x15PartitionChangeRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12\x13\n\x0bisr_changed\x18\x03 \x01(\x08\x12\x0b\n\x03isr\x18\x04 \x03(\x05\x12\x0e\n\x06leader\x18\x05 \x01(\x05\x12\x0f\n\x07unclean\x18\x06 \x01(\x08\x12\x18\n\x10replicas_changed\x18\x07 \x01(\x08\x12\x10\n\x08replicas\x18\x08 \x03(\x05\"%\n\x11RemoveTopicRecord\x12\x10\n\x08topic_id\x18\x01 \x01(\x0c\"j\n\x0c\x43onfigRecord\x12\x15\n\rresource_type\x18\x01 \x01(\x05\x12\x15\n\rresource_name\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\x12\x0f\n\x07\x64\x65leted\x18\x05 \x01(\x08\"V\n\x11ProducerIdsRecord\x12\x11\n\tbroker_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x62roker_epoch\x18\x02 \x01(\x03\x12\x18\n\x10next_producer_id\x18\x03 \x01(\x03\"[\n\x1c\x43ontrollerRegistrationRecord\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x14\n\x0craft_address\x18\x02 \x01(\t\x12\x14\n\x0cgrpc_address\x18\x03 \x01(\t\"\xe6\x05\n\x0eMetadataRecord\x12\x30\n\x07\x63luster\x18\x01 \x01(\x0b\x32\x1d.brook.metadata.ClusterRecordH\x00\x12?\n\x0fregister_broker\x18\x02 \x01(\x0b\x32$.brook.metadata.RegisterBrokerRecordH\x00\x12\x39\n\x0c\x66\x65nce_broker\x18\x03 \x01(\x0b\x32!.brook.metadata.FenceBrokerRecordH\x00\x12=\n\x0eunfence_broker\x18\x04 \x01(\x0b\x32#.brook.metadata.UnfenceBrokerRecordH\x00\x12,\n\x05topic\x18\x05 \x01(\x0b\x32\x1b.brook.metadata.TopicRecordH\x00\x12\x34\n\tpartition\x18\x06 \x01(\x0b\x32\x1f.brook.metadata.PartitionRecordH\x00\x12\x41\n\x10partition_change\x18\x07 \x01(\x0b\x32%.brook.metadata.PartitionChangeRecordH\x00\x12\x39\n\x0cremove_topic\x18\x08 \x01(\x0b\x32!.brook.metadata.RemoveTopicRecordH\x00\x12.\n\x06\x63onfig\x18\t \x01(\x0b\x32\x1c.brook.metadata.ConfigRecordH\x00\x12\x39\n\x0cproducer_ids\x18\n \x01(\x0b\x32!.brook.metadata.ProducerIdsRecordH\x00\x12?\n\x0f\x62roker_shutdown\x18\x0b \x01(\x0b\x32$.brook.metadata.BrokerShutdownRecordH\x00\x12O\n\x17\x63ontroller_registration\x18\x0c \x01(\x0b\x32,.brook.metadata.ControllerRegistrationRecordH\x00\x42\x08\n\x06record\"k\n\x0fMetadataCommand\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61se_offset\x18\x02 \x01(\x03\x12/\n\x07records\x18\x03 \x03(\x0b\x32\x1e.brook.metadata.MetadataRecord\"o\n\x10MetadataSnapshot\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12/\n\x07records\x18\x02 \x03(\x0b\x32\x1e.brook.metadata.MetadataRecord\x12\x1a\n\x12recent_request_ids\x18\x03 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,32 +33,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CLUSTERRECORD']._serialized_start=34
   _globals['_CLUSTERRECORD']._serialized_end=69
-  _globals['_REGISTERBROKERRECORD']._serialized_start=72
-  _globals['_REGISTERBROKERRECORD']._serialized_end=226
-  _globals['_FENCEBROKERRECORD']._serialized_start=228
-  _globals['_FENCEBROKERRECORD']._serialized_end=288
-  _globals['_UNFENCEBROKERRECORD']._serialized_start=290
-  _globals['_UNFENCEBROKERRECORD']._serialized_end=352
-  _globals['_BROKERSHUTDOWNRECORD']._serialized_start=354
-  _globals['_BROKERSHUTDOWNRECORD']._serialized_end=417
-  _globals['_TOPICRECORD']._serialized_start=419
-  _globals['_TOPICRECORD']._serialized_end=464
-  _globals['_PARTITIONRECORD']._serialized_start=467
-  _globals['_PARTITIONRECORD']._serialized_end=642
-  _globals['_PARTITIONCHANGERECORD']._serialized_start=645
-  _globals['_PARTITIONCHANGERECORD']._serialized_end=816
-  _globals['_REMOVETOPICRECORD']._serialized_start=818
-  _globals['_REMOVETOPICRECORD']._serialized_end=855
-  _globals['_CONFIGRECORD']._serialized_start=857
-  _globals['_CONFIGRECORD']._serialized_end=963
-  _globals['_PRODUCERIDSRECORD']._serialized_start=965
-  _globals['_PRODUCERIDSRECORD']._serialized_end=1051
-  _globals['_CONTROLLERREGISTRATIONRECORD']._serialized_start=1053
-  _globals['_CONTROLLERREGISTRATIONRECORD']._serialized_end=1144
-  _globals['_METADATARECORD']._serialized_start=1147
-  _globals['_METADATARECORD']._serialized_end=1889
-  _globals['_METADATACOMMAND']._serialized_start=1891
-  _globals['_METADATACOMMAND']._serialized_end=1998
-  _globals['_METADATASNAPSHOT']._serialized_start=2000
-  _globals['_METADATASNAPSHOT']._serialized_end=2111
+  _globals['_BROKERLISTENER']._serialized_start=71
+  _globals['_BROKERLISTENER']._serialized_end=156
+  _globals['_REGISTERBROKERRECORD']._serialized_start=159
+  _globals['_REGISTERBROKERRECORD']._serialized_end=364
+  _globals['_FENCEBROKERRECORD']._serialized_start=366
+  _globals['_FENCEBROKERRECORD']._serialized_end=426
+  _globals['_UNFENCEBROKERRECORD']._serialized_start=428
+  _globals['_UNFENCEBROKERRECORD']._serialized_end=490
+  _globals['_BROKERSHUTDOWNRECORD']._serialized_start=492
+  _globals['_BROKERSHUTDOWNRECORD']._serialized_end=555
+  _globals['_TOPICRECORD']._serialized_start=557
+  _globals['_TOPICRECORD']._serialized_end=602
+  _globals['_PARTITIONRECORD']._serialized_start=605
+  _globals['_PARTITIONRECORD']._serialized_end=780
+  _globals['_PARTITIONCHANGERECORD']._serialized_start=783
+  _globals['_PARTITIONCHANGERECORD']._serialized_end=954
+  _globals['_REMOVETOPICRECORD']._serialized_start=956
+  _globals['_REMOVETOPICRECORD']._serialized_end=993
+  _globals['_CONFIGRECORD']._serialized_start=995
+  _globals['_CONFIGRECORD']._serialized_end=1101
+  _globals['_PRODUCERIDSRECORD']._serialized_start=1103
+  _globals['_PRODUCERIDSRECORD']._serialized_end=1189
+  _globals['_CONTROLLERREGISTRATIONRECORD']._serialized_start=1191
+  _globals['_CONTROLLERREGISTRATIONRECORD']._serialized_end=1282
+  _globals['_METADATARECORD']._serialized_start=1285
+  _globals['_METADATARECORD']._serialized_end=2027
+  _globals['_METADATACOMMAND']._serialized_start=2029
+  _globals['_METADATACOMMAND']._serialized_end=2136
+  _globals['_METADATASNAPSHOT']._serialized_start=2138
+  _globals['_METADATASNAPSHOT']._serialized_end=2249
 # @@protoc_insertion_point(module_scope)

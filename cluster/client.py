@@ -64,6 +64,18 @@ _LEADER_MOVED = frozenset({
 })
 
 
+def kafka_address(broker: apb.BrokerInfo, listener: str | None = None) -> str | None:
+    """`host:port` of a registered broker's Kafka listener called `listener` (None: its first Kafka
+    listener, the order of its `listeners`), or None when it has none. A controller older than the
+    `listeners` field reports only host + kafka_port."""
+    for entry in broker.listeners:
+        if entry.security_protocol != "GRPC" and (listener is None or entry.name == listener):
+            return f"{entry.host}:{entry.port}"
+    if not broker.listeners and listener in (None, "PLAINTEXT") and broker.kafka_port > 0:
+        return f"{broker.host}:{broker.kafka_port}"
+    return None
+
+
 def parse_addresses(text: str | Sequence[str]) -> list[str]:
     """Split `host:port,host:port` (or a list of such strings) and check each item has a port."""
     items = [text] if isinstance(text, str) else list(text)

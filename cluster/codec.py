@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from brookpb import metadata_pb2 as pb
 from cluster.records import (
+    BrokerListener,
     BrokerShutdown,
     ClusterRecord,
     ConfigRecord,
@@ -28,6 +29,15 @@ class DecodeError(Exception):
     """Bytes that are not a metadata command, snapshot or record this version understands."""
 
 
+def listener_to_pb(entry: BrokerListener) -> pb.BrokerListener:
+    return pb.BrokerListener(name=entry.name, host=entry.host, port=entry.port,
+                             security_protocol=entry.security_protocol)
+
+
+def listener_from_pb(m: pb.BrokerListener) -> BrokerListener:
+    return BrokerListener(m.name, m.host, m.port, m.security_protocol)
+
+
 def record_to_pb(record: Record) -> pb.MetadataRecord:
     m = pb.MetadataRecord()
     match record:
@@ -40,7 +50,8 @@ def record_to_pb(record: Record) -> pb.MetadataRecord:
             m.register_broker.CopyFrom(pb.RegisterBrokerRecord(
                 broker_id=record.broker_id, broker_epoch=record.broker_epoch,
                 incarnation_id=record.incarnation_id, host=record.host, kafka_port=record.kafka_port,
-                grpc_port=record.grpc_port, rack=record.rack))
+                grpc_port=record.grpc_port, rack=record.rack,
+                listeners=[listener_to_pb(entry) for entry in record.listeners]))
         case FenceBroker():
             m.fence_broker.CopyFrom(pb.FenceBrokerRecord(broker_id=record.broker_id,
                                                          broker_epoch=record.broker_epoch))
@@ -89,7 +100,7 @@ def record_from_pb(m: pb.MetadataRecord) -> Record:
         case "register_broker":
             r = m.register_broker
             return RegisterBroker(r.broker_id, r.broker_epoch, r.incarnation_id, r.host, r.kafka_port,
-                                  r.grpc_port, r.rack)
+                                  r.grpc_port, r.rack, tuple(listener_from_pb(e) for e in r.listeners))
         case "fence_broker":
             return FenceBroker(m.fence_broker.broker_id, m.fence_broker.broker_epoch)
         case "unfence_broker":

@@ -49,7 +49,11 @@ __all__ = [
 ]
 
 ENV_PREFIX = "BROOK_CFG_"
-LISTENER_NAMES = ("PLAINTEXT", "GRPC", "CONTROLLER")
+# Brook's own listeners; every other listener name is a Kafka listener whose security protocol comes
+# from `listener.security.protocol.map`.
+LISTENER_NAMES = ("GRPC", "CONTROLLER")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_LISTENER_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 ROLES = frozenset({"broker", "controller"})
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
@@ -241,10 +245,8 @@ def _parse_listeners(items: tuple[str, ...], *, advertised: bool) -> dict[str, E
         name = name.strip().upper()
         if not sep or not name:
             raise _Invalid(f"entry {_q(item)} is not NAME://host:port")
-        if name not in LISTENER_NAMES:
-            raise _Invalid(
-                f"entry {_q(item)} has listener name {name}, expected one of {', '.join(LISTENER_NAMES)}"
-            )
+        if not _LISTENER_NAME.fullmatch(name):
+            raise _Invalid(f"entry {_q(item)} has listener name {_q(name)}, expected [A-Z][A-Z0-9_]*")
         if name in out:
             raise _Invalid(f"listener {name} appears twice")
         out[name] = _parse_hostport(rest, concrete=advertised, allow_port_zero=not advertised)
@@ -260,6 +262,37 @@ def _check_listeners(value: tuple[str, ...]) -> tuple[str, ...]:
             if ep.port and ep.port == oep.port and same_host:
                 raise _Invalid(f"listeners {other} and {name} both use port {ep.port}")
     return tuple(f"{n}://{e.hostport}" for n, e in eps.items())
+
+
+def _check_protocol_map(value: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    out = []
+    for item in value:
+        name, sep, protocol = item.partition(":")
+        name, protocol = name.strip().upper(), protocol.strip().upper()
+        if not sep or not _LISTENER_NAME.fullmatch(name):
+            raise _Invalid(f"entry {_q(item)} is not NAME:PROTOCOL")
+        if protocol not in SECURITY_PROTOCOLS:
+            raise _Invalid(f"entry {_q(item)} has protocol {protocol}, expected one of {', '.join(SECURITY_PROTOCOLS)}")
+        if name in seen:
+            raise _Invalid(f"listener {name} appears twice")
+        seen.add(name)
+        out.append(f"{name}:{protocol}")
+    return tuple(out)
+
+
+def _check_listener_name(value: str) -> str:
+    name = value.strip().upper()
+    if not _LISTENER_NAME.fullmatch(name):
+        raise _Invalid(f"{_q(value)} is not a listener name ([A-Z][A-Z0-9_]*)")
+    return name
+
+
+def _check_controller_listener_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    names = tuple(v.strip().upper() for v in value if v.strip())
+    if names not in ((), ("CONTROLLER",)):
+        raise _Invalid(f"{_q(','.join(value))}: Brook's controller listener is always called CONTROLLER")
+    return names
 
 
 def _check_advertised(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -452,10 +485,10 @@ _SERVER: list[ConfigKey] = [
         "listeners",
         "list",
         (),
-        "Comma-separated `NAME://host:port`. Names: `PLAINTEXT` = the Kafka protocol (brokers), `GRPC` = the broker's gRPC service (replication, controller callbacks), `CONTROLLER` = the controller's gRPC service (brokers, admin CLI). A broker needs PLAINTEXT and GRPC, a controller needs CONTROLLER. An empty host or 0.0.0.0 binds every interface; port 0 picks a free port.",
+        "Comma-separated `NAME://host:port`. `GRPC` = the broker's gRPC service (replication, controller callbacks), `CONTROLLER` = the controller's gRPC service (brokers, admin CLI); every other name (e.g. `PLAINTEXT`, `SASL_SSL`, `EXTERNAL`) is a Kafka listener whose security protocol `listener.security.protocol.map` gives. A broker needs GRPC and at least one Kafka listener, a controller needs CONTROLLER. An empty host or 0.0.0.0 binds every interface; port 0 picks a free port.",
         validator=Custom(
             _check_listeners,
-            "a comma-separated list of NAME://host:port with NAME one of PLAINTEXT, GRPC, CONTROLLER",
+            "a comma-separated list of NAME://host:port",
         ),
         kafka_default="PLAINTEXT://:9092",
         reason="Which listeners a node needs depends on its roles, so Brook has no default and checks them by role.",
@@ -468,6 +501,33 @@ _SERVER: list[ConfigKey] = [
         validator=Custom(
             _check_advertised, "a comma-separated list of NAME://host:port with a reachable host"
         ),
+    ),
+    _key(
+        "listener.security.protocol.map",
+        "list",
+        ("PLAINTEXT:PLAINTEXT", "SSL:SSL", "SASL_PLAINTEXT:SASL_PLAINTEXT", "SASL_SSL:SASL_SSL"),
+        "The security protocol of each Kafka listener, `NAME:PROTOCOL,...` with PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (e.g. `INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT`).",
+        validator=Custom(_check_protocol_map, "a comma-separated list of NAME:PROTOCOL"),
+        kafka_default="PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        reason="Brook's CONTROLLER and GRPC listeners are gRPC, not Kafka listeners, so they are not in the map.",
+    ),
+    _key(
+        "inter.broker.listener.name",
+        "string",
+        "GRPC",
+        "The listener brokers use to reach each other. Brook brokers replicate over gRPC, so this is the `GRPC` listener; a Kafka listener named here (as in a Kafka server.properties) is accepted and only noted in the log: replication still uses GRPC, and clients on that listener are answered with that listener's addresses as on any other.",
+        validator=Custom(_check_listener_name, "a listener name"),
+        kafka_default="(from security.inter.broker.protocol: PLAINTEXT)",
+        reason="Replication is gRPC (DESIGN: followers pull over gRPC), not the Kafka protocol.",
+    ),
+    _key(
+        "controller.listener.names",
+        "list",
+        ("CONTROLLER",),
+        "The listener controllers serve brokers and the admin CLI on. Brook's controller listener is always called `CONTROLLER` (a gRPC service), so this is CONTROLLER or empty.",
+        validator=Custom(_check_controller_listener_names, "CONTROLLER"),
+        kafka_default="(none; required in KRaft mode)",
+        reason="Brook has one controller listener, a gRPC service named CONTROLLER.",
     ),
     # -- controller quorum --
     _key(
@@ -1188,8 +1248,20 @@ class Config:
     def listeners(self) -> dict[str, Endpoint]:
         return _parse_listeners(self._values["listeners"], advertised=False)
 
+    def kafka_listeners(self) -> dict[str, Endpoint]:
+        """The Kafka listeners (every listener but GRPC and CONTROLLER), in `listeners` order."""
+        return {n: e for n, e in self.listeners().items() if n not in LISTENER_NAMES}
+
+    def security_protocol(self, name: str) -> str:
+        """The security protocol of Kafka listener `name` (ConfigError when the map lacks it)."""
+        for item in self._values["listener.security.protocol.map"]:
+            listener, _, protocol = item.partition(":")
+            if listener == name.upper():
+                return protocol
+        raise ConfigError(f"listener {name.upper()} has no security protocol in listener.security.protocol.map")
+
     def listener(self, name: str) -> Endpoint | None:
-        """The bind address (host, port) of listener `name` (PLAINTEXT, GRPC or CONTROLLER), or None."""
+        """The bind address (host, port) of listener `name`, or None."""
         return self.listeners().get(name.upper())
 
     def advertised_listener(self, name: str) -> Endpoint | None:
@@ -1353,10 +1425,15 @@ def _cross_validate(c: Config) -> None:
             )
 
     if "broker" in roles:
-        for name in ("PLAINTEXT", "GRPC"):
-            if name not in listeners:
-                raise ConfigError(f"process.roles includes broker but listeners has no {name}://host:port")
+        if "GRPC" not in listeners:
+            raise ConfigError("process.roles includes broker but listeners has no GRPC://host:port")
+        c.advertised_listener("GRPC")
+        if not c.kafka_listeners():
+            raise ConfigError("process.roles includes broker but listeners has no Kafka listener (e.g. PLAINTEXT://host:port)")
+        for name in c.kafka_listeners():
             c.advertised_listener(name)
+            c.security_protocol(name)
+        _check_listener_names(c)
         if not c.log_dirs:
             raise ConfigError("process.roles includes broker but log.dirs is empty")
         if not c.controller_bootstrap:
@@ -1401,6 +1478,15 @@ def _cross_validate(c: Config) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Topic configs and single server keys
+
+
+def _check_listener_names(c: Config) -> None:
+    """`inter.broker.listener.name` names a listener of this broker (GRPC, or a Kafka listener that a
+    Kafka server.properties names; see the key's doc)."""
+    name = c.getstr("inter.broker.listener.name")
+    if name not in c.listeners():
+        raise ConfigError(f"inter.broker.listener.name is {name}, which is not in listeners "
+                          f"({', '.join(c.listeners())})")
 
 
 def validate_topic_config(name: str, value: str) -> str:
@@ -1521,7 +1607,7 @@ def markdown_table() -> str:
     )
     w("  (gRPC, on a port other than this node's Raft port); `controller.quorum.secret` is set — or")
     w("  `controller.quorum.insecure.dev=true` for a throwaway local cluster.")
-    w("- **broker**: `listeners` has `PLAINTEXT://` (Kafka protocol) and `GRPC://`; `log.dirs` and")
+    w("- **broker**: `listeners` has `GRPC://` and at least one Kafka listener (e.g. `PLAINTEXT://`); `log.dirs` and")
     w("  `controller.quorum.bootstrap.servers` are set.")
     w("- A listener bound to a wildcard host (empty, `0.0.0.0`, `::`) needs an `advertised.listeners` entry.")
     w(

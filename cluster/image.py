@@ -21,6 +21,7 @@ from cluster.records import (
     LEADER_UNCHANGED,
     NO_LEADER,
     RESOURCE_TOPIC,
+    BrokerListener,
     BrokerShutdown,
     ClusterRecord,
     ConfigRecord,
@@ -37,6 +38,9 @@ from cluster.records import (
 )
 
 _EMPTY: Mapping = MappingProxyType({})
+# The broker's gRPC listener is registered with this name and this "security protocol".
+GRPC_LISTENER = "GRPC"
+GRPC_PROTOCOL = "GRPC"
 
 
 class ReplayError(Exception):
@@ -54,10 +58,32 @@ class BrokerRegistration:
     rack: str = ""
     fenced: bool = True
     shutting_down: bool = False
+    listeners: tuple[BrokerListener, ...] = ()   # every advertised listener, in the broker's order
 
     @property
     def grpc_address(self) -> str:
         return f"{self.host}:{self.grpc_port}"
+
+    def listener(self, name: str) -> BrokerListener | None:
+        """The advertised listener called `name`, or None when this broker has none by that name."""
+        for entry in self.listeners:
+            if entry.name == name:
+                return entry
+        return None
+
+    @property
+    def kafka_listeners(self) -> tuple[BrokerListener, ...]:
+        """The Kafka listeners (every listener but the gRPC one), in the broker's order."""
+        return tuple(entry for entry in self.listeners if entry.security_protocol != GRPC_PROTOCOL)
+
+    def kafka_address(self, listener: str | None = None) -> tuple[str, int] | None:
+        """(host, port) of the Kafka listener called `listener` (None: the first Kafka listener), or
+        None when this broker has no such Kafka listener. Never another listener's host with this
+        listener's port: a client is sent only where that listener is advertised."""
+        for entry in self.kafka_listeners:
+            if listener is None or entry.name == listener:
+                return entry.host, entry.port
+        return None
 
     @property
     def active(self) -> bool:
@@ -198,6 +224,15 @@ def _set_broker_flags(b: _Builder, broker_id: int, broker_epoch: int, **flags: A
     brokers[broker_id] = replace(current, **flags)
 
 
+def _legacy_listeners(record: RegisterBroker) -> tuple[BrokerListener, ...]:
+    """The listeners a record written before `listeners` existed stood for: GRPC at host:grpc_port and
+    PLAINTEXT at host:kafka_port (the one pairing those records could express)."""
+    out = [BrokerListener(GRPC_LISTENER, record.host, record.grpc_port, GRPC_PROTOCOL)]
+    if record.kafka_port > 0:
+        out.insert(0, BrokerListener("PLAINTEXT", record.host, record.kafka_port, "PLAINTEXT"))
+    return tuple(out)
+
+
 def _replay_one(b: _Builder, record: Record) -> None:
     match record:
         case ClusterRecord(cluster_id=cluster_id):
@@ -216,6 +251,7 @@ def _replay_one(b: _Builder, record: Record) -> None:
                 grpc_port=record.grpc_port,
                 rack=record.rack,
                 fenced=True,
+                listeners=record.listeners or _legacy_listeners(record),
             )
         case FenceBroker(broker_id=broker_id, broker_epoch=epoch):
             _set_broker_flags(b, broker_id, epoch, fenced=True)
@@ -301,7 +337,7 @@ def image_to_records(image: MetadataImage) -> list[Record]:
     for broker in sorted(image.brokers.values(), key=lambda b: b.broker_id):
         records.append(
             RegisterBroker(broker.broker_id, broker.broker_epoch, broker.incarnation_id, broker.host,
-                           broker.kafka_port, broker.grpc_port, broker.rack)
+                           broker.kafka_port, broker.grpc_port, broker.rack, broker.listeners)
         )
         if not broker.fenced:
             records.append(UnfenceBroker(broker.broker_id, broker.broker_epoch))

@@ -25,7 +25,21 @@ class ClusterRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerListener:
+    """One advertised listener of a broker (Kafka's BrokerEndpoint)."""
+
+    name: str                # INTERNAL, EXTERNAL, PLAINTEXT, ...; GRPC for the broker's gRPC service
+    host: str
+    port: int
+    security_protocol: str   # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL; GRPC for the gRPC listener
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterBroker:
+    """`host` + `grpc_port` = the GRPC listener. `kafka_port` is the pre-`listeners` field (a Kafka port
+    paired with the gRPC host), kept so that older readers still replay; `listeners` is every advertised
+    listener, empty in records written before it existed."""
+
     broker_id: int
     broker_epoch: int
     incarnation_id: str
@@ -33,6 +47,7 @@ class RegisterBroker:
     kafka_port: int
     grpc_port: int
     rack: str = ""
+    listeners: tuple[BrokerListener, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

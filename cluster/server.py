@@ -165,10 +165,15 @@ async def _start_broker(config: Config, closers: list[Any]) -> tuple[Any, list[g
 
 
 async def _start_kafka(config: Config, broker: Any) -> Any:
-    """The Kafka wire-protocol listener (and the group coordinator), when this build has them."""
-    endpoint = config.listener("PLAINTEXT")
-    if endpoint is None or importlib.util.find_spec("broker.kafka.server") is None:
+    """One Kafka wire-protocol listener per Kafka listener in `listeners` (and the group coordinator
+    they share), when this build has them."""
+    endpoints = config.kafka_listeners()
+    if not endpoints or importlib.util.find_spec("broker.kafka.server") is None:
         return None
+    inter_broker = config.getstr("inter.broker.listener.name")
+    if inter_broker != "GRPC":
+        log.warning("inter.broker.listener.name=%s: Brook brokers replicate over the GRPC listener; %s serves "
+                    "clients like any other Kafka listener", inter_broker, inter_broker)
     from broker.kafka.server import start_kafka_listener
 
     group_handlers = group_versions = None
@@ -181,11 +186,22 @@ async def _start_kafka(config: Config, broker: Any) -> Any:
         await coordinator.start()
         adapter = GroupHandlers(coordinator)
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
-    server = await start_kafka_listener(broker, endpoint.host, endpoint.port, group_handlers=group_handlers,
-                                        group_versions=group_versions)
+    servers = []
+    try:
+        for name, endpoint in endpoints.items():
+            servers.append(await start_kafka_listener(broker, endpoint.host, endpoint.port,
+                                                      group_handlers=group_handlers, group_versions=group_versions,
+                                                      listener=name))
+    except BaseException:
+        for server in servers:
+            await server.close()
+        if coordinator is not None:
+            await coordinator.stop()
+        raise
 
     async def close() -> None:
-        await server.close()
+        for server in servers:
+            await server.close()
         if coordinator is not None:
             await coordinator.stop()
     return close

@@ -13,6 +13,7 @@ from typing import Any
 
 from brookpb import admin_pb2 as apb
 from brookpb import admin_pb2_grpc
+from cluster import codec
 from cluster.config import TOPIC_KEYS, validate_server_config, validate_topic_config
 from cluster.effective_config import (
     SOURCE_STATIC,
@@ -68,7 +69,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         for b in sorted(image.brokers.values(), key=lambda b: b.broker_id):
             reply.brokers.add(broker_id=b.broker_id, broker_epoch=b.broker_epoch, host=b.host,
                               kafka_port=b.kafka_port, grpc_port=b.grpc_port, fenced=b.fenced,
-                              shutting_down=b.shutting_down, rack=b.rack)
+                              shutting_down=b.shutting_down, rack=b.rack,
+                              listeners=[codec.listener_to_pb(e) for e in b.listeners])
         return reply
 
     async def QuorumStatus(self, request, context):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, replay_all
-from cluster.records import Record, RegisterBroker
+from cluster.records import BrokerListener, Record, RegisterBroker
 from controller.replication import (
     LogEndOffsets,
     controlled_shutdown_records,
@@ -35,6 +35,7 @@ class RegisterRequest:
     kafka_port: int
     grpc_port: int
     rack: str = ""
+    listeners: tuple[BrokerListener, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def register_broker(image: MetadataImage, request: RegisterRequest, *,
                                             log_end_offsets=log_end_offsets))
     epoch = image.offset + 1 + len(records)
     records.append(RegisterBroker(request.broker_id, epoch, request.incarnation_id, request.host,
-                                  request.kafka_port, request.grpc_port, request.rack))
+                                  request.kafka_port, request.grpc_port, request.rack, request.listeners))
     return records, epoch
 
 

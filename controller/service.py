@@ -344,7 +344,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
                                    f"these controllers run cluster {image.cluster_id}")
             return reply
         req = cluster_control.RegisterRequest(request.broker_id, request.incarnation_id, request.host,
-                                              request.kafka_port, request.grpc_port, request.rack)
+                                              request.kafka_port, request.grpc_port, request.rack,
+                                              tuple(codec.listener_from_pb(e) for e in request.listeners))
         try:
             epoch = await self.rt.write(lambda img: cluster_control.register_broker(
                 img, req, unclean_enabled=self.rt.unclean_for(img)))

@@ -88,7 +88,8 @@ class GroupHandlers:
         mod = response_module(FIND_COORDINATOR, api_version)
         keys = tuple(request.coordinator_keys) if api_version >= 4 else (request.key,)
         key_type = getattr(request, "key_type", 0)
-        answers = [self.coordinator.find_coordinator(key, key_type) for key in keys]
+        listener = getattr(context, "listener", None) or None  # the listener the client connected to
+        answers = [self.coordinator.find_coordinator(key, key_type, listener) for key in keys]
         if api_version >= 4:
             coordinators = tuple(
                 build(mod.Coordinator, key=key, node_id=a.node_id, host=a.host, port=a.port, error_code=a.error,

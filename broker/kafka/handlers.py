@@ -114,15 +114,22 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
 
 
 class KafkaHandlers:
-    """Dispatches decoded requests to the core (or to the group handlers)."""
+    """Dispatches decoded requests to the core (or to the group handlers).
+
+    One instance per Kafka listener: `listener` is its name, and Metadata, DescribeCluster and Produce's
+    leader hints give each broker's address on the listener of that name (Kafka's rule: a client is
+    answered in the network it connected from). None: each broker's first Kafka listener.
+    """
 
     def __init__(
         self,
         core: BrokerCore,
         group_handlers: Mapping[int, GroupHandler] | None = None,
         group_versions: Mapping[int, tuple[int, int]] | None = None,
+        listener: str | None = None,
     ) -> None:
         self.core = core
+        self.listener = listener
         self.group_handlers: dict[int, GroupHandler] = dict(group_handlers or {})
         versions = dict(API_VERSIONS)
         group_versions = dict(group_versions or {})
@@ -179,7 +186,7 @@ class KafkaHandlers:
         for broker_id, registration in sorted(image.brokers.items()):
             if registration.fenced:
                 continue
-            address = self.core.advertised_kafka_address(broker_id)
+            address = self.core.advertised_kafka_address(broker_id, self.listener)
             if address is None:
                 continue
             out.append((broker_id, address[0], address[1], registration.rack or None))
@@ -329,7 +336,7 @@ class KafkaHandlers:
                 leader = build(mod.LeaderIdAndEpoch, leader_id=leader_id, leader_epoch=leader_epoch) \
                     if hasattr(mod, "LeaderIdAndEpoch") else None
                 if hasattr(mod, "NodeEndpoint") and leader_id >= 0:
-                    address = self.core.advertised_kafka_address(leader_id)
+                    address = self.core.advertised_kafka_address(leader_id, self.listener)
                     if address is not None:
                         endpoints[leader_id] = build(mod.NodeEndpoint, node_id=leader_id, host=address[0],
                                                      port=address[1])

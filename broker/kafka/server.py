@@ -191,7 +191,7 @@ class KafkaListener:
         return asyncio.ensure_future(self._handle(request, peer))
 
     async def _handle(self, request: DecodedRequest, peer: str) -> bytes | None:
-        context = RequestContext(request.header.client_id or "", peer.rsplit(":", 1)[0])
+        context = RequestContext(request.header.client_id or "", peer.rsplit(":", 1)[0], self.handlers.listener or "")
         response = await self.handlers.handle(request.api_key, request.api_version, request.body, context)
         if response is None:
             return None
@@ -217,10 +217,11 @@ class KafkaListener:
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Who sent a request (the group coordinator shows it per member)."""
+    """Who sent a request (the group coordinator shows it per member), and on which listener."""
 
     client_id: str
     client_host: str
+    listener: str = ""
 
 
 async def start_kafka_listener(
@@ -233,6 +234,7 @@ async def start_kafka_listener(
     frame_bytes_max: int | None = None,
     idle_ms: int | None = None,
     inflight_max: int = INFLIGHT_MAX_DEFAULT,
+    listener: str | None = None,
 ) -> KafkaListener:
     """Start the Kafka listener on host:port (port 0 picks a free port; see `.port`).
 
@@ -240,8 +242,10 @@ async def start_kafka_listener(
     taking and returning kio dataclasses; `group_versions` gives each key's (min, max) version, and
     only those keys and versions are advertised. `frame_bytes_max` and `idle_ms` default to the core's
     `socket.request.max.bytes` and `connections.max.idle.ms` (Kafka's defaults when it has none).
+    `listener` is the Kafka listener's name: Metadata and FindCoordinator on this listener answer with
+    every broker's address on the listener of that name.
     """
-    handlers = KafkaHandlers(core, group_handlers, group_versions)
+    handlers = KafkaHandlers(core, group_handlers, group_versions, listener)
     if frame_bytes_max is None:
         frame_bytes_max = _config(core, "socket.request.max.bytes", FRAME_BYTES_MAX_DEFAULT)
     if idle_ms is None:

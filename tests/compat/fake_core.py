@@ -93,9 +93,9 @@ class FakeCore:
     def image(self) -> MetadataImage:
         return self._image
 
-    def advertised_kafka_address(self, broker_id: int) -> tuple[str, int] | None:
+    def advertised_kafka_address(self, broker_id: int, listener: str | None = None) -> tuple[str, int] | None:
         b = self._image.brokers.get(broker_id)
-        return None if b is None else (b.host, b.kafka_port)
+        return None if b is None else b.kafka_address(listener)
 
     def controller_id(self) -> int:
         return 1

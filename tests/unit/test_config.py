@@ -316,7 +316,11 @@ BAD_VALUES = [
     ("process.roles", "broker,admin", "expected broker, controller or broker,controller"),
     ("process.roles", "", "expected broker, controller or broker,controller"),
     ("listeners", "PLAINTEXT:/h:1", "is not NAME://host:port"),
-    ("listeners", "KAFKA://h:1", "listener name KAFKA, expected one of PLAINTEXT, GRPC, CONTROLLER"),
+    # Kafka listener names are free (issue 11); a malformed name is refused.
+    ("listeners", "9KAFKA://h:1", "expected [A-Z][A-Z0-9_]*"),
+    ("listener.security.protocol.map", "EXTERNAL:TLS", "expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+    ("controller.listener.names", "CTRL", "always called CONTROLLER"),
+    ("inter.broker.listener.name", "9X", "is not a listener name"),
     ("listeners", "PLAINTEXT://h:70000", "has port 70000"),
     ("listeners", "PLAINTEXT://h", "is not host:port"),
     ("listeners", "PLAINTEXT://h:1,PLAINTEXT://h:2", "listener PLAINTEXT appears twice"),
@@ -390,7 +394,11 @@ ROLE_ERRORS = [
         CONTROLLER + ["listeners=CONTROLLER://127.0.0.1:19093"],
         "use the same port",
     ),
-    ("broker without PLAINTEXT", BROKER + ["listeners=GRPC://127.0.0.1:9192"], "listeners has no PLAINTEXT"),
+    ("broker without PLAINTEXT", BROKER + ["listeners=GRPC://127.0.0.1:9192"], "listeners has no Kafka listener"),
+    ("listener not in the protocol map", BROKER + ["listeners=EXTERNAL://127.0.0.1:9093,GRPC://127.0.0.1:9192"],
+     "listener EXTERNAL has no security protocol"),
+    ("inter-broker listener not a listener", BROKER + ["inter.broker.listener.name=INTERNAL"],
+     "inter.broker.listener.name is INTERNAL, which is not in listeners"),
     ("broker without GRPC", BROKER + ["listeners=PLAINTEXT://127.0.0.1:9092"], "listeners has no GRPC"),
     (
         "broker without bootstrap",
@@ -456,6 +464,17 @@ ROLE_OK = [
         without(CONTROLLER, "controller.quorum.secret") + ["controller.quorum.insecure.dev=true"],
     ),
     ("secret from env", without(CONTROLLER, "controller.quorum.secret")),  # with env below
+    (
+        "internal and external listeners (deploy/compose.yaml)",
+        BROKER
+        + [
+            "listeners=INTERNAL://127.0.0.1:9092,EXTERNAL://127.0.0.1:19092,GRPC://127.0.0.1:9192",
+            "advertised.listeners=INTERNAL://broker-1:9092,EXTERNAL://localhost:19092,GRPC://broker-1:9192",
+            "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
+            "inter.broker.listener.name=INTERNAL",
+            "controller.listener.names=CONTROLLER",
+        ],
+    ),
     (
         "wildcard with advertised",
         BROKER
