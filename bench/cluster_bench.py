@@ -39,10 +39,10 @@ from typing import Any
 from brookpb import admin_pb2 as apb
 from brookpb import broker_pb2 as bpb
 from cluster.cli._output import render_table
+from cluster.cli.launcher import LocalCluster
 from cluster.cli.perf import run_consume, run_produce, weighted_percentiles
 from cluster.client import ControllerClient, PartitionRouter
 from cluster.errors import BrookError
-from cluster.launcher import LocalCluster
 
 PARTITIONS = 3
 SIZES = (100, 1024)

@@ -19,14 +19,13 @@ from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc
 from cluster.errors import ErrorCode, LogError
 from cluster.grpcutil import channel_options
+from cluster.limits import REPLICA_FETCH_BYTES_MAX, REPLICA_FETCH_PARTITION_BYTES_MAX
 
 log = logging.getLogger("brook.fetcher")
 
-# Bounds of one replication round trip (see OPERATIONS.md): a large message amortises gRPC's
-# ~0.5 ms per-message cost in Python; the wait makes an idle follower cost one call per wait.
+# The wait of one replication round trip (see OPERATIONS.md; its byte bounds are in cluster/limits.py):
+# the wait makes an idle follower cost one call per wait.
 FETCH_WAIT_MS = 500
-FETCH_BYTES_MAX = 8 * 1024 * 1024
-FETCH_PARTITION_BYTES_MAX = 1024 * 1024
 BACKOFF_S = 0.2
 PAUSE_ON_EPOCH_MISMATCH_MS = 300
 
@@ -123,7 +122,7 @@ class FetcherLoop:
     async def _fetch(self, parts: list[Partition]) -> None:
         request = bpb.ReplicaFetchRequest(
             replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=FETCH_WAIT_MS, min_bytes=1,
-            max_bytes=FETCH_BYTES_MAX, partition_max_bytes=FETCH_PARTITION_BYTES_MAX)
+            max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX)
         sent = {}
         for p in parts:
             sent[(p.topic_id, p.index)] = (p, p.leader_epoch, p.log.log_end_offset)

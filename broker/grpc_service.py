@@ -13,12 +13,10 @@ from broker.replica_manager import ReplicaFetchItem
 from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc
 from cluster.errors import ErrorCode, LogError
+from cluster.limits import GRPC_FETCH_BYTES_MAX, GRPC_FETCH_WAIT_MS_MAX
 
 log = logging.getLogger("brook.broker.grpc")
 
-# Bounds on what one gRPC request may ask for.
-FETCH_WAIT_MS_MAX = 30_000
-FETCH_BYTES_MAX = 32 * 1024 * 1024
 
 
 class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
@@ -44,8 +42,8 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
         return reply
 
     async def Fetch(self, request, context):
-        max_bytes = min(max(request.max_bytes, 1), FETCH_BYTES_MAX) if request.max_bytes else 1024 * 1024
-        wait = min(max(request.max_wait_ms, 0), FETCH_WAIT_MS_MAX)
+        max_bytes = min(max(request.max_bytes, 1), GRPC_FETCH_BYTES_MAX) if request.max_bytes else 1024 * 1024
+        wait = min(max(request.max_wait_ms, 0), GRPC_FETCH_WAIT_MS_MAX)
         [result] = await self.b.fetch(
             [FetchPartition(request.topic, request.partition, request.offset, max_bytes,
                             request.current_leader_epoch if request.current_leader_epoch else -1)],
@@ -84,9 +82,9 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
         items = [ReplicaFetchItem(p.topic_id, p.partition, p.fetch_offset, p.current_leader_epoch)
                  for p in request.partitions]
         outcomes = await self.b.leader_side.replica_fetch(
-            request.replica_id, items, min(request.max_wait_ms, FETCH_WAIT_MS_MAX), request.min_bytes,
-            min(request.max_bytes or FETCH_BYTES_MAX, FETCH_BYTES_MAX),
-            min(request.partition_max_bytes or FETCH_BYTES_MAX, FETCH_BYTES_MAX))
+            request.replica_id, items, min(request.max_wait_ms, GRPC_FETCH_WAIT_MS_MAX), request.min_bytes,
+            min(request.max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX),
+            min(request.partition_max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX))
         for o in outcomes:
             reply.partitions.add(topic_id=o.topic_id, partition=o.partition, error_code=int(o.error),
                                  high_watermark=o.high_watermark, log_start_offset=o.log_start_offset,
@@ -123,7 +121,7 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
         upper = p.log.log_end_offset if request.upper_bound < 0 else min(request.upper_bound, p.log.log_end_offset)
         try:
             records = b"" if request.offset >= upper else p.log.read(
-                request.offset, min(max(request.max_bytes, 1), FETCH_BYTES_MAX), upper).records
+                request.offset, min(max(request.max_bytes, 1), GRPC_FETCH_BYTES_MAX), upper).records
         except LogError as e:
             return bpb.ReadReplicaResponse(error_code=int(e.code), error_message=e.message)
         return bpb.ReadReplicaResponse(records=records, log_end_offset=p.log.log_end_offset,

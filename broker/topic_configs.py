@@ -10,10 +10,10 @@ from __future__ import annotations
 from cluster.config import Config
 from cluster.effective_config import TopicConfig, topic_config
 from cluster.image import MetadataImage
+from cluster.limits import LONG_MAX
 from storage.log import LogConfig
 
 # Kafka's topic default for flush.ms is Long.MAX ("never"); Brook writes it as -1.
-_LONG_MAX = (1 << 63) - 1
 
 
 def log_config(topic: TopicConfig) -> LogConfig:
@@ -23,7 +23,7 @@ def log_config(topic: TopicConfig) -> LogConfig:
         retention_ms=topic.retention_ms, retention_bytes=topic.retention_bytes,
         cleanup_policy=",".join(topic.cleanup_policy), delete_retention_ms=topic.delete_retention_ms,
         max_message_bytes=topic.max_message_bytes, flush_messages=topic.flush_messages,
-        flush_ms=topic.flush_ms if topic.flush_ms >= 0 else _LONG_MAX,
+        flush_ms=topic.flush_ms if topic.flush_ms >= 0 else LONG_MAX,
         message_timestamp_type=topic.message_timestamp_type)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-GRPC_MESSAGE_BYTES_MAX = 64 * 1024 * 1024
+from cluster.limits import GRPC_MESSAGE_BYTES_MAX
+
+__all__ = ["GRPC_MESSAGE_BYTES_MAX", "channel_options", "server_options"]
 
 
 def channel_options(message_bytes_max: int = GRPC_MESSAGE_BYTES_MAX) -> list[tuple[str, Any]]:

@@ -14,6 +14,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from cluster.limits import LONG_MAX, RECORD_BATCH_BYTES_DEFAULT
 from storage.batch import BatchHeader
 
 __all__ = [
@@ -25,8 +26,6 @@ __all__ = [
     "ProducerCheckResult",
     "ReadResult",
 ]
-
-_LONG_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +41,9 @@ class LogConfig:
     retention_bytes: int = -1  # retention.bytes
     cleanup_policy: str = "delete"  # 'delete' | 'compact' | 'compact,delete'
     delete_retention_ms: int = 24 * 3600 * 1000  # delete.retention.ms: 1 day
-    max_message_bytes: int = 1048588  # max.message.bytes: 1 MiB + 12
-    flush_messages: int = _LONG_MAX  # flush.messages: never force a sync
-    flush_ms: int = _LONG_MAX  # flush.ms
+    max_message_bytes: int = RECORD_BATCH_BYTES_DEFAULT  # max.message.bytes: 1 MiB + 12
+    flush_messages: int = LONG_MAX  # flush.messages: never force a sync
+    flush_ms: int = LONG_MAX  # flush.ms
     message_timestamp_type: str = "CreateTime"  # or 'LogAppendTime'
 
     def __post_init__(self) -> None:

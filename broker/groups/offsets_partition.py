@@ -48,6 +48,7 @@ from broker.groups.offsets import (
 )
 from broker.groups.state import Group
 from cluster.errors import ErrorCode
+from cluster.limits import OFFSETS_WRITE_BATCH_BYTES_MAX
 
 __all__ = [
     "OFFSETS_TOPIC",
@@ -66,9 +67,8 @@ OFFSETS_TOPIC = "__consumer_offsets"
 OFFSETS_COMMIT_TIMEOUT_MS = 5000
 # Kafka's `offsets.load.buffer.size` default: bytes per read while loading a partition.
 LOAD_READ_BYTES_MAX = 5 * 1024 * 1024
-# One append carries at most this many bytes of queued records (below message.max.bytes ~1 MiB);
+# One append carries at most OFFSETS_WRITE_BATCH_BYTES_MAX bytes of queued records (cluster/limits.py);
 # a single request larger than this still goes alone in one batch.
-WRITE_BATCH_BYTES_MAX = 512 * 1024
 # Records queued per partition behind the append in flight; beyond it commits fail fast with
 # COORDINATOR_NOT_AVAILABLE (retriable) instead of growing memory without bound.
 WRITE_QUEUE_RECORDS_MAX = 100_000
@@ -244,7 +244,7 @@ class OffsetsPartition:
         while self._queue and not self.closed:
             writes: list[_Write] = []
             size = 0
-            while self._queue and (not writes or size + self._queue[0].size <= WRITE_BATCH_BYTES_MAX):
+            while self._queue and (not writes or size + self._queue[0].size <= OFFSETS_WRITE_BATCH_BYTES_MAX):
                 write = self._queue.pop(0)
                 writes.append(write)
                 size += write.size

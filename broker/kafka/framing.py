@@ -20,6 +20,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from cluster.limits import KAFKA_REQUEST_BYTES_DEFAULT
+
 __all__ = [
     "FrameBuffer",
     "FrameError",
@@ -36,7 +38,7 @@ _PREFIX = struct.Struct(">hhi")  # api_key, api_version, correlation_id
 _INT16 = struct.Struct(">h")
 
 # Kafka's default `socket.request.max.bytes` (100 MiB).
-FRAME_BYTES_MAX_DEFAULT = 104_857_600
+FRAME_BYTES_MAX_DEFAULT = KAFKA_REQUEST_BYTES_DEFAULT
 # A header's tagged fields are tiny in practice; this caps how many a malformed header may announce.
 HEADER_TAGGED_FIELDS_MAX = 64
 

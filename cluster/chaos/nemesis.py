@@ -78,7 +78,7 @@ class LocalControl:
     """Faults on a LocalCluster started by this process (every node's Popen) or adopted from a running
     `make run` (an AdoptedProcess per node until a restart makes it this process's child)."""
 
-    def __init__(self, cluster) -> None:  # noqa: ANN001 (cluster.launcher.LocalCluster)
+    def __init__(self, cluster) -> None:  # noqa: ANN001 (cluster.cli.launcher.LocalCluster)
         self.cluster = cluster
         self.controller_ids: list[int] = list(cluster.controller_ids)
         self.broker_ids: list[int] = list(cluster.broker_ids)

@@ -155,7 +155,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
                              "and no cluster runs under --data-dir; start it (`make run`), or omit "
                              "--bootstrap-controller to let the tester start its own cluster",
                              ErrorCode.invalid_request)
-        from cluster.launcher import LocalCluster
+        from cluster.cli.launcher import LocalCluster
 
         own_dir = tempfile.mkdtemp(prefix=f"brook-chaos-{seed}-")
         cluster = LocalCluster(own_dir, 3, 3, overrides=CHAOS_OVERRIDES)
@@ -181,7 +181,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
 def _adopt(data_dir: str | os.PathLike[str], bootstrap_controller: str | None,
            log: Callable[[str], None]):  # noqa: ANN202 (a LocalCluster or None)
     """The cluster running under `data_dir` (`make run`), or None (logged) when none runs there."""
-    from cluster.launcher import LocalCluster
+    from cluster.cli.launcher import LocalCluster
 
     cluster = LocalCluster.adopt(data_dir)  # LaunchError (a BrookError) when it is only partly running
     if cluster is None:

@@ -16,13 +16,13 @@ from cluster.chaos.checker import Anomaly, compare_prefixes
 from cluster.chaos.history import History, PartitionSample, ReplicaSample
 from cluster.client import BrokerClient, ControllerClient
 from cluster.errors import BrookError
+from cluster.limits import CLIENT_FETCH_BYTES_MAX
 from storage.batch import decode_batch, iter_batches
 
 __all__ = ["Sampler", "check_prefixes"]
 
 SAMPLE_INTERVAL_S = 0.5
 CALL_TIMEOUT_S = 1.0
-READ_BYTES_MAX = 1024 * 1024
 READ_CALLS_MAX = 10_000       # per replica: a bound on the prefix read loop
 CONVERGE_S_MAX = 30.0
 
@@ -122,7 +122,7 @@ def read_replica(address: str, topic: str, partition: int, upto: int) -> bytes:
             if offset >= upto:
                 break
             reply = client.call("ReadReplica", bpb.ReadReplicaRequest(topic=topic, partition=partition, offset=offset,
-                                                                       upper_bound=upto, max_bytes=READ_BYTES_MAX))
+                                                                       upper_bound=upto, max_bytes=CLIENT_FETCH_BYTES_MAX))
             if reply.error_code:
                 raise BrookError(f"ReadReplica {topic}-{partition} at {offset}: {reply.error_message}")
             if not reply.records:

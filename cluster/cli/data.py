@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.errors import BrookError, ErrorCode
+from cluster.limits import CLIENT_FETCH_BYTES_MAX, CLIENT_PRODUCE_BATCH_BYTES_MAX
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
 # One produce request carries at most this many lines / bytes (a few hundred KiB per gRPC message
 # amortizes the ~0.5 ms per-message cost without big memory spikes).
 PRODUCE_BATCH_LINES_MAX = 1000
-PRODUCE_BATCH_BYTES_MAX = 512 * 1024
-FETCH_BYTES_MAX = 1024 * 1024
 FETCH_WAIT_MS_FOLLOW = 500
 ACKS = {"0": 0, "1": 1, "all": -1, "-1": -1}
 
@@ -183,7 +182,7 @@ def produce(ctx: Any) -> int:
             pending.setdefault(partition, []).append(Record(key, value, int(time.time() * 1000)))
             pending_bytes += len(line)
             count = sum(len(v) for v in pending.values())
-            if not more or count >= PRODUCE_BATCH_LINES_MAX or pending_bytes >= PRODUCE_BATCH_BYTES_MAX:
+            if not more or count >= PRODUCE_BATCH_LINES_MAX or pending_bytes >= CLIENT_PRODUCE_BATCH_BYTES_MAX:
                 flush()
                 sticky += 1
         flush()
@@ -345,7 +344,7 @@ def _consume_loop(ctx: Any, router: Any, cursors: list[_Cursor]) -> int:
             if cursor.caught_up and not args.follow:
                 continue
             wait_ms = FETCH_WAIT_MS_FOLLOW if args.follow and len(cursors) == 1 else 0
-            reply = router.fetch(args.topic, cursor.partition, cursor.offset, FETCH_BYTES_MAX, wait_ms)
+            reply = router.fetch(args.topic, cursor.partition, cursor.offset, CLIENT_FETCH_BYTES_MAX, wait_ms)
             _check_fetch(args.topic, cursor, reply)
             records, next_offset = decode_fetched(cursor.partition, reply.records, cursor.offset)
             cursor.high_watermark = reply.high_watermark

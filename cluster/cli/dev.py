@@ -72,7 +72,7 @@ class _Stop(Exception):
 
 
 def dev(ctx: Any) -> int:
-    from cluster.launcher import LocalCluster
+    from cluster.cli.launcher import LocalCluster
 
     args = ctx.args
     if args.wait_timeout <= 0:

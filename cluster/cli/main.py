@@ -23,7 +23,7 @@ DEFAULT_TIMEOUT_S = 10.0  # above the controllers' 5 s admin-write deadline, so 
 
 # Subcommands implemented elsewhere and handed the rest of argv (imported only when used).
 EXTERNAL_COMMANDS = {
-    "server": ("cluster.server", "run one Brook node (controller, broker, or both)"),
+    "server": ("cluster.cli.server", "run one Brook node (controller, broker, or both)"),
     "chaos": ("cluster.chaos", "run the chaos tester against a local or compose cluster"),
 }
 

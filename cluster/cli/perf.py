@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.errors import BrookError, ErrorCode
+from cluster.limits import CLIENT_FETCH_BYTES_MAX
 
 EXIT_OK, EXIT_ERROR = 0, 1
 
@@ -34,7 +35,6 @@ BATCH_BYTES_TARGET = 256 * 1024      # default --batch-records: about this many 
 BATCH_RECORDS_MAX = 10_000
 SENDERS_DEFAULT = 4
 CONSUMER_THREADS_MAX = 8
-FETCH_BYTES_MAX = 1024 * 1024
 FETCH_WAIT_MS = 200
 PERCENTILES = (50.0, 95.0, 99.0, 99.9)
 _TIMESTAMPS_AT = 27                  # baseTimestamp, maxTimestamp (i64 each) in the v2 batch header
@@ -407,7 +407,7 @@ def run_consume(bootstrap: Sequence[str], topic: str, messages: int, *, decode: 
                 got = 0
                 for p in mine:
                     try:
-                        reply = r.fetch(topic, p, offsets[p], FETCH_BYTES_MAX, FETCH_WAIT_MS // len(mine))
+                        reply = r.fetch(topic, p, offsets[p], CLIENT_FETCH_BYTES_MAX, FETCH_WAIT_MS // len(mine))
                     except BrookError as e:
                         with lock:
                             errors.append(e.message)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cluster.chaos.runner import CHAOS_OVERRIDES
-from cluster.launcher import AdoptedProcess, LaunchError, LocalCluster, NodeSpec
+from cluster.cli.launcher import AdoptedProcess, LaunchError, LocalCluster, NodeSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_START_S = 90.0

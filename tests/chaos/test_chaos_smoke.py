@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from cluster.chaos.runner import CHAOS_OVERRIDES, SESSION_TIMEOUT_MS, run
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 
 SMOKE = [
     ("kill-leader", 20.0, 11),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 from tests.support import admin, create_topic, partition_state, wait_until
 
 SESSION_TIMEOUT_MS = 3000

@@ -1,7 +1,7 @@
 """Run deploy/compose*.yaml as a real network: one namespace per service, names that resolve only inside.
 
 Docker is not available here, so this builds what `docker compose up` builds, with network namespaces
-(root, iproute2; `cluster.netns.unavailable()` says why not):
+(root, iproute2; `cluster.chaos.netns.unavailable()` says why not):
 
     <tag>-hub      a bridge `br0`: the compose network
     <tag>-s<i>     one per service: its own address 10.124.0.<10+i>, `brook server` with the service's
@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.netns import PREFIX, NetnsError, _kill_namespace_processes, _run, cleanup_stale
+from cluster.chaos.netns import PREFIX, NetnsError, _kill_namespace_processes, _run, cleanup_stale
 from tests.deploy.topology import ENV_PREFIX, PATH_KEYS, ROOT, LocalTopology, service_env, volume_mounts
 
 SUBNET = "10.124.0"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.netns import unavailable
+from cluster.chaos.netns import unavailable
 from tests.deploy.compose_netns import ComposeNetwork, published
 from tests.deploy.topology import COMPOSE_FILES, DEPLOY, ENV_PREFIX, load_compose, service_env
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.launcher import free_ports
+from cluster.cli.launcher import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -1,6 +1,6 @@
 """The shared integration fixture: a real 3-controller, 3-broker cluster of local processes.
 
-The same launcher as `make run` / `brook dev` (cluster.launcher.LocalCluster): free ports on
+The same launcher as `make run` / `brook dev` (cluster.cli.launcher.LocalCluster): free ports on
 127.0.0.1, data in a temp dir, every process stopped by PID in the finalizer, even when a test
 fails. On a failed start the log tails of the nodes are in the error.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 
 # A cold start of 3+3 takes a few seconds here; the bound leaves room for a loaded CI machine.
 CLUSTER_START_TIMEOUT_S = 90.0

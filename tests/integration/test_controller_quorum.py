@@ -18,8 +18,8 @@ import zlib
 import pytest
 
 from brookpb import admin_pb2 as apb
+from cluster.cli.launcher import LocalCluster
 from cluster.errors import BrookError
-from cluster.launcher import LocalCluster
 from tests.support import admin, create_topic, wait_until
 
 SESSION_TIMEOUT_MS = 3000

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 from tests.support import admin, create_topic, wait_until
 
 OVERRIDES = {

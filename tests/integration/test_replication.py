@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from cluster.launcher import LocalCluster
+from cluster.cli.launcher import LocalCluster
 from tests.support import (
     Writer,
     admin,

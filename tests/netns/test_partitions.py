@@ -1,7 +1,7 @@
 """Network partitions (issue 6, point 4): no acknowledged write is lost, and replicas converge after heal.
 
 Each node of a 3-controller, 3-broker cluster runs in its own network namespace on a private bridge
-(cluster/netns.py); the client (an acks=all idempotent writer recording every acknowledgement) runs
+(cluster/chaos/netns.py); the client (an acks=all idempotent writer recording every acknowledgement) runs
 in a namespace of its own, so a cut between nodes leaves the client's links intact. Cuts are silent
 DROPs (iptables inside the namespaces). One scenario per cut:
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from cluster.netns import NetnsCluster, NetnsError, unavailable
+from cluster.chaos.netns import NetnsCluster, NetnsError, unavailable
 
 REASON = unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"network partitions skipped: {REASON}")

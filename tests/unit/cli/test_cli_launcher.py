@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from cluster.cli.launcher import LaunchError, LocalCluster, free_ports
 from cluster.config import load_config, parse_properties
-from cluster.launcher import LaunchError, LocalCluster, free_ports
 
 
 def props(cluster: LocalCluster, node_id: int) -> dict[str, str]:

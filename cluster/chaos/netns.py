@@ -6,7 +6,7 @@ says why not (tests skip with that message). Everything lives in namespaces this
     <tag>-hub          a bridge `br0`; one veth per member namespace is enslaved to it
     <tag>-n<id>        one node: `eth0` with <subnet>.<host> (controllers .11.., brokers .101..), its
                        own loopback; `brook server` runs here with `ip netns exec`
-    <tag>-cli          the client: an agent process (`python -m cluster.netns agent`) that runs admin
+    <tag>-cli          the client: an agent process (`python -m cluster.chaos.netns agent`) that runs admin
                        calls, an acks=all idempotent writer and read-backs for the caller (JSON lines
                        over its stdin/stdout), because gRPC sockets must be opened inside a namespace
 
@@ -439,12 +439,12 @@ class NetnsCluster:
 
 
 class Agent:
-    """The client side: `python -m cluster.netns agent` inside the client namespace, one JSON line per call."""
+    """The client side: `python -m cluster.chaos.netns agent` inside the client namespace, one JSON line per call."""
 
     def __init__(self, ns: str, bootstrap: str, log_path: Path, python: str, env: Mapping[str, str]) -> None:
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, python, "-m", "cluster.netns", "agent", "--bootstrap", bootstrap],
+            ["ip", "netns", "exec", ns, python, "-m", "cluster.chaos.netns", "agent", "--bootstrap", bootstrap],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=dict(env), start_new_session=True)
         self._lock = threading.Lock()
 
@@ -695,7 +695,7 @@ def _agent_main(bootstrap: str) -> int:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cluster.netns")
+    parser = argparse.ArgumentParser(prog="python -m cluster.chaos.netns")
     sub = parser.add_subparsers(dest="command", required=True)
     agent = sub.add_parser("agent", help="serve JSON-line client calls on stdin/stdout (inside a namespace)")
     agent.add_argument("--bootstrap", required=True)
