@@ -94,8 +94,8 @@ class FakeCore:
         return self._image
 
     def advertised_kafka_address(self, broker_id: int, listener: str | None = None) -> tuple[str, int] | None:
-        b = self._image.brokers.get(broker_id)
-        return None if b is None else b.kafka_address(listener)
+        b = self._image.brokers.get(broker_id)  # one broker, one listener: `listener` does not matter
+        return None if b is None else (b.host, b.kafka_port)
 
     def controller_id(self) -> int:
         return 1
