@@ -50,6 +50,8 @@ def main(argv: list[str]) -> int:
     except OSError as e:
         print(f"brook server: error: cannot read config {path}: {e.strerror}", file=sys.stderr)
         return 1
+    for warning in config.warnings:  # every Kafka key that does not apply, all at once
+        print(f"brook server: warning: {warning}", file=sys.stderr)
     if args.check_config:
         roles = ",".join(sorted(config.process_roles))
         print(f"{path}: valid ({roles}, node.id={config.node_id})")

@@ -201,7 +201,7 @@ _SERVER: list[ConfigKey] = [
         "log.dirs",
         "list",
         ("/tmp/brook-logs",),
-        "The directories that hold partition data (comma-separated).",
+        "The directory that holds partition data. A broker uses exactly one (one RocksDB per broker); a list of several, as with Kafka's JBOD, is refused at start. A controller-only node uses the first for its metadata when `metadata.log.dir` is not set.",
         validator=Custom(_check_dirs, "a comma-separated list of distinct directories"),
         kafka_default="/tmp/kafka-logs",
         reason="Brook's own folder name (Kafka's default comes from `log.dir`).",
@@ -566,3 +566,42 @@ ALIASES: Mapping[str, tuple[str, int]] = MappingProxyType(
 _ALIAS_ORDER = {"log.retention.hours": 0, "log.roll.hours": 0, "log.retention.minutes": 1}
 
 assert all("_" not in name for name in SERVER_KEYS), "BROOK_CFG_* env mapping assumes no '_' in key names"
+
+# Kafka broker keys that do not apply to Brook: accepted in files, env and overrides with one warning
+# each (all listed at once), so a Kafka server.properties can be reused. key -> why it does not apply.
+_THREADS = "Brook serves each process from one asyncio event loop; there are no thread pools to size"
+_NO_TXN = "Brook has no transactions yet, so there is no transaction state log"
+_NO_SHARE = "Brook has no share groups (KIP-932), so there is no share-coordinator state topic"
+_NO_FILES = "Brook stores logs in RocksDB keyed by offset: there are no segment or index files"
+KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
+    {
+        "num.network.threads": _THREADS,
+        "num.io.threads": _THREADS,
+        "background.threads": _THREADS,
+        "num.replica.fetchers": "a follower keeps one gRPC fetch stream per source broker",
+        "num.recovery.threads.per.data.dir": "RocksDB recovers its own write-ahead log on open",
+        "socket.send.buffer.bytes": "the operating system's socket buffer sizes apply",
+        "socket.receive.buffer.bytes": "the operating system's socket buffer sizes apply",
+        "queued.max.requests": "each connection's in-flight requests are bounded instead",
+        "transaction.state.log.replication.factor": _NO_TXN,
+        "transaction.state.log.min.isr": _NO_TXN,
+        "transaction.state.log.num.partitions": _NO_TXN,
+        "transactional.id.expiration.ms": _NO_TXN,
+        "share.coordinator.state.topic.replication.factor": _NO_SHARE,
+        "share.coordinator.state.topic.min.isr": _NO_SHARE,
+        "share.coordinator.state.topic.num.partitions": _NO_SHARE,
+        "group.coordinator.rebalance.protocols": "Brook's groups use the classic rebalance protocol only",
+        "log.index.size.max.bytes": _NO_FILES,
+        "log.index.interval.bytes": _NO_FILES,
+        "log.preallocate": _NO_FILES,
+        "log.flush.scheduler.interval.ms": "flush.ms is checked on append and by a fixed background check",
+        "offsets.topic.segment.bytes": "__consumer_offsets uses log.segment.bytes like every topic",
+        "security.inter.broker.protocol": "brokers replicate over the GRPC listener, not a Kafka listener",
+        "inter.broker.protocol.version": "Brook has one inter-broker protocol (gRPC, proto/)",
+        "log.message.format.version": "Brook stores record batches of magic 2 only",
+        "zookeeper.connect": "Brook's metadata lives in its controller quorum (KRaft-style), not ZooKeeper",
+        "zookeeper.connection.timeout.ms": "Brook's metadata lives in its controller quorum (KRaft-style), not ZooKeeper",
+        "metric.reporters": "Brook has no JMX metric reporters",
+        "kafka.metrics.reporters": "Brook has no JMX metric reporters",
+    }
+)

@@ -159,7 +159,7 @@ def test_full_file_loads(tmp_path):
         "controller.quorum.voters: 1@127.0.0.1:19093\n"
         "controller.quorum.bootstrap.servers=127.0.0.1:9093\n"
         f"controller.quorum.secret={SECRET}\n"
-        f"log.dirs={tmp_path}/a, {tmp_path}/b\n"
+        f"log.dirs={tmp_path}/a\n"  # one: a broker refuses several (issue 13)
         "num.partitions = 6\n"
         "auto.create.topics.enable=FALSE\n"
     )
@@ -169,7 +169,7 @@ def test_full_file_loads(tmp_path):
     assert c.node_id == 1
     assert c["num.partitions"] == 6 and c.source("num.partitions") == "file"
     assert c["auto.create.topics.enable"] is False
-    assert c.log_dirs == [f"{tmp_path}/a", f"{tmp_path}/b"]
+    assert c.log_dirs == [f"{tmp_path}/a"]
     assert c.metadata_log_dir == f"{tmp_path}/a"
     assert c.listener("CONTROLLER") == Endpoint("127.0.0.1", 9093)
 
@@ -198,12 +198,12 @@ def test_precedence(tmp_path, file_value, env_value, overrides, expected, source
 
 def test_env_mapping():
     env = {
-        "BROOK_CFG_LOG_DIRS": "/d1,/d2",
+        "BROOK_CFG_LOG_DIRS": "/d1",
         "BROOK_CFG_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS": "h:1",
         "PATH": "/bin",
     }
     c = load(without(BROKER, "controller.quorum.bootstrap.servers"), env=env)
-    assert c.log_dirs == ["/d1", "/d2"] and c.source("log.dirs") == "env"
+    assert c.log_dirs == ["/d1"] and c.source("log.dirs") == "env"
     assert c.controller_bootstrap == ["h:1"]
 
 
@@ -406,6 +406,7 @@ ROLE_ERRORS = [
         "controller.quorum.bootstrap.servers is not set",
     ),
     ("broker without log dirs", BROKER + ["log.dirs="], "log.dirs is empty"),
+    ("broker with several log dirs", BROKER + ["log.dirs=/a,/b"], "log.dirs lists 2 directories"),
     (
         "wildcard without advertised",
         BROKER + ["listeners=PLAINTEXT://:9092,GRPC://127.0.0.1:9192"],
@@ -567,9 +568,10 @@ def test_listener_helpers():
 
 
 def test_bootstrap_and_metadata_dir():
-    c = load(BROKER + ["log.dirs=/a,/b"])
+    c = load(BROKER + ["log.dirs=/a"])
     assert c.controller_bootstrap == ["127.0.0.1:9093", "127.0.0.1:9094"]
     assert c.metadata_log_dir == "/a"
+    assert load(without(CONTROLLER, "log.dirs") + ["log.dirs=/a,/b"]).metadata_log_dir == "/a"
     assert load(BROKER + ["metadata.log.dir=/m"]).metadata_log_dir == "/m"
 
 
