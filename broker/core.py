@@ -288,8 +288,12 @@ class Broker:
         if self.session.image.topic_by_name(name) is not None:
             return ErrorCode.none
         if name == OFFSETS_TOPIC:
+            # As Kafka: wait (COORDINATOR_NOT_AVAILABLE, which clients retry) until enough brokers are
+            # up, never create a permanently under-replicated offsets topic because a group came early.
+            rf = self.config.getint("offsets.topic.replication.factor")
             live = len(self.session.image.active_broker_ids())
-            rf = max(1, min(self.config.getint("offsets.topic.replication.factor"), live))
+            if live < rf:
+                return ErrorCode.coordinator_not_available
             topic = NewTopic(name, self.config.getint("offsets.topic.num.partitions"), rf,
                              {"cleanup.policy": "compact"})
         elif not bool(self.config["auto.create.topics.enable"]):

@@ -116,3 +116,52 @@ def test_every_cross_key_error_is_reported_in_one_run(tmp_path):
     message = info.value.message
     assert message.startswith("2 config errors: "), message
     assert "log.dirs lists 2 directories" in message and "broker.session.timeout.ms (100) must exceed" in message
+
+
+# -- offsets.topic.replication.factor waits for enough brokers (as Kafka, and as CONFIG.md says) --------
+
+
+def _broker_state(live: int):
+    from types import SimpleNamespace
+
+    from cluster.config import Config
+    from cluster.image import MetadataImage, replay_all
+    from cluster.records import RegisterBroker, UnfenceBroker
+
+    records = []
+    for i in range(1, live + 1):
+        records += [RegisterBroker(i, i, f"inc{i}", f"h{i}", 9092, 9192), UnfenceBroker(i, i)]
+    created = []
+
+    async def create_topics(topics, validate_only, timeout_ms):
+        created.extend(topics)
+        return []
+
+    state = SimpleNamespace(session=SimpleNamespace(image=replay_all(MetadataImage(), records)),
+                            config=Config.from_mapping({"offsets.topic.replication.factor": "3"}, validate=False),
+                            create_topics=create_topics)
+    return state, created
+
+
+@pytest.mark.parametrize("live", [1, 2])
+def test_the_offsets_topic_waits_for_enough_brokers(live):
+    import asyncio
+
+    from broker.core import Broker
+    from broker.groups.coordinator import OFFSETS_TOPIC
+    from cluster.errors import ErrorCode
+
+    state, created = _broker_state(live)
+    assert asyncio.run(Broker.ensure_topic(state, OFFSETS_TOPIC)) == ErrorCode.coordinator_not_available
+    assert created == []  # never an offsets topic with fewer replicas than configured
+
+
+def test_the_offsets_topic_is_created_with_the_configured_factor():
+    import asyncio
+
+    from broker.core import Broker
+    from broker.groups.coordinator import OFFSETS_TOPIC
+
+    state, created = _broker_state(3)
+    asyncio.run(Broker.ensure_topic(state, OFFSETS_TOPIC))
+    assert [(t.name, t.replication_factor) for t in created] == [(OFFSETS_TOPIC, 3)]
