@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration chaos bench lint up down clean
+.PHONY: help venv proto proto-check run test test-unit test-integration chaos bench bench-peers lint up down clean
 
 help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make bench  - storage and cluster benchmarks"
+	@echo "make bench-peers - the same workload against Apache Kafka 4.4.0 (KRaft) and NATS JetStream R3"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
 	@echo "make lint   - ruff and mypy"
 
@@ -47,6 +48,10 @@ chaos: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench
 	$(BIN)/python -m bench.cluster_bench
+
+# Fetches the Kafka jars (Maven Central) and builds nats-server + a Go client (Go proxy) into .cache/peers.
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.peers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

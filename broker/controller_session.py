@@ -223,7 +223,8 @@ class ControllerSession:
                 continue
             by_key[(p.topic_id, p.index)] = p
             request.items.add(topic_id=p.topic_id, partition=p.index, leader_epoch=state.leader_epoch,
-                              partition_epoch=state.partition_epoch, new_isr=isr)
+                              partition_epoch=state.partition_epoch, new_isr=isr,
+                              new_isr_broker_epochs=state.broker_epochs(isr))
         try:
             reply = await self.controllers.call("controller", "AlterPartition", request, CONTROLLER_CALL_TIMEOUT_S)
         except Exception as e:

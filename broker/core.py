@@ -30,10 +30,11 @@ from broker.api import (
     ResourceConfigResult,
     TopicOutcome,
 )
+from broker.clock import system_monotonic_ms, system_wall_ms
 from broker.controller_channel import ControllerChannel, ControllerUnavailable
 from broker.controller_session import CONTROLLER_CALL_TIMEOUT_S, ControllerSession
 from broker.fetcher import FetcherManager
-from broker.replica_manager import LeaderSide, ReplicaManager, now_ms
+from broker.replica_manager import LeaderSide, ReplicaManager
 from broker.topic_configs import TopicConfigs
 from brookpb import admin_pb2 as apb
 from brookpb import controller_pb2 as cpb
@@ -57,7 +58,8 @@ class Broker:
         self.topic_configs = TopicConfigs(config)
         self.replicas = ReplicaManager(self.broker_id, log_manager, config,
                                        lambda requests: self.session.send_alter_partition(requests),
-                                       self.topic_configs.log_config_for, self.topic_configs.topic_value)
+                                       self.topic_configs.log_config_for, self.topic_configs.topic_value,
+                                       monotonic_ms=system_monotonic_ms, wall_ms=system_wall_ms)
         self.session = ControllerSession(config, self.controllers, self.replicas)
         self.leader_side = LeaderSide(self.replicas)
         self.fetchers = FetcherManager(self.replicas, self.broker_id, lambda: self.session.broker_epoch)
@@ -107,8 +109,8 @@ class Broker:
             await asyncio.sleep(interval_s)
             for p in list(self.replicas.partitions.values()):
                 try:
-                    p.log.apply_retention(now_ms())
-                    p.log.maybe_compact(now_ms())
+                    p.log.apply_retention(system_wall_ms())
+                    p.log.maybe_compact(system_wall_ms())
                 except Exception:
                     log.exception("retention of %s-%d failed", p.topic, p.index)
                 await asyncio.sleep(0)
@@ -174,6 +176,9 @@ class Broker:
                                 else ErrorCode.unknown_leader_epoch)
         hw = p.leader.high_watermark
         if timestamp == -1:
+            if not p.leader.offsets_available:
+                # KIP-207: a new leader's HW may lag what the previous one acknowledged.
+                return OffsetResult(ErrorCode.offset_not_available, -1, -1, p.leader_epoch)
             return OffsetResult(ErrorCode.none, hw, -1, p.leader_epoch)
         if timestamp == -2:
             return OffsetResult(ErrorCode.none, p.log.log_start_offset, -1, p.leader_epoch)

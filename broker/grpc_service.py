@@ -79,16 +79,21 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             reply.error_code = int(ErrorCode.stale_broker_epoch)
             reply.error_message = f"broker {request.replica_id} epoch {request.broker_epoch} is not current"
             return reply
-        items = [ReplicaFetchItem(p.topic_id, p.partition, p.fetch_offset, p.current_leader_epoch)
+        items = [ReplicaFetchItem(p.topic_id, p.partition, p.fetch_offset, p.current_leader_epoch,
+                                  p.last_fetched_epoch)
                  for p in request.partitions]
         outcomes = await self.b.leader_side.replica_fetch(
             request.replica_id, items, min(request.max_wait_ms, GRPC_FETCH_WAIT_MS_MAX), request.min_bytes,
             min(request.max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX),
-            min(request.partition_max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX))
+            min(request.partition_max_bytes or GRPC_FETCH_BYTES_MAX, GRPC_FETCH_BYTES_MAX),
+            broker_epoch=request.broker_epoch)
         for o in outcomes:
-            reply.partitions.add(topic_id=o.topic_id, partition=o.partition, error_code=int(o.error),
-                                 high_watermark=o.high_watermark, log_start_offset=o.log_start_offset,
-                                 log_end_offset=o.log_end_offset, records=o.records)
+            result = reply.partitions.add(topic_id=o.topic_id, partition=o.partition, error_code=int(o.error),
+                                          high_watermark=o.high_watermark, log_start_offset=o.log_start_offset,
+                                          log_end_offset=o.log_end_offset, records=o.records)
+            if o.diverging_epoch >= 0:
+                result.diverging_epoch.epoch = o.diverging_epoch
+                result.diverging_epoch.end_offset = o.diverging_end_offset
         return reply
 
     async def OffsetsForLeaderEpoch(self, request, context):
@@ -110,7 +115,7 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             reply.replicas.add(topic=p.topic, topic_id=p.topic_id, partition=p.index, is_leader=state is not None,
                                leader_epoch=p.leader_epoch, log_start_offset=p.log.log_start_offset,
                                log_end_offset=p.log.log_end_offset, high_watermark=p.log.high_watermark,
-                               isr=state.isr if state else ())
+                               isr=state.isr if state else (), last_epoch=p.log.latest_epoch())
         return reply
 
     async def ReadReplica(self, request, context):

@@ -3,34 +3,33 @@
 Everything here runs on the broker's asyncio loop; storage calls are short (one WriteBatch per
 produce request, bounded reads). Leadership comes only from the metadata image: on each new image the
 manager computes `local_changes` and makes each replica a leader or a follower of the right epoch.
+
+Time comes only from the two injected clocks (`monotonic_ms`, `wall_ms`; see broker/clock.py), so
+the deterministic simulator can drive the same code on simulated time. The leader side of
+replication is synchronous underneath its long poll: `LeaderSide.read_for_follower` answers one
+partition of a ReplicaFetch and `LeaderSide.end_offset_for_epoch` one OffsetsForLeaderEpoch item,
+both without awaiting anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from broker.api import FetchPartition, FetchResult, ProduceResult
+from broker.clock import Clock, system_monotonic_ms, system_wall_ms
 from broker.local_changes import LocalPartition, local_changes
-from broker.partition import LeaderState
+from broker.partition import UNKNOWN_BROKER_EPOCH, LeaderState
 from cluster.errors import ErrorCode, LogError
 from cluster.image import MetadataImage, PartitionRegistration
 from storage.batch import iter_batches
 from storage.log import LogConfig, PartitionLog, ProducerCheckResult
+from storage.producer_state import check_request
 
 log = logging.getLogger("brook.replicas")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def mono_ms() -> int:
-    return int(time.monotonic() * 1000)
 
 
 @dataclass(eq=False)
@@ -47,6 +46,7 @@ class Partition:
     leader: LeaderState | None = None          # set while this broker leads
     needs_truncation: bool = False             # follower: OffsetsForLeaderEpoch before fetching
     paused_until_ms: int = 0                   # follower: leader said an epoch is wrong; retry later
+    out_of_range_count: int = 0                # follower: consecutive OFFSET_OUT_OF_RANGE answers
     data_event: asyncio.Event = field(default_factory=asyncio.Event)
     hw_event: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -67,8 +67,11 @@ class ReplicaManager:
     def __init__(self, broker_id: int, log_manager: Any, config: Any,
                  alter_partition: Callable[[list[tuple[Partition, tuple[int, ...]]]], Any],
                  log_config_for: Callable[[MetadataImage, str], LogConfig],
-                 topic_value: Callable[[MetadataImage, str, str], str]) -> None:
+                 topic_value: Callable[[MetadataImage, str, str], str], *,
+                 monotonic_ms: Clock = system_monotonic_ms, wall_ms: Clock = system_wall_ms) -> None:
         self.broker_id = broker_id
+        self.monotonic_ms = monotonic_ms  # lag times, deadlines
+        self.wall_ms = wall_ms            # record timestamps (LogAppendTime)
         self.logs = log_manager
         self.config = config
         self.alter_partition = alter_partition
@@ -129,12 +132,17 @@ class ReplicaManager:
         reg = local.registration
         was_leader = p.is_leader
         p.registration, p.leader_id, p.leader_epoch = reg, self.broker_id, reg.leader_epoch
-        p.needs_truncation, p.paused_until_ms = False, 0
-        hw = min(p.log.high_watermark, p.log.log_end_offset)
+        p.needs_truncation, p.paused_until_ms, p.out_of_range_count = False, 0, 0
+        leo = p.log.log_end_offset
+        # KAFKA-7415: the new epoch starts at our LEO, recorded now rather than at the first append,
+        # so a follower asking for the end of an older epoch learns where our history departs from
+        # its own (else it is told "unknown" and keeps a tail we never had).
+        p.log.assign_epoch(reg.leader_epoch, leo)
+        hw = min(p.log.high_watermark, leo)
         p.leader = LeaderState.start(self.broker_id, reg.leader_epoch, reg.partition_epoch, reg.replicas,
-                                     reg.isr, hw, mono_ms())
+                                     reg.isr, hw, self.monotonic_ms(), epoch_start_offset=leo)
         log.info("%s-%d: leader at epoch %d (ISR %s, LEO %d, HW %d)", p.topic, p.index, reg.leader_epoch,
-                 list(reg.isr), p.log.log_end_offset, hw)
+                 list(reg.isr), leo, hw)
         self._maybe_advance_hw(p)
         p.notify_data()
         p.notify_hw()
@@ -149,6 +157,7 @@ class ReplicaManager:
         p.leader = None
         p.needs_truncation = True
         p.paused_until_ms = 0
+        p.out_of_range_count = 0
         log.info("%s-%d: follower of %d at epoch %d (LEO %d)", p.topic, p.index, reg.leader, reg.leader_epoch,
                  p.log.log_end_offset)
         p.notify_data()
@@ -163,7 +172,7 @@ class ReplicaManager:
         p.registration = local.registration
         if p.leader is not None:
             reg = local.registration
-            p.leader.update_registration(reg.partition_epoch, reg.replicas, reg.isr, mono_ms())
+            p.leader.update_registration(reg.partition_epoch, reg.replicas, reg.isr, self.monotonic_ms())
             self._maybe_advance_hw(p)
             p.notify_hw()
 
@@ -206,7 +215,7 @@ class ReplicaManager:
 
     def isr_maintenance(self) -> None:
         """Shrink lagging followers out of the ISR and add caught-up ones back (AlterPartition)."""
-        now = mono_ms()
+        now = self.monotonic_ms()
         requests: list[tuple[Partition, tuple[int, ...]]] = []
         image = self.image
         eligible = frozenset(image.active_broker_ids()) if image is not None else frozenset()
@@ -231,7 +240,7 @@ class ReplicaManager:
         if error == ErrorCode.none and reg is not None and reg.leader_epoch == state.leader_epoch:
             if reg.isr != state.isr:
                 log.info("%s-%d: ISR %s -> %s", p.topic, p.index, list(state.isr), list(reg.isr))
-            state.update_registration(reg.partition_epoch, reg.replicas, reg.isr, mono_ms())
+            state.update_registration(reg.partition_epoch, reg.replicas, reg.isr, self.monotonic_ms())
             self._maybe_advance_hw(p)
             p.notify_hw()
         elif error != ErrorCode.none:
@@ -259,7 +268,7 @@ class ReplicaManager:
                 last_delta = max(h.last_offset_delta for h, _ in iter_batches(records))
                 return await self._wait_for_hw(p, state.leader_epoch, duplicate.base_offset + last_delta + 1,
                                                timeout_ms, duplicate)
-            info = p.log.append_as_leader(records, state.leader_epoch, now_ms())
+            info = p.log.append_as_leader(records, state.leader_epoch, self.wall_ms())
         except LogError as e:
             return ProduceResult(e.code, message=e.message)
         p.notify_data()
@@ -270,12 +279,13 @@ class ReplicaManager:
         return await self._wait_for_hw(p, state.leader_epoch, info.last_offset + 1, timeout_ms, result)
 
     def _check_idempotence(self, p: Partition, records: bytes) -> ProduceResult | None:
-        for header, _ in iter_batches(records):
-            if header.producer_id < 0:
-                continue
-            last_sequence = header.base_sequence + header.last_offset_delta
-            check = p.log.check_producer_batch(header.producer_id, header.producer_epoch,
-                                               header.base_sequence, last_sequence)
+        """Kafka's sequence rules over the whole request: each batch of a producer is checked against
+        the one before it in the request, the first against the stored state."""
+        headers = [header for header, _ in iter_batches(records)]
+        found = check_request(p.log.check_producer_batch, headers)
+        if found is not None:
+            index, check = found
+            header = headers[index]
             if check.result == ProducerCheckResult.DUPLICATE:
                 return ProduceResult(ErrorCode.none, check.first_offset, -1, p.log.log_start_offset)
             if check.result == ProducerCheckResult.OUT_OF_ORDER_SEQUENCE:
@@ -289,7 +299,7 @@ class ReplicaManager:
 
     async def _wait_for_hw(self, p: Partition, epoch: int, target: int, timeout_ms: int,
                            result: ProduceResult) -> ProduceResult:
-        deadline = time.monotonic() + max(timeout_ms, 1) / 1000.0
+        deadline_ms = self.monotonic_ms() + max(timeout_ms, 1)
         while True:
             state = p.leader
             if state is None or state.leader_epoch != epoch:
@@ -302,13 +312,13 @@ class ReplicaManager:
                                      message="the ISR shrank below min.insync.replicas while waiting")
             if state.high_watermark >= target:
                 return result
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            remaining_ms = deadline_ms - self.monotonic_ms()
+            if remaining_ms <= 0:
                 return ProduceResult(ErrorCode.request_timed_out,
                                      message=f"not replicated to the ISR within {timeout_ms} ms")
             event = p.hw_event
             try:
-                await asyncio.wait_for(event.wait(), remaining)
+                await asyncio.wait_for(event.wait(), remaining_ms / 1000.0)
             except TimeoutError:
                 pass
 
@@ -340,7 +350,7 @@ class ReplicaManager:
 
     async def fetch(self, reqs: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
                     max_bytes: int) -> list[FetchResult]:
-        deadline = time.monotonic() + max(0, max_wait_ms) / 1000.0
+        deadline_ms = self.monotonic_ms() + max(0, max_wait_ms)
         while True:
             results, total = [], 0
             for req in reqs:
@@ -349,13 +359,13 @@ class ReplicaManager:
                                                             req.current_leader_epoch))
                 total += len(result.records)
                 results.append(result)
-            remaining = deadline - time.monotonic()
-            if total >= max(min_bytes, 1) or remaining <= 0 or any(r.error != ErrorCode.none for r in results):
+            remaining_ms = deadline_ms - self.monotonic_ms()
+            if total >= max(min_bytes, 1) or remaining_ms <= 0 or any(r.error != ErrorCode.none for r in results):
                 return results
             events = [p.hw_event for req in reqs if (p := self.by_name.get((req.topic, req.partition)))]
             if not events:
                 return results
-            await _wait_any(events, remaining)
+            await _wait_any(events, remaining_ms / 1000.0)
 
 
 async def _wait_any(events: list[asyncio.Event], timeout_s: float) -> None:
@@ -373,10 +383,14 @@ class ReplicaFetchItem:
     partition: int
     fetch_offset: int
     current_leader_epoch: int
+    last_fetched_epoch: int = -1  # KIP-320: the epoch of the follower's last batch (-1: none)
 
 
 @dataclass(frozen=True, slots=True)
 class ReplicaFetchOutcome:
+    """One partition's answer. With `diverging_epoch` >= 0 the follower's history departs from the
+    leader's: it must truncate to (at most) `diverging_end_offset` before fetching again (KIP-320)."""
+
     topic_id: bytes
     partition: int
     error: ErrorCode
@@ -384,6 +398,8 @@ class ReplicaFetchOutcome:
     log_start_offset: int = -1
     log_end_offset: int = -1
     records: bytes = b""
+    diverging_epoch: int = -1
+    diverging_end_offset: int = -1
 
 
 def _leader_check(p: Partition | None, epoch: int) -> ErrorCode:
@@ -402,17 +418,32 @@ class LeaderSide:
     def __init__(self, manager: ReplicaManager) -> None:
         self.m = manager
 
-    def _read_one(self, replica_id: int, item: ReplicaFetchItem, budget: int) -> ReplicaFetchOutcome:
+    def read_for_follower(self, replica_id: int, item: ReplicaFetchItem, budget: int,
+                          broker_epoch: int = UNKNOWN_BROKER_EPOCH) -> ReplicaFetchOutcome:
+        """Answer one partition of a follower's fetch, synchronously (the simulator's entry point).
+
+        Checks the leader epoch, then KIP-320: if the follower's last fetched epoch ends earlier in
+        our log than its fetch offset (or we do not have that epoch), answer the diverging epoch and
+        its end offset with no data and without counting the fetch as progress. Otherwise record the
+        follower's progress (for its `broker_epoch` incarnation), maybe advance the HW, and read up
+        to `budget` bytes from the fetch offset.
+        """
         p = self.m.partitions.get((item.topic_id, item.partition))
         error = _leader_check(p, item.current_leader_epoch)
         if error != ErrorCode.none or p is None or p.leader is None:
             return ReplicaFetchOutcome(item.topic_id, item.partition, error)
         plog = p.log
         leo = plog.log_end_offset
+        if item.last_fetched_epoch >= 0:
+            epoch, end_offset = plog.end_offset_for_epoch(item.last_fetched_epoch)
+            if end_offset >= 0 and (epoch < item.last_fetched_epoch or end_offset < item.fetch_offset):
+                return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.none, p.leader.high_watermark,
+                                           plog.log_start_offset, leo, diverging_epoch=epoch,
+                                           diverging_end_offset=end_offset)
         if item.fetch_offset > leo or item.fetch_offset < plog.log_start_offset:
             return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.offset_out_of_range,
                                        p.leader.high_watermark, plog.log_start_offset, leo)
-        p.leader.record_fetch(replica_id, item.fetch_offset, leo, mono_ms())
+        p.leader.record_fetch(replica_id, item.fetch_offset, leo, self.m.monotonic_ms(), broker_epoch)
         self.m._maybe_advance_hw(p)
         records = b""
         if item.fetch_offset < leo and budget > 0:
@@ -421,25 +452,28 @@ class LeaderSide:
                                    plog.log_start_offset, leo, records)
 
     async def replica_fetch(self, replica_id: int, items: Sequence[ReplicaFetchItem], max_wait_ms: int,
-                            min_bytes: int, max_bytes: int, partition_max_bytes: int) -> list[ReplicaFetchOutcome]:
-        deadline = time.monotonic() + max(0, min(max_wait_ms, 30_000)) / 1000.0
+                            min_bytes: int, max_bytes: int, partition_max_bytes: int,
+                            broker_epoch: int = UNKNOWN_BROKER_EPOCH) -> list[ReplicaFetchOutcome]:
+        """The long poll around `read_for_follower`: answer at once on data, an error, a divergence
+        or a HW move, else wait for one (bounded by `max_wait_ms`)."""
+        deadline_ms = self.m.monotonic_ms() + max(0, min(max_wait_ms, 30_000))
         previous_hws: list[int] | None = None
         while True:
             outcomes, total = [], 0
             for item in items:
                 budget = max(0, min(partition_max_bytes, max_bytes - total))
                 try:
-                    outcome = self._read_one(replica_id, item, budget)
+                    outcome = self.read_for_follower(replica_id, item, budget, broker_epoch)
                 except LogError as e:
                     outcome = ReplicaFetchOutcome(item.topic_id, item.partition, e.code)
                 total += len(outcome.records)
                 outcomes.append(outcome)
             hws = [o.high_watermark for o in outcomes]
-            remaining = deadline - time.monotonic()
+            remaining_ms = deadline_ms - self.m.monotonic_ms()
             # Answer on data, on an error, at the deadline, or when a HW moved: followers must learn
             # the HW promptly so their consumers and their own HW checkpoint follow the leader.
-            if (total >= max(min_bytes, 1) or remaining <= 0 or (previous_hws is not None and hws != previous_hws)
-                    or any(o.error != ErrorCode.none for o in outcomes)):
+            if (total >= max(min_bytes, 1) or remaining_ms <= 0 or (previous_hws is not None and hws != previous_hws)
+                    or any(o.error != ErrorCode.none or o.diverging_epoch >= 0 for o in outcomes)):
                 return outcomes
             previous_hws = hws
             events = []
@@ -449,7 +483,7 @@ class LeaderSide:
                     events += [p.data_event, p.hw_event]
             if not events:
                 return outcomes
-            await _wait_any(events, remaining)
+            await _wait_any(events, remaining_ms / 1000.0)
 
     def end_offset_for_epoch(self, topic_id: bytes, partition: int, current_leader_epoch: int,
                              leader_epoch: int) -> tuple[ErrorCode, int, int]:

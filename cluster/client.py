@@ -55,12 +55,14 @@ ADMIN_METHODS = (
     "AlterConfigs",
 )
 
-# Errors that mean "ask again after refreshing who leads the partition".
+# Errors that mean "ask again after refreshing who leads the partition". OFFSET_NOT_AVAILABLE is a
+# new leader whose HW has not yet reached its epoch start (KIP-207): transient in the same way.
 _LEADER_MOVED = frozenset({
     ErrorCode.not_leader_or_follower,
     ErrorCode.leader_not_available,
     ErrorCode.fenced_leader_epoch,
     ErrorCode.unknown_leader_epoch,
+    ErrorCode.offset_not_available,
 })
 
 

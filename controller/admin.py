@@ -165,8 +165,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 else:
                     partitions.extend((ref.topic, i) for i in sorted(topic.partitions))
         try:
-            outcomes = await rt.write(lambda img: replication.elect_leaders(
-                img, election, partitions, unclean_enabled=rt.unclean_for(img)), ADMIN_WRITE_TIMEOUT_S)
+            outcomes = await rt.write_after_probe(lambda img: replication.elect_leaders(
+                img, election, partitions, unclean_enabled=rt.unclean_for(img),
+                log_end_offsets=rt.log_end_offsets), ADMIN_WRITE_TIMEOUT_S)
         except (NotActive, QuorumError) as e:
             return self._fail(reply, e)
         for o in outcomes:

@@ -4,30 +4,50 @@ Kafka `BrokerHeartbeatManager`: last-contact times are not in the metadata log, 
 controller keeps them, and they are reset when a controller becomes active so that every broker gets
 a full session timeout from then (no broker is fenced because the controller failed over). The clock
 is the caller's: every method takes `now_ms`.
+
+Beyond Kafka: a broker whose connection to the active controller drops (its FetchMetadata long poll is
+cancelled because the peer went away — what a SIGKILL or a crash looks like) is stale as soon as
+`disconnect_grace_ms` passes without a new contact, instead of after the whole session timeout. A live
+broker whose call merely failed calls again within ~200 ms and clears the mark; a hung or partitioned
+broker keeps its connection open, so only the session timeout catches it (as in Kafka).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+# A live broker retries a failed metadata call after 200 ms; five times that is a safe margin on a busy box.
+DISCONNECT_GRACE_MS = 1000
+
 
 class BrokerHeartbeatTracker:
-    def __init__(self, session_timeout_ms: int) -> None:
+    def __init__(self, session_timeout_ms: int, disconnect_grace_ms: int | None = None) -> None:
         if session_timeout_ms <= 0:
             raise ValueError(f"session_timeout_ms must be positive, got {session_timeout_ms}")
         self.session_timeout_ms = session_timeout_ms
+        # Never longer than the session itself: the mark can only make detection faster.
+        grace = DISCONNECT_GRACE_MS if disconnect_grace_ms is None else disconnect_grace_ms
+        self.disconnect_grace_ms = min(max(grace, 0), session_timeout_ms)
         self._last_contact_ms: dict[int, int] = {}
+        self._disconnected_ms: dict[int, int] = {}
         self._reset_ms: int | None = None
 
     def touch(self, broker_id: int, now_ms: int) -> None:
         """A heartbeat (or registration) from the broker arrived at `now_ms`."""
         previous = self._last_contact_ms.get(broker_id)
         self._last_contact_ms[broker_id] = now_ms if previous is None else max(previous, now_ms)
+        if self._disconnected_ms.get(broker_id, now_ms + 1) <= now_ms:
+            del self._disconnected_ms[broker_id]
+
+    def disconnected(self, broker_id: int, now_ms: int) -> None:
+        """The broker's connection dropped at `now_ms`: stale after the grace unless it calls again."""
+        self._disconnected_ms[broker_id] = now_ms
 
     def reset_all(self, broker_ids: Iterable[int], now_ms: int) -> None:
         """On becoming active: forget old contact times; everyone counts as seen at `now_ms`."""
         self._reset_ms = now_ms
         self._last_contact_ms = {broker_id: now_ms for broker_id in broker_ids}
+        self._disconnected_ms = {}
 
     def stale(self, now_ms: int, candidates: Iterable[int]) -> list[int]:
         """Candidates whose session expired (no contact for more than the timeout), oldest first.
@@ -40,12 +60,15 @@ class BrokerHeartbeatTracker:
             if last is None:
                 last = self._reset_ms if self._reset_ms is not None else now_ms
                 self._last_contact_ms[broker_id] = last
-            if now_ms - last > self.session_timeout_ms:
+            gone = self._disconnected_ms.get(broker_id)
+            if now_ms - last > self.session_timeout_ms or (
+                    gone is not None and last <= gone and now_ms - gone > self.disconnect_grace_ms):
                 found.append((last, broker_id))
         return [broker_id for _, broker_id in sorted(found)]
 
     def forget(self, broker_id: int) -> None:
         self._last_contact_ms.pop(broker_id, None)
+        self._disconnected_ms.pop(broker_id, None)
 
 
 __all__ = ["BrokerHeartbeatTracker"]

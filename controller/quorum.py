@@ -11,7 +11,9 @@ base-offset check; both are decided by the pure `controller.commands.apply_comma
 calls and whose verdict it stores.
 
 `Quorum` wraps the `SyncObj`: configuration measured for this job (see DESIGN.md), a secret always
-(pysyncobj's wire format is pickle), and results handed to asyncio with `call_soon_threadsafe`.
+(pysyncobj's wire format is pickle), a journal made durable before anything is acknowledged
+(`controller/durable_journal.py`, the only other pysyncobj import), and results handed to asyncio with
+`call_soon_threadsafe`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cluster.codec import decode_snapshot, encode_command, encode_snapshot
 from cluster.image import MetadataImage, image_from_records, image_to_records
 from cluster.records import Record
 from controller.commands import REQUEST_IDS_MAX, ApplyResult, QuorumError, RequestIds, apply_command
+from controller.durable_journal import DurableFileJournal, durable_journals, sync_before_send_transport
 
 __all__ = ["REQUEST_IDS_MAX", "ApplyResult", "MetadataStateMachine", "Quorum", "QuorumError", "QuorumSettings"]
 
@@ -51,10 +54,15 @@ class MetadataStateMachine(SyncObjConsumer):
         self._recent: deque[tuple[int, Record]] = deque(maxlen=RECENT_RECORDS_MAX)
         self._request_ids = RequestIds()
         self.on_change: Callable[[], None] | None = None
+        # Makes the journal durable before a command is applied (and so acknowledged) here; a
+        # single-voter quorum commits without sending anything, so the send barrier alone is not enough.
+        self.before_apply: Callable[[], None] | None = None
 
     # -- replicated ------------------------------------------------------------------------------
     @replicated
     def apply_command(self, data: bytes) -> ApplyResult:
+        if self.before_apply is not None:
+            self.before_apply()
         applied = apply_command(self._image, self._request_ids, data)
         if applied.replay_error:
             log.error("rejected metadata command %s: %s", applied.request_id, applied.result.message)
@@ -117,6 +125,9 @@ class QuorumSettings:
     election_timeout_ms: int = 500
     connection_retry_ms: int = 500
     leader_fallback_ms: int = 2000
+    # Sync journal entries and term/vote before acknowledging them (controller/durable_journal.py).
+    # Off only to measure what durability costs (bench/quorum_bench.py --compare).
+    journal_sync: bool = True
 
 
 class Quorum:
@@ -153,7 +164,19 @@ class Quorum:
         self._state_listeners: list[Callable[[], None]] = []
         self._change_listeners: list[Callable[[], None]] = []
         self.state.on_change = self._on_applied
-        self.syncobj = SyncObj(self.self_address, self.peers, conf=conf, consumers=[self.state])
+        # Journal entries and term/vote are durable before this node acknowledges them (see
+        # controller/durable_journal.py): KRaft fsyncs its metadata log; pysyncobj alone does not.
+        self.journal: DurableFileJournal | None = None
+        if not settings.journal_sync:
+            self.syncobj = SyncObj(self.self_address, self.peers, conf=conf, consumers=[self.state])
+            return
+        journals: list[DurableFileJournal] = []
+        with durable_journals(journals):
+            self.syncobj = SyncObj(self.self_address, self.peers, conf=conf, consumers=[self.state],
+                                   transportClass=sync_before_send_transport(journals))
+        assert len(journals) == 1, f"expected one durable journal, got {len(journals)}"
+        self.journal = journals[0]
+        self.state.before_apply = self.journal.sync
 
     # -- events, delivered on the asyncio loop ---------------------------------------------------
     def add_state_listener(self, callback: Callable[[], None]) -> None:

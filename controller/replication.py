@@ -39,9 +39,53 @@ from cluster.records import (
     UnfenceBroker,
 )
 
-# Log end offsets known for a partition's replicas, when the caller has them (longest log wins an
-# unclean election). Given per partition: (topic_id, partition) -> {broker id: log end offset}.
-LogEndOffsets = Callable[[bytes, int], Mapping[int, int] | None]
+
+@dataclass(frozen=True, slots=True, order=True)
+class LogEnd:
+    """Where a replica's log ends: its latest leader epoch, then its log end offset. Compared in
+    that order: a log that saw a later epoch holds a later leader's history, whatever its length."""
+
+    last_epoch: int
+    log_end_offset: int
+
+
+UNKNOWN_LOG_END = LogEnd(-1, -1)
+
+# Log ends known for a partition's replicas, when the caller has them (the longest log wins an
+# unclean election). Given per partition: (topic_id, partition) -> {broker id: LogEnd, or a bare log
+# end offset when only that is known (heartbeats report no epoch)}.
+LogEndOffsets = Callable[[bytes, int], Mapping[int, "LogEnd | int"] | None]
+
+
+def _as_log_end(value: LogEnd | int | None) -> LogEnd:
+    if value is None:
+        return UNKNOWN_LOG_END
+    if isinstance(value, LogEnd):
+        return value
+    return LogEnd(-1, value)
+
+
+def choose_unclean_leader(candidates: Sequence[int], log_ends: Mapping[int, LogEnd | int] | None) -> int:
+    """The live replica with the longest log: highest (last epoch, log end offset); replicas with
+    nothing known count as shortest; ties go to the first in `candidates` (replica order).
+    NO_LEADER when there is no candidate."""
+    if not candidates:
+        return NO_LEADER
+    known = log_ends or {}
+    # max() keeps the first of equals, so ties go to replica order.
+    return max(candidates, key=lambda b: _as_log_end(known.get(b)))
+
+
+def unclean_loss(leader: int, log_ends: Mapping[int, LogEnd | int] | None) -> tuple[int, int] | None:
+    """The offsets an unclean election to `leader` is known to lose: [its log end, the longest log
+    end another replica reported), or None when no reported replica is longer. Replicas that did not
+    answer (the dead ones, usually) may have held more: this is a lower bound."""
+    known = {b: _as_log_end(v) for b, v in (log_ends or {}).items()}
+    mine = known.get(leader, UNKNOWN_LOG_END).log_end_offset
+    longest = max((end.log_end_offset for b, end in known.items() if b != leader), default=-1)
+    if mine < 0 or longest <= mine:
+        return None
+    return mine, longest
 
 
 class Election(enum.Enum):
@@ -60,7 +104,7 @@ def build_partition_change(
     is_acceptable: Callable[[int], bool],
     election: Election = Election.ONLINE,
     target_isr: Sequence[int] | None = None,
-    log_end_offsets: Mapping[int, int] | None = None,
+    log_end_offsets: Mapping[int, LogEnd | int] | None = None,
     may_keep_leading: Callable[[int], bool] | None = None,
 ) -> PartitionChange | None:
     """The change that moves `current` to the target ISR and a valid leader, or None if no change.
@@ -79,7 +123,8 @@ def build_partition_change(
       ONLINE     the current leader if it may keep leading and is in the new ISR; else the first
                  replica (replica order) that is acceptable and in the new ISR; else -1.
       UNCLEAN    as ONLINE, but when no ISR member qualifies: an acceptable replica — the longest
-                 log per `log_end_offsets` (ties and unknowns: replica order) — with ISR = [it].
+                 log per `log_end_offsets` (`choose_unclean_leader`: last epoch, then log end
+                 offset; ties and unknowns: replica order) — with ISR = [it].
     """
     keep = may_keep_leading or is_acceptable
     replicas = current.replicas
@@ -104,9 +149,7 @@ def build_partition_change(
         if leader == NO_LEADER and election is Election.UNCLEAN:
             live = [b for b in replicas if is_acceptable(b)]
             if live:
-                offsets = log_end_offsets or {}
-                # max() keeps the first of equals, so ties go to replica order.
-                leader = max(live, key=lambda b: offsets.get(b, -1))
+                leader = choose_unclean_leader(live, log_end_offsets)
                 isr = (leader,)
                 unclean = True
 
@@ -154,7 +197,8 @@ def _partitions(image: MetadataImage) -> Iterator[tuple[TopicImage, int, Partiti
             yield topic, index, registration
 
 
-def _offsets_for(log_end_offsets: LogEndOffsets | None, topic_id: bytes, partition: int) -> Mapping[int, int] | None:
+def _offsets_for(log_end_offsets: LogEndOffsets | None, topic_id: bytes,
+                 partition: int) -> Mapping[int, LogEnd | int] | None:
     return None if log_end_offsets is None else log_end_offsets(topic_id, partition)
 
 
@@ -270,6 +314,9 @@ class AlterPartitionItem:
     leader_epoch: int
     partition_epoch: int
     new_isr: tuple[int, ...]
+    # KIP-903: the broker epoch of each new_isr member as the leader saw it in its fetches (same
+    # order; -1 where unknown). Empty from a broker that predates the field: not checked then.
+    new_isr_broker_epochs: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,8 +337,11 @@ def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
     mismatch -> INVALID_UPDATE_VERSION; duplicates, members outside the replicas, or an ISR without
     the leader -> INVALID_REQUEST; an *added* member that is fenced or shutting down ->
     INELIGIBLE_REPLICA (members kept from the current ISR, such as the leader itself in controlled
-    shutdown, may stay: a shrink is never blocked). The same partition twice in one request ->
-    INVALID_REQUEST for the second.
+    shutdown, may stay: a shrink is never blocked); an added member whose broker epoch (as the
+    leader saw it in its fetches) is not its current one -> INELIGIBLE_REPLICA too (KIP-903: the
+    leader's view of that replica came from an earlier incarnation, maybe with a longer log than
+    the one restarted now); broker epochs not matching new_isr in length -> INVALID_REQUEST. The
+    same partition twice in one request -> INVALID_REQUEST for the second.
     An ISR equal to the current one succeeds with no record.
     """
     broker = image.brokers.get(broker_id)
@@ -321,7 +371,11 @@ def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
             if (len(set(new_isr)) != len(new_isr) or not set(new_isr) <= set(current.replicas)
                     or current.leader not in new_isr):
                 error = ErrorCode.invalid_request
+            elif item.new_isr_broker_epochs and len(item.new_isr_broker_epochs) != len(new_isr):
+                error = ErrorCode.invalid_request
             elif any(b not in current.isr and not is_active(b) for b in new_isr):
+                error = ErrorCode.ineligible_replica
+            elif _stale_additions(image, current, new_isr, item.new_isr_broker_epochs):
                 error = ErrorCode.ineligible_replica
         seen.add(key)
         if error != ErrorCode.none or current is None:
@@ -335,6 +389,19 @@ def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
         records.append(change)
         outcomes.append(AlterPartitionOutcome(item.topic_id, item.partition, ErrorCode.none, current.merge(change)))
     return records, outcomes
+
+
+def _stale_additions(image: MetadataImage, current: PartitionRegistration, new_isr: tuple[int, ...],
+                     broker_epochs: tuple[int, ...]) -> list[int]:
+    """Members `new_isr` adds whose broker epoch as the leader saw it is not their current one."""
+    if not broker_epochs:
+        return []
+    stale = []
+    for member, epoch in zip(new_isr, broker_epochs, strict=True):
+        broker = image.brokers.get(member)
+        if member not in current.isr and (broker is None or broker.broker_epoch != epoch):
+            stale.append(member)
+    return stale
 
 
 # -- manual elections --------------------------------------------------------------------------------
@@ -424,6 +491,9 @@ __all__ = [
     "AlterPartitionOutcome",
     "ElectOutcome",
     "Election",
+    "LogEnd",
+    "choose_unclean_leader",
+    "unclean_loss",
     "alter_partition",
     "build_partition_change",
     "controlled_shutdown_records",

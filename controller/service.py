@@ -13,16 +13,20 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import grpc
+
+from brookpb import broker_pb2 as bpb
+from brookpb import broker_pb2_grpc, controller_pb2_grpc
 from brookpb import controller_pb2 as cpb
-from brookpb import controller_pb2_grpc
 from cluster import codec
 from cluster.config import Config
 from cluster.effective_config import EffectiveConfigError, cluster_config, topic_config
 from cluster.errors import ErrorCode
-from cluster.image import MetadataImage, image_to_records
+from cluster.grpcutil import channel_options
+from cluster.image import MetadataImage, image_to_records, replay_all
 from cluster.records import (
     ClusterRecord,
     ControllerRegistration,
@@ -49,6 +53,16 @@ METADATA_RECORDS_PER_REPLY_MAX = 5_000
 PENDING_WRITES_MAX = 1_000
 # How often the active controller looks for offline partitions that can get a leader.
 OFFLINE_CHECK_INTERVAL_MS = 500
+# Before an unclean election the live replicas are asked where their logs end; this bounds the wait
+# for all of them together (a replica that does not answer in time counts as shortest).
+LOG_END_PROBE_TIMEOUT_S = 1.0
+
+
+async def probe_replica_states(address: str, timeout_s: float) -> Any:
+    """ReplicaStates of one broker (its replicas' last epoch and log end offset) over gRPC."""
+    async with grpc.aio.insecure_channel(address, options=channel_options()) as channel:
+        stub = broker_pb2_grpc.BrokerServiceStub(channel)
+        return await stub.ReplicaStates(bpb.ReplicaStateRequest(), timeout=timeout_s)
 
 
 class NotActive(Exception):
@@ -76,6 +90,10 @@ class ControllerRuntime:
         self._last_offline_check_ms = 0
         # Soft state: log end offsets brokers report for replicas of offline partitions.
         self.offline_leos: dict[tuple[bytes, int], dict[int, int]] = {}
+        # Soft state: (last epoch, log end offset) the live replicas answered just before an
+        # unclean election (`probe_before_unclean`); cleared after the write that used them.
+        self.probed_log_ends: dict[tuple[bytes, int], dict[int, replication.LogEnd]] = {}
+        self.replica_states: Callable[[str, float], Awaitable[Any]] = probe_replica_states
         quorum.add_state_listener(self._on_state_changed)
         quorum.add_change_listener(self._on_metadata_changed)
 
@@ -179,7 +197,7 @@ class ControllerRuntime:
                 raise QuorumError(f"metadata write not committed within {timeout_s:.1f}s")
             result = await self.quorum.submit(records, image.offset, request_id, timeout_s=remaining)
             if result.status in ("ok", "duplicate"):
-                _log_unclean_elections(image, records)
+                _log_unclean_elections(image, records, self.log_end_offsets)
                 return response
             if result.status == "invalid":
                 raise QuorumError(f"metadata command rejected: {result.message}")
@@ -202,8 +220,53 @@ class ControllerRuntime:
             return found
         return enabled
 
-    def log_end_offsets(self, topic_id: bytes, partition: int) -> dict[int, int] | None:
-        return self.offline_leos.get((topic_id, partition))
+    def log_end_offsets(self, topic_id: bytes, partition: int) -> dict[int, replication.LogEnd | int] | None:
+        """What is known of where the partition's replicas' logs end: probed (epoch, LEO) over
+        heartbeat-reported LEOs."""
+        key = (topic_id, partition)
+        merged: dict[int, replication.LogEnd | int] = dict(self.offline_leos.get(key, {}))
+        merged.update(self.probed_log_ends.get(key, {}))
+        return merged or None
+
+    async def probe_before_unclean(self, compute: Callable[[MetadataImage], tuple[list[Record], Any]]) -> None:
+        """If `compute` would elect an unclean leader now, first ask the live replicas of those
+        partitions where their logs end (bounded wait), so the choice picks the longest log."""
+        image = self.image
+        records, _ = compute(image)
+        keys = {(r.topic_id, r.partition) for r in records if isinstance(r, PartitionChange) and r.unclean}
+        if not keys:
+            return
+        after = replay_all(image, records)  # who is live once these records apply (a fenced broker is not)
+        brokers: dict[int, str] = {}
+        for topic_id, partition in keys:
+            reg = after.partition(topic_id, partition)
+            for b in reg.replicas if reg is not None else ():
+                broker = after.brokers.get(b)
+                if broker is not None and not broker.fenced:
+                    brokers[b] = broker.grpc_address
+
+        async def ask(broker_id: int, address: str) -> None:
+            try:
+                reply = await asyncio.wait_for(self.replica_states(address, LOG_END_PROBE_TIMEOUT_S),
+                                               LOG_END_PROBE_TIMEOUT_S)
+            except Exception as e:  # a replica that cannot answer counts as shortest
+                log.info("broker %d did not report its log ends before an unclean election: %s", broker_id, e)
+                return
+            for r in reply.replicas:
+                if (r.topic_id, r.partition) in keys:
+                    self.probed_log_ends.setdefault((r.topic_id, r.partition), {})[broker_id] = (
+                        replication.LogEnd(r.last_epoch, r.log_end_offset))
+
+        await asyncio.gather(*(ask(b, address) for b, address in sorted(brokers.items())))
+
+    async def write_after_probe(self, compute: Callable[[MetadataImage], tuple[list[Record], T]],
+                                timeout_s: float = 5.0) -> T:
+        """`write`, preceded by `probe_before_unclean`; the probe results are dropped afterwards."""
+        await self.probe_before_unclean(compute)
+        try:
+            return await self.write(compute, timeout_s)
+        finally:
+            self.probed_log_ends.clear()
 
     def record_offline_leos(self, broker_id: int, replicas: Iterable[cpb.OfflineReplica]) -> None:
         for r in replicas:
@@ -239,8 +302,9 @@ class ControllerRuntime:
             return cluster_control.fence_stale_broker(img, live, unclean_enabled=self.unclean_for(img),
                                                      log_end_offsets=self.log_end_offsets), None
 
-        log.info("fencing broker %d: no heartbeat for %d ms", stale[0], self.config.getint("broker.session.timeout.ms"))
-        await self.write(compute)
+        log.info("fencing broker %d: no heartbeat for %d ms or its connection was lost %d ms ago", stale[0],
+                 self.heartbeats.session_timeout_ms, self.heartbeats.disconnect_grace_ms)
+        await self.write_after_probe(compute)
 
     async def _maybe_elect_offline(self) -> None:
         """Elect leaders for offline partitions that can have one now — e.g. after
@@ -261,7 +325,7 @@ class ControllerRuntime:
                                                    log_end_offsets=self.log_end_offsets)
             return records, len(records)
 
-        elected = await self.write(compute)
+        elected = await self.write_after_probe(compute)
         if elected:
             log.info("elected leaders for %d offline partitions", elected)
 
@@ -292,15 +356,21 @@ class ControllerRuntime:
         return compute
 
 
-def _log_unclean_elections(image: MetadataImage, records: list[Record]) -> None:
-    """An unclean election may lose acknowledged writes: always say so in the log."""
+def _log_unclean_elections(image: MetadataImage, records: list[Record],
+                           log_end_offsets: replication.LogEndOffsets | None = None) -> None:
+    """An unclean election may lose acknowledged writes: always say so in the log, with the offset
+    range known to be lost (from the replicas that reported their log ends)."""
     for record in records:
         if isinstance(record, PartitionChange) and record.unclean:
             topic = image.topics.get(record.topic_id)
             name = topic.name if topic else record.topic_id.hex()
+            ends = log_end_offsets(record.topic_id, record.partition) if log_end_offsets else None
+            loss = replication.unclean_loss(record.leader, ends)
+            lost = (f"offsets [{loss[0]}, {loss[1]}) that other live replicas hold are lost"
+                    if loss else "no live replica reported a longer log")
             log.warning("UNCLEAN leader election: %s-%d now led by broker %d, which was not in the ISR; "
-                        "writes acknowledged after it fell behind may be lost", name, record.partition,
-                        record.leader)
+                        "writes acknowledged after it fell behind may be lost: %s (log ends: %s)",
+                        name, record.partition, record.leader, lost, dict(ends or {}))
 
 
 def _error_code(e: Exception) -> tuple[int, str]:
@@ -389,8 +459,21 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         if not self.rt.active:
             return self._not_active(reply)
         wait_s = min(max(request.max_wait_ms, 0), 10_000) / 1000.0
+        rt = self.rt
+        current = cluster_control.check_broker_epoch(rt.image, request.broker_id, request.broker_epoch)
+        if current == ErrorCode.none:
+            rt.heartbeats.touch(request.broker_id, rt.clock_ms())
         if wait_s:
-            await self.rt.wait_for_change(request.metadata_offset, wait_s)
+            try:
+                await rt.wait_for_change(request.metadata_offset, wait_s)
+            except asyncio.CancelledError:
+                # The call ended before its wait: the broker went away (a crash closes its connection)
+                # unless its own deadline ran out. Mark it; it is fenced unless it calls again soon.
+                remaining = context.time_remaining()
+                if current == ErrorCode.none and rt.active and (remaining is None or remaining > 0.05):
+                    rt.heartbeats.disconnected(request.broker_id, rt.clock_ms())
+                    log.info("broker %d: connection lost", request.broker_id)
+                raise
         broker = self.rt.image.brokers.get(request.broker_id)
         reply.is_fenced = broker is None or broker.fenced
         metadata_reply(self.rt, request.metadata_offset, reply)
@@ -401,7 +484,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         if not self.rt.active:
             return self._not_active(reply)
         items = [replication.AlterPartitionItem(i.topic_id, i.partition, i.leader_epoch, i.partition_epoch,
-                                                tuple(i.new_isr)) for i in request.items]
+                                                tuple(i.new_isr), tuple(i.new_isr_broker_epochs))
+                 for i in request.items]
         try:
             outcomes = await self.rt.write(lambda img: replication.alter_partition(
                 img, request.broker_id, request.broker_epoch, items))

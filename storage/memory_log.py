@@ -129,6 +129,9 @@ class MemoryLog:
     def epoch_entries(self) -> list[EpochEntry]:
         return self._epochs.entries()
 
+    def assign_epoch(self, epoch: int, start_offset: int) -> bool:
+        return self._epochs.assign(epoch, start_offset)
+
     def check_producer_batch(
         self, producer_id: int, producer_epoch: int, base_sequence: int, last_sequence: int
     ) -> ProducerCheck:
@@ -140,6 +143,9 @@ class MemoryLog:
     # Truncation and deletion.
     def truncate_to(self, offset: int) -> None:
         if offset >= self._log_end_offset:
+            # No data to cut, but an epoch this replica recorded on election without appending
+            # anything starts at the log end: it is not part of any leader's history (Kafka too).
+            self._epochs.truncate_from_end(self._log_end_offset)
             return
         straddling = [h for h, _ in self._batches if h.base_offset < offset <= h.last_offset]
         new_end = straddling[0].base_offset if straddling else offset
@@ -156,7 +162,7 @@ class MemoryLog:
             max((h.max_timestamp for h in kept), default=-1),
         )
         self._epochs.truncate_from_end(new_end)
-        self._producers.truncate(new_end)
+        self._producers.truncate(new_end, (h for h, _ in reversed(self._batches)))
         self._log_end_offset = new_end
         self._high_watermark = min(self._high_watermark, new_end)
         self._cleaner_offset = min(self._cleaner_offset, new_end)

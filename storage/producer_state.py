@@ -7,17 +7,30 @@ then calls `update`, so followers have the same state when they become leader.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from storage.batch import BatchHeader
 from storage.log import ProducerCheck, ProducerCheckResult
 
-__all__ = ["BATCHES_PER_PRODUCER_MAX", "ProducerBatch", "ProducerEntry", "ProducerStateTable"]
+__all__ = [
+    "BATCHES_PER_PRODUCER_MAX",
+    "REBUILD_SCAN_BATCHES_MAX",
+    "ProducerBatch",
+    "ProducerEntry",
+    "ProducerStateTable",
+    "check_request",
+]
 
 # Kafka keeps 5 because a producer has at most max.in.flight.requests.per.connection = 5 batches
 # in flight with idempotence enabled; a retry can only duplicate one of those.
 BATCHES_PER_PRODUCER_MAX = 5
+# After a truncation removed every batch the table remembered for a producer, its state is rebuilt
+# from the batches still in the log (Kafka reloads snapshot + log). The scan walks back from the
+# truncation point and stops after this many batches, so a truncation never reads a whole partition
+# on the event loop; a producer not found within it is unknown again (Kafka's rule for an unknown
+# producer since KIP-360: its next batch is accepted).
+REBUILD_SCAN_BATCHES_MAX = 1000
 _SEQUENCE_MODULUS = 1 << 31
 _HEAD = struct.Struct(">hB")
 _BATCH = struct.Struct(">hiiqq")
@@ -108,9 +121,17 @@ class ProducerStateTable:
             changed.add(header.producer_id)
         return changed
 
-    def truncate(self, end_offset: int) -> set[int]:
-        """Forget batches at or after `end_offset`; a producer left with none is forgotten."""
+    def truncate(self, end_offset: int, headers_newest_first: Iterable[BatchHeader] = ()) -> set[int]:
+        """Forget batches at or after `end_offset`; returns the producer ids whose entry changed.
+
+        A producer left with no remembered batch is rebuilt from `headers_newest_first`: the
+        batches the log still holds below `end_offset`, newest first (at most
+        REBUILD_SCAN_BATCHES_MAX are read). Without this, a producer whose last five batches were
+        truncated would be forgotten although older batches of it remain, and its next batch would
+        be accepted with any sequence (or a duplicate of a surviving batch appended again).
+        """
         changed: set[int] = set()
+        lost: set[int] = set()
         for producer_id, entry in list(self._entries.items()):
             kept = tuple(b for b in entry.batches if b.first_offset < end_offset)
             if kept == entry.batches:
@@ -120,9 +141,64 @@ class ProducerStateTable:
                 self._entries[producer_id] = ProducerEntry(kept[-1].producer_epoch, kept)
             else:
                 del self._entries[producer_id]
+                lost.add(producer_id)
+        if lost:
+            self._rebuild(lost, end_offset, headers_newest_first)
         return changed
+
+    def _rebuild(self, lost: set[int], end_offset: int, headers_newest_first: Iterable[BatchHeader]) -> None:
+        found: dict[int, list[BatchHeader]] = {producer_id: [] for producer_id in lost}
+        complete: set[int] = set()
+        for scanned, header in enumerate(headers_newest_first):
+            if scanned >= REBUILD_SCAN_BATCHES_MAX or len(complete) == len(lost):
+                break
+            assert header.last_offset < end_offset, "rebuild must only see batches below the truncation point"
+            batches = found.get(header.producer_id)
+            if batches is None or header.producer_id in complete:
+                continue
+            if batches and header.producer_epoch < batches[-1].producer_epoch:
+                complete.add(header.producer_id)  # older epochs do not matter once a newer one is known
+                continue
+            batches.append(header)
+            if len(batches) >= BATCHES_PER_PRODUCER_MAX:
+                complete.add(header.producer_id)
+        for producer_id in sorted(found):
+            self.update(reversed(found[producer_id]))
 
     def clear(self) -> set[int]:
         removed = set(self._entries)
         self._entries.clear()
         return removed
+
+
+def check_request(
+    check: Callable[[int, int, int, int], ProducerCheck], headers: Iterable[BatchHeader]
+) -> tuple[int, ProducerCheck] | None:
+    """Kafka's sequence rules for one produce request that may hold several batches.
+
+    `check(producer_id, producer_epoch, base_sequence, last_sequence)` answers from the stored
+    state. Each later batch of the same producer in the request is checked against the batch before
+    it (same epoch, next sequence), as Kafka's ProducerAppendInfo does, because those are not stored
+    yet. Returns (index of the batch, the check) for the first batch that is not NEW, or None.
+    """
+    previous: dict[int, tuple[int, int]] = {}  # producer id -> (epoch, last sequence) in this request
+    for index, header in enumerate(headers):
+        producer_id = header.producer_id
+        if producer_id < 0:
+            continue
+        last_sequence = header.last_sequence
+        earlier = previous.get(producer_id)
+        if earlier is None:
+            result = check(producer_id, header.producer_epoch, header.base_sequence, last_sequence)
+        elif header.producer_epoch < earlier[0]:
+            result = ProducerCheck(ProducerCheckResult.INVALID_PRODUCER_EPOCH)
+        elif header.producer_epoch > earlier[0]:
+            ok = header.base_sequence == 0
+            result = ProducerCheck(ProducerCheckResult.NEW if ok else ProducerCheckResult.OUT_OF_ORDER_SEQUENCE)
+        else:
+            ok = header.base_sequence == (earlier[1] + 1) % _SEQUENCE_MODULUS
+            result = ProducerCheck(ProducerCheckResult.NEW if ok else ProducerCheckResult.OUT_OF_ORDER_SEQUENCE)
+        if result.result != ProducerCheckResult.NEW:
+            return index, result
+        previous[producer_id] = (header.producer_epoch, last_sequence)
+    return None

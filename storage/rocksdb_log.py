@@ -24,7 +24,7 @@ from storage.append import (
     prepare_follower_append,
     prepare_leader_append,
 )
-from storage.batch import parse_header
+from storage.batch import BatchHeader, parse_header
 from storage.compaction import plan_compaction
 from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
@@ -383,8 +383,22 @@ class RocksDBLog:
         return base_offset if base_offset < offset <= last_offset else None
 
     def truncate_to(self, offset: int) -> None:
-        """Drop every batch with an offset >= `offset` (a batch straddling it goes whole)."""
+        """Drop every batch with an offset >= `offset` (a batch straddling it goes whole).
+
+        At or past the log end no data goes, but an epoch entry starting at the log end (recorded
+        on election, nothing appended) does: it belongs to no leader's history (Kafka does the same).
+        """
         if offset >= self._log_end_offset:
+            epochs = EpochCache(self._epochs.entries())
+            if epochs.truncate_from_end(self._log_end_offset):
+                batch = rocksdict.WriteBatch(raw_mode=True)
+                saved, self._epochs = self._epochs, epochs
+                self._put_offsets(batch)
+                try:
+                    self._write(batch)
+                except Exception:
+                    self._epochs = saved
+                    raise
             return
         straddling = self._straddling_base(offset)
         new_end = straddling if straddling is not None else offset
@@ -401,7 +415,7 @@ class RocksDBLog:
         epochs = EpochCache(self._epochs.entries())
         epochs.truncate_from_end(new_end)
         producers = ProducerStateTable(self._producers.entries())
-        changed = producers.truncate(new_end)
+        changed = producers.truncate(new_end, self._headers_newest_first(new_end))
         batch = rocksdict.WriteBatch(raw_mode=True)
         for kind in (keys.BATCH, keys.INDEX):
             self._delete_kind(batch, kind, new_end)
@@ -414,6 +428,35 @@ class RocksDBLog:
         self._put_offsets(batch)
         self._put_producers(batch, changed)
         self._write(batch)
+
+    def _headers_newest_first(self, end_offset: int) -> Iterator[BatchHeader]:
+        """Headers of the stored batches below `end_offset`, newest first (read lazily, one batch
+        body per step, so the caller decides how far back to look)."""
+        lower, upper = keys.kind_range(self._number, keys.INDEX, 0, end_offset)
+        options = rocksdict.ReadOptions()
+        options.set_iterate_upper_bound(upper)
+        iterator = self._db.iter(options)
+        iterator.seek_to_last()
+        while iterator.valid() and iterator.key() >= lower:
+            key = iterator.key()
+            yield parse_header(self._get_required(key[:-9] + keys.BATCH + key[-8:]))
+            iterator.prev()
+
+    def assign_epoch(self, epoch: int, start_offset: int) -> bool:
+        """Record that leader `epoch` starts at `start_offset` (a new leader does this on election,
+        KAFKA-7415); durable before it returns. False when the cache already has a newer epoch."""
+        epochs = EpochCache(self._epochs.entries())
+        if not epochs.assign(epoch, start_offset):
+            return False
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        saved, self._epochs = self._epochs, epochs
+        self._put_offsets(batch)
+        try:
+            self._write(batch)
+        except Exception:
+            self._epochs = saved
+            raise
+        return True
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Drop everything; the log restarts empty at `offset` (a follower far behind the leader's

@@ -49,9 +49,14 @@ def create_topic(cluster, name: str, partitions: int = 1, rf: int = 3, configs: 
 
 
 def partition_state(cluster, topic: str, partition: int = 0) -> apb.PartitionInfo:
-    with admin(cluster) as client:
-        info = client.describe_topics([topic]).topics[0]
-        return next(p for p in info.partitions if p.partition == partition)
+    """The partition as the controllers describe it. Reads may be answered by a follower controller
+    that has not applied the latest commit yet (a topic created a moment ago, say): ask again,
+    briefly, until the partition is there."""
+    def described() -> apb.PartitionInfo | None:
+        with admin(cluster) as client:
+            info = client.describe_topics([topic]).topics[0]
+            return next((p for p in info.partitions if p.partition == partition), None)
+    return wait_until(described, 10, 0.05, f"{topic}-{partition} in the metadata")
 
 
 @dataclass

@@ -48,3 +48,39 @@ def test_touch_never_moves_back_and_forget():
 def test_bad_timeout():
     with pytest.raises(ValueError):
         BrokerHeartbeatTracker(0)
+
+
+@pytest.mark.parametrize(
+    "events, now, stale",
+    [
+        # (what happened: (t, "touch"|"gone", broker)), when we ask, who is stale — session 9000, grace 1000
+        pytest.param([(0, "touch", 1), (100, "gone", 1)], 1000, [], id="within-grace"),
+        pytest.param([(0, "touch", 1), (100, "gone", 1)], 1101, [1], id="gone-after-grace"),
+        pytest.param([(0, "touch", 1), (100, "gone", 1), (300, "touch", 1)], 5000, [], id="called-again"),
+        pytest.param([(0, "touch", 1), (100, "gone", 1), (300, "touch", 1), (400, "gone", 1)], 1401, [1],
+                     id="gone-twice"),
+        pytest.param([(0, "touch", 1), (0, "touch", 2), (100, "gone", 2)], 1200, [2], id="only-the-gone-one"),
+        pytest.param([(0, "touch", 1)], 9001, [1], id="session-still-applies"),
+    ],
+)
+def test_a_lost_connection_is_stale_after_the_grace(events: list[tuple[int, str, int]], now: int,
+                                                    stale: list[int]) -> None:
+    t = BrokerHeartbeatTracker(9000, disconnect_grace_ms=1000)
+    for at, what, broker in events:
+        if what == "touch":
+            t.touch(broker, at)
+        else:
+            t.disconnected(broker, at)
+    assert t.stale(now, [1, 2]) == stale
+
+
+def test_reset_forgets_lost_connections() -> None:
+    t = BrokerHeartbeatTracker(9000, disconnect_grace_ms=1000)
+    t.touch(1, 0)
+    t.disconnected(1, 100)
+    t.reset_all([1], 200)  # a new active controller gives everyone a full session
+    assert t.stale(1500, [1]) == []
+
+
+def test_grace_never_exceeds_the_session() -> None:
+    assert BrokerHeartbeatTracker(500, disconnect_grace_ms=1000).disconnect_grace_ms == 500

@@ -242,6 +242,32 @@ def test_alter_partition_by_a_shutting_down_sole_leader_is_allowed():
     assert records == [PartitionChange(tid("t"), 0, isr=(1, 2))]
 
 
+# KIP-903: (id, broker epochs the leader saw for new ISR (1, 2, 3), given as deltas from each member's
+# current epoch, None = not sent; expected error). Only the *added* member 3 is checked.
+ALTER_BROKER_EPOCHS = [
+    ("current-epoch", (0, 0, 0), ErrorCode.none),
+    ("not-sent-by-an-older-broker", None, ErrorCode.none),
+    ("added-member-previous-incarnation", (0, 0, -1), ErrorCode.ineligible_replica),
+    ("added-member-unknown-epoch", (0, 0, "unknown"), ErrorCode.ineligible_replica),
+    ("kept-member-epoch-not-checked", (0, -1, 0), ErrorCode.none),
+    ("length-mismatch", (0, 0), ErrorCode.invalid_request),
+]
+
+
+@pytest.mark.parametrize(("deltas", "error"), [c[1:] for c in ALTER_BROKER_EPOCHS],
+                         ids=[c[0] for c in ALTER_BROKER_EPOCHS])
+def test_alter_partition_checks_the_broker_epoch_of_added_members(deltas, error):
+    image = _alter_image()
+    epochs: tuple[int, ...] = ()
+    if deltas is not None:
+        epochs = tuple(-1 if d == "unknown" else image.brokers[b].broker_epoch + d
+                       for b, d in zip((1, 2, 3), deltas, strict=False))
+    item = AlterPartitionItem(tid("t"), 0, 0, 0, (1, 2, 3), epochs)
+    records, outcomes = alter_partition(image, 1, image.brokers[1].broker_epoch, [item])
+    assert [o.error for o in outcomes] == [error]
+    assert (records != []) == (error == ErrorCode.none)
+
+
 # -- manual elections --------------------------------------------------------------------------------
 
 # (id, partition, fenced, election, expected error, expected leader)

@@ -1,0 +1,272 @@
+"""Regression tests for the acknowledged-write loss paths of issue 10, at unit level.
+
+Goal: each test replays one loss scenario message by message with the real ReplicaManager,
+LeaderSide, BrokerServicer and FetcherLoop over MemoryLog (broker_harness), and checks the safety
+property the scenario used to break. Method: the harness decides exactly which fetch or metadata
+change happens when, so every interleaving here is deterministic.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from broker_harness import TOPIC, Cluster, batch, batch_summary, run
+
+from broker.core import Broker
+from cluster.errors import ErrorCode
+
+
+def _assert_prefix_agrees(cluster: Cluster, leader_id: int, follower_id: int) -> None:
+    """The follower holds exactly the leader's batches below the leader's HW (what it has of them)."""
+    leader = cluster.nodes[leader_id]
+    follower = cluster.nodes[follower_id]
+    hw = leader.partition.leader.high_watermark
+    upto = min(hw, follower.log.log_end_offset)
+    assert batch_summary(follower.log, upto) == batch_summary(leader.log, upto), (
+        f"broker {follower_id} diverges from leader {leader_id} below HW {hw}")
+
+
+async def _three_replicas_hold_0_to_9(c: Cluster) -> None:
+    c.create(replicas=(1, 2, 3), leader=1)
+    c.sync()
+    await c.produce(1, batch(10, b"a"))
+    for follower in (2, 3):
+        await c.rounds(follower, 3)  # truncation exchange, fetch 0-9, report LEO 10
+    assert c.nodes[1].partition.leader.high_watermark == 10
+
+
+# -- fix 1: KAFKA-7415 and KIP-320 ---------------------------------------------------------------
+
+def test_new_leader_records_its_epoch_so_the_old_leaders_tail_is_truncated():
+    """B leads at E+1 and appends 10-14 that C never fetched; C is elected at E+2. B must cut 10-14
+    in its OffsetsForLeaderEpoch exchange with C: C has to know that its own epoch starts at 10."""
+    async def body() -> None:
+        c = Cluster()
+        await _three_replicas_hold_0_to_9(c)
+        c.change(leader=2, isr=(2, 3))
+        c.sync(2, 3)
+        await c.produce(2, batch(5, b"b-unreplicated"))
+        c.change(leader=3, isr=(2, 3))
+        c.sync(2, 3)
+        assert c.nodes[3].log.epoch_entries()[-1].epoch == c.registration.leader_epoch
+        await c.round(2)  # B's truncation exchange with C
+        assert not c.nodes[2].partition.needs_truncation
+        assert c.nodes[2].log.log_end_offset == 10, "B kept records C never had"
+    run(body)
+
+
+def test_acknowledged_write_is_identical_on_the_isr_after_the_leader_change():
+    """The whole KAFKA-7415 scenario to the end: C's client write at 10-14 is acknowledged only once
+    B holds C's records there, never B's own stale 10-14."""
+    async def body() -> None:
+        c = Cluster()
+        await _three_replicas_hold_0_to_9(c)
+        c.change(leader=2, isr=(2, 3))
+        c.sync(2, 3)
+        await c.produce(2, batch(5, b"b-unreplicated"))
+        c.change(leader=3, isr=(2, 3))
+        c.sync(2, 3)
+        await c.round(2)
+        await c.produce(3, batch(5, b"c-client"))
+        await c.rounds(2, 4)
+        assert c.nodes[3].partition.leader.high_watermark == 15
+        _assert_prefix_agrees(c, 3, 2)
+    run(body)
+
+
+def test_fetch_with_a_diverging_last_epoch_is_answered_with_the_divergence():
+    """KIP-320: even when a follower skipped truncation, its fetch carries its last fetched epoch and
+    the leader answers the diverging epoch instead of appending on top of a different history."""
+    async def body() -> None:
+        c = Cluster()
+        await _three_replicas_hold_0_to_9(c)
+        c.change(leader=2, isr=(2, 3))
+        c.sync(2, 3)
+        await c.produce(2, batch(5, b"b-unreplicated"))
+        c.change(leader=3, isr=(2, 3))
+        c.sync(2, 3)
+        await c.produce(3, batch(5, b"c-client"))
+        c.nodes[2].partition.needs_truncation = False  # as if the epoch exchange had been skipped
+        await c.rounds(2, 6)
+        assert c.nodes[3].partition.leader.high_watermark == 15
+        _assert_prefix_agrees(c, 3, 2)
+    run(body)
+
+
+# -- fix 2: KIP-279 ------------------------------------------------------------------------------
+
+async def _diverged_histories(c: Cluster) -> None:
+    """Leader 1 holds epochs {0@0, 2@5, 4@15}; follower 2 holds {0@0, 3@10}; both LEO 20."""
+    c.create(replicas=(1, 2), leader=1)
+    for leader in (2, 1, 2, 1, 2, 1):  # leader epoch 6, led by broker 1
+        c.change(leader=leader, isr=(1, 2))
+    leader_log = c.nodes[1].logs.get_or_create(b"t".ljust(16, b"\0"), TOPIC, 0, None)
+    leader_log.append_as_leader(batch(5, b"common"), 0, 0)
+    leader_log.append_as_leader(batch(5, b"l2"), 2, 0)
+    leader_log.append_as_leader(batch(5, b"l2"), 2, 0)
+    leader_log.append_as_leader(batch(5, b"l4"), 4, 0)
+    follower_log = c.nodes[2].logs.get_or_create(b"t".ljust(16, b"\0"), TOPIC, 0, None)
+    follower_log.append_as_leader(batch(5, b"common"), 0, 0)
+    follower_log.append_as_leader(batch(5, b"f0"), 0, 0)
+    follower_log.append_as_leader(batch(10, b"f3"), 3, 0)
+    assert [(e.epoch, e.start_offset) for e in follower_log.epoch_entries()] == [(0, 0), (3, 10)]
+    c.sync()
+
+
+def test_truncation_repeats_until_the_epochs_agree():
+    async def body() -> None:
+        c = Cluster(broker_ids=(1, 2))
+        await _diverged_histories(c)
+        for _ in range(5):
+            if not c.nodes[2].partition.needs_truncation:
+                break
+            await c.round(2)
+        assert c.nodes[2].log.log_end_offset == 5, "the follower kept epoch-0 records where the leader has epoch 2"
+    run(body)
+
+
+def test_follower_ends_with_the_leaders_log_after_multi_round_truncation():
+    async def body() -> None:
+        c = Cluster(broker_ids=(1, 2))
+        await _diverged_histories(c)
+        await c.rounds(2, 12)
+        assert c.nodes[2].log.log_end_offset == c.nodes[1].log.log_end_offset
+        assert batch_summary(c.nodes[2].log, 20) == batch_summary(c.nodes[1].log, 20)
+    run(body)
+
+
+# -- fix 3: HW over the maximal ISR ----------------------------------------------------------------
+
+def test_high_watermark_waits_for_a_replica_whose_isr_addition_is_in_flight():
+    async def body() -> None:
+        c = Cluster()
+        c.create(replicas=(1, 2, 3), leader=1, isr=(1, 2))
+        c.sync()
+        await c.produce(1, batch(10))
+        await c.rounds(2, 3)
+        await c.rounds(3, 3)  # broker 3 reaches the HW (10): the leader asks to add it
+        leader = c.nodes[1]
+        leader.manager.isr_maintenance()
+        assert leader.alter_requests and leader.alter_requests[-1][1] == (1, 2, 3)
+        await c.produce(1, batch(10))
+        await c.rounds(2, 2)  # broker 2 has 0-19; broker 3 still 0-9
+        assert leader.partition.leader.high_watermark == 10, (
+            "the HW passed a replica the controller may be committing into the ISR")
+        c.commit_alter_partition(1)
+        await c.rounds(3, 2)
+        assert leader.partition.leader.high_watermark == 20
+    run(body)
+
+
+# -- fix 4: KAFKA-7128 and KIP-207 -----------------------------------------------------------------
+
+async def _new_leader_with_lagging_hw(c: Cluster) -> None:
+    """Broker 1 leads a new epoch with LEO 10 but a checkpointed HW of 5; broker 3 holds 0-4."""
+    c.create(replicas=(1, 2, 3), leader=2, isr=(1, 2))
+    c.change(leader=1, isr=(1, 2))
+    for broker, tags in ((1, (b"a", b"b")), (3, (b"a",))):
+        log = c.nodes[broker].logs.get_or_create(b"t".ljust(16, b"\0"), TOPIC, 0, None)
+        for tag in tags:
+            log.append_as_leader(batch(5, tag), 0, 0)
+    c.nodes[1].log.set_high_watermark(5)
+    c.sync()
+
+
+def test_follower_joins_the_isr_only_past_the_leaders_epoch_start():
+    async def body() -> None:
+        c = Cluster()
+        await _new_leader_with_lagging_hw(c)
+        leader = c.nodes[1]
+        assert leader.partition.leader.high_watermark == 5
+        await c.rounds(3, 1)  # truncation exchange: nothing to cut
+        await c.rounds(3, 1)  # fetch at 5: broker 3 is at the HW, below the epoch start (10)
+        leader.manager.isr_maintenance()
+        assert not any(3 in isr for _, isr in leader.alter_requests), (
+            "broker 3 joined the ISR without records the previous leader may have acknowledged")
+        await c.rounds(3, 1)  # fetch at 10: now past the epoch start
+        leader.manager.isr_maintenance()
+        assert leader.alter_requests and leader.alter_requests[-1][1] == (1, 2, 3)
+    run(body)
+
+
+def test_new_leader_answers_offset_not_available_until_its_hw_reaches_its_epoch_start():
+    async def body() -> None:
+        c = Cluster()
+        await _new_leader_with_lagging_hw(c)
+        broker = SimpleNamespace(replicas=c.nodes[1].manager)
+        latest = Broker.list_offsets(broker, TOPIC, 0, -1)
+        assert latest.error == ErrorCode.offset_not_available
+        await c.rounds(2, 3)  # broker 2 (in the ISR) catches up: the HW reaches 10
+        assert c.nodes[1].partition.leader.high_watermark == 10
+        latest = Broker.list_offsets(broker, TOPIC, 0, -1)
+        assert (latest.error, latest.offset) == (ErrorCode.none, 10)
+    run(body)
+
+
+# -- fix 6: idempotent producer ------------------------------------------------------------------
+
+def _producer_batch(first_sequence: int, count: int = 1) -> bytes:
+    return batch(count, b"p%d-" % first_sequence, producer_id=4242, producer_epoch=0, base_sequence=first_sequence)
+
+
+def test_multi_batch_request_is_checked_batch_after_batch():
+    """Kafka validates each batch of a request against the state left by the batches before it."""
+    async def body() -> None:
+        c = Cluster(broker_ids=(1,), min_insync=1)
+        c.create(replicas=(1,), leader=1)
+        c.sync()
+        first = await c.produce(1, _producer_batch(0, 5))
+        assert first.error == ErrorCode.none
+        both = await c.produce(1, _producer_batch(5, 2) + _producer_batch(7, 3))
+        assert (both.error, both.base_offset) == (ErrorCode.none, 5)
+        gap = await c.produce(1, _producer_batch(10) + _producer_batch(12))
+        assert gap.error == ErrorCode.out_of_order_sequence_number
+        assert c.nodes[1].log.log_end_offset == 10, "a rejected request must append nothing"
+    run(body)
+
+
+# -- fix 5: KIP-903 broker epochs ------------------------------------------------------------------
+
+def test_isr_addition_from_a_previous_incarnations_progress_is_refused():
+    """Broker 3 fetched up to the HW, then restarted (new broker epoch, maybe an empty log). Before
+    its new incarnation fetches, the leader still remembers the old progress and asks to add it; the
+    request names the old broker epoch, and the controller refuses it."""
+    from cluster.records import RegisterBroker, UnfenceBroker
+    from controller.replication import AlterPartitionItem, alter_partition
+
+    async def body() -> None:
+        c = Cluster()
+        c.create(replicas=(1, 2, 3), leader=1, isr=(1, 2))
+        c.sync()
+        await c.produce(1, batch(10))
+        await c.rounds(2, 3)
+        await c.rounds(3, 3)
+        old_epoch = c.image.brokers[3].broker_epoch
+        c.commit([RegisterBroker(3, c.image.offset + 1, "inc-3-restarted", "127.0.0.1", 9003, 9103)])
+        c.commit([UnfenceBroker(3, c.image.brokers[3].broker_epoch)])
+        assert c.image.brokers[3].broker_epoch != old_epoch
+        c.sync(1, 2)
+        leader = c.nodes[1]
+        leader.manager.isr_maintenance()
+        p, isr = leader.alter_requests[-1]
+        epochs = p.leader.broker_epochs(isr)
+        assert isr == (1, 2, 3) and epochs[2] == old_epoch
+        reg = c.registration
+        _, outcomes = alter_partition(c.image, 1, c.image.brokers[1].broker_epoch,
+                                      [AlterPartitionItem(p.topic_id, 0, reg.leader_epoch, reg.partition_epoch,
+                                                          isr, epochs)])
+        assert outcomes[0].error == ErrorCode.ineligible_replica
+    run(body)
+
+
+def test_acks_all_needs_min_insync_replicas():
+    async def body() -> None:
+        c = Cluster(min_insync=2)
+        c.create(replicas=(1, 2, 3), leader=1, isr=(1,))
+        c.sync()
+        result = await c.produce(1, batch(1), acks=-1)
+        assert result.error == ErrorCode.not_enough_replicas
+        assert c.nodes[1].log.log_end_offset == 0
+        accepted = await c.produce(1, batch(1), acks=1)
+        assert accepted.error == ErrorCode.none
+    run(body)
