@@ -85,6 +85,13 @@ class TopicOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class NewPartitions:
+    name: str
+    count: int                                            # the new total
+    assignments: tuple[tuple[int, ...], ...] | None = None  # replicas per new partition; None: spread
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigValue:
     name: str
     value: str | None
@@ -157,6 +164,11 @@ class BrokerCore(Protocol):
                             timeout_ms: int) -> list[TopicOutcome]: ...
 
     async def delete_topics(self, names: Sequence[str], timeout_ms: int) -> list[TopicOutcome]: ...
+
+    async def create_partitions(self, topics: Sequence[NewPartitions], validate_only: bool,
+                                timeout_ms: int) -> list[TopicOutcome]:
+        """Grow each topic to `count` partitions (Kafka's CreatePartitions), forwarded to the controller."""
+        ...
 
     async def describe_configs(self, resources: Sequence[tuple[int, str]]) -> list[ResourceConfigResult]: ...
 

@@ -23,6 +23,7 @@ from broker.api import (
     EpochEndOffset,
     FetchPartition,
     FetchResult,
+    NewPartitions,
     NewTopic,
     OffsetResult,
     ProduceResult,
@@ -239,6 +240,29 @@ class Broker:
             if all(self.session.image.topic_by_name(n) is not None for n in names):
                 return
             await asyncio.sleep(0.01)
+
+    async def create_partitions(self, topics: Sequence[NewPartitions], validate_only: bool,
+                                timeout_ms: int) -> list[TopicOutcome]:
+        request = apb.CreatePartitionsRequest(validate_only=validate_only)
+        for t in topics:
+            item = request.topics.add(name=t.name, count=t.count)
+            for replicas in t.assignments or ():
+                item.assignments.add(broker_ids=replicas)
+        try:
+            reply = await self._admin("CreatePartitions", request)
+        except ControllerUnavailable as e:
+            return [TopicOutcome(t.name, ErrorCode.request_timed_out, str(e)) for t in topics]
+        if reply.error.code:
+            return [TopicOutcome(t.name, ErrorCode(reply.error.code), reply.error.message) for t in topics]
+        outcomes = [TopicOutcome(r.name, ErrorCode(r.error_code), r.error_message, r.topic_id) for r in reply.results]
+        if not validate_only:  # answer once this broker's metadata has the new partitions
+            want = {t.name: t.count for t in topics}
+            deadline = time.monotonic() + min(max(timeout_ms, 0), 10_000) / 1000.0
+            ok = [o.name for o in outcomes if o.error == ErrorCode.none]
+            while time.monotonic() < deadline and not all(
+                    len(getattr(self.session.image.topic_by_name(n), "partitions", ())) >= want[n] for n in ok):
+                await asyncio.sleep(0.01)
+        return outcomes
 
     async def delete_topics(self, names: Sequence[str], timeout_ms: int) -> list[TopicOutcome]:
         try:

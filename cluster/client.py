@@ -48,6 +48,7 @@ ADMIN_METHODS = (
     "DescribeCluster",
     "QuorumStatus",
     "CreateTopics",
+    "CreatePartitions",
     "DeleteTopics",
     "DescribeTopics",
     "ElectLeaders",
@@ -234,6 +235,11 @@ class ControllerClient:
     def create_topics(self, topics: Sequence[apb.CreateTopicRequest], validate_only: bool = False) \
             -> apb.CreateTopicsResponse:
         return self.call("CreateTopics", apb.CreateTopicsRequest(topics=list(topics), validate_only=validate_only))
+
+    def create_partitions(self, name: str, count: int) -> apb.CreatePartitionsResponse:
+        """Grow topic `name` to `count` partitions (one result)."""
+        request = apb.CreatePartitionsRequest(topics=[apb.CreatePartitionsTopic(name=name, count=count)])
+        return self.call("CreatePartitions", request)
 
     def delete_topics(self, names: Sequence[str]) -> apb.DeleteTopicsResponse:
         return self.call("DeleteTopics", apb.DeleteTopicsRequest(names=list(names)))

@@ -115,6 +115,21 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             reply.results.add(name=o.name, error_code=int(o.error), error_message=o.message, topic_id=o.topic_id)
         return reply
 
+    async def CreatePartitions(self, request, context):
+        reply = apb.CreatePartitionsResponse()
+        reqs = [topics.PartitionsRequest(t.name, t.count,
+                                         tuple(tuple(a.broker_ids) for a in t.assignments) if t.assignments else None)
+                for t in request.topics]
+        try:
+            outcomes = await self.rt.write(
+                lambda img: topics.create_partitions(img, reqs, validate_only=request.validate_only),
+                ADMIN_WRITE_TIMEOUT_S)
+        except (NotActive, QuorumError) as e:
+            return self._fail(reply, e)
+        for o in outcomes:
+            reply.results.add(name=o.name, error_code=int(o.error), error_message=o.message, topic_id=o.topic_id)
+        return reply
+
     async def DeleteTopics(self, request, context):
         reply = apb.DeleteTopicsResponse()
         names = list(request.names)

@@ -23,7 +23,15 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from broker.api import AlterConfigOp, BrokerCore, FetchPartition, FetchResult, NewTopic, ProduceResult
+from broker.api import (
+    AlterConfigOp,
+    BrokerCore,
+    FetchPartition,
+    FetchResult,
+    NewPartitions,
+    NewTopic,
+    ProduceResult,
+)
 from broker.kafka.codec import ZERO_MS, build, field_is_nullable, ms, response_module
 from cluster.records import RESOURCE_TOPIC
 from storage.batch import BATCH_HEADER_BYTES, parse_header
@@ -59,6 +67,7 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     33: (0, 2),    # AlterConfigs
     43: (0, 2),    # ElectLeaders
     44: (0, 1),    # IncrementalAlterConfigs
+    37: (0, 3),    # CreatePartitions
     60: (0, 1),    # DescribeCluster
 }
 
@@ -152,6 +161,7 @@ class KafkaHandlers:
             33: self.alter_configs,
             43: self.elect_leaders,
             44: self.incremental_alter_configs,
+            37: self.create_partitions,
             60: self.describe_cluster,
         }
         self._dispatch.update(self.group_handlers)
@@ -512,6 +522,24 @@ class KafkaHandlers:
                                  error_message=message or None, num_partitions=num_partitions,
                                  replication_factor=replication_factor, configs=()))
         return build(mod.CreateTopicsResponse, throttle_time=ZERO_MS, topics=tuple(results))
+
+    async def create_partitions(self, request: Any, api_version: int) -> Any:
+        """Kafka's CreatePartitions, forwarded to the controller (one outcome per topic, in order)."""
+        mod = response_module(37, api_version)
+        items = [NewPartitions(t.name, int(t.count),
+                               tuple(tuple(int(b) for b in a.broker_ids) for a in t.assignments)
+                               if t.assignments else None)
+                 for t in request.topics]
+        outcomes = await self.core.create_partitions(items, bool(request.validate_only), ms(request.timeout)) \
+            if items else []
+        by_name = {o.name: o for o in outcomes}
+        results = []
+        for item in items:
+            o = by_name.get(item.name)
+            error, message = (o.error, o.message) if o else (ErrorCode.unknown_server_error, "no answer")
+            results.append(build(mod.CreatePartitionsTopicResult, name=item.name, error_code=error,
+                                 error_message=message or None))
+        return build(mod.CreatePartitionsResponse, throttle_time=ZERO_MS, results=tuple(results))
 
     async def delete_topics(self, request: Any, api_version: int) -> Any:
         mod = response_module(20, api_version)

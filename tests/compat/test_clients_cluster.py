@@ -342,6 +342,37 @@ def test_admin_client_creates_describes_and_deletes(cluster):
     assert "TOPIC_EXCEPTION" in str(error.value) and "249" in str(error.value)  # INVALID_TOPIC_EXCEPTION (17), one line
 
 
+@pytest.mark.timeout(90)
+def test_admin_client_adds_partitions(cluster):
+    """Issue 13: CreatePartitions (kafka-topics.sh --alter --partitions, AdminClient.create_partitions)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+    a = AdminClient({"bootstrap.servers": cluster.kafka_bootstrap})
+    a.create_topics([NewTopic("grown", num_partitions=2, replication_factor=3)])["grown"].result(timeout=20)
+    a.create_partitions([NewPartitions("grown", 4)])["grown"].result(timeout=20)
+    wait_until(lambda: len(a.list_topics("grown", timeout=10).topics["grown"].partitions) == 4, 20, 0.2,
+               "4 partitions in Metadata")
+    shrink = a.create_partitions([NewPartitions("grown", 3)])["grown"]
+    with pytest.raises(Exception) as error:
+        shrink.result(timeout=20)
+    assert "INVALID_PARTITIONS" in str(error.value), error.value
+    p = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all", "message.timeout.ms": 30000})
+    delivered = []
+    p.produce("grown", value=b"in-a-new-partition", partition=3,
+              on_delivery=lambda err, msg: delivered.append(err or (msg.partition(), msg.offset())))
+    assert p.flush(30) == 0 and delivered == [(3, 0)], delivered
+    c = Consumer({"bootstrap.servers": cluster.kafka_bootstrap, "group.id": "grown-reader",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("grown", 3, 0)])
+    deadline, got = time.monotonic() + 20, None
+    while got is None and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        got = m.value() if m is not None and not m.error() else None
+    c.close()
+    assert got == b"in-a-new-partition"
+
+
 @pytest.mark.timeout(60)
 def test_compacted_topic_reads_latest_value_per_key(cluster):
     """Issue 3: a compacted topic read from the beginning by kafka-python yields the latest value per key."""
