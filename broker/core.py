@@ -28,6 +28,7 @@ from broker.api import (
     OffsetResult,
     ProduceResult,
     ProducerIdResult,
+    QuorumInfo,
     ResourceConfigResult,
     TopicOutcome,
 )
@@ -240,6 +241,20 @@ class Broker:
             if all(self.session.image.topic_by_name(n) is not None for n in names):
                 return
             await asyncio.sleep(0.01)
+
+    async def describe_quorum(self) -> QuorumInfo:
+        try:
+            reply = await self._admin("QuorumStatus", apb.QuorumStatusRequest())
+        except ControllerUnavailable as e:
+            return QuorumInfo(ErrorCode.request_timed_out, str(e))
+        if reply.error.code:
+            return QuorumInfo(ErrorCode(reply.error.code), reply.error.message)
+        leader_view = reply.state == "leader"  # match indexes are known on the leader only
+        voters = tuple((v.node_id, v.match_index if leader_view else -1) for v in reply.voters)
+        observers = tuple((b, -1) for b in sorted(self.session.image.brokers)
+                          if b not in {v.node_id for v in reply.voters})
+        return QuorumInfo(ErrorCode.none, "", reply.leader_id, int(reply.term), int(reply.commit_index), voters,
+                          observers)
 
     async def create_partitions(self, topics: Sequence[NewPartitions], validate_only: bool,
                                 timeout_ms: int) -> list[TopicOutcome]:

@@ -68,6 +68,7 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     43: (0, 2),    # ElectLeaders
     44: (0, 1),    # IncrementalAlterConfigs
     37: (0, 3),    # CreatePartitions
+    55: (0, 1),    # DescribeQuorum
     60: (0, 1),    # DescribeCluster
 }
 
@@ -78,6 +79,8 @@ _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # kio reads the all-zero UUID (Kafka's "no topic id") as None and writes None as zeros.
 _NO_UUID = None
 _INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+# The metadata log as DescribeQuorum names it (Kafka's KRaft topic).
+METADATA_TOPIC = "__cluster_metadata"
 # DescribeConfigs config_source values (DescribeConfigsResponse.json).
 _SOURCE_TOPIC = 1
 _SOURCE_DYNAMIC_BROKER = 2
@@ -162,6 +165,7 @@ class KafkaHandlers:
             43: self.elect_leaders,
             44: self.incremental_alter_configs,
             37: self.create_partitions,
+            55: self.describe_quorum,
             60: self.describe_cluster,
         }
         self._dispatch.update(self.group_handlers)
@@ -540,6 +544,33 @@ class KafkaHandlers:
             results.append(build(mod.CreatePartitionsTopicResult, name=item.name, error_code=error,
                                  error_message=message or None))
         return build(mod.CreatePartitionsResponse, throttle_time=ZERO_MS, results=tuple(results))
+
+    async def describe_quorum(self, request: Any, api_version: int) -> Any:
+        """Kafka's DescribeQuorum (kafka-metadata-quorum): Brook's controller quorum as the partition
+        `__cluster_metadata`-0; leader epoch = Raft term, high watermark = commit index."""
+        mod = response_module(55, api_version)
+        info = await self.core.describe_quorum()
+
+        def replicas(items: Sequence[tuple[int, int]]) -> tuple[Any, ...]:
+            return tuple(build(mod.ReplicaState, replica_id=i, log_end_offset=leo, last_fetch_timestamp=-1,
+                               last_caught_up_timestamp=-1) for i, leo in items)
+
+        topics = []
+        for t in request.topics:
+            parts = []
+            for p in t.partitions:
+                if t.topic_name != METADATA_TOPIC or p.partition_index != 0:
+                    error = ErrorCode.unknown_topic_or_partition
+                else:
+                    error = info.error
+                ok = error == ErrorCode.none
+                parts.append(build(mod.PartitionData, partition_index=p.partition_index, error_code=error,
+                                   leader_id=info.leader_id if ok else -1, leader_epoch=info.leader_epoch if ok else -1,
+                                   high_watermark=info.high_watermark if ok else -1,
+                                   current_voters=replicas(info.voters) if ok else (),
+                                   observers=replicas(info.observers) if ok else ()))
+            topics.append(build(mod.TopicData, topic_name=t.topic_name, partitions=tuple(parts)))
+        return build(mod.DescribeQuorumResponse, error_code=ErrorCode.none, topics=tuple(topics))
 
     async def delete_topics(self, request: Any, api_version: int) -> Any:
         mod = response_module(20, api_version)

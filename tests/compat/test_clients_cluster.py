@@ -9,6 +9,7 @@ cluster per module; every process (brokers, controllers, consumer processes) is 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import shutil
 import signal
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from brookpb import admin_pb2 as apb
 from cluster.cli.launcher import LocalCluster
+from cluster.client import ControllerClient
 from tests.support import admin, create_topic, partition_state, wait_until
 
 SESSION_TIMEOUT_MS = 3000
@@ -371,6 +374,33 @@ def test_admin_client_adds_partitions(cluster):
         got = m.value() if m is not None and not m.error() else None
     c.close()
     assert got == b"in-a-new-partition"
+
+
+@pytest.mark.timeout(60)
+def test_describe_quorum_shows_the_controller_quorum(cluster):
+    """Issue 13: DescribeQuorum (what kafka-metadata-quorum sends) answered by a broker: the quorum's
+    leader and term, its voters, the brokers as observers."""
+    from broker.kafka.codec import build, request_class
+    from tests.unit.kafka.wire_helpers import WireClient
+
+    async def ask(port: int):
+        m = importlib.import_module(request_class(55, 1).__module__)
+        request = build(request_class(55, 1), topics=(build(m.TopicData, topic_name="__cluster_metadata",
+                                                             partitions=(build(m.PartitionData, partition_index=0),)),))
+        client = await WireClient.connect(port)
+        try:
+            return await client.call(request, timeout=20)
+        finally:
+            await client.close()
+
+    port = int(cluster.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+    partition = asyncio.run(ask(port)).topics[0].partitions[0]
+    with ControllerClient(cluster.controller_bootstrap, timeout_s=5.0) as admin:
+        status = admin.call("QuorumStatus", apb.QuorumStatusRequest(), prefer=admin.describe_cluster().active_controller)
+    assert partition.error_code == 0 and partition.leader_id == status.leader_id >= 1
+    assert partition.leader_epoch == status.term and partition.high_watermark >= 1
+    assert sorted(v.replica_id for v in partition.current_voters) == [1, 2, 3]
+    assert sorted(o.replica_id for o in partition.observers) == [101, 102, 103]
 
 
 @pytest.mark.timeout(60)
