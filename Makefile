@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration chaos bench bench-peers lint up down clean
+.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos bench bench-peers lint up down clean
 
 help:
-	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it)"
+	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it); SECURE=1: TLS+SCRAM+ACLs, gRPC mTLS"
 	@echo "make test   - bootstrap the venv and run every test"
+	@echo "make compat - the client/tool compatibility matrix (docs/COMPATIBILITY.md)"
 	@echo "make bench  - storage and cluster benchmarks"
 	@echo "make bench-peers - the same workload against Apache Kafka 4.4.0 (KRaft) and NATS JetStream R3"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
@@ -31,7 +32,7 @@ proto-check: $(STAMP)
 	$(BIN)/python proto/gen.py --check brookpb
 
 run: $(STAMP)
-	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir .data/dev
+	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir $(if $(SECURE),.data/dev-secure --secure,.data/dev)
 
 test: $(STAMP) proto-check
 	$(BIN)/python -m pytest -q tests
@@ -42,12 +43,17 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
+# Java/Go/Node clients and Kafka's tools against a real cluster; builds are cached in .cache/compat/.
+compat: $(STAMP)
+	$(BIN)/python -m pytest -q tests/compat
+
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration 600s --seed $${SEED:-1}
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench
 	$(BIN)/python -m bench.cluster_bench
+	$(BIN)/python -m bench.security_bench
 
 # Fetches the Kafka jars (Maven Central) and builds nats-server + a Go client (Go proxy) into .cache/peers.
 bench-peers: $(STAMP)
@@ -64,4 +70,4 @@ down:
 	docker compose -f deploy/compose.yaml down
 
 clean:
-	rm -rf $(VENV) .data *.egg-info
+	rm -rf $(VENV) .data .cache *.egg-info

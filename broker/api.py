@@ -148,9 +148,8 @@ class BrokerCore(Protocol):
         """The latest metadata image this broker has applied."""
         ...
 
-    def advertised_kafka_address(self, broker_id: int, listener: str | None = None) -> tuple[str, int] | None:
-        """(host, port) of broker `broker_id`'s advertised Kafka listener called `listener` (None: its
-        first Kafka listener), or None when the broker is unknown or has no such listener."""
+    def advertised_kafka_address(self, broker_id: int, listener: str = "") -> tuple[str, int] | None:
+        """Where clients of Kafka listener `listener` reach `broker_id` ("" = its first listener)."""
         ...
 
     def controller_id(self) -> int:
@@ -197,6 +196,11 @@ class BrokerCore(Protocol):
     async def elect_leaders(self, election_type: int,
                             partitions: Sequence[tuple[str, int]] | None) -> list[ElectionOutcome]:
         """election_type: 0 preferred, 1 unclean (Kafka's ElectLeaders). None = every partition."""
+        ...
+
+    async def admin_call(self, method: str, request: object) -> object | None:
+        """Forward an AdminService request (brookpb.admin_pb2) to the active controller; None when no
+        controller answers. The Kafka listener's SCRAM and ACL APIs use it."""
         ...
 
     async def ensure_topic(self, name: str) -> ErrorCode:

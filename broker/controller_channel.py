@@ -9,7 +9,7 @@ import grpc
 
 from brookpb import admin_pb2_grpc, controller_pb2_grpc
 from cluster.errors import ErrorCode
-from cluster.grpcutil import channel_options
+from cluster.grpcutil import aio_channel
 
 log = logging.getLogger("brook.broker.controller")
 
@@ -30,7 +30,7 @@ class ControllerChannel:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=channel_options())
+            channel = aio_channel(address)
             self._channels[address] = channel
         return channel
 

@@ -23,34 +23,12 @@ from brookpb import controller_pb2 as cpb
 from cluster import codec
 from cluster.config import Config
 from cluster.errors import BrookError, ErrorCode
-from cluster.image import (
-    GRPC_LISTENER,
-    GRPC_PROTOCOL,
-    MetadataImage,
-    PartitionRegistration,
-    image_from_records,
-    replay_all,
-)
-from cluster.records import BrokerListener
+from cluster.image import MetadataImage, PartitionRegistration, image_from_records, replay_all
 
 log = logging.getLogger("brook.broker")
 
 CONTROLLER_CALL_TIMEOUT_S = 5.0
 METADATA_WAIT_MS = 1000
-
-
-def advertised_listeners(config: Config) -> list[BrokerListener]:
-    """Every advertised listener of this broker, as registered: the Kafka listeners in `listeners`
-    order (with their security protocol), then GRPC."""
-    out = []
-    for name in config.kafka_listeners():
-        ep = config.advertised_listener(name)
-        assert ep is not None, "a listener in listeners has an advertised address (checked by load_config)"
-        out.append(BrokerListener(name, ep.host, ep.port, config.security_protocol(name)))
-    grpc_ep = config.advertised_listener(GRPC_LISTENER)
-    assert grpc_ep is not None, "a broker has a GRPC listener (checked by load_config)"
-    out.append(BrokerListener(GRPC_LISTENER, grpc_ep.host, grpc_ep.port, GRPC_PROTOCOL))
-    return out
 
 
 def _read_cluster_id(path: str) -> str:
@@ -109,14 +87,19 @@ class ControllerSession:
 
     # -- registration ----------------------------------------------------------------------------
     async def register(self) -> None:
-        listeners = advertised_listeners(self.config)
-        grpc_ep = next(e for e in listeners if e.name == GRPC_LISTENER)
-        kafka = [e for e in listeners if e.name != GRPC_LISTENER]
+        grpc_ep = self.config.advertised_listener("GRPC")
+        # The first Kafka listener is the one registered (and answered in Metadata).
+        kafka_ep = self.config.advertised_listener(next(iter(self.config.kafka_listeners())))
+        assert grpc_ep is not None, "a broker has a GRPC listener (checked by load_config)"
         request = cpb.RegisterBrokerRequest(
             broker_id=self.broker_id, incarnation_id=self.incarnation_id, host=grpc_ep.host,
-            kafka_port=kafka[0].port if kafka else 0, grpc_port=grpc_ep.port,
-            rack=str(self.config["broker.rack"] or ""), cluster_id=self.cluster_id,
-            listeners=[codec.listener_to_pb(e) for e in listeners])
+            kafka_port=kafka_ep.port if kafka_ep else 0, grpc_port=grpc_ep.port,
+            rack=str(self.config["broker.rack"] or ""), cluster_id=self.cluster_id)
+        for name in self.config.kafka_listeners():
+            advertised = self.config.advertised_listener(name)
+            assert advertised is not None, "every Kafka listener has an address (load_config)"
+            request.listeners.add(name=name, host=advertised.host, port=advertised.port,
+                                  security_protocol=self.config.security_protocol(name))
         delay = 0.1
         while True:
             try:

@@ -132,7 +132,8 @@ class Broker:
     def image(self) -> MetadataImage:
         return self.session.image
 
-    def advertised_kafka_address(self, broker_id: int, listener: str | None = None) -> tuple[str, int] | None:
+    def advertised_kafka_address(self, broker_id: int, listener: str = "") -> tuple[str, int] | None:
+        """Where clients of Kafka listener `listener` reach `broker_id` (its first listener when "")."""
         b = self.session.image.brokers.get(broker_id)
         return None if b is None else b.kafka_address(listener)
 
@@ -217,6 +218,15 @@ class Broker:
     # -- admin, forwarded to the active controller -----------------------------------------------
     async def _admin(self, method: str, request: Any) -> Any:
         return await self.controllers.call("admin", method, request, CONTROLLER_CALL_TIMEOUT_S)
+
+    async def admin_call(self, method: str, request: Any) -> Any:
+        """An AdminService call on the active controller (the Kafka security APIs use it); None when
+        no controller answers."""
+        try:
+            return await self._admin(method, request)
+        except ControllerUnavailable as e:
+            log.warning("admin %s: %s", method, e)
+            return None
 
     async def create_topics(self, topics: Sequence[NewTopic], validate_only: bool, timeout_ms: int) -> list[TopicOutcome]:
         request = apb.CreateTopicsRequest(validate_only=validate_only)

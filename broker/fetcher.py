@@ -27,7 +27,7 @@ from broker.truncation import decide_truncation
 from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc
 from cluster.errors import ErrorCode, LogError
-from cluster.grpcutil import channel_options
+from cluster.grpcutil import aio_channel
 from cluster.limits import REPLICA_FETCH_BYTES_MAX, REPLICA_FETCH_PARTITION_BYTES_MAX
 
 log = logging.getLogger("brook.fetcher")
@@ -140,7 +140,7 @@ class FetcherLoop:
         self.broker_epoch = broker_epoch
         self.leader_id = leader_id
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address, options=channel_options())
+        self.channel = aio_channel(address)
         self.stub = broker_pb2_grpc.BrokerServiceStub(self.channel)
         self.task: asyncio.Task | None = None
         self.wake = asyncio.Event()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker import metrics
 from broker.api import FetchPartition, FetchResult, ProduceResult
 from broker.clock import Clock, system_monotonic_ms, system_wall_ms
 from broker.local_changes import LocalPartition, local_changes
@@ -232,6 +233,7 @@ class ReplicaManager:
         if requests:
             self.alter_partition(requests)
 
+    @metrics.track_isr_change
     def on_alter_partition_result(self, p: Partition, error: ErrorCode, reg: PartitionRegistration | None) -> None:
         state = p.leader
         if state is None:
@@ -250,6 +252,7 @@ class ReplicaManager:
     def lookup(self, topic: str, partition: int) -> Partition | None:
         return self.by_name.get((topic, partition))
 
+    @metrics.track_produce
     async def produce(self, topic: str, partition: int, records: bytes, acks: int, timeout_ms: int) -> ProduceResult:
         p = self.by_name.get((topic, partition))
         if p is None or p.leader is None:
@@ -297,6 +300,7 @@ class ReplicaManager:
                                      message=f"producer {header.producer_id}: epoch {header.producer_epoch} is old")
         return None
 
+    @metrics.track_produce_wait
     async def _wait_for_hw(self, p: Partition, epoch: int, target: int, timeout_ms: int,
                            result: ProduceResult) -> ProduceResult:
         deadline_ms = self.monotonic_ms() + max(timeout_ms, 1)
@@ -348,6 +352,7 @@ class ReplicaManager:
             return FetchResult(e.code, hw, hw, p.log.log_start_offset, message=e.message)
         return FetchResult(ErrorCode.none, hw, hw, p.log.log_start_offset, records)
 
+    @metrics.track_fetch
     async def fetch(self, reqs: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
                     max_bytes: int) -> list[FetchResult]:
         deadline_ms = self.monotonic_ms() + max(0, max_wait_ms)

@@ -13,6 +13,7 @@ CreateTopics request, one partition of an election) stay in the replies for the 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from brookpb import admin_pb2 as apb
 from brookpb import admin_pb2_grpc, broker_pb2_grpc
 from brookpb import broker_pb2 as bpb
 from cluster.errors import BrookError, ErrorCode
-from cluster.grpcutil import channel_options
+from cluster.grpcutil import sync_channel
 
 __all__ = [
     "ADMIN_METHODS",
@@ -54,6 +55,11 @@ ADMIN_METHODS = (
     "ElectLeaders",
     "DescribeConfigs",
     "AlterConfigs",
+    "AlterUserScramCredentials",
+    "DescribeUserScramCredentials",
+    "CreateAcls",
+    "DescribeAcls",
+    "DeleteAcls",
 )
 
 # Errors that mean "ask again after refreshing who leads the partition". OFFSET_NOT_AVAILABLE is a
@@ -166,7 +172,7 @@ class ControllerClient:
     def _stub(self, address: str) -> admin_pb2_grpc.AdminServiceStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.insecure_channel(address, options=channel_options())
+            channel = sync_channel(address)
             self._channels[address] = channel
         return admin_pb2_grpc.AdminServiceStub(channel)
 
@@ -267,6 +273,38 @@ class ControllerClient:
         return self.call("AlterConfigs", apb.AlterConfigsRequest(items=[item], validate_only=validate_only))
 
 
+    # -- SCRAM users and ACLs ----------------------------------------------------------------------
+    def upsert_scram_user(self, user: str, password: str, mechanisms: Sequence[str] = ("SCRAM-SHA-512",),
+                          iterations: int = 8192) -> apb.AlterUserScramCredentialsResponse:
+        """Create or replace a user's SCRAM credentials. The password is salted and iterated here (KIP-554):
+        only the salted password travels, and the controller stores keys derived from it."""
+        from cluster.security.scram import salted_password
+
+        request = apb.AlterUserScramCredentialsRequest()
+        for mechanism in mechanisms:
+            salt = os.urandom(32)
+            request.upsertions.add(user=user, mechanism=mechanism, iterations=iterations, salt=salt,
+                                   salted_password=salted_password(mechanism, password, salt, iterations))
+        return self.call("AlterUserScramCredentials", request)
+
+    def delete_scram_user(self, user: str, mechanisms: Sequence[str]) -> apb.AlterUserScramCredentialsResponse:
+        request = apb.AlterUserScramCredentialsRequest(
+            deletions=[apb.ScramDeletion(user=user, mechanism=m) for m in mechanisms])
+        return self.call("AlterUserScramCredentials", request)
+
+    def describe_scram_users(self, users: Sequence[str] = ()) -> apb.DescribeUserScramCredentialsResponse:
+        return self.call("DescribeUserScramCredentials", apb.DescribeUserScramCredentialsRequest(users=list(users)))
+
+    def create_acls(self, entries: Sequence[apb.AclEntry]) -> apb.CreateAclsResponse:
+        return self.call("CreateAcls", apb.CreateAclsRequest(creations=list(entries)))
+
+    def describe_acls(self, acl_filter: apb.AclFilter) -> apb.DescribeAclsResponse:
+        return self.call("DescribeAcls", apb.DescribeAclsRequest(filter=acl_filter))
+
+    def delete_acls(self, filters: Sequence[apb.AclFilter]) -> apb.DeleteAclsResponse:
+        return self.call("DeleteAcls", apb.DeleteAclsRequest(filters=list(filters)))
+
+
 def _summarize(failures: list[str]) -> str:
     unique = list(dict.fromkeys(failures))
     return "; ".join(unique) if unique else "no answer"
@@ -278,7 +316,7 @@ class BrokerClient:
     def __init__(self, address: str, timeout_s: float = 5.0) -> None:
         self.address = parse_addresses(address)[0]
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(self.address, options=channel_options())
+        self._channel = sync_channel(self.address)
         self._stub = broker_pb2_grpc.BrokerServiceStub(self._channel)
 
     def __enter__(self) -> BrokerClient:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from brookpb import metadata_pb2 as pb
 from cluster.records import (
+    AclRecord,
     BrokerListener,
     BrokerShutdown,
     ClusterRecord,
@@ -19,7 +20,10 @@ from cluster.records import (
     ProducerIds,
     Record,
     RegisterBroker,
+    RemoveAcl,
+    RemoveScramCredential,
     RemoveTopic,
+    ScramCredentialRecord,
     TopicRecord,
     UnfenceBroker,
 )
@@ -29,13 +33,12 @@ class DecodeError(Exception):
     """Bytes that are not a metadata command, snapshot or record this version understands."""
 
 
-def listener_to_pb(entry: BrokerListener) -> pb.BrokerListener:
-    return pb.BrokerListener(name=entry.name, host=entry.host, port=entry.port,
-                             security_protocol=entry.security_protocol)
+def listener_to_pb(x: BrokerListener) -> pb.BrokerListener:
+    return pb.BrokerListener(name=x.name, host=x.host, port=x.port, security_protocol=x.security_protocol)
 
 
-def listener_from_pb(m: pb.BrokerListener) -> BrokerListener:
-    return BrokerListener(m.name, m.host, m.port, m.security_protocol)
+def listeners_from_pb(listeners: Iterable[pb.BrokerListener]) -> tuple[BrokerListener, ...]:
+    return tuple(BrokerListener(x.name, x.host, x.port, x.security_protocol) for x in listeners)
 
 
 def record_to_pb(record: Record) -> pb.MetadataRecord:
@@ -51,7 +54,8 @@ def record_to_pb(record: Record) -> pb.MetadataRecord:
                 broker_id=record.broker_id, broker_epoch=record.broker_epoch,
                 incarnation_id=record.incarnation_id, host=record.host, kafka_port=record.kafka_port,
                 grpc_port=record.grpc_port, rack=record.rack,
-                listeners=[listener_to_pb(entry) for entry in record.listeners]))
+                listeners=[pb.BrokerListener(name=x.name, host=x.host, port=x.port,
+                                             security_protocol=x.security_protocol) for x in record.listeners]))
         case FenceBroker():
             m.fence_broker.CopyFrom(pb.FenceBrokerRecord(broker_id=record.broker_id,
                                                          broker_epoch=record.broker_epoch))
@@ -84,6 +88,20 @@ def record_to_pb(record: Record) -> pb.MetadataRecord:
             m.producer_ids.CopyFrom(pb.ProducerIdsRecord(
                 broker_id=record.broker_id, broker_epoch=record.broker_epoch,
                 next_producer_id=record.next_producer_id))
+        case ScramCredentialRecord():
+            m.scram_credential.CopyFrom(pb.ScramCredentialRecord(
+                user=record.user, mechanism=record.mechanism, salt=record.salt, stored_key=record.stored_key,
+                server_key=record.server_key, iterations=record.iterations))
+        case RemoveScramCredential():
+            m.remove_scram_credential.CopyFrom(pb.RemoveScramCredentialRecord(user=record.user,
+                                                                              mechanism=record.mechanism))
+        case AclRecord():
+            m.acl.CopyFrom(pb.AclRecord(
+                acl_id=record.acl_id, resource_type=record.resource_type, resource_name=record.resource_name,
+                pattern_type=record.pattern_type, principal=record.principal, host=record.host,
+                operation=record.operation, permission=record.permission))
+        case RemoveAcl():
+            m.remove_acl.acl_id = record.acl_id
         case _:
             raise TypeError(f"not a metadata record: {record!r}")
     return m
@@ -100,7 +118,7 @@ def record_from_pb(m: pb.MetadataRecord) -> Record:
         case "register_broker":
             r = m.register_broker
             return RegisterBroker(r.broker_id, r.broker_epoch, r.incarnation_id, r.host, r.kafka_port,
-                                  r.grpc_port, r.rack, tuple(listener_from_pb(e) for e in r.listeners))
+                                  r.grpc_port, r.rack, listeners_from_pb(r.listeners))
         case "fence_broker":
             return FenceBroker(m.fence_broker.broker_id, m.fence_broker.broker_epoch)
         case "unfence_broker":
@@ -126,6 +144,17 @@ def record_from_pb(m: pb.MetadataRecord) -> Record:
         case "producer_ids":
             r = m.producer_ids
             return ProducerIds(r.broker_id, r.broker_epoch, r.next_producer_id)
+        case "scram_credential":
+            c = m.scram_credential
+            return ScramCredentialRecord(c.user, c.mechanism, c.salt, c.stored_key, c.server_key, c.iterations)
+        case "remove_scram_credential":
+            return RemoveScramCredential(m.remove_scram_credential.user, m.remove_scram_credential.mechanism)
+        case "acl":
+            a = m.acl
+            return AclRecord(a.acl_id, a.resource_type, a.resource_name, a.pattern_type, a.principal, a.host,
+                             a.operation, a.permission)
+        case "remove_acl":
+            return RemoveAcl(m.remove_acl.acl_id)
     raise DecodeError(f"unknown metadata record kind {kind!r} (written by a newer Brook?)")
 
 

@@ -21,6 +21,7 @@ from cluster.records import (
     LEADER_UNCHANGED,
     NO_LEADER,
     RESOURCE_TOPIC,
+    AclRecord,
     BrokerListener,
     BrokerShutdown,
     ClusterRecord,
@@ -32,15 +33,17 @@ from cluster.records import (
     ProducerIds,
     Record,
     RegisterBroker,
+    RemoveAcl,
+    RemoveScramCredential,
     RemoveTopic,
+    ScramCredentialRecord,
     TopicRecord,
     UnfenceBroker,
 )
+from cluster.security.acl import AclBinding, AclOperation, AclPermission, PatternType, ResourceType
+from cluster.security.scram import ScramCredential
 
 _EMPTY: Mapping = MappingProxyType({})
-# The broker's gRPC listener is registered with this name and this "security protocol".
-GRPC_LISTENER = "GRPC"
-GRPC_PROTOCOL = "GRPC"
 
 
 class ReplayError(Exception):
@@ -58,32 +61,20 @@ class BrokerRegistration:
     rack: str = ""
     fenced: bool = True
     shutting_down: bool = False
-    listeners: tuple[BrokerListener, ...] = ()   # every advertised listener, in the broker's order
+    listeners: tuple[BrokerListener, ...] = ()
+
+    def kafka_address(self, listener: str = "") -> tuple[str, int]:
+        """The advertised (host, port) of Kafka listener `listener`; the registered one when unknown."""
+        for x in self.listeners:
+            if x.name == listener:
+                return x.host, x.port
+        if self.listeners and not listener:
+            return self.listeners[0].host, self.listeners[0].port
+        return self.host, self.kafka_port
 
     @property
     def grpc_address(self) -> str:
         return f"{self.host}:{self.grpc_port}"
-
-    def listener(self, name: str) -> BrokerListener | None:
-        """The advertised listener called `name`, or None when this broker has none by that name."""
-        for entry in self.listeners:
-            if entry.name == name:
-                return entry
-        return None
-
-    @property
-    def kafka_listeners(self) -> tuple[BrokerListener, ...]:
-        """The Kafka listeners (every listener but the gRPC one), in the broker's order."""
-        return tuple(entry for entry in self.listeners if entry.security_protocol != GRPC_PROTOCOL)
-
-    def kafka_address(self, listener: str | None = None) -> tuple[str, int] | None:
-        """(host, port) of the Kafka listener called `listener` (None: the first Kafka listener), or
-        None when this broker has no such Kafka listener. Never another listener's host with this
-        listener's port: a client is sent only where that listener is advertised."""
-        for entry in self.kafka_listeners:
-            if listener is None or entry.name == listener:
-                return entry.host, entry.port
-        return None
 
     @property
     def active(self) -> bool:
@@ -140,6 +131,13 @@ class MetadataImage:
     unclean_elections: int = 0
     # node id -> (raft address, gRPC address) of every controller that has been active.
     controllers: Mapping[int, tuple[str, str]] = field(default_factory=lambda: _EMPTY)
+    # user -> mechanism -> SCRAM credential (salted and iterated; never a password).
+    scram: Mapping[str, Mapping[str, ScramCredential]] = field(default_factory=lambda: _EMPTY)
+    # acl id -> ACL.
+    acls: Mapping[bytes, AclBinding] = field(default_factory=lambda: _EMPTY)
+
+    def scram_credential(self, user: str, mechanism: str) -> ScramCredential | None:
+        return self.scram.get(user, _EMPTY).get(mechanism)
 
     def topic_by_name(self, name: str) -> TopicImage | None:
         topic_id = self.topic_ids.get(name)
@@ -175,6 +173,8 @@ class _Builder:
         self.topic_ids: dict[str, bytes] | None = None
         self.configs: dict[tuple[int, str], Mapping[str, str]] | None = None
         self.controllers: dict[int, tuple[str, str]] | None = None
+        self.scram: dict[str, Mapping[str, ScramCredential]] | None = None
+        self.acls: dict[bytes, AclBinding] | None = None
         self.partitions: dict[bytes, dict[int, PartitionRegistration]] = {}
 
     def brokers_w(self) -> dict[int, BrokerRegistration]:
@@ -213,6 +213,8 @@ class _Builder:
             next_producer_id=self.next_producer_id,
             unclean_elections=self.unclean_elections,
             controllers=image.controllers if self.controllers is None else MappingProxyType(self.controllers),
+            scram=image.scram if self.scram is None else MappingProxyType(self.scram),
+            acls=image.acls if self.acls is None else MappingProxyType(self.acls),
         )
 
 
@@ -222,15 +224,6 @@ def _set_broker_flags(b: _Builder, broker_id: int, broker_epoch: int, **flags: A
     if current is None or current.broker_epoch != broker_epoch:
         raise ReplayError(f"broker {broker_id} epoch {broker_epoch} is not registered")
     brokers[broker_id] = replace(current, **flags)
-
-
-def _legacy_listeners(record: RegisterBroker) -> tuple[BrokerListener, ...]:
-    """The listeners a record written before `listeners` existed stood for: GRPC at host:grpc_port and
-    PLAINTEXT at host:kafka_port (the one pairing those records could express)."""
-    out = [BrokerListener(GRPC_LISTENER, record.host, record.grpc_port, GRPC_PROTOCOL)]
-    if record.kafka_port > 0:
-        out.insert(0, BrokerListener("PLAINTEXT", record.host, record.kafka_port, "PLAINTEXT"))
-    return tuple(out)
 
 
 def _replay_one(b: _Builder, record: Record) -> None:
@@ -251,7 +244,7 @@ def _replay_one(b: _Builder, record: Record) -> None:
                 grpc_port=record.grpc_port,
                 rack=record.rack,
                 fenced=True,
-                listeners=record.listeners or _legacy_listeners(record),
+                listeners=record.listeners,
             )
         case FenceBroker(broker_id=broker_id, broker_epoch=epoch):
             _set_broker_flags(b, broker_id, epoch, fenced=True)
@@ -311,6 +304,36 @@ def _replay_one(b: _Builder, record: Record) -> None:
             if next_id <= b.next_producer_id:
                 raise ReplayError(f"producer ids must grow: {next_id} <= {b.next_producer_id}")
             b.next_producer_id = next_id
+        case ScramCredentialRecord():
+            if b.scram is None:
+                b.scram = dict(b.image.scram)
+            mechanisms = dict(b.scram.get(record.user, _EMPTY))
+            mechanisms[record.mechanism] = ScramCredential(record.mechanism, record.salt, record.stored_key,
+                                                           record.server_key, record.iterations)
+            b.scram[record.user] = MappingProxyType(mechanisms)
+        case RemoveScramCredential(user=user, mechanism=mechanism):
+            if b.scram is None:
+                b.scram = dict(b.image.scram)
+            mechanisms = dict(b.scram.get(user, _EMPTY))
+            if mechanisms.pop(mechanism, None) is None:
+                raise ReplayError(f"user {user!r} has no {mechanism} credential")
+            if mechanisms:
+                b.scram[user] = MappingProxyType(mechanisms)
+            else:
+                del b.scram[user]
+        case AclRecord():
+            if b.acls is None:
+                b.acls = dict(b.image.acls)
+            if record.acl_id in b.acls:
+                raise ReplayError(f"acl {record.acl_id.hex()} already exists")
+            b.acls[record.acl_id] = AclBinding(
+                ResourceType(record.resource_type), record.resource_name, PatternType(record.pattern_type),
+                record.principal, record.host, AclOperation(record.operation), AclPermission(record.permission))
+        case RemoveAcl(acl_id=acl_id):
+            if b.acls is None:
+                b.acls = dict(b.image.acls)
+            if b.acls.pop(acl_id, None) is None:
+                raise ReplayError(f"unknown acl {acl_id.hex()}")
         case _:
             raise ReplayError(f"unknown record type {type(record).__name__}")
 
@@ -355,6 +378,12 @@ def image_to_records(image: MetadataImage) -> list[Record]:
             records.append(ConfigRecord(resource_type, resource_name, name, value))
     if image.next_producer_id:
         records.append(ProducerIds(-1, -1, image.next_producer_id))
+    for user, mechanisms in sorted(image.scram.items()):
+        for mechanism, c in sorted(mechanisms.items()):
+            records.append(ScramCredentialRecord(user, mechanism, c.salt, c.stored_key, c.server_key, c.iterations))
+    for acl_id, a in sorted(image.acls.items()):
+        records.append(AclRecord(acl_id, int(a.resource_type), a.resource_name, int(a.pattern_type), a.principal,
+                                 a.host, int(a.operation), int(a.permission)))
     return records
 
 

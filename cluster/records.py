@@ -26,20 +26,16 @@ class ClusterRecord:
 
 @dataclass(frozen=True, slots=True)
 class BrokerListener:
-    """One advertised listener of a broker (Kafka's BrokerEndpoint)."""
+    """An advertised Kafka listener of a broker."""
 
-    name: str                # INTERNAL, EXTERNAL, PLAINTEXT, ...; GRPC for the broker's gRPC service
+    name: str
     host: str
     port: int
-    security_protocol: str   # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL; GRPC for the gRPC listener
+    security_protocol: str = "PLAINTEXT"
 
 
 @dataclass(frozen=True, slots=True)
 class RegisterBroker:
-    """`host` + `grpc_port` = the GRPC listener. `kafka_port` is the pre-`listeners` field (a Kafka port
-    paired with the gRPC host), kept so that older readers still replay; `listeners` is every advertised
-    listener, empty in records written before it existed."""
-
     broker_id: int
     broker_epoch: int
     incarnation_id: str
@@ -127,6 +123,47 @@ class ControllerRegistration:
     grpc_address: str
 
 
+@dataclass(frozen=True, slots=True)
+class ScramCredentialRecord:
+    """A user's SCRAM credential for one mechanism (KIP-554): salted and iterated, never the password.
+
+    `stored_key` = H(HMAC(SaltedPassword, "Client Key")), `server_key` = HMAC(SaltedPassword, "Server Key").
+    A later record for the same (user, mechanism) replaces it.
+    """
+
+    user: str
+    mechanism: str          # SCRAM-SHA-256 | SCRAM-SHA-512
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
+    iterations: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveScramCredential:
+    user: str
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
+class AclRecord:
+    """One ACL (Kafka's AccessControlEntryRecord); the codes are Kafka's (see cluster.security.acl)."""
+
+    acl_id: bytes           # 16 random bytes; RemoveAcl names it
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAcl:
+    acl_id: bytes
+
+
 Record = (
     ClusterRecord
     | ControllerRegistration
@@ -140,4 +177,8 @@ Record = (
     | RemoveTopic
     | ConfigRecord
     | ProducerIds
+    | ScramCredentialRecord
+    | RemoveScramCredential
+    | AclRecord
+    | RemoveAcl
 )

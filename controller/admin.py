@@ -27,6 +27,7 @@ from cluster.image import MetadataImage
 from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC
 from controller import replication, topics
 from controller.quorum import QuorumError
+from controller.security_admin import SecurityAdminMixin
 from controller.service import ControllerRuntime, NotActive, _error_code
 
 log = logging.getLogger("brook.admin")
@@ -42,7 +43,7 @@ def partition_info(image: MetadataImage, index: int, p) -> apb.PartitionInfo:
                              offline_replicas=offline, unclean_elections=p.unclean_elections)
 
 
-class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+class AdminServicer(SecurityAdminMixin, admin_pb2_grpc.AdminServiceServicer):
     def __init__(self, runtime: ControllerRuntime) -> None:
         self.rt = runtime
 

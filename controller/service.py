@@ -16,8 +16,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import grpc
-
 from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc, controller_pb2_grpc
 from brookpb import controller_pb2 as cpb
@@ -25,7 +23,7 @@ from cluster import codec
 from cluster.config import Config
 from cluster.effective_config import EffectiveConfigError, cluster_config, topic_config
 from cluster.errors import ErrorCode
-from cluster.grpcutil import channel_options
+from cluster.grpcutil import aio_channel
 from cluster.image import MetadataImage, image_to_records, replay_all
 from cluster.records import (
     ClusterRecord,
@@ -60,7 +58,7 @@ LOG_END_PROBE_TIMEOUT_S = 1.0
 
 async def probe_replica_states(address: str, timeout_s: float) -> Any:
     """ReplicaStates of one broker (its replicas' last epoch and log end offset) over gRPC."""
-    async with grpc.aio.insecure_channel(address, options=channel_options()) as channel:
+    async with aio_channel(address) as channel:
         stub = broker_pb2_grpc.BrokerServiceStub(channel)
         return await stub.ReplicaStates(bpb.ReplicaStateRequest(), timeout=timeout_s)
 
@@ -415,7 +413,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
             return reply
         req = cluster_control.RegisterRequest(request.broker_id, request.incarnation_id, request.host,
                                               request.kafka_port, request.grpc_port, request.rack,
-                                              tuple(codec.listener_from_pb(e) for e in request.listeners))
+                                              codec.listeners_from_pb(request.listeners))
         try:
             epoch = await self.rt.write(lambda img: cluster_control.register_broker(
                 img, req, unclean_enabled=self.rt.unclean_for(img)))

@@ -44,8 +44,9 @@ def create_topic(cluster, name: str, partitions: int = 1, rf: int = 3, configs: 
     with admin(cluster) as client:
         reply = wait_until(lambda: client.create_topics([request]), 20, 0.2, f"creating {name}")
         assert reply.results[0].error_code in (0, 36), reply  # 36: created by an earlier attempt
-        wait_until(lambda: all(p.leader >= 0 for p in client.describe_topics([name]).topics[0].partitions),
-                   10, what=f"leaders for {name}")
+        # Every partition listed (a topic just created can be described before its partitions are) and led.
+        wait_until(lambda: len(ps := client.describe_topics([name]).topics[0].partitions) == partitions
+                   and all(p.leader >= 0 for p in ps), 10, what=f"leaders for {name}")
 
 
 def partition_state(cluster, topic: str, partition: int = 0) -> apb.PartitionInfo:

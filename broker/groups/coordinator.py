@@ -211,9 +211,7 @@ class GroupCoordinator:
 
     # -- FindCoordinator ---------------------------------------------------------------------------
 
-    def find_coordinator(self, key: str, key_type: int, listener: str | None = None) -> CoordinatorAnswer:
-        """The group's coordinator, with its address on Kafka listener `listener` (the one the client
-        used; None: the coordinator's first Kafka listener)."""
+    def find_coordinator(self, key: str, key_type: int) -> CoordinatorAnswer:
         if key_type != 0:
             return CoordinatorAnswer(ErrorCode.invalid_request, "Brook coordinates consumer groups only (no transactions)")
         topic = self.core.image().topic_by_name(OFFSETS_TOPIC)
@@ -225,11 +223,9 @@ class GroupCoordinator:
         registration = topic.partitions.get(partition_for(key, len(topic.partitions)))
         if registration is None or registration.leader < 0:
             return CoordinatorAnswer(ErrorCode.coordinator_not_available, "the group's offsets partition has no leader")
-        address = self.core.advertised_kafka_address(registration.leader, listener)
+        address = self.core.advertised_kafka_address(registration.leader)
         if address is None:
-            return CoordinatorAnswer(ErrorCode.coordinator_not_available,
-                                     f"the coordinator has no address on listener {listener}" if listener
-                                     else "the coordinator's address is unknown")
+            return CoordinatorAnswer(ErrorCode.coordinator_not_available, "the coordinator's address is unknown")
         return CoordinatorAnswer(ErrorCode.none, None, registration.leader, address[0], address[1])
 
     def _ensure_offsets_topic(self) -> None:

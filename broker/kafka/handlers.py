@@ -31,9 +31,14 @@ from broker.api import (
     NewPartitions,
     NewTopic,
     ProduceResult,
+    ResourceConfigResult,
 )
+from broker.kafka import security_handlers
 from broker.kafka.codec import ZERO_MS, build, field_is_nullable, ms, response_module
+from broker.kafka.session import ALLOW_ALL, RequestContext
 from cluster.records import RESOURCE_TOPIC
+from cluster.security.acl import AclOperation as Op
+from cluster.security.acl import ResourceType as Res
 from storage.batch import BATCH_HEADER_BYTES, parse_header
 
 __all__ = [
@@ -70,6 +75,9 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     37: (0, 3),    # CreatePartitions
     55: (0, 1),    # DescribeQuorum
     60: (0, 1),    # DescribeCluster
+    17: (0, 1),    # SaslHandshake (answered by the listener's connection state, see server.py)
+    36: (0, 2),    # SaslAuthenticate
+    **security_handlers.API_VERSIONS,
 }
 
 # Group-coordinator API keys; the listener serves them only through `group_handlers`.
@@ -167,17 +175,22 @@ class KafkaHandlers:
             37: self.create_partitions,
             55: self.describe_quorum,
             60: self.describe_cluster,
+            17: self.sasl_not_expected,
+            36: self.sasl_not_expected,
         }
+        self._security = security_handlers.SecurityHandlers(core)
+        self._dispatch.update(self._security.handlers())
         self._dispatch.update(self.group_handlers)
 
-    async def handle(self, api_key: int, api_version: int, request: Any, context: Any = None) -> Any | None:
+    async def handle(self, api_key: int, api_version: int, request: Any,
+                     context: RequestContext | None = None) -> Any | None:
         """The response dataclass, or None when no response is sent (Produce with acks=0).
 
-        `context` (client id and host) reaches the group handlers, which show it in DescribeGroups.
+        `context` (client id, host, principal, authorizer) reaches every handler: handlers authorize
+        each resource they touch as Kafka's KafkaApis does, and the group handlers show the client in
+        DescribeGroups. Without a context everything is allowed (unit tests of the handlers).
         """
-        if context is not None and api_key in self.group_handlers:
-            return await self.group_handlers[api_key](request, api_version, context)  # type: ignore[call-arg]
-        return await self._dispatch[api_key](request, api_version)
+        return await self._dispatch[api_key](request, api_version, context or ALLOW_ALL)  # type: ignore[call-arg]
 
     # ---------------------------------------------------------------- ApiVersions
 
@@ -189,18 +202,32 @@ class KafkaHandlers:
         )
         return build(mod.ApiVersionsResponse, error_code=error, api_keys=keys, throttle_time=ZERO_MS)
 
-    async def api_versions(self, request: Any, api_version: int) -> Any:
+    async def api_versions(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         return self.api_versions_response(api_version)
+
+    async def sasl_not_expected(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """SASL requests on a listener without SASL, or after authentication: ILLEGAL_SASL_STATE (as Kafka).
+
+        On SASL listeners the connection answers them itself before authentication (see server.py).
+        """
+        key = int(request.__api_key__)
+        mod = response_module(key, api_version)
+        if key == 17:
+            return build(mod.SaslHandshakeResponse, error_code=ErrorCode.illegal_sasl_state, mechanisms=())
+        return build(mod.SaslAuthenticateResponse, error_code=ErrorCode.illegal_sasl_state,
+                     error_message="no SASL exchange is expected on this connection", auth_bytes=b"",
+                     session_lifetime=ZERO_MS)
 
     # ---------------------------------------------------------------- Metadata
 
-    def _live_brokers(self) -> list[tuple[int, str, int, str | None]]:
+    def _live_brokers(self, listener: str = "") -> list[tuple[int, str, int, str | None]]:
+        """Unfenced brokers with their address on Kafka listener `listener` (the one the client used)."""
         image = self.core.image()
         out = []
         for broker_id, registration in sorted(image.brokers.items()):
             if registration.fenced:
                 continue
-            address = self.core.advertised_kafka_address(broker_id, self.listener)
+            address = self.core.advertised_kafka_address(broker_id, listener)
             if address is None:
                 continue
             out.append((broker_id, address[0], address[1], registration.rack or None))
@@ -216,10 +243,10 @@ class KafkaHandlers:
             return self.core.broker_id
         return live[0] if live else -1
 
-    async def metadata(self, request: Any, api_version: int) -> Any:
+    async def metadata(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(3, api_version)
         image = self.core.image()
-        live = self._live_brokers()
+        live = self._live_brokers(ctx.listener)
         live_ids = {b[0] for b in live}
         brokers = tuple(
             build(mod.MetadataResponseBroker, node_id=i, host=h, port=p, rack=r) for i, h, p, r in live
@@ -230,11 +257,20 @@ class KafkaHandlers:
         allow_create = bool(getattr(request, "allow_auto_topic_creation", True))
         topics = []
         if requested is None:
+            # Kafka: topics the principal may not DESCRIBE are left out of an all-topics answer.
             for topic in sorted(image.topics.values(), key=lambda t: t.name):
-                topics.append(self._metadata_topic(mod, topic.name, topic, live_ids))
+                if ctx.allowed(Op.DESCRIBE, Res.TOPIC, topic.name):
+                    topics.append(self._metadata_topic(mod, topic.name, topic, live_ids))
         else:
             for entry in requested:
-                topics.append(await self._metadata_requested(mod, entry, allow_create, live_ids))
+                name = entry.name
+                if name is not None and not ctx.allowed(Op.DESCRIBE, Res.TOPIC, name):
+                    topics.append(self._metadata_error(mod, name, ErrorCode.topic_authorization_failed))
+                    continue
+                # Auto-creation needs CREATE on the cluster or the topic, as in Kafka.
+                may_create = allow_create and name is not None and (
+                    ctx.cluster_allowed(Op.CREATE) or ctx.allowed(Op.CREATE, Res.TOPIC, name))
+                topics.append(await self._metadata_requested(mod, entry, may_create, live_ids))
         return build(
             mod.MetadataResponse,
             throttle_time=ZERO_MS,
@@ -320,17 +356,21 @@ class KafkaHandlers:
             log.error("produce %s-%d failed: %s: %s", topic, partition, type(e).__name__, e)
             return ProduceResult(ErrorCode.unknown_server_error, message="internal error")
 
-    async def produce(self, request: Any, api_version: int) -> Any | None:
+    async def produce(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any | None:
         mod = response_module(0, api_version)
         acks = int(request.acks)
         timeout_ms = ms(request.timeout)
         transactional = request.transactional_id is not None
         keys: list[tuple[str, int]] = []
         calls = []
+        writable = {t.name: ctx.allowed(Op.WRITE, Res.TOPIC, t.name) for t in request.topic_data}
         for topic_data in request.topic_data:
             for partition_data in topic_data.partition_data:
                 keys.append((topic_data.name, partition_data.index))
-                if acks not in (0, 1, -1):
+                if not writable[topic_data.name]:
+                    calls.append(_done(ProduceResult(ErrorCode.topic_authorization_failed,
+                                                     message="not authorized to WRITE the topic")))
+                elif acks not in (0, 1, -1):
                     calls.append(_done(ProduceResult(ErrorCode.invalid_required_acks,
                                                      message=f"acks must be 0, 1 or -1, not {acks}")))
                 else:
@@ -350,7 +390,7 @@ class KafkaHandlers:
                 leader = build(mod.LeaderIdAndEpoch, leader_id=leader_id, leader_epoch=leader_epoch) \
                     if hasattr(mod, "LeaderIdAndEpoch") else None
                 if hasattr(mod, "NodeEndpoint") and leader_id >= 0:
-                    address = self.core.advertised_kafka_address(leader_id, self.listener)
+                    address = self.core.advertised_kafka_address(leader_id, ctx.listener)
                     if address is not None:
                         endpoints[leader_id] = build(mod.NodeEndpoint, node_id=leader_id, host=address[0],
                                                      port=address[1])
@@ -375,7 +415,7 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- Fetch
 
-    async def fetch(self, request: Any, api_version: int) -> Any:
+    async def fetch(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(1, api_version)
         session_id = int(getattr(request, "session_id", 0))
         if session_id != 0:
@@ -384,8 +424,13 @@ class KafkaHandlers:
             return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.fetch_session_id_not_found,
                          session_id=0, responses=())
         wanted: list[FetchPartition] = []
+        denied: list[tuple[str, int]] = []
         for topic in request.topics:
+            readable = ctx.allowed(Op.READ, Res.TOPIC, topic.topic)
             for p in topic.partitions:
+                if not readable:
+                    denied.append((topic.topic, p.partition))
+                    continue
                 wanted.append(FetchPartition(
                     topic=topic.topic, partition=p.partition, offset=p.fetch_offset,
                     max_bytes=max(0, p.partition_max_bytes),
@@ -424,6 +469,11 @@ class KafkaHandlers:
                 leader_id, leader_epoch = self._current_leader(want.topic, want.partition)
                 fields["current_leader"] = build(mod.LeaderIdAndEpoch, leader_id=leader_id, leader_epoch=leader_epoch)
             by_topic.setdefault(want.topic, []).append(build(mod.PartitionData, **fields))
+        for topic_name, partition in denied:
+            by_topic.setdefault(topic_name, []).append(build(
+                mod.PartitionData, partition_index=partition, error_code=ErrorCode.topic_authorization_failed,
+                high_watermark=-1, last_stable_offset=-1, log_start_offset=-1, aborted_transactions=None,
+                preferred_read_replica=-1, records=None))
         responses = tuple(
             build(mod.FetchableTopicResponse, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()
         )
@@ -432,12 +482,18 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- ListOffsets / OffsetForLeaderEpoch
 
-    async def list_offsets(self, request: Any, api_version: int) -> Any:
+    async def list_offsets(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(2, api_version)
         topics = []
         for topic in request.topics:
             parts = []
+            described = ctx.allowed(Op.DESCRIBE, Res.TOPIC, topic.name)
             for p in topic.partitions:
+                if not described:
+                    parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
+                                       error_code=ErrorCode.topic_authorization_failed, timestamp=-1, offset=-1,
+                                       leader_epoch=-1))
+                    continue
                 result = self.core.list_offsets(topic.name, p.partition_index, p.timestamp,
                                                 getattr(p, "current_leader_epoch", -1))
                 parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
@@ -446,12 +502,17 @@ class KafkaHandlers:
             topics.append(build(mod.ListOffsetsTopicResponse, name=topic.name, partitions=tuple(parts)))
         return build(mod.ListOffsetsResponse, throttle_time=ZERO_MS, topics=tuple(topics))
 
-    async def offset_for_leader_epoch(self, request: Any, api_version: int) -> Any:
+    async def offset_for_leader_epoch(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(23, api_version)
         topics = []
         for topic in request.topics:
             parts = []
+            described = ctx.allowed(Op.DESCRIBE, Res.TOPIC, topic.topic)
             for p in topic.partitions:
+                if not described:
+                    parts.append(build(mod.EpochEndOffset, error_code=ErrorCode.topic_authorization_failed,
+                                       partition=p.partition, leader_epoch=-1, end_offset=-1))
+                    continue
                 result = self.core.offset_for_leader_epoch(topic.topic, p.partition,
                                                            getattr(p, "current_leader_epoch", -1), p.leader_epoch)
                 parts.append(build(mod.EpochEndOffset, error_code=result.error, partition=p.partition,
@@ -461,7 +522,7 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- InitProducerId
 
-    async def init_producer_id(self, request: Any, api_version: int) -> Any:
+    async def init_producer_id(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(22, api_version)
         if request.transactional_id is not None:
             # Transactions are later work. INVALID_REQUEST is fatal for the client with a clear cause,
@@ -470,13 +531,18 @@ class KafkaHandlers:
                      request.transactional_id)
             return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=ErrorCode.invalid_request,
                          producer_id=-1, producer_epoch=-1)
+        # Kafka 3+: an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on any topic.
+        if not (ctx.cluster_allowed(Op.IDEMPOTENT_WRITE) or ctx.authorizer is None
+                or any(ctx.allowed(Op.WRITE, Res.TOPIC, t.name) for t in self.core.image().topics.values())):
+            return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS,
+                         error_code=ErrorCode.cluster_authorization_failed, producer_id=-1, producer_epoch=-1)
         result = await self.core.init_producer_id()
         return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=result.error,
                      producer_id=result.producer_id, producer_epoch=result.producer_epoch)
 
     # ---------------------------------------------------------------- CreateTopics / DeleteTopics
 
-    async def create_topics(self, request: Any, api_version: int) -> Any:
+    async def create_topics(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(19, api_version)
         timeout_ms = ms(getattr(request, "timeout", 60_000))
         validate_only = bool(getattr(request, "validate_only", False))
@@ -488,6 +554,8 @@ class KafkaHandlers:
         for t in request.topics:
             if counts[t.name] > 1:
                 early[t.name] = (ErrorCode.invalid_request, "topic named more than once in the request")
+            elif not (ctx.cluster_allowed(Op.CREATE) or ctx.allowed(Op.CREATE, Res.TOPIC, t.name)):
+                early[t.name] = (ErrorCode.topic_authorization_failed, "not authorized to CREATE the topic")
             elif not _TOPIC_NAME.match(t.name) or t.name in (".", ".."):
                 early[t.name] = (ErrorCode.invalid_topic_exception, "topic names are 1-249 of [a-zA-Z0-9._-]")
             elif t.assignments:
@@ -527,28 +595,35 @@ class KafkaHandlers:
                                  replication_factor=replication_factor, configs=()))
         return build(mod.CreateTopicsResponse, throttle_time=ZERO_MS, topics=tuple(results))
 
-    async def create_partitions(self, request: Any, api_version: int) -> Any:
-        """Kafka's CreatePartitions, forwarded to the controller (one outcome per topic, in order)."""
+    async def create_partitions(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """Kafka's CreatePartitions, forwarded to the controller (ALTER on the topic, as Kafka)."""
         mod = response_module(37, api_version)
-        items = [NewPartitions(t.name, int(t.count),
-                               tuple(tuple(int(b) for b in a.broker_ids) for a in t.assignments)
-                               if t.assignments else None)
-                 for t in request.topics]
+        items: list[NewPartitions] = []
+        early: dict[str, tuple[ErrorCode, str]] = {}
+        for t in request.topics:
+            if not ctx.allowed(Op.ALTER, Res.TOPIC, t.name):
+                early[t.name] = (ErrorCode.topic_authorization_failed, "not authorized to ALTER the topic")
+                continue
+            items.append(NewPartitions(t.name, int(t.count),
+                                       tuple(tuple(int(b) for b in a.broker_ids) for a in t.assignments)
+                                       if t.assignments else None))
         outcomes = await self.core.create_partitions(items, bool(request.validate_only), ms(request.timeout)) \
             if items else []
-        by_name = {o.name: o for o in outcomes}
+        by_name = {o.name: (o.error, o.message) for o in outcomes}
         results = []
-        for item in items:
-            o = by_name.get(item.name)
-            error, message = (o.error, o.message) if o else (ErrorCode.unknown_server_error, "no answer")
-            results.append(build(mod.CreatePartitionsTopicResult, name=item.name, error_code=error,
+        for t in request.topics:
+            error, message = early.get(t.name) or by_name.get(t.name) or (ErrorCode.unknown_server_error, "no answer")
+            results.append(build(mod.CreatePartitionsTopicResult, name=t.name, error_code=error,
                                  error_message=message or None))
         return build(mod.CreatePartitionsResponse, throttle_time=ZERO_MS, results=tuple(results))
 
-    async def describe_quorum(self, request: Any, api_version: int) -> Any:
+    async def describe_quorum(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         """Kafka's DescribeQuorum (kafka-metadata-quorum): Brook's controller quorum as the partition
-        `__cluster_metadata`-0; leader epoch = Raft term, high watermark = commit index."""
+        `__cluster_metadata`-0; leader epoch = Raft term, high watermark = commit index. DESCRIBE on
+        the cluster, as Kafka."""
         mod = response_module(55, api_version)
+        if not ctx.cluster_allowed(Op.DESCRIBE):
+            return build(mod.DescribeQuorumResponse, error_code=ErrorCode.cluster_authorization_failed, topics=())
         info = await self.core.describe_quorum()
 
         def replicas(items: Sequence[tuple[int, int]]) -> tuple[Any, ...]:
@@ -572,7 +647,7 @@ class KafkaHandlers:
             topics.append(build(mod.TopicData, topic_name=t.topic_name, partitions=tuple(parts)))
         return build(mod.DescribeQuorumResponse, error_code=ErrorCode.none, topics=tuple(topics))
 
-    async def delete_topics(self, request: Any, api_version: int) -> Any:
+    async def delete_topics(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(20, api_version)
         timeout_ms = ms(request.timeout)
         image = self.core.image()
@@ -589,12 +664,15 @@ class KafkaHandlers:
             for name in request.topic_names:
                 topic = image.topic_by_name(name)
                 entries.append((name, _topic_uuid(topic.topic_id) if topic else _NO_UUID))
-        names = sorted({name for name, _ in entries if name is not None})
+        denied = {name for name, _ in entries if name is not None and not ctx.allowed(Op.DELETE, Res.TOPIC, name)}
+        names = sorted({name for name, _ in entries if name is not None} - denied)
         outcomes = {o.name: o for o in (await self.core.delete_topics(names, timeout_ms) if names else [])}
         results = []
         for name, topic_id in entries:
             if name is None:
                 error, message = ErrorCode.unknown_topic_id, "unknown topic id"
+            elif name in denied:
+                error, message = ErrorCode.topic_authorization_failed, "not authorized to DELETE the topic"
             else:
                 outcome = outcomes.get(name)
                 error = outcome.error if outcome else ErrorCode.unknown_server_error
@@ -605,10 +683,15 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- Configs
 
-    async def describe_configs(self, request: Any, api_version: int) -> Any:
+    async def describe_configs(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(32, api_version)
         resources = [(int(r.resource_type), r.resource_name) for r in request.resources]
-        outcomes = await self.core.describe_configs(resources) if resources else []
+        denied = {i for i, (rtype, rname) in enumerate(resources)
+                  if not _config_allowed(ctx, Op.DESCRIBE_CONFIGS, rtype, rname)}
+        allowed = [r for i, r in enumerate(resources) if i not in denied]
+        got = iter(await self.core.describe_configs(allowed) if allowed else [])
+        outcomes = [_config_denied(rtype, rname) if i in denied else next(got)
+                    for i, (rtype, rname) in enumerate(resources)]
         results = []
         for resource, outcome in zip(request.resources, outcomes, strict=False):
             keys = set(resource.configuration_keys) if resource.configuration_keys is not None else None
@@ -631,13 +714,16 @@ class KafkaHandlers:
                                  resource_name=resource.resource_name, configs=tuple(entries)))
         return build(mod.DescribeConfigsResponse, throttle_time=ZERO_MS, results=tuple(results))
 
-    async def incremental_alter_configs(self, request: Any, api_version: int) -> Any:
+    async def incremental_alter_configs(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(44, api_version)
         responses = []
         for resource in request.resources:
             unsupported = [c.name for c in resource.configs if int(c.config_operation) not in (0, 1)]
             error: ErrorCode
-            if unsupported:
+            if not _config_allowed(ctx, Op.ALTER_CONFIGS, int(resource.resource_type), resource.resource_name):
+                denied = _config_denied(int(resource.resource_type), resource.resource_name)
+                error, message = denied.error, denied.message
+            elif unsupported:
                 error, message = ErrorCode.invalid_request, f"APPEND/SUBTRACT are not supported ({', '.join(unsupported)})"
             else:
                 ops = [AlterConfigOp(c.name, c.value if int(c.config_operation) == 0 else None, int(c.config_operation))
@@ -649,15 +735,21 @@ class KafkaHandlers:
                                    resource_type=resource.resource_type, resource_name=resource.resource_name))
         return build(mod.IncrementalAlterConfigsResponse, throttle_time=ZERO_MS, responses=tuple(responses))
 
-    async def alter_configs(self, request: Any, api_version: int) -> Any:
+    async def alter_configs(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         """Legacy AlterConfigs: the given set replaces the resource's dynamic configs (SETs + DELETEs)."""
         mod = response_module(33, api_version)
         responses = []
         for resource in request.resources:
             resource_type = int(resource.resource_type)
+            error: ErrorCode
+            if not _config_allowed(ctx, Op.ALTER_CONFIGS, resource_type, resource.resource_name):
+                denied = _config_denied(resource_type, resource.resource_name)
+                responses.append(build(mod.AlterConfigsResourceResponse, error_code=denied.error,
+                                       error_message=denied.message, resource_type=resource.resource_type,
+                                       resource_name=resource.resource_name))
+                continue
             current = await self.core.describe_configs([(resource_type, resource.resource_name)])
             given = {c.name: c.value for c in resource.configs}
-            error: ErrorCode
             if current and current[0].error != ErrorCode.none:
                 error, message = current[0].error, current[0].message
             else:
@@ -674,13 +766,17 @@ class KafkaHandlers:
 
     # ---------------------------------------------------------------- Cluster
 
-    async def elect_leaders(self, request: Any, api_version: int) -> Any:
+    async def elect_leaders(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(43, api_version)
         election_type = int(getattr(request, "election_type", 0))
         partitions = None
         if request.topic_partitions is not None:
             partitions = [(t.topic, int(p)) for t in request.topic_partitions for p in t.partitions]
-        if election_type not in (0, 1):
+        outcomes: list[Any]
+        if not ctx.cluster_allowed(Op.ALTER):
+            outcomes = []
+            top_error = ErrorCode.cluster_authorization_failed
+        elif election_type not in (0, 1):
             outcomes = []
             top_error = ErrorCode.invalid_request
         else:
@@ -695,11 +791,16 @@ class KafkaHandlers:
         return build(mod.ElectLeadersResponse, throttle_time=ZERO_MS, error_code=top_error,
                      replica_election_results=results)
 
-    async def describe_cluster(self, request: Any, api_version: int) -> Any:
+    async def describe_cluster(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(60, api_version)
         image = self.core.image()
-        live = self._live_brokers()
+        live = self._live_brokers(ctx.listener)
         endpoint_type = int(getattr(request, "endpoint_type", 1))
+        if not ctx.cluster_allowed(Op.DESCRIBE):
+            return build(mod.DescribeClusterResponse, throttle_time=ZERO_MS,
+                         error_code=ErrorCode.cluster_authorization_failed,
+                         error_message="not authorized to DESCRIBE the cluster", endpoint_type=endpoint_type,
+                         cluster_id=image.cluster_id, controller_id=-1, brokers=())
         if endpoint_type != 1:
             return build(mod.DescribeClusterResponse, throttle_time=ZERO_MS,
                          error_code=ErrorCode.unsupported_endpoint_type,
@@ -713,6 +814,21 @@ class KafkaHandlers:
 
 async def _done(value: Any) -> Any:
     return value
+
+
+def _config_allowed(ctx: RequestContext, operation: Op, resource_type: int, name: str) -> bool:
+    """Configs of a topic need the operation on the topic; broker configs need it on the cluster."""
+    if resource_type == RESOURCE_TOPIC:
+        return ctx.allowed(operation, Res.TOPIC, name)
+    return ctx.cluster_allowed(operation)
+
+
+def _config_denied(resource_type: int, name: str) -> ResourceConfigResult:
+    if resource_type == RESOURCE_TOPIC:
+        return ResourceConfigResult(resource_type, name, ErrorCode.topic_authorization_failed,
+                                    "not authorized for the topic's configs")
+    return ResourceConfigResult(resource_type, name, ErrorCode.cluster_authorization_failed,
+                                "not authorized for the cluster's configs")
 
 
 def _append_time(time_ms: int) -> datetime.datetime | None:

@@ -12,6 +12,13 @@ Handlers start in arrival order and `BrokerCore.produce` is called for each part
 so pipelined Produce requests append in order as long as the core appends (or takes its per-partition
 FIFO turn) before it first yields.
 
+Security (issue 11): a listener has a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).
+TLS is asyncio's (`ListenerSecurity.ssl_context`); with a verified client certificate the principal is
+`User:<subject DN>` after `ssl.principal.mapping.rules`. On SASL listeners each connection runs the SASL
+exchange (`broker.kafka.sasl.SaslState`) first: until it succeeds only ApiVersions, SaslHandshake and
+SaslAuthenticate are served, each answered before the next frame is read, and anything else closes the
+connection. Every request then carries a `RequestContext` with the principal and the authorizer.
+
 Failures stay inside one connection: a malformed frame, an oversize frame, an unknown API, or a
 handler that raises closes that connection with one log line; an unsupported ApiVersions version
 gets UNSUPPORTED_VERSION with the full version list (KIP-511). Idle connections (nothing read and
@@ -22,6 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import ssl
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,16 +42,23 @@ from kio.schema.errors import ErrorCode
 from broker.api import BrokerCore
 from broker.kafka.codec import (
     API_VERSIONS_KEY,
+    ZERO_MS,
     DecodedRequest,
     RequestDecodeError,
     UnsupportedRequest,
+    build,
     decode_request,
     encode_response,
+    response_module,
 )
 from broker.kafka.framing import FRAME_BYTES_MAX_DEFAULT, FrameBuffer, FrameError, FrameTooLarge
 from broker.kafka.handlers import GroupHandler, KafkaHandlers
+from broker.kafka.sasl import AUTHENTICATE_KEY, HANDSHAKE_KEY, SaslState
+from broker.kafka.session import Authorizer, RequestContext
+from cluster.security.acl import ANONYMOUS
+from cluster.security.principal import MappingRule, apply_mapping_rules, subject_dn
 
-__all__ = ["KafkaListener", "start_kafka_listener"]
+__all__ = ["KafkaListener", "ListenerSecurity", "RequestContext", "start_kafka_listener"]
 
 log = logging.getLogger("broker.kafka")
 
@@ -51,6 +68,51 @@ IDLE_MS_DEFAULT = 600_000
 # max.in.flight (5 by default, 1,000,000 at most), so this caps memory, not normal clients.
 INFLIGHT_MAX_DEFAULT = 64
 READ_CHUNK_BYTES = 256 * 1024
+# A TLS handshake that has not finished by then is dropped (asyncio's default is 60 s).
+SSL_HANDSHAKE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ListenerSecurity:
+    """How one Kafka listener authenticates: its name, protocol, TLS context and SASL mechanisms."""
+
+    name: str = "PLAINTEXT"
+    protocol: str = "PLAINTEXT"
+    ssl_context: ssl.SSLContext | None = None
+    mechanisms: tuple[str, ...] = ()
+    mapping_rules: tuple[MappingRule, ...] = (MappingRule(None),)
+
+    def __post_init__(self) -> None:
+        assert self.protocol in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), self.protocol
+        assert (self.ssl_context is not None) == self.protocol.endswith("SSL"), "TLS iff an SSL protocol"
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+
+PLAINTEXT = ListenerSecurity()
+
+
+class _Connection:
+    """One connection's authentication state."""
+
+    def __init__(self, security: ListenerSecurity, handlers: KafkaHandlers, host: str, principal: str) -> None:
+        self.host = host
+        self.principal = principal
+        self.sasl: SaslState | None = None
+        self.close_after = False  # a failed SASL step: close once its answer is written
+        if security.sasl:
+            image = handlers.core.image
+            self.sasl = SaslState(
+                security.mechanisms,
+                lambda user, mechanism: image().scram_credential(user, mechanism),
+                lambda user: list(image().scram.get(user, {}).values()),
+                lambda: secrets.token_urlsafe(24))
+
+    @property
+    def authenticated(self) -> bool:
+        return self.sasl is None or self.sasl.authenticated
 
 
 class _Close:
@@ -74,10 +136,13 @@ def _config(core: BrokerCore, name: str, default: int) -> int:
 class KafkaListener:
     """A running listener. `port` is the bound port (useful with port 0); `close()` stops it."""
 
-    def __init__(self, handlers: KafkaHandlers, frame_bytes_max: int, idle_ms: int, inflight_max: int) -> None:
+    def __init__(self, handlers: KafkaHandlers, frame_bytes_max: int, idle_ms: int, inflight_max: int,
+                 security: ListenerSecurity = PLAINTEXT, authorizer: Authorizer | None = None) -> None:
         if frame_bytes_max <= 0 or idle_ms <= 0 or inflight_max <= 0:
             raise ValueError("frame_bytes_max, idle_ms and inflight_max must be positive")
         self.handlers = handlers
+        self.security = security
+        self.authorizer = authorizer
         self.frame_bytes_max = frame_bytes_max
         self.idle_ms = idle_ms
         self.inflight_max = inflight_max
@@ -87,10 +152,14 @@ class KafkaListener:
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._on_connection, host, port, limit=READ_CHUNK_BYTES)
+        self._server = await asyncio.start_server(self._on_connection, host, port, limit=READ_CHUNK_BYTES,
+                                                  ssl=self.security.ssl_context,
+                                                  ssl_handshake_timeout=SSL_HANDSHAKE_TIMEOUT_S
+                                                  if self.security.ssl_context is not None else None)
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
-        log.info("kafka listener on %s:%d", self.host, self.port)
+        log.info("kafka listener %s (%s) on %s:%d", self.security.name, self.security.protocol, self.host,
+                 self.port)
 
     async def close(self) -> None:
         """Stop accepting, close every connection (in-flight requests are cancelled), and wait."""
@@ -119,7 +188,13 @@ class KafkaListener:
         self._connections.add(task)
         peer = writer.get_extra_info("peername")
         try:
-            await self._serve(reader, writer, f"{peer[0]}:{peer[1]}" if peer else "?")
+            principal = self._tls_principal(writer)
+            if principal is None:
+                log.warning("kafka connection %s closed: no ssl.principal.mapping.rules rule matches the "
+                            "client certificate", peer)
+                return
+            connection = _Connection(self.security, self.handlers, str(peer[0]) if peer else "", principal)
+            await self._serve(reader, writer, f"{peer[0]}:{peer[1]}" if peer else "?", connection)
         except asyncio.CancelledError:
             pass
         except Exception as e:  # the last guard: one connection's bug never reaches the server
@@ -128,7 +203,20 @@ class KafkaListener:
             self._connections.discard(task)
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+    def _tls_principal(self, writer: asyncio.StreamWriter) -> str | None:
+        """User:<mapped subject DN> of a verified client certificate, else User:ANONYMOUS.
+
+        On SASL_SSL the SASL user is the principal (as in Kafka), whatever certificate the client sent."""
+        if self.security.ssl_context is None or self.security.sasl:
+            return ANONYMOUS
+        cert = writer.get_extra_info("peercert")
+        if not cert or not cert.get("subject"):
+            return ANONYMOUS  # no certificate (ssl.client.auth=none/requested)
+        name = apply_mapping_rules(self.security.mapping_rules, subject_dn(cert["subject"]))
+        return None if name is None else f"User:{name}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
+                     connection: _Connection) -> None:
         frames = FrameBuffer(self.frame_bytes_max)
         queue: asyncio.Queue[asyncio.Future[bytes | None] | _Close] = asyncio.Queue(maxsize=self.inflight_max)
         writer_task = asyncio.create_task(self._write_loop(queue, writer, peer))
@@ -157,12 +245,15 @@ class KafkaListener:
                     log.warning("kafka connection %s closed: %s", peer, e)
                     return
                 while (frame := frames.next_frame()) is not None:
-                    item = self._start(frame, peer)
+                    item = self._start(frame, peer, connection)
                     if not isinstance(item, _Close):
                         started.append(item)
                         if len(started) > 4 * self.inflight_max:
                             started = [f for f in started if not f.done()]
                     await queue.put(item)
+                    if connection.close_after and not isinstance(item, _Close):
+                        item = _Close("SASL authentication failed")
+                        await queue.put(item)
                     if isinstance(item, _Close):
                         await writer_task  # flush the responses before the close, then stop
                         return
@@ -173,8 +264,10 @@ class KafkaListener:
                 future.cancel()
             await asyncio.gather(writer_task, *started, return_exceptions=True)
 
-    def _start(self, frame: bytes, peer: str) -> asyncio.Future[bytes | None] | _Close:
+    def _start(self, frame: bytes, peer: str, connection: _Connection) -> asyncio.Future[bytes | None] | _Close:
         """Decode one frame and start handling it; returns the future of its response bytes."""
+        if connection.sasl is not None and connection.sasl.raw_tokens:
+            return self._raw_token(frame, peer, connection)
         try:
             request = decode_request(frame, self.handlers.versions)
         except UnsupportedRequest as e:
@@ -188,10 +281,66 @@ class KafkaListener:
         except RequestDecodeError as e:
             log.warning("kafka connection %s closed: %s", peer, e)
             return _Close(str(e))
-        return asyncio.ensure_future(self._handle(request, peer))
+        if not connection.authenticated:
+            return self._start_unauthenticated(request, peer, connection)
+        return asyncio.ensure_future(self._handle(request, peer, connection))
 
-    async def _handle(self, request: DecodedRequest, peer: str) -> bytes | None:
-        context = RequestContext(request.header.client_id or "", peer.rsplit(":", 1)[0], self.handlers.listener or "")
+    def _raw_token(self, frame: bytes, peer: str, connection: _Connection) -> asyncio.Future[bytes | None] | _Close:
+        """After SaslHandshake v0 the tokens come as raw frames and go back as raw size-prefixed bytes."""
+        sasl = connection.sasl
+        assert sasl is not None
+        result = sasl.authenticate(frame)
+        if result.close:
+            log.warning("kafka connection %s closed: SASL %s failed: %s", peer, sasl.mechanism, result.message)
+            return _Close(result.message)
+        self._note_authenticated(connection, peer)
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        future.set_result(struct.pack(">i", len(result.token)) + result.token)
+        return future
+
+    def _start_unauthenticated(self, request: DecodedRequest, peer: str,
+                               connection: _Connection) -> asyncio.Future[bytes | None] | _Close:
+        """Before SASL succeeds: ApiVersions, SaslHandshake and SaslAuthenticate only.
+
+        The SASL steps are answered here, synchronously, so the next frame sees the new state. A
+        failure is answered and then the connection is closed (`_Connection.close_after`).
+        """
+        sasl = connection.sasl
+        assert sasl is not None
+        if not sasl.allows_before_auth(request.api_key):
+            log.warning("kafka connection %s closed: api_key=%d before SASL authentication", peer, request.api_key)
+            return _Close("request before SASL authentication")
+        if request.api_key == API_VERSIONS_KEY:
+            return asyncio.ensure_future(self._handle(request, peer, connection))
+        if request.api_key == HANDSHAKE_KEY:
+            result = sasl.handshake(request.body.mechanism, request.api_version)
+            mod = response_module(HANDSHAKE_KEY, request.api_version)
+            response = build(mod.SaslHandshakeResponse, error_code=result.error, mechanisms=sasl.mechanisms)
+        else:
+            assert request.api_key == AUTHENTICATE_KEY
+            result = sasl.authenticate(bytes(request.body.auth_bytes))
+            mod = response_module(AUTHENTICATE_KEY, request.api_version)
+            response = build(mod.SaslAuthenticateResponse, error_code=result.error,
+                             error_message=result.message or None, auth_bytes=result.token, session_lifetime=ZERO_MS)
+            if not result.close:
+                self._note_authenticated(connection, peer)
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        future.set_result(encode_response(request.api_key, request.api_version, request.correlation_id, response))
+        if result.close:
+            log.warning("kafka connection %s: SASL failed: %s", peer, result.message)
+            connection.close_after = True
+        return future
+
+    @staticmethod
+    def _note_authenticated(connection: _Connection, peer: str) -> None:
+        sasl = connection.sasl
+        if sasl is not None and sasl.authenticated:
+            connection.principal = f"User:{sasl.user}"
+            log.info("kafka connection %s authenticated as %s (%s)", peer, connection.principal, sasl.mechanism)
+
+    async def _handle(self, request: DecodedRequest, peer: str, connection: _Connection) -> bytes | None:
+        context = RequestContext(request.header.client_id or "", connection.host, connection.principal,
+                                 self.authorizer, self.security.name)
         response = await self.handlers.handle(request.api_key, request.api_version, request.body, context)
         if response is None:
             return None
@@ -215,14 +364,6 @@ class KafkaListener:
                 await writer.drain()
 
 
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """Who sent a request (the group coordinator shows it per member), and on which listener."""
-
-    client_id: str
-    client_host: str
-    listener: str = ""
-
 
 async def start_kafka_listener(
     core: BrokerCore,
@@ -234,7 +375,8 @@ async def start_kafka_listener(
     frame_bytes_max: int | None = None,
     idle_ms: int | None = None,
     inflight_max: int = INFLIGHT_MAX_DEFAULT,
-    listener: str | None = None,
+    security: ListenerSecurity = PLAINTEXT,
+    authorizer: Authorizer | None = None,
 ) -> KafkaListener:
     """Start the Kafka listener on host:port (port 0 picks a free port; see `.port`).
 
@@ -242,14 +384,12 @@ async def start_kafka_listener(
     taking and returning kio dataclasses; `group_versions` gives each key's (min, max) version, and
     only those keys and versions are advertised. `frame_bytes_max` and `idle_ms` default to the core's
     `socket.request.max.bytes` and `connections.max.idle.ms` (Kafka's defaults when it has none).
-    `listener` is the Kafka listener's name: Metadata and FindCoordinator on this listener answer with
-    every broker's address on the listener of that name.
     """
-    handlers = KafkaHandlers(core, group_handlers, group_versions, listener)
+    handlers = KafkaHandlers(core, group_handlers, group_versions)
     if frame_bytes_max is None:
         frame_bytes_max = _config(core, "socket.request.max.bytes", FRAME_BYTES_MAX_DEFAULT)
     if idle_ms is None:
         idle_ms = _config(core, "connections.max.idle.ms", IDLE_MS_DEFAULT)
-    listener = KafkaListener(handlers, frame_bytes_max, idle_ms, inflight_max)
+    listener = KafkaListener(handlers, frame_bytes_max, idle_ms, inflight_max, security, authorizer)
     await listener.start(host, port)
     return listener

@@ -310,6 +310,8 @@ class NetnsCluster:
             "controller.quorum.secret": self.secret,
             "log.dirs": str(node.directory / "data"),
             "metadata.log.dir": str(node.directory / "metadata"),
+            # Test namespaces on a private bridge: the opt-in for PLAINTEXT off loopback (issue 11).
+            "allow.unauthenticated.listeners": "true",
             **self.overrides,
         }
         return "".join(f"{k}={v}\n" for k, v in props.items())

@@ -26,6 +26,8 @@ def add_parser(commands: Any, positive: Any) -> None:
     p.add_argument("--base-port", type=positive, help="use consecutive ports from here (default: free ports)")
     p.add_argument("--insecure", action="store_true",
                    help="no controller.quorum.secret (controller.quorum.insecure.dev=true); loopback only")
+    p.add_argument("--secure", action="store_true",
+                   help="SASL_SSL + SCRAM and ACLs on the Kafka listener, mutual TLS on gRPC (PKI under <data-dir>/tls)")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="a property for every node (repeatable)")
     p.add_argument("--wait-timeout", type=float, default=60.0, metavar="SECONDS",
@@ -41,7 +43,8 @@ def connect_text(cluster: Any, active: Any) -> str:
     for spec in cluster.iter_nodes():
         addresses = [f"{name} {addr}" for name, addr in (
             ("controller", spec.controller_address), ("raft", spec.raft_address),
-            ("kafka", spec.kafka_address), ("grpc", spec.grpc_address)) if addr]
+            ("kafka", spec.kafka_address), ("grpc", spec.grpc_address),
+            ("metrics", f"{spec.metrics_url}/metrics" if spec.metrics_url else None)) if addr]
         nodes.append(f"  node {spec.node_id:<4} {','.join(spec.roles):<18} pid {cluster.pids.get(spec.node_id, '-'):<8} "
                      f"{'  '.join(addresses)}")
     return "\n".join([
@@ -52,6 +55,7 @@ def connect_text(cluster: Any, active: Any) -> str:
         f"Kafka bootstrap servers:  {kafka}",
         f"Controller bootstrap:     {controllers}",
         f"Active controller:        {active_text}",
+        f"Status page:              {status_page_url(cluster)}",
         "",
         "Use the CLI from another shell:",
         f"  export BROOK_BOOTSTRAP_CONTROLLER={controllers}",
@@ -65,6 +69,15 @@ def connect_text(cluster: Any, active: Any) -> str:
         "",
         "Logs: <data-dir>/node-<id>/server.log. Press Ctrl-C to stop every node.",
     ])
+
+
+def status_page_url(cluster: Any) -> str:
+    """The first node's /ui, told to poll every node (so it shows nodes that are down too)."""
+    urls = [spec.metrics_url for spec in cluster.iter_nodes() if spec.metrics_url]
+    if not urls:
+        return "(no metrics.port)"
+    hosts = ",".join(u.removeprefix("http://") for u in urls)
+    return f"{urls[0]}/ui?nodes={hosts}"
 
 
 class _Stop(Exception):
@@ -83,6 +96,11 @@ def dev(ctx: Any) -> int:
     def on_term(signum: int, frame: Any) -> None:
         raise _Stop()
 
+    secure = None
+    if args.secure:
+        from cluster.cli.secure_dev import prepare_secure
+
+        secure = prepare_secure(cluster)
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         cluster.prepare()
@@ -90,6 +108,13 @@ def dev(ctx: Any) -> int:
         cluster.start(wait=False)
         active = cluster.wait_healthy(args.wait_timeout)
         print(connect_text(cluster, active), flush=True)
+        if secure is not None:
+            from cluster.cli.secure_dev import create_admin_user
+            from cluster.client import ControllerClient
+
+            with ControllerClient(cluster.controller_bootstrap.split(","), timeout_s=10) as controller:
+                create_admin_user(secure, controller)
+            print("\n".join(["", *secure.client_text(cluster.kafka_bootstrap)]), flush=True)
         _supervise(cluster)
     except (KeyboardInterrupt, _Stop):
         pass

@@ -71,6 +71,7 @@ class NodeSpec:
     raft_port: int | None = None         # pysyncobj, listed in controller.quorum.voters
     kafka_port: int | None = None        # PLAINTEXT: the Kafka wire protocol
     grpc_port: int | None = None         # GRPC: the broker's gRPC (BrokerService)
+    metrics_port: int | None = None      # metrics.port: HTTP /metrics, /healthz/*, /ui
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -109,7 +110,13 @@ class NodeSpec:
     def grpc_address(self) -> str | None:
         return f"{HOST}:{self.grpc_port}" if self.grpc_port else None
 
+    @property
+    def metrics_url(self) -> str | None:
+        """The node's HTTP endpoint: `<url>/metrics`, `<url>/healthz/ready`, `<url>/ui`."""
+        return f"http://{HOST}:{self.metrics_port}" if self.metrics_port else None
+
     def ports(self) -> list[int]:
+        """The listener ports (the metrics port is `metrics_port`)."""
         return [p for p in (self.controller_port, self.raft_port, self.kafka_port, self.grpc_port) if p]
 
 
@@ -248,6 +255,8 @@ class LocalCluster:
         overrides: Sequence[str] | Mapping[str, str] = (),
         env: Mapping[str, str] | None = None,
         python: str = sys.executable,
+        kafka_listener: str = "PLAINTEXT",
+        node_overrides: Mapping[int, Mapping[str, str]] | None = None,
     ) -> None:
         if not 1 <= controllers <= NODES_MAX:
             raise LaunchError(f"--controllers must be 1..{NODES_MAX}, got {controllers}")
@@ -264,6 +273,11 @@ class LocalCluster:
         self.overrides = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
         self.env = dict(os.environ if env is None else env)
         self.python = python
+        # The name of the brokers' Kafka listener; its protocol comes from listener.security.protocol.map
+        # (e.g. SASL_SSL with the ssl.* and sasl.* keys in `overrides`).
+        self.kafka_listener = kafka_listener
+        # Per-node settings applied after `overrides` (e.g. each broker's own certificate).
+        self.node_overrides = {i: dict(o) for i, o in (node_overrides or {}).items()}
         self.secret: str | None = None
         self.nodes: dict[int, NodeSpec] = {}
         self._procs: dict[int, subprocess.Popen[bytes] | AdoptedProcess] = {}
@@ -337,6 +351,10 @@ class LocalCluster:
 
     # -- layout ------------------------------------------------------------------------------------
 
+    def layout(self) -> list[tuple[int, tuple[str, ...]]]:
+        """(node id, roles) of every node this cluster has, before or after `prepare`."""
+        return self._layout()
+
     def _layout(self) -> list[tuple[int, tuple[str, ...]]]:
         if self.combined:
             return [(i, ("broker", "controller")) for i in range(1, self.controller_count + 1)]
@@ -371,6 +389,11 @@ class LocalCluster:
                     spec.kafka_port, spec.grpc_port = next(ports), next(ports)
                 taken += spec.ports()
             self.nodes[node_id] = spec
+        # Metrics ports after every listener port (a data directory from before metrics.port gets them too).
+        for spec in self.nodes.values():
+            if spec.metrics_port is None:
+                spec.metrics_port = free_ports(1, self._next_base(taken), taken)[0]
+                taken.append(spec.metrics_port)
         for spec in self.nodes.values():
             spec.directory.mkdir(parents=True, exist_ok=True)
             spec.config_path.write_text(self.render_properties(spec), encoding="utf-8")
@@ -415,7 +438,7 @@ class LocalCluster:
         if spec.is_controller:
             listeners.append(f"CONTROLLER://{spec.controller_address}")
         if spec.is_broker:
-            listeners += [f"PLAINTEXT://{spec.kafka_address}", f"GRPC://{spec.grpc_address}"]
+            listeners += [f"{self.kafka_listener}://{spec.kafka_address}", f"GRPC://{spec.grpc_address}"]
         props: dict[str, str] = {
             "process.roles": ",".join(spec.roles),
             "node.id": str(spec.node_id),
@@ -428,11 +451,15 @@ class LocalCluster:
             # The offsets topic waits for this many brokers (as in Kafka): never more than the cluster has.
             "offsets.topic.replication.factor": str(min(3, sum(n.is_broker for n in self.nodes.values()))),
         }
+        if spec.metrics_port:
+            props["metrics.host"] = HOST
+            props["metrics.port"] = str(spec.metrics_port)
         if self.secret is not None:
             props["controller.quorum.secret"] = self.secret
         else:
             props["controller.quorum.insecure.dev"] = "true"
         props.update(self.overrides)
+        props.update(self.node_overrides.get(spec.node_id, {}))
         lines = [f"# Written by `brook dev` for node {spec.node_id}; ports and the secret are reused on restart."]
         lines += [f"{key}={_escape(value)}" for key, value in props.items()]
         return "\n".join(lines) + "\n"
@@ -684,7 +711,7 @@ class LocalCluster:
 
 
 def _ports_in(props: Mapping[str, str]) -> list[str]:
-    out = []
+    out = [props.get("metrics.port", "")]
     for item in props.get("listeners", "").split(","):
         if ":" in item:
             out.append(item.rsplit(":", 1)[1])
@@ -700,7 +727,7 @@ def _recover_ports(spec: NodeSpec, props: Mapping[str, str]) -> None:
         port = int(rest.rsplit(":", 1)[1])
         if name == "CONTROLLER":
             spec.controller_port = port
-        elif name == "PLAINTEXT":
+        elif name != "GRPC":  # the Kafka listener, whatever its name
             spec.kafka_port = port
         elif name == "GRPC":
             spec.grpc_port = port
@@ -708,6 +735,8 @@ def _recover_ports(spec: NodeSpec, props: Mapping[str, str]) -> None:
         node, sep, address = voter.strip().partition("@")
         if sep and node == str(spec.node_id):
             spec.raft_port = int(address.rsplit(":", 1)[1])
+    if props.get("metrics.port", "").isdigit() and int(props["metrics.port"]) > 0:
+        spec.metrics_port = int(props["metrics.port"])
     missing = [name for name, port, needed in (
         ("CONTROLLER listener", spec.controller_port, spec.is_controller),
         ("controller.quorum.voters entry", spec.raft_port, spec.is_controller),

@@ -49,6 +49,12 @@ def _common_options(timeout: bool = True) -> argparse.ArgumentParser:
                         help=f"controller gRPC addresses (default: ${ENV_BOOTSTRAP})")
     common.add_argument("--output", "-o", choices=("table", "json"), default=argparse.SUPPRESS,
                         help="output format (default: table)")
+    common.add_argument("--tls-ca", metavar="FILE", default=argparse.SUPPRESS,
+                        help="with grpc.ssl.enabled clusters: the CA (PEM); also $BROOK_TLS_CA")
+    common.add_argument("--tls-cert", metavar="FILE", default=argparse.SUPPRESS,
+                        help="your certificate (PEM; its principal must be in super.users); also $BROOK_TLS_CERT")
+    common.add_argument("--tls-key", metavar="FILE", default=argparse.SUPPRESS,
+                        help="your private key (PEM); also $BROOK_TLS_KEY")
     if timeout:
         common.add_argument("--timeout", type=float, metavar="SECONDS", default=argparse.SUPPRESS,
                             help=f"deadline of each request (default: {DEFAULT_TIMEOUT_S:g})")
@@ -83,7 +89,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def build_parser() -> BrookArgumentParser:
-    from cluster.cli import admin, data, dev, groups, perf
+    from cluster.cli import admin, data, dev, groups, perf, security
 
     common = _common_options()
     parser = BrookArgumentParser(
@@ -187,6 +193,9 @@ def build_parser() -> BrookArgumentParser:
     groups.add_parsers(commands, common, _positive_int, _non_negative_int)
     perf.add_parsers(commands, common, _positive_int, _non_negative_int)
 
+    # users / acls
+    security.add_parsers(commands, common)
+
     # dev
     dev.add_parser(commands, _positive_int)
 
@@ -219,9 +228,23 @@ class Context:
                              " (`brook dev` prints it)")
         return parse_addresses(text)
 
+    def configure_tls(self) -> None:
+        """Mutual TLS to the cluster's gRPC ports when --tls-* (or $BROOK_TLS_*) are given."""
+        from cluster.grpcutil import GrpcTls, configure_tls
+
+        files = [getattr(self.args, f"tls_{k}", None) or os.environ.get(f"BROOK_TLS_{k.upper()}", "")
+                 for k in ("ca", "cert", "key")]
+        if not any(files):
+            return
+        if not all(files):
+            raise UsageError("mutual TLS needs all of --tls-ca, --tls-cert and --tls-key (or $BROOK_TLS_*)")
+        configure_tls(GrpcTls.from_files(files[0], files[1], files[2]))
+
     def controller(self) -> Any:
         if self._controller is None:
             from cluster.client import ControllerClient
+
+            self.configure_tls()
 
             self._controller = ControllerClient(self.bootstrap(), timeout_s=self.timeout_s)
         return self._controller

@@ -20,10 +20,12 @@ import sys
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from cluster.config import Config, load_config
 from cluster.errors import BrookError
-from cluster.grpcutil import server_options
+from cluster.grpcutil import GrpcTls, add_port, configure_tls, server_interceptors, server_options
+from cluster.observe.node import NodeObserver
 
 log = logging.getLogger("brook.server")
 
@@ -69,6 +71,10 @@ def main(argv: list[str]) -> int:
         return 1
     for warning in config.warnings:  # every Kafka key that does not apply, all at once
         print(f"brook server: warning: {warning}", file=sys.stderr)
+    inter_broker = config.getstr("inter.broker.listener.name")
+    if config.is_broker and inter_broker != "GRPC":
+        print(f"brook server: warning: inter.broker.listener.name={inter_broker}: Brook brokers replicate over the "
+              f"GRPC listener; {inter_broker} serves clients like any other Kafka listener", file=sys.stderr)
     if args.check_config:
         roles = ",".join(sorted(config.process_roles))
         print(f"{path}: valid ({roles}, node.id={config.node_id})")
@@ -86,16 +92,30 @@ def main(argv: list[str]) -> int:
 
 
 async def _start_grpc(address: str, servicers: list[tuple[Any, Any]]) -> grpc.aio.Server:
-    server = grpc.aio.server(options=server_options())
+    server = grpc.aio.server(options=server_options(), interceptors=server_interceptors())
     for add, servicer in servicers:
         add(servicer, server)
-    if server.add_insecure_port(address) == 0:
+    if add_port(server, address) == 0:
         raise BrookError(f"cannot listen on {address} (in use?)")
     await server.start()
     return server
 
 
+def _configure_grpc_tls(config: Config) -> None:
+    """grpc.ssl.enabled: this node's certificate for its gRPC ports and calls (mutual TLS)."""
+    if not config["grpc.ssl.enabled"]:
+        return
+    keystore = config["ssl.keystore.location"]
+    tls = GrpcTls.from_files(config["ssl.truststore.location"], config["ssl.keystore.certificate.location"] or keystore,
+                             keystore, config.super_users)
+    if config.is_broker and tls.common_name() != f"broker-{config.node_id}":
+        raise BrookError(f"grpc.ssl.enabled: this broker's certificate has CN={tls.common_name()!r}, but a broker's "
+                         f"certificate must be CN=broker-{config.node_id} (its node.id)")
+    configure_tls(tls)
+
+
 async def _serve(config: Config) -> int:
+    _configure_grpc_tls(config)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -103,11 +123,14 @@ async def _serve(config: Config) -> int:
     servers: list[grpc.aio.Server] = []
     closers: list[Any] = []
     broker = None
+    node = NodeObserver(config.node_id, sorted(config.process_roles))
     try:
+        await node.start(config.getstr("metrics.host"), config.getint("metrics.port"))
+        closers.append(node.close)
         if config.is_controller:
-            servers.append(await _start_controller(config, loop, closers))
+            servers.append(await _start_controller(config, loop, closers, node))
         if config.is_broker:
-            broker, broker_servers = await _start_broker(config, closers)
+            broker, broker_servers = await _start_broker(config, closers, node)
             servers += broker_servers
         log.info("node %d is up (%s)", config.node_id, ",".join(sorted(config.process_roles)))
         _settle_gc()
@@ -128,9 +151,11 @@ async def _serve(config: Config) -> int:
     return 0
 
 
-async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any]) -> grpc.aio.Server:
+async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, closers: list[Any],
+                            node: NodeObserver) -> grpc.aio.Server:
     from brookpb import admin_pb2_grpc, controller_pb2_grpc
     from controller.admin import AdminServicer
+    from controller.metrics import ControllerObserver
     from controller.quorum import Quorum, QuorumSettings
     from controller.service import ControllerRuntime, ControllerServicer
 
@@ -155,15 +180,19 @@ async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, clo
     runtime = ControllerRuntime(config, quorum, advertised.hostport)
     closers.append(runtime.stop)
     runtime.start()
+    observer = ControllerObserver(runtime)
+    node.add(observer)
     return await _start_grpc(endpoint.hostport, [
         (controller_pb2_grpc.add_ControllerServiceServicer_to_server, ControllerServicer(runtime)),
         (admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(runtime)),
+        (health_pb2_grpc.add_HealthServicer_to_server, node.grpc_health_servicer(observer)),
     ])
 
 
-async def _start_broker(config: Config, closers: list[Any]) -> tuple[Any, list[grpc.aio.Server]]:
+async def _start_broker(config: Config, closers: list[Any], node: NodeObserver) -> tuple[Any, list[grpc.aio.Server]]:
     from broker.core import Broker
     from broker.grpc_service import BrokerServicer
+    from broker.metrics import BrokerObserver
     from brookpb import broker_pb2_grpc
     from storage.rocksdb_log import LogManager
 
@@ -172,29 +201,30 @@ async def _start_broker(config: Config, closers: list[Any]) -> tuple[Any, list[g
     logs = LogManager(log_dir)  # raises a clear error when another process holds the directory
     broker = Broker(config, logs)
     closers.append(broker.stop)
+    observer = BrokerObserver(broker)
+    node.add(observer)
     grpc_endpoint = config.listener("GRPC")
     assert grpc_endpoint is not None, "a broker has a GRPC listener (load_config)"
     grpc_server = await _start_grpc(grpc_endpoint.hostport, [
         (broker_pb2_grpc.add_BrokerServiceServicer_to_server, BrokerServicer(broker)),
+        (health_pb2_grpc.add_HealthServicer_to_server, node.grpc_health_servicer(observer)),
     ])
-    kafka = await _start_kafka(config, broker)
+    kafka = await _start_kafka(config, broker, observer)
     if kafka is not None:
         closers.append(kafka)
     await broker.start()
     return broker, [grpc_server]
 
 
-async def _start_kafka(config: Config, broker: Any) -> Any:
-    """One Kafka wire-protocol listener per Kafka listener in `listeners` (and the group coordinator
-    they share), when this build has them."""
-    endpoints = config.kafka_listeners()
-    if not endpoints or importlib.util.find_spec("broker.kafka.server") is None:
+async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any:
+    """The Kafka wire-protocol listeners (and the group coordinator), when this build has them."""
+    if not config.kafka_listeners() or importlib.util.find_spec("broker.kafka.server") is None:
         return None
-    inter_broker = config.getstr("inter.broker.listener.name")
-    if inter_broker != "GRPC":
-        log.warning("inter.broker.listener.name=%s: Brook brokers replicate over the GRPC listener; %s serves "
-                    "clients like any other Kafka listener", inter_broker, inter_broker)
+    from broker.kafka.listeners import authorizer_from_config, kafka_listeners
     from broker.kafka.server import start_kafka_listener
+
+    listeners = kafka_listeners(config)  # TLS files are read before anything starts
+    authorizer = authorizer_from_config(config, broker.image)
 
     group_handlers = group_versions = None
     coordinator = None
@@ -207,17 +237,16 @@ async def _start_kafka(config: Config, broker: Any) -> Any:
         adapter = GroupHandlers(coordinator)
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
     servers = []
-    try:
-        for name, endpoint in endpoints.items():
-            servers.append(await start_kafka_listener(broker, endpoint.host, endpoint.port,
-                                                      group_handlers=group_handlers, group_versions=group_versions,
-                                                      listener=name))
-    except BaseException:
+    for _name, host, port, security in listeners:
+        servers.append(await start_kafka_listener(broker, host, port, group_handlers=group_handlers,
+                                                  group_versions=group_versions, security=security,
+                                                  authorizer=authorizer))
+    if observer is not None:
+        from broker.metrics import instrument_kafka_handlers
+
         for server in servers:
-            await server.close()
-        if coordinator is not None:
-            await coordinator.stop()
-        raise
+            instrument_kafka_handlers(server.handlers)
+        observer.coordinator = coordinator
 
     async def close() -> None:
         for server in servers:

@@ -219,6 +219,13 @@ class Config:
                 return protocol
         raise ConfigError(f"listener {name.upper()} has no security protocol in listener.security.protocol.map")
 
+    @property
+    def super_users(self) -> frozenset[str]:
+        out: set[str] = set()
+        for item in self._values["super.users"]:
+            out.update(p.strip() for p in item.split(";") if p.strip())
+        return frozenset(out)
+
     def listener(self, name: str) -> Endpoint | None:
         """The bind address (host, port) of listener `name`, or None."""
         return self.listeners().get(name.upper())
@@ -322,8 +329,30 @@ def _env_layer(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
         name = var[len(ENV_PREFIX) :].lower().replace("_", ".")
         if not name:
             raise ConfigError(f"{var}: environment variable names no config key")
+        base = name[: -len(".file")]
+        if name not in SERVER_KEYS and name.endswith(".file") and base in SERVER_KEYS:
+            # BROOK_CFG_<KEY>_FILE=/run/secrets/x: the value is that file's content (Docker secrets).
+            if var[: -len("_FILE")] in env:
+                raise ConfigError(f"{var}: {var[: -len('_FILE')]} is set too; set one of them")
+            out.append((base, _read_secret_file(var, env[var]), var))
+            continue
         out.append((name, env[var], var))
     return out
+
+
+SECRET_FILE_BYTES_MAX = 64 * 1024
+
+
+def _read_secret_file(var: str, path: str) -> str:
+    """A value from a file: its text without the trailing newline (a secret mounted by Docker/Kubernetes)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(SECRET_FILE_BYTES_MAX + 1)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{var}: cannot read {path!r}: {getattr(e, 'strerror', None) or e}") from None
+    if len(text) > SECRET_FILE_BYTES_MAX:
+        raise ConfigError(f"{var}: {path!r} is larger than {SECRET_FILE_BYTES_MAX} bytes")
+    return text.rstrip("\r\n")
 
 
 def _override_layer(overrides: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -434,6 +463,7 @@ def _check_controller_role(c: Config) -> None:
             )
 
 
+
 def _check_broker_role(c: Config) -> None:
     listeners = c.listeners()
     if "broker" in c.process_roles:
@@ -446,6 +476,7 @@ def _check_broker_role(c: Config) -> None:
             c.advertised_listener(name)
             c.security_protocol(name)
         _check_listener_names(c)
+        _check_security(c)
         if not c.log_dirs:
             raise ConfigError("process.roles includes broker but log.dirs is empty")
         if len(c.log_dirs) > 1:
@@ -509,6 +540,38 @@ def _check_listener_names(c: Config) -> None:
     if name not in c.listeners():
         raise ConfigError(f"inter.broker.listener.name is {name}, which is not in listeners "
                           f"({', '.join(c.listeners())})")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        import ipaddress
+
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_security(c: Config) -> None:
+    """TLS material where a listener needs it, and Brook's rule: no unauthenticated non-loopback port."""
+    v = c._values
+    if v["grpc.ssl.enabled"] and not (v["ssl.keystore.location"] and v["ssl.truststore.location"]):
+        raise ConfigError("grpc.ssl.enabled=true needs ssl.keystore.location and ssl.truststore.location")
+    for name, ep in c.kafka_listeners().items():
+        protocol = c.security_protocol(name)
+        if protocol in ("SSL", "SASL_SSL") and not v["ssl.keystore.location"]:
+            raise ConfigError(f"listener {name} is {protocol} but ssl.keystore.location is not set")
+        if protocol == "SSL" and v["ssl.client.auth"] != "none" and not v["ssl.truststore.location"]:
+            raise ConfigError(f"listener {name} checks client certificates (ssl.client.auth={v['ssl.client.auth']}) "
+                              "but ssl.truststore.location is not set")
+        authenticated = protocol.startswith("SASL_") or (protocol == "SSL" and v["ssl.client.auth"] == "required")
+        if not authenticated and not _is_loopback(ep.host) and not v["allow.unauthenticated.listeners"]:
+            shown = ep.host or "every interface"
+            raise ConfigError(
+                f"listener {name} ({protocol} on {shown}) does not authenticate clients and is not on loopback: "
+                "use SASL_SSL, SASL_PLAINTEXT or SSL with ssl.client.auth=required, bind it to 127.0.0.1, "
+                "or set allow.unauthenticated.listeners=true if that is really meant")
 
 
 def validate_topic_config(name: str, value: str) -> str:

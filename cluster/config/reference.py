@@ -63,6 +63,8 @@ def markdown_table() -> str:
         "  `log.dirs`, `BROOK_CFG_CONTROLLER_QUORUM_SECRET` sets `controller.quorum.secret`. No Brook key contains `_`,"
     )
     w("  so the mapping is exact. Other variables are ignored; an unknown `BROOK_CFG_*` key is an error.")
+    w("  `BROOK_CFG_<KEY>_FILE=/path` reads the value from that file (Docker/Kubernetes secrets), without its")
+    w("  trailing newline; setting both `BROOK_CFG_<KEY>` and `BROOK_CFG_<KEY>_FILE` is an error.")
     w("- **Overrides**: `--override key=value`, repeatable.")
     w(
         "- **Aliases**: "

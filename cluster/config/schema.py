@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from cluster.config.security import SECURITY_KEYS
 from cluster.config.values import (
     Choice,
     ConfigKey,
@@ -404,6 +405,24 @@ _SERVER: list[ConfigKey] = [
         brook_only=True,
         reason="gRPC's own 4 MiB limit is below a fetch response of `replica.fetch.response.max.bytes` (10 MiB) and a full metadata image.",
     ),
+    # -- observability --
+    _key(
+        "metrics.port",
+        "int",
+        0,
+        "The node's HTTP port for Prometheus metrics (`/metrics`), health (`/healthz/live`, `/healthz/ready`) and the status page (`/ui`). 0: no HTTP endpoint. See OPERATIONS.md.",
+        validator=Range(0, 65535),
+        brook_only=True,
+        reason="Kafka exposes JMX and needs the Prometheus JMX exporter agent; Brook serves the same metric names itself.",
+    ),
+    _key(
+        "metrics.host",
+        "string",
+        "0.0.0.0",
+        "The address the metrics/health/status HTTP endpoint binds (0.0.0.0: every interface). It is read-only and unauthenticated: bind it to a private network.",
+        brook_only=True,
+        reason="Goes with `metrics.port`.",
+    ),
     # -- broker lifecycle --
     _key(
         "broker.heartbeat.interval.ms",
@@ -498,6 +517,8 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
 ]
+
+_SERVER.extend(SECURITY_KEYS)
 
 SERVER_KEYS: Mapping[str, ConfigKey] = MappingProxyType({k.name: k for k in _SERVER})
 

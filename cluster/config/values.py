@@ -315,6 +315,42 @@ def _check_secret(value: Any) -> Any:
     return value
 
 
+def _check_protocol_map(value: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    out = []
+    for item in value:
+        name, sep, protocol = item.partition(":")
+        name, protocol = name.strip().upper(), protocol.strip().upper()
+        if not sep or not _LISTENER_NAME.fullmatch(name):
+            raise _Invalid(f"entry {_q(item)} is not NAME:PROTOCOL")
+        if protocol not in SECURITY_PROTOCOLS:
+            raise _Invalid(f"entry {_q(item)} has protocol {protocol}, expected one of {', '.join(SECURITY_PROTOCOLS)}")
+        if name in seen:
+            raise _Invalid(f"listener {name} appears twice")
+        seen.add(name)
+        out.append(f"{name}:{protocol}")
+    return tuple(out)
+
+
+def _check_mapping_rules(value: str) -> str:
+    from cluster.security.principal import parse_mapping_rules
+
+    try:
+        parse_mapping_rules(value)
+    except ValueError as e:
+        raise _Invalid(str(e)) from None
+    return value
+
+
+def _check_principals(value: tuple[str, ...]) -> tuple[str, ...]:
+    for item in value:
+        kind, sep, name = item.partition(":")
+        if not sep or not kind or not name:
+            raise _Invalid(f"entry {_q(item)} is not Type:name (e.g. User:admin)")
+    return value
+
+
+
 # --------------------------------------------------------------------------------------------------
 # One key: its type, default and validator; how it parses, checks and formats a value
 

@@ -93,8 +93,8 @@ class FakeCore:
     def image(self) -> MetadataImage:
         return self._image
 
-    def advertised_kafka_address(self, broker_id: int, listener: str | None = None) -> tuple[str, int] | None:
-        b = self._image.brokers.get(broker_id)  # one broker, one listener: `listener` does not matter
+    def advertised_kafka_address(self, broker_id: int, listener: str = "") -> tuple[str, int] | None:
+        b = self._image.brokers.get(broker_id)
         return None if b is None else (b.host, b.kafka_port)
 
     def controller_id(self) -> int:
@@ -129,6 +129,9 @@ class FakeCore:
         for i in range(partitions):
             self._logs[(topic.name, i)] = _PartitionLog()
         return TopicOutcome(topic.name, topic_id=topic_id)
+
+    async def admin_call(self, method: str, request: object) -> object | None:
+        return None  # no controller behind the fake: the security admin APIs answer REQUEST_TIMED_OUT
 
     async def ensure_topic(self, name: str) -> ErrorCode:
         if self._image.topic_by_name(name) is not None:

@@ -22,34 +22,13 @@ from pathlib import Path
 import pytest
 
 from brookpb import admin_pb2 as apb
-from cluster.cli.launcher import LocalCluster
 from cluster.client import ControllerClient
 from tests.support import admin, create_topic, partition_state, wait_until
 
-SESSION_TIMEOUT_MS = 3000
+# The module's `cluster` fixture is in tests/compat/conftest.py.
+
 GROUP_SESSION_TIMEOUT_S = 6.0
-OVERRIDES = {
-    "broker.heartbeat.interval.ms": "500",
-    "broker.session.timeout.ms": str(SESSION_TIMEOUT_MS),
-    "replica.lag.time.max.ms": "3000",
-    "default.replication.factor": "3",
-    "min.insync.replicas": "2",
-    "offsets.topic.replication.factor": "3",
-    "group.initial.rebalance.delay.ms": "0",
-    "auto.leader.rebalance.enable": "false",
-    "log.retention.check.interval.ms": "1000",
-}
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = LocalCluster(tmp_path_factory.mktemp("compat"), 3, 3, overrides=OVERRIDES)
-    try:
-        c.start(timeout_s=60)
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture

@@ -185,6 +185,9 @@ class LocalTopology:
             if key in ADDRESS_KEYS:
                 value = _HOSTPORT.sub(lambda m, n=name: self._address(n, m.group("host"), int(m.group("port"))),
                                       value)
+            elif key == "METRICS_PORT" and value.strip() not in ("", "0"):
+                value = str(self._local_port(name, int(value)))  # every node has the same port in compose
+                out[ENV_PREFIX + "METRICS_HOST"] = LOCAL
             elif key in PATH_KEYS:
                 value = ",".join(self._local_path(name, mounts, directory, p.strip()) for p in value.split(","))
             out[var] = value

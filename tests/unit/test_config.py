@@ -321,6 +321,8 @@ BAD_VALUES = [
     ("listener.security.protocol.map", "EXTERNAL:TLS", "expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
     ("controller.listener.names", "CTRL", "always called CONTROLLER"),
     ("inter.broker.listener.name", "9X", "is not a listener name"),
+    ("ssl.client.auth", "maybe", "none"),
+    ("super.users", "admin", "Type:name"),
     ("listeners", "PLAINTEXT://h:70000", "has port 70000"),
     ("listeners", "PLAINTEXT://h", "is not host:port"),
     ("listeners", "PLAINTEXT://h:1,PLAINTEXT://h:2", "listener PLAINTEXT appears twice"),
@@ -395,10 +397,24 @@ ROLE_ERRORS = [
         "use the same port",
     ),
     ("broker without PLAINTEXT", BROKER + ["listeners=GRPC://127.0.0.1:9192"], "listeners has no Kafka listener"),
-    ("listener not in the protocol map", BROKER + ["listeners=EXTERNAL://127.0.0.1:9093,GRPC://127.0.0.1:9192"],
-     "listener EXTERNAL has no security protocol"),
     ("inter-broker listener not a listener", BROKER + ["inter.broker.listener.name=INTERNAL"],
      "inter.broker.listener.name is INTERNAL, which is not in listeners"),
+    # Issue 11: no unauthenticated Kafka listener off loopback without the explicit opt-in.
+    ("plaintext on every interface", BROKER + ["listeners=PLAINTEXT://:9092,GRPC://127.0.0.1:9192",
+                                               "advertised.listeners=PLAINTEXT://h1:9092"],
+     "does not authenticate clients and is not on loopback"),
+    ("plaintext on a public address", BROKER + ["listeners=PLAINTEXT://10.0.0.5:9092,GRPC://127.0.0.1:9192"],
+     "allow.unauthenticated.listeners=true"),
+    ("ssl without required client auth", BROKER + [
+        "listeners=SSL://10.0.0.5:9093,GRPC://127.0.0.1:9192", "ssl.keystore.location=/k.pem"],
+     "listener SSL (SSL on 10.0.0.5) does not authenticate"),
+    ("ssl without keystore", BROKER + ["listeners=SSL://127.0.0.1:9093,GRPC://127.0.0.1:9192"],
+     "ssl.keystore.location is not set"),
+    ("ssl client auth without truststore", BROKER + [
+        "listeners=SSL://127.0.0.1:9093,GRPC://127.0.0.1:9192", "ssl.keystore.location=/k.pem",
+        "ssl.client.auth=required"], "ssl.truststore.location is not set"),
+    ("listener not in the protocol map", BROKER + ["listeners=EXTERNAL://127.0.0.1:9093,GRPC://127.0.0.1:9192"],
+     "listener EXTERNAL has no security protocol"),
     ("broker without GRPC", BROKER + ["listeners=PLAINTEXT://127.0.0.1:9092"], "listeners has no GRPC"),
     (
         "broker without bootstrap",
@@ -482,6 +498,17 @@ ROLE_OK = [
         + [
             "listeners=PLAINTEXT://:9092,GRPC://0.0.0.0:9192",
             "advertised.listeners=PLAINTEXT://h1:9092,GRPC://h1:9192",
+            "allow.unauthenticated.listeners=true",
+        ],
+    ),
+    (
+        "authenticated listeners on every interface",
+        BROKER
+        + [
+            "listeners=SASL_SSL://:9092,EXTERNAL://0.0.0.0:9093,GRPC://127.0.0.1:9192",
+            "advertised.listeners=SASL_SSL://h1:9092,EXTERNAL://h1:9093",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,EXTERNAL:SSL",
+            "ssl.keystore.location=/k.pem", "ssl.truststore.location=/ca.pem", "ssl.client.auth=required",
         ],
     ),
     ("min.insync > replication factor is allowed", BROKER + ["min.insync.replicas=3"]),
@@ -557,6 +584,7 @@ def test_listener_helpers():
         + [
             "listeners=PLAINTEXT://:9092,GRPC://10.0.0.5:9192",
             "advertised.listeners=PLAINTEXT://kafka-1:19092",
+            "allow.unauthenticated.listeners=true",
         ]
     )
     assert c.listener("PLAINTEXT") == Endpoint("", 9092)
@@ -701,3 +729,16 @@ def test_module_main_prints_markdown():
         [sys.executable, "-m", "cluster.config"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout == markdown_table()
+
+
+def test_env_file_values_are_read_from_files(tmp_path):
+    """BROOK_CFG_<KEY>_FILE (Docker secrets): the value is the file's text without its newline."""
+    secret = tmp_path / "quorum"
+    secret.write_text("s3cret-from-a-file\n")
+    base = without(CONTROLLER, "controller.quorum.secret")
+    c = load_config(None, base, env={"BROOK_CFG_CONTROLLER_QUORUM_SECRET_FILE": str(secret)})
+    assert c["controller.quorum.secret"].reveal() == "s3cret-from-a-file"
+    both = {"BROOK_CFG_CONTROLLER_QUORUM_SECRET_FILE": str(secret), "BROOK_CFG_CONTROLLER_QUORUM_SECRET": "x"}
+    assert "set one of them" in error_of(load_config, None, CONTROLLER, env=both)
+    missing = {"BROOK_CFG_SSL_KEY_PASSWORD_FILE": str(tmp_path / "nope")}
+    assert "cannot read" in error_of(load_config, None, CONTROLLER, env=missing)

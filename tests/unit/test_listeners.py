@@ -12,15 +12,13 @@ import importlib
 
 import pytest
 
-from broker.controller_session import advertised_listeners
 from broker.groups.coordinator import OFFSETS_TOPIC, GroupCoordinator
 from broker.kafka.codec import build, request_class
 from broker.kafka.group_handlers import GroupHandlers
 from broker.kafka.handlers import KafkaHandlers
-from broker.kafka.server import RequestContext
+from broker.kafka.session import RequestContext
 from cluster import codec
-from cluster.config import load_config
-from cluster.image import GRPC_PROTOCOL, MetadataImage, image_from_records, image_to_records, replay_all
+from cluster.image import MetadataImage, image_from_records, image_to_records, replay_all
 from cluster.records import (
     BrokerListener,
     PartitionRecord,
@@ -34,12 +32,10 @@ pytestmark = pytest.mark.timeout(30)
 COMPOSE_BROKER_1 = (
     BrokerListener("INTERNAL", "broker-1", 9092, "PLAINTEXT"),
     BrokerListener("EXTERNAL", "localhost", 19092, "PLAINTEXT"),
-    BrokerListener("GRPC", "broker-1", 9192, GRPC_PROTOCOL),
 )
 COMPOSE_BROKER_2 = (
     BrokerListener("INTERNAL", "broker-2", 9092, "PLAINTEXT"),
     BrokerListener("EXTERNAL", "localhost", 29092, "PLAINTEXT"),
-    BrokerListener("GRPC", "broker-2", 9192, GRPC_PROTOCOL),
 )
 
 
@@ -64,11 +60,10 @@ def test_register_broker_listeners_survive_codec_and_snapshot() -> None:
     assert rebuilt.brokers[101].listeners == COMPOSE_BROKER_1
 
 
-def test_a_record_without_listeners_replays_as_plaintext_and_grpc_on_its_host() -> None:
+def test_a_record_without_listeners_replays_as_its_host_and_kafka_port() -> None:
     image = replay_all(MetadataImage(), [RegisterBroker(1, 0, "inc", "h1", 9092, 9192)])
     b = image.brokers[1]
-    assert b.kafka_address() == ("h1", 9092) == b.kafka_address("PLAINTEXT")
-    assert b.listener("GRPC") == BrokerListener("GRPC", "h1", 9192, GRPC_PROTOCOL)
+    assert b.kafka_address() == ("h1", 9092) and b.grpc_address == "h1:9192"
 
 
 def test_kafka_address_is_the_named_listener_only() -> None:
@@ -76,19 +71,6 @@ def test_kafka_address_is_the_named_listener_only() -> None:
     assert b.kafka_address("EXTERNAL") == ("localhost", 19092)
     assert b.kafka_address("INTERNAL") == ("broker-1", 9092)
     assert b.kafka_address() == ("broker-1", 9092)  # the first Kafka listener
-    assert b.kafka_address("SSL") is None            # no such listener: not another one's address
-    assert b.kafka_address("GRPC") is None           # the gRPC listener is not a Kafka listener
-
-
-def test_a_broker_registers_every_advertised_listener_with_its_own_host_and_port() -> None:
-    config = load_config(None, [
-        "process.roles=broker", "node.id=101", "log.dirs=/tmp/brook-unused",
-        "controller.quorum.bootstrap.servers=controller-1:9093",
-        "listeners=INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:19092,GRPC://0.0.0.0:9192",
-        "advertised.listeners=INTERNAL://broker-1:9092,EXTERNAL://localhost:19092,GRPC://broker-1:9192",
-        "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
-    ], env={})
-    assert advertised_listeners(config) == list(COMPOSE_BROKER_1)
 
 
 def _metadata_request(version: int = 12):
@@ -109,7 +91,7 @@ class _Core:
     def image(self) -> MetadataImage:
         return self._image
 
-    def advertised_kafka_address(self, broker_id: int, listener: str | None = None):
+    def advertised_kafka_address(self, broker_id: int, listener: str = ""):
         b = self._image.brokers.get(broker_id)
         return None if b is None else b.kafka_address(listener)
 
@@ -126,11 +108,11 @@ class _Core:
 @pytest.mark.parametrize("listener,expected", [
     ("EXTERNAL", [(101, "localhost", 19092), (102, "localhost", 29092)]),
     ("INTERNAL", [(101, "broker-1", 9092), (102, "broker-2", 9092)]),
-    ("SSL", []),
 ])
 def test_metadata_answers_with_the_listener_the_client_used(listener, expected) -> None:
-    handlers = KafkaHandlers(_Core(), listener=listener)  # type: ignore[arg-type]
-    response = asyncio.run(handlers.handle(3, 12, _metadata_request()))
+    handlers = KafkaHandlers(_Core())  # type: ignore[arg-type]
+    ctx = RequestContext("c", "10.0.0.9", listener=listener)
+    response = asyncio.run(handlers.handle(3, 12, _metadata_request(), ctx))
     assert [(b.node_id, b.host, b.port) for b in response.brokers] == expected
 
 
@@ -143,14 +125,7 @@ def test_find_coordinator_answers_with_the_listener_the_client_used(listener, ex
         adapter = GroupHandlers(GroupCoordinator(_Core()))  # type: ignore[arg-type]
         m = importlib.import_module(request_class(10, 3).__module__)
         request = build(m.FindCoordinatorRequest, key="g1", key_type=0)
-        return await adapter.find_coordinator(request, 3, RequestContext("c", "10.0.0.9", listener))
+        return await adapter.find_coordinator(request, 3, RequestContext("c", "10.0.0.9", listener=listener))
 
     response = asyncio.run(main())
     assert (response.node_id, response.host, response.port) == expected
-
-
-def test_a_listener_not_registered_by_the_coordinator_is_not_available() -> None:
-    coordinator = GroupCoordinator(_Core())  # type: ignore[arg-type]
-    answer = coordinator.find_coordinator("g1", 0, "SSL")
-    assert answer.error != 0 and "no address on listener SSL" in (answer.message or "")
-

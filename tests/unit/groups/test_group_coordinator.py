@@ -70,7 +70,7 @@ class FakeCore:
     def image(self):
         return self._image
 
-    def advertised_kafka_address(self, broker_id, listener=None):
+    def advertised_kafka_address(self, broker_id):
         return ("broker-1.local", 9092) if broker_id == 1 else None
 
     def server_config(self, name):

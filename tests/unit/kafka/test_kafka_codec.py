@@ -33,6 +33,13 @@ ADVERTISED = [(key, version) for key, (low, high) in sorted(API_VERSIONS.items()
 # Errors a sample request may legitimately get from the fake core.
 EXPECTED_ERRORS = {
     43: {ErrorCode.election_not_needed},
+    # SASL requests on a listener without SASL; security admin without a controller; an unknown user.
+    17: {ErrorCode.illegal_sasl_state},
+    36: {ErrorCode.illegal_sasl_state},
+    30: {ErrorCode.request_timed_out},
+    31: {ErrorCode.request_timed_out},
+    50: {ErrorCode.resource_not_found},
+    51: {ErrorCode.request_timed_out},
 }
 
 

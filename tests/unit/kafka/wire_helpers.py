@@ -95,6 +95,27 @@ def sample_request(api_key: int, version: int, topic: str = "t") -> Any:
         return build(cls, resources=(r,), validate_only=False)
     if api_key == 60:
         return build(cls, include_cluster_authorized_operations=False, endpoint_type=1, include_fenced_brokers=False)
+    if api_key == 17:
+        return build(cls, mechanism="SCRAM-SHA-512")
+    if api_key == 36:
+        return build(cls, auth_bytes=b"n,,n=alice,r=nonce")
+    if api_key == 29:
+        return build(cls, resource_type_filter=2, resource_name_filter=topic, pattern_type_filter=3,
+                     principal_filter=None, host_filter=None, operation=1, permission_type=1)
+    if api_key == 30:
+        c = build(m.AclCreation, resource_type=2, resource_name=topic, resource_pattern_type=3,
+                  principal="User:alice", host="*", operation=3, permission_type=3)
+        return build(cls, creations=(c,))
+    if api_key == 31:
+        f = build(m.DeleteAclsFilter, resource_type_filter=2, resource_name_filter=topic, pattern_type_filter=3,
+                  principal_filter=None, host_filter=None, operation=1, permission_type=1)
+        return build(cls, filters=(f,))
+    if api_key == 50:
+        return build(cls, users=(build(m.UserName, name="alice"),))
+    if api_key == 51:
+        u = build(m.ScramCredentialUpsertion, name="alice", mechanism=2, iterations=4096, salt=b"salt",
+                  salted_password=b"x" * 64)
+        return build(cls, deletions=(), upsertions=(u,))
     raise KeyError(f"no sample for api_key {api_key}")
 
 
