@@ -85,6 +85,28 @@ class TopicOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class QuorumInfo:
+    """The controller quorum as Kafka's DescribeQuorum shows it (the metadata log = `__cluster_metadata`-0).
+
+    voters/observers: (node id, log end offset, -1 when unknown)."""
+
+    error: ErrorCode
+    message: str = ""
+    leader_id: int = -1
+    leader_epoch: int = -1
+    high_watermark: int = -1
+    voters: tuple[tuple[int, int], ...] = ()
+    observers: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewPartitions:
+    name: str
+    count: int                                            # the new total
+    assignments: tuple[tuple[int, ...], ...] | None = None  # replicas per new partition; None: spread
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigValue:
     name: str
     value: str | None
@@ -156,6 +178,15 @@ class BrokerCore(Protocol):
                             timeout_ms: int) -> list[TopicOutcome]: ...
 
     async def delete_topics(self, names: Sequence[str], timeout_ms: int) -> list[TopicOutcome]: ...
+
+    async def describe_quorum(self) -> QuorumInfo:
+        """The controller quorum (Kafka's DescribeQuorum), asked of the controllers."""
+        ...
+
+    async def create_partitions(self, topics: Sequence[NewPartitions], validate_only: bool,
+                                timeout_ms: int) -> list[TopicOutcome]:
+        """Grow each topic to `count` partitions (Kafka's CreatePartitions), forwarded to the controller."""
+        ...
 
     async def describe_configs(self, resources: Sequence[tuple[int, str]]) -> list[ResourceConfigResult]: ...
 

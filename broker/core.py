@@ -23,10 +23,12 @@ from broker.api import (
     EpochEndOffset,
     FetchPartition,
     FetchResult,
+    NewPartitions,
     NewTopic,
     OffsetResult,
     ProduceResult,
     ProducerIdResult,
+    QuorumInfo,
     ResourceConfigResult,
     TopicOutcome,
 )
@@ -250,6 +252,43 @@ class Broker:
                 return
             await asyncio.sleep(0.01)
 
+    async def describe_quorum(self) -> QuorumInfo:
+        try:
+            reply = await self._admin("QuorumStatus", apb.QuorumStatusRequest())
+        except ControllerUnavailable as e:
+            return QuorumInfo(ErrorCode.request_timed_out, str(e))
+        if reply.error.code:
+            return QuorumInfo(ErrorCode(reply.error.code), reply.error.message)
+        leader_view = reply.state == "leader"  # match indexes are known on the leader only
+        voters = tuple((v.node_id, v.match_index if leader_view else -1) for v in reply.voters)
+        observers = tuple((b, -1) for b in sorted(self.session.image.brokers)
+                          if b not in {v.node_id for v in reply.voters})
+        return QuorumInfo(ErrorCode.none, "", reply.leader_id, int(reply.term), int(reply.commit_index), voters,
+                          observers)
+
+    async def create_partitions(self, topics: Sequence[NewPartitions], validate_only: bool,
+                                timeout_ms: int) -> list[TopicOutcome]:
+        request = apb.CreatePartitionsRequest(validate_only=validate_only)
+        for t in topics:
+            item = request.topics.add(name=t.name, count=t.count)
+            for replicas in t.assignments or ():
+                item.assignments.add(broker_ids=replicas)
+        try:
+            reply = await self._admin("CreatePartitions", request)
+        except ControllerUnavailable as e:
+            return [TopicOutcome(t.name, ErrorCode.request_timed_out, str(e)) for t in topics]
+        if reply.error.code:
+            return [TopicOutcome(t.name, ErrorCode(reply.error.code), reply.error.message) for t in topics]
+        outcomes = [TopicOutcome(r.name, ErrorCode(r.error_code), r.error_message, r.topic_id) for r in reply.results]
+        if not validate_only:  # answer once this broker's metadata has the new partitions
+            want = {t.name: t.count for t in topics}
+            deadline = time.monotonic() + min(max(timeout_ms, 0), 10_000) / 1000.0
+            ok = [o.name for o in outcomes if o.error == ErrorCode.none]
+            while time.monotonic() < deadline and not all(
+                    len(getattr(self.session.image.topic_by_name(n), "partitions", ())) >= want[n] for n in ok):
+                await asyncio.sleep(0.01)
+        return outcomes
+
     async def delete_topics(self, names: Sequence[str], timeout_ms: int) -> list[TopicOutcome]:
         try:
             reply = await self._admin("DeleteTopics", apb.DeleteTopicsRequest(names=list(names)))
@@ -303,8 +342,12 @@ class Broker:
         if self.session.image.topic_by_name(name) is not None:
             return ErrorCode.none
         if name == OFFSETS_TOPIC:
+            # As Kafka: wait (COORDINATOR_NOT_AVAILABLE, which clients retry) until enough brokers are
+            # up, never create a permanently under-replicated offsets topic because a group came early.
+            rf = self.config.getint("offsets.topic.replication.factor")
             live = len(self.session.image.active_broker_ids())
-            rf = max(1, min(self.config.getint("offsets.topic.replication.factor"), live))
+            if live < rf:
+                return ErrorCode.coordinator_not_available
             topic = NewTopic(name, self.config.getint("offsets.topic.num.partitions"), rf,
                              {"cleanup.policy": "compact"})
         elif not bool(self.config["auto.create.topics.enable"]):

@@ -49,6 +49,11 @@ class AdminServiceStub:
                 request_serializer=admin__pb2.CreateTopicsRequest.SerializeToString,
                 response_deserializer=admin__pb2.CreateTopicsResponse.FromString,
                 _registered_method=True)
+        self.CreatePartitions = channel.unary_unary(
+                '/brook.admin.AdminService/CreatePartitions',
+                request_serializer=admin__pb2.CreatePartitionsRequest.SerializeToString,
+                response_deserializer=admin__pb2.CreatePartitionsResponse.FromString,
+                _registered_method=True)
         self.DeleteTopics = channel.unary_unary(
                 '/brook.admin.AdminService/DeleteTopics',
                 request_serializer=admin__pb2.DeleteTopicsRequest.SerializeToString,
@@ -132,6 +137,12 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateTopics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePartitions(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +243,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.CreateTopics,
                     request_deserializer=admin__pb2.CreateTopicsRequest.FromString,
                     response_serializer=admin__pb2.CreateTopicsResponse.SerializeToString,
+            ),
+            'CreatePartitions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePartitions,
+                    request_deserializer=admin__pb2.CreatePartitionsRequest.FromString,
+                    response_serializer=admin__pb2.CreatePartitionsResponse.SerializeToString,
             ),
             'DeleteTopics': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTopics,
@@ -380,6 +396,33 @@ class AdminService:
             '/brook.admin.AdminService/CreateTopics',
             admin__pb2.CreateTopicsRequest.SerializeToString,
             admin__pb2.CreateTopicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePartitions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/brook.admin.AdminService/CreatePartitions',
+            admin__pb2.CreatePartitionsRequest.SerializeToString,
+            admin__pb2.CreatePartitionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

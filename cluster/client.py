@@ -49,6 +49,7 @@ ADMIN_METHODS = (
     "DescribeCluster",
     "QuorumStatus",
     "CreateTopics",
+    "CreatePartitions",
     "DeleteTopics",
     "DescribeTopics",
     "ElectLeaders",
@@ -73,6 +74,18 @@ _LEADER_MOVED = frozenset({
     ErrorCode.unknown_leader_epoch,
     ErrorCode.offset_not_available,
 })
+
+
+def kafka_address(broker: apb.BrokerInfo, listener: str | None = None) -> str | None:
+    """`host:port` of a registered broker's Kafka listener called `listener` (None: its first Kafka
+    listener, the order of its `listeners`), or None when it has none. A controller older than the
+    `listeners` field reports only host + kafka_port."""
+    for entry in broker.listeners:
+        if entry.security_protocol != "GRPC" and (listener is None or entry.name == listener):
+            return f"{entry.host}:{entry.port}"
+    if not broker.listeners and listener in (None, "PLAINTEXT") and broker.kafka_port > 0:
+        return f"{broker.host}:{broker.kafka_port}"
+    return None
 
 
 def parse_addresses(text: str | Sequence[str]) -> list[str]:
@@ -231,6 +244,11 @@ class ControllerClient:
     def create_topics(self, topics: Sequence[apb.CreateTopicRequest], validate_only: bool = False) \
             -> apb.CreateTopicsResponse:
         return self.call("CreateTopics", apb.CreateTopicsRequest(topics=list(topics), validate_only=validate_only))
+
+    def create_partitions(self, name: str, count: int) -> apb.CreatePartitionsResponse:
+        """Grow topic `name` to `count` partitions (one result)."""
+        request = apb.CreatePartitionsRequest(topics=[apb.CreatePartitionsTopic(name=name, count=count)])
+        return self.call("CreatePartitions", request)
 
     def delete_topics(self, names: Sequence[str]) -> apb.DeleteTopicsResponse:
         return self.call("DeleteTopics", apb.DeleteTopicsRequest(names=list(names)))

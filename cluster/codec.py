@@ -34,6 +34,10 @@ class DecodeError(Exception):
     """Bytes that are not a metadata command, snapshot or record this version understands."""
 
 
+def listener_to_pb(x: BrokerListener) -> pb.BrokerListener:
+    return pb.BrokerListener(name=x.name, host=x.host, port=x.port, security_protocol=x.security_protocol)
+
+
 def listeners_from_pb(listeners: Iterable[pb.BrokerListener]) -> tuple[BrokerListener, ...]:
     return tuple(BrokerListener(x.name, x.host, x.port, x.security_protocol) for x in listeners)
 

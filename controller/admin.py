@@ -13,6 +13,7 @@ from typing import Any
 
 from brookpb import admin_pb2 as apb
 from brookpb import admin_pb2_grpc
+from cluster import codec
 from cluster.config import TOPIC_KEYS, validate_server_config, validate_topic_config
 from cluster.effective_config import (
     SOURCE_STATIC,
@@ -69,7 +70,8 @@ class AdminServicer(SecurityAdminMixin, admin_pb2_grpc.AdminServiceServicer):
         for b in sorted(image.brokers.values(), key=lambda b: b.broker_id):
             reply.brokers.add(broker_id=b.broker_id, broker_epoch=b.broker_epoch, host=b.host,
                               kafka_port=b.kafka_port, grpc_port=b.grpc_port, fenced=b.fenced,
-                              shutting_down=b.shutting_down, rack=b.rack)
+                              shutting_down=b.shutting_down, rack=b.rack,
+                              listeners=[codec.listener_to_pb(e) for e in b.listeners])
         return reply
 
     async def QuorumStatus(self, request, context):
@@ -108,6 +110,21 @@ class AdminServicer(SecurityAdminMixin, admin_pb2_grpc.AdminServiceServicer):
                 validate_only=request.validate_only)
         try:
             outcomes = await rt.write(compute, ADMIN_WRITE_TIMEOUT_S)
+        except (NotActive, QuorumError) as e:
+            return self._fail(reply, e)
+        for o in outcomes:
+            reply.results.add(name=o.name, error_code=int(o.error), error_message=o.message, topic_id=o.topic_id)
+        return reply
+
+    async def CreatePartitions(self, request, context):
+        reply = apb.CreatePartitionsResponse()
+        reqs = [topics.PartitionsRequest(t.name, t.count,
+                                         tuple(tuple(a.broker_ids) for a in t.assignments) if t.assignments else None)
+                for t in request.topics]
+        try:
+            outcomes = await self.rt.write(
+                lambda img: topics.create_partitions(img, reqs, validate_only=request.validate_only),
+                ADMIN_WRITE_TIMEOUT_S)
         except (NotActive, QuorumError) as e:
             return self._fail(reply, e)
         for o in outcomes:

@@ -202,6 +202,95 @@ def create_topics(image: MetadataImage, requests: Sequence[TopicRequest], *, def
     return records, outcomes
 
 
+@dataclass(frozen=True)
+class PartitionsRequest:
+    """CreatePartitions for one topic: grow it to `count` partitions. `assignments`: the replicas of each
+    new partition (None: spread as for a new topic)."""
+
+    name: str
+    count: int
+    assignments: tuple[tuple[int, ...], ...] | None = None
+
+
+# Group ids map to offsets partitions by their count: adding partitions would move every group.
+_FIXED_PARTITION_COUNT = frozenset({"__consumer_offsets"})
+
+
+def create_partitions(image: MetadataImage, requests: Sequence[PartitionsRequest], *,
+                      validate_only: bool = False) -> tuple[list[Record], list[TopicOutcome]]:
+    """PartitionRecords for the new partitions of each valid request (Kafka's CreatePartitions); one
+    outcome per request. The replication factor is the topic's (its partition 0's replica count); new
+    partitions start with leader = first replica, ISR = replicas, epochs 0, as a new topic's."""
+    brokers = image.active_broker_ids()
+    counts: dict[str, int] = {}
+    for req in requests:
+        counts[req.name] = counts.get(req.name, 0) + 1
+    start = sum(len(t.partitions) for t in image.topics.values())
+    records: list[Record] = []
+    outcomes: list[TopicOutcome] = []
+    for req in requests:
+        def fail(error: ErrorCode, message: str, req: PartitionsRequest = req) -> None:
+            outcomes.append(TopicOutcome(req.name, error, message))
+
+        topic = image.topic_by_name(req.name)
+        if counts[req.name] > 1:
+            fail(ErrorCode.invalid_request, f"topic {req.name!r} appears more than once in the request")
+            continue
+        if topic is None:
+            fail(ErrorCode.unknown_topic_or_partition, f"topic {req.name!r} does not exist")
+            continue
+        if req.name in _FIXED_PARTITION_COUNT:
+            fail(ErrorCode.invalid_request, f"the partition count of {req.name} cannot change (groups map to "
+                                            "its partitions by their count)")
+            continue
+        current = len(topic.partitions)
+        if req.count <= current:
+            fail(ErrorCode.invalid_partitions,
+                 f"topic {req.name!r} has {current} partitions; the new count must be larger, got {req.count}")
+            continue
+        if req.count > PARTITIONS_PER_TOPIC_MAX:
+            fail(ErrorCode.invalid_partitions,
+                 f"number of partitions {req.count} is larger than the limit of {PARTITIONS_PER_TOPIC_MAX}")
+            continue
+        first = topic.partitions.get(0) or next(iter(topic.partitions.values()))
+        rf = len(first.replicas)
+        added = req.count - current
+        if req.assignments is not None:
+            bad = _bad_assignment(req.assignments, added, rf, set(image.brokers))
+            if bad is not None:
+                fail(ErrorCode.invalid_replica_assignment, bad)
+                continue
+            assignments = list(req.assignments)
+        elif rf > len(brokers):
+            fail(ErrorCode.invalid_replication_factor,
+                 f"replication factor {rf} of {req.name!r} is larger than the {len(brokers)} available brokers")
+            continue
+        else:
+            assignments = assign_replicas(brokers, added, rf, start_index=start)
+            start += added
+        if validate_only:
+            outcomes.append(TopicOutcome(req.name, ErrorCode.none, ""))
+            continue
+        for offset, replicas in enumerate(assignments):
+            records.append(PartitionRecord(topic.topic_id, current + offset, replicas, replicas, replicas[0], 0, 0))
+        outcomes.append(TopicOutcome(req.name, ErrorCode.none, "", topic.topic_id))
+    return records, outcomes
+
+
+def _bad_assignment(assignments: Sequence[Sequence[int]], added: int, rf: int, known: set[int]) -> str | None:
+    if len(assignments) != added:
+        return f"{len(assignments)} replica assignments for {added} new partitions"
+    for replicas in assignments:
+        if len(replicas) != rf:
+            return f"assignment {list(replicas)} has {len(replicas)} replicas; the topic's replication factor is {rf}"
+        if len(set(replicas)) != len(replicas):
+            return f"assignment {list(replicas)} names a broker twice"
+        unknown = [b for b in replicas if b not in known]
+        if unknown:
+            return f"assignment {list(replicas)} names unregistered brokers {unknown}"
+    return None
+
+
 def delete_topics(image: MetadataImage, names: Sequence[str], *,
                   deletion_enabled: bool = True) -> tuple[list[Record], list[TopicOutcome]]:
     """RemoveTopic per existing topic (its configs go with it). Unknown -> UNKNOWN_TOPIC_OR_PARTITION;

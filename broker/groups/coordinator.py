@@ -85,6 +85,7 @@ class GroupCoordinator:
         self._parked = ParkedRequests()
         self._tick_task: asyncio.Task[None] | None = None
         self._ensure_task: asyncio.Task[Any] | None = None
+        self._waiting_logged = False  # the offsets topic waits for brokers: logged once
         self._last_retention_check_ms = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -216,7 +217,9 @@ class GroupCoordinator:
         topic = self.core.image().topic_by_name(OFFSETS_TOPIC)
         if topic is None or not topic.partitions:
             self._ensure_offsets_topic()
-            return CoordinatorAnswer(ErrorCode.coordinator_not_available, "the offsets topic is being created")
+            return CoordinatorAnswer(ErrorCode.coordinator_not_available,
+                                     "the offsets topic is being created (once offsets.topic.replication.factor "
+                                     "brokers are up)")
         registration = topic.partitions.get(partition_for(key, len(topic.partitions)))
         if registration is None or registration.leader < 0:
             return CoordinatorAnswer(ErrorCode.coordinator_not_available, "the group's offsets partition has no leader")
@@ -232,7 +235,11 @@ class GroupCoordinator:
         async def ensure() -> None:
             try:
                 error = await self.core.ensure_topic(OFFSETS_TOPIC)
-                if error != ErrorCode.none:
+                if error == ErrorCode.coordinator_not_available:
+                    if not self._waiting_logged:  # clients retry FindCoordinator often: say it once
+                        log.info("%s waits until offsets.topic.replication.factor brokers are up", OFFSETS_TOPIC)
+                        self._waiting_logged = True
+                elif error != ErrorCode.none:
                     log.warning("creating %s: %s", OFFSETS_TOPIC, error.name)
             except Exception:
                 log.exception("creating %s failed", OFFSETS_TOPIC)

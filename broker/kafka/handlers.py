@@ -28,6 +28,7 @@ from broker.api import (
     BrokerCore,
     FetchPartition,
     FetchResult,
+    NewPartitions,
     NewTopic,
     ProduceResult,
     ResourceConfigResult,
@@ -76,6 +77,8 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     45: (0, 1),    # AlterPartitionReassignments
     46: (0, 0),    # ListPartitionReassignments
     64: (0, 0),    # UnregisterBroker
+    37: (0, 3),    # CreatePartitions
+    55: (0, 1),    # DescribeQuorum
     60: (0, 1),    # DescribeCluster
     17: (0, 1),    # SaslHandshake (answered by the listener's connection state, see server.py)
     36: (0, 2),    # SaslAuthenticate
@@ -89,6 +92,8 @@ _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # kio reads the all-zero UUID (Kafka's "no topic id") as None and writes None as zeros.
 _NO_UUID = None
 _INTERNAL_TOPICS = INTERNAL_TOPICS
+# The metadata log as DescribeQuorum names it (Kafka's KRaft topic).
+METADATA_TOPIC = "__cluster_metadata"
 # DescribeConfigs config_source values (DescribeConfigsResponse.json).
 _SOURCE_TOPIC = 1
 _SOURCE_DYNAMIC_BROKER = 2
@@ -134,7 +139,12 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
 
 
 class KafkaHandlers:
-    """Dispatches decoded requests to the core (or to the group handlers)."""
+    """Dispatches decoded requests to the core (or to the group handlers).
+
+    One instance per Kafka listener: `listener` is its name, and Metadata, DescribeCluster and Produce's
+    leader hints give each broker's address on the listener of that name (Kafka's rule: a client is
+    answered in the network it connected from). None: each broker's first Kafka listener.
+    """
 
     # The broker's fetch.max.bytes (Kafka's default, 55 MiB): no Fetch response is asked for more.
     fetch_bytes_max: int = 57_671_680
@@ -144,8 +154,10 @@ class KafkaHandlers:
         core: BrokerCore,
         group_handlers: Mapping[int, GroupHandler] | None = None,
         group_versions: Mapping[int, tuple[int, int]] | None = None,
+        listener: str | None = None,
     ) -> None:
         self.core = core
+        self.listener = listener
         self.group_handlers: dict[int, GroupHandler] = dict(group_handlers or {})
         versions = dict(API_VERSIONS)
         group_versions = dict(group_versions or {})
@@ -171,6 +183,8 @@ class KafkaHandlers:
             45: self.alter_partition_reassignments,
             46: self.list_partition_reassignments,
             64: self.unregister_broker,
+            37: self.create_partitions,
+            55: self.describe_quorum,
             60: self.describe_cluster,
             17: self.sasl_not_expected,
             36: self.sasl_not_expected,
@@ -594,6 +608,58 @@ class KafkaHandlers:
                                  error_message=message or None, num_partitions=num_partitions,
                                  replication_factor=replication_factor, configs=()))
         return build(mod.CreateTopicsResponse, throttle_time=ZERO_MS, topics=tuple(results))
+
+    async def create_partitions(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """Kafka's CreatePartitions, forwarded to the controller (ALTER on the topic, as Kafka)."""
+        mod = response_module(37, api_version)
+        items: list[NewPartitions] = []
+        early: dict[str, tuple[ErrorCode, str]] = {}
+        for t in request.topics:
+            if not ctx.allowed(Op.ALTER, Res.TOPIC, t.name):
+                early[t.name] = (ErrorCode.topic_authorization_failed, "not authorized to ALTER the topic")
+                continue
+            items.append(NewPartitions(t.name, int(t.count),
+                                       tuple(tuple(int(b) for b in a.broker_ids) for a in t.assignments)
+                                       if t.assignments else None))
+        outcomes = await self.core.create_partitions(items, bool(request.validate_only), ms(request.timeout)) \
+            if items else []
+        by_name = {o.name: (o.error, o.message) for o in outcomes}
+        results = []
+        for t in request.topics:
+            error, message = early.get(t.name) or by_name.get(t.name) or (ErrorCode.unknown_server_error, "no answer")
+            results.append(build(mod.CreatePartitionsTopicResult, name=t.name, error_code=error,
+                                 error_message=message or None))
+        return build(mod.CreatePartitionsResponse, throttle_time=ZERO_MS, results=tuple(results))
+
+    async def describe_quorum(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """Kafka's DescribeQuorum (kafka-metadata-quorum): Brook's controller quorum as the partition
+        `__cluster_metadata`-0; leader epoch = Raft term, high watermark = commit index. DESCRIBE on
+        the cluster, as Kafka."""
+        mod = response_module(55, api_version)
+        if not ctx.cluster_allowed(Op.DESCRIBE):
+            return build(mod.DescribeQuorumResponse, error_code=ErrorCode.cluster_authorization_failed, topics=())
+        info = await self.core.describe_quorum()
+
+        def replicas(items: Sequence[tuple[int, int]]) -> tuple[Any, ...]:
+            return tuple(build(mod.ReplicaState, replica_id=i, log_end_offset=leo, last_fetch_timestamp=-1,
+                               last_caught_up_timestamp=-1) for i, leo in items)
+
+        topics = []
+        for t in request.topics:
+            parts = []
+            for p in t.partitions:
+                if t.topic_name != METADATA_TOPIC or p.partition_index != 0:
+                    error = ErrorCode.unknown_topic_or_partition
+                else:
+                    error = info.error
+                ok = error == ErrorCode.none
+                parts.append(build(mod.PartitionData, partition_index=p.partition_index, error_code=error,
+                                   leader_id=info.leader_id if ok else -1, leader_epoch=info.leader_epoch if ok else -1,
+                                   high_watermark=info.high_watermark if ok else -1,
+                                   current_voters=replicas(info.voters) if ok else (),
+                                   observers=replicas(info.observers) if ok else ()))
+            topics.append(build(mod.TopicData, topic_name=t.topic_name, partitions=tuple(parts)))
+        return build(mod.DescribeQuorumResponse, error_code=ErrorCode.none, topics=tuple(topics))
 
     async def delete_topics(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(20, api_version)

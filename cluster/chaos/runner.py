@@ -41,7 +41,7 @@ from cluster.chaos.report import Report, unavailability
 from cluster.chaos.sampler import CONVERGE_S_MAX, Sampler, check_prefixes
 from cluster.chaos.workload import DRAIN_S_MAX, Workload, WorkloadConfig, drain
 from cluster.chaos.workload import READER_CATCH_UP_S_MAX as READER_CATCH_UP_S
-from cluster.client import ControllerClient
+from cluster.client import ControllerClient, kafka_address
 from cluster.errors import BrookError, ErrorCode
 
 __all__ = ["CHAOS_OVERRIDES", "main", "parse_duration", "run"]
@@ -90,7 +90,7 @@ def parse_duration(text: str) -> float:
 def _brokers(admin: ControllerClient) -> tuple[str, dict[int, str]]:
     """(Kafka bootstrap, broker id -> gRPC address) from DescribeCluster."""
     reply = admin.describe_cluster()
-    kafka = ",".join(f"{b.host}:{b.kafka_port}" for b in sorted(reply.brokers, key=lambda b: b.broker_id))
+    kafka = ",".join(a for a in (kafka_address(b) for b in sorted(reply.brokers, key=lambda b: b.broker_id)) if a)
     return kafka, {b.broker_id: f"{b.host}:{b.grpc_port}" for b in reply.brokers}
 
 

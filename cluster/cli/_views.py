@@ -12,6 +12,7 @@ from typing import Any
 
 from brookpb import admin_pb2 as apb
 from cluster.cli._output import render_kv, render_table
+from cluster.client import kafka_address
 
 MIN_ISR_KEY = "min.insync.replicas"
 
@@ -28,7 +29,8 @@ def broker_view(b: apb.BrokerInfo) -> dict[str, Any]:
     return {
         "id": b.broker_id,
         "host": b.host,
-        "kafka_address": f"{b.host}:{b.kafka_port}",
+        "kafka_address": kafka_address(b),
+        "listeners": {e.name: f"{e.host}:{e.port}" for e in b.listeners},
         "grpc_address": f"{b.host}:{b.grpc_port}",
         "state": broker_state(b),
         "epoch": b.broker_epoch,

@@ -203,8 +203,19 @@ def topics_delete(ctx: Any) -> int:
 
 def topics_alter(ctx: Any) -> int:
     args = ctx.args
-    if not args.config and not args.delete_config:
-        raise BrookError("nothing to alter: give --config KEY=VALUE and/or --delete-config KEY", ErrorCode.invalid_request)
+    if not args.config and not args.delete_config and args.partitions is None:
+        raise BrookError("nothing to alter: give --partitions N, --config KEY=VALUE and/or --delete-config KEY",
+                         ErrorCode.invalid_request)
+    if args.partitions is not None:
+        reply = ctx.controller().create_partitions(args.name, args.partitions)
+        r = reply.results[0]
+        if r.error_code:
+            return _report_errors([_item_error(f"cannot add partitions to topic {r.name!r}", r.error_code,
+                                               r.error_message)])
+        ctx.emit({"topic": args.name, "partitions": args.partitions},
+                 f"Topic {args.name} now has {args.partitions} partitions.")
+        if not args.config and not args.delete_config:
+            return EXIT_OK
     ops = _ops(args.config, args.delete_config)
     return _alter(ctx, views.RESOURCE_TOPIC, args.name, ops, validate_only=False)
 

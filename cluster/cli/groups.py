@@ -3,7 +3,7 @@
 Groups live in the brokers' group coordinators and are reached over the Kafka protocol with
 confluent-kafka's AdminClient (ListGroups, DescribeGroups, OffsetFetch, OffsetCommit, DeleteGroups).
 The user gives only the controllers: the brokers' PLAINTEXT addresses come from DescribeCluster
-(each broker's host + kafka_port). Log end offsets (the high watermark) come from the brokers' gRPC
+(each broker's first Kafka listener). Log end offsets (the high watermark) come from the brokers' gRPC
 ListOffsets through `PartitionRouter`.
 
 The pure functions (bootstrap derivation, lag rows, reset plans, text) carry the logic and are
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.cli._output import render_kv, render_table
+from cluster.client import kafka_address
 from cluster.errors import BrookError, ErrorCode
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -63,10 +64,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
 # -- pure helpers ----------------------------------------------------------------------------------
 
 def kafka_bootstrap(cluster: Any) -> str:
-    """`host:kafka_port,...` of the registered brokers (unfenced first; all if none is unfenced)."""
+    """`host:port,...` of the registered brokers' first Kafka listener (unfenced first; all if none is
+    unfenced). The CLI runs beside the cluster (e.g. `docker compose exec`), so the first listener, the
+    internal one in deploy/compose.yaml, is the one it can reach."""
     brokers = sorted(cluster.brokers, key=lambda b: b.broker_id)
     live = [b for b in brokers if not b.fenced and not b.shutting_down] or brokers
-    addresses = [f"{b.host}:{b.kafka_port}" for b in live if b.kafka_port > 0]
+    addresses = [a for a in (kafka_address(b) for b in live) if a]
     if not addresses:
         raise BrookError("no broker is registered with the controllers (is the cluster up?)",
                          ErrorCode.broker_not_available)

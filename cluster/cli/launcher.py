@@ -452,6 +452,8 @@ class LocalCluster:
             "controller.quorum.bootstrap.servers": ",".join(str(n.controller_address) for n in controllers),
             "log.dirs": str(spec.directory / "data"),
             "metadata.log.dir": str(spec.directory / "metadata"),
+            # The offsets topic waits for this many brokers (as in Kafka): never more than the cluster has.
+            "offsets.topic.replication.factor": str(min(3, sum(n.is_broker for n in self.nodes.values()))),
         }
         if spec.metrics_port:
             props["metrics.host"] = HOST

@@ -158,8 +158,10 @@ def build_parser() -> BrookArgumentParser:
     p = sub(g, "delete", "delete topics", admin.topics_delete)
     p.add_argument("name", nargs="+")
     p.add_argument("--if-exists", action="store_true", help="succeed if a topic does not exist")
-    p = sub(g, "alter", "set or delete topic configs", admin.topics_alter)
+    p = sub(g, "alter", "add partitions, set or delete topic configs", admin.topics_alter)
     p.add_argument("name")
+    p.add_argument("--partitions", type=_positive_int, default=None, metavar="N",
+                   help="grow the topic to N partitions (as kafka-topics.sh --alter --partitions)")
     p.add_argument("--config", type=_kv, action="append", default=[], metavar="KEY=VALUE", help="set (repeatable)")
     p.add_argument("--delete-config", action="append", default=[], metavar="KEY", help="delete (repeatable)")
 

@@ -69,6 +69,12 @@ def main(argv: list[str]) -> int:
     except OSError as e:
         print(f"brook server: error: cannot read config {path}: {e.strerror}", file=sys.stderr)
         return 1
+    for warning in config.warnings:  # every Kafka key that does not apply, all at once
+        print(f"brook server: warning: {warning}", file=sys.stderr)
+    inter_broker = config.getstr("inter.broker.listener.name")
+    if config.is_broker and inter_broker != "GRPC":
+        print(f"brook server: warning: inter.broker.listener.name={inter_broker}: Brook brokers replicate over the "
+              f"GRPC listener; {inter_broker} serves clients like any other Kafka listener", file=sys.stderr)
     if args.check_config:
         roles = ",".join(sorted(config.process_roles))
         print(f"{path}: valid ({roles}, node.id={config.node_id})")

@@ -15,7 +15,14 @@ from types import MappingProxyType
 from typing import Any
 
 from cluster.config.properties import _parse_properties_located
-from cluster.config.schema import _ALIAS_ORDER, ALIASES, SERVER_KEYS, TOPIC_KEYS, TOPIC_TO_SERVER_DEFAULT
+from cluster.config.schema import (
+    _ALIAS_ORDER,
+    ALIASES,
+    KAFKA_IGNORED,
+    SERVER_KEYS,
+    TOPIC_KEYS,
+    TOPIC_TO_SERVER_DEFAULT,
+)
 from cluster.config.values import (
     _WILDCARD_HOSTS,
     ENV_PREFIX,
@@ -59,16 +66,19 @@ _SOURCES = ("default", "file", "env", "override")
 class Config:
     """An immutable, typed server configuration. Build it with `load_config` (or `Config.from_mapping`)."""
 
-    __slots__ = ("_values", "_sources")
+    __slots__ = ("_values", "_sources", "warnings")
 
     _values: Mapping[str, Any]
     _sources: Mapping[str, str]
+    warnings: tuple[str, ...]  # one line per Kafka key that does not apply to Brook (ignored)
 
-    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str],
+                 warnings: Sequence[str] = ()) -> None:
         full = {name: key.default for name, key in SERVER_KEYS.items()}
         full.update(values)
         object.__setattr__(self, "_values", MappingProxyType(full))
         object.__setattr__(self, "_sources", MappingProxyType({n: sources.get(n, "default") for n in full}))
+        object.__setattr__(self, "warnings", tuple(warnings))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Config is immutable")
@@ -246,8 +256,10 @@ class Config:
 _Layer = tuple[str, list[tuple[str, str, str]]]  # (source, [(name, raw, where)])
 
 
-def _translate_aliases(entries: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-    """Aliases become their ms key; within one source the precise key wins (applied last)."""
+def _translate_aliases(entries: list[tuple[str, str, str]],
+                       errors: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """Aliases become their ms key; within one source the precise key wins (applied last). A bad alias
+    value is appended to `errors` as (key, message)."""
     aliased = [e for e in entries if e[0] in ALIASES]
     plain = [e for e in entries if e[0] not in ALIASES]
     out = []
@@ -255,11 +267,13 @@ def _translate_aliases(entries: list[tuple[str, str, str]]) -> list[tuple[str, s
         target, factor = ALIASES[name]
         text = raw.strip()
         if not re.fullmatch(r"[+-]?\d+", text) or int(text) < -1:
-            raise ConfigError(_at(where, f"invalid value {_q(raw)} for '{name}': expected an integer >= -1"))
+            errors.append((target, _at(where, f"invalid value {_q(raw)} for '{name}': expected an integer >= -1")))
+            continue
         number = int(text)
         ms = -1 if number == -1 else number * factor
         if ms > LONG_MAX:
-            raise ConfigError(_at(where, f"invalid value {_q(raw)} for '{name}': too large"))
+            errors.append((target, _at(where, f"invalid value {_q(raw)} for '{name}': too large")))
+            continue
         out.append((target, str(ms), where))
     return out + plain
 
@@ -269,23 +283,42 @@ def _at(where: str, message: str) -> str:
 
 
 def _build(layers: Sequence[_Layer], *, validate: bool = True) -> Config:
+    """Every key of every layer is checked and every error is reported in one ConfigError; Kafka keys
+    that do not apply to Brook become `Config.warnings`. When every key is valid, the cross-key checks
+    run, again all of them (they would judge defaults in place of refused values, so not before)."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    known = list(SERVER_KEYS) + list(ALIASES)
+    warnings: dict[str, str] = {}
+    errors: list[tuple[str, str]] = []  # (key, message)
+    known = list(SERVER_KEYS) + list(ALIASES) + list(KAFKA_IGNORED)
     for source, entries in layers:
-        for name, raw, where in _translate_aliases(entries):
+        for name, raw, where in _translate_aliases(entries, errors):
             key = SERVER_KEYS.get(name)
             if key is None:
-                raise ConfigError(_at(where, _unknown(name, known, hints=_SERVER_HINTS).message))
+                if name in KAFKA_IGNORED:
+                    warnings[name] = _at(where, f"'{name}' does not apply to Brook and is ignored: {KAFKA_IGNORED[name]}")
+                else:
+                    errors.append((name, _at(where, _unknown(name, known, hints=_SERVER_HINTS).message)))
+                continue
             try:
                 values[name] = key.parse(raw)
             except ConfigError as e:
-                raise ConfigError(_at(where, e.message)) from None
+                errors.append((name, _at(where, e.message)))
+                continue
             sources[name] = source
-    config = Config(values, sources)
+    config = Config(values, sources, list(warnings.values()))
+    if errors:
+        raise _all_errors([m for _, m in errors])
     if validate:
         _cross_validate(config)
     return config
+
+
+def _all_errors(messages: Sequence[str]) -> ConfigError:
+    """One ConfigError for all `messages`, on one line (the CLI prints it as `error: ...`)."""
+    if len(messages) == 1:
+        return ConfigError(messages[0])
+    return ConfigError(f"{len(messages)} config errors: " + "; ".join(messages))
 
 
 def _env_layer(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
@@ -364,19 +397,46 @@ def load_config(
 
 
 def _cross_validate(c: Config) -> None:
-    roles = c.process_roles
-    if not roles:
+    """Raise one ConfigError listing every cross-key error of `c`."""
+    messages = _cross_errors(c)
+    if messages:
+        raise _all_errors(messages)
+
+
+def _cross_errors(c: Config) -> list[str]:
+    """Every cross-key error: each independent check runs, each stops at its own first error."""
+    out: list[str] = []
+    try:
+        _check_identity(c)
+    except ConfigError as e:
+        out.append(e.message)  # the role checks would only repeat it
+        return out + _relation_errors(c)
+    for check in (_check_advertised_names, _check_controller_role, _check_broker_role):
+        try:
+            check(c)
+        except ConfigError as e:
+            out.append(e.message)
+    return out + _relation_errors(c)
+
+
+def _check_identity(c: Config) -> None:
+    if not c.process_roles:
         raise ConfigError("process.roles is not set: expected broker, controller or broker,controller")
     if c.node_id < 0:
         raise ConfigError("node.id is not set: expected an integer >= 0")
 
+
+def _check_advertised_names(c: Config) -> None:
     listeners = c.listeners()
     advertised = _parse_listeners(c._values["advertised.listeners"], advertised=True)
     for name in advertised:
         if name not in listeners:
             raise ConfigError(f"advertised.listeners names {name}, which is not in listeners")
 
-    if "controller" in roles:
+
+def _check_controller_role(c: Config) -> None:
+    listeners = c.listeners()
+    if "controller" in c.process_roles:
         voters = c.controller_voters
         if not voters:
             raise ConfigError("process.roles includes controller but controller.quorum.voters is not set")
@@ -402,7 +462,11 @@ def _cross_validate(c: Config) -> None:
                 "process.roles includes controller but neither metadata.log.dir nor log.dirs is set"
             )
 
-    if "broker" in roles:
+
+
+def _check_broker_role(c: Config) -> None:
+    listeners = c.listeners()
+    if "broker" in c.process_roles:
         if "GRPC" not in listeners:
             raise ConfigError("process.roles includes broker but listeners has no GRPC://host:port")
         c.advertised_listener("GRPC")
@@ -411,17 +475,27 @@ def _cross_validate(c: Config) -> None:
         for name in c.kafka_listeners():
             c.advertised_listener(name)
             c.security_protocol(name)
+        _check_listener_names(c)
         _check_security(c)
         if not c.log_dirs:
             raise ConfigError("process.roles includes broker but log.dirs is empty")
+        if len(c.log_dirs) > 1:
+            raise ConfigError(
+                f"log.dirs lists {len(c.log_dirs)} directories; a Brook broker keeps its partitions in one "
+                "RocksDB and uses exactly one (Kafka's JBOD is not supported): list one directory")
         if not c.controller_bootstrap:
             raise ConfigError(
                 "process.roles includes broker but controller.quorum.bootstrap.servers is not set"
             )
 
+
+def _relation_errors(c: Config) -> list[str]:
+    """The relations between timeouts and sizes, each checked on its own."""
+    out: list[str] = []
+
     def need(cond: bool, message: str) -> None:
         if not cond:
-            raise ConfigError(message)
+            out.append(message)
 
     v = c._values
     need(
@@ -452,10 +526,20 @@ def _cross_validate(c: Config) -> None:
         v["message.max.bytes"] <= v["socket.request.max.bytes"],
         f"message.max.bytes ({v['message.max.bytes']}) must not exceed socket.request.max.bytes ({v['socket.request.max.bytes']})",
     )
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
 # Topic configs and single server keys
+
+
+def _check_listener_names(c: Config) -> None:
+    """`inter.broker.listener.name` names a listener of this broker (GRPC, or a Kafka listener that a
+    Kafka server.properties names; see the key's doc)."""
+    name = c.getstr("inter.broker.listener.name")
+    if name not in c.listeners():
+        raise ConfigError(f"inter.broker.listener.name is {name}, which is not in listeners "
+                          f"({', '.join(c.listeners())})")
 
 
 def _is_loopback(host: str) -> bool:
@@ -504,8 +588,11 @@ def validate_server_config(name: str, value: str, *, dynamic_only: bool = False)
     dynamic_only=True also refuses keys that cannot change at runtime."""
     name = name.strip()
     if name in ALIASES:
-        target = _translate_aliases([(name, value, "")])[0]
-        name, value = target[0], target[1]
+        errors: list[tuple[str, str]] = []
+        translated = _translate_aliases([(name, value, "")], errors)
+        if errors:
+            raise ConfigError(errors[0][1])
+        name, value = translated[0][0], translated[0][1]
     key = SERVER_KEYS.get(name)
     if key is None:
         raise _unknown(name, list(SERVER_KEYS) + list(ALIASES), hints=_SERVER_HINTS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cluster.config.schema import ALIASES, SERVER_KEYS, TOPIC_KEYS
+from cluster.config.schema import ALIASES, KAFKA_IGNORED, SERVER_KEYS, TOPIC_KEYS
 from cluster.config.values import ConfigKey
 
 # --------------------------------------------------------------------------------------------------
@@ -73,7 +73,10 @@ def markdown_table() -> str:
     )
     w("")
     w("An unknown key names the nearest known one; a bad value names the key, the value and what is allowed;")
-    w("every error is one line and says where the value came from (`file:line`, the variable, `--override`).")
+    w("every error says where the value came from (`file:line`, the variable, `--override`). Every key error")
+    w("is reported in the same run (one line: `N config errors: ...; ...`); when every key is valid, every")
+    w("cross-key error is, the same way. Kafka keys that do not apply to Brook (below) are accepted and")
+    w("ignored with one warning each, all printed at start, so a Kafka `server.properties` can be reused.")
     w("")
     w("## Role requirements")
     w("")
@@ -138,5 +141,12 @@ def markdown_table() -> str:
             w(
                 f"| `{key.name}` | {_md(_show_default(key))} | {_md(_show_kafka(key))} | {_md(key.reason or '')} |"
             )
+    w("")
+    w("## Kafka keys that do not apply (accepted with a warning, ignored)")
+    w("")
+    w("| Key | Why it does not apply |")
+    w("|---|---|")
+    for name, why in sorted(KAFKA_IGNORED.items()):
+        w(f"| `{name}` | {_md(why)} |")
     w("")
     return "\n".join(out)

@@ -17,7 +17,9 @@ from cluster.config.values import (
     ListOf,
     Range,
     _check_advertised,
+    _check_controller_listener_names,
     _check_dirs,
+    _check_listener_name,
     _check_listeners,
     _check_roles,
     _check_secret,
@@ -87,6 +89,24 @@ _SERVER: list[ConfigKey] = [
         validator=Custom(
             _check_advertised, "a comma-separated list of NAME://host:port with a reachable host"
         ),
+    ),
+    _key(
+        "inter.broker.listener.name",
+        "string",
+        "GRPC",
+        "The listener brokers use to reach each other. Brook brokers replicate over gRPC, so this is the `GRPC` listener; a Kafka listener named here (as in a Kafka server.properties) is accepted and only noted in the log: replication still uses GRPC, and clients on that listener are answered with that listener's addresses as on any other.",
+        validator=Custom(_check_listener_name, "a listener name"),
+        kafka_default="(from security.inter.broker.protocol: PLAINTEXT)",
+        reason="Replication is gRPC (DESIGN: followers pull over gRPC), not the Kafka protocol.",
+    ),
+    _key(
+        "controller.listener.names",
+        "list",
+        ("CONTROLLER",),
+        "The listener controllers serve brokers and the admin CLI on. Brook's controller listener is always called `CONTROLLER` (a gRPC service), so this is CONTROLLER or empty.",
+        validator=Custom(_check_controller_listener_names, "CONTROLLER"),
+        kafka_default="(none; required in KRaft mode)",
+        reason="Brook has one controller listener, a gRPC service named CONTROLLER.",
     ),
     # -- controller quorum --
     _key(
@@ -172,7 +192,7 @@ _SERVER: list[ConfigKey] = [
         "log.dirs",
         "list",
         ("/tmp/brook-logs",),
-        "The directories that hold partition data (comma-separated).",
+        "The directory that holds partition data. A broker uses exactly one (one RocksDB per broker); a list of several, as with Kafka's JBOD, is refused at start. A controller-only node uses the first for its metadata when `metadata.log.dir` is not set.",
         validator=Custom(_check_dirs, "a comma-separated list of distinct directories"),
         kafka_default="/tmp/kafka-logs",
         reason="Brook's own folder name (Kafka's default comes from `log.dir`).",
@@ -505,6 +525,8 @@ _SERVER: list[ConfigKey] = [
 ]
 
 _SERVER.extend(SECURITY_KEYS)
+_names = [k.name for k in _SERVER]
+assert len(_names) == len(set(_names)), f"config keys defined twice: {sorted({n for n in _names if _names.count(n) > 1})}"
 
 SERVER_KEYS: Mapping[str, ConfigKey] = MappingProxyType({k.name: k for k in _SERVER})
 
@@ -573,3 +595,42 @@ ALIASES: Mapping[str, tuple[str, int]] = MappingProxyType(
 _ALIAS_ORDER = {"log.retention.hours": 0, "log.roll.hours": 0, "log.retention.minutes": 1}
 
 assert all("_" not in name for name in SERVER_KEYS), "BROOK_CFG_* env mapping assumes no '_' in key names"
+
+# Kafka broker keys that do not apply to Brook: accepted in files, env and overrides with one warning
+# each (all listed at once), so a Kafka server.properties can be reused. key -> why it does not apply.
+_THREADS = "Brook serves each process from one asyncio event loop; there are no thread pools to size"
+_NO_TXN = "Brook has no transactions yet, so there is no transaction state log"
+_NO_SHARE = "Brook has no share groups (KIP-932), so there is no share-coordinator state topic"
+_NO_FILES = "Brook stores logs in RocksDB keyed by offset: there are no segment or index files"
+KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
+    {
+        "num.network.threads": _THREADS,
+        "num.io.threads": _THREADS,
+        "background.threads": _THREADS,
+        "num.replica.fetchers": "a follower keeps one gRPC fetch stream per source broker",
+        "num.recovery.threads.per.data.dir": "RocksDB recovers its own write-ahead log on open",
+        "socket.send.buffer.bytes": "the operating system's socket buffer sizes apply",
+        "socket.receive.buffer.bytes": "the operating system's socket buffer sizes apply",
+        "queued.max.requests": "each connection's in-flight requests are bounded instead",
+        "transaction.state.log.replication.factor": _NO_TXN,
+        "transaction.state.log.min.isr": _NO_TXN,
+        "transaction.state.log.num.partitions": _NO_TXN,
+        "transactional.id.expiration.ms": _NO_TXN,
+        "share.coordinator.state.topic.replication.factor": _NO_SHARE,
+        "share.coordinator.state.topic.min.isr": _NO_SHARE,
+        "share.coordinator.state.topic.num.partitions": _NO_SHARE,
+        "group.coordinator.rebalance.protocols": "Brook's groups use the classic rebalance protocol only",
+        "log.index.size.max.bytes": _NO_FILES,
+        "log.index.interval.bytes": _NO_FILES,
+        "log.preallocate": _NO_FILES,
+        "log.flush.scheduler.interval.ms": "flush.ms is checked on append and by a fixed background check",
+        "offsets.topic.segment.bytes": "__consumer_offsets uses log.segment.bytes like every topic",
+        "security.inter.broker.protocol": "brokers replicate over the GRPC listener, not a Kafka listener",
+        "inter.broker.protocol.version": "Brook has one inter-broker protocol (gRPC, proto/)",
+        "log.message.format.version": "Brook stores record batches of magic 2 only",
+        "zookeeper.connect": "Brook's metadata lives in its controller quorum (KRaft-style), not ZooKeeper",
+        "zookeeper.connection.timeout.ms": "Brook's metadata lives in its controller quorum (KRaft-style), not ZooKeeper",
+        "metric.reporters": "Brook has no JMX metric reporters",
+        "kafka.metrics.reporters": "Brook has no JMX metric reporters",
+    }
+)

@@ -233,6 +233,37 @@ def _check_listeners(value: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{n}://{e.hostport}" for n, e in eps.items())
 
 
+def _check_protocol_map(value: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    out = []
+    for item in value:
+        name, sep, protocol = item.partition(":")
+        name, protocol = name.strip().upper(), protocol.strip().upper()
+        if not sep or not _LISTENER_NAME.fullmatch(name):
+            raise _Invalid(f"entry {_q(item)} is not NAME:PROTOCOL")
+        if protocol not in SECURITY_PROTOCOLS:
+            raise _Invalid(f"entry {_q(item)} has protocol {protocol}, expected one of {', '.join(SECURITY_PROTOCOLS)}")
+        if name in seen:
+            raise _Invalid(f"listener {name} appears twice")
+        seen.add(name)
+        out.append(f"{name}:{protocol}")
+    return tuple(out)
+
+
+def _check_listener_name(value: str) -> str:
+    name = value.strip().upper()
+    if not _LISTENER_NAME.fullmatch(name):
+        raise _Invalid(f"{_q(value)} is not a listener name ([A-Z][A-Z0-9_]*)")
+    return name
+
+
+def _check_controller_listener_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    names = tuple(v.strip().upper() for v in value if v.strip())
+    if names not in ((), ("CONTROLLER",)):
+        raise _Invalid(f"{_q(','.join(value))}: Brook's controller listener is always called CONTROLLER")
+    return names
+
+
 def _check_advertised(value: tuple[str, ...]) -> tuple[str, ...]:
     eps = _parse_listeners(value, advertised=True)
     return tuple(f"{n}://{e.hostport}" for n, e in eps.items())
@@ -286,23 +317,6 @@ def _check_secret(value: Any) -> Any:
     if value is not None and len(value.reveal().strip()) < QUORUM_SECRET_CHARS_MIN:
         raise _Invalid(f"expected a secret of at least {QUORUM_SECRET_CHARS_MIN} characters")
     return value
-
-
-def _check_protocol_map(value: tuple[str, ...]) -> tuple[str, ...]:
-    seen: set[str] = set()
-    out = []
-    for item in value:
-        name, sep, protocol = item.partition(":")
-        name, protocol = name.strip().upper(), protocol.strip().upper()
-        if not sep or not _LISTENER_NAME.fullmatch(name):
-            raise _Invalid(f"entry {_q(item)} is not NAME:PROTOCOL")
-        if protocol not in SECURITY_PROTOCOLS:
-            raise _Invalid(f"entry {_q(item)} has protocol {protocol}, expected one of {', '.join(SECURITY_PROTOCOLS)}")
-        if name in seen:
-            raise _Invalid(f"listener {name} appears twice")
-        seen.add(name)
-        out.append(f"{name}:{protocol}")
-    return tuple(out)
 
 
 def _check_mapping_rules(value: str) -> str:

@@ -253,6 +253,27 @@ class FakeCore:
             return [TopicOutcome(t.name) for t in topics]
         return [self._create(t) for t in topics]
 
+    async def describe_quorum(self):
+        from broker.api import QuorumInfo
+
+        return QuorumInfo(ErrorCode.none, "", 1, 3, self._image.offset, ((1, self._image.offset),), ())
+
+    async def create_partitions(self, topics, validate_only: bool, timeout_ms: int) -> list[TopicOutcome]:
+        out = []
+        for t in topics:
+            topic = self._image.topic_by_name(t.name)
+            if topic is None:
+                out.append(TopicOutcome(t.name, ErrorCode.unknown_topic_or_partition))
+            elif not len(topic.partitions) < t.count <= 1000:  # the real limit is the controller's
+                out.append(TopicOutcome(t.name, ErrorCode.invalid_partitions, "the count must grow, to 1000 at most"))
+            else:
+                if not validate_only:
+                    self._image = replay_all(self._image, [
+                        PartitionRecord(topic.topic_id, i, (1,), (1,), 1, 0, 0)
+                        for i in range(len(topic.partitions), t.count)])
+                out.append(TopicOutcome(t.name, topic_id=topic.topic_id))
+        return out
+
     async def delete_topics(self, names: Sequence[str], timeout_ms: int) -> list[TopicOutcome]:
         out = []
         for name in names:

@@ -9,6 +9,7 @@ cluster per module; every process (brokers, controllers, consumer processes) is 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import shutil
 import signal
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from brookpb import admin_pb2 as apb
+from cluster.client import ControllerClient
 from tests.support import admin, create_topic, partition_state, wait_until
 
 # The module's `cluster` fixture is in tests/compat/conftest.py.
@@ -319,6 +322,64 @@ def test_admin_client_creates_describes_and_deletes(cluster):
     with pytest.raises(Exception) as error:
         bad["bad name!"].result(timeout=20)
     assert "TOPIC_EXCEPTION" in str(error.value) and "249" in str(error.value)  # INVALID_TOPIC_EXCEPTION (17), one line
+
+
+@pytest.mark.timeout(90)
+def test_admin_client_adds_partitions(cluster):
+    """Issue 13: CreatePartitions (kafka-topics.sh --alter --partitions, AdminClient.create_partitions)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+    a = AdminClient({"bootstrap.servers": cluster.kafka_bootstrap})
+    a.create_topics([NewTopic("grown", num_partitions=2, replication_factor=3)])["grown"].result(timeout=20)
+    a.create_partitions([NewPartitions("grown", 4)])["grown"].result(timeout=20)
+    wait_until(lambda: len(a.list_topics("grown", timeout=10).topics["grown"].partitions) == 4, 20, 0.2,
+               "4 partitions in Metadata")
+    shrink = a.create_partitions([NewPartitions("grown", 3)])["grown"]
+    with pytest.raises(Exception) as error:
+        shrink.result(timeout=20)
+    assert "INVALID_PARTITIONS" in str(error.value), error.value
+    p = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all", "message.timeout.ms": 30000})
+    delivered = []
+    p.produce("grown", value=b"in-a-new-partition", partition=3,
+              on_delivery=lambda err, msg: delivered.append(err or (msg.partition(), msg.offset())))
+    assert p.flush(30) == 0 and delivered == [(3, 0)], delivered
+    c = Consumer({"bootstrap.servers": cluster.kafka_bootstrap, "group.id": "grown-reader",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("grown", 3, 0)])
+    deadline, got = time.monotonic() + 20, None
+    while got is None and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        got = m.value() if m is not None and not m.error() else None
+    c.close()
+    assert got == b"in-a-new-partition"
+
+
+@pytest.mark.timeout(60)
+def test_describe_quorum_shows_the_controller_quorum(cluster):
+    """Issue 13: DescribeQuorum (what kafka-metadata-quorum sends) answered by a broker: the quorum's
+    leader and term, its voters, the brokers as observers."""
+    from broker.kafka.codec import build, request_class
+    from tests.unit.kafka.wire_helpers import WireClient
+
+    async def ask(port: int):
+        m = importlib.import_module(request_class(55, 1).__module__)
+        request = build(request_class(55, 1), topics=(build(m.TopicData, topic_name="__cluster_metadata",
+                                                             partitions=(build(m.PartitionData, partition_index=0),)),))
+        client = await WireClient.connect(port)
+        try:
+            return await client.call(request, timeout=20)
+        finally:
+            await client.close()
+
+    port = int(cluster.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+    partition = asyncio.run(ask(port)).topics[0].partitions[0]
+    with ControllerClient(cluster.controller_bootstrap, timeout_s=5.0) as admin:
+        status = admin.call("QuorumStatus", apb.QuorumStatusRequest(), prefer=admin.describe_cluster().active_controller)
+    assert partition.error_code == 0 and partition.leader_id == status.leader_id >= 1
+    assert partition.leader_epoch == status.term and partition.high_watermark >= 1
+    assert sorted(v.replica_id for v in partition.current_voters) == [1, 2, 3]
+    assert sorted(o.replica_id for o in partition.observers) == [101, 102, 103]
 
 
 @pytest.mark.timeout(60)

@@ -1,8 +1,9 @@
 """deploy/compose*.yaml and deploy/Dockerfile, validated without Docker (issue 6, point 2).
 
 1. Both compose files parse (PyYAML) and have the promised shape: 3 controllers + 3 brokers, or 3
-   combined nodes; named volumes holding every data dir; a restart policy; published client ports that
-   match the advertised PLAINTEXT listeners; settings the nodes must agree on, agreed.
+   combined nodes; named volumes holding every data dir; a restart policy; client ports published on
+   127.0.0.1 only that match the advertised EXTERNAL listeners; an INTERNAL listener advertised by
+   service name; settings the nodes must agree on, agreed.
 2. The Dockerfile runs as a non-root user and its HEALTHCHECK is `brook cluster health` with the
    bootstrap taken from the environment every service sets.
 3. Every service's environment (with ${BROOK_QUORUM_SECRET} set to a test value) passes
@@ -27,6 +28,7 @@ import pytest
 from cluster.chaos.nemesis import compose_service
 from cluster.config import load_config
 from cluster.errors import ConfigError
+from tests.deploy.compose_netns import published as compose_published
 from tests.deploy.topology import (
     COMPOSE_FILES,
     DEPLOY,
@@ -119,17 +121,21 @@ def test_compose_structure(name: str) -> None:
         dirs = list(config.log_dirs) + ([config.metadata_log_dir] if config.is_controller else [])
         for d in dirs:
             assert any(d == t or d.startswith(t.rstrip("/") + "/") for t in mounts), f"{where}: {d} not on a volume"
-        # Published client port == advertised PLAINTEXT port, mapped to the PLAINTEXT listener's port.
+        # Published client port == advertised EXTERNAL port, on the host's 127.0.0.1 only, mapped to the
+        # EXTERNAL listener's port (issue 13).
         published = published_ports(svc)
         if config.is_broker:
             env = service_env(compose, svc_name, SECRET)
             listen = _listeners(env[ENV_PREFIX + "LISTENERS"])
             adv = _listeners(env[ENV_PREFIX + "ADVERTISED_LISTENERS"])
-            host, port = adv["PLAINTEXT"]
+            host, port = adv["EXTERNAL"]
             assert host == "localhost" and port in published, f"{where}: advertised {host}:{port}, published {published}"
-            assert published[port] == listen["PLAINTEXT"][1], f"{where}: {port} publishes {published[port]}"
-            # Inter-node listeners are advertised by service name (reachable inside the compose network).
-            assert adv["GRPC"][0] == svc_name and adv["GRPC"][1] == listen["GRPC"][1], where
+            assert published[port] == listen["EXTERNAL"][1], f"{where}: {port} publishes {published[port]}"
+            assert all(ip == "127.0.0.1" for ip, _, _ in compose_published(svc)), f"{where}: {svc['ports']}"
+            # Inter-node and in-network listeners are advertised by service name (reachable inside the
+            # compose network) at the port they bind.
+            for lname in ("GRPC", "INTERNAL"):
+                assert adv[lname][0] == svc_name and adv[lname][1] == listen[lname][1], f"{where}: {lname}"
             host_ports += published
         else:
             assert not published, f"{where}: a controller-only node publishes {published}"
@@ -337,7 +343,7 @@ def test_topology_runs_as_processes(name: str, tmp_path: Path) -> None:
 
 
 def _kafka_roundtrip(topology: LocalTopology) -> None:
-    """A Kafka client through the advertised PLAINTEXT listeners (the host's view, translated)."""
+    """A Kafka client through the advertised EXTERNAL listeners (the host's view, translated)."""
     confluent_kafka = pytest.importorskip("confluent_kafka")
     bootstrap = topology.kafka_bootstrap()
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all",

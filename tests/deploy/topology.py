@@ -213,8 +213,8 @@ class LocalTopology:
         return sorted(n.node_id for n in self.nodes.values() if "broker" in n.roles)
 
     def kafka_bootstrap(self) -> str:
-        """The brokers' advertised PLAINTEXT addresses (the host's view, translated)."""
-        return ",".join(str(n.advertised("PLAINTEXT")) for n in self.nodes.values() if "broker" in n.roles)
+        """The brokers' advertised EXTERNAL addresses (the host's view, translated)."""
+        return ",".join(str(n.advertised("EXTERNAL")) for n in self.nodes.values() if "broker" in n.roles)
 
     # -- processes ------------------------------------------------------------------------------
 

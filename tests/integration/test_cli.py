@@ -88,6 +88,17 @@ def test_topics_create_describe_list_delete(cluster, brook):
     assert wait_for(lambda: "orders" not in brook("topics", "list").stdout)
 
 
+def test_topics_alter_adds_partitions(cluster, brook):
+    assert brook("topics", "create", "growing", "--partitions", "1", "--replication-factor", "3").returncode == 0
+    grown = brook("topics", "alter", "growing", "--partitions", "3")
+    assert grown.returncode == 0 and grown.stdout.strip() == "Topic growing now has 3 partitions.", grown.stderr
+    described = json.loads(brook("topics", "describe", "growing", "-o", "json").stdout)[0]
+    assert [len(p["replicas"]) for p in described["partitions"]] == [3, 3, 3]
+    shrink = brook("topics", "alter", "growing", "--partitions", "2")
+    assert shrink.returncode == 1 and "INVALID_PARTITIONS" in shrink.stderr and "Traceback" not in shrink.stderr
+    assert len(shrink.stderr.strip().splitlines()) == 1, shrink.stderr
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["topics", "create", "too-wide", "--replication-factor", "9"], "replication factor"),
     (["topics", "create", "bad/name"], "bad/name"),

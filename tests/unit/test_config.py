@@ -159,7 +159,7 @@ def test_full_file_loads(tmp_path):
         "controller.quorum.voters: 1@127.0.0.1:19093\n"
         "controller.quorum.bootstrap.servers=127.0.0.1:9093\n"
         f"controller.quorum.secret={SECRET}\n"
-        f"log.dirs={tmp_path}/a, {tmp_path}/b\n"
+        f"log.dirs={tmp_path}/a\n"  # one: a broker refuses several (issue 13)
         "num.partitions = 6\n"
         "auto.create.topics.enable=FALSE\n"
     )
@@ -169,7 +169,7 @@ def test_full_file_loads(tmp_path):
     assert c.node_id == 1
     assert c["num.partitions"] == 6 and c.source("num.partitions") == "file"
     assert c["auto.create.topics.enable"] is False
-    assert c.log_dirs == [f"{tmp_path}/a", f"{tmp_path}/b"]
+    assert c.log_dirs == [f"{tmp_path}/a"]
     assert c.metadata_log_dir == f"{tmp_path}/a"
     assert c.listener("CONTROLLER") == Endpoint("127.0.0.1", 9093)
 
@@ -198,12 +198,12 @@ def test_precedence(tmp_path, file_value, env_value, overrides, expected, source
 
 def test_env_mapping():
     env = {
-        "BROOK_CFG_LOG_DIRS": "/d1,/d2",
+        "BROOK_CFG_LOG_DIRS": "/d1",
         "BROOK_CFG_CONTROLLER_QUORUM_BOOTSTRAP_SERVERS": "h:1",
         "PATH": "/bin",
     }
     c = load(without(BROKER, "controller.quorum.bootstrap.servers"), env=env)
-    assert c.log_dirs == ["/d1", "/d2"] and c.source("log.dirs") == "env"
+    assert c.log_dirs == ["/d1"] and c.source("log.dirs") == "env"
     assert c.controller_bootstrap == ["h:1"]
 
 
@@ -319,6 +319,8 @@ BAD_VALUES = [
     # Kafka listener names are free (issue 11); a malformed name is refused.
     ("listeners", "9KAFKA://h:1", "expected [A-Z][A-Z0-9_]*"),
     ("listener.security.protocol.map", "EXTERNAL:TLS", "expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+    ("controller.listener.names", "CTRL", "always called CONTROLLER"),
+    ("inter.broker.listener.name", "9X", "is not a listener name"),
     ("ssl.client.auth", "maybe", "none"),
     ("super.users", "admin", "Type:name"),
     ("listeners", "PLAINTEXT://h:70000", "has port 70000"),
@@ -395,6 +397,8 @@ ROLE_ERRORS = [
         "use the same port",
     ),
     ("broker without PLAINTEXT", BROKER + ["listeners=GRPC://127.0.0.1:9192"], "listeners has no Kafka listener"),
+    ("inter-broker listener not a listener", BROKER + ["inter.broker.listener.name=INTERNAL"],
+     "inter.broker.listener.name is INTERNAL, which is not in listeners"),
     # Issue 11: no unauthenticated Kafka listener off loopback without the explicit opt-in.
     ("plaintext on every interface", BROKER + ["listeners=PLAINTEXT://:9092,GRPC://127.0.0.1:9192",
                                                "advertised.listeners=PLAINTEXT://h1:9092"],
@@ -418,6 +422,7 @@ ROLE_ERRORS = [
         "controller.quorum.bootstrap.servers is not set",
     ),
     ("broker without log dirs", BROKER + ["log.dirs="], "log.dirs is empty"),
+    ("broker with several log dirs", BROKER + ["log.dirs=/a,/b"], "log.dirs lists 2 directories"),
     (
         "wildcard without advertised",
         BROKER + ["listeners=PLAINTEXT://:9092,GRPC://127.0.0.1:9192"],
@@ -476,6 +481,17 @@ ROLE_OK = [
         without(CONTROLLER, "controller.quorum.secret") + ["controller.quorum.insecure.dev=true"],
     ),
     ("secret from env", without(CONTROLLER, "controller.quorum.secret")),  # with env below
+    (
+        "internal and external listeners (deploy/compose.yaml)",
+        BROKER
+        + [
+            "listeners=INTERNAL://127.0.0.1:9092,EXTERNAL://127.0.0.1:19092,GRPC://127.0.0.1:9192",
+            "advertised.listeners=INTERNAL://broker-1:9092,EXTERNAL://localhost:19092,GRPC://broker-1:9192",
+            "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
+            "inter.broker.listener.name=INTERNAL",
+            "controller.listener.names=CONTROLLER",
+        ],
+    ),
     (
         "wildcard with advertised",
         BROKER
@@ -580,9 +596,10 @@ def test_listener_helpers():
 
 
 def test_bootstrap_and_metadata_dir():
-    c = load(BROKER + ["log.dirs=/a,/b"])
+    c = load(BROKER + ["log.dirs=/a"])
     assert c.controller_bootstrap == ["127.0.0.1:9093", "127.0.0.1:9094"]
     assert c.metadata_log_dir == "/a"
+    assert load(without(CONTROLLER, "log.dirs") + ["log.dirs=/a,/b"]).metadata_log_dir == "/a"
     assert load(BROKER + ["metadata.log.dir=/m"]).metadata_log_dir == "/m"
 
 

@@ -63,6 +63,12 @@ def sample_request(api_key: int, version: int, topic: str = "t") -> Any:
         t = build(m.CreatableTopic, name=f"{topic}-created", num_partitions=2, replication_factor=1,
                   assignments=(), configs=(build(m.CreatableTopicConfig, name="retention.ms", value="1000"),))
         return build(cls, topics=(t,), timeout=1000 * _MS, validate_only=False)
+    if api_key == 55:
+        t = build(m.TopicData, topic_name="__cluster_metadata", partitions=(build(m.PartitionData, partition_index=0),))
+        return build(cls, topics=(t,))
+    if api_key == 37:
+        t = build(m.CreatePartitionsTopic, name=topic, count=2, assignments=None)
+        return build(cls, topics=(t,), timeout=1000 * _MS, validate_only=False)
     if api_key == 20:
         if version >= 6:
             return build(cls, topics=(build(m.DeleteTopicState, name=topic, topic_id=None),),

@@ -1,0 +1,116 @@
+"""deploy/compose.yaml (and compose.combined.yaml) as a real network (issue 13): a client outside the compose network produces and
+consumes through the external listener, one inside through the internal one.
+
+Each service runs in its own network namespace with its own address, its environment unchanged, and
+service names that resolve only inside the compose network (tests/deploy/compose_netns.py). The Docker
+host is a namespace of its own that cannot resolve service names and reaches the brokers only through
+the published ports on its 127.0.0.1. A broker that answers a client with another listener's host or
+port (e.g. `broker-1:19092`: the internal name with the external port) fails here, where
+tests/deploy/test_compose.py, which maps every name to 127.0.0.1, cannot see it.
+
+Needs root, iproute2 and iptables; skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.chaos.netns import unavailable
+from tests.deploy.compose_netns import ComposeNetwork, published
+from tests.deploy.topology import COMPOSE_FILES, DEPLOY, ENV_PREFIX, load_compose, service_env
+
+SECRET = {"BROOK_QUORUM_SECRET": "test-secret-" + "cd" * 16}
+HEALTHY_WITHIN_S = 90.0
+CLIENT_TIMEOUT_S = 30.0
+RECORDS = 20
+
+_reason = unavailable()
+pytestmark = [pytest.mark.skipif(_reason is not None, reason=_reason or ""), pytest.mark.timeout(300)]
+
+
+def _listeners(text: str) -> dict[str, tuple[str, int]]:
+    out = {}
+    for item in text.split(","):
+        name, _, rest = item.strip().partition("://")
+        host, _, port = rest.rpartition(":")
+        if name:
+            out[name.upper()] = (host, int(port))
+    return out
+
+
+def _brokers(compose: dict) -> list[str]:
+    return [n for n in compose["services"]
+            if "broker" in service_env(compose, n, SECRET).get(ENV_PREFIX + "PROCESS_ROLES", "")]
+
+
+def outside_bootstrap(compose: dict) -> str:
+    """What a client on the Docker host uses: the brokers' published ports on localhost."""
+    return ",".join(f"localhost:{host_port}" for n in _brokers(compose)
+                    for _, host_port, _ in published(compose["services"][n]))
+
+
+def inside_bootstrap(compose: dict) -> str:
+    """What a container on the compose network uses: each broker's service name and the port of its
+    Kafka listener advertised under a service name (the internal one), else the port its first Kafka
+    listener binds inside the container."""
+    out = []
+    for n in _brokers(compose):
+        env = service_env(compose, n, SECRET)
+        bound = {k: v for k, v in _listeners(env[ENV_PREFIX + "LISTENERS"]).items() if k not in ("GRPC", "CONTROLLER")}
+        advertised = _listeners(env.get(ENV_PREFIX + "ADVERTISED_LISTENERS", ""))
+        internal = [advertised[k][1] for k in bound if k in advertised and advertised[k][0] not in ("localhost", "127.0.0.1")]
+        out.append(f"{n}:{internal[0] if internal else next(iter(bound.values()))[1]}")
+    return ",".join(out)
+
+
+def _wait_healthy(net: ComposeNetwork, compose: dict) -> None:
+    bootstrap = service_env(compose, next(iter(compose["services"])), SECRET)[
+        ENV_PREFIX + "CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"]
+    deadline = time.monotonic() + HEALTHY_WITHIN_S
+    while True:
+        assert not net.dead(), f"exited: {net.dead()}\n{net.log_tails()}"
+        result = net.run_in(net.client_ns, [sys.executable, "-m", "cluster.cli.main", "--bootstrap-controller",
+                                            bootstrap, "--timeout", "3", "cluster", "health"], 30)
+        if result.returncode == 0:
+            return
+        assert time.monotonic() < deadline, f"not healthy: {result.stdout}{result.stderr}\n{net.log_tails()}"
+        time.sleep(1.0)
+
+
+@pytest.fixture(scope="module", params=COMPOSE_FILES)
+def network(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    compose = load_compose(DEPLOY / request.param)
+    net = ComposeNetwork(compose, SECRET, Path(tmp_path_factory.mktemp("compose-net")))
+    try:
+        net.start()
+        _wait_healthy(net, compose)
+        yield net, compose
+    finally:
+        codes = net.close()
+    assert all(code == 0 for key, code in codes.items() if not key.startswith("publish-")), codes
+
+
+def test_service_names_resolve_only_inside_the_compose_network(network) -> None:
+    net, _ = network
+    service = _brokers(net.compose)[0]
+    probe = [sys.executable, "-c", f"import socket; print(socket.gethostbyname({service!r}))"]
+    inside = net.run_in(net.client_ns, probe, 30)
+    assert inside.returncode == 0 and inside.stdout.strip() == net.addresses[service], inside
+    outside = net.run_in(net.host_ns, probe, 30)
+    assert outside.returncode != 0, f"the host resolved {service}: {outside.stdout}"
+
+
+def test_a_client_outside_the_network_uses_the_published_external_listener(network) -> None:
+    net, compose = network
+    result = net.kafka_client(net.host_ns, outside_bootstrap(compose), "outside", RECORDS, CLIENT_TIMEOUT_S)
+    assert result["ok"], f"{result}\n{net.log_tails()}"
+
+
+def test_a_client_inside_the_network_uses_the_internal_listener(network) -> None:
+    net, compose = network
+    result = net.kafka_client(net.client_ns, inside_bootstrap(compose), "inside", RECORDS, CLIENT_TIMEOUT_S)
+    assert result["ok"], f"{result}\n{net.log_tails()}"
