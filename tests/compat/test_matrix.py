@@ -219,8 +219,6 @@ def test_kafka_topics(tools):
 
 
 @pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-@pytest.mark.xfail(strict=True, reason="CreatePartitions (API 37) is not implemented: "
-                   "Brook cannot add partitions to an existing topic yet")
 def test_kafka_topics_alter_partitions(cluster, tools):
     create_topic(cluster, "tool-grow", partitions=1)
     code, out, err = tools.bs("TopicCommand", "--alter", "--topic", "tool-grow", "--partitions", "2")
@@ -324,8 +322,6 @@ def test_kafka_delete_records(cluster, tools, tmp_path):
 
 
 @pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-@pytest.mark.xfail(strict=True, reason="DescribeQuorum (API 55) is not implemented: Brook's controllers are a "
-                   "pysyncobj Raft quorum behind gRPC, not a KRaft quorum (`brook cluster status` shows it)")
 def test_kafka_metadata_quorum(tools):
     code, out, err = tools.bs("MetadataQuorumCommand", "describe", "--status")
     assert code == 0 and "LeaderId:" in out, out + err
