@@ -38,7 +38,7 @@ run: $(STAMP)
 	$(BIN)/brook dev --controllers 3 --brokers 3 --data-dir $(if $(SECURE),.data/dev-secure --secure,.data/dev)
 
 test: $(STAMP) proto-check
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=40 tests
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
