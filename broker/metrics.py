@@ -21,7 +21,6 @@ manager's methods and a wrapper around the Kafka handlers: plain integer additio
 from __future__ import annotations
 
 import functools
-import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from cluster.errors import ErrorCode
 from cluster.observe.status import cluster_view
+from storage.batch import BATCH_HEADER_BYTES, parse_header
 
 # Dropwizard's (Kafka's) histogram reservoir size: latency quantiles are over the last this many requests.
 LATENCY_SAMPLES_MAX = 1028
@@ -41,22 +41,17 @@ BROKER_STATE_STARTING, BROKER_STATE_RUNNING, BROKER_STATE_PENDING_CONTROLLED_SHU
 # Request names tracked; a bound on label cardinality (Kafka has ~70 APIs).
 REQUEST_NAMES_MAX = 200
 
-_BATCH_LENGTH = struct.Struct(">i")
-_RECORDS_COUNT_AT = 57
-_BATCH_HEADER_BYTES = 61
-
-
 def count_records(records: bytes | memoryview) -> int:
-    """Records in a buffer of v2 record batches (the sum of their recordsCount); stops at a bad header."""
+    """Records in a buffer of v2 record batches (the sum of their recordsCount); stops at a bad header.
+    Uses storage's one RecordBatch header parser."""
     view = memoryview(records)
     pos, total = 0, 0
-    while len(view) - pos >= _BATCH_HEADER_BYTES:
-        (length,) = _BATCH_LENGTH.unpack_from(view, pos + 8)
-        (count,) = _BATCH_LENGTH.unpack_from(view, pos + _RECORDS_COUNT_AT)
-        if length < _BATCH_HEADER_BYTES - 12 or count < 0:
+    while len(view) - pos >= BATCH_HEADER_BYTES:
+        header = parse_header(view, pos)
+        if header.batch_length < BATCH_HEADER_BYTES - 12 or header.records_count < 0:
             break
-        total += count
-        pos += 12 + length
+        total += header.records_count
+        pos += 12 + header.batch_length
     return total
 
 
