@@ -139,6 +139,52 @@ class ElectionOutcome:
     message: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteRecordsResult:
+    """DeleteRecords of one partition: the low watermark is the lowest log start offset of the
+    leader and its ISR followers once they all reached the requested offset."""
+
+    error: ErrorCode = ErrorCode.none
+    low_watermark: int = -1
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogDirPartition:
+    topic: str
+    partition: int
+    size_bytes: int
+    offset_lag: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogDirInfo:
+    """One log directory of this broker (Kafka's DescribeLogDirs)."""
+
+    path: str
+    error: ErrorCode = ErrorCode.none
+    partitions: tuple[LogDirPartition, ...] = ()
+    total_bytes: int = -1
+    usable_bytes: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerInfo:
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int = -1
+    last_timestamp: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ProducersResult:
+    """The active idempotent producers of a partition this broker leads (DescribeProducers)."""
+
+    error: ErrorCode = ErrorCode.none
+    message: str = ""
+    producers: tuple[ProducerInfo, ...] = ()
+
+
 class BrokerCore(Protocol):
     """The broker as the client adapters see it."""
 
@@ -202,6 +248,18 @@ class BrokerCore(Protocol):
         """Forward an AdminService request (brookpb.admin_pb2) to the active controller; None when no
         controller answers. The Kafka listener's SCRAM and ACL APIs use it."""
         ...
+
+    async def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int) -> DeleteRecordsResult:
+        """Move the log start of a partition this broker leads to `offset` (-1: the high watermark),
+        then wait (bounded by `timeout_ms`) until the ISR followers have moved theirs."""
+        ...
+
+    def describe_log_dirs(self, wanted: Mapping[str, Sequence[int]] | None) -> list[LogDirInfo]:
+        """This broker's log directories and the replicas in them (`wanted`: topic -> partitions, an
+        empty sequence meaning every partition of the topic; None: everything)."""
+        ...
+
+    def describe_producers(self, topic: str, partition: int) -> ProducersResult: ...
 
     async def ensure_topic(self, name: str) -> ErrorCode:
         """Create `name` with the defaults if auto.create.topics.enable (Metadata requests)."""

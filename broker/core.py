@@ -12,22 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from broker.api import (
     AlterConfigOp,
     ConfigValue,
+    DeleteRecordsResult,
     ElectionOutcome,
     EpochEndOffset,
     FetchPartition,
     FetchResult,
+    LogDirInfo,
+    LogDirPartition,
     NewPartitions,
     NewTopic,
     OffsetResult,
     ProduceResult,
     ProducerIdResult,
+    ProducerInfo,
+    ProducersResult,
     QuorumInfo,
     ResourceConfigResult,
     TopicOutcome,
@@ -198,6 +204,40 @@ class Broker:
         error, epoch, end = self.leader_side.end_offset_for_epoch(p.topic_id, partition, current_leader_epoch,
                                                                   leader_epoch)
         return EpochEndOffset(error, epoch, end)
+
+    async def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int) -> DeleteRecordsResult:
+        return await self.replicas.delete_records(topic, partition, offset, timeout_ms)
+
+    def describe_log_dirs(self, wanted: Mapping[str, Sequence[int]] | None) -> list[LogDirInfo]:
+        """The one log directory (see OPERATIONS.md) with every local replica asked for. Offset lag is
+        Kafka's: max(0, HW - LEO) of the replica's own log, 0 for a current (non-future) replica."""
+        path = self.logs.log_dir
+        try:
+            usage = shutil.disk_usage(path)
+            total, usable = usage.total, usage.free
+        except OSError as e:
+            log.warning("disk usage of %s: %s", path, e)
+            return [LogDirInfo(path, ErrorCode.kafka_storage_error)]
+        parts = []
+        for p in sorted(self.replicas.partitions.values(), key=lambda q: (q.topic, q.index)):
+            if wanted is not None:
+                indexes = wanted.get(p.topic)
+                if indexes is None or (indexes and p.index not in indexes):
+                    continue
+            size = sum(s.size_bytes for s in p.log.segments())
+            lag = max(0, p.log.high_watermark - p.log.log_end_offset)
+            parts.append(LogDirPartition(p.topic, p.index, size, lag))
+        return [LogDirInfo(path, ErrorCode.none, tuple(parts), total, usable)]
+
+    def describe_producers(self, topic: str, partition: int) -> ProducersResult:
+        p = self.replicas.lookup(topic, partition)
+        if p is None or p.leader is None:
+            return ProducersResult(self.replicas._not_leader_error(topic, partition))
+        producers = []
+        for producer_id, entry in sorted(p.log.producer_entries().items()):
+            last = entry.batches[-1].last_sequence if entry.batches else -1
+            producers.append(ProducerInfo(producer_id, entry.producer_epoch, last))
+        return ProducersResult(ErrorCode.none, producers=tuple(producers))
 
     async def init_producer_id(self) -> ProducerIdResult:
         async with self._producer_id_lock:

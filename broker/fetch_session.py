@@ -37,6 +37,7 @@ class Position:
     fetch_offset: int
     current_leader_epoch: int
     last_fetched_epoch: int
+    log_start_offset: int = 0  # the follower's (DeleteRecords waits for it, see LeaderState)
 
 
 @dataclass(slots=True)

@@ -107,6 +107,16 @@ def apply_fetch_answer(p: Partition, answer: bpb.ReplicaFetchPartitionResult, le
     hw = min(answer.high_watermark, p.log.log_end_offset)
     if hw > p.log.high_watermark:
         p.log.set_high_watermark(hw)
+    follow_log_start(p, answer.log_start_offset)
+
+
+def follow_log_start(p: Partition, leader_log_start: int) -> None:
+    """Move a follower's log start up to the leader's (DeleteRecords and retention on the leader),
+    never past the follower's own HW (Kafka's maybeIncrementLogStartOffset on a fetch answer). The
+    next fetch reports the new log start, which is what the leader's DeleteRecords waits for."""
+    target = min(leader_log_start, p.log.high_watermark)
+    if target > p.log.log_start_offset:
+        p.log.delete_records_before(target)
 
 
 def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_start: int = -1,
@@ -302,7 +312,8 @@ class FetcherLoop:
             wanted, by_key = {}, {}
             for p in parts:
                 key = (p.topic_id, p.index)
-                wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch())
+                wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch(),
+                                       p.log.log_start_offset)
                 by_key[key] = p
             in_flight = {key: position.current_leader_epoch for key, position in wanted.items()}
             session_id, session_epoch, listed, forgotten = session.request(wanted)
@@ -315,7 +326,8 @@ class FetcherLoop:
             position = wanted[key]
             request.partitions.add(topic_id=key[0], partition=key[1], fetch_offset=position.fetch_offset,
                                    current_leader_epoch=position.current_leader_epoch,
-                                   last_fetched_epoch=position.last_fetched_epoch)
+                                   last_fetched_epoch=position.last_fetched_epoch,
+                                   log_start_offset=position.log_start_offset)
         for key in forgotten:
             request.forgotten.add(topic_id=key[0], partition=key[1])
         self.in_flight = in_flight

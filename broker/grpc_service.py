@@ -88,7 +88,7 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             reply.error_message = f"broker {request.replica_id} epoch {request.broker_epoch} is not current"
             return reply
         items = [ReplicaFetchItem(p.topic_id, p.partition, p.fetch_offset, p.current_leader_epoch,
-                                  p.last_fetched_epoch)
+                                  p.last_fetched_epoch, p.log_start_offset)
                  for p in request.partitions]
         if request.session_id != 0 or request.session_epoch != SESSIONLESS_EPOCH:
             error, reply.session_id, outcomes = await self.b.leader_side.replica_fetch_session(

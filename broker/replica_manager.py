@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker import metrics
-from broker.api import FetchPartition, FetchResult, ProduceResult
+from broker.api import DeleteRecordsResult, FetchPartition, FetchResult, ProduceResult
 from broker.clock import Clock, system_monotonic_ms, system_wall_ms
 from broker.fetch_session import LeaderSession, LeaderSessions, PartitionKey, Position, SessionUpdate
 from broker.local_changes import LocalPartition, local_changes
@@ -380,6 +380,50 @@ class ReplicaManager:
             return ErrorCode.unknown_topic_or_partition
         return ErrorCode.not_leader_or_follower
 
+    # -- DeleteRecords ---------------------------------------------------------------------------
+    def low_watermark(self, p: Partition) -> int:
+        """The lowest log start offset of the leader and its ISR followers (Kafka's low watermark;
+        a follower that has not reported one counts as the log's beginning)."""
+        assert p.leader is not None
+        low = p.log.log_start_offset
+        for replica in p.leader.isr:
+            if replica != self.broker_id:
+                progress = p.leader.followers.get(replica)
+                low = min(low, max(0, progress.log_start_offset) if progress is not None else 0)
+        return low
+
+    async def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int,
+                             poll_s: float = 0.05) -> DeleteRecordsResult:
+        """Kafka's DeleteRecords on the leader: move the log start to `offset` (-1: the HW), then
+        wait until every ISR follower reports a log start at least that high (followers follow the
+        leader's log start in their fetch answers, `broker.fetcher.follow_log_start`). On timeout
+        REQUEST_TIMED_OUT with the low watermark reached so far."""
+        p = self.by_name.get((topic, partition))
+        if p is None or p.leader is None:
+            return DeleteRecordsResult(self._not_leader_error(topic, partition))
+        hw = p.leader.high_watermark
+        target = hw if offset == -1 else offset
+        if target < 0 or target > hw:
+            return DeleteRecordsResult(ErrorCode.offset_out_of_range, message=(
+                f"offset {offset} is outside [0, {hw}] (the high watermark)"))
+        try:
+            p.log.delete_records_before(target)
+        except LogError as e:
+            return DeleteRecordsResult(e.code, message=e.message)
+        log.info("%s-%d: log start offset moved to %d by DeleteRecords", topic, partition, p.log.log_start_offset)
+        p.notify_hw()  # followers' parked fetches answer now, carrying the new log start
+        deadline_ms = self.monotonic_ms() + max(0, timeout_ms)
+        while True:
+            if p.leader is None:
+                return DeleteRecordsResult(ErrorCode.not_leader_or_follower)
+            low = self.low_watermark(p)
+            if low >= target:
+                return DeleteRecordsResult(ErrorCode.none, low)
+            if self.monotonic_ms() >= deadline_ms:
+                return DeleteRecordsResult(ErrorCode.request_timed_out, low,
+                                           f"the ISR followers' log start reached {low}, not {target}")
+            await asyncio.sleep(poll_s)
+
     # -- consumer fetch --------------------------------------------------------------------------
     def read_committed(self, req: FetchPartition) -> FetchResult:
         p = self.by_name.get((req.topic, req.partition))
@@ -436,6 +480,7 @@ class ReplicaFetchItem:
     fetch_offset: int
     current_leader_epoch: int
     last_fetched_epoch: int = -1  # KIP-320: the epoch of the follower's last batch (-1: none)
+    log_start_offset: int = -1    # the follower's log start offset (-1: not reported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,7 +541,8 @@ class LeaderSide:
         if item.fetch_offset > leo or item.fetch_offset < plog.log_start_offset:
             return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.offset_out_of_range,
                                        p.leader.high_watermark, plog.log_start_offset, leo)
-        p.leader.record_fetch(replica_id, item.fetch_offset, leo, self.m.monotonic_ms(), broker_epoch)
+        p.leader.record_fetch(replica_id, item.fetch_offset, leo, self.m.monotonic_ms(), broker_epoch,
+                              item.log_start_offset)
         if item.fetch_offset < leo:
             self.m.isr_watch.add((item.topic_id, item.partition))  # a follower behind: ISR checks resume
         self.m._maybe_advance_hw(p)
@@ -562,8 +608,8 @@ class LeaderSide:
         old = self.sessions.by_follower.get(replica_id)
         update = self.sessions.update(
             replica_id, broker_epoch, session_id, session_epoch,
-            [((i.topic_id, i.partition), Position(i.fetch_offset, i.current_leader_epoch, i.last_fetched_epoch))
-             for i in items], list(forgotten))
+            [((i.topic_id, i.partition), Position(i.fetch_offset, i.current_leader_epoch, i.last_fetched_epoch,
+                                                  i.log_start_offset)) for i in items], list(forgotten))
         self._rewatch(replica_id, update)
         if old is not None and old is not update.session and old.on_change is not None:
             old.on_change()  # a poll parked on the replaced session ends now
@@ -586,7 +632,7 @@ class LeaderSide:
                 if p is not None and p.leader is not None and session.last_round_ms >= 0:
                     p.leader.note_idle_rounds(replica_id, position.fetch_offset, session.last_round_ms)
                 item = ReplicaFetchItem(key[0], key[1], position.fetch_offset, position.current_leader_epoch,
-                                        position.last_fetched_epoch)
+                                        position.last_fetched_epoch, position.log_start_offset)
                 budget = max(0, min(partition_max_bytes, max_bytes - total))
                 if budget <= 0:
                     session.changed.add(key)  # the answer is full: read it next round

@@ -18,7 +18,7 @@ from storage.compaction import plan_compaction
 from storage.compression import decompressed_bytes_max
 from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
-from storage.producer_state import ProducerStateTable
+from storage.producer_state import ProducerEntry, ProducerStateTable
 from storage.segments import Segment, select_segments_to_delete, should_roll
 
 __all__ = ["MemoryLog"]
@@ -139,7 +139,7 @@ class MemoryLog:
     ) -> ProducerCheck:
         return self._producers.check(producer_id, producer_epoch, base_sequence, last_sequence)
 
-    def producer_entries(self) -> dict[int, object]:
+    def producer_entries(self) -> dict[int, ProducerEntry]:
         return dict(self._producers.entries())
 
     # Truncation and deletion.

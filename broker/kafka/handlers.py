@@ -26,11 +26,13 @@ from kio.schema.errors import ErrorCode
 from broker.api import (
     AlterConfigOp,
     BrokerCore,
+    DeleteRecordsResult,
     FetchPartition,
     FetchResult,
     NewPartitions,
     NewTopic,
     ProduceResult,
+    ProducersResult,
     ResourceConfigResult,
 )
 from broker.kafka import security_handlers
@@ -77,6 +79,9 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     45: (0, 1),    # AlterPartitionReassignments
     46: (0, 0),    # ListPartitionReassignments
     64: (0, 0),    # UnregisterBroker
+    21: (0, 2),    # DeleteRecords
+    35: (1, 5),    # DescribeLogDirs (kio has no v0, which Kafka 4 dropped; v5's is_cordoned stays false)
+    61: (0, 0),    # DescribeProducers
     37: (0, 3),    # CreatePartitions
     55: (0, 1),    # DescribeQuorum
     60: (0, 1),    # DescribeCluster
@@ -183,6 +188,9 @@ class KafkaHandlers:
             45: self.alter_partition_reassignments,
             46: self.list_partition_reassignments,
             64: self.unregister_broker,
+            21: self.delete_records,
+            35: self.describe_log_dirs,
+            61: self.describe_producers,
             37: self.create_partitions,
             55: self.describe_quorum,
             60: self.describe_cluster,
@@ -890,6 +898,83 @@ class KafkaHandlers:
         return build(mod.UnregisterBrokerResponse, throttle_time=ZERO_MS,
                      error_code=ErrorCode(reply.error.code) if reply.error.code else ErrorCode.none,
                      error_message=reply.error.message or None)
+
+    async def delete_records(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """Kafka's DeleteRecords: each partition's leader moves its log start (needs DELETE on the topic)."""
+        mod = response_module(21, api_version)
+        timeout_ms = max(0, min(ms(request.timeout), 300_000))
+        keys: list[tuple[str, int]] = []
+        calls = []
+        for t in request.topics:
+            allowed = ctx.allowed(Op.DELETE, Res.TOPIC, t.name)
+            for p in t.partitions:
+                keys.append((t.name, int(p.partition_index)))
+                if not allowed:
+                    calls.append(_done(DeleteRecordsResult(ErrorCode.topic_authorization_failed)))
+                else:
+                    calls.append(self._delete_records_one(t.name, int(p.partition_index), int(p.offset), timeout_ms))
+        results = await asyncio.gather(*calls)
+        by_topic: dict[str, list[Any]] = {}
+        for (topic, partition), result in zip(keys, results, strict=True):
+            by_topic.setdefault(topic, []).append(build(mod.DeleteRecordsPartitionResult, partition_index=partition,
+                                                        low_watermark=result.low_watermark, error_code=result.error))
+        topics = tuple(build(mod.DeleteRecordsTopicResult, name=name, partitions=tuple(parts))
+                       for name, parts in by_topic.items())
+        return build(mod.DeleteRecordsResponse, throttle_time=ZERO_MS, topics=topics)
+
+    async def _delete_records_one(self, topic: str, partition: int, offset: int, timeout_ms: int) -> DeleteRecordsResult:
+        if is_internal(topic):
+            return DeleteRecordsResult(ErrorCode.invalid_topic_exception)  # its records are the cluster's state
+        try:
+            return await self.core.delete_records(topic, partition, offset, timeout_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error("delete records %s-%d failed: %s: %s", topic, partition, type(e).__name__, e)
+            return DeleteRecordsResult(ErrorCode.unknown_server_error)
+
+    async def describe_log_dirs(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """This broker's log directories (needs DESCRIBE on the cluster, as in Kafka)."""
+        mod = response_module(35, api_version)
+        if not ctx.cluster_allowed(Op.DESCRIBE):
+            return build(mod.DescribeLogDirsResponse, throttle_time=ZERO_MS,
+                         error_code=ErrorCode.cluster_authorization_failed, results=())
+        wanted = None if request.topics is None else {
+            t.topic: tuple(int(i) for i in t.partitions) for t in request.topics}
+        results = []
+        for info in self.core.describe_log_dirs(wanted):
+            by_topic: dict[str, list[Any]] = {}
+            for part in info.partitions:
+                by_topic.setdefault(part.topic, []).append(build(
+                    mod.DescribeLogDirsPartition, partition_index=part.partition, partition_size=part.size_bytes,
+                    offset_lag=part.offset_lag, is_future_key=False))
+            topics = tuple(build(mod.DescribeLogDirsTopic, name=name, partitions=tuple(parts))
+                           for name, parts in by_topic.items())
+            results.append(build(mod.DescribeLogDirsResult, error_code=info.error, log_dir=info.path, topics=topics,
+                                 total_bytes=info.total_bytes, usable_bytes=info.usable_bytes))
+        return build(mod.DescribeLogDirsResponse, throttle_time=ZERO_MS, error_code=ErrorCode.none,
+                     results=tuple(results))
+
+    async def describe_producers(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """KIP-664: the active idempotent producers of partitions this broker leads (READ on the topic)."""
+        mod = response_module(61, api_version)
+        topics = []
+        for t in request.topics:
+            readable = ctx.allowed(Op.READ, Res.TOPIC, t.name)
+            parts = []
+            for index in t.partition_indexes:
+                if not readable:
+                    result = ProducersResult(ErrorCode.topic_authorization_failed)
+                else:
+                    result = self.core.describe_producers(t.name, int(index))
+                producers = tuple(build(mod.ProducerState, producer_id=pr.producer_id, producer_epoch=pr.producer_epoch,
+                                        last_sequence=pr.last_sequence, last_timestamp=pr.last_timestamp,
+                                        coordinator_epoch=-1, current_txn_start_offset=-1)
+                                  for pr in result.producers)
+                parts.append(build(mod.PartitionResponse, partition_index=index, error_code=result.error,
+                                   error_message=result.message or None, active_producers=producers))
+            topics.append(build(mod.TopicResponse, name=t.name, partitions=tuple(parts)))
+        return build(mod.DescribeProducersResponse, throttle_time=ZERO_MS, topics=tuple(topics))
 
     async def describe_cluster(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(60, api_version)

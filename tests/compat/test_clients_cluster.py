@@ -355,6 +355,58 @@ def test_admin_client_adds_partitions(cluster):
     assert got == b"in-a-new-partition"
 
 
+@pytest.mark.timeout(180)
+def test_admin_client_delete_records_survives_a_leader_kill(cluster):
+    """Issue 13: DeleteRecords (AdminClient.delete_records) moves the log start of the leader and of
+    every ISR follower before it answers, so after the leader is killed the new leader starts there too."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    topic = "ck-delete-records"
+    create_topic(cluster, topic)
+    p = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all", "message.timeout.ms": 30000})
+    for i in range(100):
+        p.produce(topic, value=b"d%d" % i, partition=0)
+    assert p.flush(30) == 0
+    a = AdminClient({"bootstrap.servers": cluster.kafka_bootstrap})
+    done = a.delete_records([TopicPartition(topic, 0, 60)], request_timeout=20)
+    result = next(iter(done.values())).result(timeout=30)
+    assert result.low_watermark == 60
+    beyond = a.delete_records([TopicPartition(topic, 0, 101)], request_timeout=20)
+    with pytest.raises(Exception) as error:
+        next(iter(beyond.values())).result(timeout=30)
+    assert "OFFSET_OUT_OF_RANGE" in str(error.value), error.value
+
+    seen: list[object] = []
+
+    def earliest() -> int | None:
+        """The partition leader's log start (ListOffsets EARLIEST), asked by a fresh consumer."""
+        c = Consumer({"bootstrap.servers": cluster.kafka_bootstrap, "group.id": "ck-delete-records"})
+        try:
+            low, _high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+        except Exception as e:
+            seen.append(e)
+            return None
+        finally:
+            c.close()
+        seen.append(low)
+        return low if low >= 0 else None
+
+    assert earliest() == 60
+    leader = partition_state(cluster, topic).leader
+    cluster.kill(leader, signal.SIGKILL)
+    try:
+        wait_until(lambda: partition_state(cluster, topic).leader not in (-1, leader), 60, 0.2, "a new leader")
+        try:
+            wait_until(lambda: earliest() is not None, 30, 0.2, "ListOffsets from the new leader")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answers {seen[-3:]}") from None
+        assert earliest() == 60, "the new leader's log start is not where DeleteRecords moved it"
+    finally:
+        cluster.start_node(leader)
+        cluster.wait_healthy(60)
+
+
 @pytest.mark.timeout(60)
 def test_describe_quorum_shows_the_controller_quorum(cluster):
     """Issue 13: DescribeQuorum (what kafka-metadata-quorum sends) answered by a broker: the quorum's

@@ -298,20 +298,31 @@ def test_kafka_producer_perf_test(cluster, tools):
     assert code == 0 and "Processed a total of 5000 messages" in err, err[-2000:]
 
 
-@pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-@pytest.mark.xfail(strict=True, reason="DescribeLogDirs (API 35) is not implemented")
+@pytest.mark.timeout(TOOL_TIMEOUT_S * 2 + 60)
 def test_kafka_log_dirs(cluster, tools):
-    create_topic(cluster, "tool-logdirs")
+    create_topic(cluster, "tool-logdirs", partitions=2)
+    # --sync: in the one-JVM runner the tool's exit can beat its asynchronous sends of a short input.
+    code, out, err = tools.bs("ConsoleProducer", "--topic", "tool-logdirs", "--sync", "--command-property", "acks=all",
+                              stdin="".join(f"line-{i}\n" for i in range(50)))
+    assert code == 0, out + err
     code, out, err = tools.bs("LogDirsCommand", "--describe", "--topic-list", "tool-logdirs")
     assert code == 0 and '"brokers"' in out, out + err
+    answer = json.loads(out.strip().splitlines()[-1])
+    assert sorted(b["broker"] for b in answer["brokers"]) == sorted(cluster.broker_ids), out
+    for b in answer["brokers"]:
+        (log_dir,) = b["logDirs"]  # one log directory per broker
+        assert log_dir["error"] is None and log_dir["logDir"], out
+        parts = {p["partition"]: p for p in log_dir["partitions"]}
+        assert sorted(parts) == ["tool-logdirs-0", "tool-logdirs-1"], out  # RF 3: every broker has both
+    sizes = [p["size"] for b in answer["brokers"] for p in b["logDirs"][0]["partitions"]]
+    assert sum(sizes) > 0 and all(s >= 0 for s in sizes), out
 
 
-@pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-@pytest.mark.xfail(strict=True, reason="DeleteRecords (API 21) is not implemented: a log start offset only "
-                   "moves by retention")
+@pytest.mark.timeout(TOOL_TIMEOUT_S * 3 + 60)
 def test_kafka_delete_records(cluster, tools, tmp_path):
     create_topic(cluster, "tool-delete-records")
-    code, out, err = tools.bs("ConsoleProducer", "--topic", "tool-delete-records", stdin="a\nb\nc\n")
+    code, out, err = tools.bs("ConsoleProducer", "--topic", "tool-delete-records", "--sync", "--command-property", "acks=all",
+                              stdin="a\nb\nc\n")
     assert code == 0, out + err
     spec = tmp_path / "offsets.json"
     spec.write_text(json.dumps({"version": 1, "partitions": [
@@ -319,6 +330,26 @@ def test_kafka_delete_records(cluster, tools, tmp_path):
     code, out, err = tools.bs("DeleteRecordsCommand", "--offset-json-file", str(spec))
     # The tool exits 0 even when the partition failed; the per-partition line says which.
     assert code == 0 and "low_watermark: 2" in out, out + err
+    code, out, err = tools.bs("consumer.ConsoleConsumer", "--topic", "tool-delete-records", "--from-beginning",
+                              "--max-messages", "1", "--timeout-ms", "30000")
+    assert code == 0 and out.split() == ["c"], out + err
+    code, out, err = tools.bs("GetOffsetShell", "--topic", "tool-delete-records", "--time", "-2")
+    assert code == 0 and out.split() == ["tool-delete-records:0:2"], out + err
+
+
+@pytest.mark.timeout(TOOL_TIMEOUT_S * 2 + 60)
+def test_kafka_transactions_describe_producers(cluster, tools):
+    create_topic(cluster, "tool-producers")
+    code, out, err = tools.bs("ConsoleProducer", "--topic", "tool-producers", "--sync", "--command-property", "acks=all",
+                              "--command-property", "enable.idempotence=true", stdin="a\nb\nc\n")
+    assert code == 0, out + err
+    code, out, err = tools.bs("TransactionsCommand", "describe-producers", "--topic", "tool-producers",
+                              "--partition", "0")
+    assert code == 0, out + err
+    header, *rows = [line.split() for line in out.strip().splitlines()]
+    assert header[:4] == ["ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence"], out
+    # One idempotent producer; its three records went in one or more batches ending at sequence 2.
+    assert len(rows) == 1 and int(rows[0][0]) >= 0 and rows[0][3] == "2", out
 
 
 @pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
