@@ -1,8 +1,10 @@
+# PYTHON_ARGCOMPLETE_OK
 """`brook`: the admin CLI, the console producer/consumer, `brook server` and `brook dev`.
 
 Exit codes (docs/CLI.md): 0 success (or healthy), 1 an error (or unhealthy), 2 a usage error,
 130 interrupted by Ctrl-C. Every expected failure is one line on stderr, `brook: error: ...`;
-a traceback means a bug in Brook.
+a traceback means a bug in Brook. Shell completion: argcomplete (`eval "$(register-python-argcomplete
+brook)"`, docs/CLI.md); the marker on the first line lets argcomplete's global completion find it.
 """
 
 from __future__ import annotations
@@ -279,7 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _external(argv[0], argv[1:])
     ctx: Context | None = None
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer and exit
+            _complete(parser)
+        args = parser.parse_args(argv)
         ctx = Context(args)
         return int(args.handler(ctx))
     except SystemExit as e:  # argparse: --help (0) or a usage error (2, already printed)
@@ -308,6 +313,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             ctx.close()
 
 
+def _complete(parser: argparse.ArgumentParser) -> None:
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
 def _expected_error_message(e: Exception) -> str | None:
     import grpc
 
@@ -318,6 +331,10 @@ def _expected_error_message(e: Exception) -> str | None:
         return e.message
     if isinstance(e, grpc.RpcError):
         return f"request failed ({describe_rpc_error(e)})"
+    if type(e).__name__ == "KafkaException":  # confluent-kafka (the CLI's Kafka-protocol verbs)
+        from cluster.cli.groups import _kafka_error
+
+        return _kafka_error(e, "Kafka request failed").message
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else ""
         return f"{e.strerror or e}{':' + where if where else ''}".rstrip(":")
