@@ -119,6 +119,18 @@ def follow_log_start(p: Partition, leader_log_start: int) -> None:
         p.log.delete_records_before(target)
 
 
+def throttle_catch_up(m: ReplicaManager, p: Partition, size: int, now_ms: int) -> None:
+    """follower.replication.throttled.rate: a joining replica of a reassignment that has fetched more
+    than its rate allows is paused until the bucket holds a byte again (the fetcher then leaves it out)."""
+    throttle = m.follower_throttle
+    if not throttle.limited or not m.catch_up_throttled(p, m.broker_id):
+        return
+    throttle.spend(size, now_ms)
+    wait = throttle.wait_ms(now_ms)
+    if wait > 0:
+        p.paused_until_ms = max(p.paused_until_ms, now_ms + wait)
+
+
 def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_start: int = -1,
                        rng: random.Random | None = None) -> None:
     """A per-partition error from the leader: restart, re-truncate, or pause the partition."""
@@ -364,6 +376,7 @@ class FetcherLoop:
                 session.reset()
                 continue
             apply_fetch_answer(p, r, self.leader_id, now, self.rng)
+            throttle_catch_up(self.m, p, len(r.records), now)
         if not reply.partitions and unpause_ms is None and session.session_id != 0:
             self._quiet = (parts, wanted, by_key, in_flight)
         return None

@@ -25,7 +25,9 @@ from broker.clock import Clock, system_monotonic_ms, system_wall_ms
 from broker.fetch_session import LeaderSession, LeaderSessions, PartitionKey, Position, SessionUpdate
 from broker.local_changes import LocalPartition, local_changes
 from broker.partition import UNKNOWN_BROKER_EPOCH, LeaderState
+from broker.throttle import ByteRate, is_catch_up
 from cluster.config import Config
+from cluster.effective_config import server_value
 from cluster.errors import ErrorCode, LogError
 from cluster.image import MetadataImage, PartitionRegistration
 from storage.batch import iter_batches
@@ -96,6 +98,9 @@ class ReplicaManager:
         # Followed replicas by leader broker, kept from metadata changes (the fetchers' partition sets).
         self.followed: dict[int, dict[tuple[bytes, int], Partition]] = {}
         self.session_watchers: dict[tuple[bytes, int], dict[int, LeaderSession]] = {}
+        # Reassignment catch-up throttles (broker/throttle.py), rates from the dynamic configs.
+        self.leader_throttle = ByteRate()
+        self.follower_throttle = ByteRate()
         # Led partitions whose ISR may need a change: not every follower of the ISR has reached our LEO,
         # a replica is outside the ISR, or an AlterPartition is in flight. isr_maintenance visits only
         # these; a quiescent partition re-enters on an append or a registration change.
@@ -109,6 +114,7 @@ class ReplicaManager:
     def apply_image(self, image: MetadataImage) -> None:
         previous = self.image
         self.image = image
+        self._refresh_throttles(image)
         changes = local_changes(previous, image, self.broker_id)
         # One replica's failure (a storage error) must not stop the others from following the image.
         for key in changes.deletes:
@@ -380,6 +386,20 @@ class ReplicaManager:
             return ErrorCode.unknown_topic_or_partition
         return ErrorCode.not_leader_or_follower
 
+    def _refresh_throttles(self, image: MetadataImage) -> None:
+        broker = str(self.broker_id)
+        try:
+            self.leader_throttle.set_rate(int(server_value(image, self.config, broker,
+                                                           "leader.replication.throttled.rate")))
+            self.follower_throttle.set_rate(int(server_value(image, self.config, broker,
+                                                             "follower.replication.throttled.rate")))
+        except ValueError as e:  # a stored value this version cannot read: keep the previous rates
+            log.warning("replication throttles: %s", e)
+
+    def catch_up_throttled(self, p: Partition, replica: int) -> bool:
+        """Whether replication of `p` to `replica` is reassignment catch-up traffic under a throttle."""
+        return p.registration is not None and is_catch_up(p.registration.adding_replicas, replica)
+
     # -- DeleteRecords ---------------------------------------------------------------------------
     def low_watermark(self, p: Partition) -> int:
         """The lowest log start offset of the leader and its ISR followers (Kafka's low watermark;
@@ -497,6 +517,7 @@ class ReplicaFetchOutcome:
     records: bytes = b""
     diverging_epoch: int = -1
     diverging_end_offset: int = -1
+    throttled: bool = False  # data is waiting but leader.replication.throttled.rate held it back
 
 
 def _leader_check(p: Partition | None, epoch: int) -> ErrorCode:
@@ -547,8 +568,18 @@ class LeaderSide:
             self.m.isr_watch.add((item.topic_id, item.partition))  # a follower behind: ISR checks resume
         self.m._maybe_advance_hw(p)
         records = b""
+        throttle = self.m.leader_throttle
+        throttled = throttle.limited and self.m.catch_up_throttled(p, replica_id)
+        if throttled and item.fetch_offset < leo:
+            now = self.m.monotonic_ms()
+            budget = min(budget, throttle.allowance(now))
+            if budget <= 0:
+                return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.none, p.leader.high_watermark,
+                                           plog.log_start_offset, leo, throttled=True)
         if item.fetch_offset < leo and budget > 0:
             records = plog.read(item.fetch_offset, budget, leo).records
+            if throttled:
+                throttle.spend(len(records), self.m.monotonic_ms())
         return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.none, p.leader.high_watermark,
                                    plog.log_start_offset, leo, records)
 
@@ -620,6 +651,7 @@ class LeaderSide:
         session.on_change = event.set
         deadline_ms = self.m.monotonic_ms() + max(0, min(max_wait_ms, 30_000))
         to_read, full = update.to_read, update.full
+        held: set[PartitionKey] = set()  # held back by the leader throttle: read again when it refills
         while True:
             now = self.m.monotonic_ms()
             outcomes, total = [], 0
@@ -643,6 +675,10 @@ class LeaderSide:
                 except LogError as e:
                     outcome = ReplicaFetchOutcome(item.topic_id, item.partition, e.code)
                 total += len(outcome.records)
+                if outcome.throttled:
+                    held.add(key)
+                else:
+                    held.discard(key)
                 flagged = outcome.error != ErrorCode.none or outcome.diverging_epoch >= 0
                 if session.news(key, outcome.high_watermark, outcome.log_start_offset, bool(outcome.records),
                                 flagged) or full:
@@ -650,15 +686,19 @@ class LeaderSide:
             remaining_ms = deadline_ms - self.m.monotonic_ms()
             if outcomes or remaining_ms <= 0:
                 session.last_round_ms = now
+                session.changed.update(held)  # the next round reads them again
                 return ErrorCode.none, session.session_id, outcomes
             if self.sessions.by_follower.get(replica_id) is not session:
                 return ErrorCode.fetch_session_id_not_found, 0, []
             if not session.changed:
                 event.clear()
-                await _wait_any([event], remaining_ms / 1000.0)
+                wait_ms = remaining_ms
+                if held:
+                    wait_ms = min(wait_ms, max(1, self.m.leader_throttle.wait_ms(self.m.monotonic_ms())))
+                await _wait_any([event], wait_ms / 1000.0)
             if self.sessions.by_follower.get(replica_id) is not session:
                 return ErrorCode.fetch_session_id_not_found, 0, []
-            to_read, full = tuple(session.changed), False
+            to_read, full = tuple(session.changed | held), False
             session.changed.clear()
 
     def end_offset_for_epoch(self, topic_id: bytes, partition: int, current_leader_epoch: int,

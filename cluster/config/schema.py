@@ -358,6 +358,22 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
     _key(
+        "leader.replication.throttled.rate",
+        "long",
+        LONG_MAX,
+        "Bytes per second a leader sends to the joining replicas of partitions being reassigned (the reassignment's catch-up traffic; other replication is never throttled). Set it on a broker or cluster-wide, or with `brook partitions reassign --execute --throttle`.",
+        validator=Range(1, None),
+        dynamic=True,
+    ),
+    _key(
+        "follower.replication.throttled.rate",
+        "long",
+        LONG_MAX,
+        "Bytes per second a joining replica of a partition being reassigned fetches from its leader (the follower side of `leader.replication.throttled.rate`).",
+        validator=Range(1, None),
+        dynamic=True,
+    ),
+    _key(
         "replica.lag.time.max.ms",
         "long",
         30000,
