@@ -377,7 +377,7 @@ def _log_unclean_elections(image: MetadataImage, records: list[Record],
             topic = image.topics.get(record.topic_id)
             name = topic.name if topic else record.topic_id.hex()
             ends = log_end_offsets(record.topic_id, record.partition) if log_end_offsets else None
-            loss = replication.unclean_loss(record.leader, ends)
+            loss = record.unclean_loss
             lost = (f"offsets [{loss[0]}, {loss[1]}) that other live replicas hold are lost"
                     if loss else "no live replica reported a longer log")
             log.warning("UNCLEAN leader election: %s-%d now led by broker %d, which was not in the ISR; "
