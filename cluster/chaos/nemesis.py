@@ -575,7 +575,8 @@ class Nemesis:
             victim = self.rng.choice([r for r in original if r not in (dropped, current_leader)] or [dropped])
         self._current.nodes.append(victim)  # type: ignore[union-attr]
         self._sleep((0.0, 1.0))  # mid-move
-        self._note(f"killing the {role} broker {victim} while broker {dropped} catches up")
+        self._note(f"killing the {role} broker {victim} while broker {dropped} catches up" if victim != dropped
+                   else f"killing the joining broker {victim} while it catches up")
         self._kill(victim, signal.SIGKILL)
         self._sleep(DOWN_S)
         self._start(victim)
