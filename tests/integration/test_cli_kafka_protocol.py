@@ -158,3 +158,28 @@ def test_user_mistakes_against_the_cluster_are_one_line(cluster, rounds):
     for r, fragment in cases:
         assert r.returncode == 1, (r.returncode, r.stderr)
         assert r.stderr.startswith("brook: error:") and r.stderr.count("\n") == 1 and fragment in r.stderr, r.stderr
+
+
+def test_topic_verbs_over_the_kafka_protocol(cluster):
+    """`brook topics create/list/describe/delete --bootstrap-server`: no controller address at all."""
+    name = f"kp-{uuid.uuid4().hex[:6]}"
+    r = kafka_only(cluster, "topics", "create", name, "--partitions", "2", "--replication-factor", "3",
+                   "--config", "retention.ms=3600000")
+    assert r.returncode == 0 and f"Created topic {name}." in r.stdout, r.stdout + r.stderr
+    again = kafka_only(cluster, "topics", "create", name)
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "already exists" in again.stderr, again.stderr
+    listed = kafka_only(cluster, "topics", "list", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert {"name": name, "topic_id": None, "partition_count": 2, "replication_factor": 3} in json.loads(listed.stdout)
+    described = kafka_only(cluster, "topics", "describe", name, "-o", "json")
+    assert described.returncode == 0, described.stderr
+    (topic,) = json.loads(described.stdout)
+    assert topic["configs"] == {"retention.ms": "3600000"} and topic["min_insync_replicas"] >= 1
+    assert [len(p["isr"]) for p in topic["partitions"]] == [3, 3]
+    assert all(p["leader"] in p["replicas"] for p in topic["partitions"])
+    missing = kafka_only(cluster, "topics", "describe", "no-such-topic")
+    assert missing.returncode == 1 and "topic 'no-such-topic' does not exist" in missing.stderr, missing.stderr
+    deleted = kafka_only(cluster, "topics", "delete", name)
+    assert deleted.returncode == 0 and f"Deleted topic {name}." in deleted.stdout, deleted.stdout + deleted.stderr
+    unreachable = run_cli_process(None, "topics", "list", "--bootstrap-server", "127.0.0.1:1", "--timeout", "2")
+    assert unreachable.returncode == 1 and unreachable.stderr.count("\n") == 1 and "127.0.0.1:1" in unreachable.stderr
