@@ -16,6 +16,8 @@ import asyncio
 import datetime
 import logging
 import re
+import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
@@ -35,6 +37,7 @@ from broker.api import (
 )
 from broker.kafka import security_handlers
 from broker.kafka.codec import ZERO_MS, build, field_is_nullable, ms, response_module
+from broker.kafka.fetch_sessions import FINAL_EPOCH, FetchParams, FetchPlan, FetchSessionCache
 from broker.kafka.session import ALLOW_ALL, RequestContext
 from brookpb import admin_pb2 as apb
 from cluster.internal_topics import INTERNAL_TOPICS, is_internal
@@ -48,6 +51,7 @@ __all__ = [
     "GroupHandler",
     "KafkaHandlers",
     "check_batches",
+    "new_fetch_session_cache",
 ]
 
 log = logging.getLogger("broker.kafka")
@@ -138,6 +142,18 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
     return ErrorCode.invalid_record, f"more than {BATCHES_PER_PARTITION_MAX} batches in one partition"
 
 
+# Partitions all consumer fetch sessions of a broker hold together (Brook's bound; Kafka bounds only
+# the slots): the cluster's partition cap, so one consumer of every partition still gets a session.
+FETCH_SESSION_PARTITIONS_MAX = 200_000
+
+
+def new_fetch_session_cache(slots_max: int = 1000, eviction_ms: int = 120_000,
+                            partitions_max: int = FETCH_SESSION_PARTITIONS_MAX) -> FetchSessionCache:
+    """A consumer fetch session cache with random 31-bit session ids (Kafka's defaults: 1,000 slots,
+    sessions idle for 2 minutes may be evicted)."""
+    return FetchSessionCache(slots_max, partitions_max, eviction_ms, new_id=lambda: secrets.randbelow(2**31 - 1) + 1)
+
+
 class KafkaHandlers:
     """Dispatches decoded requests to the core (or to the group handlers).
 
@@ -155,9 +171,12 @@ class KafkaHandlers:
         group_handlers: Mapping[int, GroupHandler] | None = None,
         group_versions: Mapping[int, tuple[int, int]] | None = None,
         listener: str | None = None,
+        fetch_sessions: FetchSessionCache | None = None,
     ) -> None:
         self.core = core
         self.listener = listener
+        # Consumer fetch sessions (KIP-227); the listener start-up sizes it from the broker's config.
+        self.fetch_sessions = fetch_sessions or new_fetch_session_cache()
         self.group_handlers: dict[int, GroupHandler] = dict(group_handlers or {})
         versions = dict(API_VERSIONS)
         group_versions = dict(group_versions or {})
@@ -430,25 +449,23 @@ class KafkaHandlers:
 
     async def fetch(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(1, api_version)
-        session_id = int(getattr(request, "session_id", 0))
-        if session_id != 0:
-            # Brook never creates fetch sessions (it always answers session id 0), so a client can
-            # only name one it made up; Kafka answers that with FETCH_SESSION_ID_NOT_FOUND.
-            return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.fetch_session_id_not_found,
-                         session_id=0, responses=())
+        plan = self._fetch_plan(request, ctx)
+        if plan.error != ErrorCode.none:
+            return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=plan.error, session_id=0, responses=())
         wanted: list[FetchPartition] = []
         denied: list[tuple[str, int]] = []
-        for topic in request.topics:
-            readable = ctx.allowed(Op.READ, Res.TOPIC, topic.topic)
-            for p in topic.partitions:
-                if not readable:
-                    denied.append((topic.topic, p.partition))
-                    continue
-                wanted.append(FetchPartition(
-                    topic=topic.topic, partition=p.partition, offset=p.fetch_offset,
-                    max_bytes=max(0, p.partition_max_bytes),
-                    current_leader_epoch=getattr(p, "current_leader_epoch", -1),
-                ))
+        readable: dict[str, bool] = {}
+        for (topic, partition), params in plan.partitions:
+            allowed = readable.get(topic)
+            if allowed is None:
+                allowed = readable[topic] = ctx.allowed(Op.READ, Res.TOPIC, topic)
+            if not allowed:
+                denied.append((topic, partition))
+                continue
+            wanted.append(FetchPartition(
+                topic=topic, partition=partition, offset=params.fetch_offset,
+                max_bytes=max(0, params.partition_max_bytes), current_leader_epoch=params.current_leader_epoch,
+            ))
         results: list[FetchResult]
         if wanted:
             try:
@@ -468,6 +485,9 @@ class KafkaHandlers:
         read_committed = int(getattr(request, "isolation_level", 0)) == 1
         by_topic: dict[str, list[Any]] = {}
         for want, result in zip(wanted, results, strict=True):
+            if not plan.answered((want.topic, want.partition), result.high_watermark, result.last_stable_offset,
+                                 result.log_start_offset, bool(result.records), result.error != ErrorCode.none):
+                continue  # an incremental answer leaves out a partition with no news
             fields: dict[str, Any] = dict(
                 partition_index=want.partition,
                 error_code=result.error,
@@ -491,8 +511,19 @@ class KafkaHandlers:
         responses = tuple(
             build(mod.FetchableTopicResponse, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()
         )
-        return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.none, session_id=0,
-                     responses=responses)
+        return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.none,
+                     session_id=plan.response_session_id, responses=responses)
+
+    def _fetch_plan(self, request: Any, ctx: RequestContext) -> FetchPlan:
+        """The request against the fetch session cache (KIP-227; v4..6 carry no session: sessionless)."""
+        listed = [((topic.topic, p.partition), FetchParams(p.fetch_offset, p.partition_max_bytes,
+                                                           getattr(p, "current_leader_epoch", -1)))
+                  for topic in request.topics for p in topic.partitions]
+        forgotten = [(topic.topic, partition) for topic in getattr(request, "forgotten_topics_data", None) or ()
+                     for partition in topic.partitions]
+        return self.fetch_sessions.begin(int(getattr(request, "session_id", 0)),
+                                         int(getattr(request, "session_epoch", FINAL_EPOCH)), listed, forgotten,
+                                         ctx.principal, int(time.monotonic() * 1000))
 
     # ---------------------------------------------------------------- ListOffsets / OffsetForLeaderEpoch
 

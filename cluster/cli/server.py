@@ -233,7 +233,7 @@ async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any
     if not config.kafka_listeners() or importlib.util.find_spec("broker.kafka.server") is None:
         return None
     from broker.kafka.listeners import authorizer_from_config, kafka_listeners
-    from broker.kafka.server import start_kafka_listener
+    from broker.kafka.server import fetch_session_cache, start_kafka_listener
 
     listeners = kafka_listeners(config)  # TLS files are read before anything starts
     authorizer = authorizer_from_config(config, broker.image)
@@ -249,10 +249,11 @@ async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any
         adapter = GroupHandlers(coordinator)
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
     servers = []
+    fetch_sessions = fetch_session_cache(broker)  # one per broker, as Kafka's: every listener shares it
     for _name, host, port, security in listeners:
         servers.append(await start_kafka_listener(broker, host, port, group_handlers=group_handlers,
                                                   group_versions=group_versions, security=security,
-                                                  authorizer=authorizer))
+                                                  authorizer=authorizer, fetch_sessions=fetch_sessions))
     if observer is not None:
         from broker.metrics import instrument_kafka_handlers
 

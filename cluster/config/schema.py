@@ -454,6 +454,17 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
     _key(
+        "max.incremental.fetch.session.cache.slots", "int", 1000,
+        "Consumer fetch sessions (KIP-227) a broker keeps; a new one evicts an idle or smaller one, or the "
+        "client is served without a session.",
+        validator=_NONNEG,
+    ),
+    _key(
+        "min.incremental.fetch.session.eviction.ms", "int", 120000,
+        "A consumer fetch session unused this long may be evicted for a new one.",
+        validator=_NONNEG,
+    ),
+    _key(
         "max.connections", "int", 10000, "Kafka connections a broker accepts at once; more are closed at accept.",
         validator=_POS, kafka_default=2147483647,
         reason="A limit on everything: each connection holds buffers and in-flight requests.",
