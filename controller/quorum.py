@@ -48,6 +48,10 @@ __all__ = ["REQUEST_IDS_MAX", "ApplyResult", "MetadataStateMachine", "Quorum", "
 
 log = logging.getLogger("brook.quorum")
 
+# One appendEntries message carries at most this many bytes of log entries, and no command may be
+# larger (`submit` refuses it): a 10,000-partition CreateTopics with RF 3 encodes to ~0.5 MiB.
+RAFT_APPEND_BYTES_MAX = 16 * 1024 * 1024
+
 # How many applied records each controller keeps in memory to answer broker heartbeats with a delta;
 # a broker further behind gets the full image.
 RECENT_RECORDS_MAX = 20_000
@@ -280,6 +284,11 @@ class Quorum:
         conf = SyncObjConf(
             password=settings.secret,
             appendEntriesUseBatch=False,          # ~1 ms commits instead of ~100 ms (measured)
+            # Above the largest command, so one entry is never split into pysyncobj's "transmission"
+            # parts: 0.3.17 marks the part that ends at len(entry) as the last, but the parts cut
+            # pickle(entry), which protocol 2 makes longer (bytes become latin-1 text, UTF-8 encoded);
+            # followers then unpickle truncated data on the Raft thread, over and over (issue 16).
+            appendEntriesBatchSizeBytes=RAFT_APPEND_BYTES_MAX,
             raftMinTimeout=election_s,
             raftMaxTimeout=election_s * 2,
             appendEntriesPeriod=min(0.05, election_s / 6),
@@ -355,6 +364,8 @@ class Quorum:
                      timeout_s: float = 5.0) -> ApplyResult:
         """Replicate one command and wait for it to be applied here."""
         data = encode_command(request_id or uuid.uuid4().hex, base_offset, records)
+        if len(data) * 2 + 1024 >= RAFT_APPEND_BYTES_MAX:  # its pickle (protocol 2) may double it
+            raise QuorumError(f"metadata command of {len(data)} bytes is too large for one Raft entry")
         future: asyncio.Future[ApplyResult] = self.loop.create_future()
 
         def done(result: ApplyResult | None, error: int) -> None:
