@@ -86,7 +86,7 @@ class FakeBrokers:
         return self._stubs[self._target]
 
     def _call(self, method: str, request: Any, timeout_s: float = 20.0) -> Any:
-        for attempt in range(30):
+        for _attempt in range(30):
             try:
                 reply = getattr(self._stub(), method)(request, timeout=timeout_s)
             except grpc.RpcError:
