@@ -130,6 +130,14 @@ class FakeBrokers:
 ELECTIONS: list[str] = []
 
 
+class _Rows(list):
+    """The result rows, each also logged as it is measured (a later failure keeps the earlier ones)."""
+
+    def append(self, row: list[str]) -> None:
+        log(" | ".join(str(x) for x in row))
+        super().append(row)
+
+
 def create_retrying(client: ControllerClient, name: str, partitions: int) -> Any:
     """CreateTopics, retried while the quorum elects a leader (each such wait is noted in ELECTIONS)."""
     from cluster.errors import BrookError
@@ -157,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-topic", type=int, default=10_000)
     parser.add_argument("--data-dir", help="keep the nodes' data and logs here (default: a temp dir, removed)")
     args = parser.parse_args(argv)
-    rows: list[list[str]] = []
+    rows: list[list[str]] = _Rows()
     started = time.monotonic()
     with (tempfile.TemporaryDirectory(prefix="brook-metadata-") if args.data_dir is None
           else contextlib.nullcontext(args.data_dir)) as data_dir:
@@ -227,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
                 c.start_node(active)
                 caught_up = float("nan")
                 while time.monotonic() - restarted < 300:
-                    status = client.quorum_status()
+                    try:
+                        status = client.quorum_status()
+                    except Exception:
+                        time.sleep(0.5)
+                        continue
                     voter = next((v for v in status.voters if v.node_id == active), None)
                     if voter is not None and voter.connected and voter.lag == 0:
                         caught_up = time.monotonic() - restarted

@@ -12,17 +12,25 @@ voter must apply it, and pysyncobj must log no failed tick on the way.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 
 import pytest
-from ctl_helpers import make_image
+from ctl_helpers import apply, make_image
 
 from cluster.cli.launcher import free_ports
+from cluster.codec import decode_command, encode_command
 from cluster.config import validate_topic_config
 from cluster.image import image_to_records
-from controller.quorum import Quorum, QuorumSettings
-from controller.topics import PARTITIONS_PER_REQUEST_MAX, TopicRequest, create_topics
+from controller.quorum import _DECODE_SKIPPABLE, Quorum, QuorumSettings
+from controller.topics import (
+    PARTITIONS_PER_REQUEST_MAX,
+    PartitionsRequest,
+    TopicRequest,
+    create_partitions,
+    create_topics,
+)
 
 pytestmark = pytest.mark.timeout(120)
 SECRET = "unit-test-secret-0123456789"
@@ -67,3 +75,26 @@ def test_a_command_of_the_largest_create_topics_reaches_every_voter(tmp_path, ca
                 q.close()
 
     asyncio.run(body())
+
+
+def test_the_records_a_leader_skips_decoding_equal_their_decoding() -> None:
+    """The leader applies CreateTopics / CreatePartitions commands from the records it encoded
+    (`Quorum.submit` → `MetadataStateMachine.remember`); followers decode the bytes. Both must give
+    the same image, so those records must equal their own decoding, field types included."""
+    ids = (n.to_bytes(16, "big") for n in itertools.count(1))
+    image = make_image()
+    created, _ = create_topics(image, [TopicRequest("t", 7, 3), TopicRequest("u", 2, 2)], default_partitions=1,
+                               default_replication_factor=3, new_topic_id=lambda: next(ids),
+                               validate_config=validate_topic_config)
+    image = apply(image, created)
+    grown, outcomes = create_partitions(image, [PartitionsRequest("t", 9), PartitionsRequest("u", 4, ((3, 1), (2, 1)))])
+    assert all(o.error == 0 for o in outcomes) and grown
+    for records in (created, grown):
+        assert all(type(r) in _DECODE_SKIPPABLE for r in records)
+        _, _, decoded = decode_command(encode_command("id", 0, records))
+        assert decoded == records
+        assert [type(v) for r in decoded for v in vars_of(r)] == [type(v) for r in records for v in vars_of(r)]
+
+
+def vars_of(record) -> list:
+    return [getattr(record, f.name) for f in dataclasses.fields(record)]
