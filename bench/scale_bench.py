@@ -13,7 +13,8 @@ every process stopped by PID at the end, then with librdkafka (bench/workload.py
   the empty-cluster baseline: the acceptance compares row 10,000 with it);
 - leader SIGKILL of the fresh topic's partition 0: a timeline kill → new leader in Metadata → first
   acknowledgement (the last step must not wait out a 500 ms replica long poll);
-- controller failover: SIGKILL of the active controller → a new one is active → a CreateTopics succeeds.
+- controller failover (once every broker is unfenced again): SIGKILL of the active controller → the
+  quorum has a new leader → an RF=3 CreateTopics succeeds.
 
 The load average (1 min) is printed with every row: the machine is shared.
 """
@@ -109,6 +110,13 @@ def controller_failover(c: Any) -> tuple[float, float]:
     from cluster.client import ControllerClient
 
     with ControllerClient(c.controller_bootstrap, timeout_s=2.0) as client:
+        # The broker killed by the previous step must be back (unfenced): an RF=3 CreateTopics needs it.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            brokers = client.describe_cluster().brokers
+            if len(brokers) >= 3 and not any(b.fenced or b.shutting_down for b in brokers):
+                break
+            time.sleep(0.2)
         active = client.describe_cluster().active_controller_id
         killed = time.monotonic()
         c.kill(active, 9)
