@@ -249,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
             log("starting the real broker")
             t0 = time.monotonic()
             c.start_node(broker)
+            if os.environ.get("BROOK_BENCH_PROFILE"):  # py-spy record of the catching-up broker
+                import subprocess
+
+                subprocess.Popen(["py-spy", "record", "-d", "60", "-f", "raw", "-o", os.environ["BROOK_BENCH_PROFILE"],
+                                  "-p", str(c.pids[broker])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             last = topics[-1]
             kafka = AdminClient({"bootstrap.servers": str(c.node(broker).kafka_address), "log_level": 0})
             seen = float("nan")
