@@ -150,6 +150,12 @@ def measure(n: int, seconds: float, rate: int, overrides: dict[str, str]) -> dic
             brokers = {i: c.pids[i] for i in c.broker_ids}
             run = uuid.uuid4().hex[:6]
             topic = f"scale-{n}-{run}"
+            profile = os.environ.get("BROOK_BENCH_PROFILE")
+            if profile and n >= 10_000:  # py-spy record of one broker while it takes the new partitions
+                import subprocess
+
+                subprocess.Popen(["py-spy", "record", "-d", "40", "-f", "raw", "-o", profile, "-p",
+                                  str(brokers[min(brokers)])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             led, replicated = propagation(bootstrap, topic, n, timeout_s=max(120.0, n / 20))
             row["propagation"] = (led, replicated, load())
             log(f"{n}: produce round robin")
