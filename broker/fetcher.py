@@ -176,8 +176,13 @@ class FetcherLoop:
         self.rng = random.Random()
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the simulator/tests swap it
         self.failures = 0                       # consecutive failed rounds (backoff attempt)
-        self.wait_ms = _fetch_wait_ms(manager.config)
         self.last_error: str | None = None      # logged once until a round succeeds
+
+    @property
+    def wait_ms(self) -> int:
+        """The long poll of each round: `replica.fetch.wait.max.ms` (read per round, so the simulator's
+        loop, which does not run this __init__, and a swapped FETCH_WAIT_MS both apply)."""
+        return _fetch_wait_ms(self.m.config)
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
