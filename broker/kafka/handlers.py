@@ -114,8 +114,8 @@ BATCHES_PER_PARTITION_MAX = 100_000
 def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
     """What the listener refuses before the core sees a partition's records: None when acceptable.
 
-    Only headers are read: magic must be 2 and batches must not be transactional or control batches
-    (transactions are not supported yet). CRCs and everything else are the core's to validate.
+    Only headers are read: magic must be 2 and batches must not be control batches (only the
+    transaction coordinator writes markers). CRCs and everything else are the core's to validate.
     """
     if not records:
         return ErrorCode.invalid_record, "the partition's record set is empty"
@@ -128,8 +128,6 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
         header = parse_header(records, offset)
         if header.magic != 2:
             return ErrorCode.unsupported_for_message_format, f"record batch magic {header.magic}; Brook accepts magic 2"
-        if header.is_transactional:
-            return ErrorCode.invalid_record, "transactional produce is not supported by Brook yet"
         if header.is_control:
             return ErrorCode.invalid_record, "control batches may not be produced by clients"
         if header.size_bytes < BATCH_HEADER_BYTES or offset + header.size_bytes > len(records):
@@ -353,8 +351,6 @@ class KafkaHandlers:
 
     async def _produce_one(self, topic: str, partition: int, records: bytes | None, acks: int,
                            timeout_ms: int, transactional: bool) -> ProduceResult:
-        if transactional:
-            return ProduceResult(ErrorCode.invalid_record, message="transactional produce is not supported by Brook yet")
         if is_internal(topic):
             return ProduceResult(ErrorCode.invalid_topic_exception, message=f"cannot append to internal topic {topic}")
         refused = check_batches(records)
@@ -450,11 +446,13 @@ class KafkaHandlers:
                     current_leader_epoch=getattr(p, "current_leader_epoch", -1),
                 ))
         results: list[FetchResult]
+        read_committed = int(getattr(request, "isolation_level", 0)) == 1
         if wanted:
             try:
                 max_bytes = min(max(0, getattr(request, "max_bytes", 2**31 - 1)), self.fetch_bytes_max)
+                isolation = {"read_committed": True} if read_committed else {}
                 results = await self.core.fetch(wanted, max(0, ms(request.max_wait)), max(0, request.min_bytes),
-                                                max_bytes)
+                                                max_bytes, **isolation)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -465,7 +463,6 @@ class KafkaHandlers:
                 results = [FetchResult(ErrorCode.unknown_server_error) for _ in wanted]
         else:
             results = []
-        read_committed = int(getattr(request, "isolation_level", 0)) == 1
         by_topic: dict[str, list[Any]] = {}
         for want, result in zip(wanted, results, strict=True):
             fields: dict[str, Any] = dict(
@@ -474,7 +471,7 @@ class KafkaHandlers:
                 high_watermark=result.high_watermark,
                 last_stable_offset=result.last_stable_offset if result.last_stable_offset >= 0 else result.high_watermark,
                 log_start_offset=result.log_start_offset,
-                aborted_transactions=() if read_committed else None,
+                aborted_transactions=_aborted(mod, result.aborted_transactions) if read_committed else None,
                 preferred_read_replica=-1,
                 records=result.records,
             )
@@ -498,6 +495,8 @@ class KafkaHandlers:
 
     async def list_offsets(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(2, api_version)
+        # isolation_level 1 (read_committed, v2+): "latest" is the last stable offset.
+        isolation = {"read_committed": True} if int(getattr(request, "isolation_level", 0)) == 1 else {}
         topics = []
         for topic in request.topics:
             parts = []
@@ -509,7 +508,7 @@ class KafkaHandlers:
                                        leader_epoch=-1))
                     continue
                 result = self.core.list_offsets(topic.name, p.partition_index, p.timestamp,
-                                                getattr(p, "current_leader_epoch", -1))
+                                                getattr(p, "current_leader_epoch", -1), **isolation)
                 parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
                                    error_code=result.error, timestamp=result.timestamp, offset=result.offset,
                                    leader_epoch=result.leader_epoch))
@@ -914,6 +913,11 @@ class KafkaHandlers:
 
 async def _done(value: Any) -> Any:
     return value
+
+
+def _aborted(mod: ModuleType, aborted: Sequence[tuple[int, int]] | None) -> tuple[Any, ...]:
+    """Fetch's aborted_transactions list (read_committed): (producer id, first offset) pairs."""
+    return tuple(build(mod.AbortedTransaction, producer_id=pid, first_offset=first) for pid, first in aborted or ())
 
 
 def _config_allowed(ctx: RequestContext, operation: Op, resource_type: int, name: str) -> bool:
