@@ -216,7 +216,7 @@ def test_consume_transform_produce_is_exactly_once(cluster):
 def test_transaction_past_its_timeout_is_aborted(cluster):
     topic = "txn-timeout"
     create_topic(cluster, topic)
-    p = _producer(cluster, "tid-timeout", **{"transaction.timeout.ms": 2000})
+    p = _producer(cluster, "tid-timeout", **{"transaction.timeout.ms": 2000, "message.timeout.ms": 2000})
     p.begin_transaction()
     for i in range(10):
         p.produce(topic, value=f"expired-{i}".encode(), partition=0)
