@@ -130,6 +130,8 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
             return ErrorCode.unsupported_for_message_format, f"record batch magic {header.magic}; Brook accepts magic 2"
         if header.is_control:
             return ErrorCode.invalid_record, "control batches may not be produced by clients"
+        if header.is_transactional and header.producer_id < 0:
+            return ErrorCode.invalid_record, "a transactional batch needs a producer id"
         if header.size_bytes < BATCH_HEADER_BYTES or offset + header.size_bytes > len(records):
             return ErrorCode.corrupt_message, f"record batch length {header.batch_length} does not fit the record set"
         offset += header.size_bytes
@@ -356,6 +358,9 @@ class KafkaHandlers:
         refused = check_batches(records)
         if refused is not None:
             return ProduceResult(refused[0], message=refused[1])
+        if not transactional and records and parse_header(records).is_transactional:
+            # Kafka: transactional batches come with the producer's transactional id.
+            return ProduceResult(ErrorCode.invalid_record, message="transactional batches need a transactional id")
         assert records is not None
         try:
             return await self.core.produce(topic, partition, records, acks, timeout_ms)
@@ -373,10 +378,15 @@ class KafkaHandlers:
         keys: list[tuple[str, int]] = []
         calls = []
         writable = {t.name: ctx.allowed(Op.WRITE, Res.TOPIC, t.name) for t in request.topic_data}
+        # Kafka: a transactional produce needs WRITE on its transactional id.
+        tid_denied = transactional and not ctx.allowed(Op.WRITE, Res.TRANSACTIONAL_ID, request.transactional_id)
         for topic_data in request.topic_data:
             for partition_data in topic_data.partition_data:
                 keys.append((topic_data.name, partition_data.index))
-                if not writable[topic_data.name]:
+                if tid_denied:
+                    calls.append(_done(ProduceResult(ErrorCode.transactional_id_authorization_failed,
+                                                     message="not authorized to WRITE the transactional id")))
+                elif not writable[topic_data.name]:
                     calls.append(_done(ProduceResult(ErrorCode.topic_authorization_failed,
                                                      message="not authorized to WRITE the topic")))
                 elif acks not in (0, 1, -1):
