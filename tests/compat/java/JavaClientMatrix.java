@@ -336,18 +336,18 @@ public class JavaClientMatrix {
             return "initTransactions, one committed transaction";
         });
         cell("txn.read_committed", () -> {
-            String topic = prefix + "-txn";
+            String txnTopic = prefix + "-txn";
             Properties p = base();
             p.put("transactional.id", prefix + "-txn2");
             p.put("max.block.ms", "30000");
             try (KafkaProducer<String, String> tp = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
                 tp.initTransactions();
                 tp.beginTransaction();
-                for (int i = 0; i < 20; i++) tp.send(new ProducerRecord<>(topic, i % 2, "k", "aborted-" + i));
+                for (int i = 0; i < 20; i++) tp.send(new ProducerRecord<>(txnTopic, i % 2, "k", "aborted-" + i));
                 tp.flush();
                 tp.abortTransaction();
                 tp.beginTransaction();
-                for (int i = 0; i < 20; i++) tp.send(new ProducerRecord<>(topic, i % 2, "k", "committed-" + i));
+                for (int i = 0; i < 20; i++) tp.send(new ProducerRecord<>(txnTopic, i % 2, "k", "committed-" + i));
                 tp.commitTransaction();
             }
             Properties cp = base();
@@ -355,7 +355,7 @@ public class JavaClientMatrix {
             cp.put("auto.offset.reset", "earliest");
             cp.put("enable.auto.commit", "false");
             try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
-                List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1));
+                List<TopicPartition> tps = List.of(new TopicPartition(txnTopic, 0), new TopicPartition(txnTopic, 1));
                 c.assign(tps);
                 c.seekToBeginning(tps);
                 List<String> got = pollUntil(c, 20, 30_000);
