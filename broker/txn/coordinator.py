@@ -31,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from broker.api import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, BrokerCore
 from broker.groups._records import build_batch, iter_batches
@@ -99,8 +100,8 @@ class TxnPartition:
     def name(self) -> str:
         return f"{TXN_TOPIC}-{self.index}"
 
-    def spawn(self, coro: Awaitable[None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

@@ -278,6 +278,7 @@ async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any
             await server.close()
         if txn_coordinator is not None:
             await txn_coordinator.stop()
+        if marker_client is not None:
             await marker_client.close()
         if coordinator is not None:
             await coordinator.stop()
