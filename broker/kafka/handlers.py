@@ -548,9 +548,10 @@ class KafkaHandlers:
     async def init_producer_id(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(22, api_version)
         if request.transactional_id is not None:
-            # Transactions are later work. INVALID_REQUEST is fatal for the client with a clear cause,
-            # where a retriable code (COORDINATOR_NOT_AVAILABLE) would make it retry forever.
-            log.info("refused InitProducerId for transactional.id=%r: transactions are not supported",
+            # Served by broker/kafka/txn_handlers.py when the listener has a transaction coordinator
+            # (every `brook server` broker); without one (a bare listener) INVALID_REQUEST is fatal for
+            # the client with a clear cause, where a retriable code would make it retry forever.
+            log.info("refused InitProducerId for transactional.id=%r: this listener has no transaction coordinator",
                      request.transactional_id)
             return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=ErrorCode.invalid_request,
                          producer_id=-1, producer_epoch=-1)
