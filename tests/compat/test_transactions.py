@@ -281,4 +281,49 @@ def test_coordinator_sigkill_mid_transaction_and_mid_commit(cluster):
     create_topic(cluster, topic, partitions=2)
     _kill_txn_coordinator_mid(cluster, "tid-kill-open", topic, commit_first=False)
     _kill_txn_coordinator_mid(cluster, "tid-kill-commit", topic, commit_first=True)
-    wait_until(lambda: True, 1)
+
+
+@pytest.mark.timeout(300)
+def test_new_coordinator_finishes_an_acknowledged_commit_whose_markers_were_pending(cluster):
+    """Deterministic mid-commit failover: the commit is acknowledged (PrepareCommit written) while the
+    data partition's only replica is stopped, so no marker can be written; then the coordinator is
+    SIGKILLed. The broker that takes over the `__transaction_state` partition must load PrepareCommit
+    and finish the markers once the data partition is back: the acknowledged transaction appears whole."""
+    import threading
+
+    from tests.support import partition_state
+
+    topic = "txn-pending-markers"
+    create_topic(cluster, topic, partitions=1, rf=1, configs={"min.insync.replicas": "1"})
+    data_leader = partition_state(cluster, topic).leader
+    _producer(cluster, "tid-warm-up")  # __transaction_state exists from here on
+    tid = next(t for t in (f"tid-pending-{i}" for i in range(200)) if _txn_leader(cluster, t) != data_leader)
+    coordinator = _txn_leader(cluster, tid)
+    p = _producer(cluster, tid)
+    p.begin_transaction()
+    for i in range(50):
+        p.produce(topic, value=f"pending-{i}".encode(), partition=0)
+    p.flush(30)
+    outcome: list[str] = []
+
+    def commit() -> None:
+        try:
+            p.commit_transaction(90)
+            outcome.append("committed")
+        except Exception as e:  # noqa: BLE001 - reported below
+            outcome.append(f"failed: {e}")
+
+    cluster.send_signal(data_leader, signal.SIGSTOP)
+    try:
+        t = threading.Thread(target=commit)
+        t.start()
+        t.join(120)
+        assert outcome == ["committed"], outcome  # PrepareCommit is durable; the markers are not written
+        cluster.kill(coordinator, signal.SIGKILL)
+        time.sleep(2.0)
+    finally:
+        cluster.send_signal(data_leader, signal.SIGCONT)
+    values = _read(cluster, topic, 1, "read_committed", expect=50, timeout_s=120)
+    assert sorted(values) == sorted(f"pending-{i}".encode() for i in range(50))
+    cluster.start_node(coordinator)
+    cluster.wait_healthy(60)
