@@ -347,7 +347,7 @@ class RocksDBLog:
         saved_producers, self._producers = self._producers, producers
         self._put_producers(batch, changed)
         saved_txns = self._txns
-        if any(header.is_transactional for header, _ in prepared.batches):
+        if self._txns.would_change(header for header, _ in prepared.batches):
             txns = self._txns.copy()
             if txns.update(prepared.batches):
                 self._txns = txns

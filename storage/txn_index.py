@@ -116,6 +116,12 @@ class TxnIndex:
                 if e.aborted and e.last_offset >= start_offset and e.first_offset < upper_offset]
 
     # -- changing ------------------------------------------------------------------------------------
+    def would_change(self, headers: Iterable[BatchHeader]) -> bool:
+        """Whether `update` with these batches changes anything (a marker, or a first batch of a
+        producer's transaction): the log copies and rewrites the index only then."""
+        return any(h.is_transactional and h.producer_id >= 0 and (h.is_control or h.producer_id not in self._ongoing)
+                   for h in headers)
+
     def update(self, batches: Iterable[tuple[BatchHeader, bytes | memoryview]]) -> bool:
         """Record stored batches (offsets assigned), in log order."""
         changed = False
