@@ -150,6 +150,48 @@ def test_second_producer_fences_the_first_and_aborts_its_transaction(cluster):
     assert sorted(committed) == sorted(f"second-{i}".encode() for i in range(40))
 
 
+_ZOMBIE = """
+import sys, time
+from confluent_kafka import Producer
+bootstrap, topic, tid = sys.argv[1:4]
+p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid, "transaction.timeout.ms": 60000})
+p.init_transactions(60)
+p.begin_transaction()
+for i in range(30):
+    p.produce(topic, value=f"killed-{i}".encode(), partition=i % 2)
+p.flush(30)
+print("sent", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.timeout(180)
+def test_producer_killed_mid_transaction_is_fenced_and_its_transaction_aborted(cluster):
+    """A producer process SIGKILLed with an open transaction (long transaction.timeout.ms): its
+    successor with the same transactional.id aborts it at once; read_committed never sees it and
+    reads past it (the last stable offset moves)."""
+    import subprocess
+    import sys
+
+    topic, tid = "txn-killed", "tid-killed"
+    create_topic(cluster, topic, partitions=2)
+    proc = subprocess.Popen([sys.executable, "-c", _ZOMBIE, cluster.kafka_bootstrap, topic, tid],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "sent"
+        assert len(_read(cluster, topic, 2, "read_uncommitted", expect=30)) == 30
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    successor = _producer(cluster, tid)
+    successor.begin_transaction()
+    for i in range(10):
+        successor.produce(topic, value=f"successor-{i}".encode(), partition=i % 2)
+    successor.commit_transaction(60)
+    committed = _read(cluster, topic, 2, "read_committed", expect=10)
+    assert sorted(committed) == sorted(f"successor-{i}".encode() for i in range(10))
+
+
 @pytest.mark.timeout(240)
 def test_consume_transform_produce_is_exactly_once(cluster):
     from confluent_kafka import Consumer, TopicPartition
