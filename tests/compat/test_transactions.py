@@ -19,7 +19,7 @@ import pytest
 from broker.groups.placement import partition_for
 from cluster.cli.launcher import LocalCluster
 from tests.compat.conftest import OVERRIDES
-from tests.support import admin, create_topic, wait_until
+from tests.support import admin, create_topic
 
 TXN_PARTITIONS = 5
 TXN_OVERRIDES = {
