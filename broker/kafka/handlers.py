@@ -118,8 +118,8 @@ BATCHES_PER_PARTITION_MAX = 100_000
 def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
     """What the listener refuses before the core sees a partition's records: None when acceptable.
 
-    Only headers are read: magic must be 2 and batches must not be transactional or control batches
-    (transactions are not supported yet). CRCs and everything else are the core's to validate.
+    Only headers are read: magic must be 2 and batches must not be control batches (only the
+    transaction coordinator writes markers). CRCs and everything else are the core's to validate.
     """
     if not records:
         return ErrorCode.invalid_record, "the partition's record set is empty"
@@ -132,10 +132,10 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
         header = parse_header(records, offset)
         if header.magic != 2:
             return ErrorCode.unsupported_for_message_format, f"record batch magic {header.magic}; Brook accepts magic 2"
-        if header.is_transactional:
-            return ErrorCode.invalid_record, "transactional produce is not supported by Brook yet"
         if header.is_control:
             return ErrorCode.invalid_record, "control batches may not be produced by clients"
+        if header.is_transactional and header.producer_id < 0:
+            return ErrorCode.invalid_record, "a transactional batch needs a producer id"
         if header.size_bytes < BATCH_HEADER_BYTES or offset + header.size_bytes > len(records):
             return ErrorCode.corrupt_message, f"record batch length {header.batch_length} does not fit the record set"
         offset += header.size_bytes
@@ -372,13 +372,14 @@ class KafkaHandlers:
 
     async def _produce_one(self, topic: str, partition: int, records: bytes | None, acks: int,
                            timeout_ms: int, transactional: bool) -> ProduceResult:
-        if transactional:
-            return ProduceResult(ErrorCode.invalid_record, message="transactional produce is not supported by Brook yet")
         if is_internal(topic):
             return ProduceResult(ErrorCode.invalid_topic_exception, message=f"cannot append to internal topic {topic}")
         refused = check_batches(records)
         if refused is not None:
             return ProduceResult(refused[0], message=refused[1])
+        if not transactional and records and parse_header(records).is_transactional:
+            # Kafka: transactional batches come with the producer's transactional id.
+            return ProduceResult(ErrorCode.invalid_record, message="transactional batches need a transactional id")
         assert records is not None
         try:
             return await self.core.produce(topic, partition, records, acks, timeout_ms)
@@ -396,10 +397,15 @@ class KafkaHandlers:
         keys: list[tuple[str, int]] = []
         calls = []
         writable = {t.name: ctx.allowed(Op.WRITE, Res.TOPIC, t.name) for t in request.topic_data}
+        # Kafka: a transactional produce needs WRITE on its transactional id.
+        tid_denied = transactional and not ctx.allowed(Op.WRITE, Res.TRANSACTIONAL_ID, request.transactional_id)
         for topic_data in request.topic_data:
             for partition_data in topic_data.partition_data:
                 keys.append((topic_data.name, partition_data.index))
-                if not writable[topic_data.name]:
+                if tid_denied:
+                    calls.append(_done(ProduceResult(ErrorCode.transactional_id_authorization_failed,
+                                                     message="not authorized to WRITE the transactional id")))
+                elif not writable[topic_data.name]:
                     calls.append(_done(ProduceResult(ErrorCode.topic_authorization_failed,
                                                      message="not authorized to WRITE the topic")))
                 elif acks not in (0, 1, -1):
@@ -467,11 +473,13 @@ class KafkaHandlers:
                 max_bytes=max(0, params.partition_max_bytes), current_leader_epoch=params.current_leader_epoch,
             ))
         results: list[FetchResult]
+        read_committed = int(getattr(request, "isolation_level", 0)) == 1
         if wanted:
             try:
                 max_bytes = min(max(0, getattr(request, "max_bytes", 2**31 - 1)), self.fetch_bytes_max)
+                isolation = {"read_committed": True} if read_committed else {}
                 results = await self.core.fetch(wanted, max(0, ms(request.max_wait)), max(0, request.min_bytes),
-                                                max_bytes)
+                                                max_bytes, **isolation)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -482,7 +490,6 @@ class KafkaHandlers:
                 results = [FetchResult(ErrorCode.unknown_server_error) for _ in wanted]
         else:
             results = []
-        read_committed = int(getattr(request, "isolation_level", 0)) == 1
         by_topic: dict[str, list[Any]] = {}
         for want, result in zip(wanted, results, strict=True):
             if not plan.answered((want.topic, want.partition), result.high_watermark, result.last_stable_offset,
@@ -494,7 +501,7 @@ class KafkaHandlers:
                 high_watermark=result.high_watermark,
                 last_stable_offset=result.last_stable_offset if result.last_stable_offset >= 0 else result.high_watermark,
                 log_start_offset=result.log_start_offset,
-                aborted_transactions=() if read_committed else None,
+                aborted_transactions=_aborted(mod, result.aborted_transactions) if read_committed else None,
                 preferred_read_replica=-1,
                 records=result.records,
             )
@@ -529,6 +536,8 @@ class KafkaHandlers:
 
     async def list_offsets(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(2, api_version)
+        # isolation_level 1 (read_committed, v2+): "latest" is the last stable offset.
+        isolation = {"read_committed": True} if int(getattr(request, "isolation_level", 0)) == 1 else {}
         topics = []
         for topic in request.topics:
             parts = []
@@ -540,7 +549,7 @@ class KafkaHandlers:
                                        leader_epoch=-1))
                     continue
                 result = self.core.list_offsets(topic.name, p.partition_index, p.timestamp,
-                                                getattr(p, "current_leader_epoch", -1))
+                                                getattr(p, "current_leader_epoch", -1), **isolation)
                 parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
                                    error_code=result.error, timestamp=result.timestamp, offset=result.offset,
                                    leader_epoch=result.leader_epoch))
@@ -570,9 +579,10 @@ class KafkaHandlers:
     async def init_producer_id(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(22, api_version)
         if request.transactional_id is not None:
-            # Transactions are later work. INVALID_REQUEST is fatal for the client with a clear cause,
-            # where a retriable code (COORDINATOR_NOT_AVAILABLE) would make it retry forever.
-            log.info("refused InitProducerId for transactional.id=%r: transactions are not supported",
+            # Served by broker/kafka/txn_handlers.py when the listener has a transaction coordinator
+            # (every `brook server` broker); without one (a bare listener) INVALID_REQUEST is fatal for
+            # the client with a clear cause, where a retriable code would make it retry forever.
+            log.info("refused InitProducerId for transactional.id=%r: this listener has no transaction coordinator",
                      request.transactional_id)
             return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=ErrorCode.invalid_request,
                          producer_id=-1, producer_epoch=-1)
@@ -945,6 +955,11 @@ class KafkaHandlers:
 
 async def _done(value: Any) -> Any:
     return value
+
+
+def _aborted(mod: ModuleType, aborted: Sequence[tuple[int, int]] | None) -> tuple[Any, ...]:
+    """Fetch's aborted_transactions list (read_committed): (producer id, first offset) pairs."""
+    return tuple(build(mod.AbortedTransaction, producer_id=pid, first_offset=first) for pid, first in aborted or ())
 
 
 def _config_allowed(ctx: RequestContext, operation: Op, resource_type: int, name: str) -> bool:

@@ -527,6 +527,41 @@ _SERVER: list[ConfigKey] = [
         validator=Range(1, 32767),
     ),
     _key(
+        "transaction.state.log.num.partitions",
+        "int",
+        50,
+        "Partitions of the internal `__transaction_state` topic (fixed once it exists).",
+        validator=_POS,
+    ),
+    _key(
+        "transaction.state.log.replication.factor",
+        "int",
+        3,
+        "Replication factor of `__transaction_state`; creation waits until this many brokers are registered.",
+        validator=Range(1, 32767),
+    ),
+    _key(
+        "transaction.state.log.min.isr",
+        "int",
+        2,
+        "min.insync.replicas of `__transaction_state` (capped at its replication factor).",
+        validator=_POS,
+    ),
+    _key(
+        "transaction.max.timeout.ms",
+        "int",
+        900000,
+        "Largest transaction.timeout.ms a transactional producer may ask for.",
+        validator=_POS,
+    ),
+    _key(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "int",
+        10000,
+        "How often the transaction coordinator aborts transactions past their timeout.",
+        validator=_POS,
+    ),
+    _key(
         "offsets.retention.minutes",
         "int",
         10080,
@@ -610,7 +645,7 @@ assert all("_" not in name for name in SERVER_KEYS), "BROOK_CFG_* env mapping as
 # Kafka broker keys that do not apply to Brook: accepted in files, env and overrides with one warning
 # each (all listed at once), so a Kafka server.properties can be reused. key -> why it does not apply.
 _THREADS = "Brook serves each process from one asyncio event loop; there are no thread pools to size"
-_NO_TXN = "Brook has no transactions yet, so there is no transaction state log"
+_NO_TXN = "Brook keeps transactional ids until they are overwritten; they do not expire yet"
 _NO_SHARE = "Brook has no share groups (KIP-932), so there is no share-coordinator state topic"
 _NO_FILES = "Brook stores logs in RocksDB keyed by offset: there are no segment or index files"
 KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
@@ -623,9 +658,6 @@ KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
         "socket.send.buffer.bytes": "the operating system's socket buffer sizes apply",
         "socket.receive.buffer.bytes": "the operating system's socket buffer sizes apply",
         "queued.max.requests": "each connection's in-flight requests are bounded instead",
-        "transaction.state.log.replication.factor": _NO_TXN,
-        "transaction.state.log.min.isr": _NO_TXN,
-        "transaction.state.log.num.partitions": _NO_TXN,
         "transactional.id.expiration.ms": _NO_TXN,
         "share.coordinator.state.topic.replication.factor": _NO_SHARE,
         "share.coordinator.state.topic.min.isr": _NO_SHARE,
