@@ -59,6 +59,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_snapshot(pids: dict[int, int]) -> dict[int, float]:
+    return {i: cpu_seconds(p) for i, p in pids.items()}
+
+
+def cpu_per_k(pids: dict[int, int], before: dict[int, float], records: int, leader: int | None = None) -> str:
+    """CPU seconds per 1,000 records of each server process since `before` (node id: seconds; * = leader)."""
+    if not records:
+        return "cpu: no records"
+    after = cpu_snapshot(pids)
+    cells = [f"{i}{'*' if i == leader else ''} {(after[i] - before[i]) * 1000 / records:.4f}"
+             for i in sorted(before) if i in after]
+    return "cpu s/1k rec: " + ", ".join(cells)
+
+
 def idle_cpu(pids: dict[int, int], seconds: float) -> float:
     """The busiest broker's share of one core over `seconds` with no client."""
     before = {i: cpu_seconds(p) for i, p in pids.items()}
@@ -81,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         k, _, v = kv.partition("=")
         overrides[k] = v
     rows: list[list[Any]] = []
+    cpu_rows: list[list[Any]] = []
+    controllers: list[int] = []
+    brokers: dict[int, int] = {}
     started = time.monotonic()
     print(f"client settings: {w.SETTINGS}; 3 controllers + 3 brokers on loopback; cells of {args.seconds:g}s",
           flush=True)
@@ -89,16 +106,22 @@ def main(argv: list[str] | None = None) -> int:
         with LocalCluster(data_dir, controllers=3, brokers=3, overrides=overrides) as c:
             bootstrap = c.kafka_bootstrap
             brokers = {i: c.pids[i] for i in c.broker_ids}
+            controllers = c.controller_ids
+            servers = {i: c.pids[i] for i in controllers + c.broker_ids}
             run = uuid.uuid4().hex[:6]
             best = 0.0
             for size in (100, 1024):
                 topic = f"tp-{size}-{run}"
                 w.create_topic(bootstrap, topic, 3)
                 log(f"produce {size} B")
-                t = w.produce(bootstrap, topic, size, args.seconds, 3_000_000 if size == 100 else 600_000)
+                producer = w.warm_producer(bootstrap, topic)
+                cpu0 = cpu_snapshot(servers)
+                t = w.produce(bootstrap, topic, size, args.seconds, 3_000_000 if size == 100 else 600_000,
+                              producer=producer)
                 p = w.percentiles(t.latencies_ms)
                 rows.append([f"produce {size} B, 3 partitions", f"{t.per_s:,.0f} rec/s", f"{t.mb_per_s:.1f} MB/s",
                              f"ack p50 {p[50.0]:.1f} ms, p99 {p[99.0]:.1f} ms, errors {t.errors}"])
+                cpu_rows.append([f"produce {size} B", cpu_per_k(servers, cpu0, t.records)])
                 if size == 100:
                     best = t.per_s
                     log("consume 100 B")
@@ -110,10 +133,25 @@ def main(argv: list[str] | None = None) -> int:
             for share in (0.1, 0.5, 0.9):
                 rate = max(100, int(best * share))
                 log(f"paced acks=all at {rate} rec/s")
-                lat = w.paced(bootstrap, topic, rate, args.seconds)
+                producer = w.warm_producer(bootstrap, topic)
+                cpu0 = cpu_snapshot(servers)
+                lat = w.paced(bootstrap, topic, rate, args.seconds, producer=producer)
+                cpu_rows.append([f"acks=all paced at {rate:,} rec/s", cpu_per_k(servers, cpu0, lat.records)])
                 rows.append([f"acks=all latency at {share:.0%} of max ({rate:,} rec/s)",
                              f"p50 {lat.p50:.1f} ms", f"p99 {lat.p99:.1f} ms",
                              f"p99.9 {lat.p999:.1f} ms, max {lat.max:.1f} ms, errors {lat.errors}"])
+            # One partition at a low rate: the per-request cost of an acks=all produce on the leader and on
+            # each follower (one record per produce request).
+            one = f"one-{run}"
+            w.create_topic(bootstrap, one, 1)
+            leader = w.leader_of(bootstrap, one, 0)
+            producer = w.warm_producer(bootstrap, one)
+            log("paced acks=all at 500 rec/s, one partition")
+            cpu0 = cpu_snapshot(servers)
+            lat = w.paced(bootstrap, one, 500, args.seconds, producer=producer)
+            rows.append(["acks=all latency at 500 rec/s, 1 partition", f"p50 {lat.p50:.1f} ms", f"p99 {lat.p99:.1f} ms",
+                         f"p99.9 {lat.p999:.1f} ms, max {lat.max:.1f} ms, errors {lat.errors}"])
+            cpu_rows.append(["acks=all paced at 500 rec/s, 1 partition", cpu_per_k(servers, cpu0, lat.records, leader)])
             log("topic creation to first acknowledgement")
             firsts = [w.creation_to_first_ack(bootstrap, topic) for _ in range(5)]
             rows.append(["CreateTopics → first acks=all ack (median of 5)", f"{statistics.median(firsts):.3f} s",
@@ -139,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"max {max(done):.2f} s" if done else "-",
                              "session " + overrides.get("broker.session.timeout.ms", "default")])
     print(render_table(["MEASURE", "RESULT", "", "DETAIL"], rows))
+    if cpu_rows:
+        print(f"\nCPU seconds per 1,000 records of each server process (node id; controllers {controllers}, "
+              f"brokers {list(brokers)}; * = the partition leader):")
+        print(render_table(["CELL", "CPU"], cpu_rows))
     print(f"\ntotal {time.monotonic() - started:.0f}s", flush=True)
     return 0
 

@@ -118,9 +118,10 @@ def warm_producer(bootstrap: str, topic: str, extra: dict[str, Any] | None = Non
     return producer
 
 
-def produce(bootstrap: str, topic: str, size: int, seconds: float, records_max: int) -> Throughput:
-    """As fast as acks allow, round robin over the topic's partitions (no key)."""
-    producer = warm_producer(bootstrap, topic)
+def produce(bootstrap: str, topic: str, size: int, seconds: float, records_max: int,
+            producer: Any = None) -> Throughput:
+    """As fast as acks allow, round robin over the topic's partitions (no key); `producer`: a warm one."""
+    producer = producer or warm_producer(bootstrap, topic)
     latencies: list[float] = []
     errors = [0]
 
@@ -168,9 +169,9 @@ def consume(bootstrap: str, topic: str, partitions: int, records: int, seconds: 
     return Throughput(got, elapsed, nbytes // got if got else 0, errors, [])
 
 
-def paced(bootstrap: str, topic: str, rate: int, seconds: float, size: int = 100) -> Latency:
+def paced(bootstrap: str, topic: str, rate: int, seconds: float, size: int = 100, producer: Any = None) -> Latency:
     """acks=all latency at a fixed offered rate (records/s), one record per produce() call."""
-    producer = warm_producer(bootstrap, topic)
+    producer = producer or warm_producer(bootstrap, topic)
     latencies: list[float] = []
     errors = [0]
 
