@@ -205,6 +205,35 @@ def paced(bootstrap: str, topic: str, rate: int, seconds: float, size: int = 100
     return Latency(rate, len(latencies), errors[0], p[50.0], p[99.0], p[99.9], max(latencies, default=float("nan")))
 
 
+def one_at_a_time(bootstrap: str, topic: str, seconds: float, size: int = 100, producer: Any = None) -> Latency:
+    """acks=all latency of one record per request with nothing else in flight (closed loop, linger.ms=0):
+    the cluster's own round trip, and a fixed number of requests to divide CPU time by. `rate` in
+    the result is the number of requests per second achieved."""
+    producer = producer or warm_producer(bootstrap, topic, {"linger.ms": 0})
+    latencies: list[float] = []
+    errors = [0]
+    done = [False]
+
+    def delivered(err: Any, msg: Any) -> None:
+        done[0] = True
+        if err is not None:
+            errors[0] += 1
+        else:
+            latencies.append(msg.latency() * 1000.0)
+
+    value = b"x" * size
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done[0] = False
+        producer.produce(topic, value, partition=0, on_delivery=delivered)
+        while not done[0]:
+            producer.poll(0.05)
+    elapsed = time.perf_counter() - start
+    p = percentiles(latencies)
+    return Latency(int(len(latencies) / elapsed), len(latencies), errors[0], p[50.0], p[99.0], p[99.9],
+                   max(latencies, default=float("nan")))
+
+
 def creation_to_first_ack(bootstrap: str, warm_topic: str, partitions: int = 3) -> float:
     """Seconds from CreateTopics to the first acks=all acknowledgement on the new topic.
 
