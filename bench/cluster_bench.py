@@ -6,6 +6,11 @@ produce throughput (100 B, 1 KiB), consume throughput (100 B), acks=all latency 
 paced at 10 %, 50 % and 90 % of the measured 100 B maximum, time from CreateTopics to the first acks=all
 acknowledgement, writes-resume time after SIGKILL of a partition leader (median of --failover-runs),
 and the brokers' peak RSS. Client settings are printed above the table (bench/workload.py explains them).
+Below it, CPU seconds per 1,000 records of every server process for each produce cell (utime + stime
+from /proc/PID/stat over the cell) and the records per Produce request (from the brokers' metrics):
+the per-record cost of each process under whatever else the machine runs. Two one-partition rows
+isolate the cost of one acks=all request: 500 rec/s paced, and one record at a time (linger.ms=0,
+nothing else in flight: the cluster's own round trip).
 `--partitions N` (repeatable) adds the scale rows of docs/PERFORMANCE.md: throughput round robin over N
 partitions and the brokers' idle CPU while holding them.
 """
@@ -59,6 +64,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def produce_requests(metrics_urls: list[str]) -> int:
+    """Produce requests the brokers have answered (their kafka_network_requestmetrics_requests_total)."""
+    import urllib.request
+
+    total = 0
+    for url in metrics_urls:
+        try:
+            text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith('kafka_network_requestmetrics_requests_total{request="Produce"'):
+                total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+class CpuMeter:
+    """CPU seconds of each server process (and Produce requests answered) between start and report."""
+
+    def __init__(self, pids: dict[int, int], metrics_urls: list[str]) -> None:
+        self.pids, self.urls = pids, metrics_urls
+        self.before: dict[int, float] = {}
+        self.requests = 0
+
+    def start(self) -> None:
+        self.requests = produce_requests(self.urls)
+        self.before = cpu_snapshot(self.pids)
+
+    def report(self, records: int, leader: int | None = None) -> str:
+        """CPU seconds per 1,000 records of each process (node id, * = the partition leader), and
+        records per Produce request."""
+        requests = produce_requests(self.urls) - self.requests
+        per_request = f"; {records / requests:.1f} records per Produce request" if requests > 0 else ""
+        return cpu_per_k(self.pids, self.before, records, leader) + per_request
+
+
 def cpu_snapshot(pids: dict[int, int]) -> dict[int, float]:
     return {i: cpu_seconds(p) for i, p in pids.items()}
 
@@ -70,7 +111,7 @@ def cpu_per_k(pids: dict[int, int], before: dict[int, float], records: int, lead
     after = cpu_snapshot(pids)
     cells = [f"{i}{'*' if i == leader else ''} {(after[i] - before[i]) * 1000 / records:.4f}"
              for i in sorted(before) if i in after]
-    return "cpu s/1k rec: " + ", ".join(cells)
+    return ", ".join(cells)
 
 
 def idle_cpu(pids: dict[int, int], seconds: float) -> float:
@@ -108,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             brokers = {i: c.pids[i] for i in c.broker_ids}
             controllers = c.controller_ids
             servers = {i: c.pids[i] for i in controllers + c.broker_ids}
+            meter = CpuMeter(servers, [str(c.node(i).metrics_url) for i in c.broker_ids if c.node(i).metrics_url])
             run = uuid.uuid4().hex[:6]
             best = 0.0
             for size in (100, 1024):
@@ -115,13 +157,13 @@ def main(argv: list[str] | None = None) -> int:
                 w.create_topic(bootstrap, topic, 3)
                 log(f"produce {size} B")
                 producer = w.warm_producer(bootstrap, topic)
-                cpu0 = cpu_snapshot(servers)
+                meter.start()
                 t = w.produce(bootstrap, topic, size, args.seconds, 3_000_000 if size == 100 else 600_000,
                               producer=producer)
                 p = w.percentiles(t.latencies_ms)
                 rows.append([f"produce {size} B, 3 partitions", f"{t.per_s:,.0f} rec/s", f"{t.mb_per_s:.1f} MB/s",
                              f"ack p50 {p[50.0]:.1f} ms, p99 {p[99.0]:.1f} ms, errors {t.errors}"])
-                cpu_rows.append([f"produce {size} B", cpu_per_k(servers, cpu0, t.records)])
+                cpu_rows.append([f"produce {size} B", meter.report(t.records)])
                 if size == 100:
                     best = t.per_s
                     log("consume 100 B")
@@ -134,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                 rate = max(100, int(best * share))
                 log(f"paced acks=all at {rate} rec/s")
                 producer = w.warm_producer(bootstrap, topic)
-                cpu0 = cpu_snapshot(servers)
+                meter.start()
                 lat = w.paced(bootstrap, topic, rate, args.seconds, producer=producer)
-                cpu_rows.append([f"acks=all paced at {rate:,} rec/s", cpu_per_k(servers, cpu0, lat.records)])
+                cpu_rows.append([f"acks=all paced at {rate:,} rec/s", meter.report(lat.records)])
                 rows.append([f"acks=all latency at {share:.0%} of max ({rate:,} rec/s)",
                              f"p50 {lat.p50:.1f} ms", f"p99 {lat.p99:.1f} ms",
                              f"p99.9 {lat.p999:.1f} ms, max {lat.max:.1f} ms, errors {lat.errors}"])
@@ -147,11 +189,18 @@ def main(argv: list[str] | None = None) -> int:
             leader = w.leader_of(bootstrap, one, 0)
             producer = w.warm_producer(bootstrap, one)
             log("paced acks=all at 500 rec/s, one partition")
-            cpu0 = cpu_snapshot(servers)
+            meter.start()
             lat = w.paced(bootstrap, one, 500, args.seconds, producer=producer)
             rows.append(["acks=all latency at 500 rec/s, 1 partition", f"p50 {lat.p50:.1f} ms", f"p99 {lat.p99:.1f} ms",
                          f"p99.9 {lat.p999:.1f} ms, max {lat.max:.1f} ms, errors {lat.errors}"])
-            cpu_rows.append(["acks=all paced at 500 rec/s, 1 partition", cpu_per_k(servers, cpu0, lat.records, leader)])
+            cpu_rows.append(["acks=all paced at 500 rec/s, 1 partition", meter.report(lat.records, leader)])
+            log("acks=all one record at a time, one partition")
+            producer = w.warm_producer(bootstrap, one, {"linger.ms": 0})
+            meter.start()
+            seq = w.one_at_a_time(bootstrap, one, args.seconds, producer=producer)
+            rows.append([f"acks=all one record at a time, linger.ms=0 ({seq.rate:,} req/s)", f"p50 {seq.p50:.1f} ms",
+                         f"p99 {seq.p99:.1f} ms", f"p99.9 {seq.p999:.1f} ms, max {seq.max:.1f} ms, errors {seq.errors}"])
+            cpu_rows.append(["acks=all one record at a time, 1 partition", meter.report(seq.records, leader)])
             log("topic creation to first acknowledgement")
             firsts = [w.creation_to_first_ack(bootstrap, topic) for _ in range(5)]
             rows.append(["CreateTopics → first acks=all ack (median of 5)", f"{statistics.median(firsts):.3f} s",
@@ -178,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                              "session " + overrides.get("broker.session.timeout.ms", "default")])
     print(render_table(["MEASURE", "RESULT", "", "DETAIL"], rows))
     if cpu_rows:
-        print(f"\nCPU seconds per 1,000 records of each server process (node id; controllers {controllers}, "
-              f"brokers {list(brokers)}; * = the partition leader):")
+        print(f"\nCPU seconds per 1,000 records of each server process, /proc/PID/stat utime+stime over the cell "
+              f"(node id; controllers {controllers}, brokers {list(brokers)}; * = the partition leader):")
         print(render_table(["CELL", "CPU"], cpu_rows))
     print(f"\ntotal {time.monotonic() - started:.0f}s", flush=True)
     return 0
