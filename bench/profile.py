@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 
 from bench import workload as w
@@ -111,7 +112,7 @@ def flame_svg(stacks: list[tuple[list[str], int]], title: str, width: int = 1200
            f'font-size="11">', f'<text x="4" y="13">{html.escape(title)} ({total} busy samples)</text>']
     for x, depth, w_px, name, n in boxes:
         y = height - (depth + 1) * row
-        hue = 20 + (hash(name) % 40)
+        hue = 20 + zlib.crc32(name.encode()) % 40
         label = html.escape(name[: int(w_px / 7)]) if w_px > 21 else ""
         out.append(f'<g><title>{html.escape(name)}: {n} samples, {n / total:.1%}</title>'
                    f'<rect x="{x:.1f}" y="{y}" width="{w_px:.1f}" height="{row - 1}" fill="hsl({hue},90%,60%)"/>'
