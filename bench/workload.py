@@ -286,7 +286,7 @@ class FailoverWriter:
             return next((a for a in self.acks if a > t), None)
 
 
-def failover(bootstrap: str, topic: str, runs: int, kill: Callable[[int], None], restart: Callable[[int], None],
+def failover(bootstrap: str, topic: str, runs: int, kill: Callable[[int], object], restart: Callable[[int], object],
              healthy: Callable[[], bool], resume_max_s: float = 45.0) -> list[float | None]:
     """Kill partition 0's leader `runs` times; seconds from each kill to the first acknowledgement after it."""
     writer = FailoverWriter(bootstrap, topic)
