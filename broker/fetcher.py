@@ -156,6 +156,56 @@ def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_s
         log.info("%s-%d: fetch error %s", p.topic, p.index, error.name)
 
 
+class StreamingStub:
+    """The BrokerService stub a fetcher loop uses: ReplicaFetch rides one long-lived ReplicaFetchStream
+    (one request message, then its one response), half the gRPC cost of a unary call per round
+    (issue 12); every other method is the plain stub's.
+
+    The stream is taken for the duration of a call, so a call cancelled by a pre-emption (or failed,
+    or timed out) cancels its own stream and the next call opens a new one: an answer can never be
+    read by a later request. A timeout is reported as the unary call's would be (DEADLINE_EXCEEDED).
+    """
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.stub = broker_pb2_grpc.BrokerServiceStub(channel)
+        self.stream: grpc.aio.StreamStreamCall | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stub, name)
+
+    async def ReplicaFetch(self, request: bpb.ReplicaFetchRequest, timeout: float) -> bpb.ReplicaFetchResponse:  # noqa: N802
+        stream, self.stream = self.stream, None
+        if stream is None or stream.done():
+            stream = self.stub.ReplicaFetchStream()
+        try:
+            await stream.write(request)
+            reply = await asyncio.wait_for(stream.read(), timeout)
+        except TimeoutError:
+            stream.cancel()
+            raise grpc.aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       f"no ReplicaFetchStream answer in {timeout:g} s") from None
+        except asyncio.InvalidStateError:  # the stream ended between the check and the write
+            stream.cancel()
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       "the ReplicaFetchStream ended") from None
+        except BaseException:
+            stream.cancel()
+            raise
+        if reply is grpc.aio.EOF:
+            code = await stream.code()
+            details = await stream.details()
+            raise grpc.aio.AioRpcError(code if code != grpc.StatusCode.OK else grpc.StatusCode.UNAVAILABLE,
+                                       grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       details or "the leader ended the ReplicaFetchStream")
+        self.stream = stream
+        return reply
+
+    def close(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.cancel()
+
+
 def _fetch_wait_ms(config: Any) -> int:
     """`replica.fetch.wait.max.ms` (Kafka's 500 ms); FETCH_WAIT_MS where the config has no such key."""
     try:
@@ -192,7 +242,7 @@ class FetcherLoop:
         self.leader_id = leader_id
         self.address = address
         self.channel = aio_channel(address)
-        self.stub = broker_pb2_grpc.BrokerServiceStub(self.channel)
+        self.stub: Any = StreamingStub(self.channel)
         self.task: asyncio.Task | None = None
         self.wake = asyncio.Event()
         self.rng = random.Random()
@@ -216,6 +266,8 @@ class FetcherLoop:
                 await self.task
             except (asyncio.CancelledError, Exception):
                 pass
+        if isinstance(self.stub, StreamingStub):
+            self.stub.close()
         await self.channel.close(grace=None)
 
     def _followed(self) -> list[Partition]:

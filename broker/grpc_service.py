@@ -110,6 +110,11 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
         self._add_outcomes(reply, outcomes)
         return reply
 
+    async def ReplicaFetchStream(self, request_iterator, context):
+        """ReplicaFetch for each request message of the stream, answered in order."""
+        async for request in request_iterator:
+            yield await self.ReplicaFetch(request, context)
+
     @staticmethod
     def _add_outcomes(reply: Any, outcomes: Any) -> None:
         for o in outcomes:

@@ -66,18 +66,20 @@ class Partition:
     def notify_data(self) -> None:
         self.data_event.set()
         self.data_event = asyncio.Event()
-        self._tell_sessions()
+        self._tell_sessions(True)
 
     def notify_hw(self) -> None:
+        """Wakes acks=all and consumer waiters; followers' parked polls learn the HW with their next
+        answer (see LeaderSide.replica_fetch_session)."""
         self.hw_event.set()
         self.hw_event = asyncio.Event()
-        self._tell_sessions()
+        self._tell_sessions(False)
 
-    def _tell_sessions(self) -> None:
+    def _tell_sessions(self, wake: bool) -> None:
         if self.watchers:
             key = (self.topic_id, self.index)
             for session in self.watchers.values():
-                session.mark(key)
+                session.mark(key, wake)
 
 
 class ReplicaManager:
@@ -633,10 +635,10 @@ class LeaderSide:
     async def replica_fetch(self, replica_id: int, items: Sequence[ReplicaFetchItem], max_wait_ms: int,
                             min_bytes: int, max_bytes: int, partition_max_bytes: int,
                             broker_epoch: int = UNKNOWN_BROKER_EPOCH) -> list[ReplicaFetchOutcome]:
-        """The long poll around `read_for_follower`: answer at once on data, an error, a divergence
-        or a HW move, else wait for one (bounded by `max_wait_ms`)."""
+        """The long poll around `read_for_follower`: answer at once on data, an error or a divergence,
+        else wait for one (bounded by `max_wait_ms`). A HW move alone does not end the poll: the
+        follower learns the HW with its next answer (HW_NEWS_WAITS)."""
         deadline_ms = self.m.monotonic_ms() + max(0, min(max_wait_ms, 30_000))
-        previous_hws: list[int] | None = None
         while True:
             outcomes, total = [], 0
             for item in items:
@@ -647,19 +649,15 @@ class LeaderSide:
                     outcome = ReplicaFetchOutcome(item.topic_id, item.partition, e.code)
                 total += len(outcome.records)
                 outcomes.append(outcome)
-            hws = [o.high_watermark for o in outcomes]
             remaining_ms = deadline_ms - self.m.monotonic_ms()
-            # Answer on data, on an error, at the deadline, or when a HW moved: followers must learn
-            # the HW promptly so their consumers and their own HW checkpoint follow the leader.
-            if (total >= max(min_bytes, 1) or remaining_ms <= 0 or (previous_hws is not None and hws != previous_hws)
+            if (total >= max(min_bytes, 1) or remaining_ms <= 0
                     or any(o.error != ErrorCode.none or o.diverging_epoch >= 0 for o in outcomes)):
                 return outcomes
-            previous_hws = hws
             events = []
             for item in items:
                 p = self.m.partitions.get((item.topic_id, item.partition))
                 if p is not None:
-                    events += [p.data_event, p.hw_event]
+                    events.append(p.data_event)
             if not events:
                 return outcomes
             await _wait_any(events, remaining_ms / 1000.0)
@@ -681,8 +679,18 @@ class LeaderSide:
         """The long poll of an incremental fetch session (KIP-227 between brokers, see
         broker/fetch_session.py): reads the partitions the request lists and those that changed on
         this side since the last answer, never the others, and answers only partitions with news
-        (all of them for a new session). One waiter per session: appends and HW moves mark the
-        partition in the session and set its one event. Returns (error, session id, outcomes)."""
+        (all of them for a new session). One waiter per session: appends mark the partition in the
+        session and set its one event; HW moves mark it without waking the poll.
+
+        When the poll ends (data, an error, a divergence, a new session, or the deadline) the answer
+        carries every partition with news, HW moves included; a HW move alone does not end it. This is
+        Kafka's rule (a follower's DelayedFetch completes on bytes, not on a HW change): with a
+        produce stream the HW rides on the next data answer, so an acks=all produce costs one fetch
+        round per follower instead of two, and the leader answers its producer before any HW-only
+        answer. The follower's HW lags the leader's by at most one answer or `max_wait_ms`; nothing
+        depends on it being current (consumers read from the leader, truncation never uses the
+        follower's HW, and a new leader's HW only starts lower, as in Kafka). Returns (error, session
+        id, outcomes)."""
         old = self.sessions.by_follower.get(replica_id)
         update = self.sessions.update(
             replica_id, broker_epoch, session_id, session_epoch,
@@ -698,10 +706,11 @@ class LeaderSide:
         session.on_change = event.set
         deadline_ms = self.m.monotonic_ms() + max(0, min(max_wait_ms, 30_000))
         to_read, full = update.to_read, update.full
+        read: dict[PartitionKey, ReplicaFetchOutcome] = {}  # the latest outcome of each partition read
         held: set[PartitionKey] = set()  # held back by the leader throttle: read again when it refills
         while True:
             now = self.m.monotonic_ms()
-            outcomes, total = [], 0
+            total, answer_now = 0, full
             for key in to_read:
                 entry = session.partitions.get(key)
                 if entry is None:
@@ -722,16 +731,21 @@ class LeaderSide:
                 except LogError as e:
                     outcome = ReplicaFetchOutcome(item.topic_id, item.partition, e.code)
                 total += len(outcome.records)
+                read[key] = outcome
                 if outcome.throttled:
                     held.add(key)
                 else:
                     held.discard(key)
-                flagged = outcome.error != ErrorCode.none or outcome.diverging_epoch >= 0
-                if session.news(key, outcome.high_watermark, outcome.log_start_offset, bool(outcome.records),
-                                flagged) or full:
-                    outcomes.append(outcome)
+                if outcome.records or outcome.error != ErrorCode.none or outcome.diverging_epoch >= 0:
+                    answer_now = True
             remaining_ms = deadline_ms - self.m.monotonic_ms()
-            if outcomes or remaining_ms <= 0:
+            if answer_now or remaining_ms <= 0:
+                outcomes = []
+                for key, outcome in read.items():
+                    flagged = outcome.error != ErrorCode.none or outcome.diverging_epoch >= 0
+                    if session.news(key, outcome.high_watermark, outcome.log_start_offset, bool(outcome.records),
+                                    flagged) or full:
+                        outcomes.append(outcome)
                 session.last_round_ms = now
                 session.changed.update(held)  # the next round reads them again
                 return ErrorCode.none, session.session_id, outcomes
