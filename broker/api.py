@@ -169,6 +169,11 @@ class BrokerCore(Protocol):
     def list_offsets(self, topic: str, partition: int, timestamp: int,
                      current_leader_epoch: int = -1) -> OffsetResult: ...
 
+    async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
+                                 current_leader_epoch: int = -1) -> OffsetResult:
+        """list_offsets with the by-time decoding off the event loop."""
+        ...
+
     def offset_for_leader_epoch(self, topic: str, partition: int, current_leader_epoch: int,
                                 leader_epoch: int) -> EpochEndOffset: ...
 

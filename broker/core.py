@@ -36,6 +36,7 @@ from broker.clock import system_monotonic_ms, system_wall_ms
 from broker.controller_channel import ControllerChannel, ControllerUnavailable
 from broker.controller_session import CONTROLLER_CALL_TIMEOUT_S, ControllerSession
 from broker.fetcher import FetcherManager
+from broker.offload import Offload
 from broker.replica_manager import LeaderSide, ReplicaManager
 from broker.topic_configs import TopicConfigs
 from brookpb import admin_pb2 as apb
@@ -49,6 +50,17 @@ log = logging.getLogger("brook.broker")
 OFFSETS_TOPIC = "__consumer_offsets"
 # How often idle partitions are checked against flush.ms.
 FLUSH_CHECK_INTERVAL_S = 1.0
+
+
+def _offsets_partition(replicas: ReplicaManager, topic: str, partition: int, current_leader_epoch: int) -> Any:
+    """The led partition for ListOffsets, or the OffsetResult refusing the request."""
+    p = replicas.lookup(topic, partition)
+    if p is None or p.leader is None:
+        return OffsetResult(replicas._not_leader_error(topic, partition))
+    if current_leader_epoch >= 0 and current_leader_epoch != p.leader_epoch:
+        return OffsetResult(ErrorCode.fenced_leader_epoch if current_leader_epoch < p.leader_epoch
+                            else ErrorCode.unknown_leader_epoch)
+    return p
 
 
 class Broker:
@@ -69,6 +81,9 @@ class Broker:
         self._tasks: list[asyncio.Task] = []
         self._producer_ids: list[int] = []  # [next, end)
         self._producer_id_lock = asyncio.Lock()
+        # Compressed produce validation, ListOffsets-by-time decoding and compaction run on worker threads.
+        self.offload = Offload()
+        self.replicas.offload = self.offload
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -93,6 +108,7 @@ class Broker:
         self.session.stop()
         await self.fetchers.stop()
         await self.controllers.close()
+        self.offload.close()  # workers may read snapshots of the database: they finish first
         self.logs.close()
 
     # -- periodic duties -------------------------------------------------------------------------
@@ -111,8 +127,10 @@ class Broker:
             await asyncio.sleep(interval_s)
             for p in list(self.replicas.partitions.values()):
                 try:
+                    # Retention works on segment metadata and deletes key ranges (no decoding): on the loop.
                     p.log.apply_retention(system_wall_ms())
-                    p.log.maybe_compact(system_wall_ms())
+                    if p.log.config.compact and self.replicas.partitions.get((p.topic_id, p.index)) is p:
+                        await self.offload.compact(p.log, system_wall_ms())
                 except Exception:
                     log.exception("retention of %s-%d failed", p.topic, p.index)
                 await asyncio.sleep(0)
@@ -170,13 +188,27 @@ class Broker:
                     max_bytes: int) -> list[FetchResult]:
         return await self.replicas.fetch(partitions, max_wait_ms, min_bytes, max_bytes)
 
+    async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
+                                 current_leader_epoch: int = -1) -> OffsetResult:
+        """ListOffsets with a timestamp: the candidate batch is decoded on a worker thread (a compressed
+        batch may expand to 32 x max.message.bytes); the special timestamps are answered at once."""
+        if timestamp < 0:
+            return self.list_offsets(topic, partition, timestamp, current_leader_epoch)
+        p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)
+        if isinstance(p, OffsetResult):
+            return p
+        found = await self.offload.offset_for_timestamp(p.log, timestamp)
+        p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)  # leadership may have moved meanwhile
+        if isinstance(p, OffsetResult):
+            return p
+        if found is None or found[0] >= p.leader.high_watermark:
+            return OffsetResult(ErrorCode.none, -1, -1, p.leader_epoch)
+        return OffsetResult(ErrorCode.none, found[0], found[1], p.leader_epoch)
+
     def list_offsets(self, topic: str, partition: int, timestamp: int, current_leader_epoch: int = -1) -> OffsetResult:
-        p = self.replicas.lookup(topic, partition)
-        if p is None or p.leader is None:
-            return OffsetResult(self.replicas._not_leader_error(topic, partition))
-        if current_leader_epoch >= 0 and current_leader_epoch != p.leader_epoch:
-            return OffsetResult(ErrorCode.fenced_leader_epoch if current_leader_epoch < p.leader_epoch
-                                else ErrorCode.unknown_leader_epoch)
+        p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)
+        if isinstance(p, OffsetResult):
+            return p
         hw = p.leader.high_watermark
         if timestamp == -1:
             if not p.leader.offsets_available:

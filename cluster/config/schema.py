@@ -249,6 +249,13 @@ _SERVER: list[ConfigKey] = [
         dynamic=True,
     ),
     _key(
+        "log.cleaner.dedupe.buffer.size",
+        "long",
+        134217728,
+        "Memory for the compaction key map, in bytes (each key costs its length plus about 100 bytes in Python). A pass that fills it compacts the log up to there; the next pass continues.",
+        validator=_NONNEG,
+    ),
+    _key(
         "log.cleaner.min.compaction.lag.ms",
         "long",
         0,

@@ -221,6 +221,10 @@ class FakeCore:
             except TimeoutError:
                 pass
 
+    async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
+                                 current_leader_epoch: int = -1) -> OffsetResult:
+        return self.list_offsets(topic, partition, timestamp, current_leader_epoch)
+
     def list_offsets(self, topic: str, partition: int, timestamp: int,
                      current_leader_epoch: int = -1) -> OffsetResult:
         log = self._log(topic, partition)

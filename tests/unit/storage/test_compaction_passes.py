@@ -49,7 +49,7 @@ def test_passes_with_a_small_map_reach_the_unbounded_result(seed):
     dirty, passes = 0, 0
     while True:
         current = list(log)
-        cpass = compaction_pass(lambda: current, 0, 0, dirty_offset=dirty, dedupe_bytes_max=bound)
+        cpass = compaction_pass(lambda current=current: current, 0, 0, dirty_offset=dirty, dedupe_bytes_max=bound)
         assert cpass.keys <= max(3, 4), f"map of {cpass.keys} keys over the bound"  # a first batch always fits
         log = _apply(log, list(cpass.actions()))
         passes += 1
