@@ -90,7 +90,7 @@ class Broker:
         loop = asyncio.get_running_loop()
         await self.session.register()
         self.session.start()
-        for coro in (self._isr_loop(), self._retention_loop(), self._flush_loop()):
+        for coro in (self._isr_loop(), self._retention_loop(), self._flush_loop(), self._producer_expiry_loop()):
             self._tasks.append(loop.create_task(coro))
 
     async def controlled_shutdown(self, timeout_s: float) -> None:
@@ -134,6 +134,19 @@ class Broker:
                 except Exception:
                     log.exception("retention of %s-%d failed", p.topic, p.index)
                 await asyncio.sleep(0)
+
+    async def _producer_expiry_loop(self) -> None:
+        """Kafka's producer.id.expiration.check.interval.ms: drop idle producer ids from every log."""
+        interval_s = max(0.1, self.config.getint("producer.id.expiration.check.interval.ms") / 1000.0)
+        expiration_ms = self.config.getint("producer.id.expiration.ms")
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                expired = self.replicas.expire_producers(expiration_ms)
+                if expired:
+                    log.info("expired %d idle producer ids (producer.id.expiration.ms=%d)", expired, expiration_ms)
+            except Exception:
+                log.exception("producer id expiration failed")
 
     async def _flush_loop(self) -> None:
         """flush.ms is checked on append by the log; this syncs idle partitions whose time has come."""

@@ -297,6 +297,12 @@ class ReplicaManager:
         elif error != ErrorCode.none:
             log.info("%s-%d: AlterPartition rejected: %s", p.topic, p.index, error.name)
 
+    def expire_producers(self, expiration_ms: int) -> int:
+        """producer.id.expiration.ms: every log (led or followed) forgets the producers whose last batch is
+        `expiration_ms` older than the wall clock; returns how many were forgotten."""
+        now_ms = self.wall_ms()
+        return sum(p.log.expire_producers(now_ms, expiration_ms) for p in list(self.partitions.values()))
+
     # -- produce ---------------------------------------------------------------------------------
     def lookup(self, topic: str, partition: int) -> Partition | None:
         return self.by_name.get((topic, partition))

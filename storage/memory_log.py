@@ -150,6 +150,9 @@ class MemoryLog:
     ) -> ProducerCheck:
         return self._producers.check(producer_id, producer_epoch, base_sequence, last_sequence)
 
+    def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
+        return len(self._producers.expire(now_ms, expiration_ms))
+
     def producer_entries(self) -> dict[int, object]:
         return dict(self._producers.entries())
 

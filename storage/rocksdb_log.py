@@ -477,6 +477,17 @@ class RocksDBLog:
     ) -> ProducerCheck:
         return self._producers.check(producer_id, producer_epoch, base_sequence, last_sequence)
 
+    def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """producer.id.expiration.ms: forget producers idle for `expiration_ms`; returns how many."""
+        producers = ProducerStateTable(self._producers.entries())
+        expired = producers.expire(now_ms, expiration_ms)
+        if expired:
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            self._producers = producers
+            self._put_producers(batch, expired)
+            self._write(batch)
+        return len(expired)
+
     def producer_entries(self) -> dict[int, ProducerEntry]:
         return self._producers.entries()
 

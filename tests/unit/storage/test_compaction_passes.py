@@ -117,3 +117,25 @@ def test_a_job_overtaken_by_a_truncation_or_retention_is_not_applied(make_log, c
     assert log.apply_compaction(job, actions) is False
     assert log.finish_compaction(job, cpass.upto) is False
     assert log.read(log.log_start_offset, 1 << 20, log.log_end_offset).records == after_change
+
+
+def test_expired_producers_are_gone_after_a_reopen(log_dir):
+    """producer.id.expiration.ms on the durable log: the expiry is written, not only forgotten in memory."""
+    from storage.rocksdb_log import LogManager
+
+    manager = LogManager(log_dir)
+    log = manager.get_or_create(bytes(16), "topic", 0, LogConfig())
+    for pid, ts in ((1, 1_000), (2, 50_000)):
+        log.append_as_leader(build_batch([Record(b"k", b"v", ts)], producer_id=pid, producer_epoch=0,
+                                         base_sequence=0), 0, ts)
+    assert log.expire_producers(1_000 + 59_999, 60_000) == 0
+    assert log.expire_producers(1_000 + 60_000, 60_000) == 1
+    assert sorted(log.producer_entries()) == [2]
+    manager.close()
+    manager = LogManager(log_dir)
+    try:
+        reopened = manager.get_or_create(bytes(16), "topic", 0, LogConfig())
+        assert sorted(reopened.producer_entries()) == [2]
+        assert reopened.producer_entries()[2].last_timestamp_ms == 50_000
+    finally:
+        manager.close()
