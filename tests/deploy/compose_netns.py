@@ -261,10 +261,17 @@ def _client(bootstrap: str, topic: str, count: int, timeout_s: float, security: 
               "error_cb": lambda e: errors.append(str(e)), **security}
     producer = confluent_kafka.Producer({**common, "acks": "all", "enable.idempotence": True,
                                          "message.timeout.ms": int(timeout_s * 1000)})
-    try:  # a refused client (no or wrong credentials) gets no Metadata at all
-        producer.list_topics(timeout=min(timeout_s, 5.0))
-    except confluent_kafka.KafkaException as e:
-        return {"ok": False, "stage": "metadata", "error": str(e), "client_errors": sorted(set(errors))[:5]}
+    # A refused client (no or wrong credentials) gets no Metadata at all; a new user may need a moment
+    # until every broker has its credential, so this is retried until the deadline.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            producer.list_topics(timeout=2.0)
+            break
+        except confluent_kafka.KafkaException as e:
+            if time.monotonic() >= deadline:
+                producer.poll(1.0)  # serve error_cb (authentication errors are reported there)
+                return {"ok": False, "stage": "metadata", "error": str(e), "client_errors": sorted(set(errors))[:5]}
     delivered: list[object] = []
     values = [f"{topic}-{i}".encode() for i in range(count)]
     for v in values:
