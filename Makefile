@@ -11,7 +11,7 @@ help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it); SECURE=1: TLS+SCRAM+ACLs, gRPC mTLS"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make compat - the client/tool compatibility matrix (docs/COMPATIBILITY.md)"
-	@echo "make bench  - storage and cluster benchmarks"
+	@echo "make bench  - storage, cluster and scale benchmarks (SCALE=1 adds the 10,000-partition row, several minutes)"
 	@echo "make bench-peers - the same workload against Apache Kafka 4.4.0 (KRaft) and NATS JetStream R3"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
 	@echo "make sim    - deterministic simulation: SEEDS=N runs seeds 1..N, SEED=n replays one seed verbosely"
@@ -71,6 +71,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench
 	$(BIN)/python -m bench.cluster_bench
 	$(BIN)/python -m bench.security_bench
+	$(BIN)/python -m bench.scale_bench $(if $(SCALE),--partitions 100 --partitions 1000 --partitions 10000)
 
 # Fetches the Kafka jars (Maven Central) and builds nats-server + a Go client (Go proxy) into .cache/peers.
 bench-peers: $(STAMP)

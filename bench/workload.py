@@ -94,7 +94,11 @@ def create_topic(bootstrap: str, name: str, partitions: int, timeout_s: float = 
             time.sleep(0.5)
     created = time.monotonic()
     while time.monotonic() < deadline:
-        md = client.list_topics(name, timeout=10).topics.get(name)
+        try:
+            md = client.list_topics(name, timeout=10).topics.get(name)
+        except Exception:  # a broker busy applying a large metadata change may answer late
+            time.sleep(0.5)
+            continue
         if md is not None and md.error is None and len(md.partitions) == partitions \
                 and all(p.leader >= 0 for p in md.partitions.values()):
             return created

@@ -44,6 +44,8 @@ class FetchResult:
     log_start_offset: int = -1
     records: bytes = b""
     message: str = ""
+    # read_committed only: (producer id, first offset) of each aborted transaction in the range read
+    aborted_transactions: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,13 +166,24 @@ class BrokerCore(Protocol):
                       timeout_ms: int) -> ProduceResult: ...
 
     async def fetch(self, partitions: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
-                    max_bytes: int) -> list[FetchResult]: ...
+                    max_bytes: int, read_committed: bool = False) -> list[FetchResult]:
+        """read_committed: up to the last stable offset, with the aborted transactions of the range."""
+        ...
 
     def list_offsets(self, topic: str, partition: int, timestamp: int,
-                     current_leader_epoch: int = -1) -> OffsetResult: ...
+                     current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult: ...
+
+    async def append_marker(self, topic: str, partition: int, producer_id: int, producer_epoch: int,
+                            coordinator_epoch: int, commit: bool, timeout_ms: int) -> ErrorCode:
+        """Write a transaction marker as the partition's leader (acks=-1); the coordinator calls it."""
+        ...
+
+    def partition_transactions(self, topic: str, partition: int) -> dict[int, int] | None:
+        """Open transactions of a led partition (producer id -> first offset); None when not leader."""
+        ...
 
     async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
-                                 current_leader_epoch: int = -1) -> OffsetResult:
+                                 current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
         """list_offsets with the by-time decoding off the event loop."""
         ...
 

@@ -48,6 +48,7 @@ from cluster.image import MetadataImage
 log = logging.getLogger("brook.broker")
 
 OFFSETS_TOPIC = "__consumer_offsets"
+TXN_TOPIC = "__transaction_state"
 # How often idle partitions are checked against flush.ms.
 FLUSH_CHECK_INTERVAL_S = 1.0
 
@@ -80,6 +81,9 @@ class Broker:
         self.replicas.fetcher_changed = self.fetchers.reconcile
         self._tasks: list[asyncio.Task] = []
         self._producer_ids: list[int] = []  # [next, end)
+        # Called after a transaction marker is written here: (topic, partition, producer id, commit).
+        # The group coordinator makes transactional offset commits visible (or drops them) with it.
+        self.marker_listeners: list[Any] = []
         self._producer_id_lock = asyncio.Lock()
         # Compressed produce validation, ListOffsets-by-time decoding and compaction run on worker threads.
         self.offload = Offload()
@@ -198,27 +202,48 @@ class Broker:
         return await self.replicas.produce(topic, partition, records, acks, timeout_ms)
 
     async def fetch(self, partitions: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
-                    max_bytes: int) -> list[FetchResult]:
-        return await self.replicas.fetch(partitions, max_wait_ms, min_bytes, max_bytes)
+                    max_bytes: int, read_committed: bool = False) -> list[FetchResult]:
+        return await self.replicas.fetch(partitions, max_wait_ms, min_bytes, max_bytes, read_committed)
+
+    async def append_marker(self, topic: str, partition: int, producer_id: int, producer_epoch: int,
+                            coordinator_epoch: int, commit: bool, timeout_ms: int) -> ErrorCode:
+        error = await self.replicas.append_marker(topic, partition, producer_id, producer_epoch, coordinator_epoch,
+                                                  commit, timeout_ms)
+        if error == ErrorCode.none:
+            for listener in list(self.marker_listeners):
+                try:
+                    listener(topic, partition, producer_id, commit)
+                except Exception:
+                    log.exception("transaction marker listener failed")
+        return error
+
+    def partition_transactions(self, topic: str, partition: int) -> dict[int, int] | None:
+        """Open transactions of a partition this broker leads (producer id -> first offset), None if not."""
+        p = self.replicas.lookup(topic, partition)
+        if p is None or p.leader is None:
+            return None
+        return p.log.ongoing_transactions()
 
     async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
-                                 current_leader_epoch: int = -1) -> OffsetResult:
+                                 current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
         """ListOffsets with a timestamp: the candidate batch is decoded on a worker thread (a compressed
         batch may expand to 32 x max.message.bytes); the special timestamps are answered at once."""
         if timestamp < 0:
-            return self.list_offsets(topic, partition, timestamp, current_leader_epoch)
+            return self.list_offsets(topic, partition, timestamp, current_leader_epoch, read_committed)
         p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)
         if isinstance(p, OffsetResult):
             return p
         found = await self.offload.offset_for_timestamp(p.log, timestamp)
-        p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)  # leadership may have moved meanwhile
+        p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)  # leadership may have moved
         if isinstance(p, OffsetResult):
             return p
-        if found is None or found[0] >= p.leader.high_watermark:
+        bound = self.replicas.last_stable_offset(p) if read_committed else p.leader.high_watermark
+        if found is None or found[0] >= bound:
             return OffsetResult(ErrorCode.none, -1, -1, p.leader_epoch)
         return OffsetResult(ErrorCode.none, found[0], found[1], p.leader_epoch)
 
-    def list_offsets(self, topic: str, partition: int, timestamp: int, current_leader_epoch: int = -1) -> OffsetResult:
+    def list_offsets(self, topic: str, partition: int, timestamp: int, current_leader_epoch: int = -1,
+                     read_committed: bool = False) -> OffsetResult:
         p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)
         if isinstance(p, OffsetResult):
             return p
@@ -227,10 +252,14 @@ class Broker:
             if not p.leader.offsets_available:
                 # KIP-207: a new leader's HW may lag what the previous one acknowledged.
                 return OffsetResult(ErrorCode.offset_not_available, -1, -1, p.leader_epoch)
+            if read_committed:
+                return OffsetResult(ErrorCode.none, self.replicas.last_stable_offset(p), -1, p.leader_epoch)
             return OffsetResult(ErrorCode.none, hw, -1, p.leader_epoch)
         if timestamp == -2:
             return OffsetResult(ErrorCode.none, p.log.log_start_offset, -1, p.leader_epoch)
         found = p.log.offset_for_timestamp(timestamp)
+        if read_committed:
+            hw = self.replicas.last_stable_offset(p)
         if found is None or found[0] >= hw:
             return OffsetResult(ErrorCode.none, -1, -1, p.leader_epoch)
         return OffsetResult(ErrorCode.none, found[0], found[1], p.leader_epoch)
@@ -395,6 +424,15 @@ class Broker:
                 return ErrorCode.coordinator_not_available
             topic = NewTopic(name, self.config.getint("offsets.topic.num.partitions"), rf,
                              {"cleanup.policy": "compact"})
+        elif name == TXN_TOPIC:
+            # The transaction state log, as Kafka creates it: compacted, min.insync.replicas from
+            # transaction.state.log.min.isr, and only once enough brokers are up.
+            rf = self.config.getint("transaction.state.log.replication.factor")
+            if len(self.session.image.active_broker_ids()) < rf:
+                return ErrorCode.coordinator_not_available
+            min_isr = min(self.config.getint("transaction.state.log.min.isr"), rf)
+            topic = NewTopic(name, self.config.getint("transaction.state.log.num.partitions"), rf,
+                             {"cleanup.policy": "compact", "min.insync.replicas": str(min_isr)})
         elif not bool(self.config["auto.create.topics.enable"]):
             return ErrorCode.unknown_topic_or_partition
         else:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -133,6 +134,14 @@ def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_s
         log.info("%s-%d: fetch error %s", p.topic, p.index, error.name)
 
 
+def _fetch_wait_ms(config: Any) -> int:
+    """`replica.fetch.wait.max.ms` (Kafka's 500 ms); FETCH_WAIT_MS where the config has no such key."""
+    try:
+        return max(0, int(config["replica.fetch.wait.max.ms"]))
+    except (KeyError, TypeError, ValueError):
+        return FETCH_WAIT_MS
+
+
 class FetcherLoop:
     # The partitions (key -> leader epoch) of the round whose RPC is in flight; `in_rpc` is true only
     # while the loop awaits that RPC, the one point where it may be pre-empted. Class defaults: the
@@ -168,6 +177,12 @@ class FetcherLoop:
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the simulator/tests swap it
         self.failures = 0                       # consecutive failed rounds (backoff attempt)
         self.last_error: str | None = None      # logged once until a round succeeds
+
+    @property
+    def wait_ms(self) -> int:
+        """The long poll of each round: `replica.fetch.wait.max.ms` (read per round, so the simulator's
+        loop, which does not run this __init__, and a swapped FETCH_WAIT_MS both apply)."""
+        return _fetch_wait_ms(self.m.config)
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -306,7 +321,7 @@ class FetcherLoop:
                 by_key[key] = p
             in_flight = {key: position.current_leader_epoch for key, position in wanted.items()}
             session_id, session_epoch, listed, forgotten = session.request(wanted)
-        wait_ms = FETCH_WAIT_MS if unpause_ms is None else max(0, min(FETCH_WAIT_MS, unpause_ms))
+        wait_ms = self.wait_ms if unpause_ms is None else max(0, min(self.wait_ms, unpause_ms))
         request = bpb.ReplicaFetchRequest(
             replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=wait_ms, min_bytes=1,
             max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX,

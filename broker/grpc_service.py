@@ -155,3 +155,18 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             return bpb.ReadReplicaResponse(error_code=int(e.code), error_message=e.message)
         return bpb.ReadReplicaResponse(records=records, log_end_offset=p.log.log_end_offset,
                                        high_watermark=p.log.high_watermark)
+
+    async def WriteTxnMarkers(self, request, context):
+        """Markers from a transaction coordinator on another broker (node certificates only, as
+        every data-plane call; see cluster/security/grpc_identity.py)."""
+        timeout_ms = request.timeout_ms if request.timeout_ms > 0 else 30_000
+        errors = []
+        for partition in request.partitions:
+            try:
+                error = await self.b.append_marker(request.topic, partition, request.producer_id,
+                                                   request.producer_epoch, request.coordinator_epoch,
+                                                   request.commit, timeout_ms)
+            except LogError as e:
+                error = e.code
+            errors.append(int(error))
+        return bpb.WriteTxnMarkersResponse(error_codes=errors)

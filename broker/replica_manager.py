@@ -31,6 +31,7 @@ from cluster.image import MetadataImage, PartitionRegistration
 from storage.batch import iter_batches
 from storage.log import LogConfig, PartitionLog, ProducerCheckResult
 from storage.producer_state import check_request
+from storage.txn_index import control_batch
 
 log = logging.getLogger("brook.replicas")
 
@@ -345,6 +346,42 @@ class ReplicaManager:
             return result
         return await self._wait_for_hw(p, state.leader_epoch, info.last_offset + 1, timeout_ms, result)
 
+    async def append_marker(self, topic: str, partition: int, producer_id: int, producer_epoch: int,
+                            coordinator_epoch: int, commit: bool, timeout_ms: int) -> ErrorCode:
+        """Write one transaction marker (a COMMIT or ABORT control batch) as the partition's leader and
+        wait until the ISR has it (Kafka's WriteTxnMarkers: acks=-1, min.insync.replicas).
+
+        A marker of an epoch older than the producer's stored one is refused (INVALID_PRODUCER_EPOCH):
+        a newer producer incarnation has written here, so that transaction was already ended.
+        """
+        p = self.by_name.get((topic, partition))
+        if p is None or p.leader is None:
+            return self._not_leader_error(topic, partition)
+        state = p.leader
+        if len(state.isr) < self.min_insync(p):
+            return ErrorCode.not_enough_replicas
+        check = p.log.check_producer_batch(producer_id, producer_epoch, 0, 0)
+        if check.result == ProducerCheckResult.INVALID_PRODUCER_EPOCH:
+            return ErrorCode.invalid_producer_epoch
+        batch = control_batch(producer_id, producer_epoch, coordinator_epoch, commit, self.wall_ms())
+        try:
+            info = p.log.append_as_leader(batch, state.leader_epoch, self.wall_ms())
+        except LogError as e:
+            return e.code
+        self.isr_watch.add((p.topic_id, p.index))
+        p.notify_data()
+        self._maybe_advance_hw(p)
+        result = await self._wait_for_hw(p, state.leader_epoch, info.last_offset + 1, timeout_ms,
+                                         ProduceResult(ErrorCode.none, info.first_offset))
+        return result.error
+
+    def last_stable_offset(self, p: Partition) -> int:
+        """min(HW, first offset of the oldest open transaction): read_committed reads below it."""
+        assert p.leader is not None
+        hw = p.leader.high_watermark
+        first = p.log.first_unstable_offset()
+        return hw if first is None else min(hw, first)
+
     def _check_idempotence(self, p: Partition, records: bytes) -> ProduceResult | None:
         """Kafka's sequence rules over the whole request: each batch of a producer is checked against
         the one before it in the request, the first against the stored state."""
@@ -398,7 +435,9 @@ class ReplicaManager:
         return ErrorCode.not_leader_or_follower
 
     # -- consumer fetch --------------------------------------------------------------------------
-    def read_committed(self, req: FetchPartition) -> FetchResult:
+    def read_committed(self, req: FetchPartition, read_committed: bool = False) -> FetchResult:
+        """Read below the HW (read_uncommitted) or below the last stable offset (read_committed,
+        with the aborted transactions of the range read)."""
         p = self.by_name.get((req.topic, req.partition))
         if p is None or p.leader is None:
             return FetchResult(self._not_leader_error(req.topic, req.partition))
@@ -407,25 +446,33 @@ class ReplicaManager:
                     else ErrorCode.unknown_leader_epoch)
             return FetchResult(code)
         hw = p.leader.high_watermark
+        lso = self.last_stable_offset(p)
+        upper = lso if read_committed else hw
+        aborted: tuple[tuple[int, int], ...] | None = None
         try:
-            if req.offset == hw or req.max_bytes <= 0:
+            if req.offset == upper or req.max_bytes <= 0:
                 records = b""
+                next_offset = req.offset
             else:
-                records = p.log.read(req.offset, req.max_bytes, hw).records
+                result = p.log.read(req.offset, req.max_bytes, upper)
+                records, next_offset = result.records, result.next_offset
+            if read_committed:
+                aborted = tuple((a.producer_id, a.first_offset)
+                                for a in p.log.aborted_transactions(req.offset, next_offset)) if records else ()
         except LogError as e:
-            return FetchResult(e.code, hw, hw, p.log.log_start_offset, message=e.message)
-        return FetchResult(ErrorCode.none, hw, hw, p.log.log_start_offset, records)
+            return FetchResult(e.code, hw, lso, p.log.log_start_offset, message=e.message)
+        return FetchResult(ErrorCode.none, hw, lso, p.log.log_start_offset, records, aborted_transactions=aborted)
 
     @metrics.track_fetch
     async def fetch(self, reqs: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
-                    max_bytes: int) -> list[FetchResult]:
+                    max_bytes: int, read_committed: bool = False) -> list[FetchResult]:
         deadline_ms = self.monotonic_ms() + max(0, max_wait_ms)
         while True:
             results, total = [], 0
             for req in reqs:
                 budget = max(0, min(req.max_bytes, max_bytes - total)) if total else req.max_bytes
                 result = self.read_committed(FetchPartition(req.topic, req.partition, req.offset, budget,
-                                                            req.current_leader_epoch))
+                                                            req.current_leader_epoch), read_committed)
                 total += len(result.records)
                 results.append(result)
             remaining_ms = deadline_ms - self.monotonic_ms()

@@ -22,6 +22,7 @@ from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
 from storage.producer_state import ProducerStateTable
 from storage.segments import Segment, select_segments_to_delete, should_roll
+from storage.txn_index import AbortedTxn, TxnIndex
 
 __all__ = ["MemoryLog"]
 
@@ -35,6 +36,7 @@ class MemoryLog:
         self._segments: list[Segment] = [Segment(start_offset)]
         self._epochs = EpochCache()
         self._producers = ProducerStateTable()
+        self._txns = TxnIndex()
         self._log_start_offset = self._log_end_offset = self._high_watermark = start_offset
         self._cleaner_offset = start_offset
         self._generation = 0  # see RocksLog._generation
@@ -86,6 +88,7 @@ class MemoryLog:
         for epoch, start_offset in prepared.epoch_starts:
             self._epochs.assign(epoch, start_offset)
         self._producers.update(header for header, _ in prepared.batches)
+        self._txns.update(prepared.batches)
         self._log_end_offset = prepared.batches[-1][0].next_offset
         return AppendInfo(
             prepared.first_offset, prepared.last_offset, prepared.log_append_time_ms,
@@ -151,10 +154,20 @@ class MemoryLog:
         return self._producers.check(producer_id, producer_epoch, base_sequence, last_sequence)
 
     def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
-        return len(self._producers.expire(now_ms, expiration_ms))
+        return len(self._producers.expire(now_ms, expiration_ms, keep=self.ongoing_transactions()))
 
     def producer_entries(self) -> dict[int, object]:
         return dict(self._producers.entries())
+
+    # Transactions.
+    def first_unstable_offset(self) -> int | None:
+        return self._txns.first_unstable_offset()
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        return self._txns.ongoing()
+
+    def aborted_transactions(self, start_offset: int, upper_offset: int) -> list[AbortedTxn]:
+        return self._txns.aborted(start_offset, upper_offset)
 
     # Truncation and deletion.
     def truncate_to(self, offset: int) -> None:
@@ -179,6 +192,7 @@ class MemoryLog:
         )
         self._epochs.truncate_from_end(new_end)
         self._producers.truncate(new_end, (h for h, _ in reversed(self._batches)))
+        self._txns.truncate(new_end)
         self._log_end_offset = new_end
         self._high_watermark = min(self._high_watermark, new_end)
         self._cleaner_offset = min(self._cleaner_offset, new_end)
@@ -189,6 +203,7 @@ class MemoryLog:
         self._segments = [Segment(offset)]
         self._epochs.clear()
         self._producers.clear()
+        self._txns.clear()
         self._log_start_offset = self._log_end_offset = self._high_watermark = offset
         self._cleaner_offset = offset
         self._generation += 1
@@ -216,6 +231,7 @@ class MemoryLog:
         self._log_start_offset = offset
         self._generation += 1
         self._epochs.truncate_from_start(offset)
+        self._txns.drop_before(offset)
         self._high_watermark = max(self._high_watermark, offset)
 
     def _delete_leading_segments(self, count: int) -> None:

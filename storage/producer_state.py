@@ -131,11 +131,13 @@ class ProducerStateTable:
             changed.add(header.producer_id)
         return changed
 
-    def expire(self, now_ms: int, expiration_ms: int) -> set[int]:
+    def expire(self, now_ms: int, expiration_ms: int, keep: Iterable[int] = ()) -> set[int]:
         """Forget every producer whose last batch's timestamp is `expiration_ms` or more before `now_ms`
-        (Kafka's ProducerStateManager.removeExpiredProducers); returns the ids removed."""
+        (Kafka's ProducerStateManager.removeExpiredProducers), except those in `keep` (producers with an
+        open transaction, as Kafka keeps them); returns the ids removed."""
+        kept = set(keep)
         expired = {pid for pid, e in self._entries.items()
-                   if e.last_timestamp_ms >= 0 and now_ms - e.last_timestamp_ms >= expiration_ms}
+                   if pid not in kept and e.last_timestamp_ms >= 0 and now_ms - e.last_timestamp_ms >= expiration_ms}
         for producer_id in expired:
             del self._entries[producer_id]
         return expired

@@ -207,7 +207,8 @@ class FakeCore:
         return results
 
     async def fetch(self, partitions: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
-                    max_bytes: int) -> list[FetchResult]:
+                    max_bytes: int, read_committed: bool = False) -> list[FetchResult]:
+        # No transactions here: read_committed reads what read_uncommitted reads.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait_ms / 1000
         while True:
@@ -222,11 +223,11 @@ class FakeCore:
                 pass
 
     async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
-                                 current_leader_epoch: int = -1) -> OffsetResult:
-        return self.list_offsets(topic, partition, timestamp, current_leader_epoch)
+                                 current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
+        return self.list_offsets(topic, partition, timestamp, current_leader_epoch, read_committed)
 
     def list_offsets(self, topic: str, partition: int, timestamp: int,
-                     current_leader_epoch: int = -1) -> OffsetResult:
+                     current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
         log = self._log(topic, partition)
         if log is None:
             return OffsetResult(ErrorCode.unknown_topic_or_partition)

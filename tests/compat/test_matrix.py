@@ -36,10 +36,9 @@ ADMIN_CELLS = ["admin.create_topic", "admin.describe_topic", "admin.describe_con
 CLIENT_CODECS = {"java": CODECS, "franz-go": CODECS, "sarama": CODECS, "kafkajs": ["none", "gzip", "snappy"]}
 CLIENTS = list(CLIENT_CODECS)
 # (client, cell) -> why Brook fails it today. Empty: every client cell passes.
-TXN_GAP = ("transactions are not supported yet (issue 14 item 1): FindCoordinator(TRANSACTION) answers "
-           "INVALID_REQUEST 'Brook coordinates consumer groups only', and InitProducerId with a transactional id INVALID_REQUEST")
-KNOWN_GAPS: dict[tuple[str, str], str] = {("java", "txn.init"): TXN_GAP}
-EXTRA_CELLS = {"java": ["txn.init"]}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
+EXTRA_CELLS = {"java": ["txn.init", "txn.read_committed"], "franz-go": ["txn.read_committed"],
+               "sarama": ["txn.read_committed"], "kafkajs": ["txn.read_committed"]}
 PROGRAM_TIMEOUT_S = 420
 TOOL_TIMEOUT_S = 120
 
@@ -77,6 +76,8 @@ def _run_client_once(cluster, client: str) -> dict[str, dict]:
     for codec in CLIENT_CODECS[client]:
         create_topic(cluster, f"{prefix}-{codec}")
     create_topic(cluster, f"{prefix}-group", partitions=4)
+    if "txn.read_committed" in EXTRA_CELLS.get(client, []):
+        create_topic(cluster, f"{prefix}-txn", partitions=2)
     env = dict(os.environ)
     if client == "kafkajs":
         env["NODE_PATH"] = str(toolchains.node_modules())
@@ -333,9 +334,19 @@ def test_kafka_reassign_partitions_list(tools):
     assert code == 0, out + err
 
 
-@pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-def test_kafka_transactions_reports_unsupported(tools):
-    """Transactions are not supported yet: kafka-transactions fails with Kafka's own clear message (no
-    hang, no broker crash). When transactions land this test must change to list/describe them."""
+@pytest.mark.timeout(TOOL_TIMEOUT_S + 120)
+def test_kafka_transactions_lists_and_describes(tools, cluster):
+    """kafka-transactions list / describe show a transactional id after a committed transaction."""
+    from confluent_kafka import Producer
+
+    topic, tid = "tools-txn", f"tools-tid-{uuid.uuid4().hex[:8]}"
+    create_topic(cluster, topic)
+    producer = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "transactional.id": tid})
+    producer.init_transactions(60)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"v", partition=0)
+    producer.commit_transaction(60)
     code, out, err = tools.bs("TransactionsCommand", "list")
-    assert code == 1 and "does not support LIST_TRANSACTIONS" in err, out + err
+    assert code == 0 and tid in out, out + err
+    code, out, err = tools.bs("TransactionsCommand", "describe", "--transactional-id", tid)
+    assert code == 0 and tid in out and "CompleteCommit" in out, out + err

@@ -72,3 +72,11 @@ def test_the_table_expires_by_the_last_batch_timestamp_and_keeps_it_across_encod
     assert ProducerEntry.decode(old_format).last_timestamp_ms == -1
     assert table.expire(5_000 + DAY_MS - 1, DAY_MS) == set()
     assert table.expire(5_000 + DAY_MS, DAY_MS) == {1} and table.get(1) is None
+
+
+def test_a_producer_with_an_open_transaction_does_not_expire():
+    table = ProducerStateTable()
+    from storage.batch import parse_header
+    table.update([parse_header(build_batch([Record(b"k", b"v", 5_000)], producer_id=1, producer_epoch=0,
+                                           base_sequence=0))])
+    assert table.expire(5_000 + DAY_MS, DAY_MS, keep={1}) == set() and table.get(1) is not None
