@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos chaos-mutants sim bench bench-peers bench-profile lint up down clean fuzz
+.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos chaos-mutants sim bench bench-peers bench-profile lint secrets up down clean fuzz
 
 help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it); SECURE=1: TLS+SCRAM+ACLs, gRPC mTLS"
@@ -85,6 +85,11 @@ bench-peers: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy cluster controller broker storage
+
+# One-time, before the first `make up`: the CA, node and admin certificates, the quorum secret and the admin
+# password that deploy/compose.yaml mounts as secrets (deploy/secrets/; existing files are kept).
+secrets: $(STAMP)
+	BROOK="$(BIN)/brook" sh deploy/make-secrets.sh deploy/secrets
 
 up:
 	docker compose -f deploy/compose.yaml up -d

@@ -229,6 +229,11 @@ class BrokerCore(Protocol):
         """Open transactions of a led partition (producer id -> first offset); None when not leader."""
         ...
 
+    async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
+                                 current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
+        """list_offsets with the by-time decoding off the event loop."""
+        ...
+
     def offset_for_leader_epoch(self, topic: str, partition: int, current_leader_epoch: int,
                                 leader_epoch: int) -> EpochEndOffset: ...
 

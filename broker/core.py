@@ -42,6 +42,7 @@ from broker.clock import system_monotonic_ms, system_wall_ms
 from broker.controller_channel import ControllerChannel, ControllerUnavailable
 from broker.controller_session import CONTROLLER_CALL_TIMEOUT_S, ControllerSession
 from broker.fetcher import FetcherManager
+from broker.offload import Offload
 from broker.replica_manager import LeaderSide, ReplicaManager
 from broker.topic_configs import TopicConfigs
 from brookpb import admin_pb2 as apb
@@ -56,6 +57,17 @@ OFFSETS_TOPIC = "__consumer_offsets"
 TXN_TOPIC = "__transaction_state"
 # How often idle partitions are checked against flush.ms.
 FLUSH_CHECK_INTERVAL_S = 1.0
+
+
+def _offsets_partition(replicas: ReplicaManager, topic: str, partition: int, current_leader_epoch: int) -> Any:
+    """The led partition for ListOffsets, or the OffsetResult refusing the request."""
+    p = replicas.lookup(topic, partition)
+    if p is None or p.leader is None:
+        return OffsetResult(replicas._not_leader_error(topic, partition))
+    if current_leader_epoch >= 0 and current_leader_epoch != p.leader_epoch:
+        return OffsetResult(ErrorCode.fenced_leader_epoch if current_leader_epoch < p.leader_epoch
+                            else ErrorCode.unknown_leader_epoch)
+    return p
 
 
 class Broker:
@@ -79,13 +91,16 @@ class Broker:
         # The group coordinator makes transactional offset commits visible (or drops them) with it.
         self.marker_listeners: list[Any] = []
         self._producer_id_lock = asyncio.Lock()
+        # Compressed produce validation, ListOffsets-by-time decoding and compaction run on worker threads.
+        self.offload = Offload()
+        self.replicas.offload = self.offload
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await self.session.register()
         self.session.start()
-        for coro in (self._isr_loop(), self._retention_loop(), self._flush_loop()):
+        for coro in (self._isr_loop(), self._retention_loop(), self._flush_loop(), self._producer_expiry_loop()):
             self._tasks.append(loop.create_task(coro))
 
     async def controlled_shutdown(self, timeout_s: float) -> None:
@@ -103,6 +118,7 @@ class Broker:
         self.session.stop()
         await self.fetchers.stop()
         await self.controllers.close()
+        self.offload.close()  # workers may read snapshots of the database: they finish first
         self.logs.close()
 
     # -- periodic duties -------------------------------------------------------------------------
@@ -121,11 +137,26 @@ class Broker:
             await asyncio.sleep(interval_s)
             for p in list(self.replicas.partitions.values()):
                 try:
+                    # Retention works on segment metadata and deletes key ranges (no decoding): on the loop.
                     p.log.apply_retention(system_wall_ms())
-                    p.log.maybe_compact(system_wall_ms())
+                    if p.log.config.compact and self.replicas.partitions.get((p.topic_id, p.index)) is p:
+                        await self.offload.compact(p.log, system_wall_ms())
                 except Exception:
                     log.exception("retention of %s-%d failed", p.topic, p.index)
                 await asyncio.sleep(0)
+
+    async def _producer_expiry_loop(self) -> None:
+        """Kafka's producer.id.expiration.check.interval.ms: drop idle producer ids from every log."""
+        interval_s = max(0.1, self.config.getint("producer.id.expiration.check.interval.ms") / 1000.0)
+        expiration_ms = self.config.getint("producer.id.expiration.ms")
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                expired = self.replicas.expire_producers(expiration_ms)
+                if expired:
+                    log.info("expired %d idle producer ids (producer.id.expiration.ms=%d)", expired, expiration_ms)
+            except Exception:
+                log.exception("producer id expiration failed")
 
     async def _flush_loop(self) -> None:
         """flush.ms is checked on append by the log; this syncs idle partitions whose time has come."""
@@ -199,14 +230,29 @@ class Broker:
             return None
         return p.log.ongoing_transactions()
 
+    async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
+                                 current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
+        """ListOffsets with a timestamp: the candidate batch is decoded on a worker thread (a compressed
+        batch may expand to 32 x max.message.bytes); the special timestamps are answered at once."""
+        if timestamp < 0:
+            return self.list_offsets(topic, partition, timestamp, current_leader_epoch, read_committed)
+        p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)
+        if isinstance(p, OffsetResult):
+            return p
+        found = await self.offload.offset_for_timestamp(p.log, timestamp)
+        p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)  # leadership may have moved
+        if isinstance(p, OffsetResult):
+            return p
+        bound = self.replicas.last_stable_offset(p) if read_committed else p.leader.high_watermark
+        if found is None or found[0] >= bound:
+            return OffsetResult(ErrorCode.none, -1, -1, p.leader_epoch)
+        return OffsetResult(ErrorCode.none, found[0], found[1], p.leader_epoch)
+
     def list_offsets(self, topic: str, partition: int, timestamp: int, current_leader_epoch: int = -1,
                      read_committed: bool = False) -> OffsetResult:
-        p = self.replicas.lookup(topic, partition)
-        if p is None or p.leader is None:
-            return OffsetResult(self.replicas._not_leader_error(topic, partition))
-        if current_leader_epoch >= 0 and current_leader_epoch != p.leader_epoch:
-            return OffsetResult(ErrorCode.fenced_leader_epoch if current_leader_epoch < p.leader_epoch
-                                else ErrorCode.unknown_leader_epoch)
+        p = _offsets_partition(self.replicas, topic, partition, current_leader_epoch)
+        if isinstance(p, OffsetResult):
+            return p
         hw = p.leader.high_watermark
         if timestamp == -1:
             if not p.leader.offsets_available:

@@ -65,7 +65,7 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
         return reply
 
     async def ListOffsets(self, request, context):
-        r = self.b.list_offsets(request.topic, request.partition, request.timestamp)
+        r = await self.b.list_offsets_async(request.topic, request.partition, request.timestamp)
         reply = bpb.ListOffsetsResponse(error_code=int(r.error), offset=r.offset, timestamp=r.timestamp,
                                         leader_epoch=r.leader_epoch)
         if r.error != ErrorCode.none:

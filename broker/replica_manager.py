@@ -112,6 +112,9 @@ class ReplicaManager:
         self.fetcher_changed: Callable[[], None] = lambda: None
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
         self.lag_time_max_ms = int(config["replica.lag.time.max.ms"])
+        # Worker threads for compressed produce validation (broker/offload.py); None: inline (unit tests, the
+        # simulator).
+        self.offload: Any = None
 
     # -- reconcile with metadata -----------------------------------------------------------------
     def apply_image(self, image: MetadataImage) -> None:
@@ -303,6 +306,12 @@ class ReplicaManager:
         elif error != ErrorCode.none:
             log.info("%s-%d: AlterPartition rejected: %s", p.topic, p.index, error.name)
 
+    def expire_producers(self, expiration_ms: int) -> int:
+        """producer.id.expiration.ms: every log (led or followed) forgets the producers whose last batch is
+        `expiration_ms` older than the wall clock; returns how many were forgotten."""
+        now_ms = self.wall_ms()
+        return sum(p.log.expire_producers(now_ms, expiration_ms) for p in list(self.partitions.values()))
+
     # -- produce ---------------------------------------------------------------------------------
     def lookup(self, topic: str, partition: int) -> Partition | None:
         return self.by_name.get((topic, partition))
@@ -316,6 +325,14 @@ class ReplicaManager:
         if acks == -1 and len(state.isr) < self.min_insync(p):
             return ProduceResult(ErrorCode.not_enough_replicas,
                                  message=f"ISR {list(state.isr)} is smaller than min.insync.replicas")
+        checked = False
+        if self.offload is not None:
+            try:  # decompress and check compressed batches on a worker, not on the event loop
+                checked = await self.offload.check_produce(records, p.log.config.max_message_bytes)
+            except LogError as e:
+                return ProduceResult(e.code, message=e.message)
+            if self.by_name.get((topic, partition)) is not p or p.leader is not state:
+                return ProduceResult(self._not_leader_error(topic, partition))  # leadership moved meanwhile
         try:
             duplicate = self._check_idempotence(p, records)
             if duplicate is not None:
@@ -326,7 +343,7 @@ class ReplicaManager:
                 last_delta = max(h.last_offset_delta for h, _ in iter_batches(records))
                 return await self._wait_for_hw(p, state.leader_epoch, duplicate.base_offset + last_delta + 1,
                                                timeout_ms, duplicate)
-            info = p.log.append_as_leader(records, state.leader_epoch, self.wall_ms())
+            info = p.log.append_as_leader(records, state.leader_epoch, self.wall_ms(), compressed_checked=checked)
         except LogError as e:
             return ProduceResult(e.code, message=e.message)
         self.isr_watch.add((p.topic_id, p.index))

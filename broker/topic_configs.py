@@ -7,6 +7,8 @@ path asks for min.insync.replicas on every acks=all request, so this matters.
 
 from __future__ import annotations
 
+import dataclasses
+
 from cluster.config import Config
 from cluster.effective_config import TopicConfig, topic_config
 from cluster.image import MetadataImage
@@ -44,7 +46,8 @@ class TopicConfigs:
         return found
 
     def log_config_for(self, image: MetadataImage, topic: str) -> LogConfig:
-        return log_config(self.get(image, topic))
+        return dataclasses.replace(log_config(self.get(image, topic)),
+                                   dedupe_bytes_max=max(1, self.static.getint("log.cleaner.dedupe.buffer.size")))
 
     def topic_value(self, image: MetadataImage, topic: str, key: str) -> str:
         """One topic key as text (the ReplicaManager's callback signature)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ __all__ = [
     "add_port",
     "aio_channel",
     "channel_options",
+    "acl_authorizer",
+    "configure_authorizer",
     "configure_tls",
     "server_interceptors",
     "server_options",
@@ -130,6 +133,35 @@ def add_port(server: grpc.aio.Server, address: str) -> int:
     return server.add_secure_port(address, credentials)
 
 
+# (principal, client host, operation, resource type, resource name) -> allowed: the ACL authorizer of this
+# node's metadata image, set by `brook server` when `authorizer.class.name` is set (process-wide, as TLS).
+GrpcAuthorizer = Callable[[str, str, Any, Any, str], bool]
+_authorizer: GrpcAuthorizer | None = None
+
+
+def configure_authorizer(authorizer: GrpcAuthorizer | None) -> None:
+    global _authorizer
+    _authorizer = authorizer
+
+
+def acl_authorizer(acls: Callable[[], Iterable[Any]], super_users: frozenset[str],
+                   allow_if_no_acl: bool) -> GrpcAuthorizer:
+    """Kafka's StandardAuthorizer over the ACLs `acls()` returns (the current metadata image's)."""
+    from cluster.security.acl import authorize
+
+    def allowed(principal: str, host: str, operation: Any, resource_type: Any, name: str) -> bool:
+        return authorize(acls(), principal, host, operation, resource_type, name, super_users=super_users,
+                         allow_if_no_acl=allow_if_no_acl)
+    return allowed
+
+
+def _peer_host(peer: str) -> str:
+    """The client address of a gRPC peer string: 'ipv4:10.0.0.5:41234' -> '10.0.0.5', 'ipv6:[::1]:5' -> '::1'."""
+    _, _, rest = peer.partition(":")
+    host = rest.rpartition(":")[0] if rest.count(":") >= 1 else rest
+    return host.strip("[]")
+
+
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     return [] if _tls is None else [IdentityInterceptor(_tls.super_users)]
 
@@ -152,19 +184,31 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
         self.super_users = super_users
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        from cluster.security.grpc_identity import check_call
+        from cluster.security.grpc_identity import check_call, is_privileged, visible_topics
 
         handler = await continuation(details)
         if handler is None:
             return handler
         method, super_users = details.method, self.super_users
+        filters_topics = method.endswith("AdminService/DescribeTopics")
 
         def identity(context: grpc.aio.ServicerContext) -> tuple[str, str]:
             pems = context.auth_context().get("x509_pem_cert") or [b""]
             return _subject(pems[0]) if pems[0] else ("", "")
 
-        async def check(request: Any, context: grpc.aio.ServicerContext, cn: str, dn: str) -> None:
-            reason = check_call(method, request, cn, dn, super_users)
+        def authorizer(context: grpc.aio.ServicerContext) -> Any:
+            acl = _authorizer
+            if acl is None:
+                return None
+            host = _peer_host(context.peer())
+
+            def authorize(principal: str, op: Any, rtype: Any, name: str) -> bool:
+                return acl(principal, host, op, rtype, name)
+            return authorize
+
+        async def check(request: Any, context: grpc.aio.ServicerContext, cn: str, dn: str,
+                        authorize: Any) -> None:
+            reason = check_call(method, request, cn, dn, super_users, authorize)
             if reason is not None:
                 log.warning("refused %s from %s: %s", method, context.peer(), reason)
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
@@ -173,8 +217,18 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await check(request, context, *identity(context))
-                return await inner(request, context)
+                cn, dn = identity(context)
+                authorize = authorizer(context)
+                await check(request, context, cn, dn, authorize)
+                response = await inner(request, context)
+                if (filters_topics and authorize is not None and not request.names
+                        and not is_privileged(cn, dn, super_users)):
+                    # Every topic was asked for: list only those the principal may DESCRIBE (Kafka's Metadata).
+                    seen = visible_topics(f"User:{dn}", [t.name for t in response.topics], authorize)
+                    kept = [t for t in response.topics if t.name in seen]
+                    del response.topics[:]
+                    response.topics.extend(kept)
+                return response
 
             return grpc.unary_unary_rpc_method_handler(checked, request_deserializer=handler.request_deserializer,
                                                        response_serializer=handler.response_serializer)
@@ -183,10 +237,11 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
 
             async def checked_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
                 cn, dn = identity(context)
+                authorize = authorizer(context)
 
                 async def checked_requests() -> Any:
                     async for request in requests:
-                        await check(request, context, cn, dn)
+                        await check(request, context, cn, dn, authorize)
                         yield request
 
                 async for response in inner_stream(checked_requests(), context):

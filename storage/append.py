@@ -21,7 +21,8 @@ from storage.batch import (
 from storage.compression import decompressed_bytes_max
 from storage.log import LogConfig
 
-__all__ = ["PreparedAppend", "find_record_at_or_after", "prepare_follower_append", "prepare_leader_append"]
+__all__ = ["PreparedAppend", "check_compressed_request", "find_record_at_or_after", "has_compressed_batches",
+           "prepare_follower_append", "prepare_leader_append"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +54,12 @@ def _finish(batches: list[tuple[BatchHeader, bytes]], epoch_starts: list[tuple[i
 
 
 def prepare_leader_append(
-    records: bytes, leader_epoch: int, now_ms: int, config: LogConfig, log_end_offset: int, latest_epoch: int
+    records: bytes, leader_epoch: int, now_ms: int, config: LogConfig, log_end_offset: int, latest_epoch: int,
+    compressed_checked: bool = False,
 ) -> PreparedAppend:
     """Validate producer batches and assign offsets from `log_end_offset` and `leader_epoch`.
+    `compressed_checked`: the caller already ran `check_compressed_request` on `records` (off the event
+    loop), so compressed batches are not decompressed again here.
 
     Raises LogError: the batch errors of `iter_batches`, or FENCED_LEADER_EPOCH if `leader_epoch`
     is older than the newest epoch this log has seen.
@@ -63,9 +67,10 @@ def prepare_leader_append(
     if leader_epoch < latest_epoch:
         raise LogError(f"leader epoch {leader_epoch} is older than the log's {latest_epoch}", ErrorCode.fenced_leader_epoch)
     validated = list(iter_batches(records, strict=True, batch_bytes_max=config.max_message_bytes))
-    for header, view in validated:
-        if header.compression != Codec.NONE and not header.is_control:
-            check_compressed_records(header, view, decompressed_bytes_max(config.max_message_bytes))
+    if not compressed_checked:
+        for header, view in validated:
+            if header.compression != Codec.NONE and not header.is_control:
+                check_compressed_records(header, view, decompressed_bytes_max(config.max_message_bytes))
     log_append_time = config.message_timestamp_type == "LogAppendTime"
     next_offset = log_end_offset
     batches: list[tuple[BatchHeader, bytes]] = []
@@ -79,6 +84,25 @@ def prepare_leader_append(
         assert stored_header.base_offset + header.last_offset_delta + 1 == next_offset
     epoch_starts = [(leader_epoch, log_end_offset)] if leader_epoch > latest_epoch else []
     return _finish(batches, epoch_starts, now_ms if log_append_time else -1)
+
+
+def has_compressed_batches(records: bytes) -> bool:
+    """Whether a produce request holds a compressed (non-control) batch: the ones worth checking off the
+    event loop. Reads headers only; a malformed request answers False (append refuses it anyway)."""
+    try:
+        return any(h.compression != Codec.NONE and not h.is_control for h, _ in iter_batches(records))
+    except LogError:
+        return False
+
+
+def check_compressed_request(records: bytes, max_message_bytes: int) -> None:
+    """LogValidator's checks of every compressed batch of a produce request (record count, offset deltas),
+    each decompressed within the topic's cap. Pure and thread-safe: the broker runs it on a worker thread
+    (zlib, zstd and lz4 release the GIL while they decompress). Raises LogError."""
+    size_max = decompressed_bytes_max(max_message_bytes)
+    for header, view in iter_batches(records, strict=True, batch_bytes_max=max_message_bytes):
+        if header.compression != Codec.NONE and not header.is_control:
+            check_compressed_records(header, view, size_max)
 
 
 def prepare_follower_append(records: bytes, config: LogConfig, log_end_offset: int, latest_epoch: int) -> PreparedAppend:

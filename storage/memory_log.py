@@ -6,6 +6,8 @@ is checked against in the property tests; also a fast stand-in in broker unit te
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 from cluster.errors import ErrorCode, LogError
 from storage.append import (
     PreparedAppend,
@@ -14,7 +16,7 @@ from storage.append import (
     prepare_leader_append,
 )
 from storage.batch import BatchHeader, parse_header
-from storage.compaction import plan_compaction
+from storage.compaction import CompactionAction, CompactionJob
 from storage.compression import decompressed_bytes_max
 from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
@@ -37,6 +39,7 @@ class MemoryLog:
         self._txns = TxnIndex()
         self._log_start_offset = self._log_end_offset = self._high_watermark = start_offset
         self._cleaner_offset = start_offset
+        self._generation = 0  # see RocksLog._generation
 
     # Offsets and configuration.
     @property
@@ -65,9 +68,11 @@ class MemoryLog:
         self._high_watermark = min(max(high_watermark, self._log_start_offset), self._log_end_offset)
 
     # Appends.
-    def append_as_leader(self, records: bytes, leader_epoch: int, now_ms: int) -> AppendInfo:
+    def append_as_leader(self, records: bytes, leader_epoch: int, now_ms: int,
+                         compressed_checked: bool = False) -> AppendInfo:
         prepared = prepare_leader_append(
-            records, leader_epoch, now_ms, self._config, self._log_end_offset, self._epochs.latest_epoch()
+            records, leader_epoch, now_ms, self._config, self._log_end_offset, self._epochs.latest_epoch(),
+            compressed_checked,
         )
         return self._apply(prepared, now_ms)
 
@@ -114,10 +119,16 @@ class MemoryLog:
             next_offset = header.next_offset
         return ReadResult(b"".join(chosen), first_offset, next_offset)
 
+    def timestamp_candidates(self, timestamp_ms: int) -> Iterator[bytes]:
+        """The batches that may hold the first record with timestamp >= `timestamp_ms`, in offset order
+        (by their headers; decoding them is `find_record_at_or_after`'s job, which the broker runs off its
+        event loop). A copied list: safe to consume while the log changes."""
+        found = [batch for header, batch in self._batches
+                 if header.last_offset >= self._log_start_offset and header.max_timestamp >= timestamp_ms]
+        return iter(found)
+
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
-        for header, batch in self._batches:
-            if header.last_offset < self._log_start_offset or header.max_timestamp < timestamp_ms:
-                continue
+        for batch in self.timestamp_candidates(timestamp_ms):
             found = find_record_at_or_after(batch, timestamp_ms, self._log_start_offset,
                                             decompressed_bytes_max(self._config.max_message_bytes))
             if found is not None:
@@ -141,6 +152,9 @@ class MemoryLog:
         self, producer_id: int, producer_epoch: int, base_sequence: int, last_sequence: int
     ) -> ProducerCheck:
         return self._producers.check(producer_id, producer_epoch, base_sequence, last_sequence)
+
+    def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
+        return len(self._producers.expire(now_ms, expiration_ms, keep=self.ongoing_transactions()))
 
     def producer_entries(self) -> dict[int, ProducerEntry]:
         return dict(self._producers.entries())
@@ -182,6 +196,7 @@ class MemoryLog:
         self._log_end_offset = new_end
         self._high_watermark = min(self._high_watermark, new_end)
         self._cleaner_offset = min(self._cleaner_offset, new_end)
+        self._generation += 1
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         self._batches = []
@@ -191,6 +206,7 @@ class MemoryLog:
         self._txns.clear()
         self._log_start_offset = self._log_end_offset = self._high_watermark = offset
         self._cleaner_offset = offset
+        self._generation += 1
 
     def delete_records_before(self, offset: int) -> int:
         if offset > self._high_watermark or offset < 0:
@@ -213,6 +229,7 @@ class MemoryLog:
 
     def _advance_log_start(self, offset: int) -> None:
         self._log_start_offset = offset
+        self._generation += 1
         self._epochs.truncate_from_start(offset)
         self._txns.drop_before(offset)
         self._high_watermark = max(self._high_watermark, offset)
@@ -220,33 +237,56 @@ class MemoryLog:
     def _delete_leading_segments(self, count: int) -> None:
         if count == 0:
             return
+        self._generation += 1
         self._segments = self._segments[count:]
         base = self._segments[0].base_offset
         self._batches = [(h, b) for h, b in self._batches if h.base_offset >= base]
         if base > self._log_start_offset:
             self._advance_log_start(base)
 
-    # Compaction.
-    def maybe_compact(self, now_ms: int) -> int:
+    # Compaction (the same job protocol as RocksLog: plan anywhere, apply in chunks unless stale).
+    def compaction_job(self, now_ms: int) -> CompactionJob | None:
         end = self._segments[-1].base_offset
         if not self._config.compact or end <= self._cleaner_offset:
-            return 0
-        closed = [(h.base_offset, b) for h, b in self._batches if h.base_offset < end]
-        actions = {a.base_offset: a.batch for a in plan_compaction(
-            lambda: closed, now_ms, self._config.delete_retention_ms,
-            decompressed_bytes_max(self._config.max_message_bytes))}
+            return None
+        closed = [(h.base_offset, b) for h, b in self._batches if h.base_offset < end]  # a copy: thread-safe
+        start = self._segments[0].base_offset
+        return CompactionJob(self._generation, start, end, max(self._cleaner_offset, start), lambda: closed, now_ms,
+                             self._config.delete_retention_ms, decompressed_bytes_max(self._config.max_message_bytes),
+                             self._config.dedupe_bytes_max)
+
+    def apply_compaction(self, job: CompactionJob, actions: Sequence[CompactionAction]) -> bool:
+        if job.generation != self._generation:
+            return False
+        by_offset = {a.base_offset: a.batch for a in actions}
         rebuilt: list[tuple[BatchHeader, bytes]] = []
         for header, batch in self._batches:
-            if header.base_offset not in actions:
+            if header.base_offset not in by_offset:
                 rebuilt.append((header, batch))
-            elif (replacement := actions[header.base_offset]) is not None:
+            elif (replacement := by_offset[header.base_offset]) is not None:
                 rebuilt.append((parse_header(replacement), replacement))
         self._batches = rebuilt
         self._segments = [
             Segment(s.base_offset, self._bytes_between(s.base_offset, n), s.created_ms, s.max_timestamp)
             for s, n in zip(self._segments, [s.base_offset for s in self._segments[1:]] + [1 << 62], strict=True)
         ]
-        self._cleaner_offset = end
+        return True
+
+    def finish_compaction(self, job: CompactionJob, upto: int | None) -> bool:
+        if job.generation != self._generation:
+            return False
+        self._cleaner_offset = job.end if upto is None else upto
+        self._generation += 1
+        return True
+
+    def maybe_compact(self, now_ms: int) -> int:
+        job = self.compaction_job(now_ms)
+        if job is None:
+            return 0
+        cpass = job.plan()
+        actions = list(cpass.actions())
+        self.apply_compaction(job, actions)
+        self.finish_compaction(job, cpass.upto)
         return len(actions)
 
     def _bytes_between(self, start: int, end: int) -> int:

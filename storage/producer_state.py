@@ -2,6 +2,11 @@
 
 The broker asks `check` before appending an idempotent batch; every append (leader and follower)
 then calls `update`, so followers have the same state when they become leader.
+
+Expiry (Kafka's producer.id.expiration.ms, default 1 day): each entry remembers the max timestamp of its
+producer's last batch (Kafka's lastTimestamp: the batch's own, so every replica computes the same), and
+`expire(now_ms, expiration_ms)` forgets the producers idle that long, so the table stays bounded by the
+producers active within the window. A forgotten producer's next batch is accepted as new (KIP-360).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ REBUILD_SCAN_BATCHES_MAX = 1000
 _SEQUENCE_MODULUS = 1 << 31
 _HEAD = struct.Struct(">hB")
 _BATCH = struct.Struct(">hiiqq")
+_LAST_TIMESTAMP = struct.Struct(">q")  # appended after the batches (entries written before expiry lack it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +55,14 @@ class ProducerBatch:
 class ProducerEntry:
     producer_epoch: int
     batches: tuple[ProducerBatch, ...]
+    last_timestamp_ms: int = -1  # max timestamp of the producer's last batch; -1: unknown (never expires)
 
     def encode(self) -> bytes:
         head = _HEAD.pack(self.producer_epoch, len(self.batches))
         return head + b"".join(
             _BATCH.pack(b.producer_epoch, b.first_sequence, b.last_sequence, b.first_offset, b.last_offset)
             for b in self.batches
-        )
+        ) + _LAST_TIMESTAMP.pack(self.last_timestamp_ms)
 
     @classmethod
     def decode(cls, value: bytes) -> ProducerEntry:
@@ -63,7 +70,9 @@ class ProducerEntry:
         batches = tuple(
             ProducerBatch(*_BATCH.unpack_from(value, _HEAD.size + i * _BATCH.size)) for i in range(count)
         )
-        return cls(producer_epoch, batches)
+        end = _HEAD.size + count * _BATCH.size
+        last = _LAST_TIMESTAMP.unpack_from(value, end)[0] if len(value) >= end + _LAST_TIMESTAMP.size else -1
+        return cls(producer_epoch, batches, last)
 
 
 class ProducerStateTable:
@@ -117,9 +126,21 @@ class ProducerStateTable:
                     header.base_offset, header.last_offset,
                 )
                 batches = (batches + (batch,))[-BATCHES_PER_PRODUCER_MAX:]
-            self._entries[header.producer_id] = ProducerEntry(header.producer_epoch, batches)
+            last = max(header.max_timestamp, entry.last_timestamp_ms if entry is not None else -1)
+            self._entries[header.producer_id] = ProducerEntry(header.producer_epoch, batches, last)
             changed.add(header.producer_id)
         return changed
+
+    def expire(self, now_ms: int, expiration_ms: int, keep: Iterable[int] = ()) -> set[int]:
+        """Forget every producer whose last batch's timestamp is `expiration_ms` or more before `now_ms`
+        (Kafka's ProducerStateManager.removeExpiredProducers), except those in `keep` (producers with an
+        open transaction, as Kafka keeps them); returns the ids removed."""
+        kept = set(keep)
+        expired = {pid for pid, e in self._entries.items()
+                   if pid not in kept and e.last_timestamp_ms >= 0 and now_ms - e.last_timestamp_ms >= expiration_ms}
+        for producer_id in expired:
+            del self._entries[producer_id]
+        return expired
 
     def truncate(self, end_offset: int, headers_newest_first: Iterable[BatchHeader] = ()) -> set[int]:
         """Forget batches at or after `end_offset`; returns the producer ids whose entry changed.
@@ -138,7 +159,7 @@ class ProducerStateTable:
                 continue
             changed.add(producer_id)
             if kept:
-                self._entries[producer_id] = ProducerEntry(kept[-1].producer_epoch, kept)
+                self._entries[producer_id] = ProducerEntry(kept[-1].producer_epoch, kept, entry.last_timestamp_ms)
             else:
                 del self._entries[producer_id]
                 lost.add(producer_id)

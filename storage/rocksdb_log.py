@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import rocksdict
 
@@ -25,7 +25,7 @@ from storage.append import (
     prepare_leader_append,
 )
 from storage.batch import BatchHeader, parse_header
-from storage.compaction import plan_compaction
+from storage.compaction import CompactionAction, CompactionJob
 from storage.compression import decompressed_bytes_max
 from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
@@ -164,6 +164,9 @@ class RocksDBLog:
         self._unflushed_records = 0
         self._last_flush_ms = _monotonic_ms()
         self._closed = False
+        # Bumped by every change that removes or rewrites stored batches other than an append (truncation,
+        # retention, DeleteRecords, compaction): a compaction planned before it is not applied.
+        self._generation = 0
         self._load()
 
     # Loading and persistence helpers.
@@ -306,10 +309,12 @@ class RocksDBLog:
         self._write(batch)
 
     # Appends.
-    def append_as_leader(self, records: bytes, leader_epoch: int, now_ms: int) -> AppendInfo:
+    def append_as_leader(self, records: bytes, leader_epoch: int, now_ms: int,
+                         compressed_checked: bool = False) -> AppendInfo:
         """Validate every batch, assign offsets from the log end, store all in one WriteBatch."""
         prepared = prepare_leader_append(
-            records, leader_epoch, now_ms, self._config, self._log_end_offset, self._epochs.latest_epoch()
+            records, leader_epoch, now_ms, self._config, self._log_end_offset, self._epochs.latest_epoch(),
+            compressed_checked,
         )
         return self._apply(prepared, now_ms)
 
@@ -429,20 +434,43 @@ class RocksDBLog:
         """ListOffsets by time: the first record at or after the log start with timestamp >=
         `timestamp_ms`. Segments whose max timestamp is lower are skipped without reading; within
         a segment the index (not the batch bodies) is scanned; one batch is decoded at the end."""
-        ends = [s.base_offset for s in self._segments[1:]] + [keys.OFFSET_MAX]
-        for segment, end in zip(self._segments, ends, strict=True):
-            if segment.max_timestamp < timestamp_ms or end <= self._log_start_offset:
-                continue
-            for key, value in self._scan(keys.INDEX, segment.base_offset, end):
-                last_offset, max_timestamp, _ = keys.parse_index_value(value)
-                if last_offset < self._log_start_offset or max_timestamp < timestamp_ms:
-                    continue
-                body = self._get_required(keys.partition_key(self._number, keys.BATCH, keys.decode_offset(key)))
-                found = find_record_at_or_after(body, timestamp_ms, self._log_start_offset,
-                                                decompressed_bytes_max(self._config.max_message_bytes))
-                if found is not None:
-                    return found
+        for body in self.timestamp_candidates(timestamp_ms):
+            found = find_record_at_or_after(body, timestamp_ms, self._log_start_offset,
+                                            decompressed_bytes_max(self._config.max_message_bytes))
+            if found is not None:
+                return found
         return None
+
+    def timestamp_candidates(self, timestamp_ms: int) -> Iterator[bytes]:
+        """The batch bodies that may hold the first record with timestamp >= `timestamp_ms`, lazily in
+        offset order, read from a snapshot (the index, not the bodies, is scanned; segments whose max
+        timestamp is lower are skipped). Decoding them is `find_record_at_or_after`'s job, which the broker
+        runs off its event loop; consuming this iterator across awaits is safe (a snapshot)."""
+        snapshot = self._db.snapshot()
+        number, log_start = self._number, self._log_start_offset
+        ends = [s.base_offset for s in self._segments[1:]] + [keys.OFFSET_MAX]
+        segments = list(zip(self._segments, ends, strict=True))
+
+        def bodies() -> Iterator[bytes]:
+            for segment, end in segments:
+                if segment.max_timestamp < timestamp_ms or end <= log_start:
+                    continue
+                lower, upper = keys.kind_range(number, keys.INDEX, segment.base_offset, end)
+                options = rocksdict.ReadOptions()
+                options.set_iterate_upper_bound(upper)
+                iterator = snapshot.iter(options)
+                iterator.seek(lower)
+                while iterator.valid() and iterator.key() < upper:
+                    last_offset, max_timestamp, _ = keys.parse_index_value(iterator.value())
+                    if last_offset >= log_start and max_timestamp >= timestamp_ms:
+                        try:
+                            body = snapshot[keys.partition_key(number, keys.BATCH, keys.decode_offset(iterator.key()))]
+                        except KeyError:
+                            raise LogError("batch index entry without its batch",
+                                           ErrorCode.kafka_storage_error) from None
+                        yield bytes(body)
+                    iterator.next()
+        return bodies()
 
     # Epochs and producers.
     def latest_epoch(self) -> int:
@@ -458,6 +486,17 @@ class RocksDBLog:
         self, producer_id: int, producer_epoch: int, base_sequence: int, last_sequence: int
     ) -> ProducerCheck:
         return self._producers.check(producer_id, producer_epoch, base_sequence, last_sequence)
+
+    def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """producer.id.expiration.ms: forget producers idle for `expiration_ms`; returns how many."""
+        producers = ProducerStateTable(self._producers.entries())
+        expired = producers.expire(now_ms, expiration_ms, keep=self.ongoing_transactions())
+        if expired:
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            self._producers = producers
+            self._put_producers(batch, expired)
+            self._write(batch)
+        return len(expired)
 
     def producer_entries(self) -> dict[int, ProducerEntry]:
         return self._producers.entries()
@@ -531,6 +570,7 @@ class RocksDBLog:
         self._log_end_offset = new_end
         self._high_watermark = min(self._high_watermark, new_end)
         self._cleaner_offset = min(self._cleaner_offset, new_end)
+        self._generation += 1
         self._put_offsets(batch)
         self._put_producers(batch, changed)
         self._write(batch)
@@ -578,6 +618,7 @@ class RocksDBLog:
         self._txns = TxnIndex()
         batch.delete(keys.meta_key(self._number, _META_TXN))
         self._log_start_offset = self._log_end_offset = self._high_watermark = self._cleaner_offset = offset
+        self._generation += 1
         self._put_offsets(batch)
         self._write(batch)
 
@@ -617,6 +658,7 @@ class RocksDBLog:
         epochs.truncate_from_start(new_start)
         self._segments, self._epochs = segments, epochs
         self._log_start_offset = new_start
+        self._generation += 1
         self._high_watermark = max(self._high_watermark, new_start)
         txns = self._txns.copy()
         if txns.drop_before(new_start):
@@ -625,21 +667,36 @@ class RocksDBLog:
         self._put_offsets(batch)
         self._write(batch)
 
-    # Compaction.
-    def maybe_compact(self, now_ms: int) -> int:
-        """With cleanup.policy compact: rewrite the closed segments keeping the latest record per
-        key, when new closed segments exist since the last run. Returns batches rewritten or
-        dropped. Runs in the caller's thread: the broker should call it off the event loop."""
+    # Compaction: a job planned off the event loop (CompactionJob.plan reads a RocksDB snapshot), applied
+    # here in chunks, each only if nothing changed the closed range since the job was made.
+    def compaction_job(self, now_ms: int) -> CompactionJob | None:
+        """With cleanup.policy compact and new closed segments since the last pass: a job over the closed
+        range, reading a snapshot of the database (safe from another thread)."""
         end = self._segments[-1].base_offset
-        if not self._config.compact or end <= self._cleaner_offset:
-            return 0
+        if not self._config.compact or end <= self._cleaner_offset or self._closed:
+            return None
         start = self._segments[0].base_offset
+        snapshot = self._db.snapshot()
+        number = self._number
 
         def closed() -> Iterator[tuple[int, bytes]]:
-            return ((keys.decode_offset(k), bytes(v)) for k, v in self._scan(keys.BATCH, start, end))
+            lower, upper = keys.kind_range(number, keys.BATCH, start, end)
+            options = rocksdict.ReadOptions()
+            options.set_iterate_upper_bound(upper)
+            iterator = snapshot.iter(options)
+            iterator.seek(lower)
+            while iterator.valid() and iterator.key() < upper:
+                yield keys.decode_offset(iterator.key()), bytes(iterator.value())
+                iterator.next()
 
-        actions = plan_compaction(closed, now_ms, self._config.delete_retention_ms,
-                                  decompressed_bytes_max(self._config.max_message_bytes))
+        return CompactionJob(self._generation, start, end, max(self._cleaner_offset, start), closed, now_ms,
+                             self._config.delete_retention_ms, decompressed_bytes_max(self._config.max_message_bytes),
+                             self._config.dedupe_bytes_max)
+
+    def apply_compaction(self, job: CompactionJob, actions: Sequence[CompactionAction]) -> bool:
+        """Write one chunk of the job's rewrites; False (nothing written) if the job is stale."""
+        if job.generation != self._generation or self._closed:
+            return False
         batch = rocksdict.WriteBatch(raw_mode=True)
         size_change: dict[int, int] = {}
         for action in actions:
@@ -662,9 +719,31 @@ class RocksDBLog:
             segments[segment_index] = Segment(old.base_offset, old.size_bytes + change, old.created_ms, old.max_timestamp)
             self._put_segment(batch, segments[segment_index])
         self._segments = segments
-        self._cleaner_offset = end
+        self._write(batch)
+        return True
+
+    def finish_compaction(self, job: CompactionJob, upto: int | None) -> bool:
+        """The pass covered the closed range up to `upto` (None: to the job's end): the next pass starts
+        there. False if the job is stale."""
+        if job.generation != self._generation or self._closed:
+            return False
+        self._cleaner_offset = job.end if upto is None else upto
+        self._generation += 1
+        batch = rocksdict.WriteBatch(raw_mode=True)
         self._put_offsets(batch)
         self._write(batch)
+        return True
+
+    def maybe_compact(self, now_ms: int) -> int:
+        """One compaction pass in the caller's thread (tests, tools). Returns batches rewritten or dropped.
+        The broker runs the same job with the planning off its event loop (broker/offload.py)."""
+        job = self.compaction_job(now_ms)
+        if job is None:
+            return 0
+        cpass = job.plan()
+        actions = list(cpass.actions())
+        self.apply_compaction(job, actions)
+        self.finish_compaction(job, cpass.upto)
         return len(actions)
 
     def _segment_index(self, offset: int) -> int:

@@ -556,8 +556,8 @@ class KafkaHandlers:
                                        error_code=ErrorCode.topic_authorization_failed, timestamp=-1, offset=-1,
                                        leader_epoch=-1))
                     continue
-                result = self.core.list_offsets(topic.name, p.partition_index, p.timestamp,
-                                                getattr(p, "current_leader_epoch", -1), **isolation)
+                result = await self.core.list_offsets_async(topic.name, p.partition_index, p.timestamp,
+                                                            getattr(p, "current_leader_epoch", -1), **isolation)
                 parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
                                    error_code=result.error, timestamp=result.timestamp, offset=result.offset,
                                    leader_epoch=result.leader_epoch))

@@ -24,7 +24,15 @@ from grpc_health.v1 import health_pb2_grpc
 
 from cluster.config import Config, load_config
 from cluster.errors import BrookError
-from cluster.grpcutil import GrpcTls, add_port, configure_tls, server_interceptors, server_options
+from cluster.grpcutil import (
+    GrpcTls,
+    acl_authorizer,
+    add_port,
+    configure_authorizer,
+    configure_tls,
+    server_interceptors,
+    server_options,
+)
 from cluster.observe.node import NodeObserver
 
 log = logging.getLogger("brook.server")
@@ -192,6 +200,11 @@ async def _start_controller(config: Config, loop: asyncio.AbstractEventLoop, clo
     runtime = ControllerRuntime(config, quorum, advertised.hostport)
     closers.append(runtime.stop)
     runtime.start()
+    if config["authorizer.class.name"]:
+        # AdminService calls of principals other than nodes and super users: the ACLs of this controller's
+        # image decide (cluster/security/grpc_identity.py maps each call to its Kafka operation).
+        configure_authorizer(acl_authorizer(lambda: runtime.image.acls.values(), config.super_users,
+                                            bool(config["allow.everyone.if.no.acl.found"])))
     observer = ControllerObserver(runtime)
     node.add(observer)
     return await _start_grpc(endpoint.hostport, [

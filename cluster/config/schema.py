@@ -249,6 +249,27 @@ _SERVER: list[ConfigKey] = [
         dynamic=True,
     ),
     _key(
+        "producer.id.expiration.ms",
+        "int",
+        86400000,
+        "How long a producer id is remembered (its sequence numbers, for idempotence) after its last batch's timestamp; idle ones are forgotten so producer state stays bounded.",
+        validator=Range(1, None),
+    ),
+    _key(
+        "producer.id.expiration.check.interval.ms",
+        "int",
+        600000,
+        "How often every partition's producer state is checked for expired producer ids.",
+        validator=Range(1, None),
+    ),
+    _key(
+        "log.cleaner.dedupe.buffer.size",
+        "long",
+        134217728,
+        "Memory for the compaction key map, in bytes (each key costs its length plus about 100 bytes in Python). A pass that fills it compacts the log up to there; the next pass continues.",
+        validator=_NONNEG,
+    ),
+    _key(
         "log.cleaner.min.compaction.lag.ms",
         "long",
         0,

@@ -227,6 +227,10 @@ class FakeCore:
             except TimeoutError:
                 pass
 
+    async def list_offsets_async(self, topic: str, partition: int, timestamp: int,
+                                 current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
+        return self.list_offsets(topic, partition, timestamp, current_leader_epoch, read_committed)
+
     def list_offsets(self, topic: str, partition: int, timestamp: int,
                      current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
         log = self._log(topic, partition)

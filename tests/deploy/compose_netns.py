@@ -31,7 +31,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.chaos.netns import PREFIX, NetnsError, _kill_namespace_processes, _run, cleanup_stale
-from tests.deploy.topology import ENV_PREFIX, PATH_KEYS, ROOT, LocalTopology, service_env, volume_mounts
+from tests.deploy.topology import (
+    CLI_VARS,
+    ENV_PREFIX,
+    PATH_KEYS,
+    ROOT,
+    LocalTopology,
+    job_argv,
+    node_services,
+    service_env,
+    volume_mounts,
+)
 
 SUBNET = "10.124.0"
 HOST_IP = f"{SUBNET}.1"
@@ -110,7 +120,9 @@ class ComposeNetwork:
     # -- processes -------------------------------------------------------------------------------
 
     def env(self, service: str | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        """The environment of `service` (its own, with volume paths and mounted secrets resolved to local
+        files), or of a plain process."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k not in CLI_VARS}
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONUNBUFFERED"] = "1"
         if service is None:
@@ -139,7 +151,7 @@ class ComposeNetwork:
             self.root.mkdir(parents=True, exist_ok=True)
             self.setup_network()
             services = self.compose["services"]
-            for name in sorted(services, key=lambda n: "controller" not in n):
+            for name in sorted(node_services(self.compose), key=lambda n: "controller" not in n):
                 self._spawn(name, self.ns(name), [self.python, "-m", "cluster.cli.main", "server"], self.env(name))
             for name, svc in services.items():
                 for ip, host_port, container_port in published(svc):
@@ -150,6 +162,12 @@ class ComposeNetwork:
             self.close()
             raise
 
+    def run_job(self, service: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """A one-shot service (admin-user) in its own namespace with its own environment, as compose runs
+        it once its depends_on are healthy."""
+        return subprocess.run(["ip", "netns", "exec", self.ns(service), *job_argv(self.compose, service, self.variables)],
+                              env=self.env(service), cwd=str(ROOT), capture_output=True, text=True, timeout=timeout_s)
+
     def dead(self) -> list[str]:
         return [k for k, p in self.procs.items() if p.poll() is not None]
 
@@ -157,10 +175,12 @@ class ComposeNetwork:
         return subprocess.run(["ip", "netns", "exec", ns, *argv], env=self.env(), cwd=str(ROOT),
                               capture_output=True, text=True, timeout=timeout_s)
 
-    def kafka_client(self, ns: str, bootstrap: str, topic: str, count: int, timeout_s: float) -> dict:
-        """Produce `count` records and read them back in a consumer group, from namespace `ns`."""
+    def kafka_client(self, ns: str, bootstrap: str, topic: str, count: int, timeout_s: float,
+                     security: dict[str, str] | None = None) -> dict:
+        """Produce `count` records and read them back in a consumer group, from namespace `ns`, with the
+        librdkafka `security` settings (security.protocol, sasl.*, ssl.ca.location)."""
         result = self.run_in(ns, [self.python, "-m", "tests.deploy.compose_netns", "client", bootstrap, topic,
-                                  str(count), str(timeout_s)], timeout_s * 2 + 30)
+                                  str(count), str(timeout_s), json.dumps(security or {})], timeout_s * 2 + 30)
         try:
             return json.loads(result.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
@@ -232,15 +252,26 @@ async def _forward(listen_ip: str, listen_port: int, to_ip: str, to_port: int) -
         await stop.wait()
 
 
-def _client(bootstrap: str, topic: str, count: int, timeout_s: float) -> dict:
+def _client(bootstrap: str, topic: str, count: int, timeout_s: float, security: dict[str, str]) -> dict:
     """Produce with acks=all, then consume in a group (Metadata, FindCoordinator, JoinGroup, Fetch)."""
     import confluent_kafka
 
     errors: list[str] = []
     common = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 5000,
-              "error_cb": lambda e: errors.append(str(e))}
+              "error_cb": lambda e: errors.append(str(e)), **security}
     producer = confluent_kafka.Producer({**common, "acks": "all", "enable.idempotence": True,
                                          "message.timeout.ms": int(timeout_s * 1000)})
+    # A refused client (no or wrong credentials) gets no Metadata at all; a new user may need a moment
+    # until every broker has its credential, so this is retried until the deadline.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            producer.list_topics(timeout=2.0)
+            break
+        except confluent_kafka.KafkaException as e:
+            if time.monotonic() >= deadline:
+                producer.poll(1.0)  # serve error_cb (authentication errors are reported there)
+                return {"ok": False, "stage": "metadata", "error": str(e), "client_errors": sorted(set(errors))[:5]}
     delivered: list[object] = []
     values = [f"{topic}-{i}".encode() for i in range(count)]
     for v in values:
@@ -248,7 +279,8 @@ def _client(bootstrap: str, topic: str, count: int, timeout_s: float) -> dict:
     left = producer.flush(timeout_s)
     failed = [d for d in delivered if not isinstance(d, int)]
     if left or failed:
-        return {"ok": False, "stage": "produce", "undelivered": left, "failed": failed[:3],
+        return {"ok": False, "stage": "produce", "delivered": sum(isinstance(d, int) for d in delivered),
+                "undelivered": left, "failed": sorted(set(map(str, failed)))[:3],
                 "client_errors": sorted(set(errors))[:5]}
     consumer = confluent_kafka.Consumer({**common, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"})
     got: list[bytes] = []
@@ -273,7 +305,8 @@ def main(argv: list[str]) -> int:
         asyncio.run(_forward(argv[1], int(argv[2]), argv[3], int(argv[4])))
         return 0
     if argv[:1] == ["client"]:
-        print(json.dumps(_client(argv[1], argv[2], int(argv[3]), float(argv[4]))), flush=True)
+        security = json.loads(argv[5]) if len(argv) > 5 else {}
+        print(json.dumps(_client(argv[1], argv[2], int(argv[3]), float(argv[4]), security)), flush=True)
         return 0
     raise NetnsError(f"usage: forward IP PORT TO_IP TO_PORT | client BOOTSTRAP TOPIC N TIMEOUT_S, got {argv}")
 

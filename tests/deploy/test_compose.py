@@ -6,9 +6,13 @@
    service name; settings the nodes must agree on, agreed.
 2. The Dockerfile runs as a non-root user and its HEALTHCHECK is `brook cluster health` with the
    bootstrap taken from the environment every service sets.
-3. Every service's environment (with ${BROOK_QUORUM_SECRET} set to a test value) passes
+3. Every service's environment (with ${BROOK_QUORUM_SECRET} set to a test value for the plaintext file,
+   and the secrets from deploy/make-secrets.sh for the secure ones) passes
    `cluster.config.load_config(None, (), env)` and `brook server --check-config`.
-4. The same topology runs as local processes (tests/deploy/topology.py): healthy by the Dockerfile's own
+4. compose.yaml and compose.combined.yaml are secure by default: SASL_SSL Kafka listeners with SCRAM, the
+   StandardAuthorizer, gRPC mutual TLS with each node's own certificate, every secret a mounted file; only
+   compose.plaintext.yaml opts in to unauthenticated listeners.
+5. The same topology runs as local processes (tests/deploy/topology.py): healthy by the Dockerfile's own
    health command, 3 unfenced brokers, an active controller, a topic created with the cluster defaults
    and a produce/consume round trip.
 """
@@ -30,33 +34,41 @@ from cluster.config import load_config
 from cluster.errors import ConfigError
 from tests.deploy.compose_netns import published as compose_published
 from tests.deploy.topology import (
+    CLI_VARS,
     COMPOSE_FILES,
     DEPLOY,
     ENV_PREFIX,
     ROOT,
+    SECURE_COMPOSE_FILES,
     InterpolationError,
     LocalNode,
     LocalTopology,
+    compose_variables,
+    job_services,
     load_compose,
+    node_services,
     published_ports,
+    secret_files,
     service_env,
     volume_mounts,
 )
 
-SECRET = {"BROOK_QUORUM_SECRET": "test-secret-" + "ab" * 16}
+SECRET = compose_variables({"BROOK_QUORUM_SECRET": "test-secret-" + "ab" * 16})
 HEALTHY_WITHIN_S = 45.0
 # Settings that must be equal on every node that has them (the controllers resolve topic defaults).
 CLUSTER_WIDE = ("CONTROLLER_QUORUM_BOOTSTRAP_SERVERS", "CONTROLLER_QUORUM_VOTERS", "CONTROLLER_QUORUM_SECRET",
-                "DEFAULT_REPLICATION_FACTOR", "MIN_INSYNC_REPLICAS", "OFFSETS_TOPIC_REPLICATION_FACTOR",
+                "CONTROLLER_QUORUM_SECRET_FILE", "SSL_TRUSTSTORE_LOCATION", "GRPC_SSL_ENABLED", "SUPER_USERS",
+                "AUTHORIZER_CLASS_NAME", "SASL_ENABLED_MECHANISMS", "DEFAULT_REPLICATION_FACTOR", "MIN_INSYNC_REPLICAS", "OFFSETS_TOPIC_REPLICATION_FACTOR",
                 "NUM_PARTITIONS", "UNCLEAN_LEADER_ELECTION_ENABLE")
 EXPECTED = {
     "compose.yaml": {"controller": 3, "broker": 3, "broker,controller": 0},
     "compose.combined.yaml": {"controller": 0, "broker": 0, "broker,controller": 3},
+    "compose.plaintext.yaml": {"controller": 3, "broker": 3, "broker,controller": 0},
 }
 
 
 def _services(name: str) -> list[tuple[str, str]]:
-    return [(name, svc) for svc in load_compose(DEPLOY / name)["services"]]
+    return [(name, svc) for svc in node_services(load_compose(DEPLOY / name))]
 
 
 ALL_SERVICES = [pair for name in COMPOSE_FILES for pair in _services(name)]
@@ -64,7 +76,7 @@ ALL_SERVICES = [pair for name in COMPOSE_FILES for pair in _services(name)]
 
 def _configs(name: str):
     compose = load_compose(DEPLOY / name)
-    return compose, {svc: load_config(None, (), service_env(compose, svc, SECRET)) for svc in compose["services"]}
+    return compose, {svc: load_config(None, (), service_env(compose, svc, SECRET)) for svc in node_services(compose)}
 
 
 def _listeners(text: str) -> dict[str, tuple[str, int]]:
@@ -98,7 +110,7 @@ def _healthcheck_command() -> str:
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_compose_structure(name: str) -> None:
     compose, configs = _configs(name)
-    services = compose["services"]
+    services = {svc: compose["services"][svc] for svc in node_services(compose)}
     roles = [",".join(sorted(c.process_roles)) for c in configs.values()]
     assert {r: roles.count(r) for r in EXPECTED[name]} == EXPECTED[name], roles
     node_ids = [c.node_id for c in configs.values()]
@@ -159,7 +171,8 @@ def test_compose_structure(name: str) -> None:
     envs = {svc: service_env(compose, svc, SECRET) for svc in services}
     for key in CLUSTER_WIDE:
         values = {e.get(ENV_PREFIX + key) for e in envs.values()}
-        values.discard(None) if key in ("CONTROLLER_QUORUM_VOTERS", "CONTROLLER_QUORUM_SECRET") else None
+        values.discard(None) if key in ("CONTROLLER_QUORUM_VOTERS", "CONTROLLER_QUORUM_SECRET",
+                                        "CONTROLLER_QUORUM_SECRET_FILE") else None
         assert len(values) <= 1, f"{name}: {ENV_PREFIX}{key} differs between services: {values}"
     for key in ("default.replication.factor", "min.insync.replicas", "offsets.topic.replication.factor"):
         assert {c[key] for c in configs.values()} == {configs[next(iter(configs))][key]}, key
@@ -173,7 +186,81 @@ def test_compose_service_names_match_the_chaos_tester() -> None:
         assert compose_service(config.node_id) == svc
 
 
-@pytest.mark.parametrize("name", COMPOSE_FILES)
+@pytest.mark.parametrize("name", SECURE_COMPOSE_FILES)
+def test_compose_is_secure_by_default(name: str) -> None:
+    """Every Kafka listener authenticates (SASL_SSL + SCRAM), ACLs decide, gRPC is mutual TLS with the
+    node's own certificate, and no secret is written in the file: each is a mounted file."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    compose, configs = _configs(name)
+    raw_text = (DEPLOY / name).read_text()
+    assert "ALLOW_UNAUTHENTICATED_LISTENERS" not in raw_text and "PLAINTEXT" not in raw_text.replace(
+        "compose.plaintext.yaml", ""), name
+    declared = compose.get("secrets") or {}
+    assert declared and all(str(d["file"]).startswith("${BROOK_SECRETS_DIR:-./secrets}/") for d in declared.values())
+    for svc, config in configs.items():
+        where = f"{name}:{svc}"
+        raw_env = compose["services"][svc]["environment"]
+        kafka = config.kafka_listeners()
+        if config.is_broker:
+            assert kafka and all(config.security_protocol(lname) == "SASL_SSL" for lname in kafka), where
+            assert set(config["sasl.enabled.mechanisms"]) <= {"SCRAM-SHA-512", "SCRAM-SHA-256"}, where
+        assert not config["allow.unauthenticated.listeners"], where
+        assert config["grpc.ssl.enabled"] and config["authorizer.class.name"] == "StandardAuthorizer", where
+        assert not config["allow.everyone.if.no.acl.found"], where
+        assert {"User:admin", "User:CN=admin"} <= config.super_users, where
+        # Secrets only as mounted files: the quorum secret through _FILE, TLS material from /run/secrets.
+        if config.is_controller:
+            assert ENV_PREFIX + "CONTROLLER_QUORUM_SECRET" not in raw_env, where
+            assert raw_env[ENV_PREFIX + "CONTROLLER_QUORUM_SECRET_FILE"].startswith("/run/secrets/"), where
+        for key in ("SSL_KEYSTORE_LOCATION", "SSL_KEYSTORE_CERTIFICATE_LOCATION", "SSL_TRUSTSTORE_LOCATION"):
+            assert raw_env[ENV_PREFIX + key].startswith("/run/secrets/"), f"{where}: {key}"
+        # The certificate a node mounts is its own: CN=broker-<node.id> for brokers (grpc.ssl.enabled
+        # checks it at start), controller-<node.id> otherwise; it names the service for TLS host checks.
+        cert = x509.load_pem_x509_certificate(Path(config["ssl.keystore.certificate.location"]).read_bytes())
+        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        assert cn == (f"broker-{config.node_id}" if config.is_broker else f"controller-{config.node_id}"), where
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+        assert svc in sans and "localhost" in sans, f"{where}: {sans}"
+        # The CLI in the container (the image's HEALTHCHECK) presents the node's certificate.
+        env = service_env(compose, svc, SECRET)
+        assert env["BROOK_TLS_CERT"] == config["ssl.keystore.certificate.location"], where
+    # The one-shot admin-user job creates the SCRAM super user from a mounted password file, as CN=admin.
+    (job,) = job_services(compose)
+    env = service_env(compose, job, SECRET)
+    mounted = secret_files(compose, job, SECRET)
+    command = compose["services"][job]["command"]
+    assert command[command.index("users") + 1:command.index("users") + 3] == ["create", "admin"], command
+    assert mounted[command[command.index("--password-file") + 1]].read_text().strip()
+    cert = x509.load_pem_x509_certificate(Path(env["BROOK_TLS_CERT"]).read_bytes())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "admin"
+    assert set(compose["services"][job]["depends_on"]) == {s for s, c in configs.items() if c.is_controller}
+
+
+def test_plaintext_compose_is_an_explicit_opt_in() -> None:
+    compose, configs = _configs("compose.plaintext.yaml")
+    for svc, config in configs.items():
+        if config.kafka_listeners():
+            assert config["allow.unauthenticated.listeners"], svc
+    # The opt-in is what lets it start: without it every broker's config is refused.
+    broker = next(s for s, c in configs.items() if c.is_broker)
+    env = service_env(compose, broker, SECRET)
+    del env[ENV_PREFIX + "ALLOW_UNAUTHENTICATED_LISTENERS"]
+    with pytest.raises(ConfigError, match="does not authenticate clients"):
+        load_config(None, (), env)
+
+
+def test_missing_secret_files_stop_the_nodes() -> None:
+    """Without the one-time `make secrets` step, a secure node refuses to start with the file's name."""
+    compose = load_compose(DEPLOY / "compose.yaml")
+    empty = compose_variables({"BROOK_SECRETS_DIR": "/nonexistent/brook-secrets"})
+    with pytest.raises(ConfigError, match="BROOK_CFG_CONTROLLER_QUORUM_SECRET_FILE: cannot read '/nonexistent"):
+        load_config(None, (), service_env(compose, "controller-1", empty))
+
+
+@pytest.mark.parametrize("name", [n for n in COMPOSE_FILES if n not in SECURE_COMPOSE_FILES])
 def test_quorum_secret_is_required(name: str) -> None:
     compose = load_compose(DEPLOY / name)
     controller = next(s for s in compose["services"]
@@ -197,8 +284,8 @@ def test_dockerfile() -> None:
     (volume,) = _instruction(text, "VOLUME")
     for name in COMPOSE_FILES:
         compose = load_compose(DEPLOY / name)
-        for svc in compose["services"].values():
-            assert f'"{next(iter(volume_mounts(svc)))}"' in volume
+        for svc in node_services(compose):
+            assert f'"{next(iter(volume_mounts(compose["services"][svc])))}"' in volume
     command = _healthcheck_command()
     argv = shlex.split(command.split(">", 1)[0].split("||", 1)[0])
     assert argv[0] == "brook" and argv[-2:] == ["cluster", "health"], argv
@@ -207,7 +294,7 @@ def test_dockerfile() -> None:
     assert var, f"the health check's bootstrap should come from the environment, got {bootstrap!r}"
     for name in COMPOSE_FILES:
         compose = load_compose(DEPLOY / name)
-        for svc in compose["services"]:
+        for svc in node_services(compose):
             assert var.group(1) in service_env(compose, svc, SECRET), f"{name}:{svc} does not set {var.group(1)}"
 
 
@@ -224,11 +311,13 @@ def test_make_targets_use_the_compose_file() -> None:
 def test_service_config_loads(name: str, service: str) -> None:
     compose = load_compose(DEPLOY / name)
     env = service_env(compose, service, SECRET)
-    assert all(k.startswith(ENV_PREFIX) for k in env), "only BROOK_CFG_* variables"
+    assert all(k.startswith(ENV_PREFIX) or k in CLI_VARS for k in env), "only BROOK_CFG_* and BROOK_TLS_* variables"
     config = load_config(None, (), env)
     assert config.node_id >= 0 and config.process_roles
     if config.is_controller:
-        assert config.quorum_secret == SECRET["BROOK_QUORUM_SECRET"]
+        secret_file = env.get(ENV_PREFIX + "CONTROLLER_QUORUM_SECRET_FILE")
+        expected = Path(secret_file).read_text().strip() if secret_file else SECRET["BROOK_QUORUM_SECRET"]
+        assert config.quorum_secret == expected and len(expected) >= 16
     # A missing or broken value is caught the same way (the check is not vacuous).
     broken = dict(env, **{ENV_PREFIX + "NODE_ID": "not-a-number"})
     with pytest.raises(ConfigError, match="BROOK_CFG_NODE_ID"):
@@ -242,7 +331,7 @@ def test_service_configs_pass_check_config(name: str, tmp_path: Path) -> None:
     topology = LocalTopology(load_compose(DEPLOY / name), SECRET, tmp_path)
     compose = load_compose(DEPLOY / name)
     procs = {}
-    for svc in compose["services"]:
+    for svc in node_services(compose):
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         env.update(service_env(compose, svc, SECRET))
         env["PYTHONPATH"] = str(ROOT)
@@ -291,10 +380,12 @@ def _service_health_ok(topology: LocalTopology, node: LocalNode) -> tuple[bool, 
 def test_topology_runs_as_processes(name: str, tmp_path: Path) -> None:
     from brookpb import admin_pb2 as apb
     from cluster.client import ControllerClient, PartitionRouter
+    from cluster.grpcutil import GrpcTls, configure_tls
     from storage.batch import build_batch, decode_batch, iter_batches
     from storage.records import Record
 
     topology = LocalTopology(load_compose(DEPLOY / name), SECRET, tmp_path)
+    kafka_security: dict[str, str] = {}
     try:
         topology.start()
         deadline = time.monotonic() + HEALTHY_WITHIN_S
@@ -305,6 +396,17 @@ def test_topology_runs_as_processes(name: str, tmp_path: Path) -> None:
             ok, last = _health_command_ok(topology)
             if not ok:
                 time.sleep(1.0)
+        for job in job_services(topology.compose):  # admin-user: as compose runs it, once
+            result = topology.run_job(job)
+            assert result.returncode == 0, f"{job}: {result.stdout}{result.stderr}"
+            job_env = service_env(topology.compose, job, SECRET)
+            # This process is the CLI with the admin certificate from here on (reset in `finally`).
+            configure_tls(GrpcTls.from_files(job_env["BROOK_TLS_CA"], job_env["BROOK_TLS_CERT"],
+                                             job_env["BROOK_TLS_KEY"]))
+            password = secret_files(topology.compose, job, SECRET)["/run/secrets/admin.password"]
+            kafka_security = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                              "sasl.username": "admin", "sasl.password": password.read_text().strip(),
+                              "ssl.ca.location": job_env["BROOK_TLS_CA"]}
         with ControllerClient(topology.controller_bootstrap, timeout_s=5.0) as admin:
             cluster = admin.describe_cluster()
             assert cluster.active_controller_id >= 0
@@ -335,18 +437,20 @@ def test_topology_runs_as_processes(name: str, tmp_path: Path) -> None:
         for node in topology.nodes.values():  # the compose per-node health check, with the node's env
             ok, last = _service_health_ok(topology, node)
             assert ok, f"{node.service}: {last}"
-        _kafka_roundtrip(topology)
+        _kafka_roundtrip(topology, kafka_security)
     finally:
+        configure_tls(None)
         codes = topology.stop()
         assert not [n for n in topology.nodes.values() if n.proc and n.proc.poll() is None]
     assert all(code == 0 for code in codes.values()), f"unclean exits {codes}\n{topology.log_tails()}"
 
 
-def _kafka_roundtrip(topology: LocalTopology) -> None:
-    """A Kafka client through the advertised EXTERNAL listeners (the host's view, translated)."""
+def _kafka_roundtrip(topology: LocalTopology, security: dict[str, str]) -> None:
+    """A Kafka client through the advertised EXTERNAL listeners (the host's view, translated); over SASL_SSL
+    + SCRAM as the admin user for the secure files."""
     confluent_kafka = pytest.importorskip("confluent_kafka")
     bootstrap = topology.kafka_bootstrap()
-    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all",
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all", **security,
                                          "enable.idempotence": True, "message.timeout.ms": 15000})
     delivered: list[object] = []
     for i in range(5):
@@ -354,7 +458,7 @@ def _kafka_roundtrip(topology: LocalTopology) -> None:
                          on_delivery=lambda err, msg: delivered.append(err or msg.offset()))
     assert producer.flush(20) == 0
     assert all(isinstance(d, int) for d in delivered), delivered
-    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "deploy-test",
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "deploy-test", **security,
                                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     try:
         consumer.assign([confluent_kafka.TopicPartition("roundtrip", 0, 0)])

@@ -1,6 +1,11 @@
 """deploy/compose.yaml (and compose.combined.yaml) as a real network (issue 13): a client outside the compose network produces and
 consumes through the external listener, one inside through the internal one.
 
+Both files are secured (issue 11, item 9): the secrets come from deploy/make-secrets.sh (the documented
+one-time step) and are mounted as files, the one-shot admin-user service creates the SCRAM super user, and
+the clients use SASL_SSL + SCRAM-SHA-512 with the CA. A client without credentials, or with a wrong
+password, gets nothing; a user without ACLs is denied, and allowed once an ACL names it.
+
 Each service runs in its own network namespace with its own address, its environment unchanged, and
 service names that resolve only inside the compose network (tests/deploy/compose_netns.py). The Docker
 host is a namespace of its own that cannot resolve service names and reaches the brokers only through
@@ -21,9 +26,20 @@ import pytest
 
 from cluster.chaos.netns import unavailable
 from tests.deploy.compose_netns import ComposeNetwork, published
-from tests.deploy.topology import COMPOSE_FILES, DEPLOY, ENV_PREFIX, load_compose, service_env
+from tests.deploy.topology import (
+    DEPLOY,
+    ENV_PREFIX,
+    SECURE_COMPOSE_FILES,
+    compose_variables,
+    job_services,
+    load_compose,
+    node_services,
+    secret_files,
+    service_env,
+)
 
-SECRET = {"BROOK_QUORUM_SECRET": "test-secret-" + "cd" * 16}
+SECRET = compose_variables({"BROOK_QUORUM_SECRET": "test-secret-" + "cd" * 16})
+REFUSED_TIMEOUT_S = 5.0
 HEALTHY_WITHIN_S = 90.0
 CLIENT_TIMEOUT_S = 30.0
 RECORDS = 20
@@ -43,7 +59,7 @@ def _listeners(text: str) -> dict[str, tuple[str, int]]:
 
 
 def _brokers(compose: dict) -> list[str]:
-    return [n for n in compose["services"]
+    return [n for n in node_services(compose)
             if "broker" in service_env(compose, n, SECRET).get(ENV_PREFIX + "PROCESS_ROLES", "")]
 
 
@@ -67,27 +83,51 @@ def inside_bootstrap(compose: dict) -> str:
     return ",".join(out)
 
 
-def _wait_healthy(net: ComposeNetwork, compose: dict) -> None:
-    bootstrap = service_env(compose, next(iter(compose["services"])), SECRET)[
+def _admin(compose: dict) -> dict[str, str]:
+    """The admin user's files, as the host sees them: CA, certificate, key and SCRAM password."""
+    (job,) = job_services(compose)
+    files = secret_files(compose, job, SECRET)
+    return {"ca": str(files["/run/secrets/ca.pem"]), "cert": str(files["/run/secrets/admin.pem"]),
+            "key": str(files["/run/secrets/admin-key.pem"]),
+            "password": files["/run/secrets/admin.password"].read_text().strip()}
+
+
+def _cli(net: ComposeNetwork, *args: str) -> list[str]:
+    """`brook` run in the compose network with the admin certificate."""
+    admin = _admin(net.compose)
+    bootstrap = service_env(net.compose, node_services(net.compose)[0], SECRET)[
         ENV_PREFIX + "CONTROLLER_QUORUM_BOOTSTRAP_SERVERS"]
+    return [sys.executable, "-m", "cluster.cli.main", "--bootstrap-controller", bootstrap, "--tls-ca", admin["ca"],
+            "--tls-cert", admin["cert"], "--tls-key", admin["key"], *args]
+
+
+def scram(compose: dict, user: str = "admin", password: str | None = None) -> dict[str, str]:
+    admin = _admin(compose)
+    return {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user,
+            "sasl.password": admin["password"] if password is None else password, "ssl.ca.location": admin["ca"]}
+
+
+def _wait_healthy(net: ComposeNetwork, compose: dict) -> None:
     deadline = time.monotonic() + HEALTHY_WITHIN_S
     while True:
         assert not net.dead(), f"exited: {net.dead()}\n{net.log_tails()}"
-        result = net.run_in(net.client_ns, [sys.executable, "-m", "cluster.cli.main", "--bootstrap-controller",
-                                            bootstrap, "--timeout", "3", "cluster", "health"], 30)
+        result = net.run_in(net.client_ns, _cli(net, "--timeout", "3", "cluster", "health"), 30)
         if result.returncode == 0:
             return
         assert time.monotonic() < deadline, f"not healthy: {result.stdout}{result.stderr}\n{net.log_tails()}"
         time.sleep(1.0)
 
 
-@pytest.fixture(scope="module", params=COMPOSE_FILES)
+@pytest.fixture(scope="module", params=SECURE_COMPOSE_FILES)
 def network(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     compose = load_compose(DEPLOY / request.param)
     net = ComposeNetwork(compose, SECRET, Path(tmp_path_factory.mktemp("compose-net")))
     try:
         net.start()
         _wait_healthy(net, compose)
+        for job in job_services(compose):  # admin-user, once the controllers are ready
+            result = net.run_job(job)
+            assert result.returncode == 0, f"{job}: {result.stdout}{result.stderr}"
         yield net, compose
     finally:
         codes = net.close()
@@ -106,11 +146,47 @@ def test_service_names_resolve_only_inside_the_compose_network(network) -> None:
 
 def test_a_client_outside_the_network_uses_the_published_external_listener(network) -> None:
     net, compose = network
-    result = net.kafka_client(net.host_ns, outside_bootstrap(compose), "outside", RECORDS, CLIENT_TIMEOUT_S)
+    result = net.kafka_client(net.host_ns, outside_bootstrap(compose), "outside", RECORDS, CLIENT_TIMEOUT_S,
+                              scram(compose))
     assert result["ok"], f"{result}\n{net.log_tails()}"
 
 
 def test_a_client_inside_the_network_uses_the_internal_listener(network) -> None:
     net, compose = network
-    result = net.kafka_client(net.client_ns, inside_bootstrap(compose), "inside", RECORDS, CLIENT_TIMEOUT_S)
+    result = net.kafka_client(net.client_ns, inside_bootstrap(compose), "inside", RECORDS, CLIENT_TIMEOUT_S,
+                              scram(compose))
     assert result["ok"], f"{result}\n{net.log_tails()}"
+
+
+def test_an_unauthenticated_client_is_refused(network) -> None:
+    """From the host: no credentials (PLAINTEXT, or TLS without SASL) and a wrong password get not even
+    Metadata (an authenticated listener answers nothing before SASL succeeds)."""
+    net, compose = network
+    bootstrap = outside_bootstrap(compose)
+    for name, security in (("plaintext", {}),
+                           ("tls-only", {"security.protocol": "SSL", "ssl.ca.location": _admin(compose)["ca"]}),
+                           ("wrong-password", scram(compose, password="not-the-password"))):
+        result = net.kafka_client(net.host_ns, bootstrap, f"refused-{name}", 3, REFUSED_TIMEOUT_S, security)
+        assert not result["ok"] and result.get("stage") == "metadata", (name, result)
+    assert any("SASL authentication error" in e or "Authentication failed" in e
+               for e in result["client_errors"]), result
+
+
+def test_a_user_without_acls_is_denied_until_an_acl_allows_it(network) -> None:
+    net, compose = network
+    bootstrap = outside_bootstrap(compose)
+    made = net.run_in(net.client_ns, _cli(net, "users", "create", "app", "--mechanism", "SCRAM-SHA-512",
+                                          "--password", "app-password-1234"), 60)
+    assert made.returncode == 0, made.stderr
+    # The admin creates the topic (the app user may not).
+    created = net.run_in(net.client_ns, _cli(net, "topics", "create", "app-orders", "--partitions", "1"), 60)
+    assert created.returncode == 0, created.stderr
+    app = scram(compose, "app", "app-password-1234")
+    denied = net.kafka_client(net.host_ns, bootstrap, "app-orders", 3, CLIENT_TIMEOUT_S, app)
+    assert not denied["ok"] and "TOPIC_AUTHORIZATION_FAILED" in str(denied.get("failed")), denied
+    for target in (["--topic", "app-orders"], ["--group", "g-app-orders"]):
+        acl = net.run_in(net.client_ns, _cli(net, "acls", "add", "--allow-principal", "User:app", "--operation",
+                                             "all", *target), 60)
+        assert acl.returncode == 0, acl.stderr
+    allowed = net.kafka_client(net.host_ns, bootstrap, "app-orders", 3, CLIENT_TIMEOUT_S, app)
+    assert allowed["ok"], f"{allowed}\n{net.log_tails()}"

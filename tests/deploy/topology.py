@@ -5,7 +5,13 @@ Docker would use them, without Docker:
 
     load_compose(path)                  the parsed file (PyYAML; merge keys `<<:` resolved)
     interpolate(value, variables)       compose's ${VAR}, ${VAR:-default}, ${VAR:?error}, $$
-    service_env(compose, name, vars)    a service's BROOK_CFG_* environment, interpolated
+    service_env(compose, name, vars)    a service's environment, interpolated, with every /run/secrets/<target>
+                                        path replaced by the file the service's `secrets:` mounts there
+                                        (top-level `secrets: {name: {file: ...}}`, relative to deploy/)
+    node_services / job_services        services that run `brook server` / one-shot commands (admin-user)
+    compose_variables(extra)            the variables the tests interpolate with: BROOK_SECRETS_DIR is a
+                                        temp dir filled once per process by deploy/make-secrets.sh (the
+                                        documented one-time step), BROOK_QUORUM_SECRET for the plaintext file
     LocalTopology(compose, vars, root)  every service's environment translated to this machine:
                                         service hostnames -> 127.0.0.1, each (service, container port)
                                         -> a free local port (a published `localhost:H` -> the port
@@ -17,13 +23,16 @@ Docker would use them, without Docker:
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +42,12 @@ from cluster.cli.launcher import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-COMPOSE_FILES = ("compose.yaml", "compose.combined.yaml")
+COMPOSE_FILES = ("compose.yaml", "compose.combined.yaml", "compose.plaintext.yaml")
+SECURE_COMPOSE_FILES = ("compose.yaml", "compose.combined.yaml")
 ENV_PREFIX = "BROOK_CFG_"
+# Variables the CLI reads in a container (the health check, the admin-user job) besides BROOK_CFG_*.
+CLI_VARS = ("BROOK_TLS_CA", "BROOK_TLS_CERT", "BROOK_TLS_KEY", "BROOK_BOOTSTRAP_CONTROLLER")
+SECRETS_MOUNT = "/run/secrets/"
 LOCAL = "127.0.0.1"
 # Keys whose values hold host:port addresses that the translation rewrites.
 ADDRESS_KEYS = ("LISTENERS", "ADVERTISED_LISTENERS", "CONTROLLER_QUORUM_VOTERS",
@@ -76,11 +89,97 @@ def interpolate(value: str, variables: Mapping[str, str]) -> str:
     return _VAR.sub(sub, value)
 
 
+def secret_files(compose: dict, name: str, variables: Mapping[str, str]) -> dict[str, Path]:
+    """/run/secrets/<target> -> the host file, for every secret service `name` mounts (short and long
+    syntax), as compose resolves them (a relative `file:` is relative to the compose file's directory)."""
+    declared = compose.get("secrets") or {}
+    out: dict[str, Path] = {}
+    for item in compose["services"][name].get("secrets") or []:
+        source, target = (item, item) if isinstance(item, str) else (item["source"], item.get("target", item["source"]))
+        assert source in declared, f"{name}: secret {source!r} is not declared at the top level"
+        assert "file" in declared[source], f"secret {source!r}: only file secrets are used"
+        path = Path(interpolate(str(declared[source]["file"]), variables))
+        target = target if target.startswith("/") else SECRETS_MOUNT + target
+        out[target] = path if path.is_absolute() else (DEPLOY / path).resolve()
+    return out
+
+
 def service_env(compose: dict, name: str, variables: Mapping[str, str]) -> dict[str, str]:
     env = compose["services"][name].get("environment") or {}
     if isinstance(env, list):  # the `- KEY=VALUE` form
         env = dict(item.split("=", 1) for item in env)
-    return {k: interpolate(str(v), variables) for k, v in env.items()}
+    out = {k: interpolate(str(v), variables) for k, v in env.items()}
+    mounted = secret_files(compose, name, variables) if any(
+        v.startswith(SECRETS_MOUNT) for v in out.values()) else {}
+    for k, v in out.items():
+        if v.startswith(SECRETS_MOUNT):
+            assert v in mounted, f"{name}: {k}={v} but the service mounts no secret there ({sorted(mounted)})"
+            out[k] = str(mounted[v])
+    return out
+
+
+def is_job(compose: dict, name: str) -> bool:
+    """A one-shot service (it overrides the image's `brook server` entrypoint), e.g. admin-user."""
+    return "entrypoint" in compose["services"][name]
+
+
+def node_services(compose: dict) -> list[str]:
+    return [n for n in compose["services"] if not is_job(compose, n)]
+
+
+def job_services(compose: dict) -> list[str]:
+    return [n for n in compose["services"] if is_job(compose, n)]
+
+
+def job_argv(compose: dict, name: str, variables: Mapping[str, str]) -> list[str]:
+    """The job's command as `python -m cluster.cli.main ...` (its entrypoint is `brook`), with its mounted
+    secrets' paths resolved."""
+    svc = compose["services"][name]
+    assert svc["entrypoint"] == ["brook"], f"{name}: entrypoint {svc['entrypoint']}"
+    mounted = secret_files(compose, name, variables)
+    args = [str(a) for a in svc.get("command") or []]
+    for a in args:
+        assert not a.startswith(SECRETS_MOUNT) or a in mounted, f"{name}: {a} is not a mounted secret"
+    return [sys.executable, "-m", "cluster.cli.main", *[str(mounted.get(a, a)) for a in args]]
+
+
+_SECRETS_DIR: list[Path] = []
+
+
+def compose_secrets_dir() -> Path:
+    """deploy/make-secrets.sh run once per process into a temp dir (removed at exit)."""
+    if not _SECRETS_DIR:
+        directory = Path(tempfile.mkdtemp(prefix="brook-compose-secrets-")) / "secrets"
+        atexit.register(shutil.rmtree, directory.parent, True)
+        env = dict(os.environ, BROOK=f"{sys.executable} -m cluster.cli.main",
+                   PYTHONPATH=str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""))
+        made = subprocess.run(["sh", str(DEPLOY / "make-secrets.sh"), str(directory)], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert made.returncode == 0, f"deploy/make-secrets.sh failed: {made.stdout}{made.stderr}"
+        _SECRETS_DIR.append(directory)
+    return _SECRETS_DIR[0]
+
+
+class ComposeVariables(Mapping[str, str]):
+    """`extra` plus BROOK_SECRETS_DIR, generated on first use (so collecting tests costs nothing)."""
+
+    def __init__(self, extra: Mapping[str, str]) -> None:
+        self.extra = dict(extra)
+
+    def __getitem__(self, key: str) -> str:
+        if key == "BROOK_SECRETS_DIR" and key not in self.extra:
+            return str(compose_secrets_dir())
+        return self.extra[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.extra, *(["BROOK_SECRETS_DIR"] if "BROOK_SECRETS_DIR" not in self.extra else [])])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+def compose_variables(extra: Mapping[str, str]) -> ComposeVariables:
+    return ComposeVariables(extra)
 
 
 def published_ports(service: dict) -> dict[int, int]:
@@ -150,7 +249,7 @@ class LocalTopology:
         self._hosts.update({name: name for name in services})
         self._published = {h: (name, c) for name, svc in services.items()
                            for h, c in published_ports(svc).items()}
-        for name in services:
+        for name in node_services(self.compose):
             self.nodes[name] = self._translate(name)
 
     # -- translation ----------------------------------------------------------------------------
@@ -179,6 +278,9 @@ class LocalTopology:
         mounts = volume_mounts(service)
         out: dict[str, str] = {}
         for var, value in env.items():
+            if var in CLI_VARS:
+                out[var] = value
+                continue
             if not var.startswith(ENV_PREFIX):
                 continue
             key = var[len(ENV_PREFIX):]
@@ -219,7 +321,7 @@ class LocalTopology:
     # -- processes ------------------------------------------------------------------------------
 
     def process_env(self, node: LocalNode) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k not in CLI_VARS}
         env.update(node.env)
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONUNBUFFERED"] = "1"
@@ -239,6 +341,18 @@ class LocalTopology:
                     [self.python, "-m", "cluster.cli.main", "server"], env=self.process_env(node),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(node.directory),
                     start_new_session=True)
+
+    def run_job(self, name: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """A one-shot service (admin-user) with its environment translated, as compose runs it once its
+        depends_on are healthy."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k not in CLI_VARS}
+        for var, value in service_env(self.compose, name, self.variables).items():
+            if var == "BROOK_BOOTSTRAP_CONTROLLER":
+                value = _HOSTPORT.sub(lambda m: self._address(name, m.group("host"), int(m.group("port"))), value)
+            env[var] = value
+        env["PYTHONPATH"] = str(ROOT)
+        return subprocess.run(job_argv(self.compose, name, self.variables), env=env, capture_output=True,
+                              text=True, timeout=timeout_s)
 
     def dead(self) -> list[str]:
         return [n.service for n in self.nodes.values() if n.proc is not None and n.proc.poll() is not None]
