@@ -27,12 +27,17 @@ state):
                             leader, resume the followers, force an unclean election, restart the leader
                             (safe for acks=all with min.insync.replicas=2: no acknowledged write exists
                             only on the leader)
+    lagging-election        a follower out of the ISR but eligible (unfenced, lagging) when the leader
+                            dies: a correct election picks an ISR member, never it
+    rejoin                  a follower catches up throttled (SIGSTOP/SIGCONT slices); the moment it is
+                            back in the ISR while stopped, the leader dies and it is elected
     partition               (a control with network namespaces) cut a leader from its followers or from
                             the controllers, one broker from every node, the active controller from the
                             other nodes, or one follower from its leader; shorter or longer than a session
     random                  a seeded mix of every round above plus SIGKILL/SIGTERM/SIGSTOP of any node;
                             rounds overlap: after a round the nemesis often does not wait for the cluster
-                            to recover before the next one
+                            to recover before the next one, and RANDOM_CONCURRENCY workers run rounds at
+                            once (an unclean round runs alone)
 
 Every run ends (runner) with a heal, and then the replica sweep (`Nemesis.sweep`): each broker in
 turn is made the only leader of every partition (the other brokers are stopped with SIGSTOP until the
