@@ -847,8 +847,7 @@ class Nemesis:
             self.pause_leader, lambda: self.kill_leader(signal.SIGTERM), lambda: self.kill_node(signal.SIGKILL),
             lambda: self.kill_node(signal.SIGTERM), self.pause_node,
             self.leader_churn, self.leader_churn, self.pause, self.pause, self.isr_change_controller_failover,
-            self.unclean, self.lagging_follower_election, self.lagging_follower_election,
-            self.rejoin_while_leader_dies, self.rejoin_while_leader_dies,
+            self.unclean, *[self.lagging_follower_election] * 3, *[self.rejoin_while_leader_dies] * 3,
         ]
         if self.can_partition:
             choices += [self.partition_network] * 3
