@@ -850,7 +850,7 @@ class Nemesis:
             self.unclean, *[self.lagging_follower_election] * 3, *[self.rejoin_while_leader_dies] * 3,
         ]
         if self.can_partition:
-            choices += [self.partition_network] * 3
+            choices += [self.partition_network] * 5
         choice = self.rng.choice(choices)
         # A forced unclean election is only safe for acks=all writes when nothing else is failing at
         # the same time (a concurrent fault could leave only a lagging replica to elect): alone.
