@@ -102,7 +102,7 @@ POLL_S = 0.05                 # polling the controller for a leadership change
 RANDOM_CONCURRENCY = 2        # the random mix: this many rounds run at once (faults overlap)
 LAG_MARGIN_S = (0.5, 2.0)     # beyond replica.lag.time.max.ms: a paused follower has left the ISR
 FLAP_S = ((0.05, 0.4), (0.02, 0.15))  # a throttled node: stopped for, then running for
-REJOIN_WAIT_S = 15.0          # how long a targeted round waits for a follower to rejoin the ISR
+REJOIN_WAIT_S = 25.0          # how long a targeted round waits for a follower to rejoin the ISR
 SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 
 
@@ -272,6 +272,7 @@ class Nemesis:
         self._running_rounds = 0
         self._exclusive_waiting = 0
         self.lag_time_s = 5.0  # replica.lag.time.max.ms of the cluster (runner sets it)
+        self._stopping = threading.Event()  # set when run() is interrupted: workers start nothing more
         self.overlap = False  # set by the random scenario (see _end)
         # partition -> when the nemesis first forced an unclean election of it (History.unclean_since)
         self.unclean_since: dict[int, float] = {}
@@ -371,6 +372,8 @@ class Nemesis:
                   self._locked(node_id, lambda: self.control.kill(node_id, sig)))
 
     def _start(self, node_id: int) -> None:
+        if self._stopping.is_set():  # the run was interrupted: the cluster is being stopped
+            return
         self._current_restarted.add(node_id)
         self._act(f"start node {node_id}", self._locked(node_id, lambda: self.control.start(node_id)))
 
@@ -889,7 +892,7 @@ class Nemesis:
         def worker(index: int) -> None:
             if workers > 1:
                 self._local.rng = random.Random(seeds[index])
-            while deadline_s - self.clock() >= ROUND_S_MIN:
+            while deadline_s - self.clock() >= ROUND_S_MIN and not self._stopping.is_set():
                 self._sleep(RANDOM_GAP_S if self.overlap else GAP_S)
                 try:
                     rounds[scenario]()
@@ -906,8 +909,12 @@ class Nemesis:
                        for i in range(workers)]
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                thread.join()
+            try:
+                for thread in threads:
+                    thread.join()
+            except BaseException:  # Ctrl-C: the workers stop after their round, restarting nothing
+                self._stopping.set()
+                raise
         self.overlap = False
         remaining_s = deadline_s - self.clock()
         if remaining_s > 0:

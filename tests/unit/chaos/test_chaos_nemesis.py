@@ -32,6 +32,7 @@ class FakeControl:
     def kill(self, node_id: int, sig: int) -> None:
         self.actions.append(("kill", node_id, sig))
         self.down.add(node_id)
+        self.paused.discard(node_id)  # as LocalControl and NetnsControl: a killed node is not paused
 
     def start(self, node_id: int) -> None:
         self.actions.append(("start", node_id, 0))
@@ -350,16 +351,50 @@ def test_rejoin_round_kills_the_leader_when_the_stopped_follower_is_back_in_the_
     assert control.actions[-1] == ("start", leader, 0) and not control.paused and not control.down
 
 
-def test_concurrent_random_rounds_overlap_but_an_unclean_round_runs_alone(virtual_time):  # noqa: ANN001
+def test_concurrent_random_rounds_overlap(virtual_time):  # noqa: ANN001
     nemesis, control, _ = live_nemesis(8, virtual_time)
     nemesis.run("random", 600.0, concurrency=3)
     faults = [f for f in nemesis.timeline if f.end_s >= 0]
-    def overlaps(a: Fault, b: Fault) -> bool:
-        return a is not b and a.start_s < b.end_s and b.start_s < a.end_s
-    assert any(overlaps(a, b) for a in faults for b in faults)
-    uncleans = [f for f in faults if f.kind == "unclean-election"]
-    assert uncleans
-    for u in uncleans:
-        assert not any(overlaps(u, f) for f in faults), u.kind
+    assert any(a is not b and a.start_s < b.end_s and b.start_s < a.end_s for a in faults for b in faults)
     counts = nemesis.fault_actions()
     assert counts["SIGKILL"] > 0 and counts["SIGSTOP"] > 0 and counts["cut"] == 0
+    assert not control.down and not control.paused  # every worker restored its victims
+
+
+def test_an_exclusive_round_waits_for_running_rounds_and_blocks_new_ones():
+    import threading
+
+    nemesis, _ = make_nemesis(1, [0.0])
+    log: list[str] = []
+    shared_in, exclusive_waiting, release_shared = threading.Event(), threading.Event(), threading.Event()
+
+    def shared(name: str, hold: threading.Event | None) -> None:
+        with nemesis._round():
+            log.append(f"{name} in")
+            shared_in.set()
+            if hold is not None:
+                hold.wait(10)
+            log.append(f"{name} out")
+
+    def exclusive() -> None:
+        exclusive_waiting.set()
+        with nemesis._round(exclusive=True):
+            log.append("exclusive in")
+            log.append("exclusive out")
+
+    first = threading.Thread(target=shared, args=("first", release_shared))
+    first.start()
+    assert shared_in.wait(10)
+    alone = threading.Thread(target=exclusive)
+    alone.start()
+    assert exclusive_waiting.wait(10)
+    while not nemesis._exclusive_waiting:  # the exclusive round is queued
+        threading.Event().wait(0.01)
+    later = threading.Thread(target=shared, args=("later", None))
+    later.start()
+    threading.Event().wait(0.2)
+    assert log == ["first in"]  # neither the exclusive round nor a new shared one entered
+    release_shared.set()
+    for t in (first, alone, later):
+        t.join(10)
+    assert log == ["first in", "first out", "exclusive in", "exclusive out", "later in", "later out"]
