@@ -24,6 +24,8 @@ __all__ = ["Sampler", "check_prefixes"]
 SAMPLE_INTERVAL_S = 0.5
 CALL_TIMEOUT_S = 1.0
 READ_CALLS_MAX = 10_000       # per replica: a bound on the prefix read loop
+READ_ATTEMPTS = 3             # reading one replica (each attempt from offset 0)
+READ_RETRY_S = 2.0
 CONVERGE_S_MAX = 30.0
 
 
@@ -135,6 +137,18 @@ def read_replica(address: str, topic: str, partition: int, upto: int) -> bytes:
     return b"".join(chunks)
 
 
+def _read_replica_retrying(address: str, topic: str, partition: int, upto: int) -> bytes:
+    """read_replica, tried READ_ATTEMPTS times: a broker of a loaded machine may miss one deadline."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return read_replica(address, topic, partition, upto)
+        except BrookError:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            time.sleep(READ_RETRY_S)
+    raise AssertionError("unreachable")
+
+
 def _decode(data: bytes) -> list[tuple[int, bytes | None]]:
     if not data:
         return []
@@ -176,7 +190,7 @@ def check_prefixes(brokers: Mapping[int, str], topic: str, replication_factor: i
     for partition, by_broker in sorted(states.items()):
         upto = min(hw for hw, _ in by_broker.values())
         try:
-            logs = {b: read_replica(brokers[b], topic, partition, upto) for b in sorted(by_broker)}
+            logs = {b: _read_replica_retrying(brokers[b], topic, partition, upto) for b in sorted(by_broker)}
         except BrookError as e:
             problems.append(f"could not read replicas of {topic}-{partition}: {e.message}")
             continue
