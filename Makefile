@@ -65,7 +65,7 @@ fuzz: $(STAMP)
 # Each mutant (tests/mutants/brook_mutants.py) and the normal build: random scenario, one seed, a
 # budget per run. MUTANTS=a,b,normal runs only those; DURATION, SEED, BUDGET override the defaults.
 chaos-mutants: $(STAMP)
-	$(BIN)/python tests/mutants/table.py --duration $${DURATION:-90s} --seed $${SEED:-35} \
+	$(BIN)/python tests/mutants/table.py --duration $${DURATION:-100s} --seed $${SEED:-35} \
 		--budget $${BUDGET:-300} $${MUTANTS:+--only $$MUTANTS}
 
 bench: $(STAMP)

@@ -24,6 +24,13 @@ and about the replicas (sampled during the run, compared after the heal):
     hw_above_log_end       a replica reported HW > its log end offset
     isr_not_subset         an ISR member that is not a replica, or a leader outside its ISR
     prefix_mismatch        replicas differ below the smallest high watermark after the heal
+    duplicate_sequence     one idempotent batch (producer id, producer epoch, base sequence) stored
+                           twice in a partition's log: the broker's de-duplication failed
+
+A value of an idempotent writer read at two positions is a `duplicate` unless the two copies are in
+batches of the same producer id with different producer epochs: librdkafka re-sends a possibly
+persisted message after bumping its producer epoch (KIP-360; librdkafka issue 4953), which Kafka's
+idempotence does not de-duplicate either (counted as info `duplicate_new_producer_epoch`).
 
 Informational, never an anomaly: unseen (unknown outcome, never read), unknown_but_read,
 unverified (acknowledged, not read, and no finished drain of its partition to judge by).
@@ -35,6 +42,7 @@ check: two different values read at one (partition, offset) is always `inconsist
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +82,7 @@ INVARIANT_KINDS = (
     "hw_above_log_end",
     "isr_not_subset",
     "prefix_mismatch",
+    "duplicate_sequence",
 )
 ANOMALY_KINDS = HISTORY_KINDS + INVARIANT_KINDS
 # Evidence items kept per anomaly kind in a report (the counts are always complete).
@@ -121,7 +130,46 @@ def check(history: History, prefixes: Iterable[Anomaly] = ()) -> CheckResult:
     result.anomalies += check_invariants(history.replica_samples, history.partition_samples,
                                          history.unclean_since, result.info)
     result.anomalies += list(prefixes)
+    result.anomalies += check_batches(history.idempotent_batches)
     return result
+
+
+def check_batches(batches: Mapping[int, Sequence[tuple[int, int, int, int, int]]]) -> list[Anomaly]:
+    """`duplicate_sequence`: an idempotent batch (producer id, epoch, base sequence) stored twice in
+    one partition. `batches`: partition -> (base offset, last offset, producer id, epoch, base sequence)."""
+    anomalies: list[Anomaly] = []
+    for partition, items in sorted(batches.items()):
+        first: dict[tuple[int, int, int], int] = {}
+        for base, _, producer_id, epoch, sequence in items:
+            key = (producer_id, epoch, sequence)
+            if key in first:
+                anomalies.append(Anomaly("duplicate_sequence", f"partition {partition}: producer {producer_id} epoch "
+                                                               f"{epoch} sequence {sequence} stored at offsets "
+                                                               f"{first[key]} and {base}"))
+            else:
+                first[key] = base
+    return anomalies
+
+
+def _producer_epoch_at(batches: Mapping[int, Sequence[tuple[int, int, int, int, int]]],
+                       position: Position) -> tuple[int, int] | None:
+    """(producer id, producer epoch) of the idempotent batch holding `position`, None if unknown."""
+    items = batches.get(position[0])
+    if not items:
+        return None
+    i = bisect.bisect_right(items, (position[1], float("inf"))) - 1
+    if i >= 0 and items[i][0] <= position[1] <= items[i][1]:
+        return items[i][2], items[i][3]
+    return None
+
+
+def _new_producer_epoch(batches: Mapping[int, Sequence[tuple[int, int, int, int, int]]],
+                        where: Iterable[Position]) -> bool:
+    """Every copy is in a batch of one producer id, each under a different producer epoch."""
+    owners = [_producer_epoch_at(batches, w) for w in where]
+    if any(o is None for o in owners):
+        return False
+    return len({o[0] for o in owners if o}) == 1 and len({o[1] for o in owners if o}) == len(owners)
 
 
 # -- history ---------------------------------------------------------------------------------------
@@ -161,6 +209,8 @@ def check_history(history: History) -> CheckResult:
                 excuse("weak_duplicate")
             elif any(p in unclean for p, _ in where) and (at is None or at in where):
                 excuse("unclean_duplicate")
+            elif _new_producer_epoch(history.idempotent_batches, where):
+                excuse("duplicate_new_producer_epoch")
             else:
                 anomalies.append(Anomaly("duplicate", f"{value} read at {_fmt(where)}",
                                          max(first_read[(w, value)] for w in where)))

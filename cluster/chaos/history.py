@@ -151,6 +151,9 @@ class History:
     # partition -> when the nemesis first forced an unclean election of it: from then on, records only
     # one replica had (never acknowledged with acks=all) may legitimately be replaced or re-read.
     unclean_since: dict[int, float] = field(default_factory=dict)
+    # partition -> the idempotent batches of one replica below the HW the replicas were compared at,
+    # in offset order: (base offset, last offset, producer id, producer epoch, base sequence).
+    idempotent_batches: dict[int, list[tuple[int, int, int, int, int]]] = field(default_factory=dict)
     partitions: tuple[int, ...] = ()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

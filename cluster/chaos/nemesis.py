@@ -27,12 +27,17 @@ state):
                             leader, resume the followers, force an unclean election, restart the leader
                             (safe for acks=all with min.insync.replicas=2: no acknowledged write exists
                             only on the leader)
+    lagging-election        a follower out of the ISR but eligible (unfenced, lagging) when the leader
+                            dies: a correct election picks an ISR member, never it
+    rejoin                  a follower catches up throttled (SIGSTOP/SIGCONT slices); the moment it is
+                            back in the ISR while stopped, the leader dies and it is elected
     partition               (a control with network namespaces) cut a leader from its followers or from
                             the controllers, one broker from every node, the active controller from the
                             other nodes, or one follower from its leader; shorter or longer than a session
     random                  a seeded mix of every round above plus SIGKILL/SIGTERM/SIGSTOP of any node;
                             rounds overlap: after a round the nemesis often does not wait for the cluster
-                            to recover before the next one
+                            to recover before the next one, and RANDOM_CONCURRENCY workers run rounds at
+                            once (an unclean round runs alone)
 
 Every run ends (runner) with a heal, and then the replica sweep (`Nemesis.sweep`): each broker in
 turn is made the only leader of every partition (the other brokers are stopped with SIGSTOP until the
@@ -44,8 +49,10 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,6 +79,8 @@ SCENARIOS = (
     "pause",
     "isr-controller",
     "unclean",
+    "lagging-election",
+    "rejoin",
     "partition",
     "reassign-kill",
     "random",
@@ -91,6 +100,10 @@ RANDOM_GAP_S = (0.2, 1.5)
 OVERLAP_WAIT_S = (0.0, 3.0)   # a "short" wait for health; the round overlaps the next when it expires
 CUT_S = (1.0, 8.0)            # a network cut: shorter or longer than a session
 POLL_S = 0.05                 # polling the controller for a leadership change
+RANDOM_CONCURRENCY = 2        # the random mix: this many rounds run at once (faults overlap)
+LAG_MARGIN_S = (0.5, 2.0)     # beyond replica.lag.time.max.ms: a paused follower has left the ISR
+FLAP_S = ((0.05, 0.4), (0.02, 0.15))  # a throttled node: stopped for, then running for
+REJOIN_WAIT_S = 25.0          # how long a targeted round waits for a follower to rejoin the ISR
 SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 
 
@@ -244,7 +257,6 @@ class Nemesis:
         self.control = control
         self.admin = admin
         self.topic = topic
-        self.rng = rng
         self.clock = clock
         self.session_timeout_s = session_timeout_s
         self.log = log
@@ -252,13 +264,91 @@ class Nemesis:
         # an epoch above epochs_before (default: control.wait_healthy); epochs() -> broker epochs now.
         self.health = health
         self.epochs = epochs
-        self._epochs_before: dict[int, int] = {}
-        self._current_restarted: set[int] = set()
         self.timeline: list[Fault] = []
-        self._current: Fault | None = None
+        self._local = threading.local()  # per worker: its rng, its current fault (see run)
+        self._main_rng = rng
+        self._node_locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._exclusive = threading.Condition()  # rounds that must run alone (unclean)
+        self._running_rounds = 0
+        self._exclusive_waiting = 0
+        self.lag_time_s = 5.0  # replica.lag.time.max.ms of the cluster (runner sets it)
+        self._stopping = threading.Event()  # set when run() is interrupted: workers start nothing more
         self.overlap = False  # set by the random scenario (see _end)
         # partition -> when the nemesis first forced an unclean election of it (History.unclean_since)
         self.unclean_since: dict[int, float] = {}
+
+    # -- per-worker state (the random mix runs RANDOM_CONCURRENCY workers, see run) ------------------
+
+    @property
+    def rng(self) -> random.Random:
+        return getattr(self._local, "rng", self._main_rng)
+
+    @property
+    def _current(self) -> Fault | None:
+        return getattr(self._local, "current", None)
+
+    @_current.setter
+    def _current(self, fault: Fault | None) -> None:
+        self._local.current = fault
+
+    @property
+    def _epochs_before(self) -> dict[int, int]:
+        return getattr(self._local, "epochs_before", {})
+
+    @_epochs_before.setter
+    def _epochs_before(self, epochs: dict[int, int]) -> None:
+        self._local.epochs_before = epochs
+
+    @property
+    def _current_restarted(self) -> set[int]:
+        if not hasattr(self._local, "restarted"):
+            self._local.restarted = set()
+        return self._local.restarted
+
+    @_current_restarted.setter
+    def _current_restarted(self, nodes: set[int]) -> None:
+        self._local.restarted = nodes
+
+    def _node_lock(self, node_id: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._node_locks.setdefault(node_id, threading.Lock())
+
+    @contextmanager
+    def _round(self, exclusive: bool = False) -> Iterator[None]:
+        """A round of the concurrent mix: shared with other rounds, or (exclusive) alone."""
+        with self._exclusive:
+            if exclusive:
+                self._exclusive_waiting += 1
+                self._exclusive.wait_for(lambda: self._running_rounds == 0)
+                self._exclusive_waiting -= 1
+                self._running_rounds = -1
+            else:
+                self._exclusive.wait_for(lambda: self._running_rounds >= 0 and not self._exclusive_waiting)
+                self._running_rounds += 1
+        try:
+            yield
+        finally:
+            with self._exclusive:
+                self._running_rounds = 0 if exclusive else self._running_rounds - 1
+                self._exclusive.notify_all()
+
+    def fault_actions(self) -> dict[str, int]:
+        """Fault actions of the run by kind (heal and sweep excluded): SIGKILL, SIGTERM, SIGSTOP (a
+        pause), cut (a network partition), and forced elections."""
+        counts = {"SIGKILL": 0, "SIGTERM": 0, "SIGSTOP": 0, "cut": 0, "election": 0}
+        for fault in list(self.timeline):
+            if fault.kind in ("heal", "sweep"):
+                continue
+            for _, text in fault.actions:
+                if "FAILED" in text:
+                    continue
+                head = text.split(" ", 1)[0]
+                if head in counts:
+                    counts[head] += 1
+                elif " election of " in text:
+                    counts["election"] += 1
+        return counts
 
     # -- primitives (each is recorded in the current fault) --------------------------------------
 
@@ -271,18 +361,28 @@ class Nemesis:
         self._current.actions.append((self.clock(), text))
         self.log(f"[chaos {self.clock():7.2f}s] {text}")
 
+    def _locked(self, node_id: int, action: Callable[[], None]) -> Callable[[], None]:
+        """`action` on `node_id` under that node's lock: concurrent rounds never start a node twice."""
+        def run() -> None:
+            with self._node_lock(node_id):
+                action()
+        return run
+
     def _kill(self, node_id: int, sig: int) -> None:
-        self._act(f"{signal.Signals(sig).name} node {node_id}", lambda: self.control.kill(node_id, sig))
+        self._act(f"{signal.Signals(sig).name} node {node_id}",
+                  self._locked(node_id, lambda: self.control.kill(node_id, sig)))
 
     def _start(self, node_id: int) -> None:
+        if self._stopping.is_set():  # the run was interrupted: the cluster is being stopped
+            return
         self._current_restarted.add(node_id)
-        self._act(f"start node {node_id}", lambda: self.control.start(node_id))
+        self._act(f"start node {node_id}", self._locked(node_id, lambda: self.control.start(node_id)))
 
     def _pause(self, node_id: int) -> None:
-        self._act(f"SIGSTOP node {node_id}", lambda: self.control.pause(node_id))
+        self._act(f"SIGSTOP node {node_id}", self._locked(node_id, lambda: self.control.pause(node_id)))
 
     def _resume(self, node_id: int) -> None:
-        self._act(f"SIGCONT node {node_id}", lambda: self.control.resume(node_id))
+        self._act(f"SIGCONT node {node_id}", self._locked(node_id, lambda: self.control.resume(node_id)))
 
     def _sleep(self, bounds: tuple[float, float], base_s: float = 0.0) -> None:
         time.sleep(base_s + self.rng.uniform(*bounds))
@@ -334,6 +434,30 @@ class Nemesis:
             for p in t.partitions:
                 out.append((p.partition, p.leader, sorted(p.replicas), sorted(p.isr)))
         return sorted(out)
+
+    def _replica_order(self, partition: int) -> list[int]:
+        """The partition's replicas in assignment order (elections go by it); [] when unknown."""
+        try:
+            reply = self.admin.describe_topics([self.topic])
+        except BrookError:
+            return []
+        for t in reply.topics:
+            for p in t.partitions:
+                if p.partition == partition:
+                    return list(p.replicas)
+        return []
+
+    def _isr_of(self, partition: int) -> set[int] | None:
+        for p, _, _, isr in self._partitions():
+            if p == partition:
+                return set(isr)
+        return None
+
+    def _unfenced(self, broker: int) -> bool:
+        try:
+            return any(b.broker_id == broker and not b.fenced for b in self.admin.describe_cluster().brokers)
+        except BrookError:
+            return False
 
     def _active_controller(self) -> int:
         try:
@@ -658,6 +782,103 @@ class Nemesis:
             self._start(leader)
         self._end()
 
+    def _out_of_isr_s(self) -> float:
+        """A pause after which a follower has certainly left the ISR (fenced, and lagging)."""
+        return max(self.session_timeout_s, self.lag_time_s) + self.rng.uniform(*LAG_MARGIN_S)
+
+    def lagging_follower_election(self) -> None:
+        """A follower out of the ISR but alive, then the leader dies: the election must pick an ISR
+        member, never the lagging follower (the first other replica in assignment order, the one a
+        careless election would take). The follower leaves the ISR by a pause longer than the
+        session and the lag time, and the leader is frozen (SIGSTOP, shorter than a session) as it
+        comes back and killed once it is unfenced, so it cannot catch up; or, with network
+        namespaces, by a cut from the leader alone (it stays registered) and the leader is killed
+        while the cut lasts."""
+        picked = self._pick_partition()
+        if picked is None:
+            return self.kill_node(signal.SIGKILL)
+        partition, leader, _, _ = picked
+        order = self._replica_order(partition)
+        lagging = next((r for r in order if r != leader), -1)
+        if lagging < 0:
+            return self.kill_leader()
+        cut = self.can_partition and self.rng.random() < 0.5
+        self._begin(f"lagging-follower-election{'/cut' if cut else ''}", [lagging, leader], partition)
+        if cut:
+            control: NetworkControl = self.control  # type: ignore[assignment]
+            self._act(f"cut [{lagging}] from [{leader}]", lambda: control.isolate([lagging], [leader]))
+            deadline_s = self.clock() + self.lag_time_s + 6.0
+            while self.clock() < deadline_s and lagging in (self._isr_of(partition) or {lagging}):
+                time.sleep(POLL_S * 4)
+            self._kill(leader, signal.SIGKILL)
+            self._sleep((0.5, 2.0))
+            self._heal_cut([lagging], [leader])
+        else:
+            self._pause(lagging)
+            time.sleep(self._out_of_isr_s())
+            # Freeze the leader (shorter than a session) before the follower is back, so it cannot
+            # catch up; kill the leader once the follower is unfenced again (eligible, but lagging).
+            self._pause(leader)
+            self._resume(lagging)
+            deadline_s = self.clock() + self.session_timeout_s * 0.6
+            while self.clock() < deadline_s and not self._unfenced(lagging):
+                time.sleep(POLL_S)
+            self._kill(leader, signal.SIGKILL)
+            self._sleep(SHORT_DOWN_S)
+        self._start(leader)
+        self._end()
+
+    def rejoin_while_leader_dies(self) -> None:
+        """A follower rejoins the ISR while the leader dies: the follower (the first other replica in
+        assignment order, so the election picks it once it is in the ISR) leaves the ISR by a long
+        pause, then catches up throttled (SIGSTOP/SIGCONT in short slices), so its ISR expansion is
+        often in flight while it is stopped; the moment the controller shows it in the ISR while it
+        is stopped, the leader is killed and the follower resumed a little later. A leader that
+        acknowledged writes the rejoining follower lacks (the HW over the committed ISR only, not the
+        maximal ISR) loses them when the follower is elected."""
+        picked = self._pick_partition()
+        if picked is None:
+            return self.kill_node(signal.SIGKILL)
+        partition, leader, _, _ = picked
+        order = self._replica_order(partition)
+        joiner = next((r for r in order if r != leader), -1)
+        if joiner < 0:
+            return self.kill_leader()
+        self._begin("rejoin-while-leader-dies", [joiner, leader], partition)
+        self._pause(joiner)
+        time.sleep(self._out_of_isr_s())
+        killed = False
+        deadline_s = self.clock() + REJOIN_WAIT_S
+        stopped_once = 0
+        while self.clock() < deadline_s:
+            if not self.control.is_running(joiner):
+                break  # killed by a concurrent round
+            self._locked(joiner, lambda: self.control.resume(joiner))()  # slices are not recorded one by one
+            self._sleep(FLAP_S[1])
+            self._locked(joiner, lambda: self.control.pause(joiner))()
+            stopped_once += 1
+            self._sleep(FLAP_S[0])
+            if joiner in (self._isr_of(partition) or set()):
+                self._note(f"broker {joiner} is in the ISR again (stopped; {stopped_once} throttle slices)")
+                self._kill(leader, signal.SIGKILL)
+                killed = True
+                self._sleep((0.2, 1.0))
+                break
+        self._resume(joiner)
+        if not killed:
+            self._note(f"broker {joiner} did not rejoin the ISR within {REJOIN_WAIT_S:g}s")
+        else:
+            self._sleep(SHORT_DOWN_S)
+            self._start(leader)
+        self._end()
+
+    def _heal_cut(self, a: Sequence[int], b: Sequence[int]) -> None:
+        control = self.control
+        if hasattr(control, "unisolate"):
+            self._act(f"heal the cut {list(a)} from {list(b)}", lambda: control.unisolate(a, b))  # type: ignore[attr-defined]
+        else:
+            self._act("heal the network", control.heal_network)  # type: ignore[attr-defined]
+
     def partition_network(self) -> None:
         """A network cut (NetworkControl only): shorter or longer than a session, then healed."""
         control: NetworkControl = self.control  # type: ignore[assignment]
@@ -686,7 +907,7 @@ class Nemesis:
         self._begin(f"cut-{kind}", a, partition)
         self._act(f"cut {a} from {b}", lambda: control.isolate(a, b))
         self._sleep(CUT_S)
-        self._act("heal the network", control.heal_network)
+        self._heal_cut(a, b)
         self._end()
 
     @property
@@ -699,14 +920,20 @@ class Nemesis:
             self.pause_leader, lambda: self.kill_leader(signal.SIGTERM), lambda: self.kill_node(signal.SIGKILL),
             lambda: self.kill_node(signal.SIGTERM), self.pause_node,
             self.leader_churn, self.leader_churn, self.pause, self.pause, self.isr_change_controller_failover,
-            self.unclean,
+            self.unclean, *[self.lagging_follower_election] * 3, *[self.rejoin_while_leader_dies] * 3,
         ]
         if self.can_partition:
-            choices += [self.partition_network] * 3
-        self.rng.choice(choices)()
+            choices += [self.partition_network] * 5
+        choice = self.rng.choice(choices)
+        # A forced unclean election is only safe for acks=all writes when nothing else is failing at
+        # the same time (a concurrent fault could leave only a lagging replica to elect): alone.
+        with self._round(exclusive=choice == self.unclean):
+            choice()
 
-    def run(self, scenario: str, duration_s: float) -> None:
-        """Rounds of `scenario` with seeded gaps until `duration_s` (from now) is used up."""
+    def run(self, scenario: str, duration_s: float, concurrency: int | None = None) -> None:
+        """Rounds of `scenario` with seeded gaps until `duration_s` (from now) is used up. The random
+        mix runs `concurrency` (default RANDOM_CONCURRENCY) workers at once, each with its own
+        random.Random drawn from the seeded one, so rounds overlap."""
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r} (one of {', '.join(SCENARIOS)})")
         deadline_s = self.clock() + duration_s
@@ -721,6 +948,8 @@ class Nemesis:
             "pause": self.pause,
             "isr-controller": self.isr_change_controller_failover,
             "unclean": self.unclean,
+            "lagging-election": self.lagging_follower_election,
+            "rejoin": self.rejoin_while_leader_dies,
             "partition": self.partition_network,
             "reassign-kill": self.reassign_kill,
             "random": self.random_round,
@@ -728,9 +957,35 @@ class Nemesis:
         if scenario == "partition" and not self.can_partition:
             raise ValueError("scenario partition needs network namespaces (brook chaos run --network netns)")
         self.overlap = scenario == "random"
-        while deadline_s - self.clock() >= ROUND_S_MIN:
-            self._sleep(RANDOM_GAP_S if self.overlap else GAP_S)
-            rounds[scenario]()
+        workers = max(1, concurrency if concurrency is not None else RANDOM_CONCURRENCY) if self.overlap else 1
+        seeds = [self._main_rng.randrange(2 ** 62) for _ in range(workers)]
+
+        def worker(index: int) -> None:
+            if workers > 1:
+                self._local.rng = random.Random(seeds[index])
+            while deadline_s - self.clock() >= ROUND_S_MIN and not self._stopping.is_set():
+                self._sleep(RANDOM_GAP_S if self.overlap else GAP_S)
+                try:
+                    rounds[scenario]()
+                except (BrookError, OSError, subprocess.SubprocessError) as e:  # a node vanished under a concurrent round
+                    if self._current is not None:
+                        self._note(f"round aborted: {e}")
+                        self._current = None
+                    self.log(f"[chaos {self.clock():7.2f}s] round aborted: {e}")
+
+        if workers == 1:
+            worker(0)
+        else:
+            threads = [threading.Thread(target=worker, args=(i,), name=f"chaos-nemesis-{i}", daemon=True)
+                       for i in range(workers)]
+            for thread in threads:
+                thread.start()
+            try:
+                for thread in threads:
+                    thread.join()
+            except BaseException:  # Ctrl-C: the workers stop after their round, restarting nothing
+                self._stopping.set()
+                raise
         self.overlap = False
         remaining_s = deadline_s - self.clock()
         if remaining_s > 0:

@@ -279,6 +279,21 @@ class NetnsCluster:
                     self._in(ns, "iptables", "-A", CHAIN, "-d", peer_ip, "-j", "DROP")
                 self.cuts.add(frozenset((x, y)))
 
+    def unisolate(self, a: int | str | Iterable[int | str], b: int | str | Iterable[int | str]) -> None:
+        """Remove the cuts between each member of `a` and each member of `b` (others stay)."""
+        left = [a] if isinstance(a, int | str) else list(a)
+        right = [b] if isinstance(b, int | str) else list(b)
+        for x in left:
+            for y in right:
+                if frozenset((x, y)) not in self.cuts:
+                    continue
+                for here, there in ((x, y), (y, x)):
+                    ns, _ = self._ns_of(here)
+                    _, peer_ip = self._ns_of(there)
+                    self._in(ns, "iptables", "-D", CHAIN, "-s", peer_ip, "-j", "DROP", check=False)
+                    self._in(ns, "iptables", "-D", CHAIN, "-d", peer_ip, "-j", "DROP", check=False)
+                self.cuts.discard(frozenset((x, y)))
+
     def heal(self) -> None:
         """Remove every cut."""
         for ns in [n.ns for n in self.nodes.values()] + [self.client_ns]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import threading
 from collections.abc import Sequence
 
 from cluster.errors import BrookError
@@ -69,6 +70,7 @@ class NetnsControl:
         self.controller_ids: list[int] = list(cluster.controller_ids)
         self.broker_ids: list[int] = list(cluster.broker_ids)
         self.paused: set[int] = set()
+        self._net_lock = threading.Lock()
 
     def _proc(self, node_id: int):  # noqa: ANN202
         return self.cluster.node(node_id).proc
@@ -112,7 +114,13 @@ class NetnsControl:
         self.cluster.wait_healthy(timeout_s)
 
     def isolate(self, a: Sequence[int], b: Sequence[int]) -> None:
-        self.cluster.isolate(list(a), list(b))
+        with self._net_lock:  # concurrent rounds: one iptables change at a time
+            self.cluster.isolate(list(a), list(b))
+
+    def unisolate(self, a: Sequence[int], b: Sequence[int]) -> None:
+        with self._net_lock:
+            self.cluster.unisolate(list(a), list(b))
 
     def heal_network(self) -> None:
-        self.cluster.heal()
+        with self._net_lock:
+            self.cluster.heal()

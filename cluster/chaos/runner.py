@@ -36,7 +36,14 @@ from pathlib import Path
 from brookpb import admin_pb2 as apb
 from cluster.chaos.checker import check
 from cluster.chaos.history import History
-from cluster.chaos.nemesis import SCENARIOS, ComposeControl, LocalControl, Nemesis, NodeControl
+from cluster.chaos.nemesis import (
+    RANDOM_CONCURRENCY,
+    SCENARIOS,
+    ComposeControl,
+    LocalControl,
+    Nemesis,
+    NodeControl,
+)
 from cluster.chaos.report import Report, unavailability
 from cluster.chaos.sampler import CONVERGE_S_MAX, Sampler, check_prefixes
 from cluster.chaos.workload import DRAIN_S_MAX, Workload, WorkloadConfig, drain
@@ -139,7 +146,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
         *, bootstrap_controller: str | None = None, compose_file: str = DEFAULT_COMPOSE_FILE,
         rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
         data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print,
-        sweep: bool = True, network: str = "none") -> Report:
+        sweep: bool = True, network: str = "none", concurrency: int | None = None) -> Report:
     """One chaos run (see the module doc). `cluster`: a started LocalCluster to use. Else, for target
     local: the cluster running under `data_dir` (adopted, left running), or when there is none (or
     `data_dir` is None) one started in a temp dir. Raises BrookError when the cluster cannot be set up."""
@@ -150,7 +157,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     own_dir: str | None = None
     adopted = False
     if network == "netns":
-        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep)
+        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep, concurrency)
     if target == "local" and cluster is None and data_dir is not None:
         cluster = _adopt(data_dir, bootstrap_controller, log)
         adopted = cluster is not None
@@ -170,7 +177,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     report: Report | None = None
     try:
         report = _run(scenario, duration_s, seed, target, cluster, rng, bootstrap_controller, compose_file,
-                      rate_per_s, session_timeout_s, log, sweep)
+                      rate_per_s, session_timeout_s, log, sweep, concurrency=concurrency)
         return report
     finally:
         if adopted:
@@ -184,7 +191,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
 
 
 def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, rate_per_s: float,
-               log: Callable[[str], None], sweep: bool) -> Report:
+               log: Callable[[str], None], sweep: bool, concurrency: int | None = None) -> Report:
     """A run against its own cluster in network namespaces (cluster.chaos.network): the nemesis may
     also cut the network. This process moves into the cluster's client namespace for the run."""
     from cluster.chaos import network
@@ -202,7 +209,8 @@ def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, 
         cluster.start(timeout_s=START_S_MAX)
         previous = network.enter(cluster.client_ns)
         report = _run(scenario, duration_s, seed, "local", cluster, rng, None, DEFAULT_COMPOSE_FILE, rate_per_s,
-                      SESSION_TIMEOUT_MS / 1000.0, log, sweep, control=network.NetnsControl(cluster))
+                      SESSION_TIMEOUT_MS / 1000.0, log, sweep, control=network.NetnsControl(cluster),
+                      concurrency=concurrency)
         return report
     finally:
         if previous >= 0:  # first: closing the cluster kills every process left in its namespaces
@@ -249,21 +257,26 @@ def _leave_running(cluster, log: Callable[[str], None]) -> None:  # noqa: ANN001
 
 def _session_timeout_s(admin: ControllerClient) -> float:
     """broker.session.timeout.ms of the cluster (the cluster-wide broker config), else Brook's default."""
+    return _broker_config_s(admin, "broker.session.timeout.ms", 9.0)
+
+
+def _broker_config_s(admin: ControllerClient, name: str, default_s: float) -> float:
+    """A cluster-wide broker config in milliseconds, as seconds; `default_s` when unknown."""
     try:
         reply = admin.describe_configs([(4, "")])
         for result in reply.results:
             for entry in result.entries:
-                if entry.name == "broker.session.timeout.ms":
+                if entry.name == name:
                     return int(entry.value) / 1000.0
     except (BrookError, ValueError):
         pass
-    return 9.0
+    return default_s
 
 
 def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng: random.Random,  # noqa: ANN001
          bootstrap_controller: str | None, compose_file: str, rate_per_s: float,
          session_timeout_s: float | None, log: Callable[[str], None], sweep: bool = True,
-         control: NodeControl | None = None) -> Report:
+         control: NodeControl | None = None, concurrency: int | None = None) -> Report:
     started = time.monotonic()
 
     def clock() -> float:
@@ -296,6 +309,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     nemesis = Nemesis(control, admin, topic, rng, clock, session_timeout_s, log,
                       health=lambda timeout_s, epochs: wait_ready(admin, topic, broker_ids, timeout_s, epochs),
                       epochs=lambda: broker_epochs(admin))
+    nemesis.lag_time_s = _broker_config_s(admin, "replica.lag.time.max.ms", 30.0)
     config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s)
     workload = Workload(config, history, clock)
     sampler.start()
@@ -305,7 +319,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
         _wait_reading(workload, log)
         log(f"[chaos {clock():7.2f}s] workload running on {topic}; faults start")
         fault_start_s = clock()
-        nemesis.run(scenario, duration_s)
+        nemesis.run(scenario, duration_s, concurrency)
         report.crashed = _crashed(cluster)
         log(f"[chaos {clock():7.2f}s] faults done; healing")
         healed = nemesis.heal(HEAL_S_MAX)
@@ -326,7 +340,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id,
                              timeout_s=DRAIN_S_MAX if healed else BROKEN_WAIT_S * 3)
     prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log,
-                                                converge_s=CONVERGE_S_MAX if healed else BROKEN_WAIT_S)
+                                                converge_s=CONVERGE_S_MAX if healed else BROKEN_WAIT_S,
+                                                batches=history.idempotent_batches)
     report.problems += problems
     swept: list[int] = []
     if sweep and report.problems:  # not healthy or not converged: a sweep would only time out
@@ -336,7 +351,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
         if swept != broker_ids:
             report.problems.append(f"the replica sweep read brokers {swept} of {broker_ids}")
     if swept:
-        more, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log)
+        more, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log,
+                                        batches=history.idempotent_batches)
         prefix_anomalies += more
         report.problems += problems
     admin.close()
@@ -355,6 +371,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                      "fault_start_s": round(fault_start_s, 2), "group_last_read_s": round(workload.last_read_s, 2),
                      "group_unread_acked": unread, "swept_brokers": len(swept),
                      "sweep_reads": sum(1 for r in history.reads if r.reader.startswith("sweep-"))}
+    report.totals.update({f"fault_actions_{kind}": count for kind, count in nemesis.fault_actions().items()})
     report.totals.update(detection(report, fault_start_s, fault_start_s + duration_s))
     return report
 
@@ -438,6 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="netns: start its own cluster in network namespaces so the nemesis also cuts the "
                         "network (needs root, iproute2, iptables)")
     p.add_argument("--no-sweep", action="store_true", help="skip the replica sweep at the end")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help=f"random: rounds running at once (default {RANDOM_CONCURRENCY})")
     p.add_argument("--output", "-o", choices=("table", "json"), default="table")
     p.add_argument("--report", metavar="PATH", help="also write the JSON report here")
     return parser
@@ -448,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
         duration_s = parse_duration(args.duration)
+        if args.concurrency is not None and not 1 <= args.concurrency <= 8:
+            raise ValueError("--concurrency must be between 1 and 8")
         if args.fresh and args.data_dir is not None:
             raise ValueError("--fresh starts a cluster in a temp dir: it does not take --data-dir")
         if args.network == "netns" and (args.data_dir is not None or args.target != "local"
@@ -465,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run(args.scenario, duration_s, seed, args.target, bootstrap_controller=args.bootstrap_controller,
                      compose_file=args.compose_file, rate_per_s=args.rate,
                      data_dir=None if args.fresh else (args.data_dir or DEFAULT_DATA_DIR),
-                     sweep=not args.no_sweep, network=args.network,
+                     sweep=not args.no_sweep, network=args.network, concurrency=args.concurrency,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     except BrookError as e:
         print(f"brook: error: {e.message.splitlines()[0]} (seed {seed})", file=sys.stderr)

@@ -24,6 +24,8 @@ __all__ = ["Sampler", "check_prefixes"]
 SAMPLE_INTERVAL_S = 0.5
 CALL_TIMEOUT_S = 1.0
 READ_CALLS_MAX = 10_000       # per replica: a bound on the prefix read loop
+READ_ATTEMPTS = 3             # reading one replica (each attempt from offset 0)
+READ_RETRY_S = 2.0
 CONVERGE_S_MAX = 30.0
 
 
@@ -135,6 +137,18 @@ def read_replica(address: str, topic: str, partition: int, upto: int) -> bytes:
     return b"".join(chunks)
 
 
+def _read_replica_retrying(address: str, topic: str, partition: int, upto: int) -> bytes:
+    """read_replica, tried READ_ATTEMPTS times: a broker of a loaded machine may miss one deadline."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return read_replica(address, topic, partition, upto)
+        except BrookError:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            time.sleep(READ_RETRY_S)
+    raise AssertionError("unreachable")
+
+
 def _decode(data: bytes) -> list[tuple[int, bytes | None]]:
     if not data:
         return []
@@ -145,10 +159,25 @@ def _decode(data: bytes) -> list[tuple[int, bytes | None]]:
     return out
 
 
+def idempotent_batches(data: bytes) -> list[tuple[int, int, int, int, int]]:
+    """(base offset, last offset, producer id, producer epoch, base sequence) of each idempotent
+    batch of `data` (raw batches), in order."""
+    out = []
+    for header, _ in iter_batches(data, strict=False):
+        if header.producer_id >= 0 and header.base_sequence >= 0:
+            out.append((header.base_offset, header.last_offset, header.producer_id, header.producer_epoch,
+                        header.base_sequence))
+    return out
+
+
 def check_prefixes(brokers: Mapping[int, str], topic: str, replication_factor: int,
-                   log: Callable[[str], None] = print, converge_s: float = CONVERGE_S_MAX) -> tuple[list[Anomaly], list[str]]:
+                   log: Callable[[str], None] = print, converge_s: float = CONVERGE_S_MAX,
+                   batches: dict[int, list[tuple[int, int, int, int, int]]] | None = None,
+                   ) -> tuple[list[Anomaly], list[str]]:
     """After the heal: wait (bounded) for replicas to converge, then compare their bytes below the
-    smallest HW. Returns (anomalies, problems) — a problem is a comparison that could not be made."""
+    smallest HW. Returns (anomalies, problems) — a problem is a comparison that could not be made.
+    `batches`, when given, receives per partition the idempotent batches of the lowest-numbered
+    replica read (`idempotent_batches`; the copies are identical or a prefix_mismatch says so)."""
     deadline_s = time.monotonic() + converge_s
     states = _states(brokers, topic)
     while not _converged(states, replication_factor) and time.monotonic() < deadline_s:
@@ -161,10 +190,12 @@ def check_prefixes(brokers: Mapping[int, str], topic: str, replication_factor: i
     for partition, by_broker in sorted(states.items()):
         upto = min(hw for hw, _ in by_broker.values())
         try:
-            logs = {b: read_replica(brokers[b], topic, partition, upto) for b in sorted(by_broker)}
+            logs = {b: _read_replica_retrying(brokers[b], topic, partition, upto) for b in sorted(by_broker)}
         except BrookError as e:
             problems.append(f"could not read replicas of {topic}-{partition}: {e.message}")
             continue
+        if batches is not None and logs:
+            batches[partition] = idempotent_batches(logs[min(logs)])
         decoded = {b: _decode(data) for b, data in logs.items()}
         found = compare_prefixes(topic, partition, logs, upto, decoded)
         anomalies += found

@@ -186,8 +186,26 @@ MUTANTS: dict[str, tuple[str, str, Callable[[ModuleType], None]]] = {
 }
 
 
+# Not a mutant of the table: a second defence switched off, to combine with one ("loss1-epoch-not-recorded
+# +kip320-off") and show what that defence masks in a black-box run.
+def _no_divergence_check(rm: ModuleType) -> None:
+    """The leader skips the KIP-320 check on replica fetches (the follower's last fetched epoch is ignored)."""
+    import dataclasses
+
+    original = rm.LeaderSide.read_for_follower
+
+    def read_for_follower(self: Any, replica_id: int, item: Any, budget: int, *args: Any, **kwargs: Any) -> Any:
+        return original(self, replica_id, dataclasses.replace(item, last_fetched_epoch=-1), budget, *args, **kwargs)
+    rm.LeaderSide.read_for_follower = read_for_follower
+
+
+DEFENCES: dict[str, tuple[str, str, Callable[[ModuleType], None]]] = {
+    "kip320-off": ("broker.replica_manager", _no_divergence_check.__doc__ or "", _no_divergence_check),
+}
+
+
 def describe(name: str) -> str:
-    return MUTANTS[name][1]
+    return " + ".join((MUTANTS.get(part) or DEFENCES[part])[1] for part in name.split("+"))
 
 
 # -- activation --------------------------------------------------------------------------------------
@@ -230,11 +248,15 @@ _active = ""
 def install(name: str) -> None:
     """Patch the mutant's module now if it is imported already, else right after its first import."""
     global _active
-    if name not in MUTANTS:
-        raise SystemExit(f"{ENV}={name!r}: unknown mutant (one of {', '.join(MUTANTS)})")
+    parts = name.split("+")  # a mutant combined with switched-off defences: "a+kip320-off"
+    unknown = [part for part in parts if part not in MUTANTS and part not in DEFENCES]
+    if unknown:
+        raise SystemExit(f"{ENV}={name!r}: unknown mutant (one of {', '.join(MUTANTS)}; "
+                         f"combinable with +{', +'.join(DEFENCES)})")
     _active = name
-    module, _, patch = MUTANTS[name]
-    if module in sys.modules:
-        patch(sys.modules[module])
-    else:
-        sys.meta_path.insert(0, _PatchOnImport(module, patch))
+    for part in parts:
+        module, _, patch = MUTANTS.get(part) or DEFENCES[part]
+        if module in sys.modules:
+            patch(sys.modules[module])
+        else:
+            sys.meta_path.insert(0, _PatchOnImport(module, patch))

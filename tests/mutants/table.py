@@ -1,6 +1,6 @@
 """`make chaos-mutants`: run `brook chaos` against each mutant (and the normal build), print a table.
 
-    python tests/mutants/table.py [--duration 90s] [--seed 35] [--budget 300] [--only NAME,...]
+    python tests/mutants/table.py [--duration 100s] [--seed 35] [--budget 300] [--only NAME,...]
                                   [--network none|netns] [--json PATH]
 
 Each run is `brook chaos run --fresh --scenario random --duration D --seed S` (its own cluster, the
@@ -55,7 +55,7 @@ def run_one(mutant: str | None, duration: str, seed: int, budget_s: float, netwo
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGINT)  # the tester stops the cluster it started on its way out
             try:
-                proc.wait(timeout=60)
+                proc.wait(timeout=180)  # it flushes, then stops its cluster (the servers have their own sessions)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -97,7 +97,7 @@ def _kinds(row: dict[str, object]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", default="90s")
+    parser.add_argument("--duration", default="100s")
     parser.add_argument("--seed", type=int, default=35)
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per run, everything included")
     parser.add_argument("--only", default="", help="comma-separated mutants (default: all), 'normal' for the build")

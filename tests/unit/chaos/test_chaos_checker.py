@@ -318,3 +318,36 @@ def test_ack_without_offset_is_checked_by_value():
     h.read(Read(DRAIN, 0, 0, 1, "d", 3.0))
     result = check_history(h)
     assert result.ok and result.info["acked_without_offset"] == 1
+
+
+# -- idempotent batches: a duplicate within one producer epoch vs a re-send after an epoch bump --------
+
+def _duplicate_history(batches: list[tuple[int, int, int, int, int]]) -> History:
+    """Value a acknowledged at 0@2 and also read at 0@0 (b at 0@1); `batches` as the log holds them."""
+    acks = {"a": (0, 2), "b": (0, 1)}
+    reads = [(DRAIN, 0, 0, 0, "a"), (DRAIN, 0, 0, 1, "b"), (DRAIN, 0, 0, 2, "a")]
+    h = make_history(acks, reads, drained={0: 3})
+    h.idempotent_batches = {0: batches}
+    return h
+
+
+def test_duplicate_under_a_new_producer_epoch_is_info_not_an_anomaly():
+    # producer 7 wrote a at 0 (epoch 3, seq 0) and b at 1 (seq 1), then bumped its epoch and re-sent a.
+    h = _duplicate_history([(0, 0, 7, 3, 0), (1, 1, 7, 3, 1), (2, 2, 7, 4, 0)])
+    result = check(h)
+    assert result.ok, result.anomalies
+    assert result.info["duplicate_new_producer_epoch"] == 1
+
+
+def test_duplicate_within_one_producer_epoch_is_an_anomaly():
+    # the same batch (producer 7, epoch 3, sequence 0) stored twice: de-duplication failed.
+    h = _duplicate_history([(0, 0, 7, 3, 0), (1, 1, 7, 3, 1), (2, 2, 7, 3, 0)])
+    result = check(h)
+    assert kinds(result) == {"duplicate": 1, "duplicate_sequence": 1}
+    assert "producer 7 epoch 3 sequence 0 stored at offsets 0 and 2" in result.examples()["duplicate_sequence"][0]
+
+
+def test_duplicate_without_batch_information_stays_an_anomaly():
+    # a copy above the compared HW (or a non-idempotent batch): nothing excuses it.
+    assert kinds(check(_duplicate_history([(0, 0, 7, 3, 0), (1, 1, 7, 3, 1)]))) == {"duplicate": 1}
+    assert kinds(check(_duplicate_history([(0, 0, 7, 3, 0), (1, 1, 7, 3, 1), (2, 2, 8, 4, 0)]))) == {"duplicate": 1}

@@ -32,6 +32,7 @@ class FakeControl:
     def kill(self, node_id: int, sig: int) -> None:
         self.actions.append(("kill", node_id, sig))
         self.down.add(node_id)
+        self.paused.discard(node_id)  # as LocalControl and NetnsControl: a killed node is not paused
 
     def start(self, node_id: int) -> None:
         self.actions.append(("start", node_id, 0))
@@ -87,13 +88,13 @@ def test_a_seed_replays_the_same_faults(virtual_time):  # noqa: ANN001
     for _ in range(2):
         virtual_time[0] = 0.0
         nemesis, control = make_nemesis(42, virtual_time)
-        nemesis.run("random", 120.0)
+        nemesis.run("random", 120.0, concurrency=1)
         runs.append((control.actions, [f.to_dict() for f in nemesis.timeline]))
     assert runs[0] == runs[1]
     assert len(runs[0][1]) >= 5
     virtual_time[0] = 0.0
     other, control = make_nemesis(43, virtual_time)
-    other.run("random", 120.0)
+    other.run("random", 120.0, concurrency=1)
     assert control.actions != runs[0][0]
 
 
@@ -273,16 +274,16 @@ def test_unclean_round_leaves_the_leader_alone_in_the_isr_then_elects_a_follower
 
 
 def test_random_mix_overlaps_rounds_and_cuts_the_network_only_with_namespaces(virtual_time):  # noqa: ANN001
-    nemesis, control, _ = live_nemesis(5, virtual_time)
-    nemesis.run("random", 300.0)
+    nemesis, control, _ = live_nemesis(1, virtual_time)
+    nemesis.run("random", 300.0, concurrency=1)
     kinds_seen = {f.kind.split("/")[0] for f in nemesis.timeline}
     assert any(f.overlapped for f in nemesis.timeline)
     assert not any(k.startswith("cut-") for k in kinds_seen)
     assert {"leader-churn", "unclean-election"} <= kinds_seen
     assert any(k.startswith("pause-") and k.endswith("-short") for k in kinds_seen)
     virtual_time[0] = 0.0
-    nemesis, control, _ = live_nemesis(5, virtual_time, NetControl())
-    nemesis.run("random", 300.0)
+    nemesis, control, _ = live_nemesis(1, virtual_time, NetControl())
+    nemesis.run("random", 300.0, concurrency=1)
     assert any(f.kind.startswith("cut-") for f in nemesis.timeline)
     assert control.cuts and ("heal-network", 0, 0) in control.actions
     with pytest.raises(ValueError, match="network namespaces"):
@@ -295,3 +296,105 @@ def test_sweep_makes_each_broker_the_only_leader_and_reads_it(virtual_time):  # 
     assert nemesis.sweep(lambda b: read.append((b, set(control.paused))) or True) == [101, 102, 103]
     assert read == [(101, {102, 103}), (102, {101, 103}), (103, {101, 102})]
     assert not control.paused
+
+
+# -- targeted rounds and concurrent rounds (issue 15: detection power) ---------------------------------
+
+def test_lagging_follower_election_kills_the_leader_while_the_follower_is_out_of_the_isr(virtual_time):  # noqa: ANN001
+    for seed in range(10):
+        nemesis, control, _ = live_nemesis(seed, virtual_time)
+        nemesis.lag_time_s = 5.0
+        nemesis.lagging_follower_election()
+        fault = nemesis.timeline[-1]
+        replicas = [101 + (fault.partition + i) % 3 for i in range(3)]
+        leader, lagging = replicas[0], replicas[1]  # the follower a careless election would take first
+        assert control.actions == [("pause", lagging, 0), ("pause", leader, 0), ("resume", lagging, 0),
+                                   ("kill", leader, signal.SIGKILL), ("start", leader, 0)], control.actions
+        paused_for = fault.actions[1][0] - fault.actions[0][0]
+        assert paused_for >= 5.0  # longer than the session and the lag time: out of the ISR
+        assert not control.down
+
+
+class RejoinAdmin(LiveAdmin):
+    """As LiveAdmin, but a follower that was out of the ISR is back in it after three resumes, even
+    while stopped (an ISR member is only dropped after the lag time)."""
+
+    def __init__(self, control: FakeControl) -> None:
+        super().__init__(control)
+        self.resumes: dict[int, int] = {}
+
+    def _alive(self, broker: int) -> bool:
+        if broker in self.control.paused and self.resumes.get(broker, 0) >= 3:
+            return True
+        return super()._alive(broker)
+
+
+def test_rejoin_round_kills_the_leader_when_the_stopped_follower_is_back_in_the_isr(virtual_time):  # noqa: ANN001
+    control = FakeControl()
+    admin = RejoinAdmin(control)
+    resume = control.resume
+
+    def counting_resume(node_id: int) -> None:
+        admin.resumes[node_id] = admin.resumes.get(node_id, 0) + 1
+        resume(node_id)
+    control.resume = counting_resume  # type: ignore[method-assign]
+    nemesis = Nemesis(control, admin, "t", random.Random(4), lambda: virtual_time[0], session_timeout_s=3.0,
+                      log=lambda _: None, health=lambda timeout_s, _: True)
+    nemesis.rejoin_while_leader_dies()
+    fault = nemesis.timeline[-1]
+    replicas = [101 + (fault.partition + i) % 3 for i in range(3)]
+    leader, joiner = replicas[0], replicas[1]
+    kill = control.actions.index(("kill", leader, signal.SIGKILL))
+    before = [a for a in control.actions[:kill] if a[1] == joiner]
+    assert before[-1] == ("pause", joiner, 0) and admin.resumes[joiner] >= 3  # stopped, back in the ISR
+    assert control.actions[kill + 1] == ("resume", joiner, 0)
+    assert control.actions[-1] == ("start", leader, 0) and not control.paused and not control.down
+
+
+def test_concurrent_random_rounds_overlap(virtual_time):  # noqa: ANN001
+    nemesis, control, _ = live_nemesis(8, virtual_time)
+    nemesis.run("random", 600.0, concurrency=3)
+    faults = [f for f in nemesis.timeline if f.end_s >= 0]
+    assert any(a is not b and a.start_s < b.end_s and b.start_s < a.end_s for a in faults for b in faults)
+    counts = nemesis.fault_actions()
+    assert counts["SIGKILL"] > 0 and counts["SIGSTOP"] > 0 and counts["cut"] == 0
+    assert not control.down and not control.paused  # every worker restored its victims
+
+
+def test_an_exclusive_round_waits_for_running_rounds_and_blocks_new_ones():
+    import threading
+
+    nemesis, _ = make_nemesis(1, [0.0])
+    log: list[str] = []
+    shared_in, exclusive_waiting, release_shared = threading.Event(), threading.Event(), threading.Event()
+
+    def shared(name: str, hold: threading.Event | None) -> None:
+        with nemesis._round():
+            log.append(f"{name} in")
+            shared_in.set()
+            if hold is not None:
+                hold.wait(10)
+            log.append(f"{name} out")
+
+    def exclusive() -> None:
+        exclusive_waiting.set()
+        with nemesis._round(exclusive=True):
+            log.append("exclusive in")
+            log.append("exclusive out")
+
+    first = threading.Thread(target=shared, args=("first", release_shared))
+    first.start()
+    assert shared_in.wait(10)
+    alone = threading.Thread(target=exclusive)
+    alone.start()
+    assert exclusive_waiting.wait(10)
+    while not nemesis._exclusive_waiting:  # the exclusive round is queued
+        threading.Event().wait(0.01)
+    later = threading.Thread(target=shared, args=("later", None))
+    later.start()
+    threading.Event().wait(0.2)
+    assert log == ["first in"]  # neither the exclusive round nor a new shared one entered
+    release_shared.set()
+    for t in (first, alone, later):
+        t.join(10)
+    assert log == ["first in", "first out", "exclusive in", "exclusive out", "later in", "later out"]
