@@ -21,6 +21,8 @@ from cluster.records import PartitionChange, PartitionRecord
 from storage.memory_log import MemoryLog
 from tests.sim.cluster import BROKER_IDS, SimCluster, decode_values
 
+MIN_INSYNC = 2  # the simulated topic's min.insync.replicas
+
 
 class LogView:
     """offset -> value of one MemoryLog, refreshed incrementally."""
@@ -53,7 +55,9 @@ class Checker:
         self.prefix_checked: dict[int, tuple[int, int, int]] = {}  # broker -> (view key, version, upto)
         self.controller_epochs: dict[int, int] = {}
         self.last_fingerprint: tuple[Any, ...] = ()
+        self.committed_idempotent: set[bytes] = set()
         cluster.metadata_listeners.append(self._on_commit)
+        cluster.ack_listeners.append(self._on_ack)
 
     # -- the controller's records ----------------------------------------------------------------
     def _on_commit(self, records: list[Any], image: Any) -> None:
@@ -67,6 +71,18 @@ class Checker:
                 if leader is not None and leader != reg.leader:
                     self.c.violation(f"controller gave leader epoch {reg.leader_epoch} to {leader} and {reg.leader}")
                 self.controller_epochs[reg.leader_epoch] = reg.leader
+
+    def _on_ack(self, values: list[bytes], base_offset: int) -> None:
+        """acks=all with min.insync.replicas=2: when the client learns of the ack, at least two replicas
+        hold each record at its offset (Kafka's promise for the setting)."""
+        holders = []
+        for bid in BROKER_IDS:
+            found = self._view(bid)
+            if found is not None and all(found[0].values.get(base_offset + i) == v for i, v in enumerate(values)):
+                holders.append(bid)
+        if len(holders) < MIN_INSYNC:
+            self.c.violation(f"acknowledged {values[0]!r}.. at {base_offset} is held by {len(holders)} replica(s) "
+                             f"{holders}, fewer than min.insync.replicas={MIN_INSYNC}")
 
     # -- helpers ----------------------------------------------------------------------------------
     def _log(self, broker_id: int) -> MemoryLog | None:
@@ -156,6 +172,12 @@ class Checker:
             if value is None:
                 self.c.violation(f"b{leader_id} leads with HW {hw} but has no record at {offset}")
                 return
+            if not value.startswith(b"-1:"):  # an idempotent producer's record: exactly once
+                if value in self.committed_idempotent:
+                    first = self.committed.index(value)
+                    self.c.violation(f"idempotent record {value!r} committed twice, at {first} and {offset}")
+                    return
+                self.committed_idempotent.add(value)
             self.committed.append(value)
 
     def _check_prefix(self, broker_id: int) -> None:
