@@ -56,6 +56,7 @@ class Checker:
         self.controller_epochs: dict[int, int] = {}
         self.last_fingerprint: tuple[Any, ...] = ()
         self.committed_idempotent: set[bytes] = set()
+        self.follower_checked: dict[int, tuple[Any, int]] = {}
         cluster.metadata_listeners.append(self._on_commit)
         cluster.ack_listeners.append(self._on_ack)
 
@@ -130,20 +131,27 @@ class Checker:
         for bid in BROKER_IDS:
             self._check_prefix(bid)
         self._check_acked(self._isr_members())
+        self._check_followers(key)
 
     def _fingerprint(self, key: tuple[bytes, int]) -> tuple[Any, ...]:
         """Everything the checks read; a step that changes none of it needs no check."""
-        parts: list[Any] = [len(self.c.state.acked), self.c.raft.image.offset]
-        for bid in BROKER_IDS:
-            broker = self.c.brokers[bid]
+        c = self.c
+        parts: list[Any] = [len(c.state.acked), c.raft.image.offset]
+        append = parts.append
+        for broker in c.broker_list:
             log = broker.logs.logs.get(key)
             if log is not None:
-                parts += (id(log._batches), len(log._batches), log.high_watermark)  # noqa: SLF001
-            p = broker.b.replicas.partitions.get(key) if broker.b is not None else None
+                batches = log._batches  # noqa: SLF001
+                append((id(batches), len(batches), log._high_watermark))  # noqa: SLF001
+            b = broker.b
+            p = b.replicas.partitions.get(key) if b is not None else None
             state = p.leader if p is not None else None
-            if state is not None:
-                parts += (state.leader_epoch, state.high_watermark, state.isr)
-            parts.append(-1)
+            if p is None:
+                append(None)
+            elif state is None:
+                append((p.leader_id, p.leader_epoch, p.needs_truncation))
+            else:
+                append((state.leader_epoch, state.high_watermark, state.isr))
         return tuple(parts)
 
     def _isr_members(self) -> list[int]:
@@ -159,6 +167,38 @@ class Checker:
         if p is not None and p.leader is not None and p.leader.leader_epoch == reg.leader_epoch:
             members.extend(r for r in p.leader.isr if r not in members)
         return members
+
+    def _check_followers(self, key: tuple[bytes, int]) -> None:
+        """Truncation's postcondition (KIP-279): a live follower that has finished truncating against
+        the live leader of its current epoch holds a prefix of that leader's log. (Fetching keeps it
+        so: the leader only appends within an epoch.)"""
+        brokers = self.c.brokers
+        for bid in BROKER_IDS:
+            b = brokers[bid].b
+            p = b.replicas.partitions.get(key) if b is not None else None
+            if p is None or p.leader is not None or p.needs_truncation or p.leader_id not in brokers:
+                continue
+            lb = brokers[p.leader_id].b
+            lp = lb.replicas.partitions.get(key) if lb is not None else None
+            if lp is None or lp.leader is None or lp.leader_epoch != p.leader_epoch:
+                continue
+            mine, theirs = self._view(bid), self._view(p.leader_id)
+            if mine is None or theirs is None:
+                continue
+            (view, log), (lview, llog) = mine, theirs
+            stamp = (id(log), view.version, id(llog), lview.version, p.leader_epoch)
+            done = self.follower_checked.get(bid)
+            start = done[1] if done is not None and done[0] == stamp else 0
+            end = log.log_end_offset
+            for offset in range(max(start, log.log_start_offset), end):
+                if offset >= llog.log_end_offset or view.values.get(offset) != lview.values.get(offset):
+                    self.c.violation(f"b{bid} follows b{p.leader_id} at epoch {p.leader_epoch}, done truncating, "
+                                     f"but at {offset} has {view.values.get(offset)!r} where the leader has "
+                                     f"{lview.values.get(offset)!r} (follower LEO {end}, epochs "
+                                     f"{[(e.epoch, e.start_offset) for e in log.epoch_entries()]}; leader "
+                                     f"{[(e.epoch, e.start_offset) for e in llog.epoch_entries()]})")
+                    return
+            self.follower_checked[bid] = (stamp, max(start, end))
 
     def _extend_committed(self, leader_id: int, hw: int) -> None:
         if hw <= len(self.committed):

@@ -538,6 +538,7 @@ class SimCluster:
         self.raft = SimRaft(self)
         self.controllers = {i: SimController(self, i) for i in CONTROLLER_IDS}
         self.brokers = {i: SimBroker(self, i) for i in BROKER_IDS}
+        self.broker_list = [self.brokers[i] for i in BROKER_IDS]
         self.client = Node(self.sim, "client")
         self.state = ClusterState()
         self.topic_id = b""
