@@ -55,10 +55,11 @@ DISCONNECT_GRACE_MS = 60  # a crashed broker's dropped connection: fenced after 
 
 
 ALL_KINDS = ("crash", "crash_leader", "pause", "partition", "isolate_leader", "controller_failover",
-             "preferred_election", "slow_link", "leader_bounce", "power_loss", "power_loss_leader")
+             "preferred_election", "slow_link", "leader_bounce", "power_loss", "power_loss_leader",
+             "power_outage", "outage_during_catchup")
 LEADERSHIP_KINDS = ("leader_bounce", "pause", "slow_link")
 CHURN_KINDS = ("crash_leader", "crash_leader", "crash", "pause", "isolate_leader", "power_loss_leader")
-POWER_KINDS = ("power_loss", "power_loss_leader")
+POWER_KINDS = ("power_loss", "power_loss_leader", "power_outage", "outage_during_catchup")
 
 
 @dataclass
@@ -734,6 +735,10 @@ class SimCluster:
                 self._crash_broker(leader, duration, kind == "power_loss_leader")
         elif kind == "power_loss":
             self._crash_broker(rng.choice(BROKER_IDS), duration, power_loss=True)
+        elif kind == "power_outage":
+            self._power_outage()
+        elif kind == "outage_during_catchup":
+            self._outage_during_catchup()
         elif kind == "pause":
             broker = self.brokers[rng.choice(BROKER_IDS)]
             self.sim.note(f"nemesis: pause b{broker.broker_id} for {duration} ms")
@@ -766,6 +771,30 @@ class SimCluster:
             self.sim.at(self.sim.now + duration, self.net.slow.pop, pair, None)
         elif kind == "leader_bounce":
             self._leader_bounce()
+
+    def _power_outage(self) -> None:
+        """A rack loses power: every broker dies within a few ms and keeps only what it synced; they
+        come back one by one. The ISR shrinks to the last broker fenced, which leads again with the
+        HW its disk had (it lags what was acknowledged: the HW checkpoint is not synced)."""
+        rng = self.sim.rng
+        self.sim.note("nemesis: power outage of every broker")
+        for bid in rng.sample(BROKER_IDS, len(BROKER_IDS)):
+            self.sim.at(self.sim.now + rng.randint(0, 3), self._crash_broker, bid, rng.randint(100, 700), True)
+
+    def _outage_during_catchup(self) -> None:
+        """A follower that fell out of the ISR (a pause longer than replica.lag.time.max.ms) resumes
+        and catches up; the outage strikes while it is a batch or two behind, before it is back in
+        the ISR (KAFKA-7128's window: its LEO may reach the new leader's lagging HW)."""
+        rng = self.sim.rng
+        leader = self._leader_id()
+        if leader <= 0:
+            return
+        follower = rng.choice([b for b in BROKER_IDS if b != leader])
+        pause = LAG_MS + rng.randint(50, 300)
+        node = self.brokers[follower].node
+        node.paused_until = max(node.paused_until, self.sim.now + pause)
+        self.sim.note(f"nemesis: b{follower} paused {pause} ms (leaves the ISR); a power outage as it catches up")
+        self.sim.at(self.sim.now + pause + rng.randint(2, 40), self._power_outage)
 
     def _leader_bounce(self) -> None:
         """Leadership moves away from the preferred replica P and back while the interim leader I
