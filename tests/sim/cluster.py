@@ -782,19 +782,42 @@ class SimCluster:
             self.sim.at(self.sim.now + rng.randint(0, 3), self._crash_broker, bid, rng.randint(100, 700), True)
 
     def _outage_during_catchup(self) -> None:
-        """A follower that fell out of the ISR (a pause longer than replica.lag.time.max.ms) resumes
-        and catches up; the outage strikes while it is a batch or two behind, before it is back in
-        the ISR (KAFKA-7128's window: its LEO may reach the new leader's lagging HW)."""
+        """A follower that fell out of the ISR (paused past replica.lag.time.max.ms) resumes and
+        catches up; the outage strikes while its LEO is a few batches short of the leader's HW —
+        KAFKA-7128's window: after the outage the new leader's HW (its unsynced checkpoint) lags what
+        was acknowledged, and the follower's LEO may sit between the two. Its links are slow afterwards (a congested switch port), so the data that would complete
+        it takes long to come back."""
         rng = self.sim.rng
         leader = self._leader_id()
         if leader <= 0:
             return
         follower = rng.choice([b for b in BROKER_IDS if b != leader])
-        pause = LAG_MS + rng.randint(50, 300)
+        pause = LAG_MS + rng.randint(20, 150)
         node = self.brokers[follower].node
         node.paused_until = max(node.paused_until, self.sim.now + pause)
         self.sim.note(f"nemesis: b{follower} paused {pause} ms (leaves the ISR); a power outage as it catches up")
-        self.sim.at(self.sim.now + pause + rng.randint(2, 40), self._power_outage)
+        self.sim.at(self.sim.now + pause, self._watch_catchup, follower, self.sim.now + pause + 1000)
+
+    def _watch_catchup(self, follower: int, until: int) -> None:
+        if not self.faults_active or self.sim.now > until:
+            return
+        leader = self.brokers.get(self._leader_id())
+        b = self.brokers[follower].b
+        lp = leader.b.replicas.partitions.get((self.topic_id, 0)) if leader is not None and leader.b else None
+        fp = b.replicas.partitions.get((self.topic_id, 0)) if b is not None else None
+        state = lp.leader if lp is not None else None
+        if (state is not None and fp is not None and follower not in state.isr and len(state.isr) >= 2
+                and 0 < state.high_watermark - fp.log.log_end_offset <= 12):
+            self.sim.note(f"nemesis: b{follower} (LEO {fp.log.log_end_offset}) a few batches behind leader "
+                          f"b{leader.broker_id}'s HW {state.high_watermark}, outside the ISR {list(state.isr)}")
+            self._power_outage()
+            for other in BROKER_IDS:
+                if other != follower:
+                    self._slow_pair(follower, other, rng_slow := self.sim.rng.randint(80, 250))
+            self.sim.note(f"nemesis: b{follower}'s links slow (up to {rng_slow} ms)")
+            self.sim.at(self.sim.now + self.sim.rng.randint(600, 1000), self.net.slow.clear)
+            return
+        self.sim.at(self.sim.now + 2, self._watch_catchup, follower, until)
 
     def _leader_bounce(self) -> None:
         """Leadership moves away from the preferred replica P and back while the interim leader I
