@@ -6,7 +6,12 @@
    committed history (what leaders' HWs passed, first come).
 3. A leader's HW never decreases within its leader epoch (per process incarnation).
 4. At most one broker leads a given leader epoch, and the controller never reuses an epoch.
-5. At the end (everything healed, quiet): the leader and every ISR replica hold every acknowledged
+5. When the client receives an acks=all acknowledgement, at least min.insync.replicas replicas hold
+   its records at their offsets.
+6. An idempotent producer's record is committed at most once.
+7. Truncation's postcondition (KIP-279): a live follower done truncating against the live leader
+   of its current epoch holds a prefix of that leader's log.
+8. At the end (everything healed, quiet): the leader and every ISR replica hold every acknowledged
    record, and all ISR replicas agree up to the HW.
 
 Logs are read through a small incremental cache (MemoryLog keeps its batches in a list that
