@@ -110,6 +110,7 @@ MUTANT_SEEDS = {
     "loss1-epoch-not-recorded": 4,
     "loss2-one-truncation-round": 12,
     "loss3-hw-ignores-pending-isr": 35,
+    "loss4-isr-ignores-epoch-start": 440,
 }
 
 
