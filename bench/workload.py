@@ -94,7 +94,11 @@ def create_topic(bootstrap: str, name: str, partitions: int, timeout_s: float = 
             time.sleep(0.5)
     created = time.monotonic()
     while time.monotonic() < deadline:
-        md = client.list_topics(name, timeout=10).topics.get(name)
+        try:
+            md = client.list_topics(name, timeout=10).topics.get(name)
+        except Exception:  # a broker busy applying a large metadata change may answer late
+            time.sleep(0.5)
+            continue
         if md is not None and md.error is None and len(md.partitions) == partitions \
                 and all(p.leader >= 0 for p in md.partitions.values()):
             return created
@@ -118,9 +122,10 @@ def warm_producer(bootstrap: str, topic: str, extra: dict[str, Any] | None = Non
     return producer
 
 
-def produce(bootstrap: str, topic: str, size: int, seconds: float, records_max: int) -> Throughput:
-    """As fast as acks allow, round robin over the topic's partitions (no key)."""
-    producer = warm_producer(bootstrap, topic)
+def produce(bootstrap: str, topic: str, size: int, seconds: float, records_max: int,
+            producer: Any = None) -> Throughput:
+    """As fast as acks allow, round robin over the topic's partitions (no key); `producer`: a warm one."""
+    producer = producer or warm_producer(bootstrap, topic)
     latencies: list[float] = []
     errors = [0]
 
@@ -168,9 +173,9 @@ def consume(bootstrap: str, topic: str, partitions: int, records: int, seconds: 
     return Throughput(got, elapsed, nbytes // got if got else 0, errors, [])
 
 
-def paced(bootstrap: str, topic: str, rate: int, seconds: float, size: int = 100) -> Latency:
+def paced(bootstrap: str, topic: str, rate: int, seconds: float, size: int = 100, producer: Any = None) -> Latency:
     """acks=all latency at a fixed offered rate (records/s), one record per produce() call."""
-    producer = warm_producer(bootstrap, topic)
+    producer = producer or warm_producer(bootstrap, topic)
     latencies: list[float] = []
     errors = [0]
 
@@ -202,6 +207,35 @@ def paced(bootstrap: str, topic: str, rate: int, seconds: float, size: int = 100
     producer.flush(60)
     p = percentiles(latencies)
     return Latency(rate, len(latencies), errors[0], p[50.0], p[99.0], p[99.9], max(latencies, default=float("nan")))
+
+
+def one_at_a_time(bootstrap: str, topic: str, seconds: float, size: int = 100, producer: Any = None) -> Latency:
+    """acks=all latency of one record per request with nothing else in flight (closed loop, linger.ms=0):
+    the cluster's own round trip, and a fixed number of requests to divide CPU time by. `rate` in
+    the result is the number of requests per second achieved."""
+    producer = producer or warm_producer(bootstrap, topic, {"linger.ms": 0})
+    latencies: list[float] = []
+    errors = [0]
+    done = [False]
+
+    def delivered(err: Any, msg: Any) -> None:
+        done[0] = True
+        if err is not None:
+            errors[0] += 1
+        else:
+            latencies.append(msg.latency() * 1000.0)
+
+    value = b"x" * size
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done[0] = False
+        producer.produce(topic, value, partition=0, on_delivery=delivered)
+        while not done[0]:
+            producer.poll(0.05)
+    elapsed = time.perf_counter() - start
+    p = percentiles(latencies)
+    return Latency(int(len(latencies) / elapsed), len(latencies), errors[0], p[50.0], p[99.0], p[99.9],
+                   max(latencies, default=float("nan")))
 
 
 def creation_to_first_ack(bootstrap: str, warm_topic: str, partitions: int = 3) -> float:
@@ -252,7 +286,7 @@ class FailoverWriter:
             return next((a for a in self.acks if a > t), None)
 
 
-def failover(bootstrap: str, topic: str, runs: int, kill: Callable[[int], None], restart: Callable[[int], None],
+def failover(bootstrap: str, topic: str, runs: int, kill: Callable[[int], object], restart: Callable[[int], object],
              healthy: Callable[[], bool], resume_max_s: float = 45.0) -> list[float | None]:
     """Kill partition 0's leader `runs` times; seconds from each kill to the first acknowledgement after it."""
     writer = FailoverWriter(bootstrap, topic)

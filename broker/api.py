@@ -44,6 +44,8 @@ class FetchResult:
     log_start_offset: int = -1
     records: bytes = b""
     message: str = ""
+    # read_committed only: (producer id, first offset) of each aborted transaction in the range read
+    aborted_transactions: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,53 @@ class ElectionOutcome:
     message: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteRecordsResult:
+    """DeleteRecords of one partition: the low watermark is the lowest log start offset of the
+    leader and its ISR followers once they all reached the requested offset."""
+
+    error: ErrorCode = ErrorCode.none
+    low_watermark: int = -1
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogDirPartition:
+    topic: str
+    partition: int
+    size_bytes: int
+    offset_lag: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LogDirInfo:
+    """One log directory of this broker (Kafka's DescribeLogDirs)."""
+
+    path: str
+    error: ErrorCode = ErrorCode.none
+    partitions: tuple[LogDirPartition, ...] = ()
+    total_bytes: int = -1
+    usable_bytes: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerInfo:
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int = -1
+    last_timestamp: int = -1
+    current_txn_start_offset: int = -1  # the first offset of its open transaction (-1: none)
+
+
+@dataclass(frozen=True, slots=True)
+class ProducersResult:
+    """The active idempotent producers of a partition this broker leads (DescribeProducers)."""
+
+    error: ErrorCode = ErrorCode.none
+    message: str = ""
+    producers: tuple[ProducerInfo, ...] = ()
+
+
 class BrokerCore(Protocol):
     """The broker as the client adapters see it."""
 
@@ -164,10 +213,21 @@ class BrokerCore(Protocol):
                       timeout_ms: int) -> ProduceResult: ...
 
     async def fetch(self, partitions: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
-                    max_bytes: int) -> list[FetchResult]: ...
+                    max_bytes: int, read_committed: bool = False) -> list[FetchResult]:
+        """read_committed: up to the last stable offset, with the aborted transactions of the range."""
+        ...
 
     def list_offsets(self, topic: str, partition: int, timestamp: int,
-                     current_leader_epoch: int = -1) -> OffsetResult: ...
+                     current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult: ...
+
+    async def append_marker(self, topic: str, partition: int, producer_id: int, producer_epoch: int,
+                            coordinator_epoch: int, commit: bool, timeout_ms: int) -> ErrorCode:
+        """Write a transaction marker as the partition's leader (acks=-1); the coordinator calls it."""
+        ...
+
+    def partition_transactions(self, topic: str, partition: int) -> dict[int, int] | None:
+        """Open transactions of a led partition (producer id -> first offset); None when not leader."""
+        ...
 
     def offset_for_leader_epoch(self, topic: str, partition: int, current_leader_epoch: int,
                                 leader_epoch: int) -> EpochEndOffset: ...
@@ -202,6 +262,18 @@ class BrokerCore(Protocol):
         """Forward an AdminService request (brookpb.admin_pb2) to the active controller; None when no
         controller answers. The Kafka listener's SCRAM and ACL APIs use it."""
         ...
+
+    async def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int) -> DeleteRecordsResult:
+        """Move the log start of a partition this broker leads to `offset` (-1: the high watermark),
+        then wait (bounded by `timeout_ms`) until the ISR followers have moved theirs."""
+        ...
+
+    def describe_log_dirs(self, wanted: Mapping[str, Sequence[int]] | None) -> list[LogDirInfo]:
+        """This broker's log directories and the replicas in them (`wanted`: topic -> partitions, an
+        empty sequence meaning every partition of the topic; None: everything)."""
+        ...
+
+    def describe_producers(self, topic: str, partition: int) -> ProducersResult: ...
 
     async def ensure_topic(self, name: str) -> ErrorCode:
         """Create `name` with the defaults if auto.create.topics.enable (Metadata requests)."""

@@ -12,22 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from broker.api import (
     AlterConfigOp,
     ConfigValue,
+    DeleteRecordsResult,
     ElectionOutcome,
     EpochEndOffset,
     FetchPartition,
     FetchResult,
+    LogDirInfo,
+    LogDirPartition,
     NewPartitions,
     NewTopic,
     OffsetResult,
     ProduceResult,
     ProducerIdResult,
+    ProducerInfo,
+    ProducersResult,
     QuorumInfo,
     ResourceConfigResult,
     TopicOutcome,
@@ -47,6 +53,7 @@ from cluster.image import MetadataImage
 log = logging.getLogger("brook.broker")
 
 OFFSETS_TOPIC = "__consumer_offsets"
+TXN_TOPIC = "__transaction_state"
 # How often idle partitions are checked against flush.ms.
 FLUSH_CHECK_INTERVAL_S = 1.0
 
@@ -68,6 +75,9 @@ class Broker:
         self.replicas.fetcher_changed = self.fetchers.reconcile
         self._tasks: list[asyncio.Task] = []
         self._producer_ids: list[int] = []  # [next, end)
+        # Called after a transaction marker is written here: (topic, partition, producer id, commit).
+        # The group coordinator makes transactional offset commits visible (or drops them) with it.
+        self.marker_listeners: list[Any] = []
         self._producer_id_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -167,10 +177,30 @@ class Broker:
         return await self.replicas.produce(topic, partition, records, acks, timeout_ms)
 
     async def fetch(self, partitions: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
-                    max_bytes: int) -> list[FetchResult]:
-        return await self.replicas.fetch(partitions, max_wait_ms, min_bytes, max_bytes)
+                    max_bytes: int, read_committed: bool = False) -> list[FetchResult]:
+        return await self.replicas.fetch(partitions, max_wait_ms, min_bytes, max_bytes, read_committed)
 
-    def list_offsets(self, topic: str, partition: int, timestamp: int, current_leader_epoch: int = -1) -> OffsetResult:
+    async def append_marker(self, topic: str, partition: int, producer_id: int, producer_epoch: int,
+                            coordinator_epoch: int, commit: bool, timeout_ms: int) -> ErrorCode:
+        error = await self.replicas.append_marker(topic, partition, producer_id, producer_epoch, coordinator_epoch,
+                                                  commit, timeout_ms)
+        if error == ErrorCode.none:
+            for listener in list(self.marker_listeners):
+                try:
+                    listener(topic, partition, producer_id, commit)
+                except Exception:
+                    log.exception("transaction marker listener failed")
+        return error
+
+    def partition_transactions(self, topic: str, partition: int) -> dict[int, int] | None:
+        """Open transactions of a partition this broker leads (producer id -> first offset), None if not."""
+        p = self.replicas.lookup(topic, partition)
+        if p is None or p.leader is None:
+            return None
+        return p.log.ongoing_transactions()
+
+    def list_offsets(self, topic: str, partition: int, timestamp: int, current_leader_epoch: int = -1,
+                     read_committed: bool = False) -> OffsetResult:
         p = self.replicas.lookup(topic, partition)
         if p is None or p.leader is None:
             return OffsetResult(self.replicas._not_leader_error(topic, partition))
@@ -182,10 +212,14 @@ class Broker:
             if not p.leader.offsets_available:
                 # KIP-207: a new leader's HW may lag what the previous one acknowledged.
                 return OffsetResult(ErrorCode.offset_not_available, -1, -1, p.leader_epoch)
+            if read_committed:
+                return OffsetResult(ErrorCode.none, self.replicas.last_stable_offset(p), -1, p.leader_epoch)
             return OffsetResult(ErrorCode.none, hw, -1, p.leader_epoch)
         if timestamp == -2:
             return OffsetResult(ErrorCode.none, p.log.log_start_offset, -1, p.leader_epoch)
         found = p.log.offset_for_timestamp(timestamp)
+        if read_committed:
+            hw = self.replicas.last_stable_offset(p)
         if found is None or found[0] >= hw:
             return OffsetResult(ErrorCode.none, -1, -1, p.leader_epoch)
         return OffsetResult(ErrorCode.none, found[0], found[1], p.leader_epoch)
@@ -198,6 +232,42 @@ class Broker:
         error, epoch, end = self.leader_side.end_offset_for_epoch(p.topic_id, partition, current_leader_epoch,
                                                                   leader_epoch)
         return EpochEndOffset(error, epoch, end)
+
+    async def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int) -> DeleteRecordsResult:
+        return await self.replicas.delete_records(topic, partition, offset, timeout_ms)
+
+    def describe_log_dirs(self, wanted: Mapping[str, Sequence[int]] | None) -> list[LogDirInfo]:
+        """The one log directory (see OPERATIONS.md) with every local replica asked for. Offset lag is
+        Kafka's: max(0, HW - LEO) of the replica's own log, 0 for a current (non-future) replica."""
+        path = self.logs.log_dir
+        try:
+            usage = shutil.disk_usage(path)
+            total, usable = usage.total, usage.free
+        except OSError as e:
+            log.warning("disk usage of %s: %s", path, e)
+            return [LogDirInfo(path, ErrorCode.kafka_storage_error)]
+        parts = []
+        for p in sorted(self.replicas.partitions.values(), key=lambda q: (q.topic, q.index)):
+            if wanted is not None:
+                indexes = wanted.get(p.topic)
+                if indexes is None or (indexes and p.index not in indexes):
+                    continue
+            size = sum(s.size_bytes for s in p.log.segments())
+            lag = max(0, p.log.high_watermark - p.log.log_end_offset)
+            parts.append(LogDirPartition(p.topic, p.index, size, lag))
+        return [LogDirInfo(path, ErrorCode.none, tuple(parts), total, usable)]
+
+    def describe_producers(self, topic: str, partition: int) -> ProducersResult:
+        p = self.replicas.lookup(topic, partition)
+        if p is None or p.leader is None:
+            return ProducersResult(self.replicas._not_leader_error(topic, partition))
+        producers = []
+        open_txns = p.log.ongoing_transactions()
+        for producer_id, entry in sorted(p.log.producer_entries().items()):
+            last = entry.batches[-1].last_sequence if entry.batches else -1
+            producers.append(ProducerInfo(producer_id, entry.producer_epoch, last,
+                                          current_txn_start_offset=open_txns.get(producer_id, -1)))
+        return ProducersResult(ErrorCode.none, producers=tuple(producers))
 
     async def init_producer_id(self) -> ProducerIdResult:
         async with self._producer_id_lock:
@@ -350,6 +420,15 @@ class Broker:
                 return ErrorCode.coordinator_not_available
             topic = NewTopic(name, self.config.getint("offsets.topic.num.partitions"), rf,
                              {"cleanup.policy": "compact"})
+        elif name == TXN_TOPIC:
+            # The transaction state log, as Kafka creates it: compacted, min.insync.replicas from
+            # transaction.state.log.min.isr, and only once enough brokers are up.
+            rf = self.config.getint("transaction.state.log.replication.factor")
+            if len(self.session.image.active_broker_ids()) < rf:
+                return ErrorCode.coordinator_not_available
+            min_isr = min(self.config.getint("transaction.state.log.min.isr"), rf)
+            topic = NewTopic(name, self.config.getint("transaction.state.log.num.partitions"), rf,
+                             {"cleanup.policy": "compact", "min.insync.replicas": str(min_isr)})
         elif not bool(self.config["auto.create.topics.enable"]):
             return ErrorCode.unknown_topic_or_partition
         else:

@@ -37,6 +37,7 @@ class Position:
     fetch_offset: int
     current_leader_epoch: int
     last_fetched_epoch: int
+    log_start_offset: int = 0  # the follower's (DeleteRecords waits for it, see LeaderState)
 
 
 @dataclass(slots=True)
@@ -59,10 +60,12 @@ class LeaderSession:
     last_round_ms: int = -1        # when the previous round was answered
     on_change: Callable[[], None] | None = None  # wakes the session's one parked poll
 
-    def mark(self, key: PartitionKey) -> None:
+    def mark(self, key: PartitionKey, wake: bool = True) -> None:
+        """News on the leader's side for `key`. Without `wake` (a HW move) the parked poll is not
+        ended: the partition is read again, and its news sent, with the next answer."""
         if key in self.partitions:
             self.changed.add(key)
-            if self.on_change is not None:
+            if wake and self.on_change is not None:
                 self.on_change()
 
     def news(self, key: PartitionKey, high_watermark: int, log_start_offset: int, records: bool,

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -107,6 +108,28 @@ def apply_fetch_answer(p: Partition, answer: bpb.ReplicaFetchPartitionResult, le
     hw = min(answer.high_watermark, p.log.log_end_offset)
     if hw > p.log.high_watermark:
         p.log.set_high_watermark(hw)
+    follow_log_start(p, answer.log_start_offset)
+
+
+def follow_log_start(p: Partition, leader_log_start: int) -> None:
+    """Move a follower's log start up to the leader's (DeleteRecords and retention on the leader),
+    never past the follower's own HW (Kafka's maybeIncrementLogStartOffset on a fetch answer). The
+    next fetch reports the new log start, which is what the leader's DeleteRecords waits for."""
+    target = min(leader_log_start, p.log.high_watermark)
+    if target > p.log.log_start_offset:
+        p.log.delete_records_before(target)
+
+
+def throttle_catch_up(m: ReplicaManager, p: Partition, size: int, now_ms: int) -> None:
+    """follower.replication.throttled.rate: a joining replica of a reassignment that has fetched more
+    than its rate allows is paused until the bucket holds a byte again (the fetcher then leaves it out)."""
+    throttle = m.follower_throttle
+    if not throttle.limited or not m.catch_up_throttled(p, m.broker_id):
+        return
+    throttle.spend(size, now_ms)
+    wait = throttle.wait_ms(now_ms)
+    if wait > 0:
+        p.paused_until_ms = max(p.paused_until_ms, now_ms + wait)
 
 
 def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_start: int = -1,
@@ -131,6 +154,64 @@ def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_s
         p.paused_until_ms = now_ms + PAUSE_ON_EPOCH_MISMATCH_MS
     else:
         log.info("%s-%d: fetch error %s", p.topic, p.index, error.name)
+
+
+class StreamingStub:
+    """The BrokerService stub a fetcher loop uses: ReplicaFetch rides one long-lived ReplicaFetchStream
+    (one request message, then its one response), half the gRPC cost of a unary call per round
+    (issue 12); every other method is the plain stub's.
+
+    The stream is taken for the duration of a call, so a call cancelled by a pre-emption (or failed,
+    or timed out) cancels its own stream and the next call opens a new one: an answer can never be
+    read by a later request. A timeout is reported as the unary call's would be (DEADLINE_EXCEEDED).
+    """
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.stub = broker_pb2_grpc.BrokerServiceStub(channel)
+        self.stream: grpc.aio.StreamStreamCall | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stub, name)
+
+    async def ReplicaFetch(self, request: bpb.ReplicaFetchRequest, timeout: float) -> bpb.ReplicaFetchResponse:  # noqa: N802
+        stream, self.stream = self.stream, None
+        if stream is None or stream.done():
+            stream = self.stub.ReplicaFetchStream()
+        try:
+            await stream.write(request)
+            reply = await asyncio.wait_for(stream.read(), timeout)
+        except TimeoutError:
+            stream.cancel()
+            raise grpc.aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       f"no ReplicaFetchStream answer in {timeout:g} s") from None
+        except asyncio.InvalidStateError:  # the stream ended between the check and the write
+            stream.cancel()
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       "the ReplicaFetchStream ended") from None
+        except BaseException:
+            stream.cancel()
+            raise
+        if reply is grpc.aio.EOF:
+            code = await stream.code()
+            details = await stream.details()
+            raise grpc.aio.AioRpcError(code if code != grpc.StatusCode.OK else grpc.StatusCode.UNAVAILABLE,
+                                       grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                       details or "the leader ended the ReplicaFetchStream")
+        self.stream = stream
+        return reply
+
+    def close(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.cancel()
+
+
+def _fetch_wait_ms(config: Any) -> int:
+    """`replica.fetch.wait.max.ms` (Kafka's 500 ms); FETCH_WAIT_MS where the config has no such key."""
+    try:
+        return max(0, int(config["replica.fetch.wait.max.ms"]))
+    except (KeyError, TypeError, ValueError):
+        return FETCH_WAIT_MS
 
 
 class FetcherLoop:
@@ -161,13 +242,19 @@ class FetcherLoop:
         self.leader_id = leader_id
         self.address = address
         self.channel = aio_channel(address)
-        self.stub = broker_pb2_grpc.BrokerServiceStub(self.channel)
+        self.stub: Any = StreamingStub(self.channel)
         self.task: asyncio.Task | None = None
         self.wake = asyncio.Event()
         self.rng = random.Random()
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # the simulator/tests swap it
         self.failures = 0                       # consecutive failed rounds (backoff attempt)
         self.last_error: str | None = None      # logged once until a round succeeds
+
+    @property
+    def wait_ms(self) -> int:
+        """The long poll of each round: `replica.fetch.wait.max.ms` (read per round, so the simulator's
+        loop, which does not run this __init__, and a swapped FETCH_WAIT_MS both apply)."""
+        return _fetch_wait_ms(self.m.config)
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -179,6 +266,8 @@ class FetcherLoop:
                 await self.task
             except (asyncio.CancelledError, Exception):
                 pass
+        if isinstance(self.stub, StreamingStub):
+            self.stub.close()
         await self.channel.close(grace=None)
 
     def _followed(self) -> list[Partition]:
@@ -302,11 +391,12 @@ class FetcherLoop:
             wanted, by_key = {}, {}
             for p in parts:
                 key = (p.topic_id, p.index)
-                wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch())
+                wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch(),
+                                       p.log.log_start_offset)
                 by_key[key] = p
             in_flight = {key: position.current_leader_epoch for key, position in wanted.items()}
             session_id, session_epoch, listed, forgotten = session.request(wanted)
-        wait_ms = FETCH_WAIT_MS if unpause_ms is None else max(0, min(FETCH_WAIT_MS, unpause_ms))
+        wait_ms = self.wait_ms if unpause_ms is None else max(0, min(self.wait_ms, unpause_ms))
         request = bpb.ReplicaFetchRequest(
             replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=wait_ms, min_bytes=1,
             max_bytes=REPLICA_FETCH_BYTES_MAX, partition_max_bytes=REPLICA_FETCH_PARTITION_BYTES_MAX,
@@ -315,7 +405,8 @@ class FetcherLoop:
             position = wanted[key]
             request.partitions.add(topic_id=key[0], partition=key[1], fetch_offset=position.fetch_offset,
                                    current_leader_epoch=position.current_leader_epoch,
-                                   last_fetched_epoch=position.last_fetched_epoch)
+                                   last_fetched_epoch=position.last_fetched_epoch,
+                                   log_start_offset=position.log_start_offset)
         for key in forgotten:
             request.forgotten.add(topic_id=key[0], partition=key[1])
         self.in_flight = in_flight
@@ -352,6 +443,7 @@ class FetcherLoop:
                 session.reset()
                 continue
             apply_fetch_answer(p, r, self.leader_id, now, self.rng)
+            throttle_catch_up(self.m, p, len(r.records), now)
         if not reply.partitions and unpause_ms is None and session.session_id != 0:
             self._quiet = (parts, wanted, by_key, in_flight)
         return None

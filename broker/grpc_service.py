@@ -88,7 +88,7 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             reply.error_message = f"broker {request.replica_id} epoch {request.broker_epoch} is not current"
             return reply
         items = [ReplicaFetchItem(p.topic_id, p.partition, p.fetch_offset, p.current_leader_epoch,
-                                  p.last_fetched_epoch)
+                                  p.last_fetched_epoch, p.log_start_offset)
                  for p in request.partitions]
         if request.session_id != 0 or request.session_epoch != SESSIONLESS_EPOCH:
             error, reply.session_id, outcomes = await self.b.leader_side.replica_fetch_session(
@@ -109,6 +109,11 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             broker_epoch=request.broker_epoch)
         self._add_outcomes(reply, outcomes)
         return reply
+
+    async def ReplicaFetchStream(self, request_iterator, context):
+        """ReplicaFetch for each request message of the stream, answered in order."""
+        async for request in request_iterator:
+            yield await self.ReplicaFetch(request, context)
 
     @staticmethod
     def _add_outcomes(reply: Any, outcomes: Any) -> None:
@@ -155,3 +160,18 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             return bpb.ReadReplicaResponse(error_code=int(e.code), error_message=e.message)
         return bpb.ReadReplicaResponse(records=records, log_end_offset=p.log.log_end_offset,
                                        high_watermark=p.log.high_watermark)
+
+    async def WriteTxnMarkers(self, request, context):
+        """Markers from a transaction coordinator on another broker (node certificates only, as
+        every data-plane call; see cluster/security/grpc_identity.py)."""
+        timeout_ms = request.timeout_ms if request.timeout_ms > 0 else 30_000
+        errors = []
+        for partition in request.partitions:
+            try:
+                error = await self.b.append_marker(request.topic, partition, request.producer_id,
+                                                   request.producer_epoch, request.coordinator_epoch,
+                                                   request.commit, timeout_ms)
+            except LogError as e:
+                error = e.code
+            errors.append(int(error))
+        return bpb.WriteTxnMarkersResponse(error_codes=errors)

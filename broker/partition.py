@@ -32,6 +32,7 @@ class FollowerProgress:
     last_fetch_ms: int = 0
     leo_at_last_fetch: int = 0  # the leader's LEO when this follower last fetched
     broker_epoch: int = UNKNOWN_BROKER_EPOCH  # the incarnation these fetches came from
+    log_start_offset: int = -1  # the follower's log start as of its last fetch (-1: unknown)
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ class LeaderState:
         return self.high_watermark >= self.epoch_start_offset
 
     def record_fetch(self, follower_id: int, fetch_offset: int, leader_leo: int, now_ms: int,
-                     broker_epoch: int = UNKNOWN_BROKER_EPOCH) -> bool:
+                     broker_epoch: int = UNKNOWN_BROKER_EPOCH, log_start_offset: int = -1) -> bool:
         """Note a follower's fetch; False when it was ignored (unknown follower, stale incarnation)."""
         progress = self.followers.get(follower_id)
         if progress is None:
@@ -101,6 +102,7 @@ class LeaderState:
         elif fetch_offset >= progress.leo_at_last_fetch:
             progress.last_caught_up_ms = max(progress.last_caught_up_ms, progress.last_fetch_ms)
         progress.log_end_offset = fetch_offset
+        progress.log_start_offset = log_start_offset
         progress.leo_at_last_fetch = leader_leo
         progress.last_fetch_ms = now_ms
         return True

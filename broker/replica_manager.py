@@ -20,17 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker import metrics
-from broker.api import FetchPartition, FetchResult, ProduceResult
+from broker.api import DeleteRecordsResult, FetchPartition, FetchResult, ProduceResult
 from broker.clock import Clock, system_monotonic_ms, system_wall_ms
 from broker.fetch_session import LeaderSession, LeaderSessions, PartitionKey, Position, SessionUpdate
 from broker.local_changes import LocalPartition, local_changes
 from broker.partition import UNKNOWN_BROKER_EPOCH, LeaderState
+from broker.throttle import ByteRate, is_catch_up
 from cluster.config import Config
+from cluster.effective_config import server_value
 from cluster.errors import ErrorCode, LogError
 from cluster.image import MetadataImage, PartitionRegistration
 from storage.batch import iter_batches
 from storage.log import LogConfig, PartitionLog, ProducerCheckResult
 from storage.producer_state import check_request
+from storage.txn_index import control_batch
 
 log = logging.getLogger("brook.replicas")
 
@@ -63,18 +66,20 @@ class Partition:
     def notify_data(self) -> None:
         self.data_event.set()
         self.data_event = asyncio.Event()
-        self._tell_sessions()
+        self._tell_sessions(True)
 
     def notify_hw(self) -> None:
+        """Wakes acks=all and consumer waiters; followers' parked polls learn the HW with their next
+        answer (see LeaderSide.replica_fetch_session)."""
         self.hw_event.set()
         self.hw_event = asyncio.Event()
-        self._tell_sessions()
+        self._tell_sessions(False)
 
-    def _tell_sessions(self) -> None:
+    def _tell_sessions(self, wake: bool) -> None:
         if self.watchers:
             key = (self.topic_id, self.index)
             for session in self.watchers.values():
-                session.mark(key)
+                session.mark(key, wake)
 
 
 class ReplicaManager:
@@ -96,6 +101,9 @@ class ReplicaManager:
         # Followed replicas by leader broker, kept from metadata changes (the fetchers' partition sets).
         self.followed: dict[int, dict[tuple[bytes, int], Partition]] = {}
         self.session_watchers: dict[tuple[bytes, int], dict[int, LeaderSession]] = {}
+        # Reassignment catch-up throttles (broker/throttle.py), rates from the dynamic configs.
+        self.leader_throttle = ByteRate()
+        self.follower_throttle = ByteRate()
         # Led partitions whose ISR may need a change: not every follower of the ISR has reached our LEO,
         # a replica is outside the ISR, or an AlterPartition is in flight. isr_maintenance visits only
         # these; a quiescent partition re-enters on an append or a registration change.
@@ -109,6 +117,7 @@ class ReplicaManager:
     def apply_image(self, image: MetadataImage) -> None:
         previous = self.image
         self.image = image
+        self._refresh_throttles(image)
         changes = local_changes(previous, image, self.broker_id)
         # One replica's failure (a storage error) must not stop the others from following the image.
         for key in changes.deletes:
@@ -328,6 +337,42 @@ class ReplicaManager:
             return result
         return await self._wait_for_hw(p, state.leader_epoch, info.last_offset + 1, timeout_ms, result)
 
+    async def append_marker(self, topic: str, partition: int, producer_id: int, producer_epoch: int,
+                            coordinator_epoch: int, commit: bool, timeout_ms: int) -> ErrorCode:
+        """Write one transaction marker (a COMMIT or ABORT control batch) as the partition's leader and
+        wait until the ISR has it (Kafka's WriteTxnMarkers: acks=-1, min.insync.replicas).
+
+        A marker of an epoch older than the producer's stored one is refused (INVALID_PRODUCER_EPOCH):
+        a newer producer incarnation has written here, so that transaction was already ended.
+        """
+        p = self.by_name.get((topic, partition))
+        if p is None or p.leader is None:
+            return self._not_leader_error(topic, partition)
+        state = p.leader
+        if len(state.isr) < self.min_insync(p):
+            return ErrorCode.not_enough_replicas
+        check = p.log.check_producer_batch(producer_id, producer_epoch, 0, 0)
+        if check.result == ProducerCheckResult.INVALID_PRODUCER_EPOCH:
+            return ErrorCode.invalid_producer_epoch
+        batch = control_batch(producer_id, producer_epoch, coordinator_epoch, commit, self.wall_ms())
+        try:
+            info = p.log.append_as_leader(batch, state.leader_epoch, self.wall_ms())
+        except LogError as e:
+            return e.code
+        self.isr_watch.add((p.topic_id, p.index))
+        p.notify_data()
+        self._maybe_advance_hw(p)
+        result = await self._wait_for_hw(p, state.leader_epoch, info.last_offset + 1, timeout_ms,
+                                         ProduceResult(ErrorCode.none, info.first_offset))
+        return result.error
+
+    def last_stable_offset(self, p: Partition) -> int:
+        """min(HW, first offset of the oldest open transaction): read_committed reads below it."""
+        assert p.leader is not None
+        hw = p.leader.high_watermark
+        first = p.log.first_unstable_offset()
+        return hw if first is None else min(hw, first)
+
     def _check_idempotence(self, p: Partition, records: bytes) -> ProduceResult | None:
         """Kafka's sequence rules over the whole request: each batch of a producer is checked against
         the one before it in the request, the first against the stored state."""
@@ -380,8 +425,68 @@ class ReplicaManager:
             return ErrorCode.unknown_topic_or_partition
         return ErrorCode.not_leader_or_follower
 
+    def _refresh_throttles(self, image: MetadataImage) -> None:
+        broker = str(self.broker_id)
+        try:
+            self.leader_throttle.set_rate(int(server_value(image, self.config, broker,
+                                                           "leader.replication.throttled.rate")))
+            self.follower_throttle.set_rate(int(server_value(image, self.config, broker,
+                                                             "follower.replication.throttled.rate")))
+        except ValueError as e:  # a stored value this version cannot read: keep the previous rates
+            log.warning("replication throttles: %s", e)
+
+    def catch_up_throttled(self, p: Partition, replica: int) -> bool:
+        """Whether replication of `p` to `replica` is reassignment catch-up traffic under a throttle."""
+        return p.registration is not None and is_catch_up(p.registration.adding_replicas, replica)
+
+    # -- DeleteRecords ---------------------------------------------------------------------------
+    def low_watermark(self, p: Partition) -> int:
+        """The lowest log start offset of the leader and its ISR followers (Kafka's low watermark;
+        a follower that has not reported one counts as the log's beginning)."""
+        assert p.leader is not None
+        low = p.log.log_start_offset
+        for replica in p.leader.isr:
+            if replica != self.broker_id:
+                progress = p.leader.followers.get(replica)
+                low = min(low, max(0, progress.log_start_offset) if progress is not None else 0)
+        return low
+
+    async def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int,
+                             poll_s: float = 0.05) -> DeleteRecordsResult:
+        """Kafka's DeleteRecords on the leader: move the log start to `offset` (-1: the HW), then
+        wait until every ISR follower reports a log start at least that high (followers follow the
+        leader's log start in their fetch answers, `broker.fetcher.follow_log_start`). On timeout
+        REQUEST_TIMED_OUT with the low watermark reached so far."""
+        p = self.by_name.get((topic, partition))
+        if p is None or p.leader is None:
+            return DeleteRecordsResult(self._not_leader_error(topic, partition))
+        hw = p.leader.high_watermark
+        target = hw if offset == -1 else offset
+        if target < 0 or target > hw:
+            return DeleteRecordsResult(ErrorCode.offset_out_of_range, message=(
+                f"offset {offset} is outside [0, {hw}] (the high watermark)"))
+        try:
+            p.log.delete_records_before(target)
+        except LogError as e:
+            return DeleteRecordsResult(e.code, message=e.message)
+        log.info("%s-%d: log start offset moved to %d by DeleteRecords", topic, partition, p.log.log_start_offset)
+        p.notify_hw()  # followers' parked fetches answer now, carrying the new log start
+        deadline_ms = self.monotonic_ms() + max(0, timeout_ms)
+        while True:
+            if p.leader is None:
+                return DeleteRecordsResult(ErrorCode.not_leader_or_follower)
+            low = self.low_watermark(p)
+            if low >= target:
+                return DeleteRecordsResult(ErrorCode.none, low)
+            if self.monotonic_ms() >= deadline_ms:
+                return DeleteRecordsResult(ErrorCode.request_timed_out, low,
+                                           f"the ISR followers' log start reached {low}, not {target}")
+            await asyncio.sleep(poll_s)
+
     # -- consumer fetch --------------------------------------------------------------------------
-    def read_committed(self, req: FetchPartition) -> FetchResult:
+    def read_committed(self, req: FetchPartition, read_committed: bool = False) -> FetchResult:
+        """Read below the HW (read_uncommitted) or below the last stable offset (read_committed,
+        with the aborted transactions of the range read)."""
         p = self.by_name.get((req.topic, req.partition))
         if p is None or p.leader is None:
             return FetchResult(self._not_leader_error(req.topic, req.partition))
@@ -390,25 +495,33 @@ class ReplicaManager:
                     else ErrorCode.unknown_leader_epoch)
             return FetchResult(code)
         hw = p.leader.high_watermark
+        lso = self.last_stable_offset(p)
+        upper = lso if read_committed else hw
+        aborted: tuple[tuple[int, int], ...] | None = None
         try:
-            if req.offset == hw or req.max_bytes <= 0:
+            if req.offset == upper or req.max_bytes <= 0:
                 records = b""
+                next_offset = req.offset
             else:
-                records = p.log.read(req.offset, req.max_bytes, hw).records
+                result = p.log.read(req.offset, req.max_bytes, upper)
+                records, next_offset = result.records, result.next_offset
+            if read_committed:
+                aborted = tuple((a.producer_id, a.first_offset)
+                                for a in p.log.aborted_transactions(req.offset, next_offset)) if records else ()
         except LogError as e:
-            return FetchResult(e.code, hw, hw, p.log.log_start_offset, message=e.message)
-        return FetchResult(ErrorCode.none, hw, hw, p.log.log_start_offset, records)
+            return FetchResult(e.code, hw, lso, p.log.log_start_offset, message=e.message)
+        return FetchResult(ErrorCode.none, hw, lso, p.log.log_start_offset, records, aborted_transactions=aborted)
 
     @metrics.track_fetch
     async def fetch(self, reqs: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
-                    max_bytes: int) -> list[FetchResult]:
+                    max_bytes: int, read_committed: bool = False) -> list[FetchResult]:
         deadline_ms = self.monotonic_ms() + max(0, max_wait_ms)
         while True:
             results, total = [], 0
             for req in reqs:
                 budget = max(0, min(req.max_bytes, max_bytes - total)) if total else req.max_bytes
                 result = self.read_committed(FetchPartition(req.topic, req.partition, req.offset, budget,
-                                                            req.current_leader_epoch))
+                                                            req.current_leader_epoch), read_committed)
                 total += len(result.records)
                 results.append(result)
             remaining_ms = deadline_ms - self.monotonic_ms()
@@ -436,6 +549,7 @@ class ReplicaFetchItem:
     fetch_offset: int
     current_leader_epoch: int
     last_fetched_epoch: int = -1  # KIP-320: the epoch of the follower's last batch (-1: none)
+    log_start_offset: int = -1    # the follower's log start offset (-1: not reported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +566,7 @@ class ReplicaFetchOutcome:
     records: bytes = b""
     diverging_epoch: int = -1
     diverging_end_offset: int = -1
+    throttled: bool = False  # data is waiting but leader.replication.throttled.rate held it back
 
 
 def _leader_check(p: Partition | None, epoch: int) -> ErrorCode:
@@ -496,23 +611,34 @@ class LeaderSide:
         if item.fetch_offset > leo or item.fetch_offset < plog.log_start_offset:
             return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.offset_out_of_range,
                                        p.leader.high_watermark, plog.log_start_offset, leo)
-        p.leader.record_fetch(replica_id, item.fetch_offset, leo, self.m.monotonic_ms(), broker_epoch)
+        p.leader.record_fetch(replica_id, item.fetch_offset, leo, self.m.monotonic_ms(), broker_epoch,
+                              item.log_start_offset)
         if item.fetch_offset < leo:
             self.m.isr_watch.add((item.topic_id, item.partition))  # a follower behind: ISR checks resume
         self.m._maybe_advance_hw(p)
         records = b""
+        throttle = self.m.leader_throttle
+        throttled = throttle.limited and self.m.catch_up_throttled(p, replica_id)
+        if throttled and item.fetch_offset < leo:
+            now = self.m.monotonic_ms()
+            budget = min(budget, throttle.allowance(now))
+            if budget <= 0:
+                return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.none, p.leader.high_watermark,
+                                           plog.log_start_offset, leo, throttled=True)
         if item.fetch_offset < leo and budget > 0:
             records = plog.read(item.fetch_offset, budget, leo).records
+            if throttled:
+                throttle.spend(len(records), self.m.monotonic_ms())
         return ReplicaFetchOutcome(item.topic_id, item.partition, ErrorCode.none, p.leader.high_watermark,
                                    plog.log_start_offset, leo, records)
 
     async def replica_fetch(self, replica_id: int, items: Sequence[ReplicaFetchItem], max_wait_ms: int,
                             min_bytes: int, max_bytes: int, partition_max_bytes: int,
                             broker_epoch: int = UNKNOWN_BROKER_EPOCH) -> list[ReplicaFetchOutcome]:
-        """The long poll around `read_for_follower`: answer at once on data, an error, a divergence
-        or a HW move, else wait for one (bounded by `max_wait_ms`)."""
+        """The long poll around `read_for_follower`: answer at once on data, an error or a divergence,
+        else wait for one (bounded by `max_wait_ms`). A HW move alone does not end the poll: the
+        follower learns the HW with its next answer (HW_NEWS_WAITS)."""
         deadline_ms = self.m.monotonic_ms() + max(0, min(max_wait_ms, 30_000))
-        previous_hws: list[int] | None = None
         while True:
             outcomes, total = [], 0
             for item in items:
@@ -523,19 +649,15 @@ class LeaderSide:
                     outcome = ReplicaFetchOutcome(item.topic_id, item.partition, e.code)
                 total += len(outcome.records)
                 outcomes.append(outcome)
-            hws = [o.high_watermark for o in outcomes]
             remaining_ms = deadline_ms - self.m.monotonic_ms()
-            # Answer on data, on an error, at the deadline, or when a HW moved: followers must learn
-            # the HW promptly so their consumers and their own HW checkpoint follow the leader.
-            if (total >= max(min_bytes, 1) or remaining_ms <= 0 or (previous_hws is not None and hws != previous_hws)
+            if (total >= max(min_bytes, 1) or remaining_ms <= 0
                     or any(o.error != ErrorCode.none or o.diverging_epoch >= 0 for o in outcomes)):
                 return outcomes
-            previous_hws = hws
             events = []
             for item in items:
                 p = self.m.partitions.get((item.topic_id, item.partition))
                 if p is not None:
-                    events += [p.data_event, p.hw_event]
+                    events.append(p.data_event)
             if not events:
                 return outcomes
             await _wait_any(events, remaining_ms / 1000.0)
@@ -557,13 +679,23 @@ class LeaderSide:
         """The long poll of an incremental fetch session (KIP-227 between brokers, see
         broker/fetch_session.py): reads the partitions the request lists and those that changed on
         this side since the last answer, never the others, and answers only partitions with news
-        (all of them for a new session). One waiter per session: appends and HW moves mark the
-        partition in the session and set its one event. Returns (error, session id, outcomes)."""
+        (all of them for a new session). One waiter per session: appends mark the partition in the
+        session and set its one event; HW moves mark it without waking the poll.
+
+        When the poll ends (data, an error, a divergence, a new session, or the deadline) the answer
+        carries every partition with news, HW moves included; a HW move alone does not end it. This is
+        Kafka's rule (a follower's DelayedFetch completes on bytes, not on a HW change): with a
+        produce stream the HW rides on the next data answer, so an acks=all produce costs one fetch
+        round per follower instead of two, and the leader answers its producer before any HW-only
+        answer. The follower's HW lags the leader's by at most one answer or `max_wait_ms`; nothing
+        depends on it being current (consumers read from the leader, truncation never uses the
+        follower's HW, and a new leader's HW only starts lower, as in Kafka). Returns (error, session
+        id, outcomes)."""
         old = self.sessions.by_follower.get(replica_id)
         update = self.sessions.update(
             replica_id, broker_epoch, session_id, session_epoch,
-            [((i.topic_id, i.partition), Position(i.fetch_offset, i.current_leader_epoch, i.last_fetched_epoch))
-             for i in items], list(forgotten))
+            [((i.topic_id, i.partition), Position(i.fetch_offset, i.current_leader_epoch, i.last_fetched_epoch,
+                                                  i.log_start_offset)) for i in items], list(forgotten))
         self._rewatch(replica_id, update)
         if old is not None and old is not update.session and old.on_change is not None:
             old.on_change()  # a poll parked on the replaced session ends now
@@ -574,9 +706,11 @@ class LeaderSide:
         session.on_change = event.set
         deadline_ms = self.m.monotonic_ms() + max(0, min(max_wait_ms, 30_000))
         to_read, full = update.to_read, update.full
+        read: dict[PartitionKey, ReplicaFetchOutcome] = {}  # the latest outcome of each partition read
+        held: set[PartitionKey] = set()  # held back by the leader throttle: read again when it refills
         while True:
             now = self.m.monotonic_ms()
-            outcomes, total = [], 0
+            total, answer_now = 0, full
             for key in to_read:
                 entry = session.partitions.get(key)
                 if entry is None:
@@ -586,7 +720,7 @@ class LeaderSide:
                 if p is not None and p.leader is not None and session.last_round_ms >= 0:
                     p.leader.note_idle_rounds(replica_id, position.fetch_offset, session.last_round_ms)
                 item = ReplicaFetchItem(key[0], key[1], position.fetch_offset, position.current_leader_epoch,
-                                        position.last_fetched_epoch)
+                                        position.last_fetched_epoch, position.log_start_offset)
                 budget = max(0, min(partition_max_bytes, max_bytes - total))
                 if budget <= 0:
                     session.changed.add(key)  # the answer is full: read it next round
@@ -597,22 +731,35 @@ class LeaderSide:
                 except LogError as e:
                     outcome = ReplicaFetchOutcome(item.topic_id, item.partition, e.code)
                 total += len(outcome.records)
-                flagged = outcome.error != ErrorCode.none or outcome.diverging_epoch >= 0
-                if session.news(key, outcome.high_watermark, outcome.log_start_offset, bool(outcome.records),
-                                flagged) or full:
-                    outcomes.append(outcome)
+                read[key] = outcome
+                if outcome.throttled:
+                    held.add(key)
+                else:
+                    held.discard(key)
+                if outcome.records or outcome.error != ErrorCode.none or outcome.diverging_epoch >= 0:
+                    answer_now = True
             remaining_ms = deadline_ms - self.m.monotonic_ms()
-            if outcomes or remaining_ms <= 0:
+            if answer_now or remaining_ms <= 0:
+                outcomes = []
+                for key, outcome in read.items():
+                    flagged = outcome.error != ErrorCode.none or outcome.diverging_epoch >= 0
+                    if session.news(key, outcome.high_watermark, outcome.log_start_offset, bool(outcome.records),
+                                    flagged) or full:
+                        outcomes.append(outcome)
                 session.last_round_ms = now
+                session.changed.update(held)  # the next round reads them again
                 return ErrorCode.none, session.session_id, outcomes
             if self.sessions.by_follower.get(replica_id) is not session:
                 return ErrorCode.fetch_session_id_not_found, 0, []
             if not session.changed:
                 event.clear()
-                await _wait_any([event], remaining_ms / 1000.0)
+                wait_ms = remaining_ms
+                if held:
+                    wait_ms = min(wait_ms, max(1, self.m.leader_throttle.wait_ms(self.m.monotonic_ms())))
+                await _wait_any([event], wait_ms / 1000.0)
             if self.sessions.by_follower.get(replica_id) is not session:
                 return ErrorCode.fetch_session_id_not_found, 0, []
-            to_read, full = tuple(session.changed), False
+            to_read, full = tuple(session.changed | held), False
             session.changed.clear()
 
     def end_offset_for_epoch(self, topic_id: bytes, partition: int, current_leader_epoch: int,

@@ -210,7 +210,7 @@ class DeleteTopicsResponse(_message.Message):
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TopicResult, _Mapping]]] = ...) -> None: ...
 
 class PartitionInfo(_message.Message):
-    __slots__ = ("partition", "leader", "leader_epoch", "partition_epoch", "replicas", "isr", "offline_replicas", "unclean_elections")
+    __slots__ = ("partition", "leader", "leader_epoch", "partition_epoch", "replicas", "isr", "offline_replicas", "unclean_elections", "unclean_lost_offsets", "last_unclean_loss_from", "last_unclean_loss_to")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     LEADER_EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +219,9 @@ class PartitionInfo(_message.Message):
     ISR_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     UNCLEAN_ELECTIONS_FIELD_NUMBER: _ClassVar[int]
+    UNCLEAN_LOST_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    LAST_UNCLEAN_LOSS_FROM_FIELD_NUMBER: _ClassVar[int]
+    LAST_UNCLEAN_LOSS_TO_FIELD_NUMBER: _ClassVar[int]
     partition: int
     leader: int
     leader_epoch: int
@@ -227,7 +230,10 @@ class PartitionInfo(_message.Message):
     isr: _containers.RepeatedScalarFieldContainer[int]
     offline_replicas: _containers.RepeatedScalarFieldContainer[int]
     unclean_elections: int
-    def __init__(self, partition: _Optional[int] = ..., leader: _Optional[int] = ..., leader_epoch: _Optional[int] = ..., partition_epoch: _Optional[int] = ..., replicas: _Optional[_Iterable[int]] = ..., isr: _Optional[_Iterable[int]] = ..., offline_replicas: _Optional[_Iterable[int]] = ..., unclean_elections: _Optional[int] = ...) -> None: ...
+    unclean_lost_offsets: int
+    last_unclean_loss_from: int
+    last_unclean_loss_to: int
+    def __init__(self, partition: _Optional[int] = ..., leader: _Optional[int] = ..., leader_epoch: _Optional[int] = ..., partition_epoch: _Optional[int] = ..., replicas: _Optional[_Iterable[int]] = ..., isr: _Optional[_Iterable[int]] = ..., offline_replicas: _Optional[_Iterable[int]] = ..., unclean_elections: _Optional[int] = ..., unclean_lost_offsets: _Optional[int] = ..., last_unclean_loss_from: _Optional[int] = ..., last_unclean_loss_to: _Optional[int] = ...) -> None: ...
 
 class TopicInfo(_message.Message):
     __slots__ = ("name", "topic_id", "partitions", "configs", "error_code", "error_message")

@@ -59,6 +59,11 @@ class BrokerServiceStub:
                 request_serializer=broker__pb2.ReplicaFetchRequest.SerializeToString,
                 response_deserializer=broker__pb2.ReplicaFetchResponse.FromString,
                 _registered_method=True)
+        self.ReplicaFetchStream = channel.stream_stream(
+                '/brook.broker.BrokerService/ReplicaFetchStream',
+                request_serializer=broker__pb2.ReplicaFetchRequest.SerializeToString,
+                response_deserializer=broker__pb2.ReplicaFetchResponse.FromString,
+                _registered_method=True)
         self.OffsetsForLeaderEpoch = channel.unary_unary(
                 '/brook.broker.BrokerService/OffsetsForLeaderEpoch',
                 request_serializer=broker__pb2.OffsetsForLeaderEpochRequest.SerializeToString,
@@ -73,6 +78,11 @@ class BrokerServiceStub:
                 '/brook.broker.BrokerService/ReadReplica',
                 request_serializer=broker__pb2.ReadReplicaRequest.SerializeToString,
                 response_deserializer=broker__pb2.ReadReplicaResponse.FromString,
+                _registered_method=True)
+        self.WriteTxnMarkers = channel.unary_unary(
+                '/brook.broker.BrokerService/WriteTxnMarkers',
+                request_serializer=broker__pb2.WriteTxnMarkersRequest.SerializeToString,
+                response_deserializer=broker__pb2.WriteTxnMarkersResponse.FromString,
                 _registered_method=True)
 
 
@@ -109,6 +119,15 @@ class BrokerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplicaFetchStream(self, request_iterator, context):
+        """ReplicaFetch over one long-lived stream per follower and leader: each request message is answered
+        by exactly one response message, in order (a follower has one fetch in flight per leader). Half
+        the per-message gRPC cost of a unary call (issue 12); the rules are ReplicaFetch's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def OffsetsForLeaderEpoch(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -122,6 +141,12 @@ class BrokerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReadReplica(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteTxnMarkers(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -155,6 +180,11 @@ def add_BrokerServiceServicer_to_server(servicer, server):
                     request_deserializer=broker__pb2.ReplicaFetchRequest.FromString,
                     response_serializer=broker__pb2.ReplicaFetchResponse.SerializeToString,
             ),
+            'ReplicaFetchStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ReplicaFetchStream,
+                    request_deserializer=broker__pb2.ReplicaFetchRequest.FromString,
+                    response_serializer=broker__pb2.ReplicaFetchResponse.SerializeToString,
+            ),
             'OffsetsForLeaderEpoch': grpc.unary_unary_rpc_method_handler(
                     servicer.OffsetsForLeaderEpoch,
                     request_deserializer=broker__pb2.OffsetsForLeaderEpochRequest.FromString,
@@ -169,6 +199,11 @@ def add_BrokerServiceServicer_to_server(servicer, server):
                     servicer.ReadReplica,
                     request_deserializer=broker__pb2.ReadReplicaRequest.FromString,
                     response_serializer=broker__pb2.ReadReplicaResponse.SerializeToString,
+            ),
+            'WriteTxnMarkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteTxnMarkers,
+                    request_deserializer=broker__pb2.WriteTxnMarkersRequest.FromString,
+                    response_serializer=broker__pb2.WriteTxnMarkersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +352,33 @@ class BrokerService:
             _registered_method=True)
 
     @staticmethod
+    def ReplicaFetchStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/brook.broker.BrokerService/ReplicaFetchStream',
+            broker__pb2.ReplicaFetchRequest.SerializeToString,
+            broker__pb2.ReplicaFetchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def OffsetsForLeaderEpoch(request,
             target,
             options=(),
@@ -387,6 +449,33 @@ class BrokerService:
             '/brook.broker.BrokerService/ReadReplica',
             broker__pb2.ReadReplicaRequest.SerializeToString,
             broker__pb2.ReadReplicaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteTxnMarkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/brook.broker.BrokerService/WriteTxnMarkers',
+            broker__pb2.WriteTxnMarkersRequest.SerializeToString,
+            broker__pb2.WriteTxnMarkersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -83,7 +83,7 @@ class TopicRecord(_message.Message):
     def __init__(self, name: _Optional[str] = ..., topic_id: _Optional[bytes] = ...) -> None: ...
 
 class PartitionRecord(_message.Message):
-    __slots__ = ("topic_id", "partition", "replicas", "isr", "leader", "leader_epoch", "partition_epoch", "unclean_elections", "adding_replicas", "removing_replicas")
+    __slots__ = ("topic_id", "partition", "replicas", "isr", "leader", "leader_epoch", "partition_epoch", "unclean_elections", "adding_replicas", "removing_replicas", "unclean_lost_offsets", "last_unclean_loss_from", "last_unclean_loss_to")
     TOPIC_ID_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,9 @@ class PartitionRecord(_message.Message):
     UNCLEAN_ELECTIONS_FIELD_NUMBER: _ClassVar[int]
     ADDING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     REMOVING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    UNCLEAN_LOST_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    LAST_UNCLEAN_LOSS_FROM_FIELD_NUMBER: _ClassVar[int]
+    LAST_UNCLEAN_LOSS_TO_FIELD_NUMBER: _ClassVar[int]
     topic_id: bytes
     partition: int
     replicas: _containers.RepeatedScalarFieldContainer[int]
@@ -104,10 +107,13 @@ class PartitionRecord(_message.Message):
     unclean_elections: int
     adding_replicas: _containers.RepeatedScalarFieldContainer[int]
     removing_replicas: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., replicas: _Optional[_Iterable[int]] = ..., isr: _Optional[_Iterable[int]] = ..., leader: _Optional[int] = ..., leader_epoch: _Optional[int] = ..., partition_epoch: _Optional[int] = ..., unclean_elections: _Optional[int] = ..., adding_replicas: _Optional[_Iterable[int]] = ..., removing_replicas: _Optional[_Iterable[int]] = ...) -> None: ...
+    unclean_lost_offsets: int
+    last_unclean_loss_from: int
+    last_unclean_loss_to: int
+    def __init__(self, topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., replicas: _Optional[_Iterable[int]] = ..., isr: _Optional[_Iterable[int]] = ..., leader: _Optional[int] = ..., leader_epoch: _Optional[int] = ..., partition_epoch: _Optional[int] = ..., unclean_elections: _Optional[int] = ..., adding_replicas: _Optional[_Iterable[int]] = ..., removing_replicas: _Optional[_Iterable[int]] = ..., unclean_lost_offsets: _Optional[int] = ..., last_unclean_loss_from: _Optional[int] = ..., last_unclean_loss_to: _Optional[int] = ...) -> None: ...
 
 class PartitionChangeRecord(_message.Message):
-    __slots__ = ("topic_id", "partition", "isr_changed", "isr", "leader", "unclean", "replicas_changed", "replicas", "reassignment_changed", "adding_replicas", "removing_replicas")
+    __slots__ = ("topic_id", "partition", "isr_changed", "isr", "leader", "unclean", "replicas_changed", "replicas", "reassignment_changed", "adding_replicas", "removing_replicas", "unclean_loss_from", "unclean_loss_to")
     TOPIC_ID_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     ISR_CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +125,8 @@ class PartitionChangeRecord(_message.Message):
     REASSIGNMENT_CHANGED_FIELD_NUMBER: _ClassVar[int]
     ADDING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     REMOVING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    UNCLEAN_LOSS_FROM_FIELD_NUMBER: _ClassVar[int]
+    UNCLEAN_LOSS_TO_FIELD_NUMBER: _ClassVar[int]
     topic_id: bytes
     partition: int
     isr_changed: bool
@@ -130,7 +138,9 @@ class PartitionChangeRecord(_message.Message):
     reassignment_changed: bool
     adding_replicas: _containers.RepeatedScalarFieldContainer[int]
     removing_replicas: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., isr_changed: _Optional[bool] = ..., isr: _Optional[_Iterable[int]] = ..., leader: _Optional[int] = ..., unclean: _Optional[bool] = ..., replicas_changed: _Optional[bool] = ..., replicas: _Optional[_Iterable[int]] = ..., reassignment_changed: _Optional[bool] = ..., adding_replicas: _Optional[_Iterable[int]] = ..., removing_replicas: _Optional[_Iterable[int]] = ...) -> None: ...
+    unclean_loss_from: int
+    unclean_loss_to: int
+    def __init__(self, topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., isr_changed: _Optional[bool] = ..., isr: _Optional[_Iterable[int]] = ..., leader: _Optional[int] = ..., unclean: _Optional[bool] = ..., replicas_changed: _Optional[bool] = ..., replicas: _Optional[_Iterable[int]] = ..., reassignment_changed: _Optional[bool] = ..., adding_replicas: _Optional[_Iterable[int]] = ..., removing_replicas: _Optional[_Iterable[int]] = ..., unclean_loss_from: _Optional[int] = ..., unclean_loss_to: _Optional[int] = ...) -> None: ...
 
 class RemoveTopicRecord(_message.Message):
     __slots__ = ("topic_id",)

@@ -73,7 +73,10 @@ def record_to_pb(record: Record) -> pb.MetadataRecord:
                 topic_id=record.topic_id, partition=record.partition, replicas=record.replicas,
                 isr=record.isr, leader=record.leader, leader_epoch=record.leader_epoch,
                 partition_epoch=record.partition_epoch, unclean_elections=record.unclean_elections,
-                adding_replicas=record.adding_replicas, removing_replicas=record.removing_replicas))
+                adding_replicas=record.adding_replicas, removing_replicas=record.removing_replicas,
+                unclean_lost_offsets=record.unclean_lost_offsets,
+                last_unclean_loss_from=(record.last_unclean_loss or (0, 0))[0],
+                last_unclean_loss_to=(record.last_unclean_loss or (0, 0))[1]))
         case PartitionChange():
             m.partition_change.CopyFrom(pb.PartitionChangeRecord(
                 topic_id=record.topic_id, partition=record.partition,
@@ -81,7 +84,9 @@ def record_to_pb(record: Record) -> pb.MetadataRecord:
                 leader=record.leader, unclean=record.unclean,
                 replicas_changed=record.replicas is not None, replicas=record.replicas or (),
                 reassignment_changed=record.adding_replicas is not None or record.removing_replicas is not None,
-                adding_replicas=record.adding_replicas or (), removing_replicas=record.removing_replicas or ()))
+                adding_replicas=record.adding_replicas or (), removing_replicas=record.removing_replicas or (),
+                unclean_loss_from=(record.unclean_loss or (0, 0))[0],
+                unclean_loss_to=(record.unclean_loss or (0, 0))[1]))
         case RemoveTopic():
             m.remove_topic.topic_id = record.topic_id
         case ConfigRecord():
@@ -137,14 +142,16 @@ def record_from_pb(m: pb.MetadataRecord) -> Record:
             p = m.partition
             return PartitionRecord(p.topic_id, p.partition, tuple(p.replicas), tuple(p.isr), p.leader,
                                    p.leader_epoch, p.partition_epoch, p.unclean_elections,
-                                   tuple(p.adding_replicas), tuple(p.removing_replicas))
+                                   tuple(p.adding_replicas), tuple(p.removing_replicas), p.unclean_lost_offsets,
+                                   _range(p.last_unclean_loss_from, p.last_unclean_loss_to))
         case "partition_change":
             c = m.partition_change
             return PartitionChange(
                 c.topic_id, c.partition, tuple(c.isr) if c.isr_changed else None, c.leader, c.unclean,
                 tuple(c.replicas) if c.replicas_changed else None,
                 tuple(c.adding_replicas) if c.reassignment_changed else None,
-                tuple(c.removing_replicas) if c.reassignment_changed else None)
+                tuple(c.removing_replicas) if c.reassignment_changed else None,
+                _range(c.unclean_loss_from, c.unclean_loss_to))
         case "remove_topic":
             return RemoveTopic(m.remove_topic.topic_id)
         case "config":
@@ -195,3 +202,8 @@ def decode_snapshot(data: bytes) -> tuple[int, list[Record], list[str]]:
     except Exception as e:
         raise DecodeError(f"malformed metadata snapshot: {e}") from e
     return snap.offset, [record_from_pb(r) for r in snap.records], list(snap.recent_request_ids)
+
+
+def _range(start: int, end: int) -> tuple[int, int] | None:
+    """An offset range [start, end) from two proto fields; None when empty (not known)."""
+    return (start, end) if end > start else None

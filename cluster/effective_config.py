@@ -167,6 +167,18 @@ def cluster_config(image: MetadataImage, static: Config) -> ClusterConfig:
     return ClusterConfig(**values)
 
 
+def server_value(image: MetadataImage, static: Config, broker: str, key: str) -> Any:
+    """One dynamic server key as broker `broker` runs with it: its own dynamic config > the cluster-wide
+    dynamic default > static config (typed)."""
+    own = image.config(RESOURCE_BROKER, broker) if broker else {}
+    if key in own:
+        return _parse(SERVER_KEYS[key], own[key], f"broker {broker} dynamic config")
+    dynamic = image.config(*_CLUSTER_DEFAULT_RESOURCE)
+    if key in dynamic:
+        return _parse(SERVER_KEYS[key], dynamic[key], "cluster-wide dynamic config")
+    return _static(static, key)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerEntry:
     name: str

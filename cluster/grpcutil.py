@@ -145,7 +145,8 @@ def _subject(pem: bytes) -> tuple[str, str]:
 
 
 class IdentityInterceptor(grpc.aio.ServerInterceptor):
-    """Checks every call against the peer certificate (`cluster.security.grpc_identity.check_call`)."""
+    """Checks every call against the peer certificate (`cluster.security.grpc_identity.check_call`): a
+    unary call's request, and each request message of a bidirectional stream (ReplicaFetchStream)."""
 
     def __init__(self, super_users: frozenset[str]) -> None:
         self.super_users = super_users
@@ -154,18 +155,44 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
         from cluster.security.grpc_identity import check_call
 
         handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        inner, method, super_users = handler.unary_unary, details.method, self.super_users
+        method, super_users = details.method, self.super_users
 
-        async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def identity(context: grpc.aio.ServicerContext) -> tuple[str, str]:
             pems = context.auth_context().get("x509_pem_cert") or [b""]
-            cn, dn = _subject(pems[0]) if pems[0] else ("", "")
+            return _subject(pems[0]) if pems[0] else ("", "")
+
+        async def check(request: Any, context: grpc.aio.ServicerContext, cn: str, dn: str) -> None:
             reason = check_call(method, request, cn, dn, super_users)
             if reason is not None:
                 log.warning("refused %s from %s: %s", method, context.peer(), reason)
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
-            return await inner(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(checked, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await check(request, context, *identity(context))
+                return await inner(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(checked, request_deserializer=handler.request_deserializer,
+                                                       response_serializer=handler.response_serializer)
+        if handler.stream_stream is not None:
+            inner_stream = handler.stream_stream
+
+            async def checked_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                cn, dn = identity(context)
+
+                async def checked_requests() -> Any:
+                    async for request in requests:
+                        await check(request, context, cn, dn)
+                        yield request
+
+                async for response in inner_stream(checked_requests(), context):
+                    yield response
+
+            return grpc.stream_stream_rpc_method_handler(checked_stream,
+                                                         request_deserializer=handler.request_deserializer,
+                                                         response_serializer=handler.response_serializer)
+        return handler  # server-streaming (grpc.health.v1 Watch): unchanged

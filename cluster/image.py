@@ -93,6 +93,8 @@ class PartitionRegistration:
     unclean_elections: int = 0
     adding_replicas: tuple[int, ...] = ()     # a reassignment in progress (KIP-455): joining replicas
     removing_replicas: tuple[int, ...] = ()   # and the ones that leave when it completes
+    unclean_lost_offsets: int = 0             # offsets known lost by its unclean elections, in total
+    last_unclean_loss: tuple[int, int] | None = None  # [from, to) of the last unclean election that knew
 
     @property
     def reassigning(self) -> bool:
@@ -120,6 +122,9 @@ class PartitionRegistration:
             adding_replicas=self.adding_replicas if change.adding_replicas is None else change.adding_replicas,
             removing_replicas=(self.removing_replicas if change.removing_replicas is None
                                else change.removing_replicas),
+            unclean_lost_offsets=self.unclean_lost_offsets + (
+                change.unclean_loss[1] - change.unclean_loss[0] if change.unclean_loss else 0),
+            last_unclean_loss=change.unclean_loss or self.last_unclean_loss,
         )
 
     @property
@@ -284,6 +289,8 @@ def _replay_one(b: _Builder, record: Record) -> None:
                 unclean_elections=record.unclean_elections,
                 adding_replicas=record.adding_replicas,
                 removing_replicas=record.removing_replicas,
+                unclean_lost_offsets=record.unclean_lost_offsets,
+                last_unclean_loss=record.last_unclean_loss,
             )
         case PartitionChange():
             parts = b.partitions_w(record.topic_id)
@@ -391,7 +398,8 @@ def image_to_records(image: MetadataImage) -> list[Record]:
         for index, p in sorted(topic.partitions.items()):
             records.append(
                 PartitionRecord(topic.topic_id, index, p.replicas, p.isr, p.leader, p.leader_epoch,
-                                p.partition_epoch, p.unclean_elections, p.adding_replicas, p.removing_replicas)
+                                p.partition_epoch, p.unclean_elections, p.adding_replicas, p.removing_replicas,
+                                p.unclean_lost_offsets, p.last_unclean_loss)
             )
     for (resource_type, resource_name), entries in sorted(image.configs.items()):
         for name, value in sorted(entries.items()):

@@ -91,6 +91,9 @@ class PartitionRecord:
     unclean_elections: int = 0
     adding_replicas: tuple[int, ...] = ()     # a reassignment in progress (KIP-455)
     removing_replicas: tuple[int, ...] = ()
+    # Unclean elections: offsets known lost in all of them, and the range lost by the last that knew.
+    unclean_lost_offsets: int = 0
+    last_unclean_loss: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,8 @@ class PartitionChange:
     # A reassignment's state; None: unchanged. Both are set together ((), () when it completes).
     adding_replicas: tuple[int, ...] | None = None
     removing_replicas: tuple[int, ...] | None = None
+    # An unclean election: [from, to) held by live replicas beyond the new leader's log (known lost).
+    unclean_loss: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

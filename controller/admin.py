@@ -40,7 +40,10 @@ def partition_info(image: MetadataImage, index: int, p) -> apb.PartitionInfo:
     offline = [r for r in p.replicas if r not in image.brokers or image.brokers[r].fenced]
     return apb.PartitionInfo(partition=index, leader=p.leader, leader_epoch=p.leader_epoch,
                              partition_epoch=p.partition_epoch, replicas=p.replicas, isr=p.isr,
-                             offline_replicas=offline, unclean_elections=p.unclean_elections)
+                             offline_replicas=offline, unclean_elections=p.unclean_elections,
+                             unclean_lost_offsets=p.unclean_lost_offsets,
+                             last_unclean_loss_from=(p.last_unclean_loss or (0, 0))[0],
+                             last_unclean_loss_to=(p.last_unclean_loss or (0, 0))[1])
 
 
 class AdminServicer(SecurityAdminMixin, admin_pb2_grpc.AdminServiceServicer):

@@ -80,10 +80,15 @@ class Applied:
     replay_error: bool = False  # decoded, but replay refused the records
 
 
-def apply_command(image: MetadataImage, applied_ids: RequestIds, data: bytes) -> Applied:
-    """Decide one command against `image`. Mutates nothing: the caller stores the image and the id."""
+def apply_command(image: MetadataImage, applied_ids: RequestIds, data: bytes,
+                  decoded: tuple[str, int, list[Record]] | None = None) -> Applied:
+    """Decide one command against `image`. Mutates nothing: the caller stores the image and the id.
+
+    `decoded` is `decode_command(data)` when the caller already has it (the leader, which encoded
+    the command from these records), so a 10,000-record command is not decoded again on the Raft thread.
+    """
     try:
-        request_id, base_offset, records = decode_command(data)
+        request_id, base_offset, records = decoded if decoded is not None else decode_command(data)
     except DecodeError as e:
         return Applied(ApplyResult(STATUS_INVALID, image.offset, str(e)), image)
     if request_id and request_id in applied_ids:

@@ -126,6 +126,25 @@ class ControllerObserver:
         yield CounterMetricFamily("kafka_controller_controllerstats_uncleanleaderelections",
                                   "Unclean leader elections in the cluster's history (active controller only).",
                                   value=cluster_wide(image.unclean_elections))
+        lost_total = 0
+        last_from = GaugeMetricFamily("brook_partition_unclean_loss_from",
+                                      "First offset of the range the partition's last unclean election with a "
+                                      "known loss lost (active controller only).", labels=["topic", "partition"])
+        last_to = GaugeMetricFamily("brook_partition_unclean_loss_to",
+                                    "End (exclusive) of that range (active controller only).",
+                                    labels=["topic", "partition"])
+        for topic in image.topics.values():
+            for index, p in topic.partitions.items():
+                lost_total += p.unclean_lost_offsets
+                if active and p.last_unclean_loss is not None:
+                    last_from.add_metric([topic.name, str(index)], p.last_unclean_loss[0])
+                    last_to.add_metric([topic.name, str(index)], p.last_unclean_loss[1])
+        yield CounterMetricFamily("brook_controller_unclean_lost_offsets",
+                                  "Offsets unclean leader elections are known to have lost (held by a live replica "
+                                  "beyond the new leader's log), over the existing partitions (active controller "
+                                  "only).", value=cluster_wide(lost_total))
+        yield last_from
+        yield last_to
         yield _gauge("brook_controller_metadata_offset", "The offset of this controller's applied metadata image.",
                      image.offset)
         raft = self.raft_status()

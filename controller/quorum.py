@@ -26,7 +26,7 @@ import socket
 import threading
 import uuid
 import zlib
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +38,7 @@ from pysyncobj.transport import TCPTransport
 
 from cluster.codec import decode_snapshot, encode_command, encode_snapshot
 from cluster.image import MetadataImage, image_from_records, image_to_records
-from cluster.records import Record
+from cluster.records import PartitionRecord, Record, TopicRecord
 from controller.commands import REQUEST_IDS_MAX, ApplyResult, QuorumError, RequestIds, apply_command
 from controller.durable_journal import DurableFileJournal, durable_journals, sync_before_send_transport
 from controller.raft_frames import RaftFrameBuffer, RaftFrameError
@@ -47,6 +47,20 @@ __all__ = ["REQUEST_IDS_MAX", "ApplyResult", "MetadataStateMachine", "Quorum", "
            "is_loopback_host"]
 
 log = logging.getLogger("brook.quorum")
+
+# One appendEntries message carries at most this many bytes of log entries, and no command may be
+# larger (`submit` refuses it): a 10,000-partition CreateTopics with RF 3 encodes to ~0.5 MiB.
+RAFT_APPEND_BYTES_MAX = 16 * 1024 * 1024
+
+# Commands a leader remembers the records of until they are applied (older ones are decoded again).
+# Only commands made of these record types, whose records equal their own decoding (checked by
+# tests/unit/controller/test_quorum_large_command.py for CreateTopics and CreatePartitions): the
+# leader's image must be the followers' image, field types included.
+ENCODED_COMMANDS_MAX = 64
+_DECODE_SKIPPABLE = (TopicRecord, PartitionRecord)
+# An apply longer than this gives a follower this long to read its socket before its election timer
+# may fire (`MetadataStateMachine._after_long_apply`).
+APPLY_STALL_S = 0.2
 
 # How many applied records each controller keeps in memory to answer broker heartbeats with a delta;
 # a broker further behind gets the full image.
@@ -66,13 +80,27 @@ class MetadataStateMachine(SyncObjConsumer):
         # Makes the journal durable before a command is applied (and so acknowledged) here; a
         # single-voter quorum commits without sending anything, so the send barrier alone is not enough.
         self.before_apply: Callable[[], None] | None = None
+        # Commands this node encoded (as leader) with their records, so applying them skips the decode.
+        self._encoded: OrderedDict[bytes, tuple[str, int, list[Record]]] = OrderedDict()
+        self._encoded_lock = threading.Lock()
+
+    def remember(self, data: bytes, decoded: tuple[str, int, list[Record]]) -> None:
+        """Note what `data` decodes to (called by `Quorum.submit`, which encoded it)."""
+        with self._encoded_lock:
+            self._encoded[data] = decoded
+            while len(self._encoded) > ENCODED_COMMANDS_MAX:
+                self._encoded.popitem(last=False)
 
     # -- replicated ------------------------------------------------------------------------------
     @replicated
     def apply_command(self, data: bytes) -> ApplyResult:
+        started = raft_monotonic()
         if self.before_apply is not None:
             self.before_apply()
-        applied = apply_command(self._image, self._request_ids, data)
+        with self._encoded_lock:
+            decoded = self._encoded.pop(data, None)
+        applied = apply_command(self._image, self._request_ids, data, decoded)
+        self._after_long_apply(raft_monotonic() - started)
         if applied.replay_error:
             log.error("rejected metadata command %s: %s", applied.request_id, applied.result.message)
         if applied.result.status != "ok":
@@ -85,6 +113,19 @@ class MetadataStateMachine(SyncObjConsumer):
                 self._request_ids.add(applied.request_id)
         self._notify()
         return applied.result
+
+    def _after_long_apply(self, elapsed_s: float) -> None:
+        """A follower that spent long applying a command (10,000 partitions on a loaded machine) has
+        not read its socket meanwhile: pysyncobj checks the election deadline *before* reading what
+        the leader sent during the stall, and would start an election against a live leader. Give
+        the next tick a short grace to read it (liveness only: Raft's safety does not depend on
+        election timing)."""
+        syncobj = self._syncObj
+        if elapsed_s < APPLY_STALL_S or syncobj is None or syncobj._isLeader():
+            return
+        deadline = raft_monotonic() + APPLY_STALL_S
+        if getattr(syncobj, "_SyncObj__raftElectionDeadline", deadline) < deadline:
+            syncobj._SyncObj__raftElectionDeadline = deadline
 
     # -- snapshots: protobuf bytes, never pickled objects ----------------------------------------
     def _serialize(self) -> dict[str, bytes]:
@@ -280,6 +321,11 @@ class Quorum:
         conf = SyncObjConf(
             password=settings.secret,
             appendEntriesUseBatch=False,          # ~1 ms commits instead of ~100 ms (measured)
+            # Above the largest command, so one entry is never split into pysyncobj's "transmission"
+            # parts: 0.3.17 marks the part that ends at len(entry) as the last, but the parts cut
+            # pickle(entry), which protocol 2 makes longer (bytes become latin-1 text, UTF-8 encoded);
+            # followers then unpickle truncated data on the Raft thread, over and over (issue 16).
+            appendEntriesBatchSizeBytes=RAFT_APPEND_BYTES_MAX,
             raftMinTimeout=election_s,
             raftMaxTimeout=election_s * 2,
             appendEntriesPeriod=min(0.05, election_s / 6),
@@ -354,7 +400,12 @@ class Quorum:
     async def submit(self, records: Sequence[Record], base_offset: int, request_id: str | None = None,
                      timeout_s: float = 5.0) -> ApplyResult:
         """Replicate one command and wait for it to be applied here."""
-        data = encode_command(request_id or uuid.uuid4().hex, base_offset, records)
+        request_id_used = request_id or uuid.uuid4().hex
+        data = encode_command(request_id_used, base_offset, records)
+        if len(data) * 2 + 1024 >= RAFT_APPEND_BYTES_MAX:  # its pickle (protocol 2) may double it
+            raise QuorumError(f"metadata command of {len(data)} bytes is too large for one Raft entry")
+        if all(type(r) in _DECODE_SKIPPABLE for r in records):  # CreateTopics / CreatePartitions
+            self.state.remember(data, (request_id_used, base_offset, list(records)))
         future: asyncio.Future[ApplyResult] = self.loop.create_future()
 
         def done(result: ApplyResult | None, error: int) -> None:

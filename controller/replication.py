@@ -163,6 +163,7 @@ def build_partition_change(
         isr=isr if isr_changed else None,
         leader=leader if leader_changed else LEADER_UNCHANGED,
         unclean=unclean,
+        unclean_loss=unclean_loss(leader, log_end_offsets) if unclean else None,
     )
 
 

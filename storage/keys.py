@@ -8,7 +8,8 @@
                           and ListOffsets work without reading batch bodies)
         'S' offset(u64)   segment at that base offset: size, created clock, max timestamp
         'Q' id(u64)       producer state (id + 2^63 so negative ids would still sort)
-        'M' name          metadata: log end offset, log start offset, high watermark, epochs...
+        'M' name          metadata: log end offset, log start offset, high watermark, epochs, the
+                          transaction index ('txn', storage/txn_index.py)...
 The internal number keeps keys short and lets `delete` drop a partition with one delete_range.
 """
 

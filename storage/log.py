@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cluster.limits import LONG_MAX, RECORD_BATCH_BYTES_DEFAULT
 from storage.batch import BatchHeader
+
+if TYPE_CHECKING:
+    from storage.producer_state import ProducerEntry
+    from storage.segments import Segment
+    from storage.txn_index import AbortedTxn
 
 __all__ = [
     "AppendInfo",
@@ -137,6 +142,13 @@ class PartitionLog(Protocol):
     def check_producer_batch(
         self, producer_id: int, producer_epoch: int, base_sequence: int, last_sequence: int
     ) -> ProducerCheck: ...
+    def segments(self) -> list[Segment]: ...
+    def producer_entries(self) -> dict[int, ProducerEntry]: ...
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest open transaction (storage/txn_index.py), None if none."""
+        ...
+    def ongoing_transactions(self) -> dict[int, int]: ...
+    def aborted_transactions(self, start_offset: int, upper_offset: int) -> list[AbortedTxn]: ...
     def apply_retention(self, now_ms: int) -> int: ...
     def maybe_compact(self, now_ms: int) -> int: ...
     def update_config(self, config: LogConfig) -> None: ...

@@ -18,8 +18,9 @@ from storage.compaction import plan_compaction
 from storage.compression import decompressed_bytes_max
 from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
-from storage.producer_state import ProducerStateTable
+from storage.producer_state import ProducerEntry, ProducerStateTable
 from storage.segments import Segment, select_segments_to_delete, should_roll
+from storage.txn_index import AbortedTxn, TxnIndex
 
 __all__ = ["MemoryLog"]
 
@@ -33,6 +34,7 @@ class MemoryLog:
         self._segments: list[Segment] = [Segment(start_offset)]
         self._epochs = EpochCache()
         self._producers = ProducerStateTable()
+        self._txns = TxnIndex()
         self._log_start_offset = self._log_end_offset = self._high_watermark = start_offset
         self._cleaner_offset = start_offset
 
@@ -81,6 +83,7 @@ class MemoryLog:
         for epoch, start_offset in prepared.epoch_starts:
             self._epochs.assign(epoch, start_offset)
         self._producers.update(header for header, _ in prepared.batches)
+        self._txns.update(prepared.batches)
         self._log_end_offset = prepared.batches[-1][0].next_offset
         return AppendInfo(
             prepared.first_offset, prepared.last_offset, prepared.log_append_time_ms,
@@ -139,8 +142,18 @@ class MemoryLog:
     ) -> ProducerCheck:
         return self._producers.check(producer_id, producer_epoch, base_sequence, last_sequence)
 
-    def producer_entries(self) -> dict[int, object]:
+    def producer_entries(self) -> dict[int, ProducerEntry]:
         return dict(self._producers.entries())
+
+    # Transactions.
+    def first_unstable_offset(self) -> int | None:
+        return self._txns.first_unstable_offset()
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        return self._txns.ongoing()
+
+    def aborted_transactions(self, start_offset: int, upper_offset: int) -> list[AbortedTxn]:
+        return self._txns.aborted(start_offset, upper_offset)
 
     # Truncation and deletion.
     def truncate_to(self, offset: int) -> None:
@@ -165,6 +178,7 @@ class MemoryLog:
         )
         self._epochs.truncate_from_end(new_end)
         self._producers.truncate(new_end, (h for h, _ in reversed(self._batches)))
+        self._txns.truncate(new_end)
         self._log_end_offset = new_end
         self._high_watermark = min(self._high_watermark, new_end)
         self._cleaner_offset = min(self._cleaner_offset, new_end)
@@ -174,6 +188,7 @@ class MemoryLog:
         self._segments = [Segment(offset)]
         self._epochs.clear()
         self._producers.clear()
+        self._txns.clear()
         self._log_start_offset = self._log_end_offset = self._high_watermark = offset
         self._cleaner_offset = offset
 
@@ -199,6 +214,7 @@ class MemoryLog:
     def _advance_log_start(self, offset: int) -> None:
         self._log_start_offset = offset
         self._epochs.truncate_from_start(offset)
+        self._txns.drop_before(offset)
         self._high_watermark = max(self._high_watermark, offset)
 
     def _delete_leading_segments(self, count: int) -> None:

@@ -31,6 +31,7 @@ from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
 from storage.producer_state import ProducerEntry, ProducerStateTable
 from storage.segments import Segment, decode_segment, encode_segment, select_segments_to_delete, should_roll
+from storage.txn_index import AbortedTxn, TxnIndex
 
 __all__ = ["LogDirectoryInUseError", "LogManager", "RocksDBLog"]
 
@@ -39,6 +40,7 @@ _META_START = b"start"
 _META_HW = b"hw"
 _META_EPOCHS = b"epochs"
 _META_CLEANER = b"cleaner"
+_META_TXN = b"txn"  # storage.txn_index: open and ended transactions (written only when they change)
 _NO_RETENTION = LogConfig(retention_ms=-1, retention_bytes=-1)
 
 
@@ -175,6 +177,7 @@ class RocksDBLog:
             self._segments = [Segment(0)]
             self._epochs = EpochCache()
             self._producers = ProducerStateTable()
+            self._txns = TxnIndex()
             self._log_start_offset = self._log_end_offset = self._high_watermark = self._cleaner_offset = 0
             batch = rocksdict.WriteBatch(raw_mode=True)
             self._put_offsets(batch)
@@ -190,6 +193,7 @@ class RocksDBLog:
         self._producers = ProducerStateTable(
             {keys.decode_producer_id(k): ProducerEntry.decode(v) for k, v in self._scan(keys.PRODUCER)}
         )
+        self._txns = TxnIndex.decode(self._meta(_META_TXN))
         assert self._segments, "a stored partition always has an active segment"
         assert self._log_start_offset <= self._high_watermark <= self._log_end_offset
 
@@ -342,10 +346,16 @@ class RocksDBLog:
         batch.put(keys.meta_key(number, _META_END), keys.encode_u64(log_end_offset))
         saved_producers, self._producers = self._producers, producers
         self._put_producers(batch, changed)
+        saved_txns = self._txns
+        if self._txns.would_change(header for header, _ in prepared.batches):
+            txns = self._txns.copy()
+            if txns.update(prepared.batches):
+                self._txns = txns
+                batch.put(keys.meta_key(number, _META_TXN), txns.encode())
         try:
             self._write(batch, prepared.records_count)
         except BaseException:
-            self._producers = saved_producers
+            self._producers, self._txns = saved_producers, saved_txns
             raise
         if rolled:
             segments.append(active)
@@ -452,6 +462,16 @@ class RocksDBLog:
     def producer_entries(self) -> dict[int, ProducerEntry]:
         return self._producers.entries()
 
+    # Transactions.
+    def first_unstable_offset(self) -> int | None:
+        return self._txns.first_unstable_offset()
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        return self._txns.ongoing()
+
+    def aborted_transactions(self, start_offset: int, upper_offset: int) -> list[AbortedTxn]:
+        return self._txns.aborted(start_offset, upper_offset)
+
     # Truncation and deletion.
     def _straddling_base(self, offset: int) -> int | None:
         """Base offset of the batch with base < offset <= last offset, if there is one."""
@@ -499,6 +519,10 @@ class RocksDBLog:
         producers = ProducerStateTable(self._producers.entries())
         changed = producers.truncate(new_end, self._headers_newest_first(new_end))
         batch = rocksdict.WriteBatch(raw_mode=True)
+        txns = self._txns.copy()
+        if txns.truncate(new_end):
+            batch.put(keys.meta_key(self._number, _META_TXN), txns.encode())
+        self._txns = txns
         for kind in (keys.BATCH, keys.INDEX):
             self._delete_kind(batch, kind, new_end)
         self._delete_kind(batch, keys.SEGMENT, active.base_offset + 1)
@@ -551,6 +575,8 @@ class RocksDBLog:
         self._put_segment(batch, self._segments[0])
         self._epochs = EpochCache()
         self._producers = ProducerStateTable()
+        self._txns = TxnIndex()
+        batch.delete(keys.meta_key(self._number, _META_TXN))
         self._log_start_offset = self._log_end_offset = self._high_watermark = self._cleaner_offset = offset
         self._put_offsets(batch)
         self._write(batch)
@@ -592,6 +618,10 @@ class RocksDBLog:
         self._segments, self._epochs = segments, epochs
         self._log_start_offset = new_start
         self._high_watermark = max(self._high_watermark, new_start)
+        txns = self._txns.copy()
+        if txns.drop_before(new_start):
+            self._txns = txns
+            batch.put(keys.meta_key(self._number, _META_TXN), txns.encode())
         self._put_offsets(batch)
         self._write(batch)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cluster.errors import LogError
 from storage import batch as codec
 from storage.records import Record
+from storage.txn_index import COMMIT, control_type
 
 __all__ = ["Batch", "BatchRecord", "RecordsError", "build_batch", "iter_batches", "iter_records"]
 
@@ -39,13 +40,22 @@ class Batch:
     last_offset: int
     records: tuple[BatchRecord, ...]  # empty for control batches and bad batches
     error: str | None = None  # why the batch could not be decoded (only with `skip_bad`)
+    producer_id: int = -1
+    transactional: bool = False
+    commit: bool | None = None  # a transaction marker: True COMMIT, False ABORT; None for data
 
 
-def build_batch(records: Sequence[tuple[bytes, bytes | None]], timestamp_ms: int) -> bytes:
-    """An uncompressed v2 batch of (key, value) records, base offset 0, all stamped `timestamp_ms`."""
+def build_batch(records: Sequence[tuple[bytes, bytes | None]], timestamp_ms: int,
+                producer: tuple[int, int] | None = None) -> bytes:
+    """An uncompressed v2 batch of (key, value) records, base offset 0, all stamped `timestamp_ms`.
+
+    `producer` = (producer id, epoch) makes it a transactional batch (TxnOffsetCommit)."""
     if not records:
         raise ValueError("a batch needs at least one record")
-    return codec.build_batch([Record(key, value, timestamp_ms) for key, value in records])
+    built = [Record(key, value, timestamp_ms) for key, value in records]
+    if producer is None:
+        return codec.build_batch(built)
+    return codec.build_batch(built, producer_id=producer[0], producer_epoch=producer[1], transactional=True)
 
 
 def _complete_prefix(view: memoryview) -> memoryview:
@@ -63,13 +73,17 @@ def _decode(raw: memoryview) -> Batch:
     """One whole batch, validated (CRC, magic, structure) and decoded; LogError/ValueError if bad."""
     ((header, _),) = codec.iter_batches(raw, strict=False)
     records: tuple[BatchRecord, ...] = ()
+    if header.is_control:
+        commit = header.is_transactional and control_type(raw) == COMMIT
+        return Batch(header.base_offset, header.last_offset, (), None, header.producer_id, True, commit)
     if not header.is_control:
         _, decoded = codec.decode_batch(raw)
         records = tuple(
             BatchRecord(header.base_offset + (r.offset_delta if r.offset_delta >= 0 else i),
                         r.timestamp_ms, r.key, r.value)
             for i, r in enumerate(decoded))
-    return Batch(header.base_offset, header.last_offset, records)
+    return Batch(header.base_offset, header.last_offset, records, None, header.producer_id,
+                 header.is_transactional)
 
 
 def iter_batches(data: bytes | memoryview, *, skip_bad: bool = False) -> Iterator[Batch]:

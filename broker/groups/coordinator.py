@@ -87,10 +87,15 @@ class GroupCoordinator:
         self._ensure_task: asyncio.Task[Any] | None = None
         self._waiting_logged = False  # the offsets topic waits for brokers: logged once
         self._last_retention_check_ms = 0
+        # FindCoordinator(key_type=1): the transaction coordinator's answer, when this broker has one.
+        self.find_txn_coordinator: Callable[[str], CoordinatorAnswer] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        listeners = getattr(self.core, "marker_listeners", None)
+        if listeners is not None and self._on_marker not in listeners:
+            listeners.append(self._on_marker)
         self._partitions.start()
         if self._tick_task is None:
             self._tick_task = asyncio.create_task(self._run_ticks(), name="group-coordinator-tick")
@@ -212,8 +217,10 @@ class GroupCoordinator:
     # -- FindCoordinator ---------------------------------------------------------------------------
 
     def find_coordinator(self, key: str, key_type: int) -> CoordinatorAnswer:
+        if key_type == 1 and self.find_txn_coordinator is not None:
+            return self.find_txn_coordinator(key)
         if key_type != 0:
-            return CoordinatorAnswer(ErrorCode.invalid_request, "Brook coordinates consumer groups only (no transactions)")
+            return CoordinatorAnswer(ErrorCode.invalid_request, f"unknown coordinator key type {key_type}")
         topic = self.core.image().topic_by_name(OFFSETS_TOPIC)
         if topic is None or not topic.partitions:
             self._ensure_offsets_topic()
@@ -370,18 +377,81 @@ class GroupCoordinator:
             results.update(dict.fromkeys(values, error))
         return results
 
-    def fetch_offsets(self, group_id: str, topics: Sequence[tuple[str, Sequence[int]]] | None
-                      ) -> tuple[ErrorCode, FetchedOffsets]:
-        """The group's committed offsets of `topics` ((name, partitions) pairs), or all when None."""
+    def fetch_offsets(self, group_id: str, topics: Sequence[tuple[str, Sequence[int]]] | None,
+                      require_stable: bool = False) -> tuple[ErrorCode, FetchedOffsets]:
+        """The group's committed offsets of `topics` ((name, partitions) pairs), or all when None.
+
+        `require_stable` (KIP-447): a partition with a transactional commit not yet ended answers
+        UNSTABLE_OFFSET_COMMIT (retriable), so a new consumer never starts from an offset an open
+        transaction is about to replace."""
         requested = [(name, index) for name, indexes in topics or () for index in indexes]
         error, part = self._locate(group_id)
         if part is None:
             return error, {key: (None, ErrorCode.none) for key in requested}
         group = part.groups.get(group_id)
         offsets = group.offsets if group is not None and group.state is not GroupState.DEAD else {}
+        unstable = part.pending_txn_keys(group_id) if require_stable else set()
+
+        def error_of(key: PartitionKey) -> ErrorCode:
+            return ErrorCode.unstable_offset_commit if key in unstable else ErrorCode.none
+
         if topics is None:
-            return ErrorCode.none, {key: (value, ErrorCode.none) for key, value in sorted(offsets.items())}
-        return ErrorCode.none, {key: (offsets.get(key), ErrorCode.none) for key in requested}
+            return ErrorCode.none, {key: (value, error_of(key)) for key, value in sorted(offsets.items())}
+        return ErrorCode.none, {key: (offsets.get(key), error_of(key)) for key in requested}
+
+    async def txn_commit_offsets(self, request: CommitRequest, producer_id: int,
+                                 producer_epoch: int) -> dict[PartitionKey, ErrorCode]:
+        """TxnOffsetCommit (KIP-98, KIP-447): the offsets are written to the group's offsets partition
+        in a transactional batch of the producer and stay pending until the transaction's marker
+        reaches that partition (COMMIT: they become the group's offsets; ABORT: dropped)."""
+        keys = [(p.topic, p.partition) for p in request.partitions]
+        group_id = request.group_id
+        if not group_id:
+            return dict.fromkeys(keys, ErrorCode.invalid_group_id)
+        error, part = self._locate(group_id)
+        if part is None:
+            return dict.fromkeys(keys, error)
+        group = part.groups.get(group_id)
+        if request.generation_id >= 0 or request.member_id:
+            # KIP-447 (v3): the producer's consumer must still be a member of this generation.
+            if group is None:
+                return dict.fromkeys(keys, ErrorCode.illegal_generation)
+            error = group.validate_offset_commit(request.member_id, request.group_instance_id, request.generation_id)
+            if error != ErrorCode.none:
+                return dict.fromkeys(keys, error)
+        results: dict[PartitionKey, ErrorCode] = {}
+        values: dict[PartitionKey, OffsetValue] = {}
+        image = self.core.image()
+        wall_ms = self._wall_ms()
+        for p in request.partitions:
+            key = (p.topic, p.partition)
+            registration = image.topic_by_name(p.topic)
+            if registration is None or p.partition not in registration.partitions:
+                results[key] = ErrorCode.unknown_topic_or_partition
+            elif len(p.metadata.encode()) > OFFSET_METADATA_BYTES_MAX:
+                results[key] = ErrorCode.offset_metadata_too_large
+            else:
+                values[key] = OffsetValue(p.offset, p.leader_epoch, p.metadata, wall_ms)
+        if values:
+            records = [(encode_offset_key(group_id, t, i), encode_offset_value(v)) for (t, i), v in values.items()]
+
+            def pend(error: ErrorCode, _base_offset: int) -> None:
+                if error == ErrorCode.none:
+                    pending = part.txn_pending.setdefault(producer_id, [])
+                    pending.extend((OffsetKey(group_id, t, i), v) for (t, i), v in values.items())
+
+            error = await part.append(records, pend, producer=(producer_id, producer_epoch))
+            results.update(dict.fromkeys(values, error))
+        return results
+
+    def _on_marker(self, topic: str, partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker was written to an offsets partition this broker leads."""
+        if topic != OFFSETS_TOPIC:
+            return
+        part = self._partitions.get(partition)
+        if part is None or part.loading or part.closed:
+            return  # the load reads the marker from the log
+        part.end_txn(producer_id, commit)
 
     async def delete_offsets(self, group_id: str, keys: Sequence[PartitionKey]
                              ) -> tuple[ErrorCode, dict[PartitionKey, ErrorCode]]:

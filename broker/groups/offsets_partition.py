@@ -97,6 +97,7 @@ class _Write:
     size: int
     on_done: WriteCallback | None
     future: asyncio.Future[ErrorCode]
+    producer: tuple[int, int] | None = None  # (producer id, epoch): a transactional offset commit
 
 
 class OffsetsPartition:
@@ -118,6 +119,9 @@ class OffsetsPartition:
         self._queued_records = 0
         self._writer: asyncio.Task[None] | None = None
         self._loader: asyncio.Task[None] | None = None
+        # Transactional offset commits (TxnOffsetCommit) not yet ended by a marker, per producer id,
+        # in log order: applied on a COMMIT marker, dropped on ABORT (Kafka's pendingTransactionalOffsetCommits).
+        self.txn_pending: dict[int, list[tuple[OffsetKey, OffsetValue | None]]] = {}
 
     @property
     def name(self) -> str:
@@ -182,13 +186,18 @@ class OffsetsPartition:
                     log.error("skipping the undecodable batch at offsets %d-%d of %s: %s", batch.base_offset,
                               batch.last_offset, self.name, batch.error)
                 continue
+            if batch.commit is not None:
+                if batch.base_offset >= self.next_offset:
+                    self.end_txn(batch.producer_id, batch.commit)
+                continue
             for record in batch.records:
                 if record.offset < self.next_offset:
                     continue
                 if stop_offset is not None and record.offset >= stop_offset:
                     self.next_offset = stop_offset
                     return False
-                self._replay(record.offset, record.key, record.value)
+                self._replay(record.offset, record.key, record.value,
+                             batch.producer_id if batch.transactional else None)
         if last >= self.next_offset:
             self.next_offset = last + 1
         elif next_offset > self.next_offset:
@@ -197,8 +206,27 @@ class OffsetsPartition:
             return False
         return True
 
-    def _replay(self, offset: int, key_bytes: bytes | None, value_bytes: bytes | None) -> None:
-        """Decode one record and apply it; a bad record is skipped with one logged error."""
+    def end_txn(self, producer_id: int, commit: bool) -> None:
+        """A transaction marker of `producer_id`: its pending offset commits become committed offsets
+        (COMMIT, in log order) or are dropped (ABORT)."""
+        pending = self.txn_pending.pop(producer_id, [])
+        if not commit:
+            return
+        for key, value in pending:
+            try:
+                self._apply(self, key, value)
+            except Exception:
+                log.exception("applying a transactional offset commit to %s failed", self.name)
+
+    def pending_txn_keys(self, group_id: str) -> set[tuple[str, int]]:
+        """(topic, partition)s of `group_id` with a transactional commit not yet ended."""
+        return {(key.topic, key.partition) for pending in self.txn_pending.values()
+                for key, _ in pending if key.group == group_id}
+
+    def _replay(self, offset: int, key_bytes: bytes | None, value_bytes: bytes | None,
+                producer_id: int | None = None) -> None:
+        """Decode one record and apply it; a bad record is skipped with one logged error. A record of
+        a transactional batch (`producer_id`) waits for its transaction's marker."""
         value: OffsetValue | GroupMetadataValue | None = None
         try:
             if key_bytes is None:
@@ -212,6 +240,10 @@ class OffsetsPartition:
         except (RecordFormatError, UnicodeDecodeError) as error:
             log.error("skipping the bad record at offset %d of %s: %s", offset, self.name, error)
             return
+        if producer_id is not None and isinstance(key, OffsetKey):
+            assert value is None or isinstance(value, OffsetValue)
+            self.txn_pending.setdefault(producer_id, []).append((key, value))
+            return
         try:
             self._apply(self, key, value)
         except Exception:
@@ -220,10 +252,12 @@ class OffsetsPartition:
     # -- writing ------------------------------------------------------------------------------------
 
     def append(self, records: Sequence[tuple[bytes, bytes | None]],
-               on_done: WriteCallback | None = None) -> asyncio.Future[ErrorCode]:
+               on_done: WriteCallback | None = None,
+               producer: tuple[int, int] | None = None) -> asyncio.Future[ErrorCode]:
         """Queue records for the partition's writer; the future resolves after acks=-1.
 
         `on_done(error, base_offset)` runs first, in log order, so in-memory state follows the log.
+        With `producer` (id, epoch) the records go alone in one transactional batch.
         """
         future: asyncio.Future[ErrorCode] = asyncio.get_running_loop().create_future()
         if self.closed:
@@ -233,7 +267,7 @@ class OffsetsPartition:
             future.set_result(ErrorCode.coordinator_not_available)
             return future
         size = sum(len(k) + len(v or b"") + 16 for k, v in records)
-        self._queue.append(_Write(list(records), size, on_done, future))
+        self._queue.append(_Write(list(records), size, on_done, future, producer))
         self._queued_records += len(records)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_loop(),
@@ -245,6 +279,8 @@ class OffsetsPartition:
             writes: list[_Write] = []
             size = 0
             while self._queue and (not writes or size + self._queue[0].size <= OFFSETS_WRITE_BATCH_BYTES_MAX):
+                if writes and (writes[0].producer is not None or self._queue[0].producer is not None):
+                    break  # a transactional commit is a batch of its own producer
                 write = self._queue.pop(0)
                 writes.append(write)
                 size += write.size
@@ -252,7 +288,8 @@ class OffsetsPartition:
             records = [record for write in writes for record in write.records]
             try:
                 result = await self.core.produce(OFFSETS_TOPIC, self.index,
-                                                 build_batch(records, int(self._wall_clock() * 1000)), -1,
+                                                 build_batch(records, int(self._wall_clock() * 1000),
+                                                             writes[0].producer), -1,
                                                  OFFSETS_COMMIT_TIMEOUT_MS)
                 error, base_offset = map_produce_error(result.error), result.base_offset
             except asyncio.CancelledError:

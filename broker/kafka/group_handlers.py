@@ -224,27 +224,30 @@ class GroupHandlers:
 
     async def offset_fetch(self, request: Any, api_version: int, context: Any = None) -> Any:
         mod = response_module(OFFSET_FETCH, api_version)
+        stable = bool(getattr(request, "require_stable", False))  # v7+: KIP-447
         if api_version >= 8:
             groups = []
             for g in request.groups:
                 topics = None if g.topics is None else [(t.name, tuple(t.partition_indexes)) for t in g.topics]
-                error, found = self._fetch_offsets(context, g.group_id, topics)
+                error, found = self._fetch_offsets(context, g.group_id, topics, stable)
                 groups.append(build(mod.OffsetFetchResponseGroup, group_id=g.group_id, error_code=error,
                                     topics=_fetch_topics(mod, api_version, found)))
             return build(mod.OffsetFetchResponse, throttle_time=ZERO_MS, groups=tuple(groups))
         topics = None if request.topics is None else [(t.name, tuple(t.partition_indexes)) for t in request.topics]
-        error, found = self._fetch_offsets(context, request.group_id, topics)
+        error, found = self._fetch_offsets(context, request.group_id, topics, stable)
         if api_version < 2 and error != ErrorCode.none:
             # v1 has no top-level error: every requested partition carries it.
             found = {key: (None, error) for key in found}
         return build(mod.OffsetFetchResponse, throttle_time=ZERO_MS, error_code=error,
                      topics=_fetch_topics(mod, api_version, found))
 
-    def _fetch_offsets(self, context: Any, group_id: str, topics: Any) -> tuple[ErrorCode, FetchedOffsets]:
+    def _fetch_offsets(self, context: Any, group_id: str, topics: Any,
+                       require_stable: bool = False) -> tuple[ErrorCode, FetchedOffsets]:
         """DESCRIBE on the group; topics the principal may not DESCRIBE are left out (Kafka filters them)."""
         if not _allowed(context, Op.DESCRIBE, Res.GROUP, group_id):
             return _GROUP_DENIED, {}
-        error, found = self.coordinator.fetch_offsets(group_id, topics)
+        error, found = self.coordinator.fetch_offsets(group_id, topics, require_stable=require_stable) \
+            if require_stable else self.coordinator.fetch_offsets(group_id, topics)
         return error, {key: value for key, value in found.items() if _allowed(context, Op.DESCRIBE, Res.TOPIC, key[0])}
 
     async def offset_delete(self, request: Any, api_version: int, context: Any = None) -> Any:

@@ -16,6 +16,8 @@ import asyncio
 import datetime
 import logging
 import re
+import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
@@ -26,15 +28,18 @@ from kio.schema.errors import ErrorCode
 from broker.api import (
     AlterConfigOp,
     BrokerCore,
+    DeleteRecordsResult,
     FetchPartition,
     FetchResult,
     NewPartitions,
     NewTopic,
     ProduceResult,
+    ProducersResult,
     ResourceConfigResult,
 )
 from broker.kafka import security_handlers
 from broker.kafka.codec import ZERO_MS, build, field_is_nullable, ms, response_module
+from broker.kafka.fetch_sessions import FINAL_EPOCH, FetchParams, FetchPlan, FetchSessionCache
 from broker.kafka.session import ALLOW_ALL, RequestContext
 from brookpb import admin_pb2 as apb
 from cluster.internal_topics import INTERNAL_TOPICS, is_internal
@@ -48,6 +53,7 @@ __all__ = [
     "GroupHandler",
     "KafkaHandlers",
     "check_batches",
+    "new_fetch_session_cache",
 ]
 
 log = logging.getLogger("broker.kafka")
@@ -77,6 +83,9 @@ API_VERSIONS: Mapping[int, tuple[int, int]] = {
     45: (0, 1),    # AlterPartitionReassignments
     46: (0, 0),    # ListPartitionReassignments
     64: (0, 0),    # UnregisterBroker
+    21: (0, 2),    # DeleteRecords
+    35: (1, 5),    # DescribeLogDirs (kio has no v0, which Kafka 4 dropped; v5's is_cordoned stays false)
+    61: (0, 0),    # DescribeProducers
     37: (0, 3),    # CreatePartitions
     55: (0, 1),    # DescribeQuorum
     60: (0, 1),    # DescribeCluster
@@ -114,8 +123,8 @@ BATCHES_PER_PARTITION_MAX = 100_000
 def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
     """What the listener refuses before the core sees a partition's records: None when acceptable.
 
-    Only headers are read: magic must be 2 and batches must not be transactional or control batches
-    (transactions are not supported yet). CRCs and everything else are the core's to validate.
+    Only headers are read: magic must be 2 and batches must not be control batches (only the
+    transaction coordinator writes markers). CRCs and everything else are the core's to validate.
     """
     if not records:
         return ErrorCode.invalid_record, "the partition's record set is empty"
@@ -128,14 +137,26 @@ def check_batches(records: bytes | None) -> tuple[ErrorCode, str] | None:
         header = parse_header(records, offset)
         if header.magic != 2:
             return ErrorCode.unsupported_for_message_format, f"record batch magic {header.magic}; Brook accepts magic 2"
-        if header.is_transactional:
-            return ErrorCode.invalid_record, "transactional produce is not supported by Brook yet"
         if header.is_control:
             return ErrorCode.invalid_record, "control batches may not be produced by clients"
+        if header.is_transactional and header.producer_id < 0:
+            return ErrorCode.invalid_record, "a transactional batch needs a producer id"
         if header.size_bytes < BATCH_HEADER_BYTES or offset + header.size_bytes > len(records):
             return ErrorCode.corrupt_message, f"record batch length {header.batch_length} does not fit the record set"
         offset += header.size_bytes
     return ErrorCode.invalid_record, f"more than {BATCHES_PER_PARTITION_MAX} batches in one partition"
+
+
+# Partitions all consumer fetch sessions of a broker hold together (Brook's bound; Kafka bounds only
+# the slots): the cluster's partition cap, so one consumer of every partition still gets a session.
+FETCH_SESSION_PARTITIONS_MAX = 200_000
+
+
+def new_fetch_session_cache(slots_max: int = 1000, eviction_ms: int = 120_000,
+                            partitions_max: int = FETCH_SESSION_PARTITIONS_MAX) -> FetchSessionCache:
+    """A consumer fetch session cache with random 31-bit session ids (Kafka's defaults: 1,000 slots,
+    sessions idle for 2 minutes may be evicted)."""
+    return FetchSessionCache(slots_max, partitions_max, eviction_ms, new_id=lambda: secrets.randbelow(2**31 - 1) + 1)
 
 
 class KafkaHandlers:
@@ -155,9 +176,12 @@ class KafkaHandlers:
         group_handlers: Mapping[int, GroupHandler] | None = None,
         group_versions: Mapping[int, tuple[int, int]] | None = None,
         listener: str | None = None,
+        fetch_sessions: FetchSessionCache | None = None,
     ) -> None:
         self.core = core
         self.listener = listener
+        # Consumer fetch sessions (KIP-227); the listener start-up sizes it from the broker's config.
+        self.fetch_sessions = fetch_sessions or new_fetch_session_cache()
         self.group_handlers: dict[int, GroupHandler] = dict(group_handlers or {})
         versions = dict(API_VERSIONS)
         group_versions = dict(group_versions or {})
@@ -183,6 +207,9 @@ class KafkaHandlers:
             45: self.alter_partition_reassignments,
             46: self.list_partition_reassignments,
             64: self.unregister_broker,
+            21: self.delete_records,
+            35: self.describe_log_dirs,
+            61: self.describe_producers,
             37: self.create_partitions,
             55: self.describe_quorum,
             60: self.describe_cluster,
@@ -353,13 +380,14 @@ class KafkaHandlers:
 
     async def _produce_one(self, topic: str, partition: int, records: bytes | None, acks: int,
                            timeout_ms: int, transactional: bool) -> ProduceResult:
-        if transactional:
-            return ProduceResult(ErrorCode.invalid_record, message="transactional produce is not supported by Brook yet")
         if is_internal(topic):
             return ProduceResult(ErrorCode.invalid_topic_exception, message=f"cannot append to internal topic {topic}")
         refused = check_batches(records)
         if refused is not None:
             return ProduceResult(refused[0], message=refused[1])
+        if not transactional and records and parse_header(records).is_transactional:
+            # Kafka: transactional batches come with the producer's transactional id.
+            return ProduceResult(ErrorCode.invalid_record, message="transactional batches need a transactional id")
         assert records is not None
         try:
             return await self.core.produce(topic, partition, records, acks, timeout_ms)
@@ -377,10 +405,15 @@ class KafkaHandlers:
         keys: list[tuple[str, int]] = []
         calls = []
         writable = {t.name: ctx.allowed(Op.WRITE, Res.TOPIC, t.name) for t in request.topic_data}
+        # Kafka: a transactional produce needs WRITE on its transactional id.
+        tid_denied = transactional and not ctx.allowed(Op.WRITE, Res.TRANSACTIONAL_ID, request.transactional_id)
         for topic_data in request.topic_data:
             for partition_data in topic_data.partition_data:
                 keys.append((topic_data.name, partition_data.index))
-                if not writable[topic_data.name]:
+                if tid_denied:
+                    calls.append(_done(ProduceResult(ErrorCode.transactional_id_authorization_failed,
+                                                     message="not authorized to WRITE the transactional id")))
+                elif not writable[topic_data.name]:
                     calls.append(_done(ProduceResult(ErrorCode.topic_authorization_failed,
                                                      message="not authorized to WRITE the topic")))
                 elif acks not in (0, 1, -1):
@@ -430,31 +463,31 @@ class KafkaHandlers:
 
     async def fetch(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(1, api_version)
-        session_id = int(getattr(request, "session_id", 0))
-        if session_id != 0:
-            # Brook never creates fetch sessions (it always answers session id 0), so a client can
-            # only name one it made up; Kafka answers that with FETCH_SESSION_ID_NOT_FOUND.
-            return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.fetch_session_id_not_found,
-                         session_id=0, responses=())
+        plan = self._fetch_plan(request, ctx)
+        if plan.error != ErrorCode.none:
+            return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=plan.error, session_id=0, responses=())
         wanted: list[FetchPartition] = []
         denied: list[tuple[str, int]] = []
-        for topic in request.topics:
-            readable = ctx.allowed(Op.READ, Res.TOPIC, topic.topic)
-            for p in topic.partitions:
-                if not readable:
-                    denied.append((topic.topic, p.partition))
-                    continue
-                wanted.append(FetchPartition(
-                    topic=topic.topic, partition=p.partition, offset=p.fetch_offset,
-                    max_bytes=max(0, p.partition_max_bytes),
-                    current_leader_epoch=getattr(p, "current_leader_epoch", -1),
-                ))
+        readable: dict[str, bool] = {}
+        for (topic, partition), params in plan.partitions:
+            allowed = readable.get(topic)
+            if allowed is None:
+                allowed = readable[topic] = ctx.allowed(Op.READ, Res.TOPIC, topic)
+            if not allowed:
+                denied.append((topic, partition))
+                continue
+            wanted.append(FetchPartition(
+                topic=topic, partition=partition, offset=params.fetch_offset,
+                max_bytes=max(0, params.partition_max_bytes), current_leader_epoch=params.current_leader_epoch,
+            ))
         results: list[FetchResult]
+        read_committed = int(getattr(request, "isolation_level", 0)) == 1
         if wanted:
             try:
                 max_bytes = min(max(0, getattr(request, "max_bytes", 2**31 - 1)), self.fetch_bytes_max)
+                isolation = {"read_committed": True} if read_committed else {}
                 results = await self.core.fetch(wanted, max(0, ms(request.max_wait)), max(0, request.min_bytes),
-                                                max_bytes)
+                                                max_bytes, **isolation)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -465,16 +498,18 @@ class KafkaHandlers:
                 results = [FetchResult(ErrorCode.unknown_server_error) for _ in wanted]
         else:
             results = []
-        read_committed = int(getattr(request, "isolation_level", 0)) == 1
         by_topic: dict[str, list[Any]] = {}
         for want, result in zip(wanted, results, strict=True):
+            if not plan.answered((want.topic, want.partition), result.high_watermark, result.last_stable_offset,
+                                 result.log_start_offset, bool(result.records), result.error != ErrorCode.none):
+                continue  # an incremental answer leaves out a partition with no news
             fields: dict[str, Any] = dict(
                 partition_index=want.partition,
                 error_code=result.error,
                 high_watermark=result.high_watermark,
                 last_stable_offset=result.last_stable_offset if result.last_stable_offset >= 0 else result.high_watermark,
                 log_start_offset=result.log_start_offset,
-                aborted_transactions=() if read_committed else None,
+                aborted_transactions=_aborted(mod, result.aborted_transactions) if read_committed else None,
                 preferred_read_replica=-1,
                 records=result.records,
             )
@@ -491,13 +526,26 @@ class KafkaHandlers:
         responses = tuple(
             build(mod.FetchableTopicResponse, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()
         )
-        return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.none, session_id=0,
-                     responses=responses)
+        return build(mod.FetchResponse, throttle_time=ZERO_MS, error_code=ErrorCode.none,
+                     session_id=plan.response_session_id, responses=responses)
+
+    def _fetch_plan(self, request: Any, ctx: RequestContext) -> FetchPlan:
+        """The request against the fetch session cache (KIP-227; v4..6 carry no session: sessionless)."""
+        listed = [((topic.topic, p.partition), FetchParams(p.fetch_offset, p.partition_max_bytes,
+                                                           getattr(p, "current_leader_epoch", -1)))
+                  for topic in request.topics for p in topic.partitions]
+        forgotten = [(topic.topic, partition) for topic in getattr(request, "forgotten_topics_data", None) or ()
+                     for partition in topic.partitions]
+        return self.fetch_sessions.begin(int(getattr(request, "session_id", 0)),
+                                         int(getattr(request, "session_epoch", FINAL_EPOCH)), listed, forgotten,
+                                         ctx.principal, int(time.monotonic() * 1000))
 
     # ---------------------------------------------------------------- ListOffsets / OffsetForLeaderEpoch
 
     async def list_offsets(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(2, api_version)
+        # isolation_level 1 (read_committed, v2+): "latest" is the last stable offset.
+        isolation = {"read_committed": True} if int(getattr(request, "isolation_level", 0)) == 1 else {}
         topics = []
         for topic in request.topics:
             parts = []
@@ -509,7 +557,7 @@ class KafkaHandlers:
                                        leader_epoch=-1))
                     continue
                 result = self.core.list_offsets(topic.name, p.partition_index, p.timestamp,
-                                                getattr(p, "current_leader_epoch", -1))
+                                                getattr(p, "current_leader_epoch", -1), **isolation)
                 parts.append(build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
                                    error_code=result.error, timestamp=result.timestamp, offset=result.offset,
                                    leader_epoch=result.leader_epoch))
@@ -539,9 +587,10 @@ class KafkaHandlers:
     async def init_producer_id(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(22, api_version)
         if request.transactional_id is not None:
-            # Transactions are later work. INVALID_REQUEST is fatal for the client with a clear cause,
-            # where a retriable code (COORDINATOR_NOT_AVAILABLE) would make it retry forever.
-            log.info("refused InitProducerId for transactional.id=%r: transactions are not supported",
+            # Served by broker/kafka/txn_handlers.py when the listener has a transaction coordinator
+            # (every `brook server` broker); without one (a bare listener) INVALID_REQUEST is fatal for
+            # the client with a clear cause, where a retriable code would make it retry forever.
+            log.info("refused InitProducerId for transactional.id=%r: this listener has no transaction coordinator",
                      request.transactional_id)
             return build(mod.InitProducerIdResponse, throttle_time=ZERO_MS, error_code=ErrorCode.invalid_request,
                          producer_id=-1, producer_epoch=-1)
@@ -891,6 +940,84 @@ class KafkaHandlers:
                      error_code=ErrorCode(reply.error.code) if reply.error.code else ErrorCode.none,
                      error_message=reply.error.message or None)
 
+    async def delete_records(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """Kafka's DeleteRecords: each partition's leader moves its log start (needs DELETE on the topic)."""
+        mod = response_module(21, api_version)
+        timeout_ms = max(0, min(ms(request.timeout), 300_000))
+        keys: list[tuple[str, int]] = []
+        calls = []
+        for t in request.topics:
+            allowed = ctx.allowed(Op.DELETE, Res.TOPIC, t.name)
+            for p in t.partitions:
+                keys.append((t.name, int(p.partition_index)))
+                if not allowed:
+                    calls.append(_done(DeleteRecordsResult(ErrorCode.topic_authorization_failed)))
+                else:
+                    calls.append(self._delete_records_one(t.name, int(p.partition_index), int(p.offset), timeout_ms))
+        results = await asyncio.gather(*calls)
+        by_topic: dict[str, list[Any]] = {}
+        for (topic, partition), result in zip(keys, results, strict=True):
+            by_topic.setdefault(topic, []).append(build(mod.DeleteRecordsPartitionResult, partition_index=partition,
+                                                        low_watermark=result.low_watermark, error_code=result.error))
+        topics = tuple(build(mod.DeleteRecordsTopicResult, name=name, partitions=tuple(parts))
+                       for name, parts in by_topic.items())
+        return build(mod.DeleteRecordsResponse, throttle_time=ZERO_MS, topics=topics)
+
+    async def _delete_records_one(self, topic: str, partition: int, offset: int, timeout_ms: int) -> DeleteRecordsResult:
+        if is_internal(topic):
+            return DeleteRecordsResult(ErrorCode.invalid_topic_exception)  # its records are the cluster's state
+        try:
+            return await self.core.delete_records(topic, partition, offset, timeout_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error("delete records %s-%d failed: %s: %s", topic, partition, type(e).__name__, e)
+            return DeleteRecordsResult(ErrorCode.unknown_server_error)
+
+    async def describe_log_dirs(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """This broker's log directories (needs DESCRIBE on the cluster, as in Kafka)."""
+        mod = response_module(35, api_version)
+        if not ctx.cluster_allowed(Op.DESCRIBE):
+            return build(mod.DescribeLogDirsResponse, throttle_time=ZERO_MS,
+                         error_code=ErrorCode.cluster_authorization_failed, results=())
+        wanted = None if request.topics is None else {
+            t.topic: tuple(int(i) for i in t.partitions) for t in request.topics}
+        results = []
+        for info in self.core.describe_log_dirs(wanted):
+            by_topic: dict[str, list[Any]] = {}
+            for part in info.partitions:
+                by_topic.setdefault(part.topic, []).append(build(
+                    mod.DescribeLogDirsPartition, partition_index=part.partition, partition_size=part.size_bytes,
+                    offset_lag=part.offset_lag, is_future_key=False))
+            topics = tuple(build(mod.DescribeLogDirsTopic, name=name, partitions=tuple(parts))
+                           for name, parts in by_topic.items())
+            results.append(build(mod.DescribeLogDirsResult, error_code=info.error, log_dir=info.path, topics=topics,
+                                 total_bytes=info.total_bytes, usable_bytes=info.usable_bytes))
+        return build(mod.DescribeLogDirsResponse, throttle_time=ZERO_MS, error_code=ErrorCode.none,
+                     results=tuple(results))
+
+    async def describe_producers(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
+        """KIP-664: the active idempotent producers of partitions this broker leads (READ on the topic)."""
+        mod = response_module(61, api_version)
+        topics = []
+        for t in request.topics:
+            readable = ctx.allowed(Op.READ, Res.TOPIC, t.name)
+            parts = []
+            for index in t.partition_indexes:
+                if not readable:
+                    result = ProducersResult(ErrorCode.topic_authorization_failed)
+                else:
+                    result = self.core.describe_producers(t.name, int(index))
+                producers = tuple(build(mod.ProducerState, producer_id=pr.producer_id, producer_epoch=pr.producer_epoch,
+                                        last_sequence=pr.last_sequence, last_timestamp=pr.last_timestamp,
+                                        coordinator_epoch=-1,
+                                        current_txn_start_offset=pr.current_txn_start_offset)
+                                  for pr in result.producers)
+                parts.append(build(mod.PartitionResponse, partition_index=index, error_code=result.error,
+                                   error_message=result.message or None, active_producers=producers))
+            topics.append(build(mod.TopicResponse, name=t.name, partitions=tuple(parts)))
+        return build(mod.DescribeProducersResponse, throttle_time=ZERO_MS, topics=tuple(topics))
+
     async def describe_cluster(self, request: Any, api_version: int, ctx: RequestContext = ALLOW_ALL) -> Any:
         mod = response_module(60, api_version)
         image = self.core.image()
@@ -914,6 +1041,11 @@ class KafkaHandlers:
 
 async def _done(value: Any) -> Any:
     return value
+
+
+def _aborted(mod: ModuleType, aborted: Sequence[tuple[int, int]] | None) -> tuple[Any, ...]:
+    """Fetch's aborted_transactions list (read_committed): (producer id, first offset) pairs."""
+    return tuple(build(mod.AbortedTransaction, producer_id=pid, first_offset=first) for pid, first in aborted or ())
 
 
 def _config_allowed(ctx: RequestContext, operation: Op, resource_type: int, name: str) -> bool:

@@ -57,8 +57,9 @@ from broker.kafka.codec import (
     encode_response,
     response_module,
 )
+from broker.kafka.fetch_sessions import FetchSessionCache
 from broker.kafka.framing import FRAME_BYTES_MAX_DEFAULT, FrameBuffer, FrameError, FrameTooLarge
-from broker.kafka.handlers import GroupHandler, KafkaHandlers
+from broker.kafka.handlers import GroupHandler, KafkaHandlers, new_fetch_session_cache
 from broker.kafka.sasl import AUTHENTICATE_KEY, HANDSHAKE_KEY, SaslState
 from broker.kafka.session import Authorizer, RequestContext
 from cluster.security.acl import ANONYMOUS
@@ -413,6 +414,13 @@ class KafkaListener:
 
 
 
+def fetch_session_cache(core: BrokerCore) -> FetchSessionCache:
+    """The broker's consumer fetch session cache, sized by max.incremental.fetch.session.cache.slots and
+    min.incremental.fetch.session.eviction.ms (one per broker: every listener shares it)."""
+    return new_fetch_session_cache(_config(core, "max.incremental.fetch.session.cache.slots", 1000),
+                                   _config(core, "min.incremental.fetch.session.eviction.ms", 120_000))
+
+
 async def start_kafka_listener(
     core: BrokerCore,
     host: str,
@@ -427,6 +435,7 @@ async def start_kafka_listener(
     authorizer: Authorizer | None = None,
     connections_max: int | None = None,
     connections_per_ip_max: int | None = None,
+    fetch_sessions: FetchSessionCache | None = None,
 ) -> KafkaListener:
     """Start the Kafka listener on host:port (port 0 picks a free port; see `.port`).
 
@@ -435,7 +444,8 @@ async def start_kafka_listener(
     only those keys and versions are advertised. `frame_bytes_max` and `idle_ms` default to the core's
     `socket.request.max.bytes` and `connections.max.idle.ms` (Kafka's defaults when it has none).
     """
-    handlers = KafkaHandlers(core, group_handlers, group_versions)
+    handlers = KafkaHandlers(core, group_handlers, group_versions,
+                             fetch_sessions=fetch_sessions or fetch_session_cache(core))
     handlers.fetch_bytes_max = _config(core, "fetch.max.bytes", FETCH_BYTES_MAX_DEFAULT)
     if frame_bytes_max is None:
         frame_bytes_max = _config(core, "socket.request.max.bytes", FRAME_BYTES_MAX_DEFAULT)

@@ -19,7 +19,8 @@ What it proves about the workload (values are unique per run, so every value nam
 and about the replicas (sampled during the run, compared after the heal):
 
     two_leaders_one_epoch  two brokers led one partition in one leader epoch (broker or controller view)
-    hw_decreased           a replica's high watermark went down within one broker process
+    hw_decreased           a replica's high watermark went down within one broker process (a replica
+                           that a reassignment removed and added back is a new replica: its HW restarts)
     hw_above_log_end       a replica reported HW > its log end offset
     isr_not_subset         an ISR member that is not a replica, or a leader outside its ISR
     prefix_mismatch        replicas differ below the smallest high watermark after the heal
@@ -329,7 +330,7 @@ def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[Par
     """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas. After an
     unclean election of a partition its followers may truncate below their HW: counted, not flagged."""
     anomalies = _check_leaders(replicas, partitions)
-    found = _check_high_watermarks(replicas)
+    found = _check_high_watermarks(replicas, partitions)
     unclean = unclean_since or {}
     for anomaly, sample in found:
         since = unclean.get(sample.partition)
@@ -362,9 +363,24 @@ def _check_leaders(replicas: Sequence[ReplicaSample], partitions: Sequence[Parti
     return anomalies
 
 
-def _check_high_watermarks(replicas: Sequence[ReplicaSample]) -> list[tuple[Anomaly, ReplicaSample]]:
+def _removals(partitions: Sequence[PartitionSample]) -> dict[tuple[str, int, int], list[float]]:
+    """(topic, partition, broker) -> times the controller showed the broker outside the partition's
+    replicas after it had been in them (a reassignment removed it; its copy was deleted)."""
+    out: dict[tuple[str, int, int], list[float]] = defaultdict(list)
+    seen: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for p in sorted(partitions, key=lambda p: p.time_s):
+        key = (p.topic, p.partition)
+        for broker in seen[key] - set(p.replicas):
+            out[(p.topic, p.partition, broker)].append(p.time_s)
+        seen[key] |= set(p.replicas)
+    return out
+
+
+def _check_high_watermarks(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample] = ()) \
+        -> list[tuple[Anomaly, ReplicaSample]]:
     anomalies: list[tuple[Anomaly, ReplicaSample]] = []
     last: dict[tuple[int, int, str, int], ReplicaSample] = {}
+    removed = _removals(partitions)
     for s in sorted(replicas, key=lambda s: s.time_s):
         if s.high_watermark > s.log_end_offset:
             anomalies.append((Anomaly("hw_above_log_end", f"broker {s.broker_id} {s.topic}-{s.partition} HW "
@@ -372,6 +388,9 @@ def _check_high_watermarks(replicas: Sequence[ReplicaSample]) -> list[tuple[Anom
                                                           f"{s.time_s:.3f}s", s.time_s), s))
         key = (s.broker_id, s.incarnation, s.topic, s.partition)
         previous = last.get(key)
+        if previous is not None and any(previous.time_s < t < s.time_s
+                                        for t in removed.get((s.topic, s.partition, s.broker_id), ())):
+            previous = None  # removed and added back by a reassignment: a new, empty replica
         if previous is not None and s.high_watermark < previous.high_watermark:
             anomalies.append((Anomaly("hw_decreased", f"broker {s.broker_id} (pid {s.incarnation}) {s.topic}-"
                                                       f"{s.partition} HW {previous.high_watermark} at "

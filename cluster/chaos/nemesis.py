@@ -73,6 +73,7 @@ SCENARIOS = (
     "isr-controller",
     "unclean",
     "partition",
+    "reassign-kill",
     "random",
 )
 # Bounds of one round (seconds): how long a killed node stays down, the pause beyond the session
@@ -514,6 +515,75 @@ class Nemesis:
                 self._start(mover)
         self._end()
 
+    # -- reassignment under load ------------------------------------------------------------------
+
+    def _replicas_in_order(self, partition: int) -> list[int]:
+        try:
+            reply = self.admin.describe_topics([self.topic])
+        except BrookError:
+            return []
+        for t in reply.topics:
+            for p in t.partitions:
+                if p.partition == partition:
+                    return list(p.replicas)
+        return []
+
+    def _reassign(self, partition: int, target: list[int]) -> None:
+        def move() -> None:
+            reply = self.admin.alter_partition_reassignments([(self.topic, partition, target)])
+            errors = [r.error_message or str(r.error_code) for r in reply.results if r.error_code]
+            if reply.error.code or errors:
+                raise BrookError(reply.error.message or "; ".join(errors))
+        self._act(f"reassign partition {partition} to {target}", move)
+
+    def _wait_reassigned(self, partition: int, target: list[int], timeout_s: float) -> bool:
+        """Poll until no move of `partition` is in progress and its replicas are `target`."""
+        deadline_s = self.clock() + timeout_s
+        while self.clock() < deadline_s:
+            try:
+                ongoing = self.admin.list_partition_reassignments({self.topic: [partition]}).reassignments
+            except BrookError:
+                ongoing = None
+            if ongoing is not None and not ongoing and self._replicas_in_order(partition) == target:
+                return True
+            time.sleep(POLL_S * 4)
+        return False
+
+    def reassign_kill(self) -> None:
+        """A reassignment under load with a broker killed mid-move: drop a replica of a partition (it
+        deletes its copy), move it back (it copies the whole log while the writers go on), and SIGKILL
+        the leader, the joining replica or the other one while it catches up; then wait for the move."""
+        picked = self._pick_partition()
+        if picked is None:
+            return self.kill_node(signal.SIGKILL)
+        partition, leader, _, _ = picked
+        original = self._replicas_in_order(partition)
+        if len(original) < 2:
+            return self.kill_node(signal.SIGKILL)
+        dropped = self.rng.choice([r for r in original if r != leader])
+        self._begin("reassign-kill", [dropped], partition)
+        shrunk = [r for r in original if r != dropped]
+        self._reassign(partition, shrunk)
+        if not self._wait_reassigned(partition, shrunk, RECOVER_S_MAX):
+            self._note(f"partition {partition} did not reach {shrunk}")
+        self._sleep((0.5, 2.0))  # the writers go on: the joining replica has more to copy
+        self._reassign(partition, original)
+        role = self.rng.choice(("leader", "joining", "other"))
+        current_leader = self._leader_of(partition)
+        victim = {"leader": current_leader, "joining": dropped}.get(role, -1)
+        if victim < 0:
+            victim = self.rng.choice([r for r in original if r not in (dropped, current_leader)] or [dropped])
+        self._current.nodes.append(victim)  # type: ignore[union-attr]
+        self._sleep((0.0, 1.0))  # mid-move
+        self._note(f"killing the {role} broker {victim} while broker {dropped} catches up" if victim != dropped
+                   else f"killing the joining broker {victim} while it catches up")
+        self._kill(victim, signal.SIGKILL)
+        self._sleep(DOWN_S)
+        self._start(victim)
+        if not self._wait_reassigned(partition, original, RECOVER_S_MAX):
+            self._note(f"partition {partition} did not return to {original} in {RECOVER_S_MAX:g}s")
+        self._end()
+
     def pause(self) -> None:
         """SIGSTOP a leader, a follower or the active controller: shorter or longer than a session."""
         target = self.rng.choice(("leader", "follower", "controller", "leader"))
@@ -652,6 +722,7 @@ class Nemesis:
             "isr-controller": self.isr_change_controller_failover,
             "unclean": self.unclean,
             "partition": self.partition_network,
+            "reassign-kill": self.reassign_kill,
             "random": self.random_round,
         }
         if scenario == "partition" and not self.can_partition:

@@ -155,6 +155,9 @@ def partition_view(topic: str, p: apb.PartitionInfo, min_isr: int) -> dict[str, 
         "isr": list(p.isr),
         "offline": list(p.offline_replicas),
         "unclean_elections": p.unclean_elections,
+        "unclean_lost_offsets": p.unclean_lost_offsets,
+        "last_unclean_loss": ([p.last_unclean_loss_from, p.last_unclean_loss_to]
+                              if p.last_unclean_loss_to > p.last_unclean_loss_from else None),
         **partition_flags(p, min_isr),
     }
 
@@ -190,7 +193,16 @@ def _ids(values: Sequence[int]) -> str:
 def partition_line(p: dict[str, Any]) -> str:
     return (f"\tTopic: {p['topic']}\tPartition: {p['partition']}\tLeader: {p['leader'] if p['leader'] >= 0 else 'none'}"
             f"\tLeaderEpoch: {p['leader_epoch']}\tReplicas: {_ids(p['replicas'])}\tIsr: {_ids(p['isr'])}"
-            f"\tOffline: {_ids(p['offline'])}")
+            f"\tOffline: {_ids(p['offline'])}" + _loss_text(p))
+
+
+def _loss_text(p: dict[str, Any]) -> str:
+    """Kafka prints nothing of the kind: only partitions that had an unclean election say so."""
+    if not p.get("unclean_elections"):
+        return ""
+    loss = p.get("last_unclean_loss")
+    lost = f"\tUncleanLoss: [{loss[0]}, {loss[1]})" if loss else "\tUncleanLoss: none known"
+    return f"\tUncleanElections: {p['unclean_elections']}{lost}"
 
 
 def topic_header_line(t: dict[str, Any]) -> str:

@@ -61,6 +61,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
     p.add_argument("--print-partition", action="store_true")
     p.add_argument("--print-timestamp", action="store_true")
     p.add_argument("--separator", default="\t", help="between printed fields (default: tab)")
+    p.add_argument("--group", metavar="GROUP",
+                   help="consume as a member of this consumer group over the Kafka protocol: partitions are "
+                        "assigned by the group and offsets committed; a group without committed offsets starts "
+                        "at the end unless --from-beginning")
+    p.add_argument("--bootstrap-server", metavar="HOST:PORT,...", default=None,
+                   help="with --group: Kafka addresses of brokers (default: from the controllers' DescribeCluster)")
 
 
 # -- partitioning ----------------------------------------------------------------------------------
@@ -315,6 +321,11 @@ def consume(ctx: Any) -> int:
     from cluster.client import PartitionRouter
 
     args = ctx.args
+    if args.group is not None:
+        return consume_group(ctx)
+    if args.bootstrap_server is not None:
+        raise BrookError("--bootstrap-server applies to --group (without it consume reads over gRPC)",
+                         ErrorCode.invalid_request)
     if args.offset is not None and args.partition is None:
         raise BrookError("--offset needs --partition", ErrorCode.invalid_request)
     if args.timeout_ms is not None and not args.follow:
@@ -404,3 +415,99 @@ def _print_record(ctx: Any, record: ConsumedRecord) -> None:
         print(format_record(record, print_key=args.print_key, print_offset=args.print_offset,
                             print_partition=args.print_partition, print_timestamp=args.print_timestamp,
                             separator=args.separator))
+
+
+# -- consume --group (Kafka protocol) --------------------------------------------------------------
+
+def consume_group(ctx: Any) -> int:
+    """kafka-console-consumer --group: a confluent-kafka Consumer in the group. Without --follow it
+    stops when every partition assigned to it has reached its end (librdkafka's partition EOF);
+    offsets are committed as records are printed, and once more at the end."""
+    from cluster.cli.groups import _kafka_error, _quiet_logger, kafka_bootstrap
+
+    args = ctx.args
+    if args.partition is not None or args.offset is not None:
+        raise BrookError("--group takes its partitions from the group: drop --partition / --offset",
+                         ErrorCode.invalid_request)
+    if args.timeout_ms is not None and not args.follow:
+        raise BrookError("--timeout-ms applies to --follow (without it consume stops at the end of its partitions)",
+                         ErrorCode.invalid_request)
+    try:
+        from confluent_kafka import Consumer, KafkaError, KafkaException
+    except ImportError:
+        raise BrookError("'brook consume --group' needs the confluent-kafka package", ErrorCode.unknown_server_error) \
+            from None
+    bootstrap = args.bootstrap_server or kafka_bootstrap(ctx.controller().describe_cluster())
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": args.group, "client.id": "brook-cli",
+                         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+                         "enable.partition.eof": True, "enable.auto.commit": True,
+                         "socket.timeout.ms": int(ctx.timeout_s * 1000), "logger": _quiet_logger(), "log_level": 0})
+    printed = 0
+    at_end: set[int] = set()
+    assigned: set[int] = set()
+
+    def on_assign(_consumer: Any, partitions: Any) -> None:
+        assigned.update(tp.partition for tp in partitions)
+
+    def on_revoke(_consumer: Any, partitions: Any) -> None:
+        for tp in partitions:
+            assigned.discard(tp.partition)
+            at_end.discard(tp.partition)
+
+    try:
+        try:
+            metadata = consumer.list_topics(args.topic, timeout=ctx.timeout_s)
+        except KafkaException as e:
+            raise _kafka_error(e, f"no metadata from the brokers at {bootstrap}") from None
+        info = metadata.topics.get(args.topic)
+        if info is None or info.error is not None or not info.partitions:
+            raise BrookError(f"topic {args.topic!r} does not exist", ErrorCode.unknown_topic_or_partition)
+        consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
+        idle_since = started = time.monotonic()
+        while True:
+            message = consumer.poll(0.2)
+            now = time.monotonic()
+            if message is None:
+                if args.follow and args.timeout_ms is not None and (now - idle_since) * 1000 >= args.timeout_ms:
+                    break
+                if not assigned and now - started > max(ctx.timeout_s, 10.0):
+                    raise BrookError(f"no partition of {args.topic!r} was assigned to this member of group "
+                                     f"'{args.group}' within {max(ctx.timeout_s, 10.0):g}s (are the group's "
+                                     "other members taking them all?)", ErrorCode.request_timed_out)
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(int(message.partition() or 0))
+                    if not args.follow and assigned and assigned <= at_end:
+                        break
+                    continue
+                raise _kafka_error(BaseException(error), f"consuming {args.topic}")
+            at_end.discard(message.partition())
+            idle_since = now
+            timestamp_type, timestamp = message.timestamp()
+            raw_headers: Any = message.headers() or ()
+            headers = [(str(k), _as_bytes(v)) for k, v in raw_headers]
+            record = ConsumedRecord(int(message.partition() or 0), int(message.offset() or 0), timestamp,
+                                    timestamp_type == 2, _as_bytes(message.key()), _as_bytes(message.value()),
+                                    tuple(headers))
+            _print_record(ctx, record)
+            printed += 1
+            if args.max_messages is not None and printed >= args.max_messages:
+                break
+        sys.stdout.flush()
+        if printed:
+            try:
+                consumer.commit(asynchronous=False)
+            except Exception as e:  # KafkaException: NO_OFFSET when auto-commit already did it
+                if "NO_OFFSET" not in str(e):
+                    raise _kafka_error(e, f"cannot commit the offsets of group '{args.group}'") from None
+    finally:
+        consumer.close()
+    if not ctx.json:
+        print(f"Processed a total of {printed} messages", file=sys.stderr)
+    return EXIT_OK
+
+
+def _as_bytes(data: str | bytes | None) -> bytes | None:
+    return data.encode() if isinstance(data, str) else data

@@ -2,9 +2,9 @@
 
 Groups live in the brokers' group coordinators and are reached over the Kafka protocol with
 confluent-kafka's AdminClient (ListGroups, DescribeGroups, OffsetFetch, OffsetCommit, DeleteGroups).
-The user gives only the controllers: the brokers' PLAINTEXT addresses come from DescribeCluster
-(each broker's first Kafka listener). Log end offsets (the high watermark) come from the brokers' gRPC
-ListOffsets through `PartitionRouter`.
+The user gives either the controllers (the brokers' Kafka addresses then come from DescribeCluster,
+each broker's first Kafka listener, and log offsets from the brokers' gRPC ListOffsets through
+`PartitionRouter`) or `--bootstrap-server` (everything over the Kafka protocol, `KafkaOffsets`).
 
 The pure functions (bootstrap derivation, lag rows, reset plans, text) carry the logic and are
 unit-tested; the handlers only fetch and print.
@@ -50,12 +50,20 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
     s = sub("reset-offsets", "set a group's committed offsets (dry run unless --execute; the group must be "
                              "inactive)", groups_reset_offsets)
     s.add_argument("group")
-    s.add_argument("--topic", required=True, action="append", metavar="TOPIC[:P,P...]",
-                   help="topic (all partitions) or topic:0,2 (repeatable)")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--topic", action="append", metavar="TOPIC[:P,P...]",
+                       help="topic (all partitions) or topic:0,2 (repeatable)")
+    which.add_argument("--all-topics", action="store_true",
+                       help="every partition the group has a committed offset for")
     to = s.add_mutually_exclusive_group(required=True)
     to.add_argument("--to-earliest", action="store_true", help="the log start offset")
     to.add_argument("--to-latest", action="store_true", help="the log end offset (high watermark)")
     to.add_argument("--to-offset", type=non_negative, metavar="N", help="offset N (clamped to the log range)")
+    to.add_argument("--to-datetime", type=parse_datetime, metavar="YYYY-MM-DDTHH:mm:SS[.sss][Z|+hh:mm]",
+                    help="the first offset whose timestamp is at or after this time (local time without a "
+                         "zone); the log end when no record is that recent")
+    to.add_argument("--shift-by", type=int, metavar="N",
+                    help="move the committed offset by N (negative: back), clamped to the log range")
     s.add_argument("--execute", action="store_true", help="commit the new offsets (default: only show them)")
     s = sub("delete", "delete inactive groups and their committed offsets", groups_delete)
     s.add_argument("group", nargs="+")
@@ -172,18 +180,48 @@ def describe_text(view: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def plan_reset(mode: str, target: int | None, ranges: Mapping[tuple[str, int], tuple[int, int]]) \
-        -> dict[tuple[str, int], int]:
-    """New offset per partition. `ranges`: (earliest, latest). --to-offset is clamped into the range."""
+def parse_datetime(text: str) -> int:
+    """kafka-consumer-groups' --to-datetime (`2024-05-01T12:30:00.000`, optionally with `Z` or an
+    offset such as `+02:00`; without one the local time zone) -> epoch milliseconds."""
+    import datetime
+
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"cannot read {text!r} as a date and time: expected YYYY-MM-DDTHH:mm:SS[.sss] with an optional "
+            "zone (Z or +hh:mm), e.g. 2024-05-01T12:30:00.000") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as Kafka's tool reads it
+    return int(when.timestamp() * 1000)
+
+
+def plan_reset(mode: str, target: int | None, ranges: Mapping[tuple[str, int], tuple[int, int]],
+               committed: Mapping[tuple[str, int], int] | None = None,
+               by_time: Mapping[tuple[str, int], int] | None = None) -> dict[tuple[str, int], int]:
+    """New offset per partition. `ranges`: (earliest, latest). Modes: earliest, latest, offset
+    (`target`), shift (`target` added to the `committed` offset), datetime (`by_time`: the first offset at
+    or after the time, -1 when none: the log end). Every result is clamped into the range."""
     plan = {}
     for tp, (earliest, latest) in sorted(ranges.items()):
         if mode == "earliest":
-            plan[tp] = earliest
+            wanted = earliest
         elif mode == "latest":
-            plan[tp] = latest
+            wanted = latest
+        elif mode == "shift":
+            assert target is not None and committed is not None
+            if tp not in committed:
+                raise BrookError(f"cannot shift the offset of {tp[0]}-{tp[1]}: the group has no committed offset "
+                                 "there (use --to-earliest, --to-latest or --to-offset)", ErrorCode.invalid_request)
+            wanted = committed[tp] + target
+        elif mode == "datetime":
+            assert by_time is not None
+            found = by_time.get(tp, -1)
+            wanted = latest if found < 0 else found
         else:
             assert target is not None
-            plan[tp] = min(max(target, earliest), latest)
+            wanted = target
+        plan[tp] = min(max(wanted, earliest), latest)
     return plan
 
 
@@ -223,11 +261,7 @@ class GroupAdmin:
         except ImportError:  # a test extra for now; `pip install confluent-kafka`
             raise BrookError("'brook groups' needs the confluent-kafka package (pip install confluent-kafka)",
                              ErrorCode.unknown_server_error) from None
-        import logging
-
-        quiet = logging.getLogger("brook.librdkafka")
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
+        quiet = _quiet_logger()
         self.timeout_s = timeout_s
         self.bootstrap = bootstrap
         config: dict[str, Any] = {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000),
@@ -247,7 +281,8 @@ class GroupAdmin:
 
     def list_groups(self) -> tuple[list[Any], list[str]]:
         result = self._wait(self.client.list_consumer_groups(request_timeout=self.timeout_s), "cannot list groups")
-        errors = [" ".join(str(e).split()) for e in (result.errors or [])]
+        errors = [_kafka_error(BaseException(e), f"cannot list groups at {self.bootstrap}").message
+                  for e in (result.errors or [])]
         return list(result.valid or []), errors
 
     def describe(self, group: str) -> Any:
@@ -303,16 +338,15 @@ def _members(description: Any) -> list[Member]:
 
 
 def _log_end_offsets(ctx: Any, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-    """The high watermark of every partition of the topics in `partitions`, over gRPC ListOffsets.
+    """The high watermark of every partition of the topics in `partitions` (ListOffsets over the Kafka
+    protocol with --bootstrap-server, else over gRPC).
 
     Every partition of those topics is included (so a partition the group never committed shows up
     with CURRENT-OFFSET and LAG '-'); None where the offset cannot be read (a warning says why).
     """
-    from cluster.client import PartitionRouter
-
     out: dict[tuple[str, int], int | None] = {}
     wanted = set(partitions)
-    with PartitionRouter(ctx.controller(), ctx.timeout_s) as router:
+    with _offsets(ctx) as router:
         for topic in sorted({t for t, _ in wanted}):
             try:
                 wanted |= {(topic, p) for p in router.partitions(topic)}
@@ -334,6 +368,8 @@ def groups_list(ctx: Any) -> int:
     listings, errors = admin.list_groups()
     view = sorted(({"group": g.group_id, "state": state_name(g.state),
                     "simple": bool(g.is_simple_consumer_group)} for g in listings), key=lambda v: v["group"])
+    if errors and not view:
+        raise BrookError(errors[0], ErrorCode.network_exception)  # nothing answered: one line, exit 1
     ctx.emit({"groups": view, "errors": errors}, lambda: render_table(
         ["GROUP", "STATE", "TYPE"], [[v["group"], v["state"], "simple" if v["simple"] else "consumer"]
                                      for v in view]) if view else "(no consumer group)")
@@ -364,27 +400,106 @@ def groups_describe(ctx: Any) -> int:
     return EXIT_OK
 
 
-def groups_reset_offsets(ctx: Any) -> int:
+def _quiet_logger() -> Any:
+    import logging
+
+    quiet = logging.getLogger("brook.librdkafka")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    return quiet
+
+
+class KafkaOffsets:
+    """Partitions and ListOffsets over the Kafka protocol (a confluent-kafka Consumer that never joins a
+    group): what `PartitionRouter` answers over gRPC, for a CLI given only `--bootstrap-server`."""
+
+    def __init__(self, bootstrap: str, timeout_s: float) -> None:
+        from confluent_kafka import Consumer
+
+        self.bootstrap, self.timeout_s = bootstrap, timeout_s
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "brook-cli-offsets",
+                                  "enable.auto.commit": False, "client.id": "brook-cli",
+                                  "socket.timeout.ms": int(timeout_s * 1000), "logger": _quiet_logger(),
+                                  "log_level": 0})
+
+    def __enter__(self) -> KafkaOffsets:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.consumer.close()
+
+    def partitions(self, topic: str) -> list[int]:
+        try:
+            metadata = self.consumer.list_topics(topic, timeout=self.timeout_s)
+        except Exception as e:
+            raise _kafka_error(e, f"no metadata from the brokers at {self.bootstrap}") from None
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            raise BrookError(f"topic {topic!r} does not exist", ErrorCode.unknown_topic_or_partition)
+        return sorted(info.partitions)
+
+    def list_offset(self, topic: str, partition: int, timestamp: int) -> int:
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(topic, partition)
+        try:
+            if timestamp in (-1, -2):
+                low, high = self.consumer.get_watermark_offsets(tp, timeout=self.timeout_s, cached=False)
+                return int(low if timestamp == -2 else high)
+            (found,) = self.consumer.offsets_for_times([TopicPartition(topic, partition, timestamp)],
+                                                       timeout=self.timeout_s)
+        except Exception as e:
+            raise _kafka_error(e, f"{topic}-{partition}") from None
+        if found.error is not None:
+            raise _kafka_error(BaseException(found.error), f"{topic}-{partition}")
+        return int(found.offset) if found.offset >= 0 else -1
+
+
+def _offsets(ctx: Any) -> Any:
+    """Where partitions and offsets come from: the Kafka protocol when --bootstrap-server is given,
+    else the brokers' gRPC through the controllers."""
+    if getattr(ctx.args, "bootstrap_server", None):
+        return KafkaOffsets(ctx.args.bootstrap_server, ctx.timeout_s)
     from cluster.client import PartitionRouter
 
+    return PartitionRouter(ctx.controller(), ctx.timeout_s)
+
+
+def groups_reset_offsets(ctx: Any) -> int:
     args = ctx.args
     group = args.group
-    specs = [parse_topic_spec(t) for t in args.topic]
-    mode = "earliest" if args.to_earliest else "latest" if args.to_latest else "offset"
+    mode = ("earliest" if args.to_earliest else "latest" if args.to_latest else
+            "datetime" if args.to_datetime is not None else "shift" if args.shift_by is not None else "offset")
     admin = _admin(ctx)
     state = state_name(admin.describe(group).state)
     check_inactive(group, state)
+    committed: dict[tuple[str, int], int] = {}
+    if mode == "shift" or args.all_topics:
+        committed = {tp: o for tp, o in admin.committed(group).items() if o is not None}
+    if args.all_topics:
+        if not committed:
+            raise BrookError(f"group '{group}' has no committed offsets: name the topics with --topic",
+                             ErrorCode.group_id_not_found)
+        specs: list[tuple[str, list[int] | None]] = [
+            (topic, sorted(p for t, p in committed if t == topic)) for topic in sorted({t for t, _ in committed})]
+    else:
+        specs = [parse_topic_spec(t) for t in args.topic]
     ranges: dict[tuple[str, int], tuple[int, int]] = {}
-    with PartitionRouter(ctx.controller(), ctx.timeout_s) as router:
+    by_time: dict[tuple[str, int], int] = {}
+    with _offsets(ctx) as source:
         for topic, wanted in specs:
-            existing = router.partitions(topic)
+            existing = source.partitions(topic)
             missing = sorted(set(wanted or ()) - set(existing))
             if missing:
                 raise BrookError(f"topic {topic!r} has no partition {missing[0]} (it has {len(existing)})",
                                  ErrorCode.unknown_topic_or_partition)
             for p in wanted or existing:
-                ranges[(topic, p)] = (router.list_offset(topic, p, -2), router.list_offset(topic, p, -1))
-    plan = plan_reset(mode, args.to_offset, ranges)
+                ranges[(topic, p)] = (source.list_offset(topic, p, -2), source.list_offset(topic, p, -1))
+                if mode == "datetime":
+                    by_time[(topic, p)] = source.list_offset(topic, p, args.to_datetime)
+    target = args.shift_by if mode == "shift" else args.to_offset
+    plan = plan_reset(mode, target, ranges, committed, by_time)
     errors = admin.alter(group, plan) if args.execute else []
     rows = [{"group": group, "topic": t, "partition": p, "new_offset": o} for (t, p), o in sorted(plan.items())]
     note = "" if args.execute else "\n(dry run: nothing was changed; add --execute to commit these offsets)"

@@ -1,8 +1,10 @@
+# PYTHON_ARGCOMPLETE_OK
 """`brook`: the admin CLI, the console producer/consumer, `brook server` and `brook dev`.
 
 Exit codes (docs/CLI.md): 0 success (or healthy), 1 an error (or unhealthy), 2 a usage error,
 130 interrupted by Ctrl-C. Every expected failure is one line on stderr, `brook: error: ...`;
-a traceback means a bug in Brook.
+a traceback means a bug in Brook. Shell completion: argcomplete (`eval "$(register-python-argcomplete
+brook)"`, docs/CLI.md); the marker on the first line lets argcomplete's global completion find it.
 """
 
 from __future__ import annotations
@@ -139,7 +141,13 @@ def build_parser() -> BrookArgumentParser:
 
     # topics
     g = group_of("topics", "create, list, describe, alter and delete topics")
+
+    def kafka_protocol(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bootstrap-server", dest="kafka_bootstrap_server", metavar="HOST:PORT,...", default=None,
+                       help="speak the Kafka protocol to these brokers instead of gRPC to the controllers")
+
     p = sub(g, "create", "create a topic", admin.topics_create)
+    kafka_protocol(p)
     p.add_argument("name")
     p.add_argument("--partitions", type=_positive_int, default=-1, help="default: the cluster's num.partitions")
     p.add_argument("--replication-factor", type=_positive_int, default=-1,
@@ -147,15 +155,17 @@ def build_parser() -> BrookArgumentParser:
     p.add_argument("--config", type=_kv, action="append", default=[], metavar="KEY=VALUE", help="repeatable")
     p.add_argument("--if-not-exists", action="store_true", help="succeed if the topic already exists")
     p.add_argument("--validate-only", action="store_true", help="check the request, create nothing")
-    sub(g, "list", "topic names with partition count and replication factor", admin.topics_list)
+    kafka_protocol(sub(g, "list", "topic names with partition count and replication factor", admin.topics_list))
     p = sub(g, "describe", "partitions with leader, leader epoch, replicas, ISR (like kafka-topics.sh)",
             admin.topics_describe)
+    kafka_protocol(p)
     p.add_argument("name", nargs="*", help="topics to describe (default: all)")
     p.add_argument("--under-replicated-partitions", action="store_true", help="only partitions with ISR < replicas")
     p.add_argument("--under-min-isr-partitions", action="store_true", help="only partitions with ISR < min ISR")
     p.add_argument("--unavailable-partitions", action="store_true", help="only partitions without a live leader")
     p.add_argument("--include-internal", action="store_true", help="also internal topics (__consumer_offsets...)")
     p = sub(g, "delete", "delete topics", admin.topics_delete)
+    kafka_protocol(p)
     p.add_argument("name", nargs="+")
     p.add_argument("--if-exists", action="store_true", help="succeed if a topic does not exist")
     p = sub(g, "alter", "add partitions, set or delete topic configs", admin.topics_alter)
@@ -243,6 +253,10 @@ class Context:
         configure_tls(GrpcTls.from_files(files[0], files[1], files[2]))
 
     def controller(self) -> Any:
+        if self._controller is None and getattr(self.args, "kafka_bootstrap_server", None):
+            from cluster.cli.kafka_admin import KafkaAdmin
+
+            self._controller = KafkaAdmin(self.args.kafka_bootstrap_server, self.timeout_s)
         if self._controller is None:
             from cluster.client import ControllerClient
 
@@ -279,7 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _external(argv[0], argv[1:])
     ctx: Context | None = None
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer and exit
+            _complete(parser)
+        args = parser.parse_args(argv)
         ctx = Context(args)
         return int(args.handler(ctx))
     except SystemExit as e:  # argparse: --help (0) or a usage error (2, already printed)
@@ -308,6 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             ctx.close()
 
 
+def _complete(parser: argparse.ArgumentParser) -> None:
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
 def _expected_error_message(e: Exception) -> str | None:
     import grpc
 
@@ -318,6 +343,10 @@ def _expected_error_message(e: Exception) -> str | None:
         return e.message
     if isinstance(e, grpc.RpcError):
         return f"request failed ({describe_rpc_error(e)})"
+    if type(e).__name__ == "KafkaException":  # confluent-kafka (the CLI's Kafka-protocol verbs)
+        from cluster.cli.groups import _kafka_error
+
+        return _kafka_error(e, "Kafka request failed").message
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else ""
         return f"{e.strerror or e}{':' + where if where else ''}".rstrip(":")

@@ -176,8 +176,31 @@ def _verify_table(rows: list[dict[str, Any]]) -> str:
                           ",".join(map(str, r["target"])), r["state"]] for r in rows])
 
 
+THROTTLE_KEYS = ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
+RESOURCE_BROKER = 4  # the cluster-wide default is the broker resource with an empty name
+
+
+def _set_throttle(ctx: Any, rate: int | None) -> None:
+    """Set (or with None remove) the cluster-wide reassignment throttles, as kafka-reassign-partitions
+    --throttle sets them on the brokers involved."""
+    reply = ctx.controller().alter_configs(RESOURCE_BROKER, "", [(k, None if rate is None else str(rate))
+                                                                  for k in THROTTLE_KEYS])
+    for r in reply.results:
+        if r.error_code:
+            raise BrookError(f"cannot {'remove' if rate is None else 'set'} the replication throttle: "
+                             f"{r.error_message or ErrorCode(r.error_code).name}", ErrorCode(r.error_code))
+
+
+def _throttle_set(reply: Any) -> bool:
+    """Whether a DescribeConfigs answer for the cluster default has a throttle set dynamically."""
+    return any(e.name in THROTTLE_KEYS and not e.is_default and e.source == "dynamic"
+               for r in reply.results for e in r.entries)
+
+
 def partitions_reassign(ctx: Any) -> int:
     args = ctx.args
+    if args.throttle is not None and not args.execute:
+        raise _bad("--throttle goes with --execute")
     if args.list:
         rows = [{"topic": r.topic, "partition": r.partition, "replicas": list(r.replicas),
                  "adding": list(r.adding_replicas), "removing": list(r.removing_replicas)}
@@ -200,6 +223,8 @@ def partitions_reassign(ctx: Any) -> int:
     plan = _read_plan(args.plan)
     if args.execute or args.cancel:
         current = _assignment(ctx, sorted({t for t, _ in plan}))
+        if args.throttle is not None:
+            _set_throttle(ctx, args.throttle)
         errors = _execute(ctx, [(t, p, None if args.cancel else r) for (t, p), r in sorted(plan.items())])
         backup = render_plan({k: v for k, v in current.items() if k in plan})
         if args.cancel:
@@ -208,12 +233,21 @@ def partitions_reassign(ctx: Any) -> int:
             text = (f"Current partition replica assignment\n\n{backup}\n\nSave this to use as the --plan "
                     f"during rollback\nSuccessfully started partition reassignments for "
                     f"{', '.join(f'{t}-{p}' for t, p in sorted(plan))}")
+            if args.throttle is not None:
+                text += (f"\nThe catch-up traffic is throttled at {args.throttle} B/s; `--verify` removes the "
+                         "throttle once every move has completed.")
         ctx.emit({"current": json.loads(backup), "errors": errors}, text)
         for line in errors:
             print(f"brook: error: {line}", file=sys.stderr)
         return EXIT_ERROR if errors else EXIT_OK
     rows, done = _wait(ctx, plan, args.wait_timeout_s if args.wait else None)
-    ctx.emit(rows, lambda: _verify_table(rows))
+    throttled = False
+    if done and not _ongoing(ctx):
+        entries = ctx.controller().describe_configs([(RESOURCE_BROKER, "")])
+        throttled = _throttle_set(entries)
+        if throttled:
+            _set_throttle(ctx, None)  # as kafka-reassign-partitions --verify: no move left to throttle
+    ctx.emit(rows, lambda: _verify_table(rows) + ("\nThrottle was removed." if throttled else ""))
     return EXIT_OK if done else EXIT_ERROR
 
 
@@ -284,6 +318,10 @@ def add_parsers(sub: Any, group_of: Any, positive_int: Any, non_negative_int: An
     p.add_argument("--plan", metavar="FILE", help="Kafka reassignment JSON ('-' reads stdin)")
     p.add_argument("--topics", nargs="+", default=[], metavar="TOPIC", help="with --generate")
     p.add_argument("--broker-list", type=broker_list, metavar="IDS", help="with --generate: e.g. 101,102,103")
+    p.add_argument("--throttle", type=positive_int, metavar="BYTES_PER_S",
+                   help="with --execute: limit the catch-up traffic of the moving replicas to this rate (sets the "
+                        "cluster-wide leader/follower.replication.throttled.rate; --verify removes it when all "
+                        "moves completed)")
     p.add_argument("--wait", action="store_true", help="with --verify: wait until completed or --wait-timeout")
     p.add_argument("--wait-timeout", type=float, dest="wait_timeout_s", default=300.0, metavar="SECONDS",
                    help="with --wait (default 300)")

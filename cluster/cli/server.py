@@ -233,13 +233,14 @@ async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any
     if not config.kafka_listeners() or importlib.util.find_spec("broker.kafka.server") is None:
         return None
     from broker.kafka.listeners import authorizer_from_config, kafka_listeners
-    from broker.kafka.server import start_kafka_listener
+    from broker.kafka.server import fetch_session_cache, start_kafka_listener
 
     listeners = kafka_listeners(config)  # TLS files are read before anything starts
     authorizer = authorizer_from_config(config, broker.image)
 
     group_handlers = group_versions = None
     coordinator = None
+    txn_coordinator = marker_client = None
     if importlib.util.find_spec("broker.groups.coordinator") is not None:
         from broker.groups.coordinator import GroupCoordinator
         from broker.kafka.group_handlers import GroupHandlers
@@ -248,11 +249,24 @@ async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any
         await coordinator.start()
         adapter = GroupHandlers(coordinator)
         group_handlers, group_versions = adapter.handlers(), adapter.versions()
+        if importlib.util.find_spec("broker.txn.coordinator") is not None:
+            from broker.kafka.txn_handlers import TxnHandlers
+            from broker.txn.coordinator import TransactionCoordinator
+            from broker.txn.markers import MarkerClient
+
+            marker_client = MarkerClient(broker)
+            txn_coordinator = TransactionCoordinator(broker, marker_client.send)
+            await txn_coordinator.start()
+            coordinator.find_txn_coordinator = txn_coordinator.find_coordinator
+            txn_adapter = TxnHandlers(txn_coordinator, coordinator, broker)
+            group_handlers.update(txn_adapter.handlers())
+            group_versions.update(txn_adapter.versions())
     servers = []
+    fetch_sessions = fetch_session_cache(broker)  # one per broker, as Kafka's: every listener shares it
     for _name, host, port, security in listeners:
         servers.append(await start_kafka_listener(broker, host, port, group_handlers=group_handlers,
                                                   group_versions=group_versions, security=security,
-                                                  authorizer=authorizer))
+                                                  authorizer=authorizer, fetch_sessions=fetch_sessions))
     if observer is not None:
         from broker.metrics import instrument_kafka_handlers
 
@@ -263,6 +277,10 @@ async def _start_kafka(config: Config, broker: Any, observer: Any = None) -> Any
     async def close() -> None:
         for server in servers:
             await server.close()
+        if txn_coordinator is not None:
+            await txn_coordinator.stop()
+        if marker_client is not None:
+            await marker_client.close()
         if coordinator is not None:
             await coordinator.stop()
     return close

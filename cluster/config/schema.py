@@ -358,6 +358,22 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
     _key(
+        "leader.replication.throttled.rate",
+        "long",
+        LONG_MAX,
+        "Bytes per second a leader sends to the joining replicas of partitions being reassigned (the reassignment's catch-up traffic; other replication is never throttled). Set it on a broker or cluster-wide, or with `brook partitions reassign --execute --throttle`.",
+        validator=Range(1, None),
+        dynamic=True,
+    ),
+    _key(
+        "follower.replication.throttled.rate",
+        "long",
+        LONG_MAX,
+        "Bytes per second a joining replica of a partition being reassigned fetches from its leader (the follower side of `leader.replication.throttled.rate`).",
+        validator=Range(1, None),
+        dynamic=True,
+    ),
+    _key(
         "replica.lag.time.max.ms",
         "long",
         30000,
@@ -454,6 +470,17 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
     _key(
+        "max.incremental.fetch.session.cache.slots", "int", 1000,
+        "Consumer fetch sessions (KIP-227) a broker keeps; a new one evicts an idle or smaller one, or the "
+        "client is served without a session.",
+        validator=_NONNEG,
+    ),
+    _key(
+        "min.incremental.fetch.session.eviction.ms", "int", 120000,
+        "A consumer fetch session unused this long may be evicted for a new one.",
+        validator=_NONNEG,
+    ),
+    _key(
         "max.connections", "int", 10000, "Kafka connections a broker accepts at once; more are closed at accept.",
         validator=_POS, kafka_default=2147483647,
         reason="A limit on everything: each connection holds buffers and in-flight requests.",
@@ -514,6 +541,41 @@ _SERVER: list[ConfigKey] = [
         3,
         "Replication factor of `__consumer_offsets`; creation waits until this many brokers are registered.",
         validator=Range(1, 32767),
+    ),
+    _key(
+        "transaction.state.log.num.partitions",
+        "int",
+        50,
+        "Partitions of the internal `__transaction_state` topic (fixed once it exists).",
+        validator=_POS,
+    ),
+    _key(
+        "transaction.state.log.replication.factor",
+        "int",
+        3,
+        "Replication factor of `__transaction_state`; creation waits until this many brokers are registered.",
+        validator=Range(1, 32767),
+    ),
+    _key(
+        "transaction.state.log.min.isr",
+        "int",
+        2,
+        "min.insync.replicas of `__transaction_state` (capped at its replication factor).",
+        validator=_POS,
+    ),
+    _key(
+        "transaction.max.timeout.ms",
+        "int",
+        900000,
+        "Largest transaction.timeout.ms a transactional producer may ask for.",
+        validator=_POS,
+    ),
+    _key(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "int",
+        10000,
+        "How often the transaction coordinator aborts transactions past their timeout.",
+        validator=_POS,
     ),
     _key(
         "offsets.retention.minutes",
@@ -599,7 +661,7 @@ assert all("_" not in name for name in SERVER_KEYS), "BROOK_CFG_* env mapping as
 # Kafka broker keys that do not apply to Brook: accepted in files, env and overrides with one warning
 # each (all listed at once), so a Kafka server.properties can be reused. key -> why it does not apply.
 _THREADS = "Brook serves each process from one asyncio event loop; there are no thread pools to size"
-_NO_TXN = "Brook has no transactions yet, so there is no transaction state log"
+_NO_TXN = "Brook keeps transactional ids until they are overwritten; they do not expire yet"
 _NO_SHARE = "Brook has no share groups (KIP-932), so there is no share-coordinator state topic"
 _NO_FILES = "Brook stores logs in RocksDB keyed by offset: there are no segment or index files"
 KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
@@ -612,9 +674,6 @@ KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
         "socket.send.buffer.bytes": "the operating system's socket buffer sizes apply",
         "socket.receive.buffer.bytes": "the operating system's socket buffer sizes apply",
         "queued.max.requests": "each connection's in-flight requests are bounded instead",
-        "transaction.state.log.replication.factor": _NO_TXN,
-        "transaction.state.log.min.isr": _NO_TXN,
-        "transaction.state.log.num.partitions": _NO_TXN,
         "transactional.id.expiration.ms": _NO_TXN,
         "share.coordinator.state.topic.replication.factor": _NO_SHARE,
         "share.coordinator.state.topic.min.isr": _NO_SHARE,

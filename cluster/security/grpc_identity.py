@@ -5,7 +5,7 @@ subject (its common name and RFC 4514 DN). A broker's certificate names its brok
 so a broker can only register, heartbeat, change ISRs and fetch as itself:
 
     ControllerService/*                          CN == broker-<request.broker_id>
-    BrokerService/ReplicaFetch, OffsetsForLeaderEpoch
+    BrokerService/ReplicaFetch, ReplicaFetchStream (each message), OffsetsForLeaderEpoch
                                                  CN == broker-<request.replica_id>
     BrokerService/* (data plane), AdminService/* a node certificate (brokers forward the Kafka admin
                                                  APIs, already authorized by their ACLs; controllers ask
@@ -38,7 +38,7 @@ def check_call(method: str, request: object, common_name: str, dn: str, super_us
         if claimed is None or common_name != broker_common_name(int(claimed)):
             return f"certificate CN={common_name!r} may not act as broker {claimed}"
         return None
-    if service.endswith("BrokerService") and name in ("ReplicaFetch", "OffsetsForLeaderEpoch"):
+    if service.endswith("BrokerService") and name in ("ReplicaFetch", "ReplicaFetchStream", "OffsetsForLeaderEpoch"):
         claimed = getattr(request, "replica_id", None)
         if claimed is None or common_name != broker_common_name(int(claimed)):
             return f"certificate CN={common_name!r} may not fetch as replica {claimed}"

@@ -21,6 +21,7 @@ SMOKE = [
     ("kill-leader", 20.0, 11),
     ("kill-follower", 12.0, 12),
     ("pause-leader", 15.0, 13),
+    ("reassign-kill", 10.0, 15),  # one round: a replica dropped and moved back, a broker killed mid-move
     ("kill-active-controller", 12.0, 14),
 ]
 

@@ -21,14 +21,18 @@ from broker.api import (
     LATEST_TIMESTAMP,
     AlterConfigOp,
     ConfigValue,
+    DeleteRecordsResult,
     ElectionOutcome,
     EpochEndOffset,
     FetchPartition,
     FetchResult,
+    LogDirInfo,
+    LogDirPartition,
     NewTopic,
     OffsetResult,
     ProduceResult,
     ProducerIdResult,
+    ProducersResult,
     ResourceConfigResult,
     TopicOutcome,
 )
@@ -60,6 +64,7 @@ TOPIC_CONFIG_DEFAULTS = {
 class _PartitionLog:
     batches: list[tuple[int, int, int, bytes]] = field(default_factory=list)  # base, last, max_ts, batch
     log_end_offset: int = 0
+    log_start_offset: int = 0
 
 
 class FakeCore:
@@ -207,7 +212,8 @@ class FakeCore:
         return results
 
     async def fetch(self, partitions: Sequence[FetchPartition], max_wait_ms: int, min_bytes: int,
-                    max_bytes: int) -> list[FetchResult]:
+                    max_bytes: int, read_committed: bool = False) -> list[FetchResult]:
+        # No transactions here: read_committed reads what read_uncommitted reads.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait_ms / 1000
         while True:
@@ -222,7 +228,7 @@ class FakeCore:
                 pass
 
     def list_offsets(self, topic: str, partition: int, timestamp: int,
-                     current_leader_epoch: int = -1) -> OffsetResult:
+                     current_leader_epoch: int = -1, read_committed: bool = False) -> OffsetResult:
         log = self._log(topic, partition)
         if log is None:
             return OffsetResult(ErrorCode.unknown_topic_or_partition)
@@ -334,6 +340,27 @@ class FakeCore:
             self._image = replay_all(self._image, records)
             return apb.UnregisterBrokerResponse(error=apb.Error(code=int(error), message=message))
         raise NotImplementedError(method)
+
+    async def delete_records(self, topic: str, partition: int, offset: int, timeout_ms: int) -> DeleteRecordsResult:
+        log = self._log(topic, partition)
+        if log is None:
+            return DeleteRecordsResult(ErrorCode.unknown_topic_or_partition)
+        target = log.log_end_offset if offset == -1 else offset
+        if not 0 <= target <= log.log_end_offset:
+            return DeleteRecordsResult(ErrorCode.offset_out_of_range)
+        log.log_start_offset = max(log.log_start_offset, target)
+        return DeleteRecordsResult(ErrorCode.none, log.log_start_offset)
+
+    def describe_log_dirs(self, wanted) -> list[LogDirInfo]:
+        parts = tuple(LogDirPartition(t, p, sum(len(b[3]) for b in log.batches))
+                      for (t, p), log in sorted(self._logs.items())
+                      if wanted is None or (t in wanted and (not wanted[t] or p in wanted[t])))
+        return [LogDirInfo("/fake/log-dir", ErrorCode.none, parts, 1 << 30, 1 << 29)]
+
+    def describe_producers(self, topic: str, partition: int) -> ProducersResult:
+        if self._log(topic, partition) is None:
+            return ProducersResult(ErrorCode.unknown_topic_or_partition)
+        return ProducersResult(ErrorCode.none)
 
     async def elect_leaders(self, election_type: int,
                             partitions: Sequence[tuple[str, int]] | None) -> list[ElectionOutcome]:

@@ -355,6 +355,58 @@ def test_admin_client_adds_partitions(cluster):
     assert got == b"in-a-new-partition"
 
 
+@pytest.mark.timeout(180)
+def test_admin_client_delete_records_survives_a_leader_kill(cluster):
+    """Issue 13: DeleteRecords (AdminClient.delete_records) moves the log start of the leader and of
+    every ISR follower before it answers, so after the leader is killed the new leader starts there too."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    topic = "ck-delete-records"
+    create_topic(cluster, topic)
+    p = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all", "message.timeout.ms": 30000})
+    for i in range(100):
+        p.produce(topic, value=b"d%d" % i, partition=0)
+    assert p.flush(30) == 0
+    a = AdminClient({"bootstrap.servers": cluster.kafka_bootstrap})
+    done = a.delete_records([TopicPartition(topic, 0, 60)], request_timeout=20)
+    result = next(iter(done.values())).result(timeout=30)
+    assert result.low_watermark == 60
+    beyond = a.delete_records([TopicPartition(topic, 0, 101)], request_timeout=20)
+    with pytest.raises(Exception) as error:
+        next(iter(beyond.values())).result(timeout=30)
+    assert "OFFSET_OUT_OF_RANGE" in str(error.value), error.value
+
+    seen: list[object] = []
+
+    def earliest() -> int | None:
+        """The partition leader's log start (ListOffsets EARLIEST), asked by a fresh consumer."""
+        c = Consumer({"bootstrap.servers": cluster.kafka_bootstrap, "group.id": "ck-delete-records"})
+        try:
+            low, _high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+        except Exception as e:
+            seen.append(e)
+            return None
+        finally:
+            c.close()
+        seen.append(low)
+        return low if low >= 0 else None
+
+    assert earliest() == 60
+    leader = partition_state(cluster, topic).leader
+    cluster.kill(leader, signal.SIGKILL)
+    try:
+        wait_until(lambda: partition_state(cluster, topic).leader not in (-1, leader), 60, 0.2, "a new leader")
+        try:
+            wait_until(lambda: earliest() is not None, 30, 0.2, "ListOffsets from the new leader")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answers {seen[-3:]}") from None
+        assert earliest() == 60, "the new leader's log start is not where DeleteRecords moved it"
+    finally:
+        cluster.start_node(leader)
+        cluster.wait_healthy(60)
+
+
 @pytest.mark.timeout(60)
 def test_describe_quorum_shows_the_controller_quorum(cluster):
     """Issue 13: DescribeQuorum (what kafka-metadata-quorum sends) answered by a broker: the quorum's
@@ -426,3 +478,60 @@ def test_kcat_lists_and_round_trips(cluster):
     out = subprocess.run([kcat, "-b", cluster.kafka_bootstrap, "-C", "-t", "kcat-topic", "-p", "0", "-o",
                           "beginning", "-c", "3", "-e"], capture_output=True, text=True, timeout=20)
     assert out.stdout.split() == ["one", "two", "three"], out.stderr
+
+
+MANY_PARTITIONS = 300
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python"])
+def test_a_consumer_of_many_partitions_reads_everything(cluster, client):
+    """Issue 16 item 4: one consumer assigned 300 partitions reads every record. librdkafka fetches
+    without sessions (session 0, epoch -1: full requests); kafka-python opens KIP-227 fetch sessions,
+    so after its first full fetch per broker it lists only partitions whose position moved and the
+    broker answers only partitions with news — records on a partition it did not list must still come."""
+    from confluent_kafka import Producer
+
+    topic = f"many-{client}"
+    create_topic(cluster, topic, partitions=MANY_PARTITIONS)
+    p = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all", "linger.ms": 5})
+    want = {f"{topic}-{i}" for i in range(MANY_PARTITIONS * 4)}
+    for i, value in enumerate(sorted(want)):
+        p.produce(topic, value=value.encode(), partition=i % MANY_PARTITIONS)
+    assert p.flush(60) == 0
+    got: set[str] = set()
+    deadline = time.monotonic() + 90
+    if client == "confluent-kafka":
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": cluster.kafka_bootstrap, "group.id": f"many-{uuid.uuid4().hex[:6]}",
+                      "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, i, 0) for i in range(MANY_PARTITIONS)])
+        while got != want and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.add(m.value().decode())
+        c.close()
+    else:
+        from kafka import KafkaConsumer, TopicPartition
+
+        c = KafkaConsumer(bootstrap_servers=cluster.kafka_bootstrap, enable_auto_commit=False,
+                          auto_offset_reset="earliest", fetch_max_wait_ms=100)
+        c.assign([TopicPartition(topic, i) for i in range(MANY_PARTITIONS)])
+        # Records arriving after the sessions are open: on partitions the client no longer lists.
+        late = {f"{topic}-late-{i}" for i in range(0, MANY_PARTITIONS, 7)}
+        sent_late = False
+        while got != want | late and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=500).values():
+                got.update(r.value.decode() for r in records)
+            if not sent_late and got == want:
+                for i, value in enumerate(sorted(late)):
+                    p.produce(topic, value=value.encode(), partition=(i * 7) % MANY_PARTITIONS)
+                assert p.flush(30) == 0
+                sent_late = True
+        sessions = [h.next_metadata.session_id for h in c._fetcher._session_handlers.values()]
+        c.close()
+        assert sent_late and got == want | late
+        assert any(s > 0 for s in sessions), f"kafka-python opened no fetch session: {sessions}"
+        return
+    assert got == want

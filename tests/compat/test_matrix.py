@@ -36,10 +36,9 @@ ADMIN_CELLS = ["admin.create_topic", "admin.describe_topic", "admin.describe_con
 CLIENT_CODECS = {"java": CODECS, "franz-go": CODECS, "sarama": CODECS, "kafkajs": ["none", "gzip", "snappy"]}
 CLIENTS = list(CLIENT_CODECS)
 # (client, cell) -> why Brook fails it today. Empty: every client cell passes.
-TXN_GAP = ("transactions are not supported yet (issue 14 item 1): FindCoordinator(TRANSACTION) answers "
-           "INVALID_REQUEST 'Brook coordinates consumer groups only', and InitProducerId with a transactional id INVALID_REQUEST")
-KNOWN_GAPS: dict[tuple[str, str], str] = {("java", "txn.init"): TXN_GAP}
-EXTRA_CELLS = {"java": ["txn.init"]}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
+EXTRA_CELLS = {"java": ["txn.init", "txn.read_committed"], "franz-go": ["txn.read_committed"],
+               "sarama": ["txn.read_committed"], "kafkajs": ["txn.read_committed"]}
 PROGRAM_TIMEOUT_S = 420
 TOOL_TIMEOUT_S = 120
 
@@ -77,6 +76,8 @@ def _run_client_once(cluster, client: str) -> dict[str, dict]:
     for codec in CLIENT_CODECS[client]:
         create_topic(cluster, f"{prefix}-{codec}")
     create_topic(cluster, f"{prefix}-group", partitions=4)
+    if "txn.read_committed" in EXTRA_CELLS.get(client, []):
+        create_topic(cluster, f"{prefix}-txn", partitions=2)
     env = dict(os.environ)
     if client == "kafkajs":
         env["NODE_PATH"] = str(toolchains.node_modules())
@@ -298,20 +299,31 @@ def test_kafka_producer_perf_test(cluster, tools):
     assert code == 0 and "Processed a total of 5000 messages" in err, err[-2000:]
 
 
-@pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-@pytest.mark.xfail(strict=True, reason="DescribeLogDirs (API 35) is not implemented")
+@pytest.mark.timeout(TOOL_TIMEOUT_S * 2 + 60)
 def test_kafka_log_dirs(cluster, tools):
-    create_topic(cluster, "tool-logdirs")
+    create_topic(cluster, "tool-logdirs", partitions=2)
+    # --sync: in the one-JVM runner the tool's exit can beat its asynchronous sends of a short input.
+    code, out, err = tools.bs("ConsoleProducer", "--topic", "tool-logdirs", "--sync", "--command-property", "acks=all",
+                              stdin="".join(f"line-{i}\n" for i in range(50)))
+    assert code == 0, out + err
     code, out, err = tools.bs("LogDirsCommand", "--describe", "--topic-list", "tool-logdirs")
     assert code == 0 and '"brokers"' in out, out + err
+    answer = json.loads(out.strip().splitlines()[-1])
+    assert sorted(b["broker"] for b in answer["brokers"]) == sorted(cluster.broker_ids), out
+    for b in answer["brokers"]:
+        (log_dir,) = b["logDirs"]  # one log directory per broker
+        assert log_dir["error"] is None and log_dir["logDir"], out
+        parts = {p["partition"]: p for p in log_dir["partitions"]}
+        assert sorted(parts) == ["tool-logdirs-0", "tool-logdirs-1"], out  # RF 3: every broker has both
+    sizes = [p["size"] for b in answer["brokers"] for p in b["logDirs"][0]["partitions"]]
+    assert sum(sizes) > 0 and all(s >= 0 for s in sizes), out
 
 
-@pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-@pytest.mark.xfail(strict=True, reason="DeleteRecords (API 21) is not implemented: a log start offset only "
-                   "moves by retention")
+@pytest.mark.timeout(TOOL_TIMEOUT_S * 3 + 60)
 def test_kafka_delete_records(cluster, tools, tmp_path):
     create_topic(cluster, "tool-delete-records")
-    code, out, err = tools.bs("ConsoleProducer", "--topic", "tool-delete-records", stdin="a\nb\nc\n")
+    code, out, err = tools.bs("ConsoleProducer", "--topic", "tool-delete-records", "--sync", "--command-property", "acks=all",
+                              stdin="a\nb\nc\n")
     assert code == 0, out + err
     spec = tmp_path / "offsets.json"
     spec.write_text(json.dumps({"version": 1, "partitions": [
@@ -319,6 +331,26 @@ def test_kafka_delete_records(cluster, tools, tmp_path):
     code, out, err = tools.bs("DeleteRecordsCommand", "--offset-json-file", str(spec))
     # The tool exits 0 even when the partition failed; the per-partition line says which.
     assert code == 0 and "low_watermark: 2" in out, out + err
+    code, out, err = tools.bs("consumer.ConsoleConsumer", "--topic", "tool-delete-records", "--from-beginning",
+                              "--max-messages", "1", "--timeout-ms", "30000")
+    assert code == 0 and out.split() == ["c"], out + err
+    code, out, err = tools.bs("GetOffsetShell", "--topic", "tool-delete-records", "--time", "-2")
+    assert code == 0 and out.split() == ["tool-delete-records:0:2"], out + err
+
+
+@pytest.mark.timeout(TOOL_TIMEOUT_S * 2 + 60)
+def test_kafka_transactions_describe_producers(cluster, tools):
+    create_topic(cluster, "tool-producers")
+    code, out, err = tools.bs("ConsoleProducer", "--topic", "tool-producers", "--sync", "--command-property", "acks=all",
+                              "--command-property", "enable.idempotence=true", stdin="a\nb\nc\n")
+    assert code == 0, out + err
+    code, out, err = tools.bs("TransactionsCommand", "describe-producers", "--topic", "tool-producers",
+                              "--partition", "0")
+    assert code == 0, out + err
+    header, *rows = [line.split() for line in out.strip().splitlines()]
+    assert header[:4] == ["ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence"], out
+    # One idempotent producer; its three records went in one or more batches ending at sequence 2.
+    assert len(rows) == 1 and int(rows[0][0]) >= 0 and rows[0][3] == "2", out
 
 
 @pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
@@ -333,9 +365,19 @@ def test_kafka_reassign_partitions_list(tools):
     assert code == 0, out + err
 
 
-@pytest.mark.timeout(TOOL_TIMEOUT_S + 60)
-def test_kafka_transactions_reports_unsupported(tools):
-    """Transactions are not supported yet: kafka-transactions fails with Kafka's own clear message (no
-    hang, no broker crash). When transactions land this test must change to list/describe them."""
+@pytest.mark.timeout(TOOL_TIMEOUT_S + 120)
+def test_kafka_transactions_lists_and_describes(tools, cluster):
+    """kafka-transactions list / describe show a transactional id after a committed transaction."""
+    from confluent_kafka import Producer
+
+    topic, tid = "tools-txn", f"tools-tid-{uuid.uuid4().hex[:8]}"
+    create_topic(cluster, topic)
+    producer = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "transactional.id": tid})
+    producer.init_transactions(60)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"v", partition=0)
+    producer.commit_transaction(60)
     code, out, err = tools.bs("TransactionsCommand", "list")
-    assert code == 1 and "does not support LIST_TRANSACTIONS" in err, out + err
+    assert code == 0 and tid in out, out + err
+    code, out, err = tools.bs("TransactionsCommand", "describe", "--transactional-id", tid)
+    assert code == 0 and tid in out and "CompleteCommit" in out, out + err

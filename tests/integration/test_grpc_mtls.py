@@ -5,7 +5,8 @@ A 1-controller + 2-broker cluster where every node has its own certificate (CN=c
 broker-101, broker-102) from a throwaway CA, and the test process calls as CN=admin (a super user):
   - a topic with RF=2 gets both replicas in sync (replication and ISR changes over mTLS);
   - with broker-102's certificate, RegisterBroker / BrokerHeartbeat for broker 101 and a ReplicaFetch
-    as replica 101 are refused with PERMISSION_DENIED; the same calls as 102 are not;
+    (unary, or a message of a ReplicaFetchStream) as replica 101 are refused with PERMISSION_DENIED;
+    the same calls as 102 are not;
   - a caller without a certificate, or with a certificate from another CA, gets no answer at all;
   - a certificate that is neither a broker's nor a super user's cannot use the AdminService.
 """
@@ -100,8 +101,23 @@ def test_a_broker_certificate_acts_only_as_its_broker(secure):
         assert reply.error_code != 0  # a stale epoch, answered by the controller
         _call(as_102, broker_101, broker_pb2_grpc.BrokerServiceStub, "ReplicaFetch",
               bpb.ReplicaFetchRequest(replica_id=102, max_wait_ms=0))
+        # The streamed ReplicaFetch (what followers use): every message is checked the same way.
+        with pytest.raises(grpc.RpcError) as refused:
+            _stream(as_102, broker_101, [bpb.ReplicaFetchRequest(replica_id=102, max_wait_ms=0),
+                                         bpb.ReplicaFetchRequest(replica_id=101, max_wait_ms=0)])
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, refused.value
+        assert len(_stream(as_102, broker_101, [bpb.ReplicaFetchRequest(replica_id=102, max_wait_ms=0)] * 2)) == 2
     finally:
         configure_tls(as_admin)
+
+
+def _stream(tls: GrpcTls | None, address: str, requests: list) -> list:
+    configure_tls(tls)
+    channel = sync_channel(address)
+    try:
+        return list(broker_pb2_grpc.BrokerServiceStub(channel).ReplicaFetchStream(iter(requests), timeout=5))
+    finally:
+        channel.close()
 
 
 def test_callers_without_a_trusted_certificate(secure):

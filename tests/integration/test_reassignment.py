@@ -160,3 +160,43 @@ def test_kafka_admin_client_reassigns(cluster):
         writer.stop()
         client.close()
     check_exactly_once(writer.acked, read_all(cluster, topic))
+
+
+@pytest.mark.timeout(300)
+def test_throttled_reassignment_moves_at_the_throttle_and_verify_removes_it(cluster, tmp_path):
+    """`--execute --throttle` sets leader/follower.replication.throttled.rate cluster-wide; the joining
+    replica copies ~600 kB at 25 kB/s (~24 s; unthrottled it takes well under a second), so the next
+    command still sees the move in progress; `--verify --wait` sees it complete and removes the
+    throttle; the data arrived whole."""
+    from confluent_kafka import Producer
+
+    topic = "throttled-move"
+    create_topic(cluster, topic, partitions=1, rf=1)  # the decommission test may have left two brokers
+    before = partition_state(cluster, topic)
+    with admin(cluster) as client:
+        live = sorted(b.broker_id for b in client.describe_cluster().brokers if not b.fenced)
+    joining = next(b for b in live if b not in before.replicas)
+    target = [before.leader, joining]
+    p = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all", "linger.ms": 20})
+    for i in range(600):
+        p.produce(topic, value=b"%06d" % i + b"x" * 1018, partition=0)
+    assert p.flush(60) == 0
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": target}]}))
+    started = run_cli_process(cluster, "partitions", "reassign", "--execute", "--plan", str(plan),
+                              "--throttle", "25000")
+    assert started.returncode == 0 and "throttled at 25000 B/s" in started.stdout, started.stdout + started.stderr
+    listed = run_cli_process(cluster, "partitions", "reassign", "--list")
+    assert f"{topic}" in listed.stdout, listed.stdout  # ~600 kB at 25 kB/s: still copying
+    configs = run_cli_process(cluster, "configs", "describe", "--cluster", "-o", "json")
+    assert configs.returncode == 0, configs.stderr
+    assert '"leader.replication.throttled.rate"' in configs.stdout and '"25000"' in configs.stdout
+    verified = run_cli_process(cluster, "partitions", "reassign", "--verify", "--plan", str(plan), "--wait",
+                               "--wait-timeout", "150", timeout_s=200)
+    assert verified.returncode == 0 and "Throttle was removed." in verified.stdout, verified.stdout + verified.stderr
+    configs = run_cli_process(cluster, "configs", "describe", "--cluster", "-o", "json")
+    assert '"25000"' not in configs.stdout
+    after = partition_state(cluster, topic)
+    assert list(after.replicas) == target and set(after.isr) == set(target)  # the joining copy caught up
+    values = [v for _, v in read_all(cluster, topic)]
+    assert len(values) == 600 and values[-1].startswith(b"000599")

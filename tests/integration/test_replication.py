@@ -14,6 +14,7 @@ import time
 import pytest
 
 from cluster.cli.launcher import LocalCluster
+from tests.integration.conftest import run_cli_process
 from tests.support import (
     Writer,
     admin,
@@ -192,6 +193,11 @@ def test_unclean_election_only_when_enabled(cluster):
     assert state.unclean_elections >= 1
     with admin(cluster) as client:
         assert client.describe_cluster().unclean_elections >= 1
+    # Issue 10 item 7: `brook topics describe` says so on the partition's line (with the loss range
+    # when a live replica reported a longer log; none here: the longer ones are dead).
+    described = run_cli_process(cluster, "topics", "describe", topic)
+    assert described.returncode == 0 and "UncleanElections: 1\tUncleanLoss: none known" in described.stdout, \
+        described.stdout + described.stderr
     for b in (leader, other):
         cluster.start_node(b)
     cluster.wait_healthy(30)

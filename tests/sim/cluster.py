@@ -479,6 +479,7 @@ class SimBroker:
             "listeners": f"PLAINTEXT://b{bid}:9092,GRPC://b{bid}:9100",
             "controller.quorum.bootstrap.servers": ",".join(c.address for c in self.cluster.controllers.values()),
             "log.dirs": f"/nonexistent/sim/b{bid}", "replica.lag.time.max.ms": str(LAG_MS),
+            "replica.fetch.wait.max.ms": str(FETCH_WAIT_MS),
             "broker.heartbeat.interval.ms": str(HEARTBEAT_MS), "broker.session.timeout.ms": str(SESSION_MS),
             "min.insync.replicas": "2", "default.replication.factor": "3",
         }, validate=False)

@@ -55,8 +55,7 @@ BROOK_OVERRIDES = [
 ]
 NOT_APPLICABLE = ["num.network.threads", "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
                   "num.recovery.threads.per.data.dir", "share.coordinator.state.topic.replication.factor",
-                  "share.coordinator.state.topic.min.isr", "transaction.state.log.replication.factor",
-                  "transaction.state.log.min.isr"]
+                  "share.coordinator.state.topic.min.isr"]
 
 
 def _kafka_file(tmp_path: Path, extra: str = "") -> Path:

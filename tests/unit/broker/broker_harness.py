@@ -21,6 +21,7 @@ from broker.replica_manager import LeaderSide, Partition, ReplicaManager
 from brookpb import broker_pb2 as bpb
 from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, replay_all
+from cluster.limits import LONG_MAX
 from cluster.records import (
     ClusterRecord,
     PartitionChange,
@@ -163,7 +164,9 @@ class Cluster:
         ref: list[Node] = []
         logs = FakeLogManager()
         requests: list[tuple[Partition, tuple[int, ...]]] = []
-        manager = ReplicaManager(broker_id, logs, {"replica.lag.time.max.ms": 30_000},
+        manager = ReplicaManager(broker_id, logs, {"replica.lag.time.max.ms": 30_000,
+                                                      "leader.replication.throttled.rate": LONG_MAX,
+                                                      "follower.replication.throttled.rate": LONG_MAX},
                                  requests.extend, lambda image, topic: LogConfig(),
                                  lambda image, topic, key: str(self.min_insync),
                                  monotonic_ms=self.clock, wall_ms=self.clock)

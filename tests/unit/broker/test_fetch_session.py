@@ -210,3 +210,50 @@ def test_isr_maintenance_skips_quiescent_partitions_and_still_shrinks_a_lagging_
         leader.isr_maintenance()
         assert c.nodes[1].alter_requests and c.nodes[1].alter_requests[-1][1] == (1, 2)
     run(body)
+
+
+class ParkingStub(InProcessStub):
+    """Keeps the follower's max_wait_ms, so the leader's long poll really parks."""
+
+    async def ReplicaFetch(self, request, timeout=None):
+        wire = bpb.ReplicaFetchRequest.FromString(request.SerializeToString())
+        reply = await self.cluster.nodes[self.leader_id].servicer.ReplicaFetch(wire, None)
+        return bpb.ReplicaFetchResponse.FromString(reply.SerializeToString())
+
+
+def test_a_hw_move_alone_does_not_end_a_parked_follower_poll_and_the_next_answer_carries_it(monkeypatch):
+    """Issue 12: Kafka's rule for a follower's delayed fetch (it completes on data, not on a HW change),
+    so an acks=all produce costs one fetch round per follower, not two. The parked poll ends with the
+    next data (or its deadline) and that answer carries the HW."""
+    import broker.fetcher
+
+    async def body() -> None:
+        c = Cluster()
+        c.create(replicas=(1, 2, 3), leader=1)
+        c.sync()
+        for f in (2, 3):
+            await c.rounds(f, 3)  # truncation exchange, the session opens, an idle round
+        produce = asyncio.ensure_future(c.produce(1, batch(2), acks=-1))
+        await asyncio.sleep(0)
+        await c.round(2)
+        await c.round(3)
+        assert c.nodes[2].log.log_end_offset == c.nodes[3].log.log_end_offset == 2
+        # Follower 2 fetches from its new position and parks: follower 3 has not confirmed yet.
+        monkeypatch.setattr(broker.fetcher, "FETCH_WAIT_MS", 30_000)
+        loop2 = c.loops[(2, 1)]
+        loop2.stub = ParkingStub(c, 1)
+        parked = asyncio.ensure_future(loop2.run_once(loop2.partitions()))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not parked.done()
+        await c.round(3)  # follower 3 confirms: the HW moves to 2 and the produce is acknowledged
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert produce.done() and produce.result().error == ErrorCode.none
+        assert c.nodes[1].partition.leader.high_watermark == 2
+        assert not parked.done(), "a HW move alone ended the follower's parked poll"
+        assert c.nodes[2].log.high_watermark == 0
+        await c.produce(1, batch(1), acks=1)  # data ends the poll; the answer carries the HW
+        assert await asyncio.wait_for(parked, 10) is None
+        assert c.nodes[2].log.log_end_offset == 3 and c.nodes[2].log.high_watermark == 2
+    run(body)

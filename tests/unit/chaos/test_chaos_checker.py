@@ -222,6 +222,17 @@ def test_hw_decrease_within_one_process_is_reported():
     assert invariant_kinds(samples) == {"hw_decreased": 1}
 
 
+def test_hw_restarts_for_a_replica_a_reassignment_removed_and_added_back():
+    """Only a removal in between resets the replica: without one the same drop is an anomaly."""
+    samples = [replica(1, 101, 7, False, 1, 9, 9), replica(4, 101, 7, False, 1, 0, 0)]
+    moved = [PartitionSample(0.5, "t", 0, 102, 1, (101, 102, 103), (101, 102, 103)),
+             PartitionSample(2, "t", 0, 102, 1, (102, 103), (102, 103)),
+             PartitionSample(3, "t", 0, 102, 1, (102, 103, 101), (102, 103))]
+    assert invariant_kinds(samples, moved) == {}
+    kept = [PartitionSample(t, "t", 0, 102, 1, (101, 102, 103), (102, 103)) for t in (0.5, 2, 3)]
+    assert invariant_kinds(samples, kept) == {"hw_decreased": 1}
+
+
 def test_hw_above_log_end_is_reported():
     assert invariant_kinds([replica(1, 101, 7, False, 1, 10, 9)]) == {"hw_above_log_end": 1}
 

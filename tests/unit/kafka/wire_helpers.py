@@ -103,6 +103,13 @@ def sample_request(api_key: int, version: int, topic: str = "t") -> Any:
                                                             partition_indexes=(0,)),))
     if api_key == 64:
         return build(cls, broker_id=1)
+    if api_key == 21:
+        p = build(m.DeleteRecordsPartition, partition_index=0, offset=1)
+        return build(cls, topics=(build(m.DeleteRecordsTopic, name=topic, partitions=(p,)),), timeout=1000 * _MS)
+    if api_key == 35:
+        return build(cls, topics=(build(m.DescribableLogDirTopic, topic=topic, partitions=(0,)),))
+    if api_key == 61:
+        return build(cls, topics=(build(m.TopicRequest, name=topic, partition_indexes=(0,)),))
     if api_key == 60:
         return build(cls, include_cluster_authorized_operations=False, endpoint_type=1, include_fenced_brokers=False)
     if api_key == 17:

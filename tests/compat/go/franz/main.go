@@ -457,4 +457,64 @@ func main() {
 	report.Cell("group.resume", groupResume)
 	report.Cell("group.rebalance", rebalance)
 	adminCells()
+	report.Cell("txn.read_committed", txnReadCommitted)
+}
+
+// txnReadCommitted: an aborted then a committed transaction on PREFIX-txn (2 partitions); a
+// read_committed consumer must read exactly the 20 committed records.
+func txnReadCommitted() (string, error) {
+	topic := prefix + "-txn"
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	p, err := client(kgo.TransactionalID(prefix+"-tid"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	for _, tag := range []string{"aborted", "committed"} {
+		if err := p.BeginTransaction(); err != nil {
+			return "", err
+		}
+		var records []*kgo.Record
+		for i := 0; i < 20; i++ {
+			records = append(records, &kgo.Record{Topic: topic, Partition: int32(i % 2), Value: []byte(fmt.Sprintf("%s-%d", tag, i))})
+		}
+		if err := p.ProduceSync(ctx, records...).FirstErr(); err != nil {
+			return "", err
+		}
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(tag == "committed")); err != nil {
+			return "", err
+		}
+	}
+	c, err := client(kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart(), 1: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	var got []string
+	deadline := time.Now().Add(30 * time.Second)
+	var quietUntil time.Time
+	for time.Now().Before(deadline) {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		fetches := c.PollFetches(pctx)
+		pcancel()
+		fetches.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		if len(got) >= 20 {
+			if quietUntil.IsZero() {
+				quietUntil = time.Now().Add(2 * time.Second) // anything more would be a leak
+			} else if time.Now().After(quietUntil) {
+				break
+			}
+		}
+	}
+	if len(got) != 20 {
+		return "", fmt.Errorf("read_committed read %d records: %v", len(got), got)
+	}
+	for _, v := range got {
+		if !strings.HasPrefix(v, "committed-") {
+			return "", fmt.Errorf("read_committed saw %s", v)
+		}
+	}
+	return "an aborted then a committed transaction; read_committed sees only the committed 20", nil
 }

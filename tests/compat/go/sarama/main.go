@@ -438,4 +438,81 @@ func main() {
 	report.Cell("group.resume", groupResume)
 	report.Cell("group.rebalance", rebalance)
 	adminCells(admin)
+	report.Cell("txn.read_committed", txnReadCommitted)
+}
+
+// txnReadCommitted: an aborted then a committed transaction on PREFIX-txn (2 partitions); a
+// read_committed consumer must read exactly the 20 committed records.
+func txnReadCommitted() (string, error) {
+	topic := prefix + "-txn"
+	c := idempotent(sarama.CompressionNone)
+	c.Producer.Transaction.ID = prefix + "-tid"
+	p, err := sarama.NewSyncProducer(brokers(), c)
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	for _, tag := range []string{"aborted", "committed"} {
+		if err := p.BeginTxn(); err != nil {
+			return "", err
+		}
+		for i := 0; i < 20; i++ {
+			msg := &sarama.ProducerMessage{Topic: topic, Partition: int32(i % 2), Value: sarama.StringEncoder(fmt.Sprintf("%s-%d", tag, i))}
+			if _, _, err := p.SendMessage(msg); err != nil {
+				return "", err
+			}
+		}
+		if tag == "committed" {
+			err = p.CommitTxn()
+		} else {
+			err = p.AbortTxn()
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	cc := config()
+	cc.Consumer.IsolationLevel = sarama.ReadCommitted
+	consumer, err := sarama.NewConsumer(brokers(), cc)
+	if err != nil {
+		return "", err
+	}
+	defer consumer.Close()
+	values := make(chan string, 100)
+	for _, partition := range []int32{0, 1} {
+		pc, err := consumer.ConsumePartition(topic, partition, sarama.OffsetOldest)
+		if err != nil {
+			return "", err
+		}
+		defer pc.Close()
+		go func(pc sarama.PartitionConsumer) {
+			for m := range pc.Messages() {
+				values <- string(m.Value)
+			}
+		}(pc)
+	}
+	var got []string
+	timeout := time.After(30 * time.Second)
+	for len(got) < 20 {
+		select {
+		case v := <-values:
+			got = append(got, v)
+		case <-timeout:
+			return "", fmt.Errorf("read_committed read %d records: %v", len(got), got)
+		}
+	}
+	select { // anything more would be a leak
+	case v := <-values:
+		got = append(got, v)
+	case <-time.After(2 * time.Second):
+	}
+	if len(got) != 20 {
+		return "", fmt.Errorf("read_committed read %d records: %v", len(got), got)
+	}
+	for _, v := range got {
+		if !strings.HasPrefix(v, "committed-") {
+			return "", fmt.Errorf("read_committed saw %s", v)
+		}
+	}
+	return "an aborted then a committed transaction; read_committed sees only the committed 20", nil
 }
