@@ -11,6 +11,7 @@ linearizable log with a leader that can fail over), RocksDB becomes MemoryLog ke
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections.abc import Callable
@@ -106,7 +107,7 @@ class DurableMemoryLog(MemoryLog):
     def _state(self) -> tuple[Any, ...]:
         return (list(self._batches), list(self._segments), EpochCache(self._epochs.entries()),
                 ProducerStateTable(self._producers.entries()), self._log_start_offset, self._log_end_offset,
-                self._high_watermark, self._cleaner_offset)
+                self._high_watermark, self._cleaner_offset, copy.deepcopy(getattr(self, "_txns", None)))
 
     def _written(self, records_count: int) -> None:
         """RocksDBLog._write's flush policy, after an append of `records_count` records."""
@@ -140,7 +141,9 @@ class DurableMemoryLog(MemoryLog):
     def power_loss(self) -> None:
         state = self._durable or self._durable_empty
         (batches, segments, epochs, producers, self._log_start_offset, self._log_end_offset,
-         self._high_watermark, self._cleaner_offset) = state
+         self._high_watermark, self._cleaner_offset, txns) = state
+        if txns is not None:
+            self._txns = copy.deepcopy(txns)  # the transaction index is in the same WriteBatches
         self._batches, self._segments = list(batches), list(segments)
         self._epochs, self._producers = EpochCache(epochs.entries()), ProducerStateTable(producers.entries())
         self._unflushed_records = 0

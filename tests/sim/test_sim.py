@@ -103,14 +103,13 @@ def test_pending_isr_survives_an_alter_partition_whose_outcome_is_unknown() -> N
 MUTANT_SEEDS = {
     "ack-before-replication": 1,
     "hw-leader-only": 1,
-    "hw-no-min-insync": 1,
-    "no-truncation": 3,
+    "hw-no-min-insync": 2,
+    "no-truncation": 7,
     "election-outside-isr": 1,
     "no-idempotent-dedupe": 3,
     "loss1-epoch-not-recorded": 4,
-    "loss2-one-truncation-round": 12,
-    "loss3-hw-ignores-pending-isr": 35,
-    "loss4-isr-ignores-epoch-start": 440,
+    "loss2-one-truncation-round": 7,
+    "loss3-hw-ignores-pending-isr": 17,
 }
 
 
