@@ -1,7 +1,7 @@
 """`make chaos-mutants`: run `brook chaos` against each mutant (and the normal build), print a table.
 
     python tests/mutants/table.py [--duration 100s] [--seed 35] [--budget 300] [--only NAME,...]
-                                  [--network none|netns] [--json PATH]
+                                  [--network none|netns] [--json PATH] [--sim-seeds 2000]
 
 Each run is `brook chaos run --fresh --scenario random --duration D --seed S` (its own cluster, the
 default settings) with PYTHONPATH pointing at this directory and BROOK_MUTANT naming the mutant, so
@@ -9,7 +9,10 @@ every server process of that cluster runs the broken build (see brook_mutants.py
 is the same command without them. A run is interrupted after --budget seconds (SIGINT: the tester
 stops the cluster it started). The table: mutant, detected?, anomaly total, the first
 anomaly's kind, seconds of faults and number of faults until its evidence, faults in the run.
-Exit code 0 when every mutant was detected and the normal build had no anomaly, else 1.
+The last column is the deterministic simulator's (tests/sim, `make sim-mutants`): the same mutant
+patched into the simulated cluster, seeds 1.. run until the first violation, at most --sim-seeds
+(the CI budget; 0 skips the column): "after K seeds", or ">N" when it found nothing.
+Exit code 0 when every mutant was detected (by both) and the normal build had no anomaly, else 1.
 """
 
 from __future__ import annotations
@@ -72,10 +75,25 @@ def run_one(mutant: str | None, duration: str, seed: int, budget_s: float, netwo
     return row
 
 
+def sim_detect(mutant: str | None, seeds: int, log_dir: Path) -> dict[str, object]:
+    """The simulator's seeds-to-detection for `mutant` (`python -m tests.sim.run --detect`)."""
+    path = log_dir / f"sim-{mutant or 'normal'}.json"
+    argv = [sys.executable, "-m", "tests.sim.run", "--detect", "--seeds", str(seeds), "--workers", "2",
+            "--json", str(path)] + (["--mutant", mutant] if mutant else [])
+    with open(log_dir / f"sim-{mutant or 'normal'}.log", "wb") as out:
+        subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), check=False)
+    if not path.exists():
+        return {"sim": "error"}
+    found = json.loads(path.read_text())[0]
+    detected = found["seed"] is not None
+    return {"sim": found["seeds_run"] if detected else f">{found['seeds_run']}", "sim_detected": detected,
+            "sim_seed": found["seed"], "sim_violation": found["violation"]}
+
+
 def render(rows: list[dict[str, object]], duration: str, seed: int) -> str:
     lines = [f"chaos mutant table: brook chaos run --scenario random --duration {duration} --seed {seed}",
              f"{'mutant':24} {'detected':9} {'anomalies':>9} {'first anomaly':24} {'after s':>8} "
-             f"{'after faults':>12} {'faults':>6} {'wall s':>7}  anomalies by kind"]
+             f"{'after faults':>12} {'faults':>6} {'wall s':>7} {'sim seeds':>9}  anomalies by kind"]
     for row in rows:
         has = "anomalies" in row
         detected = ("n/a" if not has else "yes" if row["anomalies"] else "no")
@@ -84,7 +102,7 @@ def render(rows: list[dict[str, object]], duration: str, seed: int) -> str:
         lines.append(f"{row['mutant']:24} {detected:9} {row.get('anomalies', '-')!s:>9} "
                      f"{row.get('first_kind', '') or '-':24} {row.get('first_s', '') or '-'!s:>8} "
                      f"{row.get('first_faults', '') or '-'!s:>12} {row.get('faults', '-')!s:>6} "
-                     f"{row['wall_s']!s:>7}" + ("" if has else f"  (no report: exit {row['exit_code']})")
+                     f"{row['wall_s']!s:>7} {row.get('sim', '-')!s:>9}" + ("" if has else f"  (no report: exit {row['exit_code']})")
                      + (f"  {_kinds(row)}" if has and row["anomalies"] else ""))
     return "\n".join(lines)
 
@@ -103,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated mutants (default: all), 'normal' for the build")
     parser.add_argument("--network", choices=("none", "netns"), default="none")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--sim-seeds", type=int, default=2000,
+                        help="simulator column: seeds to try per mutant (0: skip the simulator)")
     args = parser.parse_args(argv)
     names: list[str | None] = [*MUTANTS, None]
     if args.only:
@@ -117,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"running {name or 'the normal build'} ...", flush=True)
         rows.append(run_one(name, args.duration, args.seed, args.budget, args.network, log_dir))
+        if args.sim_seeds > 0:
+            rows[-1].update(sim_detect(name, args.sim_seeds, log_dir))
         print(render(rows[-1:], args.duration, args.seed).splitlines()[-1], flush=True)
     print()
     print(render(rows, args.duration, args.seed))
@@ -124,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     ok = all(r.get("anomalies") for r in rows if r["mutant"] != NORMAL) and all(
         r.get("anomalies") == 0 for r in rows if r["mutant"] == NORMAL)
+    if args.sim_seeds > 0:
+        ok = ok and all(r.get("sim_detected") == (r["mutant"] != NORMAL) for r in rows)
     return 0 if ok else 1
 
 

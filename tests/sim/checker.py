@@ -6,7 +6,12 @@
    committed history (what leaders' HWs passed, first come).
 3. A leader's HW never decreases within its leader epoch (per process incarnation).
 4. At most one broker leads a given leader epoch, and the controller never reuses an epoch.
-5. At the end (everything healed, quiet): the leader and every ISR replica hold every acknowledged
+5. When the client receives an acks=all acknowledgement, at least min.insync.replicas replicas hold
+   its records at their offsets.
+6. An idempotent producer's record is committed at most once.
+7. Truncation's postcondition (KIP-279): a live follower done truncating against the live leader
+   of its current epoch holds a prefix of that leader's log.
+8. At the end (everything healed, quiet): the leader and every ISR replica hold every acknowledged
    record, and all ISR replicas agree up to the HW.
 
 Logs are read through a small incremental cache (MemoryLog keeps its batches in a list that
@@ -20,6 +25,8 @@ from typing import Any
 from cluster.records import PartitionChange, PartitionRecord
 from storage.memory_log import MemoryLog
 from tests.sim.cluster import BROKER_IDS, SimCluster, decode_values
+
+MIN_INSYNC = 2  # the simulated topic's min.insync.replicas
 
 
 class LogView:
@@ -53,7 +60,10 @@ class Checker:
         self.prefix_checked: dict[int, tuple[int, int, int]] = {}  # broker -> (view key, version, upto)
         self.controller_epochs: dict[int, int] = {}
         self.last_fingerprint: tuple[Any, ...] = ()
+        self.committed_idempotent: set[bytes] = set()
+        self.follower_checked: dict[int, tuple[Any, int]] = {}
         cluster.metadata_listeners.append(self._on_commit)
+        cluster.ack_listeners.append(self._on_ack)
 
     # -- the controller's records ----------------------------------------------------------------
     def _on_commit(self, records: list[Any], image: Any) -> None:
@@ -67,6 +77,18 @@ class Checker:
                 if leader is not None and leader != reg.leader:
                     self.c.violation(f"controller gave leader epoch {reg.leader_epoch} to {leader} and {reg.leader}")
                 self.controller_epochs[reg.leader_epoch] = reg.leader
+
+    def _on_ack(self, values: list[bytes], base_offset: int) -> None:
+        """acks=all with min.insync.replicas=2: when the client learns of the ack, at least two replicas
+        hold each record at its offset (Kafka's promise for the setting)."""
+        holders = []
+        for bid in BROKER_IDS:
+            found = self._view(bid)
+            if found is not None and all(found[0].values.get(base_offset + i) == v for i, v in enumerate(values)):
+                holders.append(bid)
+        if len(holders) < MIN_INSYNC:
+            self.c.violation(f"acknowledged {values[0]!r}.. at {base_offset} is held by {len(holders)} replica(s) "
+                             f"{holders}, fewer than min.insync.replicas={MIN_INSYNC}")
 
     # -- helpers ----------------------------------------------------------------------------------
     def _log(self, broker_id: int) -> MemoryLog | None:
@@ -114,20 +136,27 @@ class Checker:
         for bid in BROKER_IDS:
             self._check_prefix(bid)
         self._check_acked(self._isr_members())
+        self._check_followers(key)
 
     def _fingerprint(self, key: tuple[bytes, int]) -> tuple[Any, ...]:
         """Everything the checks read; a step that changes none of it needs no check."""
-        parts: list[Any] = [len(self.c.state.acked), self.c.raft.image.offset]
-        for bid in BROKER_IDS:
-            broker = self.c.brokers[bid]
+        c = self.c
+        parts: list[Any] = [len(c.state.acked), c.raft.image.offset]
+        append = parts.append
+        for broker in c.broker_list:
             log = broker.logs.logs.get(key)
             if log is not None:
-                parts += (id(log._batches), len(log._batches), log.high_watermark)  # noqa: SLF001
-            p = broker.b.replicas.partitions.get(key) if broker.b is not None else None
+                batches = log._batches  # noqa: SLF001
+                append((id(batches), len(batches), log._high_watermark))  # noqa: SLF001
+            b = broker.b
+            p = b.replicas.partitions.get(key) if b is not None else None
             state = p.leader if p is not None else None
-            if state is not None:
-                parts += (state.leader_epoch, state.high_watermark, state.isr)
-            parts.append(-1)
+            if p is None:
+                append(None)
+            elif state is None:
+                append((p.leader_id, p.leader_epoch, p.needs_truncation))
+            else:
+                append((state.leader_epoch, state.high_watermark, state.isr))
         return tuple(parts)
 
     def _isr_members(self) -> list[int]:
@@ -144,6 +173,38 @@ class Checker:
             members.extend(r for r in p.leader.isr if r not in members)
         return members
 
+    def _check_followers(self, key: tuple[bytes, int]) -> None:
+        """Truncation's postcondition (KIP-279): a live follower that has finished truncating against
+        the live leader of its current epoch holds a prefix of that leader's log. (Fetching keeps it
+        so: the leader only appends within an epoch.)"""
+        brokers = self.c.brokers
+        for bid in BROKER_IDS:
+            b = brokers[bid].b
+            p = b.replicas.partitions.get(key) if b is not None else None
+            if p is None or p.leader is not None or p.needs_truncation or p.leader_id not in brokers:
+                continue
+            lb = brokers[p.leader_id].b
+            lp = lb.replicas.partitions.get(key) if lb is not None else None
+            if lp is None or lp.leader is None or lp.leader_epoch != p.leader_epoch:
+                continue
+            mine, theirs = self._view(bid), self._view(p.leader_id)
+            if mine is None or theirs is None:
+                continue
+            (view, log), (lview, llog) = mine, theirs
+            stamp = (id(log), view.version, id(llog), lview.version, p.leader_epoch)
+            done = self.follower_checked.get(bid)
+            start = done[1] if done is not None and done[0] == stamp else 0
+            end = log.log_end_offset
+            for offset in range(max(start, log.log_start_offset), end):
+                if offset >= llog.log_end_offset or view.values.get(offset) != lview.values.get(offset):
+                    self.c.violation(f"b{bid} follows b{p.leader_id} at epoch {p.leader_epoch}, done truncating, "
+                                     f"but at {offset} has {view.values.get(offset)!r} where the leader has "
+                                     f"{lview.values.get(offset)!r} (follower LEO {end}, epochs "
+                                     f"{[(e.epoch, e.start_offset) for e in log.epoch_entries()]}; leader "
+                                     f"{[(e.epoch, e.start_offset) for e in llog.epoch_entries()]})")
+                    return
+            self.follower_checked[bid] = (stamp, max(start, end))
+
     def _extend_committed(self, leader_id: int, hw: int) -> None:
         if hw <= len(self.committed):
             return
@@ -156,6 +217,12 @@ class Checker:
             if value is None:
                 self.c.violation(f"b{leader_id} leads with HW {hw} but has no record at {offset}")
                 return
+            if not value.startswith(b"-1:"):  # an idempotent producer's record: exactly once
+                if value in self.committed_idempotent:
+                    first = self.committed.index(value)
+                    self.c.violation(f"idempotent record {value!r} committed twice, at {first} and {offset}")
+                    return
+                self.committed_idempotent.add(value)
             self.committed.append(value)
 
     def _check_prefix(self, broker_id: int) -> None:

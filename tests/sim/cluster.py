@@ -11,6 +11,7 @@ linearizable log with a leader that can fail over), RocksDB becomes MemoryLog ke
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections.abc import Callable
@@ -33,8 +34,10 @@ from controller.commands import STATUS_OK, ApplyResult, QuorumError, RequestIds,
 from controller.service import ControllerRuntime, ControllerServicer
 from controller.topics import TopicRequest, create_topics
 from storage.batch import build_batch, decode_batch
-from storage.log import LogConfig
+from storage.epoch_cache import EpochCache
+from storage.log import AppendInfo, LogConfig
 from storage.memory_log import MemoryLog
+from storage.producer_state import ProducerStateTable
 from storage.records import Record as LogRecord
 from tests.sim.sched import EPOCH_MS, Node, Rpc, Sim, SimRpcError, Sleep, patched
 
@@ -53,9 +56,11 @@ DISCONNECT_GRACE_MS = 60  # a crashed broker's dropped connection: fenced after 
 
 
 ALL_KINDS = ("crash", "crash_leader", "pause", "partition", "isolate_leader", "controller_failover",
-             "preferred_election", "slow_link", "leader_bounce")
+             "preferred_election", "slow_link", "leader_bounce", "power_loss", "power_loss_leader",
+             "power_outage", "outage_during_catchup")
 LEADERSHIP_KINDS = ("leader_bounce", "pause", "slow_link")
-CHURN_KINDS = ("crash_leader", "crash_leader", "crash", "pause", "isolate_leader")
+CHURN_KINDS = ("crash_leader", "crash_leader", "crash", "pause", "isolate_leader", "power_loss_leader")
+POWER_KINDS = ("power_loss", "power_loss_leader", "power_outage", "outage_during_catchup")
 
 
 @dataclass
@@ -74,23 +79,96 @@ class Faults:
     kinds: tuple[str, ...] = ALL_KINDS
     leadership_profile: float = 0.25  # share of seeds that draw only from LEADERSHIP_KINDS
     churn_profile: float = 0.25       # share of seeds that draw only from CHURN_KINDS, with churn 0.6
+    synced: float = 0.5               # share of seeds whose topic has flush.messages=1 (appends fsynced);
+                                      # only those see power losses (see DurableMemoryLog)
+
+
+class DurableMemoryLog(MemoryLog):
+    """MemoryLog plus what a power loss keeps of the RocksDB log (storage/rocksdb_log.py).
+
+    Every RocksDB write goes to the WAL before it returns, so a process crash keeps everything; only
+    a WAL sync makes it survive a power loss, and the WAL is one sequential file, so a sync makes every
+    earlier write durable too (RocksDB recovers a prefix of it). `RocksDBLog._write` syncs an append
+    at once with flush.messages=1, else once flush.messages records or flush.ms have accumulated (and
+    the broker's flush loop syncs idle partitions past flush.ms); the HW checkpoint, the epoch entry
+    a new leader records, truncations and deletions are written unsynced. So the durable state is the
+    log as of the last sync: `power_loss` rolls the whole log (batches, epoch cache, producer state,
+    HW checkpoint) back to it.
+    """
+
+    def __init__(self, config: LogConfig, clock_ms: Callable[[], int]) -> None:
+        super().__init__(config)
+        self._clock_ms = clock_ms
+        self._unflushed_records = 0
+        self._last_flush_ms = clock_ms()
+        self._durable: tuple[Any, ...] = ()  # a new partition's first write is unsynced too
+        self._durable_empty = self._state()
+
+    def _state(self) -> tuple[Any, ...]:
+        return (list(self._batches), list(self._segments), EpochCache(self._epochs.entries()),
+                ProducerStateTable(self._producers.entries()), self._log_start_offset, self._log_end_offset,
+                self._high_watermark, self._cleaner_offset, copy.deepcopy(getattr(self, "_txns", None)))
+
+    def _written(self, records_count: int) -> None:
+        """RocksDBLog._write's flush policy, after an append of `records_count` records."""
+        config = self._config
+        if config.flush_messages == 1 and records_count > 0:
+            self.flush()
+            return
+        self._unflushed_records += records_count
+        if (self._unflushed_records >= config.flush_messages
+                or self._clock_ms() - self._last_flush_ms >= config.flush_ms):
+            self.flush()
+
+    def append_as_leader(self, records: bytes, leader_epoch: int, now_ms: int) -> AppendInfo:
+        info = super().append_as_leader(records, leader_epoch, now_ms)
+        self._written(info.last_offset - info.first_offset + 1)
+        return info
+
+    def append_as_follower(self, records: bytes, now_ms: int | None = None) -> AppendInfo:
+        info = super().append_as_follower(records, now_ms)
+        self._written(info.last_offset - info.first_offset + 1)
+        return info
+
+    def flush_due(self) -> bool:
+        return self._unflushed_records > 0 and self._clock_ms() - self._last_flush_ms >= self._config.flush_ms
+
+    def flush(self) -> None:
+        self._durable = self._state()
+        self._unflushed_records = 0
+        self._last_flush_ms = self._clock_ms()
+
+    def power_loss(self) -> None:
+        state = self._durable or self._durable_empty
+        (batches, segments, epochs, producers, self._log_start_offset, self._log_end_offset,
+         self._high_watermark, self._cleaner_offset, txns) = state
+        if txns is not None:
+            self._txns = copy.deepcopy(txns)  # the transaction index is in the same WriteBatches
+        self._batches, self._segments = list(batches), list(segments)
+        self._epochs, self._producers = EpochCache(epochs.entries()), ProducerStateTable(producers.entries())
+        self._unflushed_records = 0
 
 
 class SimLogManager:
     """The broker's log directory: survives crashes (the logs are what a process restart keeps)."""
 
-    def __init__(self) -> None:
-        self.logs: dict[tuple[bytes, int], MemoryLog] = {}
+    def __init__(self, clock_ms: Callable[[], int]) -> None:
+        self.logs: dict[tuple[bytes, int], DurableMemoryLog] = {}
+        self.clock_ms = clock_ms
 
     def get_or_create(self, topic_id: bytes, topic: str, partition: int, config: LogConfig) -> MemoryLog:
         key = (topic_id, partition)
         log = self.logs.get(key)
         if log is None:
-            log = self.logs[key] = MemoryLog(config)
+            log = self.logs[key] = DurableMemoryLog(config, self.clock_ms)
         return log
 
     def delete(self, topic_id: bytes, partition: int) -> None:
         self.logs.pop((topic_id, partition), None)
+
+    def power_loss(self) -> None:
+        for log in self.logs.values():
+            log.power_loss()
 
     def close(self) -> None:
         """Nothing to release."""
@@ -393,7 +471,7 @@ class SimBroker:
         self.cluster = cluster
         self.broker_id = broker_id
         self.node = Node(cluster.sim, f"b{broker_id}")
-        self.logs = SimLogManager()
+        self.logs = SimLogManager(lambda: cluster.sim.now)
         self.b: Broker | None = None
         self.servicer: BrokerServicer | None = None
 
@@ -465,16 +543,19 @@ class SimCluster:
         self.raft = SimRaft(self)
         self.controllers = {i: SimController(self, i) for i in CONTROLLER_IDS}
         self.brokers = {i: SimBroker(self, i) for i in BROKER_IDS}
+        self.broker_list = [self.brokers[i] for i in BROKER_IDS]
         self.client = Node(self.sim, "client")
         self.state = ClusterState()
         self.topic_id = b""
         self.faults_active = False
         self.kinds = self.faults.kinds
+        self.synced = False  # drawn when the topic is created
         self.churn = self.faults.churn
         self.bounce_until = -1  # no churn while a leader bounce plays out
         self.workload_on = True
         self.violations: list[str] = []
         self.metadata_listeners: list[Callable[[list[Record], MetadataImage], None]] = []
+        self.ack_listeners: list[Callable[[list[bytes], int], None]] = []
         self._values = 0
 
     # -- lookups --------------------------------------------------------------------------------
@@ -502,8 +583,11 @@ class SimCluster:
     def on_new_leader(self, broker: SimBroker) -> None:
         if self.faults_active and self.sim.now > self.bounce_until and self.sim.rng.random() < self.churn:
             delay = self.sim.rng.randint(0, 30)
-            self.sim.note(f"nemesis: will crash new leader b{broker.broker_id} in {delay} ms")
-            self.sim.at(self.sim.now + delay, self._crash_broker, broker.broker_id, self.sim.rng.randint(20, 600))
+            power = self.synced and self.sim.rng.random() < 0.25
+            self.sim.note(f"nemesis: will {'cut the power of' if power else 'crash'} new leader "
+                          f"b{broker.broker_id} in {delay} ms")
+            self.sim.at(self.sim.now + delay, self._crash_broker, broker.broker_id, self.sim.rng.randint(20, 600),
+                        power)
 
     # -- setup ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -515,13 +599,18 @@ class SimCluster:
         self.client.spawn(self._create_topic(), "create topic")
 
     async def _create_topic(self) -> None:
+        self.synced = self.sim.rng.random() < self.faults.synced
         while True:
             await Sleep(0.02)
             rt = self.active_runtime()
             if rt is None or len(rt.image.active_broker_ids()) < 3:
                 continue
-            def compute(img: MetadataImage) -> tuple[list[Record], Any]:
-                return create_topics(img, [TopicRequest(TOPIC, 1, 3, {"min.insync.replicas": "2"})],
+            configs = {"min.insync.replicas": "2"}
+            if self.synced:
+                configs["flush.messages"] = "1"
+
+            def compute(img: MetadataImage, configs: dict[str, str] = configs) -> tuple[list[Record], Any]:
+                return create_topics(img, [TopicRequest(TOPIC, 1, 3, configs)],
                                      default_partitions=1, default_replication_factor=3,
                                      new_topic_id=lambda: b"\x01" * 16, validate_config=lambda k, v: v)
             try:
@@ -593,6 +682,8 @@ class SimCluster:
 
     def on_ack(self, values: list[bytes], base_offset: int, producer_id: int) -> None:
         self.sim.note(f"client: acked {len(values)} from producer {producer_id} at {base_offset}")
+        for listener in self.ack_listeners:
+            listener(values, base_offset)
         for i, value in enumerate(values):
             offset = base_offset + i
             before = self.state.acked_at.get(offset)
@@ -606,12 +697,20 @@ class SimCluster:
         self.violations.append(f"t={self.sim.now}: {message}")
 
     # -- nemesis --------------------------------------------------------------------------------
-    def _crash_broker(self, broker_id: int, down_ms: int) -> None:
+    def _crash_broker(self, broker_id: int, down_ms: int, power_loss: bool = False) -> None:
         broker = self.brokers[broker_id]
         if not self.faults_active or broker.b is None:
             return
-        self.sim.note(f"nemesis: crash b{broker_id} for {down_ms} ms")
         broker.crash()
+        if power_loss:
+            # The machine loses power: the process dies and the disk keeps only what was synced.
+            before = {k: (log.log_end_offset, log.high_watermark) for k, log in broker.logs.logs.items()}
+            broker.logs.power_loss()
+            after = {k: (log.log_end_offset, log.high_watermark) for k, log in broker.logs.logs.items()}
+            self.sim.note(f"nemesis: power loss of b{broker_id} for {down_ms} ms: (LEO, HW) "
+                          f"{list(before.values())} -> {list(after.values())}")
+        else:
+            self.sim.note(f"nemesis: crash b{broker_id} for {down_ms} ms")
         self.sim.at(self.sim.now + down_ms, self._restart_broker, broker_id)
 
     def _restart_broker(self, broker_id: int) -> None:
@@ -634,10 +733,16 @@ class SimCluster:
         nodes = [b.node for b in self.brokers.values()] + [c.node for c in self.controllers.values()]
         if kind == "crash":
             self._crash_broker(rng.choice(BROKER_IDS), duration)
-        elif kind == "crash_leader":
+        elif kind in ("crash_leader", "power_loss_leader"):
             leader = self._leader_id()
             if leader > 0:
-                self._crash_broker(leader, duration)
+                self._crash_broker(leader, duration, kind == "power_loss_leader")
+        elif kind == "power_loss":
+            self._crash_broker(rng.choice(BROKER_IDS), duration, power_loss=True)
+        elif kind == "power_outage":
+            self._power_outage()
+        elif kind == "outage_during_catchup":
+            self._outage_during_catchup()
         elif kind == "pause":
             broker = self.brokers[rng.choice(BROKER_IDS)]
             self.sim.note(f"nemesis: pause b{broker.broker_id} for {duration} ms")
@@ -670,6 +775,53 @@ class SimCluster:
             self.sim.at(self.sim.now + duration, self.net.slow.pop, pair, None)
         elif kind == "leader_bounce":
             self._leader_bounce()
+
+    def _power_outage(self) -> None:
+        """A rack loses power: every broker dies within a few ms and keeps only what it synced; they
+        come back one by one. The ISR shrinks to the last broker fenced, which leads again with the
+        HW its disk had (it lags what was acknowledged: the HW checkpoint is not synced)."""
+        rng = self.sim.rng
+        self.sim.note("nemesis: power outage of every broker")
+        for bid in rng.sample(BROKER_IDS, len(BROKER_IDS)):
+            self.sim.at(self.sim.now + rng.randint(0, 3), self._crash_broker, bid, rng.randint(100, 700), True)
+
+    def _outage_during_catchup(self) -> None:
+        """A follower that fell out of the ISR (paused past replica.lag.time.max.ms) resumes and
+        catches up; the outage strikes while its LEO is a few batches short of the leader's HW —
+        KAFKA-7128's window: after the outage the new leader's HW (its unsynced checkpoint) lags what
+        was acknowledged, and the follower's LEO may sit between the two. Its links are slow afterwards (a congested switch port), so the data that would complete
+        it takes long to come back."""
+        rng = self.sim.rng
+        leader = self._leader_id()
+        if leader <= 0:
+            return
+        follower = rng.choice([b for b in BROKER_IDS if b != leader])
+        pause = LAG_MS + rng.randint(20, 150)
+        node = self.brokers[follower].node
+        node.paused_until = max(node.paused_until, self.sim.now + pause)
+        self.sim.note(f"nemesis: b{follower} paused {pause} ms (leaves the ISR); a power outage as it catches up")
+        self.sim.at(self.sim.now + pause, self._watch_catchup, follower, self.sim.now + pause + 1000)
+
+    def _watch_catchup(self, follower: int, until: int) -> None:
+        if not self.faults_active or self.sim.now > until:
+            return
+        leader = self.brokers.get(self._leader_id())
+        b = self.brokers[follower].b
+        lp = leader.b.replicas.partitions.get((self.topic_id, 0)) if leader is not None and leader.b else None
+        fp = b.replicas.partitions.get((self.topic_id, 0)) if b is not None else None
+        state = lp.leader if lp is not None else None
+        if (state is not None and fp is not None and follower not in state.isr and len(state.isr) >= 2
+                and 0 < state.high_watermark - fp.log.log_end_offset <= 12):
+            self.sim.note(f"nemesis: b{follower} (LEO {fp.log.log_end_offset}) a few batches behind leader "
+                          f"b{leader.broker_id}'s HW {state.high_watermark}, outside the ISR {list(state.isr)}")
+            self._power_outage()
+            for other in BROKER_IDS:
+                if other != follower:
+                    self._slow_pair(follower, other, rng_slow := self.sim.rng.randint(80, 250))
+            self.sim.note(f"nemesis: b{follower}'s links slow (up to {rng_slow} ms)")
+            self.sim.at(self.sim.now + self.sim.rng.randint(600, 1000), self.net.slow.clear)
+            return
+        self.sim.at(self.sim.now + 2, self._watch_catchup, follower, until)
 
     def _leader_bounce(self) -> None:
         """Leadership moves away from the preferred replica P and back while the interim leader I
@@ -787,7 +939,10 @@ class SimCluster:
             self.kinds = CHURN_KINDS
             self.churn = 0.6
             count = rng.randint(8, 14)
-        self.sim.note(f"nemesis: {count} faults from {', '.join(self.kinds)}")
+        if not self.synced:  # an unsynced log loses its tail in a power loss: see docs/CHAOS.md, Limits
+            self.kinds = tuple(k for k in self.kinds if k not in POWER_KINDS) or ("crash",)
+        self.sim.note(f"nemesis: {count} faults from {', '.join(self.kinds)}; "
+                      f"appends {'fsynced (flush.messages=1)' if self.synced else 'not fsynced'}")
         for _ in range(count):
             self.sim.at(max(self.sim.now, rng.randint(lo, hi)), self._fault)
 

@@ -232,6 +232,10 @@ class Sim:
         self.step_hooks: list[Callable[[], None]] = []
         self.verbose = False
         self.dirty = False  # a task ran since the last check: state may have changed
+        # An asyncio.Event went from clear to set since the waiters were last scanned (`patched` wraps
+        # Event.set). Until one does, no waiter can have become ready: a waiter whose event is set
+        # already when it arms is woken at once, so the scan is skipped.
+        self.event_set = False
 
     def at(self, when: int, fn: Callable[..., None], *args: Any) -> None:
         self._seq += 1
@@ -245,8 +249,9 @@ class Sim:
 
     def after_step(self, node: Node) -> None:
         """Wake tasks whose events were set by the step that just ran."""
-        if not self.event_waiters:
+        if not self.event_set or not self.event_waiters:
             return
+        self.event_set = False
         keep = []
         for task, token, events in self.event_waiters:
             if task.finished or task.token != token:
@@ -402,6 +407,14 @@ def patched(sim: Sim, extra: dict[tuple[Any, str], Any] | None = None) -> Iterat
         (controller.service, "time"): time_shim,
         (controller.service, "uuid"): uuid_shim,
     }
+    original_set = asyncio.Event.set
+
+    def event_set(event: asyncio.Event) -> None:
+        if not event.is_set():
+            sim.event_set = True
+        original_set(event)
+
+    swaps[(asyncio.Event, "set")] = event_set
     swaps.update(extra or {})
     # A module that no longer has the global (its clock was injected instead) needs no swap.
     swaps = {key: value for key, value in swaps.items() if hasattr(key[0], key[1])}

@@ -95,3 +95,55 @@ def test_pending_isr_survives_an_alter_partition_whose_outcome_is_unknown() -> N
 
     outcome = run_seed(59, faults=Faults(kinds=("leader_bounce", "pause", "slow_link"), faults=(6, 12)))
     assert not outcome.violations, report_failure(outcome)
+
+
+# -- the simulator's power: each mutant of tests/mutants/brook_mutants.py, on the first seed that finds
+# it (`make sim-mutants` prints these). A change to the fault mix, the workload or the checker that
+# loses a detection fails here, so the simulator's power cannot regress silently.
+MUTANT_SEEDS = {
+    "ack-before-replication": 1,
+    "hw-leader-only": 1,
+    "hw-no-min-insync": 2,
+    "no-truncation": 7,
+    "election-outside-isr": 1,
+    "no-idempotent-dedupe": 3,
+    "loss1-epoch-not-recorded": 4,
+    "loss2-one-truncation-round": 7,
+    "loss3-hw-ignores-pending-isr": 17,
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mutant", sorted(MUTANT_SEEDS))
+def test_simulator_finds_mutant(mutant: str) -> None:
+    from tests.sim import mutants
+
+    with mutants.applied(mutant):
+        outcome = run_seed(MUTANT_SEEDS[mutant])
+    real = [v for v in outcome.violations if not v.startswith("simulator error")]
+    assert real, f"mutant {mutant} is no longer found on seed {MUTANT_SEEDS[mutant]} (run `make sim-mutants`)"
+
+
+@pytest.mark.timeout(60)
+def test_mutant_is_undone() -> None:
+    """`mutants.applied` restores every patched function, so the normal build runs after it."""
+    import broker.fetcher
+    import broker.partition
+    import broker.replica_manager
+    import controller.replication
+    from tests.sim import mutants
+
+    watched = [(broker.replica_manager.ReplicaManager, "_wait_for_hw"),
+               (broker.replica_manager.ReplicaManager, "_become_leader"),
+               (broker.replica_manager.ReplicaManager, "_check_idempotence"),
+               (broker.replica_manager.ReplicaManager, "min_insync"),
+               (broker.replica_manager.LeaderSide, "read_for_follower"),
+               (broker.partition.LeaderState, "compute_high_watermark"),
+               (broker.partition.LeaderState, "expand_candidates"),
+               (broker.fetcher.FetcherLoop, "_truncate"), (broker.fetcher, "apply_fetch_answer"),
+               (broker.fetcher, "apply_epoch_answer"), (controller.replication, "build_partition_change")]
+    before = [vars(owner)[name] for owner, name in watched]
+    for name in mutants.mutants():
+        with mutants.applied(name):
+            assert [vars(owner)[n] for owner, n in watched] != before, f"{name} patched nothing watched"
+        assert [vars(owner)[n] for owner, n in watched] == before, f"{name} was not undone"
