@@ -205,6 +205,10 @@ def build_parser() -> BrookArgumentParser:
     groups.add_parsers(commands, common, _positive_int, _non_negative_int)
     perf.add_parsers(commands, common, _positive_int, _non_negative_int)
 
+    # log-dirs / records delete (Kafka protocol)
+    from cluster.cli import kafka_ops
+    kafka_ops.add_parsers(commands, common, _non_negative_int)
+
     # users / acls
     security.add_parsers(commands, common)
 

@@ -183,3 +183,62 @@ def test_topic_verbs_over_the_kafka_protocol(cluster):
     assert deleted.returncode == 0 and f"Deleted topic {name}." in deleted.stdout, deleted.stdout + deleted.stderr
     unreachable = run_cli_process(None, "topics", "list", "--bootstrap-server", "127.0.0.1:1", "--timeout", "2")
     assert unreachable.returncode == 1 and unreachable.stderr.count("\n") == 1 and "127.0.0.1:1" in unreachable.stderr
+
+
+def test_log_dirs_over_the_kafka_protocol(cluster):
+    """`brook log-dirs`: every replica of the topic on every broker, sizes that follow the data."""
+    name = f"ld-{uuid.uuid4().hex[:6]}"
+    create_topic(cluster, name, partitions=2, rf=3)
+    r = run_cli_process(cluster, "produce", name, "--partition", "0", "-q", stdin="".join(f"v{i}\n" for i in range(20)))
+    assert r.returncode == 0, r.stderr
+    listed = kafka_only(cluster, "log-dirs", "--topics", name, "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)["log_dirs"]
+    brokers = sorted({row["broker"] for row in rows})
+    assert len(brokers) == 3 and {row["topic"] for row in rows} == {name}
+    assert sorted((row["broker"], row["partition"]) for row in rows) == [(b, p) for b in brokers for p in (0, 1)]
+    assert all(row["size_bytes"] > 0 for row in rows if row["partition"] == 0)  # acks=all: on every replica
+    assert all(row["size_bytes"] == 0 for row in rows if row["partition"] == 1)
+    assert all(row["log_dir"] and row["offset_lag"] == 0 for row in rows)
+    one = kafka_only(cluster, "log-dirs", "--topics", name, "--brokers", str(brokers[0]))
+    assert one.returncode == 0 and one.stdout.startswith("BROKER"), one.stderr
+    assert len(one.stdout.splitlines()) == 3 and all(line.split()[0] == str(brokers[0])
+                                                      for line in one.stdout.splitlines()[1:]), one.stdout
+
+
+def test_records_delete_over_the_kafka_protocol(cluster, tmp_path):
+    """`brook records delete`: the low watermark moves, the records below it are gone for consumers."""
+    name = f"dr-{uuid.uuid4().hex[:6]}"
+    create_topic(cluster, name, partitions=2, rf=3)
+    for p in range(2):
+        r = run_cli_process(cluster, "produce", name, "--partition", str(p), "-q",
+                            stdin="".join(f"p{p}-{i}\n" for i in range(5)))
+        assert r.returncode == 0, r.stderr
+    r = kafka_only(cluster, "records", "delete", "--topic", name, "--partition", "0", "--before-offset", "3",
+                   "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["partitions"] == [{"topic": name, "partition": 0, "low_watermark": 3}]
+    rest = run_cli_process(cluster, "consume", name, "--partition", "0", "--from-beginning", "--max-messages", "2")
+    assert rest.returncode == 0 and rest.stdout.split() == ["p0-3", "p0-4"], rest.stdout + rest.stderr
+    plan = tmp_path / "offsets.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": name, "partition": 1, "offset": -1}]}))
+    r = kafka_only(cluster, "records", "delete", "--offsets-json", str(plan))
+    assert r.returncode == 0 and r.stdout.split()[-3:] == [name, "1", "5"], r.stdout + r.stderr
+
+    cases = [
+        (kafka_only(cluster, "records", "delete", "--topic", "no-such-topic", "--before-offset", "1"),
+         "topic 'no-such-topic' does not exist"),
+        (kafka_only(cluster, "records", "delete", "--topic", name, "--partition", "7", "--before-offset", "1"),
+         "has no partition 7"),
+        (kafka_only(cluster, "records", "delete", "--topic", name, "--partition", "0", "--before-offset", "99"),
+         f"cannot delete records of {name}-0"),
+        (kafka_only(cluster, "records", "delete", "--topic", name, "--before-offset", "-2"), "--before-offset"),
+        (kafka_only(cluster, "log-dirs", "--topics", "no-such-topic"), "topic 'no-such-topic' does not exist"),
+        (kafka_only(cluster, "log-dirs", "--brokers", "99"), "no live broker with id 99"),
+        (run_cli_process(None, "log-dirs", "--bootstrap-server", "127.0.0.1:1", "--timeout", "2"), "127.0.0.1:1"),
+        (run_cli_process(None, "records", "delete", "--topic", name, "--before-offset", "1", "--bootstrap-server",
+                         "127.0.0.1:1", "--timeout", "2"), "127.0.0.1:1"),
+    ]
+    for r, fragment in cases:
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert r.stderr.startswith("brook: error:") and r.stderr.count("\n") == 1 and fragment in r.stderr, r.stderr
