@@ -124,3 +124,107 @@ class KafkaAdmin:
             return int(entries[MIN_ISR_KEY].value)
         except Exception:
             return 1
+
+    # -- topics alter / configs describe|alter ------------------------------------------------------------
+
+    SOURCES = {"DYNAMIC_TOPIC_CONFIG": "topic", "DEFAULT_CONFIG": "default", "STATIC_BROKER_CONFIG": "static",
+               "DYNAMIC_BROKER_CONFIG": "dynamic", "DYNAMIC_DEFAULT_BROKER_CONFIG": "cluster"}
+
+    def create_partitions(self, name: str, count: int) -> apb.CreatePartitionsResponse:
+        from confluent_kafka.admin import NewPartitions
+
+        futures = self.client.create_partitions([NewPartitions(name, count)], request_timeout=self.timeout_s,
+                                                operation_timeout=self.timeout_s)
+        reply = apb.CreatePartitionsResponse()
+        try:
+            self._wait_raw(futures[name])
+            reply.results.add(name=name)
+        except BrookError:
+            raise
+        except Exception as e:
+            self._raise_if_local(e)
+            code, text = self._code(e)
+            reply.results.add(name=name, error_code=code, error_message=text)
+        return reply
+
+    def _raise_if_local(self, e: Exception) -> None:
+        """A librdkafka-local failure (negative code: transport, timeout) is about the connection, not
+        the resource: one line naming the addresses."""
+        err: Any = e.args[0] if e.args else None
+        if hasattr(err, "code") and err.code() < 0:
+            raise _kafka_error(e, f"no answer from the brokers at {self.bootstrap}") from None
+
+    def _check_broker(self, name: str) -> None:
+        """librdkafka sends a BROKER resource's request to that broker, and waits out the timeout for an
+        unknown one: say so at once."""
+        try:
+            live = sorted(self.client.list_topics(timeout=self.timeout_s).brokers)
+        except Exception as e:
+            raise _kafka_error(e, f"no metadata from the brokers at {self.bootstrap}") from None
+        if not name.isdigit() or int(name) not in live:
+            raise BrookError(f"no live broker with id {name} (live: {', '.join(map(str, live))})",
+                             ErrorCode.broker_not_available)
+
+    @staticmethod
+    def _source_name(source: Any) -> str:
+        from confluent_kafka.admin import ConfigSource
+
+        try:
+            return ConfigSource(int(getattr(source, "value", source))).name
+        except (ValueError, TypeError):
+            return str(source)
+
+    @staticmethod
+    def _resource(resource_type: int, name: str) -> Any:
+        from confluent_kafka.admin import ConfigResource
+
+        if resource_type == 2:
+            return ConfigResource(ConfigResource.Type.TOPIC, name)
+        # The cluster-wide broker defaults are the BROKER resource with an empty name, as in Kafka.
+        return ConfigResource(ConfigResource.Type.BROKER, name)
+
+    def describe_configs(self, resources: Sequence[tuple[int, str]]) -> apb.DescribeConfigsResponse:
+        reply = apb.DescribeConfigsResponse()
+        for resource_type, name in resources:
+            out = reply.results.add(resource=apb.ConfigResource(type=resource_type, name=name))
+            resource = self._resource(resource_type, name)
+            if resource_type != 2 and name:
+                self._check_broker(name)
+            try:
+                entries = self._wait_raw(self.client.describe_configs([resource],
+                                                                      request_timeout=self.timeout_s)[resource])
+            except BrookError:
+                raise
+            except Exception as e:
+                self._raise_if_local(e)
+                out.error_code, out.error_message = self._code(e)
+                continue
+            for key, entry in sorted(entries.items()):
+                source = self._source_name(entry.source)
+                out.entries.add(name=key, value=entry.value or "", is_default=bool(entry.is_default),
+                                source=self.SOURCES.get(source, source.lower()))
+        return reply
+
+    def alter_configs(self, resource_type: int, name: str, ops: Sequence[tuple[str, str | None]],
+                      validate_only: bool = False) -> apb.AlterConfigsResponse:
+        from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+        resource = self._resource(resource_type, name)
+        if resource_type != 2 and name:
+            self._check_broker(name)
+        for key, value in ops:
+            resource.add_incremental_config(ConfigEntry(
+                key, value, incremental_operation=AlterConfigOpType.SET if value is not None
+                else AlterConfigOpType.DELETE))
+        reply = apb.AlterConfigsResponse()
+        out = reply.results.add(resource=apb.ConfigResource(type=resource_type, name=name))
+        futures = self.client.incremental_alter_configs([resource], validate_only=validate_only,
+                                                        request_timeout=self.timeout_s)
+        try:
+            self._wait_raw(futures[resource])
+        except BrookError:
+            raise
+        except Exception as e:
+            self._raise_if_local(e)
+            out.error_code, out.error_message = self._code(e)
+        return reply

@@ -169,6 +169,7 @@ def build_parser() -> BrookArgumentParser:
     p.add_argument("name", nargs="+")
     p.add_argument("--if-exists", action="store_true", help="succeed if a topic does not exist")
     p = sub(g, "alter", "add partitions, set or delete topic configs", admin.topics_alter)
+    kafka_protocol(p)
     p.add_argument("name")
     p.add_argument("--partitions", type=_positive_int, default=None, metavar="N",
                    help="grow the topic to N partitions (as kafka-topics.sh --alter --partitions)")
@@ -180,6 +181,7 @@ def build_parser() -> BrookArgumentParser:
     for action, handler, help in (("describe", admin.configs_describe, "show every config of a resource"),
                                   ("alter", admin.configs_alter, "set or delete dynamic configs")):
         p = sub(g, action, help, handler)
+        kafka_protocol(p)
         target = p.add_mutually_exclusive_group(required=True)
         target.add_argument("--topic", metavar="NAME")
         target.add_argument("--broker", metavar="ID", type=_non_negative_int)

@@ -242,3 +242,42 @@ def test_records_delete_over_the_kafka_protocol(cluster, tmp_path):
     for r, fragment in cases:
         assert r.returncode == 1, (r.returncode, r.stderr)
         assert r.stderr.startswith("brook: error:") and r.stderr.count("\n") == 1 and fragment in r.stderr, r.stderr
+
+
+def test_topics_alter_and_configs_over_the_kafka_protocol(cluster):
+    """`brook topics alter` / `configs describe|alter` with --bootstrap-server: CreatePartitions,
+    DescribeConfigs and IncrementalAlterConfigs, checked back over gRPC (the controllers' view)."""
+    name = f"ka-{uuid.uuid4().hex[:6]}"
+    create_topic(cluster, name, partitions=1, rf=3)
+    r = kafka_only(cluster, "topics", "alter", name, "--partitions", "3", "--config", "retention.ms=7200000")
+    assert r.returncode == 0 and f"Topic {name} now has 3 partitions." in r.stdout, r.stdout + r.stderr
+    (topic,) = json.loads(run_cli_process(cluster, "topics", "describe", name, "-o", "json").stdout)
+    assert len(topic["partitions"]) == 3 and topic["configs"] == {"retention.ms": "7200000"}
+
+    r = kafka_only(cluster, "configs", "alter", "--topic", name, "--set", "cleanup.policy=compact",
+                   "--delete", "retention.ms")
+    assert r.returncode == 0, r.stderr
+    described = kafka_only(cluster, "configs", "describe", "--topic", name, "-o", "json")
+    assert described.returncode == 0, described.stderr
+    entries = {e["name"]: e for e in json.loads(described.stdout)["entries"]}
+    assert entries["cleanup.policy"]["value"] == "compact" and entries["cleanup.policy"]["source"] == "topic"
+    assert entries["retention.ms"]["is_default"] and entries["retention.ms"]["value"] != "7200000"
+    (grpc_view,) = json.loads(run_cli_process(cluster, "topics", "describe", name, "-o", "json").stdout)
+    assert grpc_view["configs"] == {"cleanup.policy": "compact"}
+    broker_id = str(topic["partitions"][0]["leader"])
+    broker = kafka_only(cluster, "configs", "describe", "--broker", broker_id, "-o", "json")
+    assert broker.returncode == 0 and any(e["name"] == "min.insync.replicas"
+                                          for e in json.loads(broker.stdout)["entries"]), broker.stderr
+
+    cases = [
+        (kafka_only(cluster, "topics", "alter", name, "--partitions", "2"), f"cannot add partitions to topic {name!r}"),
+        (kafka_only(cluster, "topics", "alter", "no-such-topic", "--partitions", "4"), "no-such-topic"),
+        (kafka_only(cluster, "configs", "describe", "--topic", "no-such-topic"), "topic 'no-such-topic' does not exist"),
+        (kafka_only(cluster, "configs", "alter", "--topic", name, "--set", "no.such.key=1"), f"cannot alter topic {name!r}"),
+        (kafka_only(cluster, "configs", "describe", "--broker", "99"), "no live broker with id 99"),
+        (run_cli_process(None, "configs", "describe", "--topic", name, "--bootstrap-server", "127.0.0.1:1",
+                         "--timeout", "2"), "127.0.0.1:1"),
+    ]
+    for r, fragment in cases:
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert r.stderr.startswith("brook: error:") and r.stderr.count("\n") == 1 and fragment in r.stderr, r.stderr
