@@ -39,6 +39,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
     p.add_argument("--acks", choices=("0", "1", "all", "-1"), default="all", help="default: all")
     p.add_argument("--timeout-ms", type=positive, default=30_000, help="produce request timeout (default 30000)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing for successful records")
+    p.add_argument("--bootstrap-server", metavar="HOST:PORT,...", default=None,
+                   help="produce over the Kafka protocol to these brokers (default: gRPC, found by the controllers)")
 
     p = commands.add_parser("consume", parents=[common], help="print records of a topic",
                             description="Read records up to the high watermark of each partition (or keep "
@@ -66,7 +68,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
                         "assigned by the group and offsets committed; a group without committed offsets starts "
                         "at the end unless --from-beginning")
     p.add_argument("--bootstrap-server", metavar="HOST:PORT,...", default=None,
-                   help="with --group: Kafka addresses of brokers (default: from the controllers' DescribeCluster)")
+                   help="consume over the Kafka protocol from these brokers (with --group: default from the "
+                        "controllers' DescribeCluster; without: gRPC)")
 
 
 # -- partitioning ----------------------------------------------------------------------------------
@@ -154,6 +157,8 @@ def produce(ctx: Any) -> int:
     if separator == b"":
         raise BrookError("--key-separator must not be empty", ErrorCode.invalid_request)
     acks = ACKS[args.acks]
+    if args.bootstrap_server is not None:
+        return produce_kafka(ctx, separator, acks)
     router = PartitionRouter(ctx.controller(), ctx.timeout_s)
     failures = 0
     with router:
@@ -195,6 +200,73 @@ def produce(ctx: Any) -> int:
     return EXIT_ERROR if failures else EXIT_OK
 
 
+def _print_produced(ctx: Any, topic: str, partition: int, offset: int | None) -> None:
+    if ctx.args.quiet:
+        return
+    if ctx.json:
+        print(json.dumps({"topic": topic, "partition": partition, "offset": offset}))
+    elif offset is None:
+        print(f"Sent to {topic}-{partition} (acks=0: offset unknown)")
+    else:
+        print(f"Produced to {topic}-{partition} at offset {offset}")
+
+
+def produce_kafka(ctx: Any, separator: bytes | None, acks: int) -> int:
+    """`produce --bootstrap-server`: confluent-kafka's Producer (keys partitioned with murmur2 as Java's
+    clients do); each record's offset printed as it is acknowledged."""
+    from confluent_kafka import KafkaException, Producer
+
+    from cluster.cli.groups import _kafka_error, _quiet_logger
+
+    args = ctx.args
+    producer = Producer({"bootstrap.servers": args.bootstrap_server, "client.id": "brook-cli",
+                         "acks": str(acks), "partitioner": "murmur2_random", "enable.idempotence": False,
+                         "message.timeout.ms": args.timeout_ms, "socket.timeout.ms": int(ctx.timeout_s * 1000),
+                         "logger": _quiet_logger(), "log_level": 0})
+    try:
+        metadata = producer.list_topics(timeout=ctx.timeout_s)  # all topics: naming one may auto-create it
+    except KafkaException as e:
+        raise _kafka_error(e, f"no metadata from the brokers at {args.bootstrap_server}") from None
+    info = metadata.topics.get(args.topic)
+    if info is None or info.error is not None or not info.partitions:
+        raise BrookError(f"topic {args.topic!r} does not exist", ErrorCode.unknown_topic_or_partition)
+    if args.partition is not None and args.partition not in info.partitions:
+        raise BrookError(f"topic {args.topic!r} has no partition {args.partition} (it has {len(info.partitions)})",
+                         ErrorCode.unknown_topic_or_partition)
+    failures = 0
+
+    def delivered(err: Any, msg: Any) -> None:
+        nonlocal failures
+        if err is not None:
+            failures += 1
+            print(f"brook: error: record to {args.topic}-{msg.partition()} not produced: {err.str()} "
+                  f"({err.name()})", file=sys.stderr)
+            return
+        _print_produced(ctx, args.topic, int(msg.partition()), int(msg.offset()) if acks != 0 else None)
+
+    for line, _more in read_lines(sys.stdin.fileno()):
+        try:
+            key, value = split_line(line, separator)
+        except BrookError as e:
+            print(f"brook: error: {e.message}", file=sys.stderr)
+            failures += 1
+            continue
+        extra = {"partition": args.partition} if args.partition is not None else {}
+        while True:
+            try:
+                producer.produce(args.topic, value=value, key=key, on_delivery=delivered, **extra)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.1)
+        producer.poll(0)
+    left = producer.flush(args.timeout_ms / 1000 + ctx.timeout_s)
+    if left:
+        print(f"brook: error: {left} records not acknowledged in time", file=sys.stderr)
+        failures += left
+    sys.stdout.flush()
+    return EXIT_ERROR if failures else EXIT_OK
+
+
 def _send(ctx: Any, router: Any, topic: str, partition: int, batch: bytes, count: int, acks: int) -> int:
     """Produce one batch; print each record's offset (or the error). Returns the number of failed records."""
     try:
@@ -214,13 +286,7 @@ def _send(ctx: Any, router: Any, topic: str, partition: int, batch: bytes, count
     if ctx.args.quiet:
         return 0
     for i in range(count):
-        offset = reply.base_offset + i if acks != 0 else None
-        if ctx.json:
-            print(json.dumps({"topic": topic, "partition": partition, "offset": offset}))
-        elif offset is None:
-            print(f"Sent to {topic}-{partition} (acks=0: offset unknown)")
-        else:
-            print(f"Produced to {topic}-{partition} at offset {offset}")
+        _print_produced(ctx, topic, partition, reply.base_offset + i if acks != 0 else None)
     sys.stdout.flush()
     return 0
 
@@ -321,11 +387,8 @@ def consume(ctx: Any) -> int:
     from cluster.client import PartitionRouter
 
     args = ctx.args
-    if args.group is not None:
+    if args.group is not None or args.bootstrap_server is not None:
         return consume_group(ctx)
-    if args.bootstrap_server is not None:
-        raise BrookError("--bootstrap-server applies to --group (without it consume reads over gRPC)",
-                         ErrorCode.invalid_request)
     if args.offset is not None and args.partition is None:
         raise BrookError("--offset needs --partition", ErrorCode.invalid_request)
     if args.timeout_ms is not None and not args.follow:
@@ -426,21 +489,32 @@ def consume_group(ctx: Any) -> int:
     from cluster.cli.groups import _kafka_error, _quiet_logger, kafka_bootstrap
 
     args = ctx.args
-    if args.partition is not None or args.offset is not None:
+    if args.group is not None and (args.partition is not None or args.offset is not None):
         raise BrookError("--group takes its partitions from the group: drop --partition / --offset",
                          ErrorCode.invalid_request)
     if args.timeout_ms is not None and not args.follow:
         raise BrookError("--timeout-ms applies to --follow (without it consume stops at the end of its partitions)",
                          ErrorCode.invalid_request)
+    if args.offset is not None and args.partition is None:
+        raise BrookError("--offset needs --partition", ErrorCode.invalid_request)
     try:
-        from confluent_kafka import Consumer, KafkaError, KafkaException
+        from confluent_kafka import (
+            OFFSET_BEGINNING,
+            OFFSET_END,
+            Consumer,
+            KafkaError,
+            KafkaException,
+            TopicPartition,
+        )
     except ImportError:
         raise BrookError("'brook consume --group' needs the confluent-kafka package", ErrorCode.unknown_server_error) \
             from None
     bootstrap = args.bootstrap_server or kafka_bootstrap(ctx.controller().describe_cluster())
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": args.group, "client.id": "brook-cli",
+    grouped = args.group is not None  # without a group: assigned partitions, nothing committed
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": args.group if grouped else "brook-cli-console",
+                         "client.id": "brook-cli",
                          "auto.offset.reset": "earliest" if args.from_beginning else "latest",
-                         "enable.partition.eof": True, "enable.auto.commit": True,
+                         "enable.partition.eof": True, "enable.auto.commit": grouped,
                          "socket.timeout.ms": int(ctx.timeout_s * 1000), "logger": _quiet_logger(), "log_level": 0})
     printed = 0
     at_end: set[int] = set()
@@ -462,7 +536,19 @@ def consume_group(ctx: Any) -> int:
         info = metadata.topics.get(args.topic)
         if info is None or info.error is not None or not info.partitions:
             raise BrookError(f"topic {args.topic!r} does not exist", ErrorCode.unknown_topic_or_partition)
-        consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
+        if grouped:
+            consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
+        else:
+            partitions = sorted(info.partitions)
+            if args.partition is not None:
+                if args.partition not in partitions:
+                    raise BrookError(f"topic {args.topic!r} has no partition {args.partition} (it has "
+                                     f"{len(partitions)})", ErrorCode.unknown_topic_or_partition)
+                partitions = [args.partition]
+            start = args.offset if args.offset is not None else (
+                OFFSET_END if args.follow and not args.from_beginning else OFFSET_BEGINNING)
+            consumer.assign([TopicPartition(args.topic, p, start) for p in partitions])
+            assigned.update(partitions)
         idle_since = started = time.monotonic()
         while True:
             message = consumer.poll(0.2)
@@ -496,7 +582,7 @@ def consume_group(ctx: Any) -> int:
             if args.max_messages is not None and printed >= args.max_messages:
                 break
         sys.stdout.flush()
-        if printed:
+        if printed and grouped:
             try:
                 consumer.commit(asynchronous=False)
             except Exception as e:  # KafkaException: NO_OFFSET when auto-commit already did it

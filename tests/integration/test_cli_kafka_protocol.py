@@ -281,3 +281,51 @@ def test_topics_alter_and_configs_over_the_kafka_protocol(cluster):
     for r, fragment in cases:
         assert r.returncode == 1, (r.returncode, r.stderr)
         assert r.stderr.startswith("brook: error:") and r.stderr.count("\n") == 1 and fragment in r.stderr, r.stderr
+
+
+def test_produce_and_plain_consume_over_the_kafka_protocol(cluster):
+    """`produce` / `consume` (no group) with --bootstrap-server: offsets printed, keys placed where the
+    gRPC path (murmur2, as Java's clients) places them, and nothing committed."""
+    name = f"pc-{uuid.uuid4().hex[:6]}"
+    create_topic(cluster, name, partitions=3, rf=3)
+    keys = [f"key{i}" for i in range(12)]
+    r = kafka_only(cluster, "produce", name, "--key-separator", ":", "-o", "json",
+                   stdin="".join(f"{k}:kafka-{k}\n" for k in keys))
+    assert r.returncode == 0, r.stderr
+    via_kafka = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(via_kafka) == len(keys) and all(row["offset"] >= 0 for row in via_kafka)
+    r = run_cli_process(cluster, "produce", name, "--key-separator", ":", "-o", "json",
+                        stdin="".join(f"{k}:grpc-{k}\n" for k in keys))
+    assert r.returncode == 0, r.stderr
+    via_grpc = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sorted(row["partition"] for row in via_kafka) == sorted(row["partition"] for row in via_grpc)
+
+    r = kafka_only(cluster, "consume", name, "--print-key", "--print-partition", "--separator", " ")
+    assert r.returncode == 0, r.stderr
+    got = [line.split() for line in r.stdout.splitlines()]
+    assert len(got) == 2 * len(keys)
+    partition_of = {}
+    for part, key, value in got:
+        assert value.endswith(key)
+        assert partition_of.setdefault(key, part) == part  # both copies of a key in one partition
+    grpc_read = run_cli_process(cluster, "consume", name)
+    assert sorted(grpc_read.stdout.split()) == sorted(line[2] for line in got)
+    r = kafka_only(cluster, "consume", name, "--partition", "0", "--offset", "1", "--max-messages", "1", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    (one,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert (one["partition"], one["offset"]) == (0, 1)
+    assert "brook-cli-console" not in kafka_only(cluster, "groups", "list").stdout  # nothing committed
+
+    cases = [
+        (kafka_only(cluster, "produce", "no-such-topic", stdin="x\n"), "topic 'no-such-topic' does not exist"),
+        (kafka_only(cluster, "produce", name, "--partition", "9", stdin="x\n"), "has no partition 9"),
+        (kafka_only(cluster, "consume", "no-such-topic"), "topic 'no-such-topic' does not exist"),
+        (kafka_only(cluster, "consume", name, "--partition", "9"), "has no partition 9"),
+        (kafka_only(cluster, "consume", name, "--offset", "3"), "--offset needs --partition"),
+        (run_cli_process(None, "produce", name, "--bootstrap-server", "127.0.0.1:1", "--timeout", "2", stdin="x\n"),
+         "127.0.0.1:1"),
+        (run_cli_process(None, "consume", name, "--bootstrap-server", "127.0.0.1:1", "--timeout", "2"), "127.0.0.1:1"),
+    ]
+    for r, fragment in cases:
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert r.stderr.startswith("brook: error:") and r.stderr.count("\n") == 1 and fragment in r.stderr, r.stderr
