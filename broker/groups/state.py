@@ -479,12 +479,15 @@ class Group:
         for member in [m for m in self.members.values() if not m.awaiting_join]:
             self._remove_member(member.member_id, ErrorCode.unknown_member_id)
         self.generation += 1
-        self._effects.store_group = True
         if not self.members:
             self.protocol_name = None
             self.leader_id = None
             self._transition(GroupState.EMPTY, now_ms)
+            self._effects.store_group = True
             return
+        # A generation with members is stored when the leader's SyncGroup brings its assignments (Kafka's
+        # onCompleteJoin stores only an Empty group): a record written here would carry empty assignments,
+        # and a coordinator loading it would serve generation N Stable with nothing assigned.
         self.protocol_name = select_protocol(self.members.values())
         assert self.protocol_name is not None, "join admitted a member without a common protocol"
         if self.leader_id not in self.members:

@@ -108,7 +108,8 @@ def test_single_member_join_v4_member_id_required_then_completes():
     assert result.error == ErrorCode.none and result.generation_id == 1
     assert result.leader_id == first.member_id and result.protocol_name == "range"
     assert [m.member_id for m in result.members] == [first.member_id]
-    assert effects.store_group
+    # Kafka's onCompleteJoin stores only an Empty group; this generation is stored by the leader's sync.
+    assert not effects.store_group
     assert group.state is S.COMPLETING_REBALANCE
 
 
@@ -369,3 +370,21 @@ def test_subscription_parsing():
     raw = b"\x00\x00" + b"\x00\x00\x00\x02" + b"\x00\x01a" + b"\x00\x02bb" + b"\xff\xff\xff\xff"
     assert parse_subscribed_topics(raw) == {"a", "bb"}
     assert parse_subscribed_topics(b"\x00") is None
+
+
+def test_a_generation_with_members_is_stored_by_the_leaders_sync_not_by_the_join():
+    """A record stored at join completion carries empty assignments: a coordinator that loaded it would
+    answer that generation's SyncGroup Stable with nothing assigned (found in a chaos soak: the group
+    record of a generation with 0-byte assignments). Only the leader's sync stores it, with them."""
+    group, ids = stable_group_of(2)
+    join(group, 10, ids[0])  # a rebalance: both rejoin
+    join(group, 10, ids[1])
+    effects = group.take_effects()
+    assert group.state is S.COMPLETING_REBALANCE and not effects.store_group
+    leader = group.leader_id
+    assert group.sync(11, member_id=leader, group_instance_id=None, generation_id=group.generation,
+                      protocol_type=None, protocol_name=None,
+                      assignments={mid: b"a-" + mid.encode() for mid in ids}) is None
+    effects = group.take_effects()
+    assert effects.store_group and group.state is S.STABLE
+    assert all(m.assignment for m in group.members.values())
