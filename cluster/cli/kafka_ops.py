@@ -253,8 +253,10 @@ def records_delete(ctx: Any) -> int:
     admin = _admin(bootstrap, ctx.timeout_s)
     metadata = _metadata(admin, bootstrap, ctx.timeout_s)
     if args.offsets_json is None and not args.partition:
-        _check_topics(metadata, [args.topic])
-        plan = [(args.topic, p, args.before_offset) for p in sorted(metadata.topics[args.topic].partitions)]
+        topic_name: str = args.topic
+        before: int = args.before_offset
+        _check_topics(metadata, [topic_name])
+        plan = [(topic_name, p, before) for p in sorted(metadata.topics[topic_name].partitions)]
     _check_topics(metadata, sorted({t for t, _, _ in plan}))
     for topic, partition, _ in plan:
         if partition not in metadata.topics[topic].partitions:
