@@ -253,8 +253,8 @@ def records_delete(ctx: Any) -> int:
     admin = _admin(bootstrap, ctx.timeout_s)
     metadata = _metadata(admin, bootstrap, ctx.timeout_s)
     if args.offsets_json is None and not args.partition:
-        topic_name = str(args.topic)
-        before = int(args.before_offset)
+        topic_name, before = args.topic, args.before_offset
+        assert topic_name is not None and before is not None, "checked above"
         _check_topics(metadata, [topic_name])
         plan = [(topic_name, p, before) for p in sorted(metadata.topics[topic_name].partitions)]
     _check_topics(metadata, sorted({t for t, _, _ in plan}))
