@@ -120,8 +120,8 @@ class DurableMemoryLog(MemoryLog):
                 or self._clock_ms() - self._last_flush_ms >= config.flush_ms):
             self.flush()
 
-    def append_as_leader(self, records: bytes, leader_epoch: int, now_ms: int) -> AppendInfo:
-        info = super().append_as_leader(records, leader_epoch, now_ms)
+    def append_as_leader(self, records: bytes, leader_epoch: int, now_ms: int, **kwargs: Any) -> AppendInfo:
+        info = super().append_as_leader(records, leader_epoch, now_ms, **kwargs)
         self._written(info.last_offset - info.first_offset + 1)
         return info
 
