@@ -177,6 +177,24 @@ class GroupCoordinator:
 
     # -- effects -----------------------------------------------------------------------------------
 
+    def _offset_values(self, partitions: Any) -> tuple[dict[PartitionKey, ErrorCode], dict[PartitionKey, OffsetValue]]:
+        """An (Txn)OffsetCommit's partitions split into per-partition errors (unknown partition, metadata
+        too large) and the offset values to store."""
+        results: dict[PartitionKey, ErrorCode] = {}
+        values: dict[PartitionKey, OffsetValue] = {}
+        image = self.core.image()
+        wall_ms = self._wall_ms()
+        for p in partitions:
+            key = (p.topic, p.partition)
+            registration = image.topic_by_name(p.topic)
+            if registration is None or p.partition not in registration.partitions:
+                results[key] = ErrorCode.unknown_topic_or_partition
+            elif len(p.metadata.encode()) > OFFSET_METADATA_BYTES_MAX:
+                results[key] = ErrorCode.offset_metadata_too_large
+            else:
+                values[key] = OffsetValue(p.offset, p.leader_epoch, p.metadata, wall_ms)
+        return results, values
+
     def _store_group(self, part: OffsetsPartition, group: Group) -> None:
         """Persist the group's metadata (best effort: offsets are the durable part)."""
         record = (encode_group_key(group.group_id), encode_group_value(group.to_metadata(self._wall_ms())))
@@ -353,19 +371,7 @@ class GroupCoordinator:
         if error != ErrorCode.none:
             return dict.fromkeys(keys, error)
         group.touch(self._now_ms(), request.member_id)
-        results: dict[PartitionKey, ErrorCode] = {}
-        values: dict[PartitionKey, OffsetValue] = {}
-        image = self.core.image()
-        wall_ms = self._wall_ms()
-        for p in request.partitions:
-            key = (p.topic, p.partition)
-            registration = image.topic_by_name(p.topic)
-            if registration is None or p.partition not in registration.partitions:
-                results[key] = ErrorCode.unknown_topic_or_partition
-            elif len(p.metadata.encode()) > OFFSET_METADATA_BYTES_MAX:
-                results[key] = ErrorCode.offset_metadata_too_large
-            else:
-                values[key] = OffsetValue(p.offset, p.leader_epoch, p.metadata, wall_ms)
+        results, values = self._offset_values(request.partitions)
         if values:
             records = [(encode_offset_key(group_id, t, i), encode_offset_value(v)) for (t, i), v in values.items()]
 
@@ -419,19 +425,7 @@ class GroupCoordinator:
             error = group.validate_offset_commit(request.member_id, request.group_instance_id, request.generation_id)
             if error != ErrorCode.none:
                 return dict.fromkeys(keys, error)
-        results: dict[PartitionKey, ErrorCode] = {}
-        values: dict[PartitionKey, OffsetValue] = {}
-        image = self.core.image()
-        wall_ms = self._wall_ms()
-        for p in request.partitions:
-            key = (p.topic, p.partition)
-            registration = image.topic_by_name(p.topic)
-            if registration is None or p.partition not in registration.partitions:
-                results[key] = ErrorCode.unknown_topic_or_partition
-            elif len(p.metadata.encode()) > OFFSET_METADATA_BYTES_MAX:
-                results[key] = ErrorCode.offset_metadata_too_large
-            else:
-                values[key] = OffsetValue(p.offset, p.leader_epoch, p.metadata, wall_ms)
+        results, values = self._offset_values(request.partitions)
         if values:
             records = [(encode_offset_key(group_id, t, i), encode_offset_value(v)) for (t, i), v in values.items()]
 
