@@ -641,17 +641,6 @@ class Nemesis:
 
     # -- reassignment under load ------------------------------------------------------------------
 
-    def _replicas_in_order(self, partition: int) -> list[int]:
-        try:
-            reply = self.admin.describe_topics([self.topic])
-        except BrookError:
-            return []
-        for t in reply.topics:
-            for p in t.partitions:
-                if p.partition == partition:
-                    return list(p.replicas)
-        return []
-
     def _reassign(self, partition: int, target: list[int]) -> None:
         def move() -> None:
             reply = self.admin.alter_partition_reassignments([(self.topic, partition, target)])
@@ -668,7 +657,7 @@ class Nemesis:
                 ongoing = self.admin.list_partition_reassignments({self.topic: [partition]}).reassignments
             except BrookError:
                 ongoing = None
-            if ongoing is not None and not ongoing and self._replicas_in_order(partition) == target:
+            if ongoing is not None and not ongoing and self._replica_order(partition) == target:
                 return True
             time.sleep(POLL_S * 4)
         return False
@@ -681,7 +670,7 @@ class Nemesis:
         if picked is None:
             return self.kill_node(signal.SIGKILL)
         partition, leader, _, _ = picked
-        original = self._replicas_in_order(partition)
+        original = self._replica_order(partition)
         if len(original) < 2:
             return self.kill_node(signal.SIGKILL)
         dropped = self.rng.choice([r for r in original if r != leader])
