@@ -854,8 +854,14 @@ class Nemesis:
             self._sleep(FLAP_S[1])
             self._locked(joiner, lambda: self.control.pause(joiner))()
             stopped_once += 1
-            self._sleep(FLAP_S[0])
-            if joiner in (self._isr_of(partition) or set()):
+            # Watch the ISR for the whole stop, not only at its end: the expansion must be seen (and the
+            # leader killed) before the follower runs again and fetches what it lacks.
+            stop_until_s = self.clock() + self.rng.uniform(*FLAP_S[0])
+            back = joiner in (self._isr_of(partition) or set())
+            while not back and self.clock() < stop_until_s:
+                time.sleep(POLL_S)
+                back = joiner in (self._isr_of(partition) or set())
+            if back:
                 self._note(f"broker {joiner} is in the ISR again (stopped; {stopped_once} throttle slices)")
                 self._kill(leader, signal.SIGKILL)
                 killed = True

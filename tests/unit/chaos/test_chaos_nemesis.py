@@ -288,7 +288,7 @@ def test_unclean_round_leaves_the_leader_alone_in_the_isr_then_elects_a_follower
 
 def test_random_mix_overlaps_rounds_and_cuts_the_network_only_with_namespaces(virtual_time):  # noqa: ANN001
     nemesis, control, _ = live_nemesis(1, virtual_time)
-    nemesis.run("random", 600.0, concurrency=1)
+    nemesis.run("random", 1200.0, concurrency=1)
     kinds_seen = {f.kind.split("/")[0] for f in nemesis.timeline}
     assert any(f.overlapped for f in nemesis.timeline)
     assert not any(k.startswith("cut-") for k in kinds_seen)
@@ -296,7 +296,7 @@ def test_random_mix_overlaps_rounds_and_cuts_the_network_only_with_namespaces(vi
     assert any(k.startswith("pause-") and k.endswith("-short") for k in kinds_seen)
     virtual_time[0] = 0.0
     nemesis, control, _ = live_nemesis(1, virtual_time, NetControl())
-    nemesis.run("random", 600.0, concurrency=1)
+    nemesis.run("random", 1200.0, concurrency=1)
     assert any(f.kind.startswith("cut-") for f in nemesis.timeline)
     assert control.cuts and ("heal-network", 0, 0) in control.actions
     with pytest.raises(ValueError, match="network namespaces"):
