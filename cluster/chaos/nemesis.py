@@ -104,7 +104,7 @@ CUT_S = (1.0, 8.0)            # a network cut: shorter or longer than a session
 POLL_S = 0.05                 # polling the controller for a leadership change
 RANDOM_CONCURRENCY = 2        # the random mix: this many rounds run at once (faults overlap)
 LAG_MARGIN_S = (0.5, 2.0)     # beyond replica.lag.time.max.ms: a paused follower has left the ISR
-FLAP_S = ((0.05, 0.4), (0.02, 0.15))  # a throttled node: stopped for, then running for
+FLAP_S = ((0.15, 0.6), (0.02, 0.12))  # a throttled node: stopped for, then running for (mostly stopped)
 REJOIN_WAIT_S = 25.0          # how long a targeted round waits for a follower to rejoin the ISR
 SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 TARGETED_EVERY = 2            # the random mix: every this-many rounds of a worker is a targeted one
@@ -923,7 +923,7 @@ class Nemesis:
         churn, a controller failover during an ISR change, a network cut)."""
         deck: list[Callable[[], None]] = [
             self.unclean, self.rejoin_while_leader_dies, self.rejoin_while_leader_dies,
-            self.lagging_follower_election, self.leader_churn, self.isr_change_controller_failover,
+            self.rejoin_while_leader_dies, self.lagging_follower_election, self.leader_churn, self.isr_change_controller_failover,
         ]
         if self.can_partition:
             deck.append(self.partition_network)

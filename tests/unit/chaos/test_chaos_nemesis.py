@@ -421,5 +421,5 @@ def test_random_mix_tries_every_targeted_round_early(virtual_time):  # noqa: ANN
         kinds = [f.kind.split("/")[0] for f in nemesis.timeline]
         targeted = kinds[0::2]  # a worker's first round and every other one after it
         assert {targeted[0], targeted[1]} == {"unclean-election", "rejoin-while-leader-dies"}
-        assert {"rejoin-while-leader-dies", "lagging-follower-election", "leader-churn"} <= set(targeted[:6])
-        assert any(k.startswith("isr-") for k in targeted[:6])
+        assert {"rejoin-while-leader-dies", "lagging-follower-election", "leader-churn"} <= set(targeted[:7])
+        assert any(k.startswith("isr-") for k in targeted[:7])
