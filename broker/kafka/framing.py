@@ -76,6 +76,7 @@ class FrameBuffer:
         self._chunks: deque[bytes] = deque()
         self._start = 0  # bytes of _chunks[0] already cut off
         self._size = 0  # bytes buffered and not yet cut off
+        self._known = -1  # the current frame's size once its prefix was read and checked, else -1
 
     def __len__(self) -> int:
         return self._size
@@ -89,6 +90,8 @@ class FrameBuffer:
 
     def _frame_size(self) -> int | None:
         """The current frame's size prefix, None until its 4 bytes are here."""
+        if self._known >= 0:
+            return self._known
         if self._size < 4:
             return None
         first = self._chunks[0]
@@ -113,6 +116,7 @@ class FrameBuffer:
             raise FrameError(f"negative frame size {size}")
         if size > self.frame_bytes_max:
             raise FrameTooLarge(size, self.frame_bytes_max)
+        self._known = size
 
     def next_frame(self) -> bytes | None:
         """The next complete frame's payload, or None when more bytes are needed."""
@@ -149,6 +153,7 @@ class FrameBuffer:
                     need = 0
             frame = b"".join(pieces)
         self._size -= 4 + size
+        self._known = -1
         self._check_size()
         return frame
 
