@@ -21,7 +21,7 @@ from storage.batch import BatchHeader
 
 __all__ = ["TAIL_BYTES_MAX", "TailBudget", "read_tail"]
 
-TAIL_BYTES_MAX = 32 << 20  # per log directory
+TAIL_BYTES_MAX = 8 << 20  # per log directory
 
 
 class _HasTail(Protocol):
