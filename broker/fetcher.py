@@ -532,13 +532,13 @@ class FetcherLoop:
         dirty = view.dirty
         for r in reply.partitions:
             key = (r.topic_id, r.partition)
-            p, position = by_key.get(key), wanted.get(key)
-            if p is None or position is None:
+            p, sent = by_key.get(key), wanted.get(key)
+            if p is None or sent is None:
                 continue
             dirty.add(key)  # its log, HW, pause or truncation state may move: re-derived next round
-            if (p.leader is not None or p.leader_epoch != position.current_leader_epoch or p.needs_truncation
-                    or p.log.log_end_offset != position.fetch_offset
-                    or p.log.latest_epoch() != position.last_fetched_epoch):
+            if (p.leader is not None or p.leader_epoch != sent.current_leader_epoch or p.needs_truncation
+                    or p.log.log_end_offset != sent.fetch_offset
+                    or p.log.latest_epoch() != sent.last_fetched_epoch):
                 # The role changed or the log moved while the call was in flight: the answer is
                 # dropped, so the leader's view of what we know is wrong; start a new session.
                 session.reset()
