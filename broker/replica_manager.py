@@ -113,6 +113,7 @@ class ReplicaManager:
         # these; a quiescent partition re-enters on an append or a registration change.
         self.isr_watch: set[tuple[bytes, int]] = set()
         self.image: MetadataImage | None = None
+        self._configs: dict[str, LogConfig] = {}
         self.fetcher_changed: Callable[[], None] = lambda: None
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
         self.lag_time_max_ms = int(config["replica.lag.time.max.ms"])
@@ -126,6 +127,8 @@ class ReplicaManager:
         self.image = image
         self._refresh_throttles(image)
         changes = local_changes(previous, image, self.broker_id)
+        self._configs = {}  # log configs of this apply, one per topic (_log_config)
+        self._create_logs(image, [*changes.leaders, *changes.followers])
         # One replica's failure (a storage error) must not stop the others from following the image.
         for key in changes.deletes:
             self._guard(self._delete, key, *key)
@@ -146,11 +149,42 @@ class ReplicaManager:
             log.exception("cannot reconcile partition %s-%d", key[0].hex(), key[1])
 
     def _refresh_configs(self, image: MetadataImage) -> None:
+        configs: dict[str, LogConfig | Exception] = {}  # one computation per topic, not per partition
         for p in self.partitions.values():
+            config = configs.get(p.topic)
+            if config is None:
+                try:
+                    config = self.log_config_for(image, p.topic)
+                except (ValueError, LogError) as e:
+                    config = e
+                configs[p.topic] = config
             try:
-                p.log.update_config(self.log_config_for(image, p.topic))
+                if isinstance(config, Exception):
+                    raise config
+                p.log.update_config(config)
             except (ValueError, LogError) as e:
                 log.warning("keeping the old log config of %s-%d: %s", p.topic, p.index, e)
+
+    def _create_logs(self, image: MetadataImage, locals_: list[LocalPartition]) -> None:
+        """Open or create the logs of the replicas this image brings, in one storage write where the
+        log manager can (a topic of thousands of partitions); `_get_or_create` then finds them open."""
+        create_many = getattr(self.logs, "get_or_create_many", None)
+        new = [local for local in locals_ if (local.topic_id, local.partition) not in self.partitions]
+        if create_many is None or len(new) < 2:
+            return
+        try:
+            create_many([(local.topic_id, local.topic, local.partition, self._log_config(image, local.topic))
+                         for local in new])
+        except Exception:  # each replica is then created (or fails) on its own, under _guard
+            log.exception("cannot create %d logs at once; creating them one by one", len(new))
+
+    def _log_config(self, image: MetadataImage, topic: str) -> LogConfig:
+        """`log_config_for` once per topic during one image's apply (thousands of partitions of a
+        topic share it)."""
+        config = self._configs.get(topic)
+        if config is None:
+            config = self._configs[topic] = self.log_config_for(image, topic)
+        return config
 
     def _get_or_create(self, local: LocalPartition) -> Partition:
         key = (local.topic_id, local.partition)
@@ -158,7 +192,7 @@ class ReplicaManager:
         if p is None:
             assert self.image is not None
             plog = self.logs.get_or_create(local.topic_id, local.topic, local.partition,
-                                           self.log_config_for(self.image, local.topic))
+                                           self._log_config(self.image, local.topic))
             p = Partition(local.topic, local.topic_id, local.partition, plog,
                           watchers=self.session_watchers.setdefault(key, {}))
             self.partitions[key] = p
