@@ -15,7 +15,8 @@ The transactional workload (`txn_workload.py`) records, on the runner's clock:
     TxnRead  a record read with isolation.level=read_committed: by a live reader during the run, or by
              the final drain (reader DRAIN) that reads every partition of both topics from offset 0 to
              its end after every transaction has ended.
-    drained  the (topic, partition)s whose final drain reached the end.
+    drained  the (topic, partition)s whose final drain reached the end (a transaction is judged whole
+             or lost only when every partition it wrote to was drained).
     committed_offsets  the CTP group's committed offsets on the input topic, read after the run.
 
 What `check_txns` reports (each kind only from evidence that proves it):
@@ -95,6 +96,7 @@ class Txn:
     outcome: TxnOutcome
     commit_requested_s: float = -1.0   # when commit_transaction was called (-1: never)
     ctp: bool = False                  # a transaction of the consume-transform-produce loop
+    partitions: tuple[int, ...] = ()   # the partition of each value (empty: unknown, any partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +190,8 @@ def check_txns(history: TxnHistory) -> TxnCheck:
     complete = {topic: all((topic, p) in history.drained for p in history.partitions)
                 for topic in (history.input_topic, history.output_topic)}
     for t in history.txns:
-        if not complete.get(t.topic, False):
+        if not (all((t.topic, p) in history.drained for p in t.partitions) if t.partitions
+                else complete.get(t.topic, False)):
             info["unverified"] = info.get("unverified", 0) + len(t.values)
             continue
         visible = [v for v in t.values if v in drain_at]
@@ -205,28 +208,35 @@ def check_txns(history: TxnHistory) -> TxnCheck:
                                                  f"is not visible"))
 
     # Consume-transform-produce: exactly one visible output per processed input.
-    if complete.get(history.output_topic, False) and complete.get(history.input_topic, False):
-        anomalies += _check_ctp(history, drain_at)
+    anomalies += _check_ctp(history, drain_at)
     return result
 
 
 def _check_ctp(history: TxnHistory, drain_at: Mapping[str, set[tuple[str, int, int]]]) -> list[Anomaly]:
+    """The CTP writes the output of an input of partition p to output partition p: a missing input or
+    output is judged only where both partitions p were drained; a duplicate output anywhere."""
     anomalies: list[Anomaly] = []
-    outputs: dict[str, list[str]] = defaultdict(list)
+    outputs: dict[str, list[tuple[str, int]]] = defaultdict(list)
     inputs: dict[str, tuple[int, int]] = {}
     for value, where in drain_at.items():
         for topic, partition, offset in where:
             if topic == history.output_topic:
-                outputs[ctp_input(value)].append(value)
+                outputs[ctp_input(value)].append((value, partition))
             elif topic == history.input_topic:
                 inputs[value] = (partition, offset)
+
+    def judged(partition: int) -> bool:
+        return ((history.input_topic, partition) in history.drained
+                and (history.output_topic, partition) in history.drained)
+
     for source, made in sorted(outputs.items()):
         if len(made) > 1:
-            anomalies.append(Anomaly("ctp_duplicate", f"{source} was output {len(made)} times: {sorted(made)}"))
-        if source not in inputs:
-            anomalies.append(Anomaly("ctp_orphan", f"output {made[0]} of {source}, which is not visible"))
+            anomalies.append(Anomaly("ctp_duplicate", f"{source} was output {len(made)} times: "
+                                                      f"{sorted(v for v, _ in made)}"))
+        if source not in inputs and judged(made[0][1]):
+            anomalies.append(Anomaly("ctp_orphan", f"output {made[0][0]} of {source}, which is not visible"))
     for value, (partition, offset) in sorted(inputs.items()):
-        if offset < history.committed_offsets.get(partition, -1) and value not in outputs:
+        if offset < history.committed_offsets.get(partition, -1) and value not in outputs and judged(partition):
             anomalies.append(Anomaly("ctp_lost", f"{value} (partition {partition} offset {offset}) is below the "
                                                  f"committed offset {history.committed_offsets[partition]} "
                                                  f"but has no visible output"))

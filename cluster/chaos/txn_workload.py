@@ -147,24 +147,26 @@ class TxnWorkload:
     def _one_txn(self, producer: Producer, txn_id: str, values: tuple[str, ...], abort: bool) -> bool:
         """One transaction; False when the producer must be recreated."""
         commit_s = -1.0
+        where = tuple(i % self.config.partitions for i in range(len(values)))
         try:
             producer.begin_transaction()
             for i, value in enumerate(values):
                 producer.produce(self.config.input_topic, value=value.encode(), key=value.encode(),
-                                 partition=i % self.config.partitions)
+                                 partition=where[i])
             if abort or self._producers_stop.is_set():
                 producer.abort_transaction(TXN_CALL_S)
-                self.history.txn(Txn(txn_id, self.config.input_topic, values, TxnOutcome.aborted))
+                self.history.txn(Txn(txn_id, self.config.input_topic, values, TxnOutcome.aborted, partitions=where))
                 return True
             commit_s = self.clock()
             producer.commit_transaction(TXN_CALL_S)
-            self.history.txn(Txn(txn_id, self.config.input_topic, values, TxnOutcome.committed, commit_s))
+            self.history.txn(Txn(txn_id, self.config.input_topic, values, TxnOutcome.committed, commit_s,
+                                 partitions=where))
             return True
         except (KafkaException, BufferError) as e:
             if isinstance(e, KafkaException):
                 self._count_error(e.args[0])
             outcome = TxnOutcome.aborted if commit_s < 0 else TxnOutcome.unknown
-            self.history.txn(Txn(txn_id, self.config.input_topic, values, outcome, commit_s))
+            self.history.txn(Txn(txn_id, self.config.input_topic, values, outcome, commit_s, partitions=where))
             return False
 
     # -- consume-transform-produce -----------------------------------------------------------------
@@ -197,6 +199,7 @@ class TxnWorkload:
 
     def _ctp_txn(self, producer: Producer, consumer: Consumer, attempt: str, messages: list) -> bool:  # noqa: ANN001
         outputs = tuple(ctp_output(m.value().decode(), attempt) for m in messages)
+        where = tuple(m.partition() for m in messages)
         commit_s = -1.0
         try:
             producer.begin_transaction()
@@ -206,13 +209,14 @@ class TxnWorkload:
             producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), TXN_CALL_S)
             commit_s = self.clock()
             producer.commit_transaction(TXN_CALL_S)
-            self.history.txn(Txn(attempt, self.config.output_topic, outputs, TxnOutcome.committed, commit_s, True))
+            self.history.txn(Txn(attempt, self.config.output_topic, outputs, TxnOutcome.committed, commit_s, True,
+                                 where))
             return True
         except (KafkaException, BufferError) as e:
             if isinstance(e, KafkaException):
                 self._count_error(e.args[0])
             outcome = TxnOutcome.aborted if commit_s < 0 else TxnOutcome.unknown
-            self.history.txn(Txn(attempt, self.config.output_topic, outputs, outcome, commit_s, True))
+            self.history.txn(Txn(attempt, self.config.output_topic, outputs, outcome, commit_s, True, where))
             return False
 
     # -- the live reader ---------------------------------------------------------------------------

@@ -21,7 +21,8 @@ C, A, U = TxnOutcome.committed, TxnOutcome.aborted, TxnOutcome.unknown
 
 
 def _history(txns: list[Txn], drain: list[tuple[str, int, int, str]], live: list[tuple[str, int, int, str, float]] = (),
-             committed: dict[int, int] | None = None, drained: bool = True) -> TxnHistory:
+             committed: dict[int, int] | None = None, drained: bool = True,
+             drained_only: list[tuple[str, int]] = ()) -> TxnHistory:
     """drain: (topic, partition, offset, value) read by the final drain; live: ... plus the read time."""
     h = TxnHistory(input_topic=IN, output_topic=OUT, partitions=(0, 1))
     for t in txns:
@@ -34,6 +35,8 @@ def _history(txns: list[Txn], drain: list[tuple[str, int, int, str]], live: list
         for topic in (IN, OUT):
             for p in (0, 1):
                 h.finished_drain(topic, p)
+    for topic, p in drained_only:
+        h.finished_drain(topic, p)
     h.committed_offsets = dict(committed or {})
     return h
 
@@ -85,6 +88,13 @@ CASES = {
         _history([T1, T2, CTP1, _txn("ctp2", C, ctp_output("c", "ctp2"), topic=OUT, ctp=True)],
                  CLEAN_DRAIN + [(OUT, 0, 1, ctp_output("c", "ctp2"))], committed=COMMITTED),
         {"txn_aborted_read", "ctp_orphan"}),
+    "only partition 0 drained: a transaction on partition 0 only is judged": (
+        _history([_txn("t5", C, "h", "i"), Txn("t6", IN, ("j",), C, 10.0, partitions=(0,)),
+                  Txn("t7", IN, ("k", "l"), C, 10.0, partitions=(0, 1))],
+                 [], drained=False, drained_only=[(IN, 0), (OUT, 0)]), {"txn_lost"}),
+    "only partition 0 drained: a CTP loss on partition 0 is judged, not on partition 1": (
+        _history([T1], CLEAN_DRAIN[:2], committed=COMMITTED, drained=False, drained_only=[(IN, 0), (OUT, 0)]),
+        {"ctp_lost"}),
     "no finished drain: nothing about completeness is claimed": (
         _history([T1, _txn("t4", C, "g"), CTP1], CLEAN_DRAIN[:1], drained=False), set()),
 }
