@@ -374,8 +374,6 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     admin.close()
     history.unclean_since = dict(nemesis.unclean_since)
     report.result = check(history, prefix_anomalies)
-    if txn is not None:
-        txn.add_to(report)
     report.timeline = nemesis.timeline
     report.windows = unavailability(history, [f for f in nemesis.timeline if f.kind not in ("heal", "sweep")])
     report.client_errors = dict(config.client_errors)
@@ -390,6 +388,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                      "group_unread_acked": unread, "swept_brokers": len(swept),
                      "sweep_reads": sum(1 for r in history.reads if r.reader.startswith("sweep-"))}
     report.totals.update({f"fault_actions_{kind}": count for kind, count in nemesis.fault_actions().items()})
+    if txn is not None:
+        txn.add_to(report)
     report.totals.update(detection(report, fault_start_s, fault_start_s + duration_s))
     return report
 
