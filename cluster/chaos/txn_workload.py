@@ -2,7 +2,8 @@
 
     producers  `producers` threads, each a confluent-kafka transactional Producer (its own
                transactional.id), writing transactions of 2..2*PARTITIONS values spread over every
-               partition of the input topic; a seeded fraction of them is aborted on purpose. After a
+               partition of the input topic, flushed and held open a moment before the commit (or, for
+               a seeded fraction of them, the abort) is requested. After a
                failed transaction (any error after begin_transaction) the producer is dropped and a
                new one with the same transactional.id calls init_transactions, which fences the old
                one and finishes or aborts its transaction (Kafka's recovery for fatal errors).
@@ -41,6 +42,7 @@ CTP_CATCH_UP_S_MAX = 40.0
 CTP_IDLE_S = 3.0
 DRAIN_S_MAX = 90.0           # > transaction.timeout.ms + the coordinator's abort check interval
 CLIENT_LOG_LEVEL = 2
+HOLD_S_MAX = 0.2             # a transaction stays open (records written) up to this long before it ends
 
 
 class TxnWorkloadConfig:
@@ -138,14 +140,19 @@ class TxnWorkload:
                 seq += 1
                 count = rng.randint(2, 2 * self.config.partitions)
                 values = tuple(f"{txn_id}-{i}" for i in range(count))
-                if not self._one_txn(producer, txn_id, values, abort=rng.random() < self.config.abort_ratio):
+                if not self._one_txn(producer, txn_id, values, abort=rng.random() < self.config.abort_ratio,
+                                     hold_s=rng.uniform(0, HOLD_S_MAX)):
                     break  # recreate the producer
                 self._producers_stop.wait(per_producer_s)
             producer.purge(in_queue=True, in_flight=False, blocking=False)
             self._producers_stop.wait(RECREATE_BACKOFF_S)
 
-    def _one_txn(self, producer: Producer, txn_id: str, values: tuple[str, ...], abort: bool) -> bool:
-        """One transaction; False when the producer must be recreated."""
+    def _one_txn(self, producer: Producer, txn_id: str, values: tuple[str, ...], abort: bool,
+                 hold_s: float = 0.0) -> bool:
+        """One transaction; False when the producer must be recreated. Its records are flushed (in
+        the log, the transaction open) and held for `hold_s` before the commit or abort is
+        requested, so aborted records are really in the log and a reader that does not respect the
+        last stable offset reads records before their commit was requested."""
         commit_s = -1.0
         where = tuple(i % self.config.partitions for i in range(len(values)))
         try:
@@ -153,6 +160,9 @@ class TxnWorkload:
             for i, value in enumerate(values):
                 producer.produce(self.config.input_topic, value=value.encode(), key=value.encode(),
                                  partition=where[i])
+            if producer.flush(TXN_CALL_S):
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "flush did not finish"))
+            self._producers_stop.wait(hold_s)
             if abort or self._producers_stop.is_set():
                 producer.abort_transaction(TXN_CALL_S)
                 self.history.txn(Txn(txn_id, self.config.input_topic, values, TxnOutcome.aborted, partitions=where))
