@@ -131,3 +131,97 @@ def test_the_failover_mutant_is_caught() -> None:
     finally:
         for name, value in saved.items():
             setattr(cls, name, value)
+
+
+# -- seeded random histories: several producers, coordinator failovers at any step ------------------
+
+RETRIABLE = (ErrorCode.concurrent_transactions, ErrorCode.coordinator_load_in_progress,
+             ErrorCode.not_coordinator, ErrorCode.coordinator_not_available)
+
+
+class FlakyMarkers(CrashingMarkers):
+    """Records every marker with its producer; a call fails with probability `fail` (the
+    coordinator retries with backoff, or dies first)."""
+
+    def __init__(self, rng, fail: float) -> None:
+        super().__init__()
+        self.rng, self.fail = rng, fail
+        self.log: list[tuple[int, str, int, bool]] = []  # (producer id, topic, partition, commit)
+
+    async def __call__(self, leader, topic, partitions, pid, epoch, coordinator_epoch, commit):
+        if self.rng.random() < self.fail:
+            raise ConnectionError("marker lost")
+        self.log += [(pid, topic, p, commit) for p in partitions]
+        return [ErrorCode.none] * len(partitions)
+
+
+async def _retry(call, attempts: int = 300):
+    for _ in range(attempts):
+        result = await call()
+        code = result if isinstance(result, ErrorCode) else getattr(result, "error_code", None)
+        if isinstance(result, dict):
+            code = next(iter(result.values()))
+        if code not in RETRIABLE:
+            return result
+        await asyncio.sleep(0.005)
+    raise AssertionError("no answer but retriable errors")
+
+
+async def _random_history(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    markers = FlakyMarkers(rng, fail=0.3)
+    core = TxnCore()
+    coordinator, handlers = await started(core, markers)
+
+    async def failover() -> None:
+        nonlocal coordinator, handlers, core
+        await coordinator.stop()
+        successor = TxnCore(core.logs)
+        successor.next_pid = core.next_pid
+        core = successor
+        coordinator, handlers = await started(core, markers)
+
+    producers: dict[str, tuple[int, int]] = {}
+    # (producer id, partitions, decided commit or None (unknown), index of the first marker it may own)
+    txns: list[tuple[int, frozenset[int], bool | None, int]] = []
+    for _ in range(12):
+        tid = rng.choice(["a", "b", "c"])
+        if tid not in producers or rng.random() < 0.15:  # (re-)init: fences and aborts an open one
+            r = await _retry(lambda tid=tid: init(handlers, tid))
+            assert r.error_code == ErrorCode.none, r
+            producers[tid] = (r.producer_id, r.producer_epoch)
+        pid, epoch = producers[tid]
+        parts = frozenset(rng.sample(PARTITIONS, rng.randint(1, len(PARTITIONS))))
+        added = await _retry(lambda: add(handlers, tid, pid, epoch, sorted(parts)))
+        if set(added.values()) != {ErrorCode.none}:
+            producers.pop(tid)  # fenced by the coordinator (a timeout cannot happen here): start again
+            continue
+        start = len(markers.log)
+        if rng.random() < 0.3:
+            await failover()  # the transaction is open while its coordinator moves
+        commit = rng.random() < 0.6
+        answer = await _retry(lambda: end(handlers, tid, pid, epoch, commit))
+        txns.append((pid, parts, commit if answer == ErrorCode.none else None, start))
+        if rng.random() < 0.4:
+            await failover()  # mid-commit: Prepare written, markers in any state
+    markers.fail = 0.0
+    for tid in producers:
+        await settle(coordinator, tid)
+    await coordinator.stop()
+    # Every transaction: each of its partitions got markers of one kind, the decided one.
+    for i, (pid, parts, decided, start) in enumerate(txns):
+        later = [t for t in txns[i + 1:] if t[0] == pid]
+        end_at = later[0][3] if later else len(markers.log)
+        mine = [(p, c) for q, _, p, c in markers.log[start:end_at] if q == pid]
+        assert {p for p, _ in mine} == parts, (seed, i, parts, mine)
+        kinds = {c for _, c in mine}
+        assert len(kinds) == 1, (seed, i, mine)  # nothing partial
+        if decided is not None:
+            assert kinds == {decided}, (seed, i, decided, mine)  # an acknowledged end is kept
+
+
+@pytest.mark.parametrize("seed", range(1, 21))
+def test_random_histories_with_coordinator_failovers(seed: int) -> None:
+    asyncio.run(_random_history(seed))
