@@ -155,7 +155,8 @@ class FlakyMarkers(CrashingMarkers):
         return [ErrorCode.none] * len(partitions)
 
 
-async def _retry(call, attempts: int = 300):
+async def _retry(call, attempts: int = 4000):
+    """The client's retry loop (bounded: marker retries back off up to 1 s each under failures)."""
     for _ in range(attempts):
         result = await call()
         code = result if isinstance(result, ErrorCode) else getattr(result, "error_code", None)
@@ -194,7 +195,8 @@ async def _random_history(seed: int) -> None:
             producers[tid] = (r.producer_id, r.producer_epoch)
         pid, epoch = producers[tid]
         parts = frozenset(rng.sample(PARTITIONS, rng.randint(1, len(PARTITIONS))))
-        added = await _retry(lambda: add(handlers, tid, pid, epoch, sorted(parts)))
+        added = await _retry(lambda tid=tid, pid=pid, epoch=epoch, parts=parts:
+                             add(handlers, tid, pid, epoch, sorted(parts)))
         if set(added.values()) != {ErrorCode.none}:
             producers.pop(tid)  # fenced by the coordinator (a timeout cannot happen here): start again
             continue
@@ -202,7 +204,8 @@ async def _random_history(seed: int) -> None:
         if rng.random() < 0.3:
             await failover()  # the transaction is open while its coordinator moves
         commit = rng.random() < 0.6
-        answer = await _retry(lambda: end(handlers, tid, pid, epoch, commit))
+        answer = await _retry(lambda tid=tid, pid=pid, epoch=epoch, commit=commit:
+                              end(handlers, tid, pid, epoch, commit))
         txns.append((pid, parts, commit if answer == ErrorCode.none else None, start))
         if rng.random() < 0.4:
             await failover()  # mid-commit: Prepare written, markers in any state
