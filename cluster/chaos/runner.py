@@ -150,7 +150,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
         rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
         data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print,
         sweep: bool = True, network: str = "none", concurrency: int | None = None,
-        workload: str = "default") -> Report:
+        subnet: str | None = None, workload: str = "default") -> Report:
     """One chaos run (see the module doc). `cluster`: a started LocalCluster to use. Else, for target
     local: the cluster running under `data_dir` (adopted, left running), or when there is none (or
     `data_dir` is None) one started in a temp dir. Raises BrookError when the cluster cannot be set up."""
@@ -160,8 +160,10 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     rng = random.Random(seed)
     own_dir: str | None = None
     adopted = False
+    if network == "netns" and workload != "default":
+        raise ValueError("the transactional workload does not run with --network netns yet")
     if network == "netns":
-        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep, concurrency)
+        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep, concurrency, subnet)
     if target == "local" and cluster is None and data_dir is not None:
         cluster = _adopt(data_dir, bootstrap_controller, log)
         adopted = cluster is not None
@@ -195,9 +197,11 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
 
 
 def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, rate_per_s: float,
-               log: Callable[[str], None], sweep: bool, concurrency: int | None = None) -> Report:
+               log: Callable[[str], None], sweep: bool, concurrency: int | None = None,
+               subnet: str | None = None) -> Report:
     """A run against its own cluster in network namespaces (cluster.chaos.network): the nemesis may
-    also cut the network. This process moves into the cluster's client namespace for the run."""
+    also cut the network. This process moves into the cluster's client namespace for the run.
+    `subnet`: the bridge's /24 (default BROOK_CHAOS_SUBNET, else netns.SUBNET)."""
     from cluster.chaos import network
 
     netns = network.netns_module()
@@ -205,8 +209,11 @@ def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, 
     if reason is not None:
         raise BrookError(f"--network netns: {reason}", ErrorCode.invalid_request)
     own_dir = tempfile.mkdtemp(prefix=f"brook-chaos-netns-{seed}-")
-    cluster = netns.NetnsCluster(own_dir, overrides={**netns.FAST_FAILURE_DETECTION, **CHAOS_OVERRIDES})
-    log(f"[chaos] starting a 3-controller, 3-broker cluster in network namespaces ({cluster.tag}) in {own_dir}")
+    subnet = netns.parse_subnet(subnet or os.environ.get(netns.SUBNET_ENV) or netns.SUBNET)
+    cluster = netns.NetnsCluster(own_dir, subnet=subnet,
+                                 overrides={**netns.FAST_FAILURE_DETECTION, **CHAOS_OVERRIDES})
+    log(f"[chaos] starting a 3-controller, 3-broker cluster in network namespaces ({cluster.tag}, "
+        f"{subnet}.0/24) in {own_dir}")
     report: Report | None = None
     previous = -1
     try:
@@ -472,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", choices=("none", "netns"), default="none",
                    help="netns: start its own cluster in network namespaces so the nemesis also cuts the "
                         "network (needs root, iproute2, iptables)")
+    p.add_argument("--subnet", default=None,
+                   help="netns: the cluster bridge's /24, e.g. 10.124.0 (default: $BROOK_CHAOS_SUBNET, else "
+                        "10.123.0); give parallel netns runs different ones")
     p.add_argument("--no-sweep", action="store_true", help="skip the replica sweep at the end")
     p.add_argument("--workload", choices=("default", "txn"), default="default",
                    help="txn: also run the transactional workload (transactions, consume-transform-produce, "
@@ -498,6 +508,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         or args.bootstrap_controller):
             raise ValueError("--network netns starts its own cluster: it takes neither --data-dir, "
                              "--bootstrap-controller nor --target compose")
+        if args.subnet is not None:
+            if args.network != "netns":
+                raise ValueError("--subnet is the network namespaces' bridge: it needs --network netns")
+            from cluster.chaos.netns import parse_subnet
+
+            args.subnet = parse_subnet(args.subnet)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     except ValueError as e:
@@ -510,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      compose_file=args.compose_file, rate_per_s=args.rate,
                      data_dir=None if args.fresh else (args.data_dir or DEFAULT_DATA_DIR),
                      sweep=not args.no_sweep, network=args.network, concurrency=args.concurrency,
-                     workload=args.workload,
+                     subnet=args.subnet, workload=args.workload,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     except BrookError as e:
         print(f"brook: error: {e.message.splitlines()[0]} (seed {seed})", file=sys.stderr)

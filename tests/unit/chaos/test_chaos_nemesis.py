@@ -175,6 +175,19 @@ def test_parse_duration():
 def test_cli_usage_errors_exit_2(capsys):  # noqa: ANN001
     assert main(["run", "--scenario", "nope"]) == 2
     assert main(["run", "--duration", "forever"]) == 2
+    assert main(["run", "--subnet", "10.124.0"]) == 2  # only with --network netns
+    assert main(["run", "--network", "netns", "--subnet", "10.300.0"]) == 2
+    assert "10.300.0" in capsys.readouterr().err
+
+
+def test_parse_subnet():
+    from cluster.chaos.netns import SUBNET, parse_subnet
+
+    assert parse_subnet("10.124.0") == "10.124.0" and parse_subnet("10.124.0.0/24") == "10.124.0"
+    assert parse_subnet(SUBNET) == SUBNET and parse_subnet("010.1.2") == "10.1.2"
+    for bad in ("10.124", "10.124.0.1", "10.256.0", "a.b.c", "10.124.0/16", ""):
+        with pytest.raises(ValueError):
+            parse_subnet(bad)
 
 
 # -- the overlapping random mix, leader churn, unclean elections, network cuts, the sweep (issue 15) ----
