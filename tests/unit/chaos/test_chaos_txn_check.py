@@ -121,3 +121,11 @@ def test_undrained_values_are_counted_unverified() -> None:
 
 def test_ctp_value_round_trip() -> None:
     assert ctp_input(ctp_output("run-x0-3-1", "ctp-7")) == "run-x0-3-1"
+
+
+def test_cli_refuses_txn_workload_with_netns(capsys) -> None:  # noqa: ANN001
+    from cluster.chaos.runner import main
+
+    assert main(["run", "--workload", "txn", "--network", "netns"]) == 2
+    assert "--workload txn" in capsys.readouterr().err
+    assert main(["run", "--workload", "bogus"]) == 2
