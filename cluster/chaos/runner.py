@@ -1,7 +1,11 @@
 """`brook chaos run`: a workload, a nemesis and the checker against a cluster, ending in a report.
 
     brook chaos run --scenario kill-leader|...|random --duration 60s --seed 7 [--target local|compose]
-        [--data-dir .data/dev | --fresh]
+        [--data-dir .data/dev | --fresh] [--workload txn]
+
+With --workload txn the transactional workload (txn_workload.TxnRun: transactional producers,
+consume-transform-produce, read_committed readers, on two topics of its own) runs beside the default
+one, is drained after it, and its anomalies (txn_check) join the report.
 
 Target local drives the cluster `make run` (`brook dev`) runs under --data-dir (LocalCluster.adopt:
 its nodes by PID; killed nodes are restarted as this process's children and every node is left
