@@ -81,10 +81,13 @@ def committed_consumer_config(bootstrap: str, group: str) -> dict[str, object]:
 class TxnWorkload:
     """`start`, then `stop` (producers, then the CTP after it caught up, then the reader), then `drain`."""
 
-    def __init__(self, config: TxnWorkloadConfig, history: TxnHistory, clock: Callable[[], float]) -> None:
+    def __init__(self, config: TxnWorkloadConfig, history: TxnHistory, clock: Callable[[], float],
+                 log: Callable[[str], None] = lambda line: None) -> None:
         self.config = config
         self.history = history
         self.clock = clock
+        self.log = log
+        self.ctp_last_commit_s = -1.0
         history.input_topic, history.output_topic = config.input_topic, config.output_topic
         history.partitions = tuple(range(config.partitions))
         self.ctp_group = f"{config.run_id}-ctp"
@@ -221,10 +224,13 @@ class TxnWorkload:
             producer.commit_transaction(TXN_CALL_S)
             self.history.txn(Txn(attempt, self.config.output_topic, outputs, TxnOutcome.committed, commit_s, True,
                                  where))
+            self.ctp_last_commit_s = self.clock()
             return True
         except (KafkaException, BufferError) as e:
             if isinstance(e, KafkaException):
                 self._count_error(e.args[0])
+            self.log(f"[chaos {self.clock():7.2f}s] consume-transform-produce {attempt} failed "
+                     f"({'after' if commit_s >= 0 else 'before'} its commit was requested): {e}; starting again")
             outcome = TxnOutcome.aborted if commit_s < 0 else TxnOutcome.unknown
             self.history.txn(Txn(attempt, self.config.output_topic, outputs, outcome, commit_s, True, where))
             return False
@@ -345,7 +351,7 @@ class TxnRun:
             create_topic(topic)
             if not wait_ready(topic):
                 self.problems.append(f"topic {topic} was not fully replicated before the run")
-        self.workload = TxnWorkload(self.config, self.history, clock)
+        self.workload = TxnWorkload(self.config, self.history, clock, log)
 
     def start(self) -> None:
         self.workload.start()
@@ -376,4 +382,5 @@ class TxnRun:
             "txn_reads_live": sum(1 for r in reads if r.reader != DRAIN),
             "txn_reads_drain": sum(1 for r in reads if r.reader == DRAIN),
             "txn_ctp_committed_offsets": sum(self.history.committed_offsets.values()),
+            "txn_ctp_last_commit_s": round(self.workload.ctp_last_commit_s, 2),
         })
