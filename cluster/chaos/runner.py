@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from brookpb import admin_pb2 as apb
@@ -326,7 +327,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                       health=lambda timeout_s, epochs: wait_ready(admin, topic, broker_ids, timeout_s, epochs),
                       epochs=lambda: broker_epochs(admin))
     nemesis.lag_time_s = _broker_config_s(admin, "replica.lag.time.max.ms", 30.0)
-    config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s)
+    config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s, debug_dir=tempfile.gettempdir())
     workload = Workload(config, history, clock)
     txn = None
     if workload_kind == "txn":  # the transactional workload runs beside the default one
@@ -356,6 +357,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
         # still ends with a report within a few minutes.
         workload.stop_readers(READER_CATCH_UP_S if healed else BROKEN_WAIT_S)
         sampler.stop()
+    report.warnings += [stall.describe() for stall in workload.stalls]
+    report.reader_stalls = [asdict(stall) for stall in workload.stalls]
     unread = workload.group_missing()
     if unread:
         report.warnings.append(f"liveness: the consumer group had not read {unread} acknowledged values "
@@ -396,7 +399,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                      "rebalances": len(history.assignments), "replica_samples": len(history.replica_samples),
                      "partition_samples": len(history.partition_samples), "sampler_errors": sampler.errors,
                      "fault_start_s": round(fault_start_s, 2), "group_last_read_s": round(workload.last_read_s, 2),
-                     "group_unread_acked": unread, "swept_brokers": len(swept),
+                     "group_unread_acked": unread, "readers_recreated": len(workload.stalls),
+                     "swept_brokers": len(swept),
                      "sweep_reads": sum(1 for r in history.reads if r.reader.startswith("sweep-"))}
     report.totals.update({f"fault_actions_{kind}": count for kind, count in nemesis.fault_actions().items()})
     if txn is not None:

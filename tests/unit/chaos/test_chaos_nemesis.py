@@ -288,7 +288,7 @@ def test_unclean_round_leaves_the_leader_alone_in_the_isr_then_elects_a_follower
 
 def test_random_mix_overlaps_rounds_and_cuts_the_network_only_with_namespaces(virtual_time):  # noqa: ANN001
     nemesis, control, _ = live_nemesis(1, virtual_time)
-    nemesis.run("random", 300.0, concurrency=1)
+    nemesis.run("random", 1200.0, concurrency=1)
     kinds_seen = {f.kind.split("/")[0] for f in nemesis.timeline}
     assert any(f.overlapped for f in nemesis.timeline)
     assert not any(k.startswith("cut-") for k in kinds_seen)
@@ -296,7 +296,7 @@ def test_random_mix_overlaps_rounds_and_cuts_the_network_only_with_namespaces(vi
     assert any(k.startswith("pause-") and k.endswith("-short") for k in kinds_seen)
     virtual_time[0] = 0.0
     nemesis, control, _ = live_nemesis(1, virtual_time, NetControl())
-    nemesis.run("random", 300.0, concurrency=1)
+    nemesis.run("random", 1200.0, concurrency=1)
     assert any(f.kind.startswith("cut-") for f in nemesis.timeline)
     assert control.cuts and ("heal-network", 0, 0) in control.actions
     with pytest.raises(ValueError, match="network namespaces"):
@@ -411,3 +411,15 @@ def test_an_exclusive_round_waits_for_running_rounds_and_blocks_new_ones():
     for t in (first, alone, later):
         t.join(10)
     assert log == ["first in", "first out", "exclusive in", "exclusive out", "later in", "later out"]
+
+
+def test_random_mix_tries_every_targeted_round_early(virtual_time):  # noqa: ANN001
+    for seed in (1, 2, 3):
+        virtual_time[0] = 0.0
+        nemesis, _, _ = live_nemesis(seed, virtual_time)
+        nemesis.run("random", 400.0, concurrency=1)
+        kinds = [f.kind.split("/")[0] for f in nemesis.timeline]
+        targeted = kinds[0::2]  # a worker's first round and every other one after it
+        assert {targeted[0], targeted[1]} == {"unclean-election", "rejoin-while-leader-dies"}
+        assert {"rejoin-while-leader-dies", "lagging-follower-election", "leader-churn"} <= set(targeted[:7])
+        assert any(k.startswith("isr-") for k in targeted[:7])
