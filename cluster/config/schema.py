@@ -599,6 +599,21 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
     _key(
+        "transactional.id.expiration.ms",
+        "int",
+        604800000,
+        "A transactional id with no transaction in progress and no state change for this long is removed "
+        "from `__transaction_state` (a tombstone); its next InitProducerId gets a new producer id.",
+        validator=Range(1, None),
+    ),
+    _key(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "int",
+        3600000,
+        "How often the transaction coordinator removes transactional ids past transactional.id.expiration.ms.",
+        validator=_POS,
+    ),
+    _key(
         "offsets.retention.minutes",
         "int",
         10080,
@@ -682,7 +697,6 @@ assert all("_" not in name for name in SERVER_KEYS), "BROOK_CFG_* env mapping as
 # Kafka broker keys that do not apply to Brook: accepted in files, env and overrides with one warning
 # each (all listed at once), so a Kafka server.properties can be reused. key -> why it does not apply.
 _THREADS = "Brook serves each process from one asyncio event loop; there are no thread pools to size"
-_NO_TXN = "Brook keeps transactional ids until they are overwritten; they do not expire yet"
 _NO_SHARE = "Brook has no share groups (KIP-932), so there is no share-coordinator state topic"
 _NO_FILES = "Brook stores logs in RocksDB keyed by offset: there are no segment or index files"
 KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
@@ -695,7 +709,6 @@ KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
         "socket.send.buffer.bytes": "the operating system's socket buffer sizes apply",
         "socket.receive.buffer.bytes": "the operating system's socket buffer sizes apply",
         "queued.max.requests": "each connection's in-flight requests are bounded instead",
-        "transactional.id.expiration.ms": _NO_TXN,
         "share.coordinator.state.topic.replication.factor": _NO_SHARE,
         "share.coordinator.state.topic.min.isr": _NO_SHARE,
         "share.coordinator.state.topic.num.partitions": _NO_SHARE,
