@@ -188,6 +188,7 @@ def test_streams_word_count_exactly_once_through_instance_and_broker_kills(clust
         _produce(cluster.kafka_bootstrap, src, batches[4])
         cluster.start_node(victim)
         _produce(cluster.kafka_bootstrap, src, batches[5])
+        cluster.wait_healthy(120)  # the restarted broker back before the next test
         total = sum(len(line.split()) for line in lines)
         records = _consume(cluster.kafka_bootstrap, out, 3, lambda r: len(r) >= total, 240)
         assert second.alive(), second.tail()
@@ -282,6 +283,7 @@ def test_connect_distributed_file_source_to_sink_through_a_broker_restart(cluste
         with source.open("a") as f:
             f.write("".join(f"{line}\n" for line in lines[750:]))
         _wait(lambda: len(_file_lines(sink)) >= len(lines), 180, "every line in the sink file", proc)
+        cluster.wait_healthy(120)
         time.sleep(2)  # let a duplicate, if any, land before the check
         assert _file_lines(sink) == lines
         # The worker's own topics are on Brook, compacted as Connect requires.
