@@ -372,6 +372,7 @@ def test_mirrormaker2_mirrors_records_group_offsets_and_configs(cluster, target_
         # A worker setting of the dedicated MirrorMaker's target herder: the source task's commit(),
         # which sends the offset syncs the group-offset translation waits for, runs on each flush.
         "dst.offset.flush.interval.ms": "1000",
+        "plugin.discovery": "service_load",  # no classpath scan at start (seconds of CPU)
     }
     proc = Jvm(mm2, "org.apache.kafka.connect.mirror.MirrorMaker",
                [str(_properties(tmp_path / "mm2.properties", props)), "--clusters", "dst"], tmp_path / "mm2.log")
