@@ -160,3 +160,15 @@ def test_missing_or_bad_command_config_is_one_line(secure, tmp_path):
                         "--command-config", str(bad))
     assert r.returncode == 1 and "sasl.mechanism=GSSAPI is not supported" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_perf_over_the_kafka_protocol(secure):
+    """`brook perf produce|consume --bootstrap-server --command-config`: kafka-*-perf-test over SASL_SSL."""
+    topic = f"perf-{uuid.uuid4().hex[:6]}"
+    ok(brook(secure, "topics", "create", topic, "--partitions", "2"))
+    produced = json.loads(ok(brook(secure, "perf", "produce", "--topic", topic, "--num-records", "3000",
+                                   "--record-size", "100", "-o", "json")).stdout)
+    assert produced["records"] == 3000 and produced["failed"] == 0 and produced["latency_p99_ms"] > 0, produced
+    consumed = json.loads(ok(brook(secure, "perf", "consume", "--topic", topic, "--messages", "3000",
+                                   "-o", "json")).stdout)
+    assert consumed["records"] == 3000 and consumed["bytes"] == 300_000 and consumed["error"] is None, consumed
