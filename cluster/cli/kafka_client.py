@@ -85,7 +85,7 @@ def jaas_credentials(jaas: str, source: str) -> tuple[str, str, str]:
     if kind is None:
         raise BrookError(f"{source}: sasl.jaas.config login module {m.group(1)} is not supported (the CLI speaks "
                          f"{', '.join(MECHANISMS)}: use {' or '.join(sorted(JAAS_MODULES))})", ErrorCode.invalid_config)
-    options = {k: (v[1:-1].replace('\\"', '"') if v.startswith('"') else v)
+    options = {k: (re.sub(r"\\(.)", r"\1", v[1:-1]) if v.startswith('"') else v)
                for k, v in re.findall(r'(\w+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s;]+)', m.group(3))}
     missing = [k for k in ("username", "password") if k not in options]
     if missing:

@@ -400,9 +400,13 @@ def test_kafka_reassign_partitions_execute_with_throttle_and_verify(cluster, too
                               "--throttle", "50000000")
     assert code == 0 and "Successfully started partition reassignment" in out, out + err
     assert "throttle limit was set to 50000000 B/s" in out, out
-    # What the tool set (or, if the move already finished, at least the brokers' rates it set).
+    # What the tool set: the brokers' rates, the leader list (the current replica) and the follower list (the
+    # moving ones); both stay until --verify.
     assert _configs(cluster, ConfigResource.Type.BROKER, str(before)).get("leader.replication.throttled.rate") \
         == "50000000"
+    listed = _configs(cluster, ConfigResource.Type.TOPIC, topic)
+    assert listed.get("leader.replication.throttled.replicas") == f"0:{before}", listed
+    assert sorted(listed.get("follower.replication.throttled.replicas", "").split(",")) == [f"0:{b}" for b in target]
 
     deadline = time.monotonic() + TOOL_TIMEOUT_S * 8
     while True:

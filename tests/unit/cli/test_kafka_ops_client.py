@@ -355,3 +355,15 @@ def test_load_command_config_errors(tmp_path, content, fragment):
 def test_every_kafka_protocol_verb_takes_command_config(argv):
     args = build_parser().parse_args([*argv, "--command-config", "c.properties"])
     assert args.command_config == "c.properties"
+
+
+@pytest.mark.parametrize("password", ["plain-Token_123", 'with"quote', "back\\slash", 'both\\"x'])
+def test_dev_client_properties_round_trip(password, tmp_path):
+    """`brook dev --secure` writes client.properties that --command-config reads back to the same password."""
+    from cluster.cli.secure_dev import client_properties_text
+
+    conf, warnings = kc.librdkafka_security(kc.parse_properties(client_properties_text(password, tmp_path / "ca.pem")),
+                                            "f", pem)
+    assert (conf["sasl.username"], conf["sasl.password"], conf["ssl.ca.location"]) == \
+        ("admin", password, str(tmp_path / "ca.pem"))
+    assert warnings == []
