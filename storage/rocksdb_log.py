@@ -31,6 +31,7 @@ from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
 from storage.producer_state import ProducerEntry, ProducerStateTable
 from storage.segments import Segment, decode_segment, encode_segment, select_segments_to_delete, should_roll
+from storage.tail import TailBudget, read_tail
 from storage.txn_index import AbortedTxn, TxnIndex
 
 __all__ = ["LogDirectoryInUseError", "LogManager", "RocksDBLog"]
@@ -155,7 +156,8 @@ def _open_options(variant: str = DEFAULT_WRITE_PATH, statistics: bool = False) -
 class RocksDBLog:
     """One partition's log inside a shared RocksDB. Created by LogManager, not directly."""
 
-    def __init__(self, db: rocksdict.Rdict, number: int, config: LogConfig) -> None:
+    def __init__(self, db: rocksdict.Rdict, number: int, config: LogConfig,
+                 tail_budget: TailBudget | None = None) -> None:
         self._db = db
         self._number = number
         self._config = config
@@ -167,6 +169,12 @@ class RocksDBLog:
         # Bumped by every change that removes or rewrites stored batches other than an append (truncation,
         # retention, DeleteRecords, compaction): a compaction planned before it is not applied.
         self._generation = 0
+        # The batches of the last append, served by `read` from memory (storage/tail.py); valid while
+        # `_generation` is `_tail_generation` (an append never bumps it, everything else that changes
+        # stored batches does).
+        self._tail: Sequence[tuple[BatchHeader, bytes]] = ()
+        self._tail_generation = -1
+        self._tail_budget = tail_budget if tail_budget is not None else TailBudget()
         self._load()
 
     # Loading and persistence helpers.
@@ -368,6 +376,10 @@ class RocksDBLog:
             segments[-1] = active
         self._epochs = epochs
         self._log_end_offset = log_end_offset
+        if self._tail_budget.admit(self._number, self, prepared.size_bytes):
+            self._tail, self._tail_generation = prepared.batches, self._generation
+        else:
+            self._tail = ()
         return AppendInfo(
             prepared.first_offset, prepared.last_offset, prepared.log_append_time_ms,
             tuple(header for header, _ in prepared.batches), prepared.size_bytes,
@@ -409,6 +421,13 @@ class RocksDBLog:
         first_offset = next_offset = offset
         if offset >= min(upper_bound, self._log_end_offset):
             return ReadResult(b"", first_offset, next_offset)
+        if self._tail_generation == self._generation:
+            found = read_tail(self._tail, offset, max_bytes, upper_bound, min_one)
+            if found is not None:
+                bodies, first_offset, next_offset = found
+                if not bodies:
+                    return ReadResult(b"", first_offset, next_offset)
+                return ReadResult(bodies[0] if len(bodies) == 1 else b"".join(bodies), first_offset, next_offset)
         chosen: list[bytes] = []
         total = 0
         iterator, _options = self._index_iterator(offset)
@@ -697,6 +716,7 @@ class RocksDBLog:
         """Write one chunk of the job's rewrites; False (nothing written) if the job is stale."""
         if job.generation != self._generation or self._closed:
             return False
+        self.drop_tail()  # it lies in the active segment, which compaction never touches: only to be safe
         batch = rocksdict.WriteBatch(raw_mode=True)
         size_change: dict[int, int] = {}
         for action in actions:
@@ -764,9 +784,15 @@ class RocksDBLog:
         self._unflushed_records = 0
         self._last_flush_ms = _monotonic_ms()
 
+    def drop_tail(self) -> None:
+        """Forget the in-memory tail (TailBudget makes room for another log's)."""
+        self._tail = ()
+
     def close(self) -> None:
         """Stop using the log; the LogManager owns (and closes) the database."""
         self._closed = True
+        self.drop_tail()
+        self._tail_budget.release(self._number)
 
 
 class LogManager:
@@ -791,6 +817,7 @@ class LogManager:
                 ) from error
             raise LogError(f"cannot open log directory {log_dir}: {text}", ErrorCode.kafka_storage_error) from error
         self._logs: dict[tuple[bytes, int], RocksDBLog] = {}
+        self._tail_budget = TailBudget()
         self._write_pid_file()
 
     def _write_pid_file(self) -> None:
@@ -825,7 +852,7 @@ class LogManager:
             self._db.write(batch)
         else:
             number = found[0]
-        log = RocksDBLog(self._db, number, config)
+        log = RocksDBLog(self._db, number, config, self._tail_budget)
         self._logs[(topic_id, partition)] = log
         return log
 

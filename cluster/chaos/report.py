@@ -62,6 +62,7 @@ class Report:
     problems: list[str] = field(default_factory=list)     # the run itself went wrong (not an anomaly)
     crashed: list[str] = field(default_factory=list)      # nodes that exited without being told to
     warnings: list[str] = field(default_factory=list)     # liveness findings: reported, not anomalies
+    reader_stalls: list[dict[str, object]] = field(default_factory=list)  # the reader watchdog's events (workload)
 
     @property
     def anomaly_count(self) -> int:
@@ -82,7 +83,7 @@ class Report:
             "timeline": [f.to_dict() for f in self.timeline],
             "unavailability": [w.__dict__ for w in self.windows], "client_errors": self.client_errors,
             "undrained_partitions": self.undrained, "problems": self.problems, "crashed": self.crashed,
-            "warnings": self.warnings,
+            "warnings": self.warnings, "reader_stalls": self.reader_stalls,
             "exit_code": self.exit_code,
         }
 

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from brookpb import admin_pb2 as apb
@@ -146,7 +147,8 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
         *, bootstrap_controller: str | None = None, compose_file: str = DEFAULT_COMPOSE_FILE,
         rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
         data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print,
-        sweep: bool = True, network: str = "none", concurrency: int | None = None) -> Report:
+        sweep: bool = True, network: str = "none", concurrency: int | None = None,
+        subnet: str | None = None) -> Report:
     """One chaos run (see the module doc). `cluster`: a started LocalCluster to use. Else, for target
     local: the cluster running under `data_dir` (adopted, left running), or when there is none (or
     `data_dir` is None) one started in a temp dir. Raises BrookError when the cluster cannot be set up."""
@@ -157,7 +159,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     own_dir: str | None = None
     adopted = False
     if network == "netns":
-        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep, concurrency)
+        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep, concurrency, subnet)
     if target == "local" and cluster is None and data_dir is not None:
         cluster = _adopt(data_dir, bootstrap_controller, log)
         adopted = cluster is not None
@@ -191,9 +193,11 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
 
 
 def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, rate_per_s: float,
-               log: Callable[[str], None], sweep: bool, concurrency: int | None = None) -> Report:
+               log: Callable[[str], None], sweep: bool, concurrency: int | None = None,
+               subnet: str | None = None) -> Report:
     """A run against its own cluster in network namespaces (cluster.chaos.network): the nemesis may
-    also cut the network. This process moves into the cluster's client namespace for the run."""
+    also cut the network. This process moves into the cluster's client namespace for the run.
+    `subnet`: the bridge's /24 (default BROOK_CHAOS_SUBNET, else netns.SUBNET)."""
     from cluster.chaos import network
 
     netns = network.netns_module()
@@ -201,8 +205,11 @@ def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, 
     if reason is not None:
         raise BrookError(f"--network netns: {reason}", ErrorCode.invalid_request)
     own_dir = tempfile.mkdtemp(prefix=f"brook-chaos-netns-{seed}-")
-    cluster = netns.NetnsCluster(own_dir, overrides={**netns.FAST_FAILURE_DETECTION, **CHAOS_OVERRIDES})
-    log(f"[chaos] starting a 3-controller, 3-broker cluster in network namespaces ({cluster.tag}) in {own_dir}")
+    subnet = netns.parse_subnet(subnet or os.environ.get(netns.SUBNET_ENV) or netns.SUBNET)
+    cluster = netns.NetnsCluster(own_dir, subnet=subnet,
+                                 overrides={**netns.FAST_FAILURE_DETECTION, **CHAOS_OVERRIDES})
+    log(f"[chaos] starting a 3-controller, 3-broker cluster in network namespaces ({cluster.tag}, "
+        f"{subnet}.0/24) in {own_dir}")
     report: Report | None = None
     previous = -1
     try:
@@ -310,7 +317,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                       health=lambda timeout_s, epochs: wait_ready(admin, topic, broker_ids, timeout_s, epochs),
                       epochs=lambda: broker_epochs(admin))
     nemesis.lag_time_s = _broker_config_s(admin, "replica.lag.time.max.ms", 30.0)
-    config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s)
+    config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s, debug_dir=tempfile.gettempdir())
     workload = Workload(config, history, clock)
     sampler.start()
     workload.start()
@@ -331,6 +338,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
         # still ends with a report within a few minutes.
         workload.stop_readers(READER_CATCH_UP_S if healed else BROKEN_WAIT_S)
         sampler.stop()
+    report.warnings += [stall.describe() for stall in workload.stalls]
+    report.reader_stalls = [asdict(stall) for stall in workload.stalls]
     unread = workload.group_missing()
     if unread:
         report.warnings.append(f"liveness: the consumer group had not read {unread} acknowledged values "
@@ -369,7 +378,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                      "rebalances": len(history.assignments), "replica_samples": len(history.replica_samples),
                      "partition_samples": len(history.partition_samples), "sampler_errors": sampler.errors,
                      "fault_start_s": round(fault_start_s, 2), "group_last_read_s": round(workload.last_read_s, 2),
-                     "group_unread_acked": unread, "swept_brokers": len(swept),
+                     "group_unread_acked": unread, "readers_recreated": len(workload.stalls),
+                     "swept_brokers": len(swept),
                      "sweep_reads": sum(1 for r in history.reads if r.reader.startswith("sweep-"))}
     report.totals.update({f"fault_actions_{kind}": count for kind, count in nemesis.fault_actions().items()})
     report.totals.update(detection(report, fault_start_s, fault_start_s + duration_s))
@@ -454,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", choices=("none", "netns"), default="none",
                    help="netns: start its own cluster in network namespaces so the nemesis also cuts the "
                         "network (needs root, iproute2, iptables)")
+    p.add_argument("--subnet", default=None,
+                   help="netns: the cluster bridge's /24, e.g. 10.124.0 (default: $BROOK_CHAOS_SUBNET, else "
+                        "10.123.0); give parallel netns runs different ones")
     p.add_argument("--no-sweep", action="store_true", help="skip the replica sweep at the end")
     p.add_argument("--concurrency", type=int, default=None,
                    help=f"random: rounds running at once (default {RANDOM_CONCURRENCY})")
@@ -475,6 +488,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         or args.bootstrap_controller):
             raise ValueError("--network netns starts its own cluster: it takes neither --data-dir, "
                              "--bootstrap-controller nor --target compose")
+        if args.subnet is not None:
+            if args.network != "netns":
+                raise ValueError("--subnet is the network namespaces' bridge: it needs --network netns")
+            from cluster.chaos.netns import parse_subnet
+
+            args.subnet = parse_subnet(args.subnet)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     except ValueError as e:
@@ -487,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      compose_file=args.compose_file, rate_per_s=args.rate,
                      data_dir=None if args.fresh else (args.data_dir or DEFAULT_DATA_DIR),
                      sweep=not args.no_sweep, network=args.network, concurrency=args.concurrency,
-                     log=lambda line: print(line, file=sys.stderr, flush=True))
+                     subnet=args.subnet, log=lambda line: print(line, file=sys.stderr, flush=True))
     except BrookError as e:
         print(f"brook: error: {e.message.splitlines()[0]} (seed {seed})", file=sys.stderr)
         return 3
