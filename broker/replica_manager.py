@@ -26,7 +26,7 @@ from broker.clock import Clock, system_monotonic_ms, system_wall_ms
 from broker.fetch_session import LeaderSession, LeaderSessions, PartitionKey, Position, SessionUpdate
 from broker.local_changes import LocalPartition, local_changes
 from broker.partition import UNKNOWN_BROKER_EPOCH, LeaderState
-from broker.throttle import ByteRate, is_catch_up
+from broker.throttle import ByteRate, is_catch_up, is_throttled
 from cluster.config import Config
 from cluster.effective_config import server_value
 from cluster.errors import ErrorCode, LogError
@@ -505,8 +505,28 @@ class ReplicaManager:
             log.warning("replication throttles: %s", e)
 
     def catch_up_throttled(self, p: Partition, replica: int) -> bool:
-        """Whether replication of `p` to `replica` is reassignment catch-up traffic under a throttle."""
-        return p.registration is not None and is_catch_up(p.registration.adding_replicas, replica)
+        """Follower side (replica = this broker): whether this broker's fetching of `p` is throttled —
+        reassignment catch-up traffic, or listed in follower.replication.throttled.replicas while out of
+        the ISR."""
+        return self._throttled(p, replica, "follower.replication.throttled.replicas")
+
+    def leader_throttled(self, p: Partition, replica: int) -> bool:
+        """Leader side: whether sending `p` to follower `replica` is throttled — reassignment catch-up
+        traffic, or `replica` out of the ISR with this broker listed in leader.replication.throttled.replicas."""
+        return self._throttled(p, replica, "leader.replication.throttled.replicas")
+
+    def _throttled(self, p: Partition, replica: int, key: str) -> bool:
+        if p.registration is None:
+            return False
+        if is_catch_up(p.registration.adding_replicas, replica):
+            return True
+        isr = p.leader.isr if p.leader is not None else p.registration.isr
+        try:
+            listed_replicas = self.topic_value(self.image, p.topic, key) if self.image is not None else ""
+        except ValueError:  # a stored value this version cannot read: not throttled
+            return False
+        return is_throttled(p.registration.adding_replicas, tuple(isr), replica, listed_replicas, p.index,
+                            self.broker_id)
 
     # -- DeleteRecords ---------------------------------------------------------------------------
     def low_watermark(self, p: Partition) -> int:
@@ -687,7 +707,7 @@ class LeaderSide:
         self.m._maybe_advance_hw(p)
         records = b""
         throttle = self.m.leader_throttle
-        throttled = throttle.limited and self.m.catch_up_throttled(p, replica_id)
+        throttled = throttle.limited and self.m.leader_throttled(p, replica_id)
         if throttled and item.fetch_offset < leo:
             now = self.m.monotonic_ms()
             budget = min(budget, throttle.allowance(now))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from cluster.config.security import SECURITY_KEYS
 from cluster.config.values import (
@@ -25,6 +26,7 @@ from cluster.config.values import (
     _check_secret,
     _check_servers,
     _check_voters,
+    _Invalid,
     _key,
 )
 from cluster.limits import (
@@ -665,19 +667,50 @@ _TOPIC_DOCS = {
     "compression.type": "The codec batches are stored with; `producer` keeps the producer's.",
 }
 
+def _throttled_replicas(value: Any) -> Any:
+    """Kafka's `[PartitionId]:[BrokerId],...` or the wildcard `*` (empty: none)."""
+    if value == ("*",):
+        return value
+    for item in value:
+        partition, sep, broker = item.partition(":")
+        if not (sep and partition.isdigit() and broker.isdigit()):
+            raise _Invalid("expected '*' or a comma-separated list of PARTITION:BROKER (e.g. 0:1,0:2)")
+    return value
+
+
+# Topic keys without a server default (Kafka's defaults are empty): the replicas kafka-reassign-partitions
+# --throttle names; replication to them out of the ISR goes at the broker's *.replication.throttled.rate.
+TOPIC_ONLY_KEYS: tuple[ConfigKey, ...] = tuple(
+    ConfigKey(
+        name=f"{side}.replication.throttled.replicas",
+        type="list",
+        default=(),
+        doc=f"Replicas (`PARTITION:BROKER,...` or `*`) whose replication out of the ISR is throttled on the "
+            f"{side} side at the broker's `{side}.replication.throttled.rate`, as kafka-reassign-partitions "
+            "--throttle sets them (a reassignment's joining replicas are throttled whether or not they are listed).",
+        scope="topic",
+        validator=Custom(_throttled_replicas, "'*' or PARTITION:BROKER,..."),
+        dynamic=True,
+    )
+    for side in ("leader", "follower")
+)
+
 TOPIC_KEYS: Mapping[str, ConfigKey] = MappingProxyType(
     {
-        topic: ConfigKey(
-            name=topic,
-            type=SERVER_KEYS[server].type,
-            default=SERVER_KEYS[server].default,
-            doc=_TOPIC_DOCS[topic],
-            scope="topic",
-            validator=SERVER_KEYS[server].validator,
-            dynamic=True,
-            server_default=server,
-        )
-        for topic, server in TOPIC_TO_SERVER_DEFAULT.items()
+        **{
+            topic: ConfigKey(
+                name=topic,
+                type=SERVER_KEYS[server].type,
+                default=SERVER_KEYS[server].default,
+                doc=_TOPIC_DOCS[topic],
+                scope="topic",
+                validator=SERVER_KEYS[server].validator,
+                dynamic=True,
+                server_default=server,
+            )
+            for topic, server in TOPIC_TO_SERVER_DEFAULT.items()
+        },
+        **{key.name: key for key in TOPIC_ONLY_KEYS},
     }
 )
 
