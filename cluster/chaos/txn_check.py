@@ -156,9 +156,10 @@ def check_txns(history: TxnHistory) -> TxnCheck:
     reported_aborted: set[str] = set()
     reported_early: set[str] = set()
     for r in history.reads:
-        t = owner.get(r.value)
-        if t is None:
+        found = owner.get(r.value)
+        if found is None:
             continue
+        t = found
         if t.outcome is TxnOutcome.aborted and r.value not in reported_aborted:
             reported_aborted.add(r.value)
             anomalies.append(Anomaly("txn_aborted_read", f"{r.value} of aborted transaction {t.txn_id} read by "

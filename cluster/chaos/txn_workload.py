@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from cluster.chaos.txn_check import DRAIN, Txn, TxnHistory, TxnOutcome, TxnRead, ctp_output
 
@@ -247,8 +247,9 @@ class TxnWorkload:
                 msg = consumer.poll(POLL_S)
                 if msg is None or msg.error() is not None:
                     continue
-                self.history.read(TxnRead("txn-reader", msg.topic(), msg.partition(), msg.offset(),
-                                          msg.value().decode(), self.clock()))
+                read = _txn_read("txn-reader", msg, self.clock())
+                if read is not None:
+                    self.history.read(read)
         finally:
             consumer.close()
 
@@ -290,12 +291,17 @@ class TxnWorkload:
                     continue
                 tp = (msg.topic(), msg.partition())
                 error = msg.error()
+                offset = msg.offset()
                 if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF and tp in ends and msg.offset() >= ends[tp]:
+                    if (error.code() == KafkaError._PARTITION_EOF and tp in ends and offset is not None
+                            and offset >= ends[tp]):
                         done.add(tp)
                     continue
-                self.history.read(TxnRead(DRAIN, tp[0], tp[1], msg.offset(), msg.value().decode(), self.clock()))
-                if tp in ends and msg.offset() + 1 >= ends[tp]:
+                read = _txn_read(DRAIN, msg, self.clock())
+                if read is None or offset is None:
+                    continue
+                self.history.read(read)
+                if tp in ends and offset + 1 >= ends[tp]:
                     done.add(tp)
             for tp in done:
                 self.history.finished_drain(*tp)
@@ -384,3 +390,11 @@ class TxnRun:
             "txn_ctp_committed_offsets": sum(self.history.committed_offsets.values()),
             "txn_ctp_last_commit_s": round(self.workload.ctp_last_commit_s, 2),
         })
+
+
+def _txn_read(reader: str, msg: Message, at: float) -> TxnRead | None:
+    """A consumed record as the checker's read (None for a message without a position or value)."""
+    topic, partition, offset, value = msg.topic(), msg.partition(), msg.offset(), msg.value()
+    if topic is None or partition is None or offset is None or value is None:
+        return None
+    return TxnRead(reader, topic, partition, offset, value.decode(), at)
