@@ -157,7 +157,9 @@ class RocksDBLog:
     """One partition's log inside a shared RocksDB. Created by LogManager, not directly."""
 
     def __init__(self, db: rocksdict.Rdict, number: int, config: LogConfig,
-                 tail_budget: TailBudget | None = None) -> None:
+                 tail_budget: TailBudget | None = None, new_in: rocksdict.WriteBatch | None = None) -> None:
+        """`new_in`: the number was just allocated (nothing stored under it); the initial state is
+        put into that batch, which the caller writes (LogManager.get_or_create_many)."""
         self._db = db
         self._number = number
         self._config = config
@@ -175,25 +177,26 @@ class RocksDBLog:
         self._tail: Sequence[tuple[BatchHeader, bytes]] = ()
         self._tail_generation = -1
         self._tail_budget = tail_budget if tail_budget is not None else TailBudget()
-        self._load()
+        self._load(new_in)
 
     # Loading and persistence helpers.
     def _meta(self, name: bytes) -> bytes | None:
         value = self._db.get(keys.meta_key(self._number, name))
         return value if value is None else bytes(value)
 
-    def _load(self) -> None:
-        end = self._meta(_META_END)
+    def _load(self, new_in: rocksdict.WriteBatch | None = None) -> None:
+        end = self._meta(_META_END) if new_in is None else None
         if end is None:  # a new partition: write its initial state
             self._segments = [Segment(0)]
             self._epochs = EpochCache()
             self._producers = ProducerStateTable()
             self._txns = TxnIndex()
             self._log_start_offset = self._log_end_offset = self._high_watermark = self._cleaner_offset = 0
-            batch = rocksdict.WriteBatch(raw_mode=True)
+            batch = rocksdict.WriteBatch(raw_mode=True) if new_in is None else new_in
             self._put_offsets(batch)
             batch.put(keys.partition_key(self._number, keys.SEGMENT, 0), encode_segment(self._segments[0]))
-            self._db.write(batch)
+            if new_in is None:
+                self._db.write(batch)
             return
         self._log_end_offset = keys.decode_u64(end)
         self._log_start_offset = keys.decode_u64(self._meta(_META_START) or b"")
@@ -855,6 +858,31 @@ class LogManager:
         log = RocksDBLog(self._db, number, config, self._tail_budget)
         self._logs[(topic_id, partition)] = log
         return log
+
+    def get_or_create_many(self, wanted: list[tuple[bytes, str, int, LogConfig]]) -> None:
+        """`get_or_create` for many partitions at once (a metadata image that brings thousands): the
+        new ones are registered and initialised in one WriteBatch, not two writes each. Afterwards
+        `get_or_create` of each returns the open log."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        next_value = self._db.get(keys.NEXT_NUMBER_KEY)
+        number = keys.decode_u32(bytes(next_value)) if next_value is not None else 0
+        first = number
+        created: dict[tuple[bytes, int], RocksDBLog] = {}
+        for topic_id, topic_name, partition, config in wanted:
+            key = (topic_id, partition)
+            if key in self._logs or key in created:
+                continue
+            found = self._number_of(topic_id, partition)
+            if found is not None:
+                created[key] = RocksDBLog(self._db, found[0], config, self._tail_budget)
+                continue
+            batch.put(keys.registry_key(topic_id, partition), keys.encode_u32(number) + topic_name.encode())
+            created[key] = RocksDBLog(self._db, number, config, self._tail_budget, new_in=batch)
+            number += 1
+        if number != first:
+            batch.put(keys.NEXT_NUMBER_KEY, keys.encode_u32(number))
+            self._db.write(batch)
+        self._logs.update(created)
 
     def get(self, topic_id: bytes, partition: int) -> RocksDBLog | None:
         """The open log of a partition, or None if get_or_create was not called for it."""

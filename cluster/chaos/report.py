@@ -63,6 +63,7 @@ class Report:
     crashed: list[str] = field(default_factory=list)      # nodes that exited without being told to
     warnings: list[str] = field(default_factory=list)     # liveness findings: reported, not anomalies
     reader_stalls: list[dict[str, object]] = field(default_factory=list)  # the reader watchdog's events (workload)
+    extra_kinds: tuple[str, ...] = ()                     # anomaly kinds of an extra workload (txn)
 
     @property
     def anomaly_count(self) -> int:
@@ -95,7 +96,8 @@ class Report:
                  f"of faults, target {self.target}, topic {self.topic}"]
         lines.append("totals: " + ", ".join(f"{k} {_num(v)}" for k, v in self.totals.items()))
         lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in self.result.info.items()))
-        lines.append("anomalies: " + ", ".join(f"{k} {self.result.counts()[k]}" for k in ANOMALY_KINDS)
+        counts = self.result.counts()
+        lines.append("anomalies: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ANOMALY_KINDS + self.extra_kinds)
                      + f"  (total {self.anomaly_count})")
         for kind, examples in self.result.examples().items():
             lines.append(f"  {kind}:")
