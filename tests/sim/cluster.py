@@ -56,9 +56,9 @@ DISCONNECT_GRACE_MS = 60  # a crashed broker's dropped connection: fenced after 
 
 
 ALL_KINDS = ("crash", "crash_leader", "pause", "partition", "isolate_leader", "controller_failover",
-             "preferred_election", "slow_link", "leader_bounce", "power_loss", "power_loss_leader",
+             "preferred_election", "slow_link", "leader_bounce", "leader_return", "power_loss", "power_loss_leader",
              "power_outage", "outage_during_catchup")
-LEADERSHIP_KINDS = ("leader_bounce", "pause", "slow_link")
+LEADERSHIP_KINDS = ("leader_bounce", "leader_return", "pause", "slow_link")
 CHURN_KINDS = ("crash_leader", "crash_leader", "crash", "pause", "isolate_leader", "power_loss_leader")
 POWER_KINDS = ("power_loss", "power_loss_leader", "power_outage", "outage_during_catchup")
 
@@ -554,6 +554,7 @@ class SimCluster:
         self.synced = False  # drawn when the topic is created
         self.churn = self.faults.churn
         self.bounce_until = -1  # no churn while a leader bounce plays out
+        self.return_victim = -1  # a leader return: crash this broker as soon as it leads
         self.workload_on = True
         self.violations: list[str] = []
         self.metadata_listeners: list[Callable[[list[Record], MetadataImage], None]] = []
@@ -583,6 +584,12 @@ class SimCluster:
                 self.sim.note(f"metadata {image.offset}: {r}")
 
     def on_new_leader(self, broker: SimBroker) -> None:
+        if self.faults_active and broker.broker_id == self.return_victim:
+            self.return_victim = -1
+            delay = self.sim.rng.randint(50, 100)
+            self.sim.note(f"nemesis: return: crash new leader b{broker.broker_id} in {delay} ms")
+            self.sim.at(self.sim.now + delay, self._crash_broker, broker.broker_id, self.sim.rng.randint(200, 600))
+            return
         if self.faults_active and self.sim.now > self.bounce_until and self.sim.rng.random() < self.churn:
             delay = self.sim.rng.randint(0, 30)
             power = self.synced and self.sim.rng.random() < 0.25
@@ -779,6 +786,8 @@ class SimCluster:
             self._slow_links(links, slow, self.sim.now + duration)
         elif kind == "leader_bounce":
             self._leader_bounce()
+        elif kind == "leader_return":
+            self._leader_return()
 
     def _power_outage(self) -> None:
         """A rack loses power: every broker dies within a few ms and keeps only what it synced; they
@@ -845,6 +854,45 @@ class SimCluster:
         if self._leader_id() == preferred:
             self._crash_broker(preferred, rng.randint(30, 150))
         self.sim.at(self.sim.now + rng.randint(150, 300), self._bounce_lag, preferred)
+
+    def _leader_return(self) -> None:
+        """Leadership leaves the current leader L for the preferred replica P and comes straight back
+        (P dies right after taking over; L, still in the ISR and never told to truncate by P, is
+        elected again), while the link from a follower F to L is slow one way and P lags behind L.
+        F learns of P's epoch and truncates L's unreplicated tail while requests it sent in L's
+        old epoch are still on their way to L; they arrive in L's new epoch. Fetches from an older
+        leader epoch must not count (Kafka's FENCED_LEADER_EPOCH on Fetch): F's log no longer holds
+        what they say it does."""
+        rng = self.sim.rng
+        preferred, leader = BROKER_IDS[0], self._leader_id()
+        if leader <= 0 or not self.faults_active:
+            return
+        if leader == preferred:  # move leadership away first; try again once P is back in the ISR
+            self.sim.note(f"nemesis: leader return: b{preferred} leads; crash it first")
+            self._crash_broker(preferred, rng.randint(30, 150))
+            self.sim.at(self.sim.now + rng.randint(400, 700), self._leader_return)
+            return
+        follower = next(b for b in BROKER_IDS if b not in (preferred, leader))
+        slow, late = rng.randint(200, 350), rng.randint(250, 450)
+        start = self.sim.now + rng.randint(50, 250)
+        until = start + 700
+        self.sim.note(f"nemesis: leader return: b{leader} -> b{preferred} -> b{leader} from t={start}; "
+                      f"b{leader}->b{preferred} slow (up to {slow} ms), b{follower}->b{leader} from then on "
+                      f"(up to {late} ms)")
+        self._slow_links([(leader, preferred)], slow, until)
+        self.sim.at(start, self._slow_links, [(follower, leader)], late, until)
+        self.bounce_until = until
+        self.sim.at(start, self._arm_return, preferred)
+        for delay in range(0, 120, rng.randint(10, 30)):
+            self.sim.at(start + delay, self._spawn_preferred_election)
+
+    def _arm_return(self, preferred: int) -> None:
+        self.return_victim = preferred
+        self.sim.at(self.sim.now + 200, self._disarm_return, preferred)
+
+    def _disarm_return(self, preferred: int) -> None:
+        if self.return_victim == preferred:
+            self.return_victim = -1
 
     def _bounce_lag(self, preferred: int) -> None:
         rng = self.sim.rng
