@@ -5,15 +5,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard proto/*.proto)
 
-.PHONY: help venv proto proto-check run test test-unit test-integration compat chaos chaos-mutants sim sim-mutants bench bench-peers bench-profile lint secrets up down clean fuzz
+.PHONY: help venv proto proto-check run test test-unit test-integration compat compat-jvm chaos chaos-mutants sim sim-mutants bench bench-cluster bench-peers bench-profile lint secrets up down clean fuzz
 
 help:
 	@echo "make run    - start a local 3-controller, 3-broker cluster (Ctrl-C stops it); SECURE=1: TLS+SCRAM+ACLs, gRPC mTLS"
 	@echo "make test   - bootstrap the venv and run every test"
 	@echo "make compat - the client/tool compatibility matrix (docs/COMPATIBILITY.md)"
+	@echo "make compat-jvm - Kafka Streams, Kafka Connect and MirrorMaker 2 against real clusters (also in make test)"
 	@echo "make bench  - storage, cluster and scale benchmarks (SCALE=1 adds the 10,000-partition row, several minutes)"
+	@echo "make bench-cluster - only the issue-12 table (throughput, paced latency, failover, RSS) and the CPU per record of each process"
 	@echo "make bench-peers - the same workload against Apache Kafka 4.4.0 (KRaft) and NATS JetStream R3"
-	@echo "make bench-profile - py-spy flame graphs of a leader and a follower under acks=all (WORKLOAD=paced|full)"
+	@echo "make bench-profile - py-spy flame graphs of a leader and a follower under acks=all (WORKLOAD=paced|full|full-1k)"
 	@echo "make chaos  - 10 minutes of random faults against a local cluster"
 	@echo "make sim    - deterministic simulation: SEEDS=N runs seeds 1..N, SEED=n replays one seed verbosely"
 	@echo "make fuzz   - 10 minutes of the Kafka-protocol fuzzer under a memory cap"
@@ -52,6 +54,10 @@ test-integration: $(STAMP)
 compat: $(STAMP)
 	$(BIN)/python -m pytest -q tests/compat
 
+# Kafka Streams (exactly_once_v2), Connect (distributed, FileStream) and MirrorMaker 2; `make test` runs them too.
+compat-jvm: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=5 tests/compat/test_jvm_apps.py
+
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration 600s --seed $${SEED:-1}
 
@@ -79,6 +85,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.cluster_bench
 	$(BIN)/python -m bench.security_bench
 	$(BIN)/python -m bench.scale_bench $(if $(SCALE),--partitions 100 --partitions 1000 --partitions 10000)
+
+bench-cluster: $(STAMP)
+	$(BIN)/python -m bench.cluster_bench
 
 # py-spy (a dev dependency) samples the brokers; flame graphs and top frames go to profiles/.
 bench-profile: $(STAMP)

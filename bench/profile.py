@@ -8,8 +8,9 @@ folded into the Python frame that called them). For each process it writes the c
 event loop's or gRPC's poller's epoll wait is idle and left out) and prints the top frames:
 self time, and the Brook function nearest the leaf (what "our code" costs, C callees included).
 
-Workloads: `paced` (500 single-record acks=all produces per second, linger.ms=0) and `full` (100 B
-records as fast as acks=all allows, the `make bench` producer settings).
+Workloads: `paced` (500 single-record acks=all produces per second, linger.ms=0), `full` (100 B
+records as fast as acks=all allows, the `make bench` producer settings) and `full-1k` (the same with
+1 KiB records).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from cluster.cli.launcher import LocalCluster
 
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
-    parser.add_argument("--workload", choices=("paced", "full"), default="paced")
+    parser.add_argument("--workload", choices=("paced", "full", "full-1k"), default="paced")
     parser.add_argument("--seconds", type=float, default=15.0, help="sampling time")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--out", default="profiles", help="directory for the .txt and .svg files")
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     w.paced(bootstrap, topic, 500, run_s,
                             producer=w.warm_producer(bootstrap, topic, {"linger.ms": 0}))
                 else:
-                    w.produce(bootstrap, topic, 100, run_s, 10_000_000)
+                    w.produce(bootstrap, topic, 1024 if args.workload == "full-1k" else 100, run_s, 10_000_000)
                 stop.set()
 
             driver = threading.Thread(target=drive, daemon=True)

@@ -161,6 +161,24 @@ class FollowerSession:
         forgotten = [key for key in held if key not in wanted]
         return self.session_id, self.next_epoch, listed, forgotten
 
+    def request_changed(self, wanted: dict[PartitionKey, Position],
+                        changed: set[PartitionKey]) -> tuple[int, int, list[PartitionKey], list[PartitionKey]]:
+        """`request` in O(`changed`): the same answer when `changed` holds every key whose entry in
+        `wanted` was added, changed or removed since the last request the leader accepted (or
+        cancelled: a failed round resets the session, and a new session lists everything)."""
+        if self.session_id == NEW_SESSION_ID:
+            return NEW_SESSION_ID, 0, list(wanted), []
+        held = self.held
+        listed, forgotten = [], []
+        for key in changed:
+            position = wanted.get(key)
+            if position is None:
+                if key in held:
+                    forgotten.append(key)
+            elif held.get(key) != position:
+                listed.append(key)
+        return self.session_id, self.next_epoch, listed, forgotten
+
     def answered(self, session_id: int, wanted: dict[PartitionKey, Position], listed: list[PartitionKey],
                  forgotten: list[PartitionKey]) -> None:
         """The leader accepted the request built from `wanted`."""

@@ -214,18 +214,54 @@ def _fetch_wait_ms(config: Any) -> int:
         return FETCH_WAIT_MS
 
 
+# Each round re-checks this many of the loop's fetchable partitions against their logs (round
+# robin), besides the ones it knows changed: a log start moved by the follower's own retention
+# reaches the leader's session within a bounded number of rounds.
+AUDIT_PER_ROUND = 16
+
+
+class FollowedView:
+    """A fetcher loop's partitions, kept up to date from what changed, not rescanned (issue 16).
+
+    `positions` is what the next fetch asks for (key -> `Position`, the partitions that are neither
+    paused nor truncating), `fetchable` their replicas; `truncating` and `paused` the others.
+    `dirty` holds the keys to re-derive from their replica before the next round: metadata changes
+    (ReplicaManager.watch_followed), every partition the previous round answered or truncated, and
+    pauses that ended. `changed` holds the keys whose position was added, changed or dropped since
+    the last request (FollowerSession.request_changed). `full` re-derives every followed partition.
+    """
+
+    __slots__ = ("full", "dirty", "positions", "fetchable", "truncating", "paused", "changed", "audit")
+
+    def __init__(self) -> None:
+        self.full = True
+        self.dirty: set[PartitionKey] = set()
+        self.positions: dict[PartitionKey, Position] = {}
+        self.fetchable: dict[PartitionKey, Partition] = {}
+        self.truncating: dict[PartitionKey, Partition] = {}
+        self.paused: dict[PartitionKey, Partition] = {}
+        self.changed: set[PartitionKey] = set()
+        self.audit: list[PartitionKey] = []
+
+    def next_unpause_ms(self, now: int) -> int | None:
+        """Milliseconds until the first paused partition may be fetched again (O(paused))."""
+        pauses = [p.paused_until_ms - now for p in self.paused.values()]
+        return max(0, min(pauses)) if pauses else None
+
+
+def position_of(p: Partition) -> Position:
+    plog = p.log
+    return Position(plog.log_end_offset, p.leader_epoch, plog.latest_epoch(), plog.log_start_offset)
+
+
 class FetcherLoop:
-    # The partitions (key -> leader epoch) of the round whose RPC is in flight; `in_rpc` is true only
-    # while the loop awaits that RPC, the one point where it may be pre-empted. Class defaults: the
-    # simulator's subclass has its own __init__.
+    # `in_rpc` is true only while the loop awaits a fetch RPC, the one point where it may be
+    # pre-empted; `in_flight` is the positions that RPC carries. Class defaults: the simulator's
+    # subclass has its own __init__.
     in_rpc: bool = False
-    in_flight: dict[tuple[bytes, int], int] = {}
+    in_flight: dict[PartitionKey, Position] = {}
     _session: FollowerSession | None = None
-    # After a round whose answer carried nothing, with no partition paused, nothing about this
-    # loop's partitions has changed unless the loop is woken (a new image): the next round reuses
-    # the partition list and positions instead of walking every followed partition again.
-    # (parts, wanted, by_key, in_flight) of that round, else None.
-    _quiet: tuple | None = None
+    _view: FollowedView | None = None
 
     @property
     def session(self) -> FollowerSession:
@@ -233,6 +269,14 @@ class FetcherLoop:
         if self._session is None:
             self._session = FollowerSession()
         return self._session
+
+    @property
+    def view(self) -> FollowedView:
+        """This loop's partitions (FollowedView), registered for the manager's changes on first use."""
+        if self._view is None:
+            self._view = FollowedView()
+            self.m.watch_followed(self.leader_id, self)
+        return self._view
 
     def __init__(self, manager: ReplicaManager, broker_id: int, broker_epoch: Callable[[], int],
                  leader_id: int, address: str) -> None:
@@ -270,49 +314,104 @@ class FetcherLoop:
             self.stub.close()
         await self.channel.close(grace=None)
 
-    def _followed(self) -> list[Partition]:
-        """The replicas this broker follows from this leader (kept by the ReplicaManager from metadata
-        changes: no scan of every local replica)."""
-        return list(self.m.followed.get(self.leader_id, {}).values())
+    def followed_changed(self, key: PartitionKey) -> None:
+        """The ReplicaManager's news: `key` started or stopped being followed from this leader, or
+        changed leader epoch (called during a metadata apply; the next round re-derives it)."""
+        if self._view is not None:
+            self._view.dirty.add(key)
+
+    def _refresh(self) -> None:
+        """Re-derive the partitions that changed since the last round (all of them after `full`),
+        those whose pause ended, and AUDIT_PER_ROUND more in turn."""
+        view = self.view
+        followed = self.m.followed.get(self.leader_id, {})
+        now = self.m.monotonic_ms()
+        if view.full:
+            view.full = False
+            keys = set(followed)
+            keys.update(view.fetchable, view.truncating, view.paused)
+            view.dirty.clear()
+        else:
+            keys, view.dirty = view.dirty, set()
+        if view.paused:
+            keys.update(key for key, p in view.paused.items() if p.paused_until_ms <= now)
+        audit = view.audit
+        for _ in range(min(AUDIT_PER_ROUND, len(view.fetchable))):
+            if not audit:
+                audit.extend(view.fetchable)
+            key = audit.pop()
+            if key in view.fetchable:
+                keys.add(key)
+        for key in keys:
+            self._classify(view, key, followed.get(key), now)
+
+    def _classify(self, view: FollowedView, key: PartitionKey, p: Partition | None, now: int) -> None:
+        view.fetchable.pop(key, None)
+        view.truncating.pop(key, None)
+        view.paused.pop(key, None)
+        position = None
+        if p is not None and p.leader is None and p.leader_id == self.leader_id:
+            if p.paused_until_ms > now:
+                view.paused[key] = p
+            elif p.needs_truncation:
+                view.truncating[key] = p
+            else:
+                view.fetchable[key] = p
+                position = position_of(p)
+        if position is None:
+            if view.positions.pop(key, None) is not None:
+                view.changed.add(key)
+        elif view.positions.get(key) != position:
+            view.positions[key] = position
+            view.changed.add(key)
 
     def partitions(self) -> list[Partition]:
-        now = self.m.monotonic_ms()
-        return [p for p in self._followed()
-                if p.leader is None and p.leader_id == self.leader_id and p.paused_until_ms <= now]
-
-    def _next_unpause_ms(self) -> int | None:
-        """Milliseconds until the first paused partition of this leader may be fetched again."""
-        now = self.m.monotonic_ms()
-        pauses = [p.paused_until_ms - now for p in self._followed()
-                  if p.leader is None and p.leader_id == self.leader_id and p.paused_until_ms > now]
-        return min(pauses) if pauses else None
-
-    def has_news(self, parts: list[Partition]) -> bool:
-        """True when `parts` holds a partition (or leader epoch) the in-flight round does not carry."""
-        in_flight = self.in_flight
-        return any(in_flight.get((p.topic_id, p.index)) != p.leader_epoch for p in parts)
+        """Every partition this loop fetches now (truncating or not, not paused), after re-deriving
+        all of them from the replica manager: O(followed partitions), for tests and the harness;
+        the loop itself only re-derives what changed."""
+        view = self.view
+        view.full = True
+        self._refresh()
+        return [*view.truncating.values(), *view.fetchable.values()]
 
     def preempt_if_new(self) -> bool:
         """Called when the partitions this broker follows change (a new image): a round whose RPC is
         parked in the leader's long poll without a newly followed partition is cancelled and the loop
         restarted at once, so the new partition does not wait out FETCH_WAIT_MS (issue 16). Only the
         RPC await is interrupted: answers are applied synchronously after it, so a cancelled round
-        is a lost reply, which the fetch protocol already tolerates. Returns whether it pre-empted."""
-        if not self.in_rpc or self.task is None or self.task.done() or not self.has_news(self.partitions()):
+        is a lost reply, which the fetch protocol already tolerates. Looks only at the partitions
+        the metadata changed. Returns whether it pre-empted."""
+        if not self.in_rpc or self.task is None or self.task.done() or not self._has_news():
             return False
         self.in_rpc = False
         self.task.cancel()
         self.start()
         return True
 
+    def _has_news(self) -> bool:
+        """True when a changed partition is fetchable at a leader epoch the in-flight round does not
+        carry."""
+        view = self._view
+        if view is None:
+            return False
+        followed = self.m.followed.get(self.leader_id, {})
+        now = self.m.monotonic_ms()
+        in_flight = self.in_flight
+        for key in view.dirty:
+            p = followed.get(key)
+            if p is not None and p.leader is None and p.paused_until_ms <= now:
+                position = in_flight.get(key)
+                if position is None or position.current_leader_epoch != p.leader_epoch:
+                    return True
+        return False
+
     async def _run(self) -> None:
         while True:
-            woken = self.wake.is_set()
             self.wake.clear()
-            quiet = self._quiet
-            parts = quiet[0] if quiet is not None and not woken else self.partitions()
-            if not parts:
-                unpause_ms = self._next_unpause_ms()
+            self._refresh()
+            view = self.view
+            if not view.positions and not view.truncating:
+                unpause_ms = view.next_unpause_ms(self.m.monotonic_ms())
                 wait_s = 1.0 if unpause_ms is None else min(1.0, max(unpause_ms, 1) / 1000.0)
                 try:
                     await asyncio.wait_for(self.wake.wait(), wait_s)
@@ -320,13 +419,14 @@ class FetcherLoop:
                     pass
                 continue
             try:
-                error = await self.run_once(parts)
+                error = await self._round()
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as e:
                 error = f"RPC to broker {self.leader_id} at {self.address} failed: {e.code()}"
             except Exception:
                 log.exception("fetcher for leader %d failed; retrying", self.leader_id)
+                view.full = True  # re-derive everything after a failure we did not foresee
                 error = "unexpected failure"
             if error is None:
                 if self.last_error is not None:
@@ -339,15 +439,25 @@ class FetcherLoop:
                 self.last_error = error
             await self.sleep(backoff_ms(self.failures, self.rng) / 1000.0)
 
-    async def run_once(self, parts: list[Partition]) -> str | None:
-        """One round: the truncation exchange for partitions that need it, else one fetch.
+    async def run_once(self, parts: list[Partition] | None = None) -> str | None:
+        """One round of the loop over its current partitions (tests and the harness pass the
+        `partitions()` they just read; the round re-derives what changed since, as `_run` does).
         Returns a description of a round-level failure (to back off on), or None."""
-        if self._quiet is not None and parts is self._quiet[0]:
-            return await self._fetch(parts)  # nothing changed since a round that needed no truncation
-        truncating = [p for p in parts if p.needs_truncation]
-        if truncating:
-            return await self._truncate(truncating)
-        return await self._fetch(parts)
+        self._refresh()
+        return await self._round()
+
+    async def _round(self) -> str | None:
+        """The truncation exchange for partitions that need it, else one fetch."""
+        view = self.view
+        if view.truncating:
+            truncating = list(view.truncating.values())
+            try:
+                return await self._truncate(truncating)
+            finally:
+                view.dirty.update((p.topic_id, p.index) for p in truncating)
+        if not view.positions:
+            return None
+        return await self._fetch()
 
     async def _truncate(self, parts: list[Partition]) -> str | None:
         request = bpb.OffsetsForLeaderEpochRequest(replica_id=self.broker_id)
@@ -373,29 +483,18 @@ class FetcherLoop:
                                self.rng)
         return None
 
-    async def _fetch(self, parts: list[Partition]) -> str | None:
+    async def _fetch(self) -> str | None:
+        """One fetch of the view's positions. The incremental session (KIP-227): the request lists
+        only partitions whose position the leader does not hold and forgets those no longer fetched;
+        the leader answers only partitions with news; only those are re-derived for the next round.
+        O(changed partitions) on both sides, except when a session opens (everything is listed)."""
+        view = self.view
         session = self.session
-        quiet, self._quiet = self._quiet, None
-        if quiet is not None and parts is quiet[0] and session.session_id != 0:
-            # Nothing moved since the last round (see _quiet): an empty incremental request.
-            _, wanted, by_key, in_flight = quiet
-            unpause_ms = None
-            listed: list[PartitionKey] = []
-            forgotten: list[PartitionKey] = []
-            session_id, session_epoch = session.session_id, session.next_epoch
-        else:
-            # A paused partition rejoins when its pause ends: the poll ends no later than that.
-            unpause_ms = self._next_unpause_ms()
-            # The incremental session (KIP-227): list only partitions whose position the leader does
-            # not hold, forget those no longer fetched; the leader answers only partitions with news.
-            wanted, by_key = {}, {}
-            for p in parts:
-                key = (p.topic_id, p.index)
-                wanted[key] = Position(p.log.log_end_offset, p.leader_epoch, p.log.latest_epoch(),
-                                       p.log.log_start_offset)
-                by_key[key] = p
-            in_flight = {key: position.current_leader_epoch for key, position in wanted.items()}
-            session_id, session_epoch, listed, forgotten = session.request(wanted)
+        wanted, by_key = view.positions, view.fetchable
+        session_id, session_epoch, listed, forgotten = session.request_changed(wanted, view.changed)
+        view.changed.clear()  # the leader holds them now, or the session resets (then all are listed)
+        # A paused partition rejoins when its pause ends: the poll ends no later than that.
+        unpause_ms = view.next_unpause_ms(self.m.monotonic_ms())
         wait_ms = self.wait_ms if unpause_ms is None else max(0, min(self.wait_ms, unpause_ms))
         request = bpb.ReplicaFetchRequest(
             replica_id=self.broker_id, broker_epoch=self.broker_epoch(), max_wait_ms=wait_ms, min_bytes=1,
@@ -409,7 +508,7 @@ class FetcherLoop:
                                    log_start_offset=position.log_start_offset)
         for key in forgotten:
             request.forgotten.add(topic_id=key[0], partition=key[1])
-        self.in_flight = in_flight
+        self.in_flight = wanted  # not changed before this round's answer is applied
         self.in_rpc = True
         try:
             reply = await self.stub.ReplicaFetch(request, timeout=wait_ms / 1000.0 + 10.0)
@@ -430,22 +529,22 @@ class FetcherLoop:
             return f"ReplicaFetch answered {ErrorCode(reply.error_code).name}: {reply.error_message}"
         session.answered(reply.session_id, wanted, listed, forgotten)
         now = self.m.monotonic_ms()
+        dirty = view.dirty
         for r in reply.partitions:
             key = (r.topic_id, r.partition)
-            p, position = by_key.get(key), wanted.get(key)
-            if p is None or position is None:
+            p, sent = by_key.get(key), wanted.get(key)
+            if p is None or sent is None:
                 continue
-            if (p.leader is not None or p.leader_epoch != position.current_leader_epoch or p.needs_truncation
-                    or p.log.log_end_offset != position.fetch_offset
-                    or p.log.latest_epoch() != position.last_fetched_epoch):
+            dirty.add(key)  # its log, HW, pause or truncation state may move: re-derived next round
+            if (p.leader is not None or p.leader_epoch != sent.current_leader_epoch or p.needs_truncation
+                    or p.log.log_end_offset != sent.fetch_offset
+                    or p.log.latest_epoch() != sent.last_fetched_epoch):
                 # The role changed or the log moved while the call was in flight: the answer is
                 # dropped, so the leader's view of what we know is wrong; start a new session.
                 session.reset()
                 continue
             apply_fetch_answer(p, r, self.leader_id, now, self.rng)
             throttle_catch_up(self.m, p, len(r.records), now)
-        if not reply.partitions and unpause_ms is None and session.session_id != 0:
-            self._quiet = (parts, wanted, by_key, in_flight)
         return None
 
 
@@ -463,11 +562,11 @@ class FetcherManager:
         if image is None:
             return
         wanted: dict[int, str] = {}
-        for p in self.m.partitions.values():
-            if p.leader is None and p.leader_id >= 0 and p.leader_id != self.broker_id:
-                broker = image.brokers.get(p.leader_id)
+        for leader_id, followed in self.m.followed.items():  # O(leaders), not O(partitions)
+            if followed and leader_id != self.broker_id:
+                broker = image.brokers.get(leader_id)
                 if broker is not None:
-                    wanted[p.leader_id] = broker.grpc_address
+                    wanted[leader_id] = broker.grpc_address
         for leader_id, loop in list(self.loops.items()):
             if leader_id not in wanted or wanted[leader_id] != loop.address:
                 del self.loops[leader_id]

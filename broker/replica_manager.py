@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from broker.clock import Clock, system_monotonic_ms, system_wall_ms
 from broker.fetch_session import LeaderSession, LeaderSessions, PartitionKey, Position, SessionUpdate
 from broker.local_changes import LocalPartition, local_changes
 from broker.partition import UNKNOWN_BROKER_EPOCH, LeaderState
-from broker.throttle import ByteRate, is_catch_up
+from broker.throttle import ByteRate, is_catch_up, is_throttled
 from cluster.config import Config
 from cluster.effective_config import server_value
 from cluster.errors import ErrorCode, LogError
@@ -100,6 +101,9 @@ class ReplicaManager:
         self.by_name: dict[tuple[str, int], Partition] = {}
         # Followed replicas by leader broker, kept from metadata changes (the fetchers' partition sets).
         self.followed: dict[int, dict[tuple[bytes, int], Partition]] = {}
+        # Who is told which followed partitions changed (a fetcher loop per leader: it recomputes
+        # only those, see broker/fetcher.py), by leader broker id.
+        self.follow_listeners: dict[int, weakref.WeakSet[Any]] = {}
         self.session_watchers: dict[tuple[bytes, int], dict[int, LeaderSession]] = {}
         # Reassignment catch-up throttles (broker/throttle.py), rates from the dynamic configs.
         self.leader_throttle = ByteRate()
@@ -109,6 +113,7 @@ class ReplicaManager:
         # these; a quiescent partition re-enters on an append or a registration change.
         self.isr_watch: set[tuple[bytes, int]] = set()
         self.image: MetadataImage | None = None
+        self._configs: dict[str, LogConfig] = {}
         self.fetcher_changed: Callable[[], None] = lambda: None
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
         self.lag_time_max_ms = int(config["replica.lag.time.max.ms"])
@@ -122,6 +127,8 @@ class ReplicaManager:
         self.image = image
         self._refresh_throttles(image)
         changes = local_changes(previous, image, self.broker_id)
+        self._configs = {}  # log configs of this apply, one per topic (_log_config)
+        self._create_logs(image, [*changes.leaders, *changes.followers])
         # One replica's failure (a storage error) must not stop the others from following the image.
         for key in changes.deletes:
             self._guard(self._delete, key, *key)
@@ -142,11 +149,42 @@ class ReplicaManager:
             log.exception("cannot reconcile partition %s-%d", key[0].hex(), key[1])
 
     def _refresh_configs(self, image: MetadataImage) -> None:
+        configs: dict[str, LogConfig | Exception] = {}  # one computation per topic, not per partition
         for p in self.partitions.values():
+            config = configs.get(p.topic)
+            if config is None:
+                try:
+                    config = self.log_config_for(image, p.topic)
+                except (ValueError, LogError) as e:
+                    config = e
+                configs[p.topic] = config
             try:
-                p.log.update_config(self.log_config_for(image, p.topic))
+                if isinstance(config, Exception):
+                    raise config
+                p.log.update_config(config)
             except (ValueError, LogError) as e:
                 log.warning("keeping the old log config of %s-%d: %s", p.topic, p.index, e)
+
+    def _create_logs(self, image: MetadataImage, locals_: list[LocalPartition]) -> None:
+        """Open or create the logs of the replicas this image brings, in one storage write where the
+        log manager can (a topic of thousands of partitions); `_get_or_create` then finds them open."""
+        create_many = getattr(self.logs, "get_or_create_many", None)
+        new = [local for local in locals_ if (local.topic_id, local.partition) not in self.partitions]
+        if create_many is None or len(new) < 2:
+            return
+        try:
+            create_many([(local.topic_id, local.topic, local.partition, self._log_config(image, local.topic))
+                         for local in new])
+        except Exception:  # each replica is then created (or fails) on its own, under _guard
+            log.exception("cannot create %d logs at once; creating them one by one", len(new))
+
+    def _log_config(self, image: MetadataImage, topic: str) -> LogConfig:
+        """`log_config_for` once per topic during one image's apply (thousands of partitions of a
+        topic share it)."""
+        config = self._configs.get(topic)
+        if config is None:
+            config = self._configs[topic] = self.log_config_for(image, topic)
+        return config
 
     def _get_or_create(self, local: LocalPartition) -> Partition:
         key = (local.topic_id, local.partition)
@@ -154,19 +192,32 @@ class ReplicaManager:
         if p is None:
             assert self.image is not None
             plog = self.logs.get_or_create(local.topic_id, local.topic, local.partition,
-                                           self.log_config_for(self.image, local.topic))
+                                           self._log_config(self.image, local.topic))
             p = Partition(local.topic, local.topic_id, local.partition, plog,
                           watchers=self.session_watchers.setdefault(key, {}))
             self.partitions[key] = p
             self.by_name[(local.topic, local.partition)] = p
         return p
 
+    def watch_followed(self, leader_id: int, listener: Any) -> None:
+        """`listener.followed_changed(key)` is called whenever the replica `key` starts or stops being
+        followed from `leader_id`, or is followed at a new leader epoch (held weakly)."""
+        self.follow_listeners.setdefault(leader_id, weakref.WeakSet()).add(listener)
+
+    def _followed_changed(self, leader_id: int, key: tuple[bytes, int]) -> None:
+        listeners = self.follow_listeners.get(leader_id)
+        if listeners:
+            for listener in listeners:
+                listener.followed_changed(key)
+
     def _unfollow(self, p: Partition) -> None:
+        key = (p.topic_id, p.index)
         followed = self.followed.get(p.leader_id)
         if followed is not None:
-            followed.pop((p.topic_id, p.index), None)
+            followed.pop(key, None)
             if not followed:
                 del self.followed[p.leader_id]
+        self._followed_changed(p.leader_id, key)
 
     def _become_leader(self, local: LocalPartition) -> None:
         p = self._get_or_create(local)
@@ -201,6 +252,7 @@ class ReplicaManager:
         p.leader = None
         if reg.leader >= 0:
             self.followed.setdefault(reg.leader, {})[(p.topic_id, p.index)] = p
+            self._followed_changed(reg.leader, (p.topic_id, p.index))
         p.needs_truncation = True
         p.paused_until_ms = 0
         p.out_of_range_count = 0
@@ -430,7 +482,7 @@ class ReplicaManager:
                 return ProduceResult(ErrorCode.request_timed_out,
                                      message=f"not replicated to the ISR within {timeout_ms} ms")
             event = p.hw_event
-            try:
+            try:  # wait_for, not asyncio.timeout: the simulator's scheduler drives wait_for only
                 await asyncio.wait_for(event.wait(), remaining_ms / 1000.0)
             except TimeoutError:
                 pass
@@ -453,8 +505,28 @@ class ReplicaManager:
             log.warning("replication throttles: %s", e)
 
     def catch_up_throttled(self, p: Partition, replica: int) -> bool:
-        """Whether replication of `p` to `replica` is reassignment catch-up traffic under a throttle."""
-        return p.registration is not None and is_catch_up(p.registration.adding_replicas, replica)
+        """Follower side (replica = this broker): whether this broker's fetching of `p` is throttled —
+        reassignment catch-up traffic, or listed in follower.replication.throttled.replicas while out of
+        the ISR."""
+        return self._throttled(p, replica, "follower.replication.throttled.replicas")
+
+    def leader_throttled(self, p: Partition, replica: int) -> bool:
+        """Leader side: whether sending `p` to follower `replica` is throttled — reassignment catch-up
+        traffic, or `replica` out of the ISR with this broker listed in leader.replication.throttled.replicas."""
+        return self._throttled(p, replica, "leader.replication.throttled.replicas")
+
+    def _throttled(self, p: Partition, replica: int, key: str) -> bool:
+        if p.registration is None:
+            return False
+        if is_catch_up(p.registration.adding_replicas, replica):
+            return True
+        isr = p.leader.isr if p.leader is not None else p.registration.isr
+        try:
+            listed_replicas = self.topic_value(self.image, p.topic, key) if self.image is not None else ""
+        except ValueError:  # a stored value this version cannot read: not throttled
+            return False
+        return is_throttled(p.registration.adding_replicas, tuple(isr), replica, listed_replicas, p.index,
+                            self.broker_id)
 
     # -- DeleteRecords ---------------------------------------------------------------------------
     def low_watermark(self, p: Partition) -> int:
@@ -635,7 +707,7 @@ class LeaderSide:
         self.m._maybe_advance_hw(p)
         records = b""
         throttle = self.m.leader_throttle
-        throttled = throttle.limited and self.m.catch_up_throttled(p, replica_id)
+        throttled = throttle.limited and self.m.leader_throttled(p, replica_id)
         if throttled and item.fetch_offset < leo:
             now = self.m.monotonic_ms()
             budget = min(budget, throttle.allowance(now))

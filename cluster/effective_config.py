@@ -80,6 +80,8 @@ class TopicConfig:
     flush_ms: int  # -1 = no time-based flush
     message_timestamp_type: str
     compression_type: str
+    leader_replication_throttled_replicas: tuple[str, ...]  # kafka-reassign-partitions --throttle's
+    follower_replication_throttled_replicas: tuple[str, ...]
     # {topic key: SOURCE_*} for every key; not part of equality.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -140,10 +142,13 @@ def topic_config(image: MetadataImage, static: Config, topic: str) -> TopicConfi
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, spec in TOPIC_KEYS.items():
-        server_key = TOPIC_TO_SERVER_DEFAULT[key]
+        server_key = TOPIC_TO_SERVER_DEFAULT.get(key)
         if key in explicit:
             value = _parse(spec, explicit[key], f"topic {topic!r} config")
             source = SOURCE_TOPIC
+        elif server_key is None:  # a topic-only key: Kafka's default
+            value = spec.default
+            source = SOURCE_STATIC
         elif server_key in dynamic:
             value = _parse(SERVER_KEYS[server_key], dynamic[server_key], "cluster-wide dynamic config")
             source = SOURCE_CLUSTER

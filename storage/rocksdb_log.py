@@ -31,6 +31,7 @@ from storage.epoch_cache import EpochCache
 from storage.log import AppendInfo, EpochEntry, LogConfig, ProducerCheck, ReadResult
 from storage.producer_state import ProducerEntry, ProducerStateTable
 from storage.segments import Segment, decode_segment, encode_segment, select_segments_to_delete, should_roll
+from storage.tail import TailBudget, read_tail
 from storage.txn_index import AbortedTxn, TxnIndex
 
 __all__ = ["LogDirectoryInUseError", "LogManager", "RocksDBLog"]
@@ -155,7 +156,10 @@ def _open_options(variant: str = DEFAULT_WRITE_PATH, statistics: bool = False) -
 class RocksDBLog:
     """One partition's log inside a shared RocksDB. Created by LogManager, not directly."""
 
-    def __init__(self, db: rocksdict.Rdict, number: int, config: LogConfig) -> None:
+    def __init__(self, db: rocksdict.Rdict, number: int, config: LogConfig,
+                 tail_budget: TailBudget | None = None, new_in: rocksdict.WriteBatch | None = None) -> None:
+        """`new_in`: the number was just allocated (nothing stored under it); the initial state is
+        put into that batch, which the caller writes (LogManager.get_or_create_many)."""
         self._db = db
         self._number = number
         self._config = config
@@ -167,25 +171,32 @@ class RocksDBLog:
         # Bumped by every change that removes or rewrites stored batches other than an append (truncation,
         # retention, DeleteRecords, compaction): a compaction planned before it is not applied.
         self._generation = 0
-        self._load()
+        # The batches of the last append, served by `read` from memory (storage/tail.py); valid while
+        # `_generation` is `_tail_generation` (an append never bumps it, everything else that changes
+        # stored batches does).
+        self._tail: Sequence[tuple[BatchHeader, bytes]] = ()
+        self._tail_generation = -1
+        self._tail_budget = tail_budget if tail_budget is not None else TailBudget()
+        self._load(new_in)
 
     # Loading and persistence helpers.
     def _meta(self, name: bytes) -> bytes | None:
         value = self._db.get(keys.meta_key(self._number, name))
         return value if value is None else bytes(value)
 
-    def _load(self) -> None:
-        end = self._meta(_META_END)
+    def _load(self, new_in: rocksdict.WriteBatch | None = None) -> None:
+        end = self._meta(_META_END) if new_in is None else None
         if end is None:  # a new partition: write its initial state
             self._segments = [Segment(0)]
             self._epochs = EpochCache()
             self._producers = ProducerStateTable()
             self._txns = TxnIndex()
             self._log_start_offset = self._log_end_offset = self._high_watermark = self._cleaner_offset = 0
-            batch = rocksdict.WriteBatch(raw_mode=True)
+            batch = rocksdict.WriteBatch(raw_mode=True) if new_in is None else new_in
             self._put_offsets(batch)
             batch.put(keys.partition_key(self._number, keys.SEGMENT, 0), encode_segment(self._segments[0]))
-            self._db.write(batch)
+            if new_in is None:
+                self._db.write(batch)
             return
         self._log_end_offset = keys.decode_u64(end)
         self._log_start_offset = keys.decode_u64(self._meta(_META_START) or b"")
@@ -368,6 +379,10 @@ class RocksDBLog:
             segments[-1] = active
         self._epochs = epochs
         self._log_end_offset = log_end_offset
+        if self._tail_budget.admit(self._number, self, prepared.size_bytes):
+            self._tail, self._tail_generation = prepared.batches, self._generation
+        else:
+            self._tail = ()
         return AppendInfo(
             prepared.first_offset, prepared.last_offset, prepared.log_append_time_ms,
             tuple(header for header, _ in prepared.batches), prepared.size_bytes,
@@ -409,6 +424,13 @@ class RocksDBLog:
         first_offset = next_offset = offset
         if offset >= min(upper_bound, self._log_end_offset):
             return ReadResult(b"", first_offset, next_offset)
+        if self._tail_generation == self._generation:
+            found = read_tail(self._tail, offset, max_bytes, upper_bound, min_one)
+            if found is not None:
+                bodies, first_offset, next_offset = found
+                if not bodies:
+                    return ReadResult(b"", first_offset, next_offset)
+                return ReadResult(bodies[0] if len(bodies) == 1 else b"".join(bodies), first_offset, next_offset)
         chosen: list[bytes] = []
         total = 0
         iterator, _options = self._index_iterator(offset)
@@ -697,6 +719,7 @@ class RocksDBLog:
         """Write one chunk of the job's rewrites; False (nothing written) if the job is stale."""
         if job.generation != self._generation or self._closed:
             return False
+        self.drop_tail()  # it lies in the active segment, which compaction never touches: only to be safe
         batch = rocksdict.WriteBatch(raw_mode=True)
         size_change: dict[int, int] = {}
         for action in actions:
@@ -764,9 +787,15 @@ class RocksDBLog:
         self._unflushed_records = 0
         self._last_flush_ms = _monotonic_ms()
 
+    def drop_tail(self) -> None:
+        """Forget the in-memory tail (TailBudget makes room for another log's)."""
+        self._tail = ()
+
     def close(self) -> None:
         """Stop using the log; the LogManager owns (and closes) the database."""
         self._closed = True
+        self.drop_tail()
+        self._tail_budget.release(self._number)
 
 
 class LogManager:
@@ -791,6 +820,7 @@ class LogManager:
                 ) from error
             raise LogError(f"cannot open log directory {log_dir}: {text}", ErrorCode.kafka_storage_error) from error
         self._logs: dict[tuple[bytes, int], RocksDBLog] = {}
+        self._tail_budget = TailBudget()
         self._write_pid_file()
 
     def _write_pid_file(self) -> None:
@@ -825,9 +855,34 @@ class LogManager:
             self._db.write(batch)
         else:
             number = found[0]
-        log = RocksDBLog(self._db, number, config)
+        log = RocksDBLog(self._db, number, config, self._tail_budget)
         self._logs[(topic_id, partition)] = log
         return log
+
+    def get_or_create_many(self, wanted: list[tuple[bytes, str, int, LogConfig]]) -> None:
+        """`get_or_create` for many partitions at once (a metadata image that brings thousands): the
+        new ones are registered and initialised in one WriteBatch, not two writes each. Afterwards
+        `get_or_create` of each returns the open log."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        next_value = self._db.get(keys.NEXT_NUMBER_KEY)
+        number = keys.decode_u32(bytes(next_value)) if next_value is not None else 0
+        first = number
+        created: dict[tuple[bytes, int], RocksDBLog] = {}
+        for topic_id, topic_name, partition, config in wanted:
+            key = (topic_id, partition)
+            if key in self._logs or key in created:
+                continue
+            found = self._number_of(topic_id, partition)
+            if found is not None:
+                created[key] = RocksDBLog(self._db, found[0], config, self._tail_budget)
+                continue
+            batch.put(keys.registry_key(topic_id, partition), keys.encode_u32(number) + topic_name.encode())
+            created[key] = RocksDBLog(self._db, number, config, self._tail_budget, new_in=batch)
+            number += 1
+        if number != first:
+            batch.put(keys.NEXT_NUMBER_KEY, keys.encode_u32(number))
+            self._db.write(batch)
+        self._logs.update(created)
 
     def get(self, topic_id: bytes, partition: int) -> RocksDBLog | None:
         """The open log of a partition, or None if get_or_create was not called for it."""

@@ -18,6 +18,7 @@ buffered, so a peer cannot make the broker allocate what it announces.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass, field
 
 from cluster.limits import KAFKA_REQUEST_BYTES_DEFAULT
@@ -61,51 +62,107 @@ class HeaderError(FrameError):
 
 
 class FrameBuffer:
-    """Accumulates bytes from a stream and cuts them into frames (payloads without the size prefix)."""
+    """Accumulates bytes from a stream and cuts them into frames (payloads without the size prefix).
+
+    The chunks fed are kept as they came (no growing buffer to copy into): a frame inside one chunk
+    is one slice of it, a frame spanning chunks one join of the pieces — each frame byte is copied
+    once, whatever the frame's size (a 1 MiB produce request arrives in several reads).
+    """
 
     def __init__(self, frame_bytes_max: int = FRAME_BYTES_MAX_DEFAULT) -> None:
         if frame_bytes_max <= 0:
             raise ValueError("frame_bytes_max must be positive")
         self.frame_bytes_max = frame_bytes_max
-        self._buffer = bytearray()
+        self._chunks: deque[bytes] = deque()
+        self._start = 0  # bytes of _chunks[0] already cut off
+        self._size = 0  # bytes buffered and not yet cut off
+        self._known = -1  # the current frame's size once its prefix was read and checked, else -1
 
     def __len__(self) -> int:
-        return len(self._buffer)
+        return self._size
 
     def feed(self, data: bytes) -> None:
         """Append bytes read from the stream. Raises FrameTooLarge / FrameError on a bad size prefix."""
-        self._buffer += data
+        if data:
+            self._chunks.append(bytes(data))  # no copy for bytes
+            self._size += len(data)
         self._check_size()
 
+    def _frame_size(self) -> int | None:
+        """The current frame's size prefix, None until its 4 bytes are here."""
+        if self._known >= 0:
+            return self._known
+        if self._size < 4:
+            return None
+        first = self._chunks[0]
+        if len(first) - self._start < 4:  # the prefix spans reads: join just enough chunks (rare)
+            pieces = [memoryview(first)[self._start:]]
+            have = len(first) - self._start
+            self._chunks.popleft()
+            while have < 4:
+                chunk = self._chunks.popleft()
+                pieces.append(memoryview(chunk))
+                have += len(chunk)
+            first = b"".join(pieces)
+            self._chunks.appendleft(first)
+            self._start = 0
+        return int(_SIZE.unpack_from(first, self._start)[0])
+
     def _check_size(self) -> None:
-        if len(self._buffer) < 4:
+        size = self._frame_size()
+        if size is None:
             return
-        (size,) = _SIZE.unpack_from(self._buffer, 0)
         if size < 0:
             raise FrameError(f"negative frame size {size}")
         if size > self.frame_bytes_max:
             raise FrameTooLarge(size, self.frame_bytes_max)
+        self._known = size
 
     def next_frame(self) -> bytes | None:
         """The next complete frame's payload, or None when more bytes are needed."""
-        if len(self._buffer) < 4:
+        size = self._frame_size()
+        if size is None:
             return None
-        (size,) = _SIZE.unpack_from(self._buffer, 0)
         assert 0 <= size <= self.frame_bytes_max, "feed() checks every size prefix"
-        end = 4 + size
-        if len(self._buffer) < end:
+        if self._size < 4 + size:
             return None
-        frame = bytes(self._buffer[4:end])
-        del self._buffer[:end]
+        first = self._chunks[0]
+        begin = self._start + 4
+        end = begin + size
+        if end <= len(first):
+            frame = first[begin:end]
+            if end == len(first):
+                self._chunks.popleft()
+                self._start = 0
+            else:
+                self._start = end
+        else:
+            pieces = [memoryview(first)[begin:]]
+            need = end - len(first)
+            self._chunks.popleft()
+            self._start = 0
+            while need:
+                chunk = self._chunks[0]
+                if len(chunk) <= need:
+                    pieces.append(memoryview(chunk))
+                    need -= len(chunk)
+                    self._chunks.popleft()
+                else:
+                    pieces.append(memoryview(chunk)[:need])
+                    self._start = need
+                    need = 0
+            frame = b"".join(pieces)
+        self._size -= 4 + size
+        self._known = -1
         self._check_size()
         return frame
 
     def bytes_needed(self) -> int:
         """How many more bytes complete the current frame (at least 1 when nothing is buffered)."""
-        if len(self._buffer) < 4:
-            return 4 - len(self._buffer)
-        (size,) = _SIZE.unpack_from(self._buffer, 0)
-        return max(0, 4 + size - len(self._buffer))
+        size = self._frame_size()
+        if size is None:
+            return 4 - self._size
+        return max(0, 4 + size - self._size)
 
 
 def encode_frame(payload: bytes) -> bytes:

@@ -309,6 +309,32 @@ class TransactionCoordinator:
             part.txns[meta.transactional_id] = meta
         return error
 
+    async def _remove(self, part: TxnPartition, meta: TxnMetadata) -> ErrorCode:
+        """Write a tombstone for an expired id (acks=-1); on success the id is forgotten. The id is
+        pending meanwhile, so no request can change it between the decision and the write."""
+        tid = meta.transactional_id
+        if tid in part.pending or part.txns.get(tid) is not meta:
+            return ErrorCode.concurrent_transactions
+        part.pending.add(tid)
+        try:
+            try:
+                result = await self.core.produce(TXN_TOPIC, part.index,
+                                                 build_batch([(records.encode_key(tid), None)], self._wall_ms()),
+                                                 -1, WRITE_TIMEOUT_MS)
+                error = _map_write_error(result.error)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("removing %s from %s failed", tid, part.name)
+                error = ErrorCode.coordinator_not_available
+            if part.closed:
+                return ErrorCode.not_coordinator
+            if error == ErrorCode.none and part.txns.get(tid) is meta:
+                del part.txns[tid]
+            return error
+        finally:
+            part.pending.discard(tid)
+
     async def _apply(self, part: TxnPartition, decision: Decision) -> ErrorCode:
         """Write a decision's metadata (one write per id at a time) and start what follows it."""
         meta = decision.write
@@ -493,7 +519,7 @@ class TransactionCoordinator:
     async def _run_ticks(self) -> None:
         """Reconcile leadership every RECONCILE_INTERVAL_S; abort timed-out transactions every
         transaction.abort.timed.out.transaction.cleanup.interval.ms."""
-        last_abort_check = time.monotonic()
+        last_abort_check = last_expiry_check = time.monotonic()
         while True:
             await asyncio.sleep(RECONCILE_INTERVAL_S)
             try:
@@ -502,6 +528,11 @@ class TransactionCoordinator:
                 if time.monotonic() - last_abort_check >= interval_s:
                     last_abort_check = time.monotonic()
                     self.abort_timed_out()
+                interval_s = self._config("transaction.remove.expired.transaction.cleanup.interval.ms",
+                                          3_600_000) / 1000
+                if time.monotonic() - last_expiry_check >= interval_s:
+                    last_expiry_check = time.monotonic()
+                    self.remove_expired()
             except Exception:
                 log.exception("transaction coordinator tick failed")
 
@@ -520,6 +551,25 @@ class TransactionCoordinator:
                 log.info("transaction %s timed out after %d ms: aborting it", meta.transactional_id, meta.timeout_ms)
                 part.spawn(self._apply_quietly(part, Decision(write=aborting, after=After.SEND_MARKERS)),
                            f"txn-timeout-{meta.transactional_id}")
+
+    def remove_expired(self) -> None:
+        """Remove every transactional id past transactional.id.expiration.ms (see state.expired)."""
+        now_ms = self._wall_ms()
+        expiration_ms = self._config("transactional.id.expiration.ms", 604_800_000)
+        for part in list(self._parts.values()):
+            if part.loading or part.closed:
+                continue
+            for meta in list(part.txns.values()):
+                if meta.transactional_id in part.pending or not state.expired(meta, now_ms, expiration_ms):
+                    continue
+                log.info("transactional id %s expired (no change for %d ms): removing it", meta.transactional_id,
+                         now_ms - meta.last_update_ms)
+                part.spawn(self._remove_quietly(part, meta), f"txn-expire-{meta.transactional_id}")
+
+    async def _remove_quietly(self, part: TxnPartition, meta: TxnMetadata) -> None:
+        error = await self._remove(part, meta)
+        if error not in (ErrorCode.none, ErrorCode.concurrent_transactions):
+            log.info("removing the expired %s: %s (retried at the next check)", meta.transactional_id, error.name)
 
     async def _apply_quietly(self, part: TxnPartition, decision: Decision) -> None:
         error = await self._apply(part, decision)

@@ -36,6 +36,7 @@ __all__ = [
     "add_partitions",
     "complete",
     "end_txn",
+    "expired",
     "init_producer_id",
     "timed_out",
     "valid_transition",
@@ -254,3 +255,15 @@ def timed_out(meta: TxnMetadata, now_ms: int) -> TxnMetadata | None:
         return None
     epoch = meta.producer_epoch + 1 if meta.producer_epoch < EPOCH_MAX else meta.producer_epoch
     return meta.to(TxnState.PREPARE_ABORT, now_ms, producer_epoch=epoch, last_producer_epoch=meta.producer_epoch)
+
+
+# States in which a transactional id may expire: no transaction in progress or completing.
+_EXPIRABLE = frozenset({TxnState.EMPTY, TxnState.COMPLETE_COMMIT, TxnState.COMPLETE_ABORT})
+
+
+def expired(meta: TxnMetadata, now_ms: int, expiration_ms: int) -> bool:
+    """transactional.id.expiration.ms (Kafka's TransactionStateManager.removeExpiredTransactionalIds):
+    an id with no transaction in progress whose state last changed `expiration_ms` ago or more is
+    removed (a tombstone in __transaction_state). Ongoing and Prepare* ids never expire here: the
+    transaction timeout aborts them first, and the abort's completion starts the clock again."""
+    return meta.state in _EXPIRABLE and meta.last_update_ms >= 0 and now_ms - meta.last_update_ms >= expiration_ms

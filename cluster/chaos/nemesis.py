@@ -37,7 +37,9 @@ state):
     random                  a seeded mix of every round above plus SIGKILL/SIGTERM/SIGSTOP of any node;
                             rounds overlap: after a round the nemesis often does not wait for the cluster
                             to recover before the next one, and RANDOM_CONCURRENCY workers run rounds at
-                            once (an unclean round runs alone)
+                            once (an unclean round runs alone); every other round of a worker is the
+                            next of a shared deck of the targeted rounds (unclean and rejoin first), so
+                            each is tried within the first minutes of every run
 
 Every run ends (runner) with a heal, and then the replica sweep (`Nemesis.sweep`): each broker in
 turn is made the only leader of every partition (the other brokers are stopped with SIGSTOP until the
@@ -102,9 +104,10 @@ CUT_S = (1.0, 8.0)            # a network cut: shorter or longer than a session
 POLL_S = 0.05                 # polling the controller for a leadership change
 RANDOM_CONCURRENCY = 2        # the random mix: this many rounds run at once (faults overlap)
 LAG_MARGIN_S = (0.5, 2.0)     # beyond replica.lag.time.max.ms: a paused follower has left the ISR
-FLAP_S = ((0.05, 0.4), (0.02, 0.15))  # a throttled node: stopped for, then running for
+FLAP_S = ((0.15, 0.6), (0.02, 0.12))  # a throttled node: stopped for, then running for (mostly stopped)
 REJOIN_WAIT_S = 25.0          # how long a targeted round waits for a follower to rejoin the ISR
 SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
+TARGETED_EVERY = 2            # the random mix: every this-many rounds of a worker is a targeted one
 
 
 class NodeControl(Protocol):
@@ -277,6 +280,11 @@ class Nemesis:
         self.overlap = False  # set by the random scenario (see _end)
         # partition -> when the nemesis first forced an unclean election of it (History.unclean_since)
         self.unclean_since: dict[int, float] = {}
+        # The random mix's targeted deck (see random_round), shared by its workers.
+        self._deck: list[Callable[[], None]] = []
+        self._deck_lock = threading.Lock()
+        self._deck_passes = 0
+        self._deck_rng = random.Random(0)
 
     # -- per-worker state (the random mix runs RANDOM_CONCURRENCY workers, see run) ------------------
 
@@ -846,8 +854,14 @@ class Nemesis:
             self._sleep(FLAP_S[1])
             self._locked(joiner, lambda: self.control.pause(joiner))()
             stopped_once += 1
-            self._sleep(FLAP_S[0])
-            if joiner in (self._isr_of(partition) or set()):
+            # Watch the ISR for the whole stop, not only at its end: the expansion must be seen (and the
+            # leader killed) before the follower runs again and fetches what it lacks.
+            stop_until_s = self.clock() + self.rng.uniform(*FLAP_S[0])
+            back = joiner in (self._isr_of(partition) or set())
+            while not back and self.clock() < stop_until_s:
+                time.sleep(POLL_S)
+                back = joiner in (self._isr_of(partition) or set())
+            if back:
                 self._note(f"broker {joiner} is in the ISR again (stopped; {stopped_once} throttle slices)")
                 self._kill(leader, signal.SIGKILL)
                 killed = True
@@ -903,7 +917,47 @@ class Nemesis:
     def can_partition(self) -> bool:
         return hasattr(self.control, "isolate")
 
+    def _targeted_deck(self) -> list[Callable[[], None]]:
+        """The rounds built for one interleaving each (an unclean election after the ISR shrank to the
+        leader, a follower rejoining while the leader dies, an election with a lagging follower, leader
+        churn, a controller failover during an ISR change, a network cut)."""
+        deck: list[Callable[[], None]] = [
+            self.unclean, self.rejoin_while_leader_dies, self.rejoin_while_leader_dies,
+            self.rejoin_while_leader_dies, self.lagging_follower_election, self.leader_churn, self.isr_change_controller_failover,
+        ]
+        if self.can_partition:
+            deck.append(self.partition_network)
+        return deck
+
+    def _next_targeted(self) -> Callable[[], None]:
+        """The next round of the shared targeted deck (see random_round). The first pass starts with
+        the two rounds whose interleavings nothing else produces (unclean, rejoin) in seeded order,
+        then the others shuffled; every later pass is a fresh seeded shuffle of the whole deck."""
+        with self._deck_lock:
+            if not self._deck:
+                deck = self._targeted_deck()
+                if self._deck_passes == 0:
+                    first, rest = deck[:2], deck[2:]
+                    self._deck_rng.shuffle(first)
+                    self._deck_rng.shuffle(rest)
+                    deck = first + rest
+                else:
+                    self._deck_rng.shuffle(deck)
+                self._deck_passes += 1
+                self._deck = deck[::-1]  # popped from the end
+            return self._deck.pop()
+
     def random_round(self) -> None:
+        """One round of the random mix. Every other round of a worker (its first included) is the next
+        of a targeted deck shared by the workers, so each targeted interleaving is tried within the
+        first minutes of every run instead of when the draw happens to pick it; the rounds in between
+        are drawn from the whole mix (targeted rounds included)."""
+        self._local.rounds = getattr(self._local, "rounds", 0) + 1
+        if self._local.rounds % TARGETED_EVERY == 1 % TARGETED_EVERY:
+            choice = self._next_targeted()
+            with self._round(exclusive=choice == self.unclean):
+                choice()
+            return
         choices: list[Callable[[], None]] = [
             self.kill_active_controller, self.kill_leader, self.kill_follower, self.kill_two_replicas,
             self.pause_leader, lambda: self.kill_leader(signal.SIGTERM), lambda: self.kill_node(signal.SIGKILL),
@@ -948,6 +1002,8 @@ class Nemesis:
         self.overlap = scenario == "random"
         workers = max(1, concurrency if concurrency is not None else RANDOM_CONCURRENCY) if self.overlap else 1
         seeds = [self._main_rng.randrange(2 ** 62) for _ in range(workers)]
+        self._deck_rng = random.Random(self._main_rng.randrange(2 ** 62))
+        self._deck, self._deck_passes = [], 0
 
         def worker(index: int) -> None:
             if workers > 1:

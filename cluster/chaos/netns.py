@@ -11,7 +11,11 @@ says why not (tests skip with that message). Everything lives in namespaces this
                        over its stdin/stdout), because gRPC sockets must be opened inside a namespace
 
 No interface, route or firewall rule of the caller's namespace is touched; traffic stays on the private
-bridge (10.123.0.0/24 by default) or on each namespace's own 127.0.0.1. Removing a namespace removes
+bridge (10.123.0.0/24 by default; `subnet=`, `brook chaos run --subnet` or BROOK_CHAOS_SUBNET choose
+another) or on each namespace's own 127.0.0.1. Every name is under the run's own tag
+(`brooknet<pid>-<hex>`) and the bridge lives in the run's own hub namespace, so two clusters never
+share a namespace, bridge or route; a distinct subnet per parallel run keeps addresses in logs and
+reports unambiguous too. Removing a namespace removes
 its veth, so `close()` (also run on a failed start, and by the tests' finalizers) deletes every
 namespace it made after stopping every process by PID; `cleanup_stale()` removes namespaces left by a
 process that no longer exists.
@@ -45,10 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Agent", "NetnsCluster", "NetnsError", "cleanup_stale", "unavailable"]
+__all__ = ["Agent", "NetnsCluster", "NetnsError", "cleanup_stale", "parse_subnet", "unavailable"]
 
 PREFIX = "brooknet"
 SUBNET = "10.123.0"
+SUBNET_ENV = "BROOK_CHAOS_SUBNET"
 CONTROLLER_HOST_BASE = 10      # controller n -> .1n
 CLIENT_HOST = 200
 PORTS = {"PLAINTEXT": 9092, "GRPC": 9192, "CONTROLLER": 9093, "RAFT": 9094}
@@ -72,6 +77,20 @@ FAST_FAILURE_DETECTION = {
 
 class NetnsError(RuntimeError):
     pass
+
+
+def parse_subnet(text: str) -> str:
+    """A /24 for the cluster's bridge, as its first three octets ("10.124.0"; "10.124.0.0/24" is
+    accepted too). Raises ValueError for anything else."""
+    value = text.strip()
+    for suffix in (".0/24", "/24"):
+        if value.endswith(suffix) and value.count(".") == (3 if suffix == ".0/24" else 2):
+            value = value[: -len(suffix)]
+            break
+    parts = value.split(".")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+        raise ValueError(f"subnet {text!r}: expected the first three octets of a /24, e.g. 10.124.0")
+    return ".".join(str(int(p)) for p in parts)
 
 
 def _run(argv: list[str], timeout_s: float = CMD_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -62,6 +62,8 @@ class Report:
     problems: list[str] = field(default_factory=list)     # the run itself went wrong (not an anomaly)
     crashed: list[str] = field(default_factory=list)      # nodes that exited without being told to
     warnings: list[str] = field(default_factory=list)     # liveness findings: reported, not anomalies
+    reader_stalls: list[dict[str, object]] = field(default_factory=list)  # the reader watchdog's events (workload)
+    extra_kinds: tuple[str, ...] = ()                     # anomaly kinds of an extra workload (txn)
 
     @property
     def anomaly_count(self) -> int:
@@ -82,7 +84,7 @@ class Report:
             "timeline": [f.to_dict() for f in self.timeline],
             "unavailability": [w.__dict__ for w in self.windows], "client_errors": self.client_errors,
             "undrained_partitions": self.undrained, "problems": self.problems, "crashed": self.crashed,
-            "warnings": self.warnings,
+            "warnings": self.warnings, "reader_stalls": self.reader_stalls,
             "exit_code": self.exit_code,
         }
 
@@ -94,7 +96,8 @@ class Report:
                  f"of faults, target {self.target}, topic {self.topic}"]
         lines.append("totals: " + ", ".join(f"{k} {_num(v)}" for k, v in self.totals.items()))
         lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in self.result.info.items()))
-        lines.append("anomalies: " + ", ".join(f"{k} {self.result.counts()[k]}" for k in ANOMALY_KINDS)
+        counts = self.result.counts()
+        lines.append("anomalies: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ANOMALY_KINDS + self.extra_kinds)
                      + f"  (total {self.anomaly_count})")
         for kind, examples in self.result.examples().items():
             lines.append(f"  {kind}:")

@@ -1,7 +1,11 @@
 """`brook chaos run`: a workload, a nemesis and the checker against a cluster, ending in a report.
 
     brook chaos run --scenario kill-leader|...|random --duration 60s --seed 7 [--target local|compose]
-        [--data-dir .data/dev | --fresh]
+        [--data-dir .data/dev | --fresh] [--workload txn]
+
+With --workload txn the transactional workload (txn_workload.TxnRun: transactional producers,
+consume-transform-produce, read_committed readers, on two topics of its own) runs beside the default
+one, is drained after it, and its anomalies (txn_check) join the report.
 
 Target local drives the cluster `make run` (`brook dev`) runs under --data-dir (LocalCluster.adopt:
 its nodes by PID; killed nodes are restarted as this process's children and every node is left
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from brookpb import admin_pb2 as apb
@@ -69,6 +74,9 @@ CHAOS_OVERRIDES = {
     "offsets.topic.num.partitions": "3",
     "auto.leader.rebalance.enable": "true",
     "leader.imbalance.check.interval.seconds": "15",
+    # The transactional workload (--workload txn): a small __transaction_state, timeouts checked often.
+    "transaction.state.log.num.partitions": "3",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
 }
 PARTITIONS = 3
 REPLICATION_FACTOR = 3
@@ -146,7 +154,8 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
         *, bootstrap_controller: str | None = None, compose_file: str = DEFAULT_COMPOSE_FILE,
         rate_per_s: float = RATE_PER_S, session_timeout_s: float | None = None,
         data_dir: str | os.PathLike[str] | None = None, log: Callable[[str], None] = print,
-        sweep: bool = True, network: str = "none", concurrency: int | None = None) -> Report:
+        sweep: bool = True, network: str = "none", concurrency: int | None = None,
+        subnet: str | None = None, workload: str = "default") -> Report:
     """One chaos run (see the module doc). `cluster`: a started LocalCluster to use. Else, for target
     local: the cluster running under `data_dir` (adopted, left running), or when there is none (or
     `data_dir` is None) one started in a temp dir. Raises BrookError when the cluster cannot be set up."""
@@ -156,8 +165,10 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     rng = random.Random(seed)
     own_dir: str | None = None
     adopted = False
+    if network == "netns" and workload != "default":
+        raise ValueError("the transactional workload does not run with --network netns yet")
     if network == "netns":
-        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep, concurrency)
+        return _run_netns(scenario, duration_s, seed, rng, rate_per_s, log, sweep, concurrency, subnet)
     if target == "local" and cluster is None and data_dir is not None:
         cluster = _adopt(data_dir, bootstrap_controller, log)
         adopted = cluster is not None
@@ -177,7 +188,7 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
     report: Report | None = None
     try:
         report = _run(scenario, duration_s, seed, target, cluster, rng, bootstrap_controller, compose_file,
-                      rate_per_s, session_timeout_s, log, sweep, concurrency=concurrency)
+                      rate_per_s, session_timeout_s, log, sweep, concurrency=concurrency, workload_kind=workload)
         return report
     finally:
         if adopted:
@@ -191,9 +202,11 @@ def run(scenario: str, duration_s: float, seed: int, target: str = "local", clus
 
 
 def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, rate_per_s: float,
-               log: Callable[[str], None], sweep: bool, concurrency: int | None = None) -> Report:
+               log: Callable[[str], None], sweep: bool, concurrency: int | None = None,
+               subnet: str | None = None) -> Report:
     """A run against its own cluster in network namespaces (cluster.chaos.network): the nemesis may
-    also cut the network. This process moves into the cluster's client namespace for the run."""
+    also cut the network. This process moves into the cluster's client namespace for the run.
+    `subnet`: the bridge's /24 (default BROOK_CHAOS_SUBNET, else netns.SUBNET)."""
     from cluster.chaos import network
 
     netns = network.netns_module()
@@ -201,8 +214,11 @@ def _run_netns(scenario: str, duration_s: float, seed: int, rng: random.Random, 
     if reason is not None:
         raise BrookError(f"--network netns: {reason}", ErrorCode.invalid_request)
     own_dir = tempfile.mkdtemp(prefix=f"brook-chaos-netns-{seed}-")
-    cluster = netns.NetnsCluster(own_dir, overrides={**netns.FAST_FAILURE_DETECTION, **CHAOS_OVERRIDES})
-    log(f"[chaos] starting a 3-controller, 3-broker cluster in network namespaces ({cluster.tag}) in {own_dir}")
+    subnet = netns.parse_subnet(subnet or os.environ.get(netns.SUBNET_ENV) or netns.SUBNET)
+    cluster = netns.NetnsCluster(own_dir, subnet=subnet,
+                                 overrides={**netns.FAST_FAILURE_DETECTION, **CHAOS_OVERRIDES})
+    log(f"[chaos] starting a 3-controller, 3-broker cluster in network namespaces ({cluster.tag}, "
+        f"{subnet}.0/24) in {own_dir}")
     report: Report | None = None
     previous = -1
     try:
@@ -276,7 +292,8 @@ def _broker_config_s(admin: ControllerClient, name: str, default_s: float) -> fl
 def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng: random.Random,  # noqa: ANN001
          bootstrap_controller: str | None, compose_file: str, rate_per_s: float,
          session_timeout_s: float | None, log: Callable[[str], None], sweep: bool = True,
-         control: NodeControl | None = None, concurrency: int | None = None) -> Report:
+         control: NodeControl | None = None, concurrency: int | None = None,
+         workload_kind: str = "default") -> Report:
     started = time.monotonic()
 
     def clock() -> float:
@@ -310,10 +327,17 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                       health=lambda timeout_s, epochs: wait_ready(admin, topic, broker_ids, timeout_s, epochs),
                       epochs=lambda: broker_epochs(admin))
     nemesis.lag_time_s = _broker_config_s(admin, "replica.lag.time.max.ms", 30.0)
-    config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s)
+    config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s, debug_dir=tempfile.gettempdir())
     workload = Workload(config, history, clock)
+    txn = None
+    if workload_kind == "txn":  # the transactional workload runs beside the default one
+        from cluster.chaos.txn_workload import TxnRun
+        txn = TxnRun(kafka, run_id, seed, PARTITIONS, clock, log, lambda name: create_topic(admin, name),
+                     lambda name: wait_ready(admin, name, broker_ids, READY_S_MAX), config.client_errors)
     sampler.start()
     workload.start()
+    if txn is not None:
+        txn.start()
     healed = False
     try:
         _wait_reading(workload, log)
@@ -327,10 +351,14 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
             report.problems.append(f"the cluster was not healthy within {HEAL_S_MAX:g}s of the heal")
     finally:
         workload.stop_writers()
+        if txn is not None:
+            txn.stop()
         # A cluster that did not heal (a broken build) gets short bounds from here on, so the run
         # still ends with a report within a few minutes.
         workload.stop_readers(READER_CATCH_UP_S if healed else BROKEN_WAIT_S)
         sampler.stop()
+    report.warnings += [stall.describe() for stall in workload.stalls]
+    report.reader_stalls = [asdict(stall) for stall in workload.stalls]
     unread = workload.group_missing()
     if unread:
         report.warnings.append(f"liveness: the consumer group had not read {unread} acknowledged values "
@@ -339,6 +367,8 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
     log(f"[chaos {clock():7.2f}s] draining {topic} from offset 0")
     report.undrained = drain(kafka, topic, range(PARTITIONS), history, clock, run_id,
                              timeout_s=DRAIN_S_MAX if healed else BROKEN_WAIT_S * 3)
+    if txn is not None:
+        txn.drain(healed)
     prefix_anomalies, problems = check_prefixes(broker_grpc, topic, REPLICATION_FACTOR, log,
                                                 converge_s=CONVERGE_S_MAX if healed else BROKEN_WAIT_S,
                                                 batches=history.idempotent_batches)
@@ -369,9 +399,12 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                      "rebalances": len(history.assignments), "replica_samples": len(history.replica_samples),
                      "partition_samples": len(history.partition_samples), "sampler_errors": sampler.errors,
                      "fault_start_s": round(fault_start_s, 2), "group_last_read_s": round(workload.last_read_s, 2),
-                     "group_unread_acked": unread, "swept_brokers": len(swept),
+                     "group_unread_acked": unread, "readers_recreated": len(workload.stalls),
+                     "swept_brokers": len(swept),
                      "sweep_reads": sum(1 for r in history.reads if r.reader.startswith("sweep-"))}
     report.totals.update({f"fault_actions_{kind}": count for kind, count in nemesis.fault_actions().items()})
+    if txn is not None:
+        txn.add_to(report)
     report.totals.update(detection(report, fault_start_s, fault_start_s + duration_s))
     return report
 
@@ -454,7 +487,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", choices=("none", "netns"), default="none",
                    help="netns: start its own cluster in network namespaces so the nemesis also cuts the "
                         "network (needs root, iproute2, iptables)")
+    p.add_argument("--subnet", default=None,
+                   help="netns: the cluster bridge's /24, e.g. 10.124.0 (default: $BROOK_CHAOS_SUBNET, else "
+                        "10.123.0); give parallel netns runs different ones")
     p.add_argument("--no-sweep", action="store_true", help="skip the replica sweep at the end")
+    p.add_argument("--workload", choices=("default", "txn"), default="default",
+                   help="txn: also run the transactional workload (transactions, consume-transform-produce, "
+                        "read_committed readers) and its checker")
     p.add_argument("--concurrency", type=int, default=None,
                    help=f"random: rounds running at once (default {RANDOM_CONCURRENCY})")
     p.add_argument("--output", "-o", choices=("table", "json"), default="table")
@@ -471,10 +510,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--concurrency must be between 1 and 8")
         if args.fresh and args.data_dir is not None:
             raise ValueError("--fresh starts a cluster in a temp dir: it does not take --data-dir")
+        if args.network == "netns" and args.workload == "txn":
+            raise ValueError("--workload txn does not run with --network netns yet")
         if args.network == "netns" and (args.data_dir is not None or args.target != "local"
                                         or args.bootstrap_controller):
             raise ValueError("--network netns starts its own cluster: it takes neither --data-dir, "
                              "--bootstrap-controller nor --target compose")
+        if args.subnet is not None:
+            if args.network != "netns":
+                raise ValueError("--subnet is the network namespaces' bridge: it needs --network netns")
+            from cluster.chaos.netns import parse_subnet
+
+            args.subnet = parse_subnet(args.subnet)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 2
     except ValueError as e:
@@ -487,6 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      compose_file=args.compose_file, rate_per_s=args.rate,
                      data_dir=None if args.fresh else (args.data_dir or DEFAULT_DATA_DIR),
                      sweep=not args.no_sweep, network=args.network, concurrency=args.concurrency,
+                     subnet=args.subnet, workload=args.workload,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     except BrookError as e:
         print(f"brook: error: {e.message.splitlines()[0]} (seed {seed})", file=sys.stderr)

@@ -9,6 +9,12 @@
               purged from the local queue or refused by produce()) or unknown (anything else).
     readers   `readers` threads in one consumer group, recording every message with its partition,
               offset and the reader's assignment number (bumped on every assign/revoke/lost).
+    watchdog  a reader that has read nothing for READER_STALL_S while writes were acknowledged (and
+              it holds partitions, or the whole group reads nothing) is closed and recreated: a new
+              group member, its assignment number bumped (reason "recreated"); each event is kept
+              in `Workload.stalls` (the run's report lists them as liveness warnings) with the last
+              librdkafka consumer-group debug lines (`debug=cgrp`) of the stalled consumer, written
+              next to the run's logs when a directory is given (`WorkloadConfig.debug_dir`).
     drain     after the heal, a group-less consumer reads every partition from offset 0 to its
               high watermark.
 
@@ -17,10 +23,13 @@ Everything is bounded: the rate, the producer's local queue, every flush/poll/dr
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -35,7 +44,7 @@ from cluster.chaos.history import (
     is_group_reader,
 )
 
-__all__ = ["Workload", "WorkloadConfig", "drain"]
+__all__ = ["ReaderStall", "Workload", "WorkloadConfig", "drain", "reader_stalled"]
 
 # Bounds (seconds unless named otherwise).
 PRODUCER_QUEUE_MESSAGES_MAX = 20_000
@@ -45,6 +54,10 @@ MESSAGE_TIMEOUT_MS = 15_000
 CATCH_UP_POLL_S = 0.5
 READER_CATCH_UP_S_MAX = 20.0
 DRAIN_S_MAX = 60.0
+READER_STALL_S = 30.0    # a reader that read nothing this long while writes were acknowledged is recreated
+WATCHDOG_S = 1.0         # how often the watchdog looks
+READER_CLOSE_S = 10.0    # a stalled consumer's close() is abandoned after this long (it may hang)
+CGRP_DEBUG_LINES = 300   # librdkafka consumer-group debug lines kept per reader (the last ones)
 # librdkafka's own log lines are noise during chaos: only critical ones reach stderr; errors are counted.
 CLIENT_LOG_LEVEL = 2
 # Writers send in ticks (a burst of rate * TICK_S values) so thousands of values/s cost few wake-ups.
@@ -67,6 +80,52 @@ class WorkloadConfig:
     readers: int = 2
     group: str = ""
     client_errors: dict[str, int] = field(default_factory=dict)
+    debug_dir: str | None = None     # where a stalled reader's cgrp debug lines are written (None: kept in memory)
+    stall_s: float = READER_STALL_S
+
+
+@dataclass
+class ReaderStall:
+    """The watchdog recreated `reader` at `time_s`: it had read nothing since `since_s` (its last
+    read or start) while writes were acknowledged up to `last_ack_s`; `assigned` its partitions then."""
+
+    reader: str
+    time_s: float
+    since_s: float
+    last_ack_s: float
+    assigned: tuple[int, ...]
+    group_last_read_s: float
+    debug_path: str = ""
+    debug_tail: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"; librdkafka cgrp debug: {self.debug_path}" if self.debug_path else ""
+        return (f"liveness: reader {self.reader} read nothing from {self.since_s:.2f}s to {self.time_s:.2f}s "
+                f"while writes were acknowledged (last at {self.last_ack_s:.2f}s; it held partitions "
+                f"{list(self.assigned)}, the group's last read was at {self.group_last_read_s:.2f}s): "
+                f"recreated{where}")
+
+
+def reader_stalled(now_s: float, since_s: float, last_ack_s: float, assigned: bool, group_last_read_s: float,
+                   stall_s: float) -> bool:
+    """The watchdog's rule. A reader is stalled when it has read nothing for `stall_s` since `since_s`
+    (its last read, or its (re)start) although writes were acknowledged after that, and either it
+    holds partitions (each gets writes: the keys spread over all of them) or no reader of the group
+    has read anything for `stall_s` (a group that stopped assigning)."""
+    if now_s - since_s < stall_s or last_ack_s <= since_s:
+        return False
+    return assigned or now_s - group_last_read_s >= stall_s
+
+
+class _Lines(logging.Handler):
+    """Keeps the last `maxlen` formatted records (a consumer's librdkafka debug log)."""
+
+    def __init__(self, maxlen: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: deque[str] = deque(maxlen=maxlen)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.created:.3f} {record.getMessage()}")
 
 
 def producer_config(bootstrap: str, acks: int = -1) -> dict[str, object]:
@@ -122,7 +181,15 @@ class Workload:
         self._readers_stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._last_read_s = 0.0
+        self._last_ack_s = 0.0
         self._lock = threading.Lock()
+        # The watchdog (see the module doc): per reader its last read or (re)start time, its partitions,
+        # and an event asking it to recreate its consumer.
+        self._reader_since: dict[str, float] = {}
+        self._reader_assigned: dict[str, tuple[int, ...]] = {}
+        self._recreate: dict[str, threading.Event] = {}
+        self._reader_debug: dict[str, _Lines] = {}
+        self.stalls: list[ReaderStall] = []
 
     def _count_error(self, err: KafkaError) -> None:
         name = ("fatal:" if err.fatal() else "") + err.name()
@@ -133,7 +200,13 @@ class Workload:
         for writer in range(self.config.writers + self.config.weak_writers):
             self._spawn(f"chaos-writer-{writer}", self._write_loop, writer)
         for reader in range(self.config.readers):
-            self._spawn(f"chaos-reader-{reader}", self._read_loop, f"reader-{reader}")
+            name = f"reader-{reader}"
+            self._reader_since[name] = self.clock()
+            self._reader_assigned[name] = ()
+            self._recreate[name] = threading.Event()
+            self._spawn(f"chaos-reader-{reader}", self._read_loop, name)
+        if self.config.readers:
+            self._spawn("chaos-reader-watchdog", self._watchdog, None)
 
     def _spawn(self, name: str, target: Callable[..., None], arg: object) -> None:
         thread = threading.Thread(target=target, args=(arg,), name=name, daemon=True)
@@ -200,6 +273,7 @@ class Workload:
             # The offset is unknown (-1) for a retry the leader recognised as a duplicate of a batch it
             # no longer has the position of: acknowledged all the same.
             offset = msg.offset()
+            self._last_ack_s = now
             self.history.outcome(Outcome(value, OutcomeKind.ok, now, msg.partition(), -1 if offset is None else offset))
         elif err.code() in _NEVER_SENT:
             self.history.outcome(Outcome(value, OutcomeKind.failed, now, error=err.name()))
@@ -215,20 +289,38 @@ class Workload:
     # -- readers -----------------------------------------------------------------------------------
 
     def _read_loop(self, reader: str) -> None:
-        consumer = Consumer({**consumer_config(self.config.bootstrap, self.group), "error_cb": self._count_error})
         state = {"assignment": 0}
+        while not self._readers_stop.is_set():
+            self._reader_since[reader] = self.clock()
+            self._read_until_recreated(reader, state)
+
+    def _consumer(self, reader: str) -> Consumer:
+        """A group member with librdkafka's consumer-group debug log kept in memory (the last lines)."""
+        lines = _Lines(CGRP_DEBUG_LINES)
+        self._reader_debug[reader] = lines
+        logger = logging.getLogger(f"brook.chaos.{self.config.run_id}.{reader}.{id(lines)}")
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        logger.handlers[:] = [lines]
+        return Consumer({**consumer_config(self.config.bootstrap, self.group), "error_cb": self._count_error,
+                         "debug": "cgrp", "log_level": 7}, logger=logger)
+
+    def _read_until_recreated(self, reader: str, state: dict[str, int]) -> None:
+        consumer = self._consumer(reader)
+        recreate = self._recreate[reader]
 
         def changed(reason: str) -> Callable[[Consumer, list[TopicPartition]], None]:
             def callback(_: Consumer, partitions: list[TopicPartition]) -> None:
                 state["assignment"] += 1
                 kept = tuple(sorted(p.partition for p in partitions)) if reason == "assign" else ()
+                self._reader_assigned[reader] = kept
                 self.history.assign(Assignment(reader, state["assignment"], kept, self.clock(), reason))
             return callback
 
         consumer.subscribe([self.config.topic], on_assign=changed("assign"), on_revoke=changed("revoke"),
                            on_lost=changed("lost"))
         try:
-            while not self._readers_stop.is_set():
+            while not self._readers_stop.is_set() and not recreate.is_set():
                 msg = consumer.poll(POLL_S)
                 if msg is None:
                     continue
@@ -238,10 +330,46 @@ class Workload:
                     continue
                 now = self.clock()
                 self._last_read_s = now
+                self._reader_since[reader] = now
                 partition, offset, value = _fields(msg)
                 self.history.read(Read(reader, state["assignment"], partition, offset, value, now))
         finally:
-            consumer.close()
+            if recreate.is_set():
+                # A new member: its reads are a new assignment (the checker's order checks restart).
+                state["assignment"] += 1
+                self._reader_assigned[reader] = ()
+                self.history.assign(Assignment(reader, state["assignment"], (), self.clock(), "recreated"))
+                recreate.clear()
+                _close_bounded(consumer, READER_CLOSE_S)
+            else:
+                consumer.close()
+
+    def _watchdog(self, _: object) -> None:
+        """Recreate a stalled reader (see reader_stalled), at most once per stall_s each."""
+        while not self._readers_stop.wait(WATCHDOG_S):
+            self._watch_once(self.clock())
+
+    def _watch_once(self, now: float) -> None:
+        for reader, since_s in list(self._reader_since.items()):
+            assigned = self._reader_assigned.get(reader, ())
+            if self._recreate[reader].is_set() or not reader_stalled(
+                    now, since_s, self._last_ack_s, bool(assigned), self._last_read_s, self.config.stall_s):
+                continue
+            self.stalls.append(self._stall(reader, now, since_s, assigned))
+            self._recreate[reader].set()
+
+    def _stall(self, reader: str, now: float, since_s: float, assigned: tuple[int, ...]) -> ReaderStall:
+        lines = list(self._reader_debug[reader].lines) if reader in self._reader_debug else []
+        stall = ReaderStall(reader, round(now, 3), round(since_s, 3), round(self._last_ack_s, 3), assigned,
+                            round(self._last_read_s, 3), debug_tail=lines[-20:])
+        if self.config.debug_dir:
+            path = Path(self.config.debug_dir) / f"{self.config.run_id}-{reader}-{now:.0f}s-cgrp.log"
+            try:
+                path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+                stall.debug_path = str(path)
+            except OSError:
+                pass
+        return stall
 
     def stop_readers(self, catch_up_s: float = READER_CATCH_UP_S_MAX) -> None:
         """Let the readers catch up (until they have read every acknowledged value, for
@@ -268,6 +396,13 @@ class Workload:
 
     def reads_started(self) -> bool:
         return self._last_read_s > 0
+
+
+def _close_bounded(consumer: Consumer, timeout_s: float) -> None:
+    """close() a consumer on a helper thread, abandoned after `timeout_s` (a stalled member's leave may hang)."""
+    closer = threading.Thread(target=consumer.close, name="chaos-reader-close", daemon=True)
+    closer.start()
+    closer.join(timeout_s)
 
 
 def _fields(msg: Message) -> tuple[int, int, str]:

@@ -30,6 +30,8 @@ ACKS = {"0": 0, "1": 1, "all": -1, "-1": -1}
 
 
 def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, non_negative: Any) -> None:
+    from cluster.cli.main import add_command_config
+
     p = commands.add_parser("produce", parents=[common], help="produce stdin lines to a topic",
                             description="Produce each stdin line as one record; prints the offset of each.")
     p.set_defaults(handler=produce)
@@ -41,6 +43,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing for successful records")
     p.add_argument("--bootstrap-server", metavar="HOST:PORT,...", default=None,
                    help="produce over the Kafka protocol to these brokers (default: gRPC, found by the controllers)")
+    add_command_config(p)
 
     p = commands.add_parser("consume", parents=[common], help="print records of a topic",
                             description="Read records up to the high watermark of each partition (or keep "
@@ -70,6 +73,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
     p.add_argument("--bootstrap-server", metavar="HOST:PORT,...", default=None,
                    help="consume over the Kafka protocol from these brokers (with --group: default from the "
                         "controllers' DescribeCluster; without: gRPC)")
+    add_command_config(p)
 
 
 # -- partitioning ----------------------------------------------------------------------------------
@@ -216,13 +220,14 @@ def produce_kafka(ctx: Any, separator: bytes | None, acks: int) -> int:
     clients do); each record's offset printed as it is acknowledged."""
     from confluent_kafka import KafkaException, Producer
 
-    from cluster.cli.groups import _kafka_error, _quiet_logger
+    from cluster.cli.groups import _kafka_error
+    from cluster.cli.kafka_client import CONNECTION_ERRORS, client_config
 
     args = ctx.args
-    producer = Producer({"bootstrap.servers": args.bootstrap_server, "client.id": "brook-cli",
-                         "acks": str(acks), "partitioner": "murmur2_random", "enable.idempotence": False,
-                         "message.timeout.ms": args.timeout_ms, "socket.timeout.ms": int(ctx.timeout_s * 1000),
-                         "logger": _quiet_logger(), "log_level": 0})
+    producer = CONNECTION_ERRORS.track(Producer(client_config(args.bootstrap_server, ctx.timeout_s,
+                                                              ctx.kafka_security(), **{
+        "acks": str(acks), "partitioner": "murmur2_random", "enable.idempotence": False,
+        "message.timeout.ms": args.timeout_ms})))
     try:
         metadata = producer.list_topics(timeout=ctx.timeout_s)  # all topics: naming one may auto-create it
     except KafkaException as e:
@@ -486,7 +491,8 @@ def consume_group(ctx: Any) -> int:
     """kafka-console-consumer --group: a confluent-kafka Consumer in the group. Without --follow it
     stops when every partition assigned to it has reached its end (librdkafka's partition EOF);
     offsets are committed as records are printed, and once more at the end."""
-    from cluster.cli.groups import _kafka_error, _quiet_logger, kafka_bootstrap
+    from cluster.cli.groups import _kafka_error, kafka_bootstrap
+    from cluster.cli.kafka_client import CONNECTION_ERRORS, client_config
 
     args = ctx.args
     if args.group is not None and (args.partition is not None or args.offset is not None):
@@ -511,11 +517,10 @@ def consume_group(ctx: Any) -> int:
             from None
     bootstrap = args.bootstrap_server or kafka_bootstrap(ctx.controller().describe_cluster())
     grouped = args.group is not None  # without a group: assigned partitions, nothing committed
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": args.group if grouped else "brook-cli-console",
-                         "client.id": "brook-cli",
-                         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
-                         "enable.partition.eof": True, "enable.auto.commit": grouped,
-                         "socket.timeout.ms": int(ctx.timeout_s * 1000), "logger": _quiet_logger(), "log_level": 0})
+    consumer = CONNECTION_ERRORS.track(Consumer(client_config(bootstrap, ctx.timeout_s, ctx.kafka_security(), **{
+        "group.id": args.group if grouped else "brook-cli-console",
+        "auto.offset.reset": "earliest" if args.from_beginning else "latest",
+        "enable.partition.eof": True, "enable.auto.commit": grouped})))
     printed = 0
     at_end: set[int] = set()
     assigned: set[int] = set()

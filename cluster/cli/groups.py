@@ -31,6 +31,8 @@ INACTIVE_STATES = frozenset({"empty", "dead", "unknown"})
 
 
 def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, non_negative: Any) -> None:
+    from cluster.cli.main import add_command_config
+
     p = commands.add_parser("groups", help="consumer groups: list, describe (lag), reset offsets, delete",
                             description="Consumer groups over the Kafka protocol (like kafka-consumer-groups.sh).")
     g = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
@@ -40,7 +42,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
         s = g.add_parser(name, help=help, description=help, parents=[common])
         s.set_defaults(handler=handler)
         s.add_argument("--bootstrap-server", metavar="HOST:PORT,...", default=None,
-                       help="Kafka (PLAINTEXT) addresses of brokers (default: from DescribeCluster)")
+                       help="Kafka addresses of brokers (default: from DescribeCluster)")
+        add_command_config(s)
         return s
 
     sub("list", "group ids with state and type", groups_list)
@@ -247,6 +250,14 @@ def _kafka_error(e: BaseException, what: str) -> BrookError:
             pass
     if code_value is not None and code_value < 0:  # librdkafka-local: transport, timeout ...
         code = ErrorCode.request_timed_out if "TIMED_OUT" in name else ErrorCode.network_exception
+        from cluster.cli.kafka_client import CONNECTION_ERRORS
+
+        cause = CONNECTION_ERRORS.cause(code_value)
+        if cause is not None:  # why the connection failed: wrong password, TLS, wrong security.protocol
+            text, name = cause
+            code = ErrorCode.sasl_authentication_failed if "_AUTHENTICATION" in name else ErrorCode.network_exception
+        elif code_value == -195:  # _TRANSPORT, no reason seen: most often a TLS/SASL listener spoken to in plaintext
+            text += " (is it a TLS or SASL listener? give its client properties with --command-config)"
     text = " ".join(str(text).split())
     suffix = f" ({name})" if name and name not in text else ""
     return BrookError(f"{what}: {text}{suffix}", code)
@@ -255,18 +266,17 @@ def _kafka_error(e: BaseException, what: str) -> BrookError:
 class GroupAdmin:
     """The few AdminClient calls the commands make, each bounded by `timeout_s`, errors as BrookError."""
 
-    def __init__(self, bootstrap: str, timeout_s: float) -> None:
+    def __init__(self, bootstrap: str, timeout_s: float, security: Mapping[str, str] | None = None) -> None:
         try:
             from confluent_kafka.admin import AdminClient
         except ImportError:  # a test extra for now; `pip install confluent-kafka`
             raise BrookError("'brook groups' needs the confluent-kafka package (pip install confluent-kafka)",
                              ErrorCode.unknown_server_error) from None
-        quiet = _quiet_logger()
+        from cluster.cli.kafka_client import CONNECTION_ERRORS, client_config
+
         self.timeout_s = timeout_s
         self.bootstrap = bootstrap
-        config: dict[str, Any] = {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000),
-                                  "client.id": "brook-cli", "logger": quiet, "log_level": 0}
-        self.client = AdminClient(config)
+        self.client = CONNECTION_ERRORS.track(AdminClient(client_config(bootstrap, timeout_s, security)))
 
     def _wait(self, future: Any, what: str) -> Any:
         from concurrent.futures import TimeoutError as FutureTimeout
@@ -325,7 +335,7 @@ class GroupAdmin:
 
 def _admin(ctx: Any) -> GroupAdmin:
     bootstrap = ctx.args.bootstrap_server or kafka_bootstrap(ctx.controller().describe_cluster())
-    return GroupAdmin(bootstrap, ctx.timeout_s)
+    return GroupAdmin(bootstrap, ctx.timeout_s, ctx.kafka_security())
 
 
 def _members(description: Any) -> list[Member]:
@@ -414,14 +424,14 @@ class KafkaOffsets:
     """Partitions and ListOffsets over the Kafka protocol (a confluent-kafka Consumer that never joins a
     group): what `PartitionRouter` answers over gRPC, for a CLI given only `--bootstrap-server`."""
 
-    def __init__(self, bootstrap: str, timeout_s: float) -> None:
+    def __init__(self, bootstrap: str, timeout_s: float, security: Mapping[str, str] | None = None) -> None:
         from confluent_kafka import Consumer
 
+        from cluster.cli.kafka_client import CONNECTION_ERRORS, client_config
+
         self.bootstrap, self.timeout_s = bootstrap, timeout_s
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "brook-cli-offsets",
-                                  "enable.auto.commit": False, "client.id": "brook-cli",
-                                  "socket.timeout.ms": int(timeout_s * 1000), "logger": _quiet_logger(),
-                                  "log_level": 0})
+        self.consumer = CONNECTION_ERRORS.track(Consumer(client_config(bootstrap, timeout_s, security, **{"group.id": "brook-cli-offsets",
+                                                                                  "enable.auto.commit": False})))
 
     def __enter__(self) -> KafkaOffsets:
         return self
@@ -460,7 +470,7 @@ def _offsets(ctx: Any) -> Any:
     """Where partitions and offsets come from: the Kafka protocol when --bootstrap-server is given,
     else the brokers' gRPC through the controllers."""
     if getattr(ctx.args, "bootstrap_server", None):
-        return KafkaOffsets(ctx.args.bootstrap_server, ctx.timeout_s)
+        return KafkaOffsets(ctx.args.bootstrap_server, ctx.timeout_s, ctx.kafka_security())
     from cluster.client import PartitionRouter
 
     return PartitionRouter(ctx.controller(), ctx.timeout_s)

@@ -9,24 +9,24 @@ counts. Controller-only verbs (quorum, brokers, reassignment, ...) keep needing 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from brookpb import admin_pb2 as apb
-from cluster.cli.groups import _kafka_error, _quiet_logger
+from cluster.cli.groups import _kafka_error
 from cluster.errors import BrookError, ErrorCode
 
 MIN_ISR_KEY = "min.insync.replicas"
 
 
 class KafkaAdmin:
-    def __init__(self, bootstrap: str, timeout_s: float) -> None:
+    def __init__(self, bootstrap: str, timeout_s: float, security: Mapping[str, str] | None = None) -> None:
         from confluent_kafka.admin import AdminClient
 
+        from cluster.cli.kafka_client import CONNECTION_ERRORS, client_config
+
         self.bootstrap, self.timeout_s = bootstrap, timeout_s
-        self.client = AdminClient({"bootstrap.servers": bootstrap, "client.id": "brook-cli",
-                                   "socket.timeout.ms": int(timeout_s * 1000), "logger": _quiet_logger(),
-                                   "log_level": 0})
+        self.client = CONNECTION_ERRORS.track(AdminClient(client_config(bootstrap, timeout_s, security)))
 
     def close(self) -> None:
         pass

@@ -2,9 +2,10 @@
 (DeleteRecords, like kafka-delete-records), both over the Kafka protocol.
 
 The brokers are found with `--bootstrap-server` (any broker) or, without it, from the controllers'
-broker registrations (`kafka_bootstrap`). confluent-kafka's AdminClient has no DescribeLogDirs, so
-`log-dirs` sends the request itself (kio's schema through broker.kafka.codec) to each broker's address
-from the Metadata answer, on a plaintext socket; DeleteRecords goes through AdminClient.delete_records.
+broker registrations (`kafka_bootstrap`). Both take `--command-config` (TLS, SASL: cluster.cli.kafka_client).
+Metadata and DeleteRecords go through confluent-kafka's AdminClient; librdkafka has no DescribeLogDirs, so
+`log-dirs` asks each broker with kafka-python's admin client (`LogDirsClient`), after the confluent-kafka
+metadata call has checked the address and credentials (its errors are the clearer ones).
 
 The pure functions (row building, the offsets file, request planning) carry the logic; the handlers
 only fetch and print.
@@ -13,24 +14,21 @@ only fetch and print.
 from __future__ import annotations
 
 import json
-import socket
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cluster.errors import BrookError, ErrorCode
 
-DESCRIBE_LOG_DIRS = 35
-DESCRIBE_LOG_DIRS_VERSION = 1  # non-flexible; Brook serves 1..5 (Kafka 4 dropped v0)
 LATEST_OFFSET = -1  # kafka-delete-records: offset -1 means the high watermark
 
 
 def add_parsers(commands: Any, common: Any, non_negative: Any) -> None:
-    from cluster.cli.main import BrookArgumentParser
+    from cluster.cli.main import BrookArgumentParser, add_command_config
 
     def kafka_protocol(p: Any) -> None:
         p.add_argument("--bootstrap-server", dest="kafka_bootstrap_server", metavar="HOST:PORT,...", default=None,
                        help="any broker's Kafka address (default: the brokers registered with the controllers)")
+        add_command_config(p)
 
     p = commands.add_parser("log-dirs", parents=[common],
                             help="each broker's log directories with partition sizes and offset lag",
@@ -82,23 +80,21 @@ def _id_list(text: str) -> list[int]:
 
 # -- pure ------------------------------------------------------------------------------------------------
 
-def log_dir_rows(broker_id: int, response: Any, topics: Sequence[str] | None) -> tuple[list[dict[str, Any]],
-                                                                                         list[str]]:
-    """(one row per partition replica, errors) from a broker's DescribeLogDirsResponse."""
+def log_dir_rows(broker_id: int, results: Sequence[Mapping[str, Any]],
+                 topics: Sequence[str] | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """(one row per partition replica, errors) from a broker's DescribeLogDirs results (kafka-python's
+    `describe_log_dirs` dicts: log_dir, error_code, topics[name, partitions[partition_index, ...]])."""
     rows, errors = [], []
-    top = int(getattr(response, "error_code", 0))  # v3+ only
-    if top:
-        errors.append(f"broker {broker_id}: DescribeLogDirs failed ({_code_name(top)})")
-    for result in response.results:
-        if result.error_code:
-            errors.append(f"broker {broker_id}: log dir {result.log_dir}: {_code_name(int(result.error_code))}")
-        for topic in result.topics:
-            if topics is not None and topic.name not in topics:
+    for result in results:
+        if result.get("error_code"):
+            errors.append(f"broker {broker_id}: log dir {result['log_dir']}: {_code_name(int(result['error_code']))}")
+        for topic in result.get("topics") or ():
+            if topics is not None and topic["name"] not in topics:
                 continue
-            for part in topic.partitions:
-                rows.append({"broker": broker_id, "log_dir": result.log_dir, "topic": topic.name,
-                             "partition": int(part.partition_index), "size_bytes": int(part.partition_size),
-                             "offset_lag": int(part.offset_lag), "is_future": bool(getattr(part, "is_future_key", False))})
+            for part in topic["partitions"]:
+                rows.append({"broker": broker_id, "log_dir": result["log_dir"], "topic": topic["name"],
+                             "partition": int(part["partition_index"]), "size_bytes": int(part["partition_size"]),
+                             "offset_lag": int(part["offset_lag"]), "is_future": bool(part.get("is_future_key", False))})
     rows.sort(key=lambda r: (r["broker"], r["log_dir"], r["topic"], r["partition"]))
     return rows, errors
 
@@ -146,13 +142,12 @@ def _bootstrap(ctx: Any) -> str:
     return ctx.args.kafka_bootstrap_server or kafka_bootstrap(ctx.controller().describe_cluster())
 
 
-def _admin(bootstrap: str, timeout_s: float) -> Any:
+def _admin(bootstrap: str, timeout_s: float, security: Mapping[str, str]) -> Any:
     from confluent_kafka.admin import AdminClient
 
-    from cluster.cli.groups import _quiet_logger
+    from cluster.cli.kafka_client import CONNECTION_ERRORS, client_config
 
-    return AdminClient({"bootstrap.servers": bootstrap, "client.id": "brook-cli",
-                        "socket.timeout.ms": int(timeout_s * 1000), "logger": _quiet_logger(), "log_level": 0})
+    return CONNECTION_ERRORS.track(AdminClient(client_config(bootstrap, timeout_s, security)))
 
 
 def _metadata(admin: Any, bootstrap: str, timeout_s: float) -> Any:
@@ -170,30 +165,41 @@ def _check_topics(metadata: Any, topics: Iterable[str]) -> None:
             raise BrookError(f"topic {t!r} does not exist", ErrorCode.unknown_topic_or_partition)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = sock.recv(left)
-        if not chunk:
-            raise OSError("connection closed by the broker")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+class LogDirsClient:
+    """DescribeLogDirs to one broker at a time through kafka-python's admin client (librdkafka, behind
+    confluent-kafka, has no DescribeLogDirs); TLS and SASL from the same --command-config settings."""
+
+    def __init__(self, bootstrap: str, timeout_s: float, security: Mapping[str, str]) -> None:
+        try:
+            from kafka.admin import KafkaAdminClient
+        except ImportError:
+            raise BrookError("'brook log-dirs' needs the kafka-python package (pip install kafka-python)",
+                             ErrorCode.unknown_server_error) from None
+        from cluster.cli.kafka_client import kafka_python_options
+
+        ms = int(timeout_s * 1000)
+        try:
+            self.client = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="brook-cli",
+                                           request_timeout_ms=ms,
+                                           **kafka_python_options(security))
+        except Exception as e:  # kafka.errors.KafkaError, ssl.SSLError, OSError
+            raise BrookError(f"cannot connect to the brokers at {bootstrap}: {_one_line(e)}",
+                             ErrorCode.network_exception) from None
+
+    def describe(self, broker_id: int, topics: Mapping[str, Sequence[int]] | None) -> list[dict[str, Any]]:
+        answer = self.client.describe_log_dirs(None if topics is None else {t: list(ps) for t, ps in topics.items()},
+                                               brokers=[broker_id])
+        return list(answer[0]["log_dirs"]) if answer else []
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:
+            pass
 
 
-def describe_log_dirs(host: str, port: int, topics: Mapping[str, Sequence[int]] | None, timeout_s: float) -> Any:
-    """One DescribeLogDirs round trip to one broker (plaintext)."""
-    from broker.kafka.codec import decode_response, encode_request, request_class
-
-    cls = request_class(DESCRIBE_LOG_DIRS, DESCRIBE_LOG_DIRS_VERSION)
-    mod = __import__(cls.__module__, fromlist=["DescribableLogDirTopic"])
-    wanted = None if topics is None else tuple(
-        mod.DescribableLogDirTopic(topic=t, partitions=tuple(ps)) for t, ps in sorted(topics.items()))
-    with socket.create_connection((host, port), timeout=timeout_s) as sock:
-        sock.sendall(encode_request(cls(topics=wanted), 1, client_id="brook-cli"))
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        _cid, response = decode_response(_recv_exact(sock, size), DESCRIBE_LOG_DIRS, DESCRIBE_LOG_DIRS_VERSION)
-    return response
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def log_dirs(ctx: Any) -> int:
@@ -201,7 +207,7 @@ def log_dirs(ctx: Any) -> int:
 
     args = ctx.args
     bootstrap = _bootstrap(ctx)
-    metadata = _metadata(_admin(bootstrap, ctx.timeout_s), bootstrap, ctx.timeout_s)
+    metadata = _metadata(_admin(bootstrap, ctx.timeout_s, ctx.kafka_security()), bootstrap, ctx.timeout_s)
     brokers = {b.id: b for b in metadata.brokers.values()}
     if args.brokers is not None:
         unknown = sorted(set(args.brokers) - set(brokers))
@@ -213,16 +219,20 @@ def log_dirs(ctx: Any) -> int:
         _check_topics(metadata, args.topics)
         wanted = {t: sorted(metadata.topics[t].partitions) for t in args.topics}
     rows, errors = [], []
-    for broker_id in sorted(args.brokers if args.brokers is not None else brokers):
-        b = brokers[broker_id]
-        try:
-            response = describe_log_dirs(b.host, b.port, wanted, ctx.timeout_s)
-        except OSError as e:
-            errors.append(f"broker {broker_id} at {b.host}:{b.port}: {e.strerror or e}")
-            continue
-        got, bad = log_dir_rows(broker_id, response, args.topics)
-        rows += got
-        errors += bad
+    client = LogDirsClient(bootstrap, ctx.timeout_s, ctx.kafka_security())
+    try:
+        for broker_id in sorted(args.brokers if args.brokers is not None else brokers):
+            b = brokers[broker_id]
+            try:
+                results = client.describe(broker_id, wanted)
+            except Exception as e:  # kafka-python's KafkaError or a socket error: report, try the next broker
+                errors.append(f"broker {broker_id} at {b.host}:{b.port}: {_one_line(e)}")
+                continue
+            got, bad = log_dir_rows(broker_id, results, args.topics)
+            rows += got
+            errors += bad
+    finally:
+        client.close()
     ctx.emit({"log_dirs": rows, "errors": errors}, lambda: log_dirs_text(rows))
     return _report_errors(errors)
 
@@ -250,7 +260,7 @@ def records_delete(ctx: Any) -> int:
                              ErrorCode.offset_out_of_range)
         plan = [(args.topic, p, args.before_offset) for p in (args.partition or [])]
     bootstrap = _bootstrap(ctx)
-    admin = _admin(bootstrap, ctx.timeout_s)
+    admin = _admin(bootstrap, ctx.timeout_s, ctx.kafka_security())
     metadata = _metadata(admin, bootstrap, ctx.timeout_s)
     if args.offsets_json is None and not args.partition:
         topic_name, before = args.topic, args.before_offset

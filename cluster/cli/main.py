@@ -21,6 +21,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 ENV_BOOTSTRAP = "BROOK_BOOTSTRAP_CONTROLLER"
+ENV_COMMAND_CONFIG = "BROOK_COMMAND_CONFIG"
 DEFAULT_TIMEOUT_S = 10.0  # above the controllers' 5 s admin-write deadline, so their error reaches us
 
 # Subcommands implemented elsewhere and handed the rest of argv (imported only when used).
@@ -61,6 +62,12 @@ def _common_options(timeout: bool = True) -> argparse.ArgumentParser:
         common.add_argument("--timeout", type=float, metavar="SECONDS", default=argparse.SUPPRESS,
                             help=f"deadline of each request (default: {DEFAULT_TIMEOUT_S:g})")
     return common
+
+
+def add_command_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--command-config", metavar="FILE", default=None,
+                   help="Kafka client properties for the Kafka protocol (security.protocol, sasl.mechanism, "
+                        f"sasl.jaas.config, ssl.truststore.location, ...), as Kafka's tools; also ${ENV_COMMAND_CONFIG}")
 
 
 def _kv(text: str) -> tuple[str, str]:
@@ -145,6 +152,7 @@ def build_parser() -> BrookArgumentParser:
     def kafka_protocol(p: argparse.ArgumentParser) -> None:
         p.add_argument("--bootstrap-server", dest="kafka_bootstrap_server", metavar="HOST:PORT,...", default=None,
                        help="speak the Kafka protocol to these brokers instead of gRPC to the controllers")
+        add_command_config(p)
 
     p = sub(g, "create", "create a topic", admin.topics_create)
     kafka_protocol(p)
@@ -232,6 +240,7 @@ class Context:
         if self.timeout_s <= 0:
             raise UsageError(f"--timeout must be positive, got {self.timeout_s:g}")
         self._controller: Any = None
+        self._kafka_security: dict[str, str] | None = None
 
     @property
     def json(self) -> bool:
@@ -258,11 +267,25 @@ class Context:
             raise UsageError("mutual TLS needs all of --tls-ca, --tls-cert and --tls-key (or $BROOK_TLS_*)")
         configure_tls(GrpcTls.from_files(files[0], files[1], files[2]))
 
+    def kafka_security(self) -> dict[str, str]:
+        """The librdkafka security settings from --command-config (or $BROOK_COMMAND_CONFIG); {} without."""
+        if self._kafka_security is None:
+            from cluster.cli.kafka_client import load_command_config
+
+            path = getattr(self.args, "command_config", None) or os.environ.get(ENV_COMMAND_CONFIG, "")
+            conf: dict[str, str] = {}
+            if path:
+                conf, warnings = load_command_config(path)
+                for warning in warnings:
+                    print(f"brook: warning: {warning}", file=sys.stderr)
+            self._kafka_security = conf
+        return self._kafka_security
+
     def controller(self) -> Any:
         if self._controller is None and getattr(self.args, "kafka_bootstrap_server", None):
             from cluster.cli.kafka_admin import KafkaAdmin
 
-            self._controller = KafkaAdmin(self.args.kafka_bootstrap_server, self.timeout_s)
+            self._controller = KafkaAdmin(self.args.kafka_bootstrap_server, self.timeout_s, self.kafka_security())
         if self._controller is None:
             from cluster.client import ControllerClient
 

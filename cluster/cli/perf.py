@@ -1,6 +1,7 @@
 """`brook perf produce|consume`: load generators like kafka-producer-perf-test.sh / kafka-consumer-perf-test.sh.
 
-Both go over the brokers' gRPC BrokerService through `PartitionRouter` (which follows leadership
+With `--bootstrap-server` (and `--command-config`) both measure over the Kafka protocol instead
+(cluster/cli/perf_kafka.py). Without it, both go over the brokers' gRPC BrokerService through `PartitionRouter` (which follows leadership
 changes). produce sends batches of `--batch-records` records (RecordBatch v2 from
 `storage.batch.build_batch`) round robin over the partitions from a few sender threads, so that
 acks=all round trips overlap instead of serializing; a record's latency is its batch's request
@@ -43,7 +44,8 @@ _CRC_AT, _CRC_FROM = 17, 21
 
 def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, non_negative: Any) -> None:
     p = commands.add_parser("perf", help="producer and consumer load tests (like kafka-*-perf-test.sh)",
-                            description="Load tests over the brokers' gRPC API.")
+                            description="Load tests over the brokers' gRPC API, or over the Kafka protocol "
+                                        "with --bootstrap-server (as kafka-*-perf-test.sh).")
     g = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     g.required = True
 
@@ -66,6 +68,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
     s.add_argument("--request-timeout-ms", type=positive, default=30_000, help="default 30000")
     s.add_argument("--reporting-interval", type=float, default=PROGRESS_INTERVAL_S, metavar="SECONDS",
                    help=f"seconds between progress lines (default {PROGRESS_INTERVAL_S:g})")
+    kafka_protocol(s)
 
     s = g.add_parser("consume", parents=[common], help="read N records from the log start and report throughput",
                      description="Read --messages records from the start of every partition; print a progress "
@@ -79,6 +82,16 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, positive: Any, n
                    help="give up after this long without a new record (default 10)")
     s.add_argument("--reporting-interval", type=float, default=PROGRESS_INTERVAL_S, metavar="SECONDS",
                    help=f"seconds between progress lines (default {PROGRESS_INTERVAL_S:g})")
+    kafka_protocol(s)
+
+
+def kafka_protocol(s: argparse.ArgumentParser) -> None:
+    from cluster.cli.main import add_command_config
+
+    s.add_argument("--bootstrap-server", metavar="HOST:PORT,...", default=None,
+                   help="measure over the Kafka protocol through these brokers (confluent-kafka, as "
+                        "kafka-*-perf-test.sh; --batch-records/--senders/--decode do not apply) instead of gRPC")
+    add_command_config(s)
 
 
 # -- pure helpers ----------------------------------------------------------------------------------
@@ -329,12 +342,26 @@ def perf_produce(ctx: Any) -> int:
     if args.reporting_interval <= 0:
         raise BrookError("--reporting-interval must be positive", ErrorCode.invalid_request)
     out = sys.stderr if ctx.json else sys.stdout
+    if args.bootstrap_server:
+        from cluster.cli.perf_kafka import run_produce_kafka
+
+        result = run_produce_kafka(args.bootstrap_server, args.topic, args.num_records, args.record_size,
+                                   security=ctx.kafka_security(), throughput=args.throughput,
+                                   acks="all" if args.acks == "-1" else args.acks, timeout_s=ctx.timeout_s,
+                                   request_timeout_ms=args.request_timeout_ms,
+                                   progress=lambda line: print(line, file=out, flush=True),
+                                   progress_interval_s=args.reporting_interval)
+        return _print_produce(ctx, result)
     result = run_produce(ctx.bootstrap(), args.topic, args.num_records, args.record_size,
                          throughput=args.throughput, acks="all" if args.acks == "-1" else args.acks,
                          batch_records=args.batch_records, senders=args.senders, timeout_s=ctx.timeout_s,
                          request_timeout_ms=args.request_timeout_ms,
                          progress=lambda line: print(line, file=out, flush=True),
                          progress_interval_s=args.reporting_interval)
+    return _print_produce(ctx, result)
+
+
+def _print_produce(ctx: Any, result: ProduceResult) -> int:
     summary = result.summary()
     if ctx.json:
         print(json.dumps(summary))
@@ -467,9 +494,18 @@ def perf_consume(ctx: Any) -> int:
     if args.idle_timeout <= 0 or args.reporting_interval <= 0:
         raise BrookError("--idle-timeout and --reporting-interval must be positive", ErrorCode.invalid_request)
     out = sys.stderr if ctx.json else sys.stdout
-    result = run_consume(ctx.bootstrap(), args.topic, args.messages, decode=args.decode, timeout_s=ctx.timeout_s,
-                         idle_timeout_s=args.idle_timeout, progress=lambda line: print(line, file=out, flush=True),
-                         progress_interval_s=args.reporting_interval)
+    if args.bootstrap_server:
+        from cluster.cli.perf_kafka import run_consume_kafka
+
+        result = run_consume_kafka(args.bootstrap_server, args.topic, args.messages, security=ctx.kafka_security(),
+                                   timeout_s=ctx.timeout_s, idle_timeout_s=args.idle_timeout,
+                                   progress=lambda line: print(line, file=out, flush=True),
+                                   progress_interval_s=args.reporting_interval)
+    else:
+        result = run_consume(ctx.bootstrap(), args.topic, args.messages, decode=args.decode,
+                             timeout_s=ctx.timeout_s, idle_timeout_s=args.idle_timeout,
+                             progress=lambda line: print(line, file=out, flush=True),
+                             progress_interval_s=args.reporting_interval)
     summary = result.summary()
     if ctx.json:
         print(json.dumps(summary))

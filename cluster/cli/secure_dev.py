@@ -2,7 +2,8 @@
 
 Under <data-dir>/tls: a dev CA, one certificate per node (CN=broker-<id> for brokers, controller-<id>
 for controllers; SANs localhost and 127.0.0.1), an `admin` certificate for the CLI, and admin.password
-(0600) for the SCRAM user `admin`. The Kafka listener is SASL_SSL with SCRAM-SHA-512/256, the
+(0600) for the SCRAM user `admin`, and client.properties (0600: Kafka client properties for that user, for
+`brook ... --bootstrap-server ... --command-config` and Kafka's tools' `--command-config`). The Kafka listener is SASL_SSL with SCRAM-SHA-512/256, the
 StandardAuthorizer is on with `admin` as the super user, and gRPC runs with mutual TLS
 (grpc.ssl.enabled). Restarting on the same --data-dir reuses all of it.
 """
@@ -23,6 +24,10 @@ class SecureDev:
         self.password_path = password_path
 
     @property
+    def client_properties(self) -> Path:
+        return self.tls_dir / "client.properties"
+
+    @property
     def password(self) -> str:
         return self.password_path.read_text(encoding="utf-8").strip()
 
@@ -35,6 +40,7 @@ class SecureDev:
             "  export " + " ".join(f"{k}={v}" for k, v in self.cli_env().items()),
             f"  kcat -b {kafka} -X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512 "
             f"-X sasl.username=admin -X sasl.password=$(cat {self.password_path}) -X ssl.ca.location={self.ca} -L",
+            f"  brook topics list --bootstrap-server {kafka} --command-config {self.client_properties}",
             "  brook users create app --password-file FILE && brook acls add --allow-principal User:app "
             "--operation all --topic demo",
         ]
@@ -76,7 +82,26 @@ def prepare_secure(cluster: Any) -> SecureDev:
         **cluster.overrides,
     })
     configure_tls(GrpcTls.from_files(str(ca.cert_path), str(admin_chain), str(admin_key)))
-    return SecureDev(tls_dir, ca.cert_path, admin_chain, admin_key, password_path)
+    secure = SecureDev(tls_dir, ca.cert_path, admin_chain, admin_key, password_path)
+    write_client_properties(secure)
+    return secure
+
+
+def client_properties_text(password: str, ca: Path) -> str:
+    """Kafka client properties for the SCRAM user `admin` (Kafka's tools' --command-config format)."""
+    jaas = password.replace("\\", "\\\\").replace('"', '\\"')  # JAAS quoting, then .properties escaping
+    escaped = jaas.replace("\\", "\\\\")
+    return ("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="admin" password="{escaped}";\n'
+            f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n")
+
+
+def write_client_properties(secure: SecureDev) -> None:
+    path = secure.client_properties
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(client_properties_text(secure.password, secure.ca))
 
 
 def create_admin_user(secure: SecureDev, controller: Any) -> None:

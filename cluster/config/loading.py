@@ -21,6 +21,7 @@ from cluster.config.schema import (
     KAFKA_IGNORED,
     SERVER_KEYS,
     TOPIC_KEYS,
+    TOPIC_ONLY_KEYS,
     TOPIC_TO_SERVER_DEFAULT,
 )
 from cluster.config.values import (
@@ -616,4 +617,6 @@ def topic_config_defaults(server: Config | Mapping[str, Any]) -> dict[str, str]:
             out[topic] = skey.format(skey.parse(raw) if isinstance(raw, str) else raw)
         else:
             out[topic] = skey.format(skey.default)
+    for key in TOPIC_ONLY_KEYS:  # no server default: Kafka's (empty)
+        out[key.name] = key.format(key.default)
     return out

@@ -128,7 +128,8 @@ def markdown_table() -> str:
     w("|---|---|---|---|---|---|")
     for key in sorted(TOPIC_KEYS.values(), key=lambda k: k.name):
         w(
-            f"| `{key.name}` | `{key.server_default}` | {key.type} | {_md(_show_default(key))} | "
+            f"| `{key.name}` | {f'`{key.server_default}`' if key.server_default else '(none)'} | {key.type} | "
+            f"{_md(_show_default(key))} | "
             f"{_md(key.expected())} | {_md(key.doc)} |"
         )
     w("")

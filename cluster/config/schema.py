@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from cluster.config.security import SECURITY_KEYS
 from cluster.config.values import (
@@ -25,6 +26,7 @@ from cluster.config.values import (
     _check_secret,
     _check_servers,
     _check_voters,
+    _Invalid,
     _key,
 )
 from cluster.limits import (
@@ -599,6 +601,21 @@ _SERVER: list[ConfigKey] = [
         validator=_POS,
     ),
     _key(
+        "transactional.id.expiration.ms",
+        "int",
+        604800000,
+        "A transactional id with no transaction in progress and no state change for this long is removed "
+        "from `__transaction_state` (a tombstone); its next InitProducerId gets a new producer id.",
+        validator=Range(1, None),
+    ),
+    _key(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "int",
+        3600000,
+        "How often the transaction coordinator removes transactional ids past transactional.id.expiration.ms.",
+        validator=_POS,
+    ),
+    _key(
         "offsets.retention.minutes",
         "int",
         10080,
@@ -650,19 +667,50 @@ _TOPIC_DOCS = {
     "compression.type": "The codec batches are stored with; `producer` keeps the producer's.",
 }
 
+def _throttled_replicas(value: Any) -> Any:
+    """Kafka's `[PartitionId]:[BrokerId],...` or the wildcard `*` (empty: none)."""
+    if value == ("*",):
+        return value
+    for item in value:
+        partition, sep, broker = item.partition(":")
+        if not (sep and partition.isdigit() and broker.isdigit()):
+            raise _Invalid("expected '*' or a comma-separated list of PARTITION:BROKER (e.g. 0:1,0:2)")
+    return value
+
+
+# Topic keys without a server default (Kafka's defaults are empty): the replicas kafka-reassign-partitions
+# --throttle names; replication to them out of the ISR goes at the broker's *.replication.throttled.rate.
+TOPIC_ONLY_KEYS: tuple[ConfigKey, ...] = tuple(
+    ConfigKey(
+        name=f"{side}.replication.throttled.replicas",
+        type="list",
+        default=(),
+        doc=f"Replicas (`PARTITION:BROKER,...` or `*`) whose replication out of the ISR is throttled on the "
+            f"{side} side at the broker's `{side}.replication.throttled.rate`, as kafka-reassign-partitions "
+            "--throttle sets them (a reassignment's joining replicas are throttled whether or not they are listed).",
+        scope="topic",
+        validator=Custom(_throttled_replicas, "'*' or PARTITION:BROKER,..."),
+        dynamic=True,
+    )
+    for side in ("leader", "follower")
+)
+
 TOPIC_KEYS: Mapping[str, ConfigKey] = MappingProxyType(
     {
-        topic: ConfigKey(
-            name=topic,
-            type=SERVER_KEYS[server].type,
-            default=SERVER_KEYS[server].default,
-            doc=_TOPIC_DOCS[topic],
-            scope="topic",
-            validator=SERVER_KEYS[server].validator,
-            dynamic=True,
-            server_default=server,
-        )
-        for topic, server in TOPIC_TO_SERVER_DEFAULT.items()
+        **{
+            topic: ConfigKey(
+                name=topic,
+                type=SERVER_KEYS[server].type,
+                default=SERVER_KEYS[server].default,
+                doc=_TOPIC_DOCS[topic],
+                scope="topic",
+                validator=SERVER_KEYS[server].validator,
+                dynamic=True,
+                server_default=server,
+            )
+            for topic, server in TOPIC_TO_SERVER_DEFAULT.items()
+        },
+        **{key.name: key for key in TOPIC_ONLY_KEYS},
     }
 )
 
@@ -682,7 +730,6 @@ assert all("_" not in name for name in SERVER_KEYS), "BROOK_CFG_* env mapping as
 # Kafka broker keys that do not apply to Brook: accepted in files, env and overrides with one warning
 # each (all listed at once), so a Kafka server.properties can be reused. key -> why it does not apply.
 _THREADS = "Brook serves each process from one asyncio event loop; there are no thread pools to size"
-_NO_TXN = "Brook keeps transactional ids until they are overwritten; they do not expire yet"
 _NO_SHARE = "Brook has no share groups (KIP-932), so there is no share-coordinator state topic"
 _NO_FILES = "Brook stores logs in RocksDB keyed by offset: there are no segment or index files"
 KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
@@ -695,7 +742,6 @@ KAFKA_IGNORED: Mapping[str, str] = MappingProxyType(
         "socket.send.buffer.bytes": "the operating system's socket buffer sizes apply",
         "socket.receive.buffer.bytes": "the operating system's socket buffer sizes apply",
         "queued.max.requests": "each connection's in-flight requests are bounded instead",
-        "transactional.id.expiration.ms": _NO_TXN,
         "share.coordinator.state.topic.replication.factor": _NO_SHARE,
         "share.coordinator.state.topic.min.isr": _NO_SHARE,
         "share.coordinator.state.topic.num.partitions": _NO_SHARE,

@@ -47,3 +47,22 @@ def test_chaos_smoke(cluster, scenario, duration_s, seed):  # noqa: ANN001
     assert report.anomaly_count == 0, report.to_text()
     assert report.exit_code == 0, report.to_text()
     assert report.totals["acks_ok"] > 0 and report.totals["faults"] >= 1
+
+
+# The transactional workload (`--workload txn`) beside the default one, through leader kills (which
+# also move __transaction_state partitions: coordinator failover). test_chaos_txn_mutant.py runs the
+# same against a build whose read_committed ignores the aborted-transaction index, which it must catch.
+TXN_SMOKE = ("kill-leader", 15.0, 16)
+
+
+@pytest.mark.timeout(240)
+def test_chaos_smoke_transactions(cluster):  # noqa: ANN001
+    scenario, duration_s, seed = TXN_SMOKE
+    report = run(scenario, duration_s, seed, cluster=cluster, session_timeout_s=SESSION_TIMEOUT_MS / 1000.0,
+                 rate_per_s=SMOKE_RATE_PER_S, sweep=False, workload="txn")
+    print(report.to_text())
+    assert report.anomaly_count == 0, report.to_text()
+    assert report.exit_code == 0, report.to_text()
+    info = report.result.info
+    assert info.get("txns_committed", 0) > 0 and info.get("txns_aborted", 0) > 0, info
+    assert info.get("txns_committed_ctp", 0) > 0 and report.totals["txn_reads_drain"] > 0, report.totals

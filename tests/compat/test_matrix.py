@@ -365,6 +365,68 @@ def test_kafka_reassign_partitions_list(tools):
     assert code == 0, out + err
 
 
+def _configs(cluster, resource_type, name: str) -> dict[str, str]:
+    """Explicitly set configs of a topic or broker (DescribeConfigs through librdkafka)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    client = AdminClient({"bootstrap.servers": cluster.kafka_bootstrap})
+    resource = ConfigResource(resource_type, name)
+    entries = client.describe_configs([resource], request_timeout=20)[resource].result(timeout=30)
+    return {k: e.value for k, e in entries.items() if not e.is_default}
+
+
+@pytest.mark.timeout(TOOL_TIMEOUT_S * 12)
+def test_kafka_reassign_partitions_execute_with_throttle_and_verify(cluster, tools, tmp_path):
+    """kafka-reassign-partitions --execute --throttle sets the topic's leader/follower throttled replicas and
+    the brokers' throttle rates (Brook accepts and honours them); --verify finishes the move, then removes
+    every throttle; the records are all there on the new replica set."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import ConfigResource
+
+    topic = f"tool-reassign-{uuid.uuid4().hex[:6]}"
+    create_topic(cluster, topic, partitions=1, rf=1, configs={"min.insync.replicas": "1"})
+    producer = Producer({"bootstrap.servers": cluster.kafka_bootstrap, "acks": "all"})
+    for i in range(N):
+        producer.produce(topic, key=f"k{i}".encode(), value=f"{topic}-v{i}".encode(), headers=[("h", str(i).encode())],
+                         partition=0)
+    assert producer.flush(60) == 0
+    code, out, err = tools.bs("TopicCommand", "--describe", "--topic", topic)
+    (before,) = [int(line.split("Replicas:")[1].split()[0]) for line in out.splitlines() if "Replicas:" in line]
+    target = sorted(set(cluster.broker_ids) - {before})
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": target}]}))
+
+    code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--execute", "--reassignment-json-file", str(plan),
+                              "--throttle", "50000000")
+    assert code == 0 and "Successfully started partition reassignment" in out, out + err
+    assert "throttle limit was set to 50000000 B/s" in out, out
+    # What the tool set: the brokers' rates, the leader list (the current replica) and the follower list (the
+    # moving ones); both stay until --verify.
+    assert _configs(cluster, ConfigResource.Type.BROKER, str(before)).get("leader.replication.throttled.rate") \
+        == "50000000"
+    listed = _configs(cluster, ConfigResource.Type.TOPIC, topic)
+    assert listed.get("leader.replication.throttled.replicas") == f"0:{before}", listed
+    assert sorted(listed.get("follower.replication.throttled.replicas", "").split(",")) == [f"0:{b}" for b in target]
+
+    deadline = time.monotonic() + TOOL_TIMEOUT_S * 8
+    while True:
+        code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--verify", "--reassignment-json-file",
+                                  str(plan))
+        if f"Reassignment of partition {topic}-0 is completed" in out or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert code == 0 and f"Reassignment of partition {topic}-0 is completed" in out, out + err
+    assert "Clearing broker-level throttles" in out and f"Clearing topic-level throttles on topic {topic}" in out, out
+    topic_configs = _configs(cluster, ConfigResource.Type.TOPIC, topic)
+    assert not {"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"} & set(topic_configs)
+    for b in cluster.broker_ids:
+        assert "leader.replication.throttled.rate" not in _configs(cluster, ConfigResource.Type.BROKER, str(b))
+    code, out, err = tools.bs("TopicCommand", "--describe", "--topic", topic)
+    assert f"Replicas: {','.join(map(str, target))}" in out, out
+    want = [(i, f"k{i}".encode(), f"{topic}-v{i}".encode(), [("h", str(i).encode())]) for i in range(N)]
+    assert _read_partition(cluster.kafka_bootstrap, topic, N) == want
+
+
 @pytest.mark.timeout(TOOL_TIMEOUT_S + 120)
 def test_kafka_transactions_lists_and_describes(tools, cluster):
     """kafka-transactions list / describe show a transactional id after a committed transaction."""

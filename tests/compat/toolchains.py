@@ -90,17 +90,36 @@ class Jvm:
 
 
 def jvm() -> Jvm:
+    """Kafka 4.4.0's Java client and tools (java/pom.xml) with the matrix programs."""
+    return _jvm("jvm", HERE / "java")
+
+
+def jvm_streams() -> Jvm:
+    """Kafka Streams 4.4.0 (jvm_apps/pom.xml) with jvm_apps/WordCount.java."""
+    return _jvm("jvm-streams", HERE / "jvm_apps")
+
+
+def jvm_connect() -> Jvm:
+    """Kafka Connect, its FileStream connectors and MirrorMaker 2 (jvm_apps/connect/pom.xml: 4.3.1,
+    the newest release of connect-file and connect-mirror that the registry serves)."""
+    return _jvm("jvm-connect", HERE / "jvm_apps" / "connect")
+
+
+def _jvm(name: str, src: Path) -> Jvm:
+    """The jars of `src`/pom.xml and its *.java compiled against them, cached by their hash."""
     _need("java", "javac", "mvn")
-    src = HERE / "java"
     sources = [src / "pom.xml", *src.glob("*.java")]
 
     def build(tmp: Path) -> None:
         _run(["mvn", "-q", "-B", "-f", str(src / "pom.xml"), "dependency:copy-dependencies",
               f"-DoutputDirectory={tmp / 'jars'}"], cwd=src)
-        _run(["javac", "-nowarn", "-d", str(tmp / "classes"), "-cp", str(tmp / "jars" / "*"),
-              *[str(s) for s in src.glob("*.java")]], cwd=src)
+        java_files = [str(s) for s in src.glob("*.java")]
+        if java_files:
+            _run(["javac", "-nowarn", "-d", str(tmp / "classes"), "-cp", str(tmp / "jars" / "*"), *java_files], cwd=src)
+        else:
+            (tmp / "classes").mkdir()
 
-    return Jvm(_cached("jvm", sources, build))
+    return Jvm(_cached(name, sources, build))
 
 
 def go_binaries() -> Path:

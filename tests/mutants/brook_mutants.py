@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["MUTANTS", "describe", "install"]
+__all__ = ["MUTANTS", "TXN_MUTANTS", "describe", "install"]
 
 ENV = "BROOK_MUTANT"
 
@@ -204,8 +204,69 @@ DEFENCES: dict[str, tuple[str, str, Callable[[ModuleType], None]]] = {
 }
 
 
+# -- transactions: found by the transactional workload (`brook chaos run --workload txn`) --------------
+
+def _read_committed_ignores_aborted_index(rm: ModuleType) -> None:
+    """read_committed ignores the aborted-transaction index: a fetch lists no aborted transaction, so
+    the consumer delivers the records of aborted transactions."""
+    import dataclasses
+
+    original = rm.ReplicaManager.read_committed
+
+    def read_committed(self: Any, req: Any, read_committed: bool = False) -> Any:
+        result = original(self, req, read_committed)
+        if read_committed and result.aborted_transactions:
+            return dataclasses.replace(result, aborted_transactions=())
+        return result
+    rm.ReplicaManager.read_committed = read_committed
+
+
+def _read_committed_ignores_lso(rm: ModuleType) -> None:
+    """The last stable offset is the high watermark: read_committed reads into open transactions."""
+    def last_stable_offset(self: Any, p: Any) -> int:
+        return p.leader.high_watermark
+    rm.ReplicaManager.last_stable_offset = last_stable_offset
+
+
+def _failover_drops_markers(coordinator: ModuleType) -> None:
+    """A new transaction coordinator (failover) that loads a transaction in PrepareCommit/PrepareAbort
+    completes it without writing its markers: the partitions keep it open until the producer's next
+    marker decides it (a later abort aborts the committed records, a later commit commits aborted ones)."""
+    import dataclasses
+
+    original_write = coordinator.TransactionCoordinator._write
+    original_complete = coordinator.TransactionCoordinator._complete
+
+    async def write(self: Any, part: Any, meta: Any) -> Any:
+        error = await original_write(self, part, meta)
+        if meta.completing and error == coordinator.ErrorCode.none:
+            part.__dict__.setdefault("mutant_prepared_here", set()).add((meta.transactional_id, meta.producer_epoch))
+        return error
+
+    async def complete(self: Any, part: Any, meta: Any) -> None:
+        if (meta.transactional_id, meta.producer_epoch) not in part.__dict__.get("mutant_prepared_here", set()):
+            meta = dataclasses.replace(meta, partitions=frozenset())
+        await original_complete(self, part, meta)
+    coordinator.TransactionCoordinator._write = write
+    coordinator.TransactionCoordinator._complete = complete
+
+
+TXN_MUTANTS: dict[str, tuple[str, str, Callable[[ModuleType], None]]] = {
+    "txn-ignore-aborted-index": ("broker.replica_manager", _read_committed_ignores_aborted_index.__doc__ or "",
+                                 _read_committed_ignores_aborted_index),
+    "txn-ignore-lso": ("broker.replica_manager", _read_committed_ignores_lso.__doc__ or "",
+                       _read_committed_ignores_lso),
+    "txn-failover-drops-markers": ("broker.txn.coordinator", _failover_drops_markers.__doc__ or "",
+                                   _failover_drops_markers),
+}
+
+
+def _lookup(part: str) -> tuple[str, str, Callable[[ModuleType], None]]:
+    return MUTANTS.get(part) or TXN_MUTANTS.get(part) or DEFENCES[part]
+
+
 def describe(name: str) -> str:
-    return " + ".join((MUTANTS.get(part) or DEFENCES[part])[1] for part in name.split("+"))
+    return " + ".join(_lookup(part)[1] for part in name.split("+"))
 
 
 # -- activation --------------------------------------------------------------------------------------
@@ -249,13 +310,13 @@ def install(name: str) -> None:
     """Patch the mutant's module now if it is imported already, else right after its first import."""
     global _active
     parts = name.split("+")  # a mutant combined with switched-off defences: "a+kip320-off"
-    unknown = [part for part in parts if part not in MUTANTS and part not in DEFENCES]
+    unknown = [part for part in parts if part not in MUTANTS and part not in TXN_MUTANTS and part not in DEFENCES]
     if unknown:
-        raise SystemExit(f"{ENV}={name!r}: unknown mutant (one of {', '.join(MUTANTS)}; "
+        raise SystemExit(f"{ENV}={name!r}: unknown mutant (one of {', '.join([*MUTANTS, *TXN_MUTANTS])}; "
                          f"combinable with +{', +'.join(DEFENCES)})")
     _active = name
     for part in parts:
-        module, _, patch = MUTANTS.get(part) or DEFENCES[part]
+        module, _, patch = _lookup(part)
         if module in sys.modules:
             patch(sys.modules[module])
         else:

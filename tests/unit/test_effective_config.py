@@ -12,6 +12,7 @@ import pytest
 
 from broker.topic_configs import TopicConfigs, log_config
 from cluster.config import TOPIC_KEYS, TOPIC_TO_SERVER_DEFAULT, Config, topic_config_defaults
+from cluster.config.schema import TOPIC_ONLY_KEYS
 from cluster.effective_config import (
     SOURCE_CLUSTER,
     SOURCE_DYNAMIC,
@@ -105,7 +106,8 @@ def test_every_topic_key_is_typed_and_its_text_is_the_stored_form():
     settings = topic_config(image_with(), static(**props), TOPIC)
     defaults = topic_config_defaults(static(**props))
     assert {key: settings.text(key) for key in TOPIC_KEYS} == defaults
-    assert set(settings.sources) == set(TOPIC_KEYS) == set(TOPIC_TO_SERVER_DEFAULT)
+    # every topic key takes its default from a server key, except the two throttled-replicas lists (issue 13)
+    assert set(settings.sources) == set(TOPIC_KEYS) == set(TOPIC_TO_SERVER_DEFAULT) | {k.name for k in TOPIC_ONLY_KEYS}
     for key, spec in TOPIC_KEYS.items():
         expected_type = {"int": int, "long": int, "bool": bool, "string": str, "list": tuple}[spec.type]
         assert isinstance(settings.value(key), expected_type), key

@@ -55,6 +55,43 @@ def test_bad_config_is_one_line(tmp_path, text, fragment):
         assert fragment in result.stderr
 
 
+SEVERAL_DIRS = {
+    "broker,controller": """process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{raft}
+controller.quorum.secret=x-test-secret-16-chars
+listeners=PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{ctl},GRPC://127.0.0.1:{grpc}
+controller.quorum.bootstrap.servers=127.0.0.1:{ctl}
+log.dirs={dirs}
+""",
+    "broker": """process.roles=broker
+node.id=2
+listeners=PLAINTEXT://127.0.0.1:{kafka},GRPC://127.0.0.1:{grpc}
+controller.quorum.bootstrap.servers=127.0.0.1:{ctl}
+log.dirs={dirs}
+""",
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("roles", list(SEVERAL_DIRS))
+def test_several_log_dirs_are_refused_not_silently_cut_to_one(tmp_path, roles):
+    """Issue 13 item 8: `log.dirs` with two directories is refused by --check-config and at start-up (one
+    line, exit 1, no directory created) instead of the first one being used silently; one is valid."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    ports = {k: free_port() for k in ("raft", "kafka", "ctl", "grpc")}
+    path = write(tmp_path, SEVERAL_DIRS[roles].format(dirs=f"{a},{b}", **ports))
+    for argv in (("server", "--check-config", path), ("server", "--config", path)):
+        result = brook(*argv)
+        assert result.returncode == 1, result
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "log.dirs lists 2 directories" in result.stderr and "Kafka's JBOD is not supported" in result.stderr
+    assert not a.exists() and not b.exists()
+    path = write(tmp_path, SEVERAL_DIRS[roles].format(dirs=str(a), **ports))
+    result = brook("server", "--check-config", path)
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.timeout(30)
 def test_missing_config_file_is_one_line(tmp_path):
     result = brook("server", "--config", str(tmp_path / "nope.properties"))

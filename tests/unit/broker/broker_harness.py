@@ -23,6 +23,7 @@ from cluster.errors import ErrorCode
 from cluster.image import MetadataImage, replay_all
 from cluster.limits import LONG_MAX
 from cluster.records import (
+    RESOURCE_TOPIC,
     ClusterRecord,
     PartitionChange,
     PartitionRecord,
@@ -168,13 +169,19 @@ class Cluster:
                                                       "leader.replication.throttled.rate": LONG_MAX,
                                                       "follower.replication.throttled.rate": LONG_MAX},
                                  requests.extend, lambda image, topic: LogConfig(),
-                                 lambda image, topic, key: str(self.min_insync),
+                                 self._topic_value,
                                  monotonic_ms=self.clock, wall_ms=self.clock)
         leader_side = LeaderSide(manager)
         node = Node(broker_id, logs, manager, leader_side, BrokerServicer(_FakeBroker(ref, self)),
                     alter_requests=requests)
         ref.append(node)
         return node
+
+    def _topic_value(self, image: MetadataImage, topic: str, key: str) -> str:
+        """min.insync.replicas from the harness; other topic keys as the image stores them ("" if unset)."""
+        if key == "min.insync.replicas":
+            return str(self.min_insync)
+        return image.config(RESOURCE_TOPIC, topic).get(key, "")
 
     # -- metadata ------------------------------------------------------------------------------
     def commit(self, new_records: list[Record]) -> None:

@@ -98,6 +98,11 @@ def test_follower_lists_only_what_the_leader_does_not_hold(held, wanted, listed,
     assert f.request(wanted) == (7, 3, listed, forgotten)
     f.answered(7, wanted, listed, forgotten)
     assert f.held == wanted and f.next_epoch == 4
+    # The O(changed) form gives the same request when told which keys changed (here: all of them).
+    g = FollowerSession(session_id=7, next_epoch=3, held=dict(held))
+    session_id, epoch, got_listed, got_forgotten = g.request_changed(wanted, set(held) | set(wanted))
+    assert (session_id, epoch, sorted(got_listed), sorted(got_forgotten)) == (7, 3, sorted(listed), sorted(forgotten))
+    assert g.request_changed(wanted, set()) == (7, 3, [], []), "an unchanged key is never listed"
 
 
 def test_follower_without_a_session_sends_everything_and_reset_starts_over():

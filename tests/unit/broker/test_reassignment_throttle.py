@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from broker_harness import TOPIC_ID, Cluster, batch, run
 
-from cluster.records import RESOURCE_BROKER, ConfigRecord, PartitionRecord, TopicRecord
+from cluster.records import RESOURCE_BROKER, RESOURCE_TOPIC, ConfigRecord, PartitionRecord, TopicRecord
 
 BATCHES = 20
 
@@ -89,4 +89,53 @@ def test_no_throttle_without_a_reassignment():
             await c.produce(1, batch(5, tag=b"x%d-" % i))
         await c.rounds(3, 5)
         assert c.nodes[3].log.log_end_offset == c.nodes[1].log.log_end_offset
+    run(body)
+
+
+async def _listed(rate_key: str, broker: int, rate: int, replicas_key: str, listed: str) -> tuple[Cluster, int]:
+    """t-0 led by 1, ISR {1, 2}, broker 3 out of the ISR, no reassignment; the topic's throttled-replicas
+    config `replicas_key` = `listed`, as kafka-reassign-partitions --throttle writes it."""
+    c = Cluster()
+    c.commit([TopicRecord("t", TOPIC_ID), PartitionRecord(TOPIC_ID, 0, (1, 2, 3), (1, 2), 1),
+              ConfigRecord(RESOURCE_BROKER, str(broker), rate_key, str(rate)),
+              ConfigRecord(RESOURCE_TOPIC, "t", replicas_key, listed)])
+    c.sync()
+    for i in range(BATCHES):
+        await c.produce(1, batch(5, tag=b"x%d-" % i))
+    return c, c.nodes[1].log.log_end_offset
+
+
+def test_leader_throttled_replicas_topic_config_slows_a_listed_out_of_sync_replica():
+    """leader.replication.throttled.replicas naming the leader's replica (0:1): the out-of-ISR follower 3
+    is sent at most the rate; the ISR follower 2 is not throttled (Kafka's shouldLeaderThrottle)."""
+    async def body() -> None:
+        size = batch_bytes()
+        rate = 3 * size
+        c, leo = await _listed("leader.replication.throttled.rate", 1, rate,
+                               "leader.replication.throttled.replicas", "0:1,0:2")
+        await c.rounds(2, 5)
+        assert c.nodes[2].log.log_end_offset == leo
+        await c.rounds(3, 10)
+        first = c.nodes[3].log.log_end_offset
+        assert 0 < first < leo and bytes_of(0, first) <= rate + size
+    run(body)
+
+
+def test_leader_throttled_replicas_not_naming_the_leader_do_not_throttle():
+    async def body() -> None:
+        c, leo = await _listed("leader.replication.throttled.rate", 1, 1,
+                               "leader.replication.throttled.replicas", "0:2,1:1")
+        await c.rounds(3, 5)
+        assert c.nodes[3].log.log_end_offset == leo
+    run(body)
+
+
+def test_follower_throttled_replicas_topic_config_pauses_the_listed_follower():
+    async def body() -> None:
+        size = batch_bytes()
+        c, _leo = await _listed("follower.replication.throttled.rate", 3, 2 * size,
+                               "follower.replication.throttled.replicas", "0:3")
+        await c.rounds(3, 3)
+        got = c.nodes[3].log.log_end_offset
+        assert got > 0 and c.nodes[3].partition.paused_until_ms > c.clock()  # paid for by a pause
     run(body)

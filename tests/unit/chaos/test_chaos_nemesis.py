@@ -175,6 +175,19 @@ def test_parse_duration():
 def test_cli_usage_errors_exit_2(capsys):  # noqa: ANN001
     assert main(["run", "--scenario", "nope"]) == 2
     assert main(["run", "--duration", "forever"]) == 2
+    assert main(["run", "--subnet", "10.124.0"]) == 2  # only with --network netns
+    assert main(["run", "--network", "netns", "--subnet", "10.300.0"]) == 2
+    assert "10.300.0" in capsys.readouterr().err
+
+
+def test_parse_subnet():
+    from cluster.chaos.netns import SUBNET, parse_subnet
+
+    assert parse_subnet("10.124.0") == "10.124.0" and parse_subnet("10.124.0.0/24") == "10.124.0"
+    assert parse_subnet(SUBNET) == SUBNET and parse_subnet("010.1.2") == "10.1.2"
+    for bad in ("10.124", "10.124.0.1", "10.256.0", "a.b.c", "10.124.0/16", ""):
+        with pytest.raises(ValueError):
+            parse_subnet(bad)
 
 
 # -- the overlapping random mix, leader churn, unclean elections, network cuts, the sweep (issue 15) ----
@@ -275,7 +288,7 @@ def test_unclean_round_leaves_the_leader_alone_in_the_isr_then_elects_a_follower
 
 def test_random_mix_overlaps_rounds_and_cuts_the_network_only_with_namespaces(virtual_time):  # noqa: ANN001
     nemesis, control, _ = live_nemesis(1, virtual_time)
-    nemesis.run("random", 300.0, concurrency=1)
+    nemesis.run("random", 1200.0, concurrency=1)
     kinds_seen = {f.kind.split("/")[0] for f in nemesis.timeline}
     assert any(f.overlapped for f in nemesis.timeline)
     assert not any(k.startswith("cut-") for k in kinds_seen)
@@ -283,7 +296,7 @@ def test_random_mix_overlaps_rounds_and_cuts_the_network_only_with_namespaces(vi
     assert any(k.startswith("pause-") and k.endswith("-short") for k in kinds_seen)
     virtual_time[0] = 0.0
     nemesis, control, _ = live_nemesis(1, virtual_time, NetControl())
-    nemesis.run("random", 300.0, concurrency=1)
+    nemesis.run("random", 1200.0, concurrency=1)
     assert any(f.kind.startswith("cut-") for f in nemesis.timeline)
     assert control.cuts and ("heal-network", 0, 0) in control.actions
     with pytest.raises(ValueError, match="network namespaces"):
@@ -398,3 +411,15 @@ def test_an_exclusive_round_waits_for_running_rounds_and_blocks_new_ones():
     for t in (first, alone, later):
         t.join(10)
     assert log == ["first in", "first out", "exclusive in", "exclusive out", "later in", "later out"]
+
+
+def test_random_mix_tries_every_targeted_round_early(virtual_time):  # noqa: ANN001
+    for seed in (1, 2, 3):
+        virtual_time[0] = 0.0
+        nemesis, _, _ = live_nemesis(seed, virtual_time)
+        nemesis.run("random", 400.0, concurrency=1)
+        kinds = [f.kind.split("/")[0] for f in nemesis.timeline]
+        targeted = kinds[0::2]  # a worker's first round and every other one after it
+        assert {targeted[0], targeted[1]} == {"unclean-election", "rejoin-while-leader-dies"}
+        assert {"rejoin-while-leader-dies", "lagging-follower-election", "leader-churn"} <= set(targeted[:7])
+        assert any(k.startswith("isr-") for k in targeted[:7])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker.kafka.framing import (
     FrameBuffer,
@@ -37,6 +39,25 @@ def test_frames_are_cut_at_their_size_prefix(chunks: list[bytes], frames: list[b
             got.append(frame)
     assert got == frames
     assert len(buffer) == left
+
+
+@settings(max_examples=100, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=300), min_size=1, max_size=6),
+       cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12))
+def test_any_split_of_a_stream_gives_back_its_frames(payloads: list[bytes], cuts: list[int]) -> None:
+    """Frames spanning any number of reads, several frames in one read, prefixes split across reads."""
+    stream = b"".join(encode_frame(p) for p in payloads)
+    bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    buffer = FrameBuffer(1000)
+    got: list[bytes] = []
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        buffer.feed(stream[start:end])
+        while (frame := buffer.next_frame()) is not None:
+            got.append(frame)
+        assert len(buffer) == end - sum(4 + len(f) for f in got)
+        assert buffer.bytes_needed() >= (0 if len(got) == len(payloads) else 1)
+    assert got == payloads
+    assert len(buffer) == 0 and buffer.bytes_needed() == 4
 
 
 @pytest.mark.parametrize(

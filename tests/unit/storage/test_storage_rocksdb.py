@@ -122,3 +122,26 @@ class _Spy:
 
     def __getattr__(self, name):
         return getattr(self._db, name)
+
+
+def test_get_or_create_many_registers_in_one_write_and_keeps_existing_logs(log_dir):
+    """A metadata image bringing thousands of partitions creates their logs in one WriteBatch: each
+    gets its own number (no two logs share a key range), an existing log keeps its data, and a
+    reopened directory has them all."""
+    manager = LogManager(log_dir)
+    _fill(manager)  # TOPIC-0 exists with data
+    manager.get_or_create_many([(TOPIC, "orders", 0, LogConfig()), (OTHER, "audit", 0, LogConfig()),
+                                (OTHER, "audit", 1, LogConfig()), (OTHER, "audit", 1, LogConfig())])
+    assert manager.get(TOPIC, 0).log_end_offset == 10
+    logs = [manager.get_or_create(OTHER, "audit", i, LogConfig()) for i in (0, 1)]
+    later = manager.get_or_create(OTHER, "audit", 2, LogConfig())
+    for i, log in enumerate([*logs, later]):
+        assert (log.log_start_offset, log.log_end_offset) == (0, 0)
+        log.append_as_leader(build_batch([Record(None, b"x%d" % i)] * (i + 1)), 0, 0)
+    assert [log.log_end_offset for log in (*logs, later)] == [1, 2, 3], "each log has its own key range"
+    assert manager.get(TOPIC, 0).log_end_offset == 10
+    manager.close()
+    reopened = LogManager(log_dir)
+    assert sorted(reopened.partitions()) == sorted([(TOPIC, "orders", 0)] + [(OTHER, "audit", i) for i in range(3)])
+    assert [reopened.get_or_create(OTHER, "audit", i, LogConfig()).log_end_offset for i in range(3)] == [1, 2, 3]
+    reopened.close()

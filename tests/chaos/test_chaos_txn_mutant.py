@@ -1,0 +1,45 @@
+"""Evidence that the transactional chaos smoke can fail: it catches a build whose read_committed
+fetches ignore the aborted-transaction index (aborted records are delivered).
+
+Method: as test_chaos_mutant.py, a 3+3 LocalCluster whose servers run the `txn-ignore-aborted-index`
+mutant (tests/mutants/brook_mutants.py; every node's log must show it active); the transactional
+smoke run (test_chaos_smoke.TXN_SMOKE, same scenario, duration, seed) must report txn_aborted_read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cluster.chaos.runner import CHAOS_OVERRIDES, SESSION_TIMEOUT_MS, run
+from cluster.cli.launcher import LocalCluster
+from tests.chaos.test_chaos_smoke import SMOKE_RATE_PER_S, TXN_SMOKE
+
+MUTANTS_DIR = Path(__file__).resolve().parents[1] / "mutants"
+MUTANT = "txn-ignore-aborted-index"
+
+
+@pytest.fixture(scope="module")
+def mutant_cluster(tmp_path_factory, request):  # noqa: ANN001, ANN201
+    env = {k: v for k, v in os.environ.items() if k != "BROOK_MUTANT"}
+    env["PYTHONPATH"] = str(MUTANTS_DIR) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["BROOK_MUTANT"] = MUTANT
+    local = LocalCluster(tmp_path_factory.mktemp("chaos-txn-mutant"), 3, 3, overrides=CHAOS_OVERRIDES, env=env)
+    request.addfinalizer(local.stop)  # every process, by PID, even when start() fails halfway
+    local.start(wait=True, timeout_s=90)
+    return local
+
+
+@pytest.mark.timeout(240)
+def test_txn_smoke_catches_read_committed_without_aborted_index(mutant_cluster):  # noqa: ANN001
+    for node_id in mutant_cluster.broker_ids:
+        text = mutant_cluster.node(node_id).log_path.read_text(errors="replace")
+        assert f"brook mutant active: BROOK_MUTANT={MUTANT}" in text, f"node {node_id} runs the normal build"
+    scenario, duration_s, seed = TXN_SMOKE
+    report = run(scenario, duration_s, seed, cluster=mutant_cluster, session_timeout_s=SESSION_TIMEOUT_MS / 1000.0,
+                 rate_per_s=SMOKE_RATE_PER_S, sweep=False, workload="txn")
+    print(report.to_text())
+    assert report.result.counts().get("txn_aborted_read", 0) > 0, report.to_text()
+    assert report.exit_code == 1
