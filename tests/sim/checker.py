@@ -183,7 +183,7 @@ class Checker:
         reg = t.partitions.get(0) if t else None
         b = self.c.brokers[reg.leader].b if reg is not None and reg.leader in self.c.brokers else None
         p = b.replicas.partitions.get((self.c.topic_id, 0)) if b is not None else None
-        if p is None or p.leader is None or p.leader.leader_epoch != reg.leader_epoch:
+        if reg is None or p is None or p.leader is None or p.leader.leader_epoch != reg.leader_epoch:
             return -1
         return p.leader.high_watermark
 

@@ -930,7 +930,7 @@ class SimCluster:
         if not ready and self.sim.now < deadline:
             self.sim.at(self.sim.now + 2, self._watch_bounce, preferred, interim, third, deadline)
             return
-        if ready:
+        if ready and state is not None and p_log is not None and t_log is not None:
             self.sim.note(f"nemesis: bounce: b{third} (LEO {t_log.log_end_offset}) between b{preferred}'s HW "
                           f"{p_log.high_watermark} and leader b{interim}'s HW {state.high_watermark}")
         rng = self.sim.rng
