@@ -5,7 +5,10 @@ What it proves about the workload (values are unique per run, so every value nam
     lost                  acknowledged (ok at partition/offset), never read, although the final drain
                           of that partition finished (or, without a drain, a later offset was read)
     lost_on_replica       acknowledged, but missing from (or elsewhere in) one broker's copy when the
-                          replica sweep made that broker the only leader and read it to its end
+                          replica sweep made that broker the only leader and read it to its end (after
+                          an unclean election of the partition, a copy holding there what the final
+                          drain read is the surviving log, not a diverged copy: info
+                          `unclean_swept_replaced`)
     duplicate             one value read at two different (partition, offset) positions
     inconsistent_offset   one (partition, offset) read with two different values
     acked_offset_mismatch the acknowledgement said (p, o) but the value was read elsewhere, or (p, o)
