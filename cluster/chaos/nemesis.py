@@ -39,7 +39,8 @@ state):
                             to recover before the next one, and RANDOM_CONCURRENCY workers run rounds at
                             once (an unclean round runs alone); every other round of a worker is the
                             next of a shared deck of the targeted rounds (unclean and rejoin first), so
-                            each is tried within the first minutes of every run
+                            each is tried within the first minutes of every run (a rejoin drawn from
+                            the deck runs alone, like unclean)
 
 Every run ends (runner) with a heal, and then the replica sweep (`Nemesis.sweep`): each broker in
 turn is made the only leader of every partition (the other brokers are stopped with SIGSTOP until the
@@ -955,7 +956,10 @@ class Nemesis:
         self._local.rounds = getattr(self._local, "rounds", 0) + 1
         if self._local.rounds % TARGETED_EVERY == 1 % TARGETED_EVERY:
             choice = self._next_targeted()
-            with self._round(exclusive=choice == self.unclean):
+            # A rejoin from the deck runs alone too: its window (the ISR expansion in flight while the
+            # follower is stopped) is milliseconds wide, and a concurrent kill of the leader or of the
+            # follower mid-catch-up ends the round without trying it; drawn between, it overlaps.
+            with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies)):
                 choice()
             return
         choices: list[Callable[[], None]] = [

@@ -118,14 +118,25 @@ def reader_stalled(now_s: float, since_s: float, last_ack_s: float, assigned: bo
 
 
 class _Lines(logging.Handler):
-    """Keeps the last `maxlen` formatted records (a consumer's librdkafka debug log)."""
+    """Keeps the last `maxlen` formatted records (a consumer's librdkafka debug log); a record that
+    repeats the previous one (librdkafka retries a coordinator query many times a second) only
+    counts, so the lines cover the stall's history rather than its last second."""
 
     def __init__(self, maxlen: int) -> None:
         super().__init__(logging.DEBUG)
         self.lines: deque[str] = deque(maxlen=maxlen)
+        self._last = ""
+        self._repeats = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.created:.3f} {record.getMessage()}")
+        text = record.getMessage()
+        if text == self._last and self.lines:
+            self._repeats += 1
+            first = self.lines[-1].split(" (repeated", 1)[0]
+            self.lines[-1] = f"{first} (repeated {self._repeats}x, last {record.created:.3f})"
+            return
+        self._last, self._repeats = text, 0
+        self.lines.append(f"{record.created:.3f} {text}")
 
 
 def producer_config(bootstrap: str, acks: int = -1) -> dict[str, object]:

@@ -43,3 +43,24 @@ def test_watchdog_recreates_a_stalled_reader_once_and_records_it(tmp_path):  # n
     assert "reader reader-0 read nothing from 0.00s to 36.00s" in stall.describe()
     workload._watch_once(37.0)  # asked once: not again until the reader has recreated its consumer
     assert len(workload.stalls) == 1
+
+
+def test_debug_lines_collapse_repeats():
+    import logging
+
+    from cluster.chaos.workload import _Lines
+
+    lines = _Lines(3)
+
+    def record(text: str, at: float) -> logging.LogRecord:
+        r = logging.LogRecord("x", logging.DEBUG, __file__, 1, text, None, None)
+        r.created = at
+        return r
+
+    lines.emit(record("CGRPSTATE changed state", 1.0))
+    for i in range(50):
+        lines.emit(record("CGRPQUERY no broker available", 2.0 + i))
+    lines.emit(record("CGRPCOORD answered", 60.0))
+    assert list(lines.lines) == ["1.000 CGRPSTATE changed state",
+                                 "2.000 CGRPQUERY no broker available (repeated 49x, last 51.000)",
+                                 "60.000 CGRPCOORD answered"]
