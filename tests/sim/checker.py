@@ -1,7 +1,8 @@
 """Invariants checked after every simulation step and at the end.
 
 1. Every acknowledged record is at its offset in the log of every member of the committed ISR
-   (the controller's) and of the leader's own ISR view — so any clean election keeps it.
+   (the controller's) and of the leader's own ISR view — so any clean election keeps it; and so is
+   every committed record (below the current leader's HW), acknowledged or not.
 2. Committed prefixes are identical: below a replica's own high watermark its log equals the
    committed history (what leaders' HWs passed, first come).
 3. A leader's HW never decreases within its leader epoch (per process incarnation).
@@ -57,6 +58,7 @@ class Checker:
         self.epoch_leader: dict[int, int] = {}
         self.hw_seen: dict[tuple[int, int, int], int] = {}  # (broker, incarnation gen, epoch) -> HW
         self.acked_checked: dict[int, tuple[int, int, int]] = {}  # broker -> (view key, version, count)
+        self.committed_checked: dict[int, tuple[int, int, int]] = {}  # broker -> (view key, version, upto)
         self.prefix_checked: dict[int, tuple[int, int, int]] = {}  # broker -> (view key, version, upto)
         self.controller_epochs: dict[int, int] = {}
         self.last_fingerprint: tuple[Any, ...] = ()
@@ -135,7 +137,9 @@ class Checker:
             self._extend_committed(bid, state.high_watermark)
         for bid in BROKER_IDS:
             self._check_prefix(bid)
-        self._check_acked(self._isr_members())
+        members = self._isr_members()
+        self._check_acked(members)
+        self._check_committed_on_isr(members)
         self._check_followers(key)
 
     def _fingerprint(self, key: tuple[bytes, int]) -> tuple[Any, ...]:
@@ -172,6 +176,41 @@ class Checker:
         if p is not None and p.leader is not None and p.leader.leader_epoch == reg.leader_epoch:
             members.extend(r for r in p.leader.isr if r not in members)
         return members
+
+    def _leader_hw(self) -> int:
+        """The HW of the controller's current leader, as that leader has it (-1: no such leader)."""
+        t = self.c.raft.image.topic_by_name("t")
+        reg = t.partitions.get(0) if t else None
+        b = self.c.brokers[reg.leader].b if reg is not None and reg.leader in self.c.brokers else None
+        p = b.replicas.partitions.get((self.c.topic_id, 0)) if b is not None else None
+        if reg is None or p is None or p.leader is None or p.leader.leader_epoch != reg.leader_epoch:
+            return -1
+        return p.leader.high_watermark
+
+    def _check_committed_on_isr(self, members: list[int]) -> None:
+        """Invariant 1 for every committed record, acknowledged or not: below the current leader's HW
+        every ISR member holds the committed history (consumers may have read it; any clean
+        election must keep it)."""
+        upto = min(self._leader_hw(), len(self.committed))
+        for bid in BROKER_IDS:
+            if bid not in members:
+                self.committed_checked.pop(bid, None)
+                continue
+            found = self._view(bid)
+            if found is None:
+                continue
+            view, log = found
+            start = 0
+            checked = self.committed_checked.get(bid)
+            if checked is not None and checked[0] == id(log) and checked[1] == view.version:
+                start = checked[2]
+            for offset in range(start, upto):
+                if view.values.get(offset) != self.committed[offset]:
+                    self.c.violation(f"committed record {self.committed[offset]!r} at {offset} (below the leader's HW "
+                                     f"{upto}) is not in ISR member b{bid}'s log (it has {view.values.get(offset)!r}, "
+                                     f"LEO {log.log_end_offset})")
+                    return
+            self.committed_checked[bid] = (id(log), view.version, max(start, upto))
 
     def _check_followers(self, key: tuple[bytes, int]) -> None:
         """Truncation's postcondition (KIP-279): a live follower that has finished truncating against

@@ -56,9 +56,9 @@ DISCONNECT_GRACE_MS = 60  # a crashed broker's dropped connection: fenced after 
 
 
 ALL_KINDS = ("crash", "crash_leader", "pause", "partition", "isolate_leader", "controller_failover",
-             "preferred_election", "slow_link", "leader_bounce", "power_loss", "power_loss_leader",
+             "preferred_election", "slow_link", "leader_bounce", "leader_return", "power_loss", "power_loss_leader",
              "power_outage", "outage_during_catchup")
-LEADERSHIP_KINDS = ("leader_bounce", "pause", "slow_link")
+LEADERSHIP_KINDS = ("leader_bounce", "leader_return", "pause", "slow_link")
 CHURN_KINDS = ("crash_leader", "crash_leader", "crash", "pause", "isolate_leader", "power_loss_leader")
 POWER_KINDS = ("power_loss", "power_loss_leader", "power_outage", "outage_during_catchup")
 
@@ -181,8 +181,10 @@ class SimNet:
         self.cluster = cluster
         self.sim = cluster.sim
         self.cuts: set[tuple[str, str]] = set()  # (a, b) with a < b: no traffic either way
+        # (src, dst) -> extra delay up to this many ms for messages from src to dst (a congested link
+        # may be slow one way only: a follower's requests arrive at once, the leader's answers late)
         self.slow: dict[tuple[str, str], int] = {}
-        self.serving: dict[Any, tuple[Node, int]] = {}  # server task -> the calling process  # (a, b) with a < b: extra delay up to this many ms
+        self.serving: dict[Any, tuple[Node, int]] = {}  # server task -> the calling process
         self.faults_on = True
 
     def blocked(self, a: Node, b: Node) -> bool:
@@ -193,7 +195,7 @@ class SimNet:
         f = self.cluster.faults
         extra = 0
         if self.slow:
-            slow = self.slow.get((min(src.name, dst.name), max(src.name, dst.name)), 0)
+            slow = self.slow.get((src.name, dst.name), 0)
             extra = rng.randint(slow // 4, slow) if slow else 0
         if self.faults_on and rng.random() < f.slow:
             return extra + rng.randint(10, 150)
@@ -552,6 +554,7 @@ class SimCluster:
         self.synced = False  # drawn when the topic is created
         self.churn = self.faults.churn
         self.bounce_until = -1  # no churn while a leader bounce plays out
+        self.return_victim = -1  # a leader return: crash this broker as soon as it leads
         self.workload_on = True
         self.violations: list[str] = []
         self.metadata_listeners: list[Callable[[list[Record], MetadataImage], None]] = []
@@ -581,6 +584,12 @@ class SimCluster:
                 self.sim.note(f"metadata {image.offset}: {r}")
 
     def on_new_leader(self, broker: SimBroker) -> None:
+        if self.faults_active and broker.broker_id == self.return_victim:
+            self.return_victim = -1
+            delay = self.sim.rng.randint(50, 100)
+            self.sim.note(f"nemesis: return: crash new leader b{broker.broker_id} in {delay} ms")
+            self.sim.at(self.sim.now + delay, self._crash_broker, broker.broker_id, self.sim.rng.randint(200, 600))
+            return
         if self.faults_active and self.sim.now > self.bounce_until and self.sim.rng.random() < self.churn:
             delay = self.sim.rng.randint(0, 30)
             power = self.synced and self.sim.rng.random() < 0.25
@@ -767,14 +776,18 @@ class SimCluster:
         elif kind == "slow_link":
             # A slow (not cut) link: a follower that lags without leaving, or a HW that reaches a
             # follower late — the new leader's HW then lags what the old one acknowledged.
+            # Half the time one way only (a congested queue in one direction): a follower's requests
+            # arrive at once while the leader's answers, and the HW they carry, come late.
             a, b = rng.sample(BROKER_IDS, 2)
-            pair = (f"b{min(a, b)}", f"b{max(a, b)}")
+            links = [(a, b)] if rng.random() < 0.5 else [(a, b), (b, a)]
             slow = rng.randint(30, 250)
-            self.net.slow[pair] = slow
-            self.sim.note(f"nemesis: link {pair[0]}-{pair[1]} slow (up to {slow} ms) for {duration} ms")
-            self.sim.at(self.sim.now + duration, self.net.slow.pop, pair, None)
+            self.sim.note(f"nemesis: link b{a}{'->' if len(links) == 1 else '-'}b{b} slow (up to {slow} ms) "
+                          f"for {duration} ms")
+            self._slow_links(links, slow, self.sim.now + duration)
         elif kind == "leader_bounce":
             self._leader_bounce()
+        elif kind == "leader_return":
+            self._leader_return()
 
     def _power_outage(self) -> None:
         """A rack loses power: every broker dies within a few ms and keeps only what it synced; they
@@ -826,10 +839,13 @@ class SimCluster:
     def _leader_bounce(self) -> None:
         """Leadership moves away from the preferred replica P and back while the interim leader I
         stays in the ISR (KAFKA-7128's schedule). P is crashed briefly; once I leads, the third
-        replica T is paused just long enough to leave the ISR; the P-I link turns slow (P's HW,
-        learnt from I, lags what I acknowledged, and I's first fetches from P arrive late), and
-        preferred elections move leadership back to P as T resumes, so T's first fetches reach P
-        before I's."""
+        replica T is paused just long enough to leave the ISR and then chases I's log over congested
+        links: I's answers reach P late (P's HW, which rides on I's next answer, lags what I
+        acknowledged by a slow round) and reach T later still (T stays a round behind I's HW, so I
+        does not add it back, and its log end sits between P's HW and what I acknowledged). Then
+        preferred elections move leadership back to P. As P's follower, T's requests arrive at
+        once and its answers late, while I's requests to P are slow: T's first fetch reaches P
+        before I's, and T's log stays short while P decides whether to add it to the ISR."""
         rng = self.sim.rng
         preferred = BROKER_IDS[0]
         if self._leader_id() <= 0:
@@ -839,6 +855,45 @@ class SimCluster:
             self._crash_broker(preferred, rng.randint(30, 150))
         self.sim.at(self.sim.now + rng.randint(150, 300), self._bounce_lag, preferred)
 
+    def _leader_return(self) -> None:
+        """Leadership leaves the current leader L for the preferred replica P and comes straight back
+        (P dies right after taking over; L, still in the ISR and never told to truncate by P, is
+        elected again), while the link from a follower F to L is slow one way and P lags behind L.
+        F learns of P's epoch and truncates L's unreplicated tail while requests it sent in L's
+        old epoch are still on their way to L; they arrive in L's new epoch. Fetches from an older
+        leader epoch must not count (Kafka's FENCED_LEADER_EPOCH on Fetch): F's log no longer holds
+        what they say it does."""
+        rng = self.sim.rng
+        preferred, leader = BROKER_IDS[0], self._leader_id()
+        if leader <= 0 or not self.faults_active:
+            return
+        if leader == preferred:  # move leadership away first; try again once P is back in the ISR
+            self.sim.note(f"nemesis: leader return: b{preferred} leads; crash it first")
+            self._crash_broker(preferred, rng.randint(30, 150))
+            self.sim.at(self.sim.now + rng.randint(400, 700), self._leader_return)
+            return
+        follower = next(b for b in BROKER_IDS if b not in (preferred, leader))
+        slow, late = rng.randint(200, 350), rng.randint(250, 450)
+        start = self.sim.now + rng.randint(50, 250)
+        until = start + 700
+        self.sim.note(f"nemesis: leader return: b{leader} -> b{preferred} -> b{leader} from t={start}; "
+                      f"b{leader}->b{preferred} slow (up to {slow} ms), b{follower}->b{leader} from then on "
+                      f"(up to {late} ms)")
+        self._slow_links([(leader, preferred)], slow, until)
+        self.sim.at(start, self._slow_links, [(follower, leader)], late, until)
+        self.bounce_until = until
+        self.sim.at(start, self._arm_return, preferred)
+        for delay in range(0, 120, rng.randint(10, 30)):
+            self.sim.at(start + delay, self._spawn_preferred_election)
+
+    def _arm_return(self, preferred: int) -> None:
+        self.return_victim = preferred
+        self.sim.at(self.sim.now + 200, self._disarm_return, preferred)
+
+    def _disarm_return(self, preferred: int) -> None:
+        if self.return_victim == preferred:
+            self.return_victim = -1
+
     def _bounce_lag(self, preferred: int) -> None:
         rng = self.sim.rng
         interim = self._leader_id()
@@ -846,19 +901,65 @@ class SimCluster:
             return
         third = next(b for b in BROKER_IDS if b not in (preferred, interim))
         pause = rng.randint(330, 450)
-        self.sim.note(f"nemesis: bounce: b{third} paused {pause} ms under leader b{interim} (leaves the ISR)")
         node = self.brokers[third].node
         node.paused_until = max(node.paused_until, self.sim.now + pause)
-        back = self.sim.now + pause + rng.randint(3, 30)  # T has resumed and fetched from I once
-        self.bounce_until = back + 600
-        self.sim.at(back - rng.randint(50, 200), self._slow_pair, preferred, interim, rng.randint(80, 200))
+        resume = self.sim.now + pause
+        back = resume + rng.randint(300, 600)  # the latest moment the elections start
+        slow_p = rng.randint(100, 250)
+        slow_t = 2 * slow_p
+        self.sim.note(f"nemesis: bounce: b{third} paused {pause} ms under leader b{interim} (leaves the ISR); "
+                      f"b{interim}->b{preferred} and b{preferred}->b{third} slow (up to {slow_p} ms), "
+                      f"b{interim}->b{third} slower (up to {slow_t} ms)")
+        self.bounce_until = back + 700
+        start = resume - rng.randint(50, 200)
+        self.sim.at(start, self._slow_links, [(interim, preferred), (preferred, third)], slow_p, back + 700)
+        self.sim.at(start, self._slow_links, [(interim, third)], slow_t, back + 700)
+        self.sim.at(resume, self._watch_bounce, preferred, interim, third, back)
+
+    def _watch_bounce(self, preferred: int, interim: int, third: int, deadline: int) -> None:
+        """Move leadership back to P (preferred elections every 10-40 ms for 200 ms) as soon as T,
+        outside I's ISR, has a log end between P's HW and I's (T a few batches short of what I
+        acknowledged, P not yet told of it), or at `deadline`."""
+        if not self.faults_active or self._leader_id() != interim:
+            return
+        state = self._leader_state(interim)
+        p_log = self.brokers[preferred].logs.logs.get((self.topic_id, 0))
+        t_log = self.brokers[third].logs.logs.get((self.topic_id, 0))
+        ready = (state is not None and p_log is not None and t_log is not None and third not in state.isr
+                 and p_log.high_watermark <= t_log.log_end_offset < state.high_watermark)
+        if not ready and self.sim.now < deadline:
+            self.sim.at(self.sim.now + 2, self._watch_bounce, preferred, interim, third, deadline)
+            return
+        if ready and state is not None and p_log is not None and t_log is not None:
+            self.sim.note(f"nemesis: bounce: b{third} (LEO {t_log.log_end_offset}) between b{preferred}'s HW "
+                          f"{p_log.high_watermark} and leader b{interim}'s HW {state.high_watermark}")
+        rng = self.sim.rng
+        self.bounce_until = self.sim.now + 700
         for delay in range(0, 200, rng.randint(10, 40)):
-            self.sim.at(back + delay, self._spawn_preferred_election)
-        self.sim.at(back + 600, self.net.slow.clear)
+            self.sim.at(self.sim.now + delay, self._spawn_preferred_election)
+
+    def _leader_state(self, broker_id: int) -> Any:
+        b = self.brokers[broker_id].b
+        p = b.replicas.partitions.get((self.topic_id, 0)) if b is not None else None
+        return p.leader if p is not None else None
 
     def _slow_pair(self, a: int, b: int, slow_ms: int) -> None:
         if self.faults_active:
-            self.net.slow[(f"b{min(a, b)}", f"b{max(a, b)}")] = slow_ms
+            self.net.slow[(f"b{a}", f"b{b}")] = self.net.slow[(f"b{b}", f"b{a}")] = slow_ms
+
+    def _slow_links(self, links: list[tuple[int, int]], slow_ms: int, until_ms: int) -> None:
+        """Messages from a to b (for each (a, b)) take up to `slow_ms` longer until `until_ms`."""
+        if not self.faults_active:
+            return
+        keys = [(f"b{a}", f"b{b}") for a, b in links]
+        for key in keys:
+            self.net.slow[key] = slow_ms
+        self.sim.at(until_ms, self._unslow, keys, slow_ms)
+
+    def _unslow(self, keys: list[tuple[str, str]], slow_ms: int) -> None:
+        for key in keys:
+            if self.net.slow.get(key) == slow_ms:
+                del self.net.slow[key]
 
     def _heal_cut(self, pairs: set[tuple[str, str]]) -> None:
         self.net.cuts -= pairs

@@ -111,13 +111,15 @@ def test_pending_isr_survives_an_alter_partition_whose_outcome_is_unknown() -> N
 MUTANT_SEEDS = {
     "ack-before-replication": 1,
     "hw-leader-only": 1,
-    "hw-no-min-insync": 2,
-    "no-truncation": 7,
-    "election-outside-isr": 1,
-    "no-idempotent-dedupe": 1,
-    "loss1-epoch-not-recorded": 4,
-    "loss2-one-truncation-round": 7,
-    "loss3-hw-ignores-pending-isr": 17,
+    "hw-no-min-insync": 1,
+    "no-truncation": 1,
+    "election-outside-isr": 8,
+    "no-fetch-epoch-check": 537,
+    "no-idempotent-dedupe": 3,
+    "loss1-epoch-not-recorded": 12,
+    "loss2-one-truncation-round": 1,
+    "loss3-hw-ignores-pending-isr": 12,
+    "loss4-isr-ignores-epoch-start": 221,
 }
 
 
