@@ -66,14 +66,22 @@ def _as_log_end(value: LogEnd | int | None) -> LogEnd:
 
 
 def choose_unclean_leader(candidates: Sequence[int], log_ends: Mapping[int, LogEnd | int] | None) -> int:
-    """The live replica with the longest log: highest (last epoch, log end offset); replicas with
-    nothing known count as shortest; ties go to the first in `candidates` (replica order).
+    """The live replica with the longest log: highest (last epoch, log end offset), or the highest
+    log end offset alone when a candidate's end is known without its epoch; replicas with nothing
+    known count as shortest; ties go to the first in `candidates` (replica order).
     NO_LEADER when there is no candidate."""
     if not candidates:
         return NO_LEADER
     known = log_ends or {}
+    ends = {b: _as_log_end(known.get(b)) for b in candidates}
     # max() keeps the first of equals, so ties go to replica order.
-    return max(candidates, key=lambda b: _as_log_end(known.get(b)))
+    if any(end.last_epoch < 0 <= end.log_end_offset for end in ends.values()):
+        # A bare log end (a heartbeat's report, epoch unknown) cannot be ranked by epoch against a
+        # probed one: an unknown epoch would lose to any known one however much longer its log is
+        # (soak 201 elected a replica 46 offsets shorter and lost writes two replicas had
+        # acknowledged). Without every epoch, the longest log wins.
+        return max(candidates, key=lambda b: ends[b].log_end_offset)
+    return max(candidates, key=lambda b: ends[b])
 
 
 def unclean_loss(leader: int, log_ends: Mapping[int, LogEnd | int] | None) -> tuple[int, int] | None:

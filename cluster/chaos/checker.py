@@ -5,7 +5,10 @@ What it proves about the workload (values are unique per run, so every value nam
     lost                  acknowledged (ok at partition/offset), never read, although the final drain
                           of that partition finished (or, without a drain, a later offset was read)
     lost_on_replica       acknowledged, but missing from (or elsewhere in) one broker's copy when the
-                          replica sweep made that broker the only leader and read it to its end
+                          replica sweep made that broker the only leader and read it to its end (after
+                          an unclean election of the partition, a copy holding there what the final
+                          drain read is the surviving log, not a diverged copy: info
+                          `unclean_swept_replaced`)
     duplicate             one value read at two different (partition, offset) positions
     inconsistent_offset   one (partition, offset) read with two different values
     acked_offset_mismatch the acknowledgement said (p, o) but the value was read elsewhere, or (p, o)
@@ -48,6 +51,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cluster.chaos.history import (
+    DRAIN,
     History,
     Outcome,
     OutcomeKind,
@@ -226,7 +230,7 @@ def check_history(history: History) -> CheckResult:
                                      sorted(first_read[(position, v)] for v in values)[1]))
     anomalies += _check_outcomes(history, by_value, by_position, result.info, weak)
     anomalies += _check_monotonic(history, info)
-    anomalies += _check_sweep(history, weak)
+    anomalies += _check_sweep(history, weak, info)
     return result
 
 
@@ -235,19 +239,27 @@ def _weak_values(history: History) -> frozenset[str]:
     return frozenset(s.value for s in history.sends if s.acks != -1)
 
 
-def _check_sweep(history: History, weak: frozenset[str]) -> list[Anomaly]:
+def _check_sweep(history: History, weak: frozenset[str], info: dict[str, int] | None = None) -> list[Anomaly]:
     """Every acknowledged (acks=all) value below the HW a sweep read to is in that broker's copy at its
-    acknowledged offset: a diverged or short copy is found even if no consumer would read it today."""
+    acknowledged offset: a diverged or short copy is found even if no consumer would read it today.
+
+    After an unclean election of the partition, a copy that holds at the acknowledged offset the same
+    value the final drain read there is not a diverged replica: the election replaced the write in the
+    surviving log itself (counted as info `unclean_swept_replaced`; `_check_outcomes` judges the value)."""
     anomalies: list[Anomaly] = []
     if not history.swept_to:
         return anomalies
+    info = {} if info is None else info
     final = _final_outcomes(history)
     seen: dict[str, dict[Position, str]] = defaultdict(dict)
     values: dict[str, set[str]] = defaultdict(set)
+    drained: dict[Position, set[str]] = defaultdict(set)
     for r in history.reads:
         if r.reader in history.swept_to:
             seen[r.reader][(r.partition, r.offset)] = r.value
             values[r.reader].add(r.value)
+        elif r.reader == DRAIN:
+            drained[(r.partition, r.offset)].add(r.value)
     for reader, highs in sorted(history.swept_to.items()):
         copy = seen.get(reader, {})
         for value, outcome in sorted(final.items()):
@@ -263,6 +275,10 @@ def _check_sweep(history: History, weak: frozenset[str]) -> list[Anomaly]:
                                                                 outcome.time_s))
                 continue
             there = copy.get((outcome.partition, outcome.offset))
+            if (there is not None and there != value and outcome.partition in history.unclean_since
+                    and drained.get((outcome.partition, outcome.offset)) == {there}):
+                info["unclean_swept_replaced"] = info.get("unclean_swept_replaced", 0) + 1
+                continue
             if there != value:
                 anomalies.append(Anomaly("lost_on_replica", f"{value} acked at partition {outcome.partition} offset "
                                                             f"{outcome.offset}: {reader} (read to HW {high} while "

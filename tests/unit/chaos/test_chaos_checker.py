@@ -7,6 +7,7 @@ clean histories with rebalances, unknown outcomes and a drain, and checks nothin
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -277,6 +278,49 @@ def test_sweep_reading_identical_copies_is_clean():
         h.drained(0, 2, f"sweep-{b}")
         h.drained(1, 1, f"sweep-{b}")
     assert check(h).ok
+
+
+def _unclean_replaced_history(copies: dict[int, str], drain: str, unclean: bool) -> History:
+    """Soak 201's shape: b acknowledged (acks=all) at 0@1 and read there by a group reader; an unclean
+    election then gave 0@1 to the acks=1 writer's x in the surviving log (`drain` is what the final
+    drain read at 0@1); `copies` is what each broker's sweep read at 0@1."""
+    reads = [("r0", 1, 0, 1, "b"), (DRAIN, 0, 0, 0, "a"), (DRAIN, 0, 0, 1, drain), (DRAIN, 0, 1, 0, "c")]
+    for broker, value in copies.items():
+        reads += [(f"sweep-{broker}", 0, 0, 0, "a"), (f"sweep-{broker}", 0, 0, 1, value),
+                  (f"sweep-{broker}", 0, 1, 0, "c")]
+    h = make_history(ACKS, reads, drained={0: 2, 1: 1})
+    for value in {drain, *copies.values()} - {"b"}:
+        h.send(Send(value, 9, 0.5, acks=1))
+    for broker in copies:
+        h.drained(0, 2, f"sweep-{broker}")
+        h.drained(1, 1, f"sweep-{broker}")
+    if unclean:
+        h.unclean_since[0] = 1.5
+    return h
+
+
+@pytest.mark.parametrize(("copies", "drain", "unclean", "expected"), [
+    # every copy and the drain agree on x: the unclean election replaced b cluster-wide (soak 201)
+    ({101: "x", 102: "x", 103: "x"}, "x", True, {}),
+    # the same without an unclean election: b lost from every replica
+    ({101: "x", 102: "x", 103: "x"}, "x", False, {"lost_on_replica": 3, "acked_offset_mismatch": 1}),
+    # after an unclean election one copy still differs from the surviving log: a diverged replica
+    ({101: "y", 102: "x", 103: "x"}, "x", True, {"lost_on_replica": 1}),
+])
+def test_sweep_after_an_unclean_election_flags_only_copies_that_differ_from_the_surviving_log(
+        copies: dict[int, str], drain: str, unclean: bool, expected: dict[str, int]) -> None:
+    result = check_history(_unclean_replaced_history(copies, drain, unclean))
+    assert {k: v for k, v in kinds(result).items() if k != "inconsistent_offset"} == expected, result.anomalies
+    if not expected:
+        assert result.info["unclean_swept_replaced"] == len(copies)
+
+
+def test_sweep_short_copy_after_an_unclean_election_is_flagged() -> None:
+    h = _unclean_replaced_history({101: "x", 102: "x"}, "x", True)
+    h.reads[:] = [r for r in h.reads if not (r.reader == "sweep-101" and r.offset == 1)]
+    result = check_history(h)
+    assert kinds(result) == {"lost_on_replica": 1}
+    assert "sweep-101" in result.anomalies[0].detail and "has nothing there" in result.anomalies[0].detail
 
 
 def test_weak_writer_losses_are_allowed_but_its_records_still_expose_divergence():

@@ -26,6 +26,10 @@ CHOICE = [
     ("tie-goes-to-replica-order", (3, 2), {2: LogEnd(4, 10), 3: LogEnd(4, 10)}, 3),
     ("unknown-counts-as-shortest", (2, 3), {3: LogEnd(0, 0)}, 3),
     ("bare-offsets-from-heartbeats", (2, 3), {2: 7, 3: 9}, 3),
+    # soak 201: 101 probed (epoch 11, 29562), 103 only in a heartbeat (29608, epoch unknown)
+    ("heartbeat-offset-beats-shorter-probed-log", (101, 103), {101: LogEnd(11, 29562), 103: 29608}, 103),
+    ("probed-log-beats-shorter-heartbeat-offset", (101, 103), {101: LogEnd(11, 29608), 103: 29562}, 101),
+    ("unknown-still-shortest-beside-a-bare-offset", (2, 3), {3: 5}, 3),
     ("no-candidate", (), {2: LogEnd(4, 10)}, NO_LEADER),
 ]
 
