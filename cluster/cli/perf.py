@@ -241,6 +241,15 @@ class _Window:
             self.window_records, self.window_bytes, self.window_samples = 0, 0, []
             return out
 
+    def drain_into(self, result: ProduceResult, progress: Callable[[str], None] | None = None,
+                   seconds: float = 0.0) -> None:
+        """Move the window into the run's totals; with `progress`, also print its line."""
+        records, bytes_, samples = self.take()
+        result.records += records
+        result.samples.extend(samples)
+        if progress is not None:
+            progress(window_line(records, bytes_, seconds, samples))
+
 
 def run_produce(bootstrap: Sequence[str], topic: str, num_records: int, record_size: int, *,
                 throughput: int = -1, acks: str = "all", batch_records: int | None = None,
@@ -316,11 +325,7 @@ def run_produce(bootstrap: Sequence[str], topic: str, num_records: int, record_s
             if max_seconds is not None and now - start >= max_seconds:
                 stop.set()
             if now - last >= progress_interval_s:
-                records, bytes_, samples = window.take()
-                result.records += records
-                result.samples.extend(samples)
-                if progress is not None:
-                    progress(window_line(records, bytes_, now - last, samples))
+                window.drain_into(result, progress, now - last)
                 last = now
     except KeyboardInterrupt:
         stop.set()
@@ -328,9 +333,7 @@ def run_produce(bootstrap: Sequence[str], topic: str, num_records: int, record_s
             t.join(timeout=timeout_s + request_timeout_ms / 1000)
         raise
     result.elapsed_s = time.perf_counter() - start
-    records, _, samples = window.take()
-    result.records += records
-    result.samples.extend(samples)
+    window.drain_into(result)
     return result
 
 

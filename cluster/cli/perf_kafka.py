@@ -24,7 +24,6 @@ from cluster.cli.perf import (
     ProduceResult,
     _Window,
     throttle_delay,
-    window_line,
 )
 from cluster.errors import BrookError, ErrorCode
 
@@ -72,11 +71,7 @@ def run_produce_kafka(bootstrap: str, topic: str, num_records: int, record_size:
 
     def report(now: float) -> None:
         nonlocal last
-        records, bytes_, samples = window.take()
-        result.records += records
-        result.samples.extend(samples)
-        if progress is not None:
-            progress(window_line(records, bytes_, now - last, samples))
+        window.drain_into(result, progress, now - last)
         last = now
 
     for i in range(num_records):
@@ -103,9 +98,7 @@ def run_produce_kafka(bootstrap: str, topic: str, num_records: int, record_size:
         result.failed += left
         result.errors["not acknowledged in time"] = left
     result.elapsed_s = time.perf_counter() - start
-    records, _, samples = window.take()
-    result.records += records
-    result.samples.extend(samples)
+    window.drain_into(result)
     return result
 
 
