@@ -358,23 +358,26 @@ class LocalTopology:
         return [n.service for n in self.nodes.values() if n.proc is not None and n.proc.poll() is not None]
 
     def stop(self) -> dict[str, int | None]:
-        """SIGTERM every process by PID (brokers first), bounded wait, then SIGKILL its process group."""
-        running = [n for n in sorted(self.nodes.values(), key=lambda n: ("controller" in n.roles, n.service))
-                   if n.proc is not None and n.proc.poll() is None]
-        for node in running:
-            assert node.proc is not None
-            node.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for node in running:
-            assert node.proc is not None
-            try:
-                node.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        """SIGTERM every process by PID, brokers first and the controller nodes only after the brokers
+        have exited (docker compose stops in reverse dependency order, and a broker's controlled shutdown
+        needs the controllers), a bounded wait per phase, then SIGKILL of the process group."""
+        running = [n for n in self.nodes.values() if n.proc is not None and n.proc.poll() is None]
+        for phase in ([n for n in running if "controller" not in n.roles],
+                      [n for n in running if "controller" in n.roles]):
+            for node in phase:
+                assert node.proc is not None
+                node.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_S
+            for node in phase:
+                assert node.proc is not None
                 try:
-                    os.killpg(node.proc.pid, signal.SIGKILL)  # its own session: pgid == pid
-                except ProcessLookupError:
-                    pass
-                node.proc.wait(timeout=5)
+                    node.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(node.proc.pid, signal.SIGKILL)  # its own session: pgid == pid
+                    except ProcessLookupError:
+                        pass
+                    node.proc.wait(timeout=5)
         return {n.service: (n.proc.returncode if n.proc else None) for n in self.nodes.values()}
 
     def log_tails(self, lines: int = 15) -> str:
