@@ -200,12 +200,12 @@ class ControllerSession:
 
     async def _send_alter_partition(self, requests: list[tuple[Partition, tuple[int, ...]]]) -> None:
         request = cpb.AlterPartitionRequest(broker_id=self.broker_id, broker_epoch=self.broker_epoch)
-        by_key: dict[tuple[bytes, int], Partition] = {}
+        by_key: dict[tuple[bytes, int], tuple[Partition, tuple[int, int, tuple[int, ...]]]] = {}
         for p, isr in requests:
             state = p.leader
             if state is None:
                 continue
-            by_key[(p.topic_id, p.index)] = p
+            by_key[(p.topic_id, p.index)] = (p, (state.leader_epoch, state.partition_epoch, tuple(isr)))
             request.items.add(topic_id=p.topic_id, partition=p.index, leader_epoch=state.leader_epoch,
                               partition_epoch=state.partition_epoch, new_isr=isr,
                               new_isr_broker_epochs=state.broker_epochs(isr))
@@ -225,13 +225,13 @@ class ControllerSession:
         for r in reply.results:
             if (r.topic_id, r.partition) not in by_key:
                 continue
-            p = by_key.pop((r.topic_id, r.partition))
+            p, sent = by_key.pop((r.topic_id, r.partition))
             reg = None
             if r.error_code == ErrorCode.none:
                 assert p.registration is not None
                 reg = PartitionRegistration(p.registration.replicas, tuple(r.isr), r.leader, r.leader_epoch,
                                             r.partition_epoch, p.registration.unclean_elections)
-            self.replicas.on_alter_partition_result(p, ErrorCode(r.error_code), reg)
-        for pending in by_key.values():
-            if pending.leader is not None:
+            self.replicas.on_alter_partition_result(p, ErrorCode(r.error_code), reg, sent=sent)
+        for pending, sent in by_key.values():
+            if pending.leader is not None and pending.leader.proposal == sent:
                 pending.leader.pending_isr = None

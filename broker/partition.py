@@ -72,6 +72,15 @@ class LeaderState:
                 self.followers[replica] = FollowerProgress(last_caught_up_ms=now_ms, last_fetch_ms=now_ms)
 
     @property
+    def proposal(self) -> tuple[int, int, tuple[int, ...]] | None:
+        """The AlterPartition in flight as (leader epoch, partition epoch it is based on, proposed
+        ISR), or None. An answer names the request it answers this way (Kafka compares the proposed
+        state with the current one before acting on an AlterPartition response)."""
+        if self.pending_isr is None:
+            return None
+        return self.leader_epoch, self.partition_epoch, tuple(self.pending_isr)
+
+    @property
     def maximal_isr(self) -> tuple[int, ...]:
         """The committed ISR plus the members a pending AlterPartition would add."""
         if self.pending_isr is None:

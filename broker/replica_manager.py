@@ -339,9 +339,20 @@ class ReplicaManager:
             self.alter_partition(requests)
 
     @metrics.track_isr_change
-    def on_alter_partition_result(self, p: Partition, error: ErrorCode, reg: PartitionRegistration | None) -> None:
+    def on_alter_partition_result(self, p: Partition, error: ErrorCode, reg: PartitionRegistration | None, *,
+                                  sent: tuple[int, int, tuple[int, ...]] | None = None) -> None:
+        """The controller's answer to an AlterPartition; `sent` = (leader epoch, partition epoch,
+        proposed ISR) of the request it answers. An answer to an older request than the one in
+        flight is ignored (Kafka's `Partition.handleAlterPartitionUpdate`): acting on it would drop
+        the pending (maximal) ISR of the newer request while that may still commit — the HW would
+        then pass a joining replica's LEO (simulator seed 29423: a reply delayed 127 ms cleared the
+        pending addition of b2, the HW passed b2's LEO, and the addition committed 115 ms later)."""
         state = p.leader
         if state is None:
+            return
+        if sent is not None and state.proposal != sent:
+            log.debug("%s-%d: ignoring the answer to an older AlterPartition (%s): %s in flight", p.topic, p.index,
+                      sent, state.proposal)
             return
         if error in (ErrorCode.invalid_update_version, ErrorCode.fenced_leader_epoch):
             # Our view is stale, perhaps because an earlier attempt of this very change committed: keep

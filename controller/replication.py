@@ -24,7 +24,7 @@ replayed (`cluster.image.replay_all`).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cluster.errors import ErrorCode
@@ -337,7 +337,8 @@ class AlterPartitionOutcome:
 
 
 def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
-                    items: Sequence[AlterPartitionItem]) -> tuple[list[Record], list[AlterPartitionOutcome]]:
+                    items: Sequence[AlterPartitionItem], *,
+                    suspect: Collection[int] = frozenset()) -> tuple[list[Record], list[AlterPartitionOutcome]]:
     """A leader's ISR change, with the partition epoch as compare-and-set.
 
     Whole request: unknown, fenced or stale-epoch broker -> STALE_BROKER_EPOCH on every item.
@@ -349,9 +350,19 @@ def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
     shutdown, may stay: a shrink is never blocked); an added member whose broker epoch (as the
     leader saw it in its fetches) is not its current one -> INELIGIBLE_REPLICA too (KIP-903: the
     leader's view of that replica came from an earlier incarnation, maybe with a longer log than
-    the one restarted now); broker epochs not matching new_isr in length -> INVALID_REQUEST. The
-    same partition twice in one request -> INVALID_REQUEST for the second.
-    An ISR equal to the current one succeeds with no record.
+    the one restarted now); broker epochs not matching new_isr in length -> INVALID_REQUEST; an
+    added member in `suspect` -> INELIGIBLE_REPLICA too. The same partition twice in one request ->
+    INVALID_REQUEST for the second. An ISR equal to the current one succeeds with no record.
+
+    `suspect`: brokers whose session the active controller doubts at this moment (soft state it
+    passes in: `BrokerHeartbeatTracker.suspect` — the controller connection was lost and nothing
+    came since, the session expired but fencing has not acted yet, or not heard from since this
+    controller became active). A broker that crashed may have lost the unsynced tail of its log
+    (a power loss), so the fetch offset the leader saw no longer describes it; admitted, it would
+    be an ISR member lacking acknowledged records until fencing removed it, and electable in that
+    window (found by the simulator, seed 29423). Beyond Kafka, which refuses only fenced and
+    shutting-down brokers (KIP-841) and leaves the rest to KIP-966's unclean-shutdown handling.
+    The leader retries on its next ISR check, so a live broker joins once it has called again.
     """
     broker = image.brokers.get(broker_id)
     if broker is None or broker.fenced or broker.broker_epoch != broker_epoch:
@@ -385,6 +396,8 @@ def alter_partition(image: MetadataImage, broker_id: int, broker_epoch: int,
             elif any(b not in current.isr and not is_active(b) for b in new_isr):
                 error = ErrorCode.ineligible_replica
             elif _stale_additions(image, current, new_isr, item.new_isr_broker_epochs):
+                error = ErrorCode.ineligible_replica
+            elif any(b not in current.isr and b in suspect for b in new_isr):
                 error = ErrorCode.ineligible_replica
         seen.add(key)
         if error != ErrorCode.none or current is None:

@@ -385,6 +385,15 @@ def _log_unclean_elections(image: MetadataImage, records: list[Record],
                         name, record.partition, record.leader, lost, dict(ends or {}))
 
 
+def _added_members(image: MetadataImage, items: Iterable[replication.AlterPartitionItem]) -> set[int]:
+    """The brokers these ISR changes would add (members not in the partition's current ISR)."""
+    added: set[int] = set()
+    for item in items:
+        current = image.partition(item.topic_id, item.partition)
+        added.update(b for b in item.new_isr if current is None or b not in current.isr)
+    return added
+
+
 def _error_code(e: Exception) -> tuple[int, str]:
     if isinstance(e, NotActive):
         return int(ErrorCode.not_controller), "this controller is not active"
@@ -522,13 +531,28 @@ class ControllerServicer(controller_pb2_grpc.ControllerServiceServicer):
         items = [replication.AlterPartitionItem(i.topic_id, i.partition, i.leader_epoch, i.partition_epoch,
                                                 tuple(i.new_isr), tuple(i.new_isr_broker_epochs))
                  for i in request.items]
+        rt = self.rt
+        doubts: dict[int, str] = {}
+
+        def compute(img: MetadataImage) -> tuple[list[Record], list[replication.AlterPartitionOutcome]]:
+            # Whose session is in doubt is read here, under the write lock, just before the commit.
+            now = rt.clock_ms()
+            doubts.clear()
+            for b in _added_members(img, items):
+                why = rt.heartbeats.suspect(now, b)
+                if why:
+                    doubts[b] = why
+            return replication.alter_partition(img, request.broker_id, request.broker_epoch, items,
+                                               suspect=frozenset(doubts))
         try:
-            outcomes = await self.rt.write(lambda img: replication.alter_partition(
-                img, request.broker_id, request.broker_epoch, items))
+            outcomes = await rt.write(compute)
         except Exception as e:
             reply.error_code, reply.error_message = _error_code(e)
             reply.leader_hint = self.rt.leader_hint()
             return reply
+        if doubts and any(o.error == ErrorCode.ineligible_replica for o in outcomes):
+            log.info("AlterPartition from broker %d: ISR additions refused for %s", request.broker_id,
+                     ", ".join(f"broker {b} ({why})" for b, why in sorted(doubts.items())))
         for o in outcomes:
             result = reply.results.add(topic_id=o.topic_id, partition=o.partition, error_code=int(o.error))
             if o.registration is not None:

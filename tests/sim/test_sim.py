@@ -105,6 +105,20 @@ def test_pending_isr_survives_an_alter_partition_whose_outcome_is_unknown() -> N
     assert not outcome.violations, report_failure(outcome)
 
 
+@pytest.mark.timeout(120)
+def test_a_late_alter_partition_answer_does_not_let_the_hw_pass_a_joining_replica() -> None:
+    """Found by the simulator (seed 29423 of a 100,000-seed run): leader b3's AlterPartition A was
+    committed and learnt from metadata, its answer was delayed 127 ms; meanwhile b3 asked to add b2
+    back (B). A's late answer cleared B's pending (maximal) ISR, the HW passed b2's LEO (32 -> 33),
+    b2 crashed, and B committed 86 ms after the controller saw b2's connection drop: b2 in the ISR
+    without acknowledged offset 32. Fixed twice: the leader ignores an answer to an older request
+    (Kafka's Partition.handleAlterPartitionUpdate), and the controller refuses to add a broker whose
+    session is in doubt (its connection was lost). Either fix alone passes this seed."""
+    outcome = run_seed(29423)
+    assert outcome.acked >= 10, "the seed did too little to mean anything"
+    assert not outcome.violations, report_failure(outcome)
+
+
 # -- the simulator's power: each mutant of tests/mutants/brook_mutants.py, on the first seed that finds
 # it (`make sim-mutants` prints these). A change to the fault mix, the workload or the checker that
 # loses a detection fails here, so the simulator's power cannot regress silently.

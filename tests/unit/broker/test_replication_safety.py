@@ -8,7 +8,9 @@ change happens when, so every interleaving here is deterministic.
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 from broker_harness import TOPIC, Cluster, batch, batch_summary, run
 
@@ -155,6 +157,85 @@ def test_high_watermark_waits_for_a_replica_whose_isr_addition_is_in_flight():
         c.commit_alter_partition(1)
         await c.rounds(3, 2)
         assert leader.partition.leader.high_watermark == 20
+    run(body)
+
+
+class _HeldController:
+    """The controller end of `ControllerSession`'s AlterPartition calls: each call waits until the
+    test answers it, so an answer can arrive after newer metadata and after a newer request."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, asyncio.Future]] = []
+
+    async def call(self, role: str, method: str, request: Any, timeout: float) -> Any:
+        assert method == "AlterPartition"
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.calls.append((request, future))
+        return await future
+
+    def answer(self, index: int, reg: Any) -> None:
+        from brookpb import controller_pb2 as cpb
+        request, future = self.calls[index]
+        reply = cpb.AlterPartitionResponse()
+        item = request.items[0]
+        reply.results.add(topic_id=item.topic_id, partition=item.partition, error_code=0, isr=reg.isr,
+                          leader=reg.leader, leader_epoch=reg.leader_epoch, partition_epoch=reg.partition_epoch)
+        future.set_result(reply)
+
+
+def test_a_late_answer_to_an_older_alter_partition_keeps_the_pending_addition(tmp_path):
+    """Simulator seed 29423 (found at 100,000 seeds): the leader's AlterPartition A (a shrink) is
+    committed and the leader learns it from metadata; it then asks to add broker 3 back (B); A's
+    answer, delayed in the network, arrives while B is in flight. Acting on it cleared B's pending
+    (maximal) ISR, the HW passed broker 3's LEO, and B committed: broker 3 in the ISR without an
+    acknowledged record, electable. Kafka ignores an answer whose proposed state is not the one in
+    flight (Partition.handleAlterPartitionUpdate)."""
+    from broker.controller_session import ControllerSession
+
+    async def body() -> None:
+        c = Cluster()
+        c.create(replicas=(1, 2, 3), leader=1)
+        c.sync()
+        leader = c.nodes[1]
+        held = _HeldController()
+        session = ControllerSession(SimpleNamespace(node_id=1, log_dirs=[str(tmp_path)]), held,  # type: ignore[arg-type]
+                                    leader.manager)
+        leader.manager.alter_partition = session.send_alter_partition
+        await c.produce(1, batch(10))
+        await c.rounds(2, 3)
+        await c.rounds(3, 3)
+        state = leader.partition.leader
+        assert state.high_watermark == 10
+        # A: broker 3 stops fetching past replica.lag.time.max.ms and is shrunk out.
+        c.clock.advance(31_000)
+        await c.produce(1, batch(10))
+        await c.rounds(2, 2)
+        leader.manager.isr_maintenance()
+        await asyncio.sleep(0)
+        assert len(held.calls) == 1 and tuple(held.calls[0][0].items[0].new_isr) == (1, 2)
+        c.change(isr=(1, 2))  # the controller commits A; the leader learns it from metadata first
+        after_a = c.registration
+        c.sync()
+        # B: broker 3 catches up to the HW and the leader asks to add it back.
+        await c.rounds(3, 2)
+        assert state.high_watermark == 20 and c.nodes[3].log.log_end_offset == 20
+        leader.manager.isr_maintenance()
+        await asyncio.sleep(0)
+        assert len(held.calls) == 2 and tuple(held.calls[1][0].items[0].new_isr) == (1, 2, 3)
+        # A's answer arrives now, late.
+        held.answer(0, after_a)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert state.pending_isr == (1, 2, 3), "a late answer to an older AlterPartition dropped the one in flight"
+        await c.produce(1, batch(10))
+        await c.rounds(2, 2)
+        assert state.high_watermark == 20, (
+            "the HW passed broker 3's LEO while the controller may be committing broker 3 into the ISR")
+        c.change(isr=(1, 2, 3))  # B commits
+        held.answer(1, c.registration)
+        c.sync()
+        await c.rounds(3, 2)
+        assert state.high_watermark == 30 and state.isr == (1, 2, 3) and state.pending_isr is None
     run(body)
 
 

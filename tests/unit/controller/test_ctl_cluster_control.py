@@ -50,6 +50,34 @@ def test_new_incarnation_is_fenced_out_first_and_gets_a_new_epoch():
     assert check_broker_epoch(after, 1, old_epoch) == ErrorCode.stale_broker_epoch
 
 
+# A broker that restarts (a crash, maybe a power loss that cut its unsynced tail) registers a new
+# incarnation: in the same command, before its RegisterBroker, it leaves every ISR it shares with
+# another member and every leadership, so it can be neither elected nor counted until it has fetched
+# again and been added back (with its new broker epoch, KIP-903). (id, partition (replicas, isr,
+# leader), expected (isr, leader) after broker 3 re-registers)
+REREGISTER = [
+    ("follower-in-isr", ((1, 2, 3), (1, 2, 3), 1), ((1, 2), 1)),
+    ("joined-isr-just-before-the-crash", ((1, 2, 3), (1, 3), 1), ((1,), 1)),
+    ("leader", ((3, 1, 2), (3, 1, 2), 3), ((1, 2), 1)),
+    ("leader-with-one-other-member", ((3, 2, 1), (3, 2), 3), ((2,), 2)),
+    ("outside-isr-untouched", ((1, 2, 3), (1, 2), 1), ((1, 2), 1)),
+    # The last ISR member stays (the ISR is never empty) and the partition stays offline: Kafka
+    # without KIP-966's ELR does the same; see docs/CHAOS.md, Limits.
+    ("last-member-stays-offline", ((3, 1, 2), (3,), 3), ((3,), -1)),
+]
+
+
+@pytest.mark.parametrize(("p", "expected"), [c[1:] for c in REREGISTER], ids=[c[0] for c in REREGISTER])
+def test_a_new_incarnation_leaves_every_shared_isr_before_it_registers(p, expected):
+    image = make_image(topics={"t": [p]})
+    records, epoch = register_broker(image, RegisterRequest(3, "inc-after-crash", "h", 1, 2), unclean_enabled=no)
+    assert isinstance(records[-1], RegisterBroker) and records[-1].broker_epoch == epoch
+    assert not any(isinstance(r, RegisterBroker) for r in records[:-1])
+    after = apply(image, records)
+    assert state(after, "t") == expected
+    assert after.brokers[3].fenced  # and it is unfenced only by a heartbeat of the new incarnation
+
+
 def test_reregistration_of_a_fenced_broker_has_only_the_register_record():
     image = make_image(fenced=(1,))
     records, epoch = register_broker(image, RegisterRequest(1, "inc-new", "h", 1, 2))

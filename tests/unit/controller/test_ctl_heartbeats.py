@@ -84,3 +84,45 @@ def test_reset_forgets_lost_connections() -> None:
 
 def test_grace_never_exceeds_the_session() -> None:
     assert BrokerHeartbeatTracker(500, disconnect_grace_ms=1000).disconnect_grace_ms == 500
+
+
+# Whose session is in doubt (`suspect`; an ISR must not grow by such a broker). Session 9000, grace
+# 1000; the controller became active at t=0 (reset_all). (events after the reset, now, expected reason
+# prefix or "" for not in doubt)
+SUSPECT = [
+    pytest.param([], 10, "not heard from", id="not-heard-since-activation"),
+    pytest.param([(5, "touch")], 10, "", id="heard"),
+    pytest.param([(5, "touch"), (8, "gone")], 9, "controller connection lost 1 ms ago", id="connection-lost"),
+    pytest.param([(5, "touch"), (8, "gone")], 5000, "controller connection lost", id="lost-past-grace-not-fenced"),
+    pytest.param([(5, "touch"), (8, "gone"), (9, "touch")], 10, "", id="called-again"),
+    pytest.param([(5, "touch"), (8, "gone"), (8, "touch")], 10, "", id="called-again-same-ms"),
+    pytest.param([(5, "touch")], 9005, "", id="session-at-the-limit"),
+    pytest.param([(5, "touch")], 9006, "no contact for 9001 ms", id="session-expired-not-fenced"),
+]
+
+
+@pytest.mark.parametrize("events, now, reason", SUSPECT)
+def test_suspect(events: list[tuple[int, str]], now: int, reason: str) -> None:
+    t = BrokerHeartbeatTracker(9000, disconnect_grace_ms=1000)
+    t.reset_all([1], 0)
+    for at, what in events:
+        if what == "touch":
+            t.touch(1, at)
+        else:
+            t.disconnected(1, at)
+    why = t.suspect(now, 1)
+    assert why.startswith(reason) and bool(why) == bool(reason), why
+    assert t.suspects(now, [1, 2]) == ({1, 2} if reason else {2})  # 2 was never heard from
+
+
+def test_suspect_after_a_new_activation_and_forget() -> None:
+    t = BrokerHeartbeatTracker(9000)
+    t.touch(1, 0)
+    assert t.suspect(1, 1) == ""
+    t.reset_all([1], 100)  # a new active controller: everyone must call it first
+    assert t.suspect(150, 1).startswith("not heard from")
+    assert t.stale(150, [1]) == []  # ... though nobody is fenced for it
+    t.touch(1, 160)
+    assert t.suspect(170, 1) == ""
+    t.forget(1)
+    assert t.suspect(170, 1).startswith("not heard from")

@@ -268,6 +268,33 @@ def test_alter_partition_checks_the_broker_epoch_of_added_members(deltas, error)
     assert (records != []) == (error == ErrorCode.none)
 
 
+# Sessions in doubt (issue 10, simulator seed 29423): (id, new ISR, suspect brokers, expected error).
+# The ISR is (1, 2) led by 1; 3 is an active replica outside it. Only an *added* suspect is refused:
+# a shrink, or an unchanged member the controller doubts, goes through (fencing removes it).
+ALTER_SUSPECT = [
+    ("added-member-suspect", (1, 2, 3), {3}, ErrorCode.ineligible_replica),
+    ("added-member-fine", (1, 2, 3), {2}, ErrorCode.none),
+    ("nobody-suspect", (1, 2, 3), set(), ErrorCode.none),
+    ("kept-member-suspect", (1, 2), {2}, ErrorCode.none),
+    ("shrink-away-from-suspect", (1,), {2}, ErrorCode.none),
+    ("shrink-while-leader-suspect", (1,), {1}, ErrorCode.none),
+    ("suspect-not-in-request", (1, 2, 3), {4, 5}, ErrorCode.none),
+]
+
+
+@pytest.mark.parametrize(("new_isr", "suspect", "error"), [c[1:] for c in ALTER_SUSPECT],
+                         ids=[c[0] for c in ALTER_SUSPECT])
+def test_alter_partition_refuses_adding_a_broker_whose_session_is_in_doubt(new_isr, suspect, error):
+    image = _alter_image()
+    item = AlterPartitionItem(tid("t"), 0, 0, 0, new_isr, tuple(image.brokers[b].broker_epoch for b in new_isr))
+    records, outcomes = alter_partition(image, 1, image.brokers[1].broker_epoch, [item], suspect=frozenset(suspect))
+    assert [o.error for o in outcomes] == [error]
+    if error == ErrorCode.none:
+        assert part(apply(image, records), "t").isr == new_isr
+    else:
+        assert records == [] and outcomes[0].registration is None
+
+
 # -- manual elections --------------------------------------------------------------------------------
 
 # (id, partition, fenced, election, expected error, expected leader)
