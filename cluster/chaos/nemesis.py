@@ -31,6 +31,10 @@ state):
                             dies: a correct election picks an ISR member, never it
     rejoin                  a follower catches up throttled (SIGSTOP/SIGCONT slices); the moment it is
                             back in the ISR while stopped, the leader dies and it is elected
+    divergent-return        three leader epochs with diverging tails: the second replica leads and
+                            appends what the stopped first one never gets, is stopped while a preferred
+                            election makes the first one leader, which dies as soon as the third has
+                            its records; the second one leads again (KAFKA-7415's schedule)
     partition               (a control with network namespaces) cut a leader from its followers or from
                             the controllers, one broker from every node, the active controller from the
                             other nodes, or one follower from its leader; shorter or longer than a session
@@ -84,6 +88,7 @@ SCENARIOS = (
     "unclean",
     "lagging-election",
     "rejoin",
+    "divergent-return",
     "partition",
     "reassign-kill",
     "random",
@@ -876,6 +881,87 @@ class Nemesis:
             self._start(leader)
         self._end()
 
+    # -- a returning leader's unreplicated tail (issue 10 loss path 1, KAFKA-7415) --------------------
+
+    # (broker, partition) -> that broker's log end offset of the topic's partition, -1 when it does not
+    # answer; the runner sets it (BrokerService.ReplicaStates). Without it the round sleeps instead of
+    # watching the third replica.
+    log_end: Callable[[int, int], int] | None = None
+
+    def _return_partition(self) -> tuple[int, int, list[int]] | None:
+        """(partition, leader, replica order) of a fully replicated partition led by its first or second
+        replica, preferring the second (the round needs it leading); None when there is none."""
+        candidates = []
+        for partition, leader, replicas, isr in self._partitions():
+            order = self._replica_order(partition)
+            if len(order) >= 3 and leader in order[:2] and set(isr) == set(replicas):
+                candidates.append((partition, leader, order))
+        ready = [c for c in candidates if c[1] == c[2][1]]
+        return self.rng.choice(ready or candidates) if candidates else None
+
+    def divergent_return(self) -> None:
+        """Three leader epochs whose tails diverge (KAFKA-7415's schedule): X, the second replica in
+        assignment order, leads epoch E0 and appends a tail that A (the first, preferred replica)
+        never gets (A stopped for 1.2-2 s, shorter than a session, while the writers go on); X is
+        stopped and A made leader (E1) by a preferred election, so the third replica C truncates X's
+        tail and fetches A's first records; the moment C's log end grows again, A is SIGKILLed and X
+        resumed, never having fetched from A; when A's session expires X, the first live ISR member,
+        leads again (E2). A correct X records E2 at its log end when elected, so C, asking where E1
+        ends, is told where its history departs; a leader that does not record its new epoch knows
+        nothing of E1, and C keeps A's records under X's. X stops for at most 0.7 of a session and A's
+        leadership lasts less than the lag time, so both stay in the ISR throughout."""
+        picked = self._return_partition()
+        if picked is None:
+            return self.kill_leader()
+        partition, leader, order = picked
+        a, x, c = order[0], order[1], order[2]
+        self._begin("divergent-return", [x, a, c], partition)
+        if leader != x:
+            # X takes over without a lasting change: A stopped beyond a session (fenced; X is next in
+            # order), resumed, and back in the ISR.
+            self._pause(a)
+            took = self._wait_leader(partition, {a}, self.session_timeout_s + 10.0)
+            self._resume(a)
+            if took != x or not self._wait_isr(partition, set(order), REJOIN_WAIT_S):
+                self._note(f"broker {x} did not lead partition {partition} with a full ISR")
+                return self._end()
+        if self._leader_of(partition) != x:
+            self._note(f"leadership of partition {partition} moved away from {x}")
+            return self._end()
+        self._pause(a)
+        self._sleep((1.2, 2.0))  # X appends what A never gets; C keeps up with X
+        self._pause(x)
+        stopped_s = self.clock()
+        before = self.log_end(c, partition) if self.log_end is not None else -1
+        self._resume(a)
+        self._elect("preferred", [partition])
+        if self._leader_of(partition) != a:
+            self._note(f"broker {a} did not take partition {partition} over")
+            self._resume(x)
+            return self._end()
+        deadline_s = stopped_s + self.session_timeout_s * 0.7
+        if self.log_end is None or before < 0:
+            time.sleep(max(0.0, deadline_s - self.clock()))
+        else:
+            low = -1  # C's log end after it truncated X's tail away
+            while self.clock() < deadline_s:
+                end = self.log_end(c, partition)
+                if 0 <= end < before:
+                    low = end if low < 0 else min(low, end)
+                if low >= 0 and end > low:
+                    self._note(f"broker {c} truncated to {low} and fetched {a}'s records up to {end} "
+                               f"(it held {before})")
+                    break
+                time.sleep(POLL_S)
+        self._kill(a, signal.SIGKILL)
+        self._resume(x)
+        took = self._wait_leader(partition, {a}, self.session_timeout_s + 10.0)
+        self._note(f"broker {took} leads partition {partition} again" if took >= 0
+                   else f"no new leader of partition {partition} appeared")
+        self._sleep(SHORT_DOWN_S)
+        self._start(a)
+        self._end()
+
     def _heal_cut(self, a: Sequence[int], b: Sequence[int]) -> None:
         control = self.control
         if hasattr(control, "unisolate"):
@@ -924,7 +1010,7 @@ class Nemesis:
         churn, a controller failover during an ISR change, a network cut)."""
         deck: list[Callable[[], None]] = [
             self.unclean, self.rejoin_while_leader_dies, self.rejoin_while_leader_dies,
-            self.rejoin_while_leader_dies, self.lagging_follower_election, self.leader_churn, self.isr_change_controller_failover,
+            self.divergent_return, self.lagging_follower_election, self.leader_churn, self.isr_change_controller_failover,
         ]
         if self.can_partition:
             deck.append(self.partition_network)
@@ -933,15 +1019,17 @@ class Nemesis:
     def _next_targeted(self) -> Callable[[], None]:
         """The next round of the shared targeted deck (see random_round). The first pass starts with
         the two rounds whose interleavings nothing else produces (unclean, rejoin) in seeded order,
-        then the others shuffled; every later pass is a fresh seeded shuffle of the whole deck."""
+        then divergent-return, then the others shuffled; every later pass is a fresh seeded shuffle
+        of the whole deck."""
         with self._deck_lock:
             if not self._deck:
                 deck = self._targeted_deck()
                 if self._deck_passes == 0:
                     first, rest = deck[:2], deck[2:]
                     self._deck_rng.shuffle(first)
+                    rest.remove(self.divergent_return)  # third: its interleaving needs a round alone
                     self._deck_rng.shuffle(rest)
-                    deck = first + rest
+                    deck = first + [self.divergent_return] + rest
                 else:
                     self._deck_rng.shuffle(deck)
                 self._deck_passes += 1
@@ -959,7 +1047,7 @@ class Nemesis:
             # A rejoin from the deck runs alone too: its window (the ISR expansion in flight while the
             # follower is stopped) is milliseconds wide, and a concurrent kill of the leader or of the
             # follower mid-catch-up ends the round without trying it; drawn between, it overlaps.
-            with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies)):
+            with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies, self.divergent_return)):
                 choice()
             return
         choices: list[Callable[[], None]] = [
@@ -997,6 +1085,7 @@ class Nemesis:
             "unclean": self.unclean,
             "lagging-election": self.lagging_follower_election,
             "rejoin": self.rejoin_while_leader_dies,
+            "divergent-return": self.divergent_return,
             "partition": self.partition_network,
             "reassign-kill": self.reassign_kill,
             "random": self.random_round,

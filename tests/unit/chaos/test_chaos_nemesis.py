@@ -68,6 +68,9 @@ class FakeAdmin:
         return apb.DescribeClusterResponse(active_controller_id=2, brokers=[
             apb.BrokerInfo(broker_id=b, broker_epoch=10) for b in (101, 102, 103)])
 
+    def elect_leaders(self, kind, partitions):  # noqa: ANN001, ANN201
+        return apb.ElectLeadersResponse()  # nothing moves
+
 
 @pytest.fixture
 def virtual_time(monkeypatch):  # noqa: ANN001, ANN201
@@ -423,3 +426,47 @@ def test_random_mix_tries_every_targeted_round_early(virtual_time):  # noqa: ANN
         assert {targeted[0], targeted[1]} == {"unclean-election", "rejoin-while-leader-dies"}
         assert {"rejoin-while-leader-dies", "lagging-follower-election", "leader-churn"} <= set(targeted[:7])
         assert any(k.startswith("isr-") for k in targeted[:7])
+
+
+class ReturnAdmin(LiveAdmin):
+    """Partition 0 (replicas 101, 102, 103) is led by 102 until a preferred election moves it to 101;
+    once 101 is killed, 102 leads again."""
+
+    def __init__(self, control: FakeControl) -> None:
+        super().__init__(control)
+        self.preferred = False
+
+    def _partitions(self) -> list[apb.PartitionInfo]:
+        out = super()._partitions()
+        leader = 101 if self.preferred and 101 not in self.control.down else 102
+        out[0] = apb.PartitionInfo(partition=0, leader=leader, leader_epoch=1, replicas=[101, 102, 103],
+                                   isr=[101, 102, 103])
+        return out[:1]
+
+    def elect_leaders(self, kind, partitions):  # noqa: ANN001, ANN201
+        self.preferred = self.preferred or kind == "preferred"
+        return super().elect_leaders(kind, partitions)
+
+
+def test_divergent_return_kills_the_new_leader_once_the_third_replica_has_its_records(virtual_time):  # noqa: ANN001
+    control = FakeControl()
+    admin = ReturnAdmin(control)
+    nemesis = Nemesis(control, admin, "t", random.Random(5), lambda: virtual_time[0], session_timeout_s=3.0,
+                      log=lambda _: None, health=lambda timeout_s, _: True)
+    ends = iter([100, 100, 60, 60, 75])  # broker 103 follows 102, then truncates and fetches 101's records
+    asked: list[tuple[int, int, bool]] = []
+
+    def log_end(broker: int, partition: int) -> int:
+        asked.append((broker, partition, 102 in control.paused))
+        return next(ends, 75)
+    nemesis.log_end = log_end
+    nemesis.divergent_return()
+    fault = nemesis.timeline[-1]
+    assert fault.partition == 0 and fault.nodes == [102, 101, 103]
+    assert control.actions == [("pause", 101, 0), ("pause", 102, 0), ("resume", 101, 0), ("kill", 101, signal.SIGKILL),
+                               ("resume", 102, 0), ("start", 101, 0)], control.actions
+    assert admin.elections == [("preferred", [("t", 0)])]
+    assert {b for b, _, _ in asked} == {103} and all(stopped for _, _, stopped in asked)  # watched while 102 is stopped
+    times = {text.split(" ")[0] + " " + text.split(" ")[-1]: t for t, text in fault.actions}
+    assert times["SIGCONT 102"] - times["SIGSTOP 102"] <= 3.0 * 0.7  # never fenced: it stays in the ISR
+    assert not control.down and not control.paused
