@@ -908,7 +908,7 @@ class Nemesis:
         resumed, never having fetched from A; when A's session expires X, the first live ISR member,
         leads again (E2). A correct X records E2 at its log end when elected, so C, asking where E1
         ends, is told where its history departs; a leader that does not record its new epoch knows
-        nothing of E1, and C keeps A's records under X's. X stops for at most 0.7 of a session and A's
+        nothing of E1, and C keeps A's records under X's. X stops for at most 0.6 of a session (and the time to kill A) and A's
         leadership lasts less than the lag time, so both stay in the ISR throughout."""
         picked = self._return_partition()
         if picked is None:
@@ -939,7 +939,7 @@ class Nemesis:
             self._note(f"broker {a} did not take partition {partition} over")
             self._resume(x)
             return self._end()
-        deadline_s = stopped_s + self.session_timeout_s * 0.7
+        deadline_s = stopped_s + self.session_timeout_s * 0.6
         if self.log_end is None or before < 0:
             time.sleep(max(0.0, deadline_s - self.clock()))
         else:
@@ -1019,17 +1019,17 @@ class Nemesis:
     def _next_targeted(self) -> Callable[[], None]:
         """The next round of the shared targeted deck (see random_round). The first pass starts with
         the two rounds whose interleavings nothing else produces (unclean, rejoin) in seeded order,
-        then divergent-return, then the others shuffled; every later pass is a fresh seeded shuffle
-        of the whole deck."""
+        then the others shuffled, divergent-return always fourth; every later pass is a fresh seeded
+        shuffle of the whole deck."""
         with self._deck_lock:
             if not self._deck:
                 deck = self._targeted_deck()
                 if self._deck_passes == 0:
                     first, rest = deck[:2], deck[2:]
                     self._deck_rng.shuffle(first)
-                    rest.remove(self.divergent_return)  # third: its interleaving needs a round alone
+                    rest.remove(self.divergent_return)  # fourth: early in every run, whatever the seed
                     self._deck_rng.shuffle(rest)
-                    deck = first + [self.divergent_return] + rest
+                    deck = first + rest[:1] + [self.divergent_return] + rest[1:]
                 else:
                     self._deck_rng.shuffle(deck)
                 self._deck_passes += 1
