@@ -908,8 +908,8 @@ class Nemesis:
         resumed, never having fetched from A; when A's session expires X, the first live ISR member,
         leads again (E2). A correct X records E2 at its log end when elected, so C, asking where E1
         ends, is told where its history departs; a leader that does not record its new epoch knows
-        nothing of E1, and C keeps A's records under X's. X stops for at most 0.6 of a session (and the time to kill A) and A's
-        leadership lasts less than the lag time, so both stay in the ISR throughout."""
+        nothing of E1, and C keeps A's records under X's. X stops for at most 0.6 of a session (and
+        the time to kill A) and A leads for less than the lag time, so both stay in the ISR."""
         picked = self._return_partition()
         if picked is None:
             return self.kill_leader()
