@@ -904,12 +904,19 @@ class Nemesis:
         assignment order, leads epoch E0 and appends a tail that A (the first, preferred replica)
         never gets (A stopped for 1.2-2 s, shorter than a session, while the writers go on); X is
         stopped and A made leader (E1) by a preferred election, so the third replica C truncates X's
-        tail and fetches A's first records; the moment C's log end grows again, A is SIGKILLed and X
-        resumed, never having fetched from A; when A's session expires X, the first live ISR member,
-        leads again (E2). A correct X records E2 at its log end when elected, so C, asking where E1
-        ends, is told where its history departs; a leader that does not record its new epoch knows
-        nothing of E1, and C keeps A's records under X's. X stops for at most 0.6 of a session (and
-        the time to kill A) and A leads for less than the lag time, so both stay in the ISR."""
+        tail and fetches A's first records; then C is stopped for 0.1-0.2 s (A takes records C lacks),
+        A is SIGKILLed, X and C resumed; X never fetched from A and is still in the ISR, so it leads
+        again (E2) when A's session expires, and is SIGKILLed the moment C's log end moves (C
+        truncated, or fetched from X), so C leads (E3) with what its truncation kept.
+
+        A correct X records E2 at its log end when elected, so C, asking where E1 ends, is told where
+        its history departs (at A's epoch start) and keeps nothing of A's. A leader that does not
+        record its new epoch knows nothing of E1 until its first append: C keeps A's records, X
+        accepts its fetch (KIP-320 has nothing to compare) and C appends X's tail after them; leading
+        with that log, C tells the restarted A that E1 ends past A's own records, which A keeps —
+        a permanent divergence (prefix_mismatch, and the sweep reads A's values at offsets where the
+        drain read C's). X stops for at most 0.65 of a session and 0.2 s more, and A leads for less
+        than the lag time, so both stay in the ISR."""
         picked = self._return_partition()
         if picked is None:
             return self.kill_leader()
@@ -932,35 +939,57 @@ class Nemesis:
         self._sleep((1.2, 2.0))  # X appends what A never gets; C keeps up with X
         self._pause(x)
         stopped_s = self.clock()
-        before = self.log_end(c, partition) if self.log_end is not None else -1
+        before = self._log_end(c, partition)
         self._resume(a)
+        start = self._log_end(a, partition)  # where A's epoch will start (it cannot fetch from X)
         self._elect("preferred", [partition])
         if self._leader_of(partition) != a:
             self._note(f"broker {a} did not take partition {partition} over")
             self._resume(x)
             return self._end()
-        deadline_s = stopped_s + self.session_timeout_s * 0.6
-        if self.log_end is None or before < 0:
-            time.sleep(max(0.0, deadline_s - self.clock()))
-        else:
-            low = -1  # C's log end after it truncated X's tail away
-            while self.clock() < deadline_s:
-                end = self.log_end(c, partition)
-                if 0 <= end < before:
-                    low = end if low < 0 else min(low, end)
-                if low >= 0 and end > low:
-                    self._note(f"broker {c} truncated to {low} and fetched {a}'s records up to {end} "
-                               f"(it held {before})")
-                    break
-                time.sleep(POLL_S)
+        # C truncates X's tail away and fetches A's first records: then C is stopped a little while A
+        # takes more, so A's copy of its epoch is longer than C's.
+        deadline_s = stopped_s + self.session_timeout_s * 0.65  # the writers move to A on a metadata refresh
+        grown = self._wait_log_end(c, partition, lambda end: start < end < before, deadline_s)
+        if grown >= 0:
+            self._note(f"broker {c} fetched {a}'s records from {start} up to {grown} (it held {before})")
+        self._pause(c)
+        self._sleep((0.1, 0.2))
         self._kill(a, signal.SIGKILL)
         self._resume(x)
+        self._resume(c)
+        # X leads again (A's session expires); the moment C has fetched from it (or truncated), X dies
+        # too, so C, the last ISR member, leads with what its truncation kept.
+        held = self._log_end(c, partition)
         took = self._wait_leader(partition, {a}, self.session_timeout_s + 10.0)
         self._note(f"broker {took} leads partition {partition} again" if took >= 0
                    else f"no new leader of partition {partition} appeared")
+        if took == x:
+            moved = self._wait_log_end(c, partition, lambda end: end != held, self.clock() + 2.0)
+            self._note(f"broker {c}'s log end moved from {held} to {moved}" if moved >= 0
+                       else f"broker {c}'s log end stayed at {held}")
+            self._kill(x, signal.SIGKILL)
+            self._sleep(SHORT_DOWN_S)
+            self._start(x)
         self._sleep(SHORT_DOWN_S)
         self._start(a)
         self._end()
+
+    def _log_end(self, broker: int, partition: int) -> int:
+        return self.log_end(broker, partition) if self.log_end is not None else -1
+
+    def _wait_log_end(self, broker: int, partition: int, done: Callable[[int], bool], deadline_s: float) -> int:
+        """Poll `broker`'s log end of `partition` until `done(it)` (returned) or `deadline_s` (-1). Without
+        a log_end probe: sleep until the deadline."""
+        if self.log_end is None:
+            time.sleep(max(0.0, deadline_s - self.clock()))
+            return -1
+        while self.clock() < deadline_s:
+            end = self.log_end(broker, partition)
+            if end >= 0 and done(end):
+                return end
+            time.sleep(POLL_S)
+        return -1
 
     def _heal_cut(self, a: Sequence[int], b: Sequence[int]) -> None:
         control = self.control
