@@ -935,28 +935,47 @@ class Nemesis:
         if self._leader_of(partition) != x:
             self._note(f"leadership of partition {partition} moved away from {x}")
             return self._end()
-        self._pause(a)
-        self._sleep((1.2, 2.0))  # X appends what A never gets; C keeps up with X
-        self._pause(x)
+        cut = self.can_partition and self.rng.random() < 0.75
+        if cut:
+            # In network namespaces X is cut from the other brokers only: it keeps its controller
+            # session and answers the writers (NOT_LEADER once A leads, so they move to A at once),
+            # while its truncation request to A is dropped.
+            control: NetworkControl = self.control  # type: ignore[assignment]
+            self._current.kind += "/cut"  # type: ignore[union-attr]
+            self._act(f"cut [{x}] from [{a}]", lambda: control.isolate([x], [a]))
+            self._sleep((1.2, 2.0))  # X appends what A never gets; C keeps up with X
+            self._act(f"cut [{x}] from [{c}]", lambda: control.isolate([x], [c]))
+        else:
+            self._pause(a)
+            self._sleep((1.2, 2.0))
+            self._pause(x)
         stopped_s = self.clock()
         before = self._log_end(c, partition)
-        self._resume(a)
+        if not cut:
+            self._resume(a)
         start = self._log_end(a, partition)  # where A's epoch will start (it cannot fetch from X)
         self._elect("preferred", [partition])
         if self._leader_of(partition) != a:
             self._note(f"broker {a} did not take partition {partition} over")
-            self._resume(x)
+            if cut:
+                self._heal_cut([x], [a, c])
+            else:
+                self._resume(x)
             return self._end()
         # C truncates X's tail away and fetches A's first records: then C is stopped a little while A
-        # takes more, so A's copy of its epoch is longer than C's.
-        deadline_s = stopped_s + self.session_timeout_s * 0.65  # the writers move to A on a metadata refresh
+        # takes more, so A's copy of its epoch is longer than C's. A stopped X must resume within a
+        # session (the writers only move to A on a metadata refresh); a cut one, within the lag time.
+        deadline_s = stopped_s + (min(3.0, self.lag_time_s * 0.6) if cut else self.session_timeout_s * 0.65)
         grown = self._wait_log_end(c, partition, lambda end: start < end < before, deadline_s)
         if grown >= 0:
             self._note(f"broker {c} fetched {a}'s records from {start} up to {grown} (it held {before})")
         self._pause(c)
         self._sleep((0.1, 0.2))
         self._kill(a, signal.SIGKILL)
-        self._resume(x)
+        if cut:
+            self._heal_cut([x], [a, c])
+        else:
+            self._resume(x)
         self._resume(c)
         # X leads again (A's session expires); the moment C has fetched from it (or truncated), X dies
         # too, so C, the last ISR member, leads with what its truncation kept.
