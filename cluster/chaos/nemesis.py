@@ -935,7 +935,7 @@ class Nemesis:
         if self._leader_of(partition) != x:
             self._note(f"leadership of partition {partition} moved away from {x}")
             return self._end()
-        cut = self.can_partition and self.rng.random() < 0.75
+        cut = self.can_partition
         if cut:
             # In network namespaces X is cut from the other brokers only: it keeps its controller
             # session and answers the writers (NOT_LEADER once A leads, so they move to A at once),
