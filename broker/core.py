@@ -57,6 +57,7 @@ OFFSETS_TOPIC = "__consumer_offsets"
 TXN_TOPIC = "__transaction_state"
 # How often idle partitions are checked against flush.ms.
 FLUSH_CHECK_INTERVAL_S = 1.0
+FLUSH_CHECK_SLICE = 256
 
 
 def _offsets_partition(replicas: ReplicaManager, topic: str, partition: int, current_leader_epoch: int) -> Any:
@@ -159,11 +160,15 @@ class Broker:
                 log.exception("producer id expiration failed")
 
     async def _flush_loop(self) -> None:
-        """flush.ms is checked on append by the log; this syncs idle partitions whose time has come."""
+        """flush.ms is checked on append by the log; this syncs idle partitions whose time has come.
+        The walk yields every FLUSH_CHECK_SLICE partitions, so with 10,000 partitions it never holds
+        the event loop (and every request waiting on it) for the whole walk."""
         while True:
             await asyncio.sleep(FLUSH_CHECK_INTERVAL_S)
-            for p in list(self.replicas.partitions.values()):
-                if p.log.flush_due():
+            for i, p in enumerate(list(self.replicas.partitions.values())):
+                if i % FLUSH_CHECK_SLICE == FLUSH_CHECK_SLICE - 1:
+                    await asyncio.sleep(0)
+                if p.log.flush_due() and self.replicas.partitions.get((p.topic_id, p.index)) is p:
                     try:
                         p.log.flush()
                     except Exception:

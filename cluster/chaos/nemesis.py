@@ -89,6 +89,7 @@ SCENARIOS = (
     "lagging-election",
     "rejoin",
     "divergent-return",
+    "stall-followers",
     "partition",
     "reassign-kill",
     "random",
@@ -111,6 +112,7 @@ POLL_S = 0.05                 # polling the controller for a leadership change
 RANDOM_CONCURRENCY = 2        # the random mix: this many rounds run at once (faults overlap)
 LAG_MARGIN_S = (0.5, 2.0)     # beyond replica.lag.time.max.ms: a paused follower has left the ISR
 FLAP_S = ((0.15, 0.6), (0.02, 0.12))  # a throttled node: stopped for, then running for (mostly stopped)
+STALL_S = (0.4, 1.2)          # followers stalled together: well under a session and replica.lag.time.max.ms
 REJOIN_WAIT_S = 25.0          # how long a targeted round waits for a follower to rejoin the ISR
 SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 TARGETED_EVERY = 2            # the random mix: every this-many rounds of a worker is a targeted one
@@ -1010,6 +1012,31 @@ class Nemesis:
             time.sleep(POLL_S)
         return -1
 
+    def stall_followers(self) -> None:
+        """The followers of one partition stall together (a GC pause, a stalled disk: SIGSTOP) for less
+        than a session and less than replica.lag.time.max.ms, so they stay in the ISR and unfenced, and
+        the leader dies during the stall; the followers resume and one of them is elected. A correct
+        leader acknowledged nothing the stalled followers lack (its HW could not move past them); a
+        leader that acknowledges acks=all writes before they are replicated loses every write it
+        acknowledged during the stall."""
+        picked = self._pick_partition()
+        if picked is None:
+            return self.kill_node(signal.SIGKILL)
+        partition, leader, replicas, _ = picked
+        followers = [r for r in replicas if r != leader]
+        if not followers:
+            return self.kill_leader()
+        self._begin("stall-followers", [*followers, leader], partition)
+        for follower in followers:
+            self._pause(follower)
+        self._sleep(STALL_S)
+        self._kill(leader, signal.SIGKILL)
+        for follower in followers:
+            self._resume(follower)
+        self._sleep(SHORT_DOWN_S)
+        self._start(leader)
+        self._end()
+
     def _heal_cut(self, a: Sequence[int], b: Sequence[int]) -> None:
         control = self.control
         if hasattr(control, "unisolate"):
@@ -1134,6 +1161,7 @@ class Nemesis:
             "lagging-election": self.lagging_follower_election,
             "rejoin": self.rejoin_while_leader_dies,
             "divergent-return": self.divergent_return,
+            "stall-followers": self.stall_followers,
             "partition": self.partition_network,
             "reassign-kill": self.reassign_kill,
             "random": self.random_round,

@@ -15,14 +15,16 @@ from cluster.chaos.runner import CHAOS_OVERRIDES, SESSION_TIMEOUT_MS, run
 from cluster.cli.launcher import LocalCluster
 
 # The first run is also run against the ack-before-replication mutant (test_chaos_mutant.py), which
-# it must catch: the rejoin round kills a leader while the follower just back in the ISR is stopped, so
-# whatever that leader acknowledged beyond the stopped follower's log is lost when the follower is
-# elected (a correct leader counts the stopped follower and acknowledges nothing meanwhile). A
-# kill-leader round catches it only when the kill lands in the millisecond between an acknowledgement
-# and the followers' next fetch. The replica sweep runs once, after the last run.
+# it must catch every time: the stall-followers round SIGSTOPs both followers of a partition (they stay
+# in the ISR), SIGKILLs the leader during the stall and resumes them, so whatever that leader
+# acknowledged during the stall is lost when a follower is elected (a correct leader cannot move its HW
+# past the stalled followers and acknowledges nothing meanwhile). The rejoin round (a follower back in
+# the ISR while the leader dies) caught it only when the election picked the joiner: CI once saw it
+# pick the other follower, which had fetched everything. The replica sweep runs once, after the last run.
 SMOKE_RATE_PER_S = 1000.0
 SMOKE = [
-    ("rejoin", 20.0, 11),
+    ("stall-followers", 10.0, 11),
+    ("rejoin", 20.0, 17),
     ("kill-follower", 12.0, 12),
     ("pause-leader", 15.0, 13),
     ("reassign-kill", 10.0, 15),  # one round: a replica dropped and moved back, a broker killed mid-move

@@ -188,10 +188,24 @@ def test_internal_topics_refuse_client_delete_produce_and_unsafe_configs(cluster
     # Committed offsets are still there.
     consumer = Consumer({"bootstrap.servers": cluster.kafka_bootstrap, "group.id": "committed-check"})
     try:
-        consumer.commit(offsets=[TopicPartition("offsets-source", 0, 1)], asynchronous=False)
+        _commit_until_accepted(consumer, TopicPartition("offsets-source", 0, 1))
         assert consumer.committed([TopicPartition("offsets-source", 0)], timeout=20)[0].offset == 1
     finally:
         consumer.close()
+
+
+def _commit_until_accepted(consumer: Consumer, position: TopicPartition) -> None:
+    """A synchronous commit whose partition result carries a retriable error (confluent-kafka returns
+    per-partition errors instead of raising: REQUEST_TIMED_OUT when the offsets partition's acks=all
+    wait runs out on a loaded machine, NOT_COORDINATOR while a coordinator moves) is retried, as an
+    application would; a non-retriable error fails the test at once."""
+    deadline = time.monotonic() + 30
+    while True:
+        error = consumer.commit(offsets=[position], asynchronous=False)[0].error
+        if error is None:
+            return
+        assert error.retriable() and time.monotonic() < deadline, error
+        time.sleep(0.5)
 
 
 def _garbage_batch() -> bytes:

@@ -367,6 +367,20 @@ def test_rejoin_round_kills_the_leader_when_the_stopped_follower_is_back_in_the_
     assert control.actions[-1] == ("start", leader, 0) and not control.paused and not control.down
 
 
+def test_stall_followers_kills_the_leader_while_both_followers_are_stopped(virtual_time):  # noqa: ANN001
+    nemesis, control, _ = live_nemesis(5, virtual_time)
+    nemesis.stall_followers()
+    fault = nemesis.timeline[-1]
+    leader, *followers = [101 + (fault.partition + i) % 3 for i in range(3)]
+    assert fault.kind == "stall-followers" and sorted(fault.nodes) == [101, 102, 103]
+    kill = control.actions.index(("kill", leader, signal.SIGKILL))
+    for follower in followers:  # stopped before the kill, resumed only after it
+        assert control.actions.index(("pause", follower, 0)) < kill < control.actions.index(("resume", follower, 0))
+    stall_s = [a for a in nemesis.timeline[-1].actions if "SIGKILL" in a[1]][0][0] - fault.start_s
+    assert stall_s < nemesis.session_timeout_s  # the followers stay registered and in the ISR
+    assert control.actions[-1] == ("start", leader, 0) and not control.paused and not control.down
+
+
 def test_concurrent_random_rounds_overlap(virtual_time):  # noqa: ANN001
     nemesis, control, _ = live_nemesis(8, virtual_time)
     nemesis.run("random", 600.0, concurrency=3)
