@@ -920,6 +920,10 @@ class Nemesis:
         drain read C's). X stops for at most 0.65 of a session and 0.2 s more, and A leads for less
         than the lag time, so both stay in the ISR."""
         picked = self._return_partition()
+        deadline_s = self.clock() + REJOIN_WAIT_S  # an overlapping round may still be recovering
+        while picked is None and self.clock() < deadline_s and not self._stopping.is_set():
+            time.sleep(POLL_S * 10)
+            picked = self._return_partition()
         if picked is None:
             return self.kill_leader()
         partition, leader, order = picked
