@@ -27,6 +27,9 @@ and about the replicas (sampled during the run, compared after the heal):
     hw_above_log_end       a replica reported HW > its log end offset
     isr_not_subset         an ISR member that is not a replica, or a leader outside its ISR
     prefix_mismatch        replicas differ below the smallest high watermark after the heal
+    unrepaired_divergence  replicas did not converge after the heal, and one holds below the leader's
+                           high watermark a record other than the leader's at that offset: a diverged
+                           copy its truncation never repaired
     duplicate_sequence     one idempotent batch (producer id, producer epoch, base sequence) stored
                            twice in a partition's log: the broker's de-duplication failed
 
@@ -68,6 +71,7 @@ __all__ = [
     "check_history",
     "check_invariants",
     "compare_prefixes",
+    "unrepaired_divergences",
 ]
 
 HISTORY_KINDS = (
@@ -87,6 +91,7 @@ INVARIANT_KINDS = (
     "isr_not_subset",
     "prefix_mismatch",
     "duplicate_sequence",
+    "unrepaired_divergence",
 )
 ANOMALY_KINDS = HISTORY_KINDS + INVARIANT_KINDS
 # Evidence items kept per anomaly kind in a report (the counts are always complete).
@@ -511,6 +516,31 @@ def compare_prefixes(topic: str, partition: int, logs: Mapping[int, bytes], upto
         anomalies.append(Anomaly("prefix_mismatch", f"{topic}-{partition} below offset {upto}: broker {broker_id} "
                                                     f"({len(data)} bytes) differs from broker {reference_id} "
                                                     f"({len(reference)} bytes){where}"))
+    return anomalies
+
+
+def unrepaired_divergences(topic: str, partition: int, decoded: Mapping[int, Sequence[tuple[int, bytes | None]]],
+                           leader: int, committed: int) -> list[Anomaly]:
+    """Only for replicas that did not converge after the heal (writers stopped, every node running, the
+    convergence wait over): `decoded` (broker -> [(offset, value)], ascending) holds each copy, the
+    leader's (`leader`, the highest HW `committed`) included. A copy that holds, below `committed`, a
+    record other than the leader's at the same offset has a diverged history that truncation should
+    have cut long ago (a lagging copy that is a prefix of the leader's is not one)."""
+    reference = dict(decoded.get(leader, ()))
+    anomalies: list[Anomaly] = []
+    for broker_id, records in sorted(decoded.items()):
+        if broker_id == leader:
+            continue
+        for offset, value in records:
+            if offset >= committed:
+                break
+            if offset in reference and reference[offset] != value:
+                anomalies.append(Anomaly(
+                    "unrepaired_divergence",
+                    f"{topic}-{partition}: broker {broker_id} holds {value!r} at offset {offset}, below leader "
+                    f"{leader}'s high watermark {committed}, where the leader has {reference[offset]!r}; the "
+                    f"replicas did not converge after the heal"))
+                break
     return anomalies
 
 

@@ -31,6 +31,10 @@ state):
                             dies: a correct election picks an ISR member, never it
     rejoin                  a follower catches up throttled (SIGSTOP/SIGCONT slices); the moment it is
                             back in the ISR while stopped, the leader dies and it is elected
+    divergent-return        three leader epochs with diverging tails: the second replica leads and
+                            appends what the stopped first one never gets, is stopped while a preferred
+                            election makes the first one leader, which dies as soon as the third has
+                            its records; the second one leads again (KAFKA-7415's schedule)
     partition               (a control with network namespaces) cut a leader from its followers or from
                             the controllers, one broker from every node, the active controller from the
                             other nodes, or one follower from its leader; shorter or longer than a session
@@ -84,6 +88,7 @@ SCENARIOS = (
     "unclean",
     "lagging-election",
     "rejoin",
+    "divergent-return",
     "stall-followers",
     "partition",
     "reassign-kill",
@@ -878,6 +883,139 @@ class Nemesis:
             self._start(leader)
         self._end()
 
+    # -- a returning leader's unreplicated tail (issue 10 loss path 1, KAFKA-7415) --------------------
+
+    # (broker, partition) -> that broker's log end offset of the topic's partition, -1 when it does not
+    # answer; the runner sets it (BrokerService.ReplicaStates). Without it the round sleeps instead of
+    # watching the third replica.
+    log_end: Callable[[int, int], int] | None = None
+
+    def _return_partition(self) -> tuple[int, int, list[int]] | None:
+        """(partition, leader, replica order) of a fully replicated partition led by its first or second
+        replica, preferring the second (the round needs it leading); None when there is none."""
+        candidates = []
+        for partition, leader, replicas, isr in self._partitions():
+            order = self._replica_order(partition)
+            if len(order) >= 3 and leader in order[:2] and set(isr) == set(replicas):
+                candidates.append((partition, leader, order))
+        ready = [c for c in candidates if c[1] == c[2][1]]
+        return self.rng.choice(ready or candidates) if candidates else None
+
+    def divergent_return(self) -> None:
+        """Three leader epochs whose tails diverge (KAFKA-7415's schedule): X, the second replica in
+        assignment order, leads epoch E0 and appends a tail that A (the first, preferred replica)
+        never gets (A stopped for 1.2-2 s, shorter than a session, while the writers go on); X is
+        stopped and A made leader (E1) by a preferred election, so the third replica C truncates X's
+        tail and fetches A's first records; then C is stopped for 0.1-0.2 s (A takes records C lacks),
+        A is SIGKILLed, X and C resumed; X never fetched from A and is still in the ISR, so it leads
+        again (E2) when A's session expires, and is SIGKILLed the moment C's log end moves (C
+        truncated, or fetched from X), so C leads (E3) with what its truncation kept.
+
+        A correct X records E2 at its log end when elected, so C, asking where E1 ends, is told where
+        its history departs (at A's epoch start) and keeps nothing of A's. A leader that does not
+        record its new epoch knows nothing of E1 until its first append: C keeps A's records, X
+        accepts its fetch (KIP-320 has nothing to compare) and C appends X's tail after them; leading
+        with that log, C tells the restarted A that E1 ends past A's own records, which A keeps —
+        a permanent divergence (prefix_mismatch, and the sweep reads A's values at offsets where the
+        drain read C's). X stops for at most 0.65 of a session and 0.2 s more, and A leads for less
+        than the lag time, so both stay in the ISR."""
+        picked = self._return_partition()
+        deadline_s = self.clock() + REJOIN_WAIT_S  # an overlapping round may still be recovering
+        while picked is None and self.clock() < deadline_s and not self._stopping.is_set():
+            time.sleep(POLL_S * 10)
+            picked = self._return_partition()
+        if picked is None:
+            return self.kill_leader()
+        partition, leader, order = picked
+        a, x, c = order[0], order[1], order[2]
+        self._begin("divergent-return", [x, a, c], partition)
+        if leader != x:
+            # X takes over without a lasting change: A stopped beyond a session (fenced; X is next in
+            # order), resumed, and back in the ISR.
+            self._pause(a)
+            took = self._wait_leader(partition, {a}, self.session_timeout_s + 10.0)
+            self._resume(a)
+            if took != x or not self._wait_isr(partition, set(order), REJOIN_WAIT_S):
+                self._note(f"broker {x} did not lead partition {partition} with a full ISR")
+                return self._end()
+        if self._leader_of(partition) != x:
+            self._note(f"leadership of partition {partition} moved away from {x}")
+            return self._end()
+        cut = self.can_partition
+        if cut:
+            # In network namespaces X is cut from the other brokers only: it keeps its controller
+            # session and answers the writers (NOT_LEADER once A leads, so they move to A at once),
+            # while its truncation request to A is dropped.
+            control: NetworkControl = self.control  # type: ignore[assignment]
+            self._current.kind += "/cut"  # type: ignore[union-attr]
+            self._act(f"cut [{x}] from [{a}]", lambda: control.isolate([x], [a]))
+            self._sleep((1.2, 2.0))  # X appends what A never gets; C keeps up with X
+            self._act(f"cut [{x}] from [{c}]", lambda: control.isolate([x], [c]))
+        else:
+            self._pause(a)
+            self._sleep((1.2, 2.0))
+            self._pause(x)
+        stopped_s = self.clock()
+        before = self._log_end(c, partition)
+        if not cut:
+            self._resume(a)
+        start = self._log_end(a, partition)  # where A's epoch will start (it cannot fetch from X)
+        self._elect("preferred", [partition])
+        if self._leader_of(partition) != a:
+            self._note(f"broker {a} did not take partition {partition} over")
+            if cut:
+                self._heal_cut([x], [a, c])
+            else:
+                self._resume(x)
+            return self._end()
+        # C truncates X's tail away and fetches A's first records: then C is stopped a little while A
+        # takes more, so A's copy of its epoch is longer than C's. A stopped X must resume within a
+        # session (the writers only move to A on a metadata refresh); a cut one, within the lag time.
+        deadline_s = stopped_s + (min(3.0, self.lag_time_s * 0.6) if cut else self.session_timeout_s * 0.65)
+        grown = self._wait_log_end(c, partition, lambda end: start < end < before, deadline_s)
+        if grown >= 0:
+            self._note(f"broker {c} fetched {a}'s records from {start} up to {grown} (it held {before})")
+        self._pause(c)
+        self._sleep((0.1, 0.2))
+        self._kill(a, signal.SIGKILL)
+        if cut:
+            self._heal_cut([x], [a, c])
+        else:
+            self._resume(x)
+        self._resume(c)
+        # X leads again (A's session expires); the moment C has fetched from it (or truncated), X dies
+        # too, so C, the last ISR member, leads with what its truncation kept.
+        held = self._log_end(c, partition)
+        took = self._wait_leader(partition, {a}, self.session_timeout_s + 10.0)
+        self._note(f"broker {took} leads partition {partition} again" if took >= 0
+                   else f"no new leader of partition {partition} appeared")
+        if took == x:
+            moved = self._wait_log_end(c, partition, lambda end: end != held, self.clock() + 2.0)
+            self._note(f"broker {c}'s log end moved from {held} to {moved}" if moved >= 0
+                       else f"broker {c}'s log end stayed at {held}")
+            self._kill(x, signal.SIGKILL)
+            self._sleep(SHORT_DOWN_S)
+            self._start(x)
+        self._sleep(SHORT_DOWN_S)
+        self._start(a)
+        self._end()
+
+    def _log_end(self, broker: int, partition: int) -> int:
+        return self.log_end(broker, partition) if self.log_end is not None else -1
+
+    def _wait_log_end(self, broker: int, partition: int, done: Callable[[int], bool], deadline_s: float) -> int:
+        """Poll `broker`'s log end of `partition` until `done(it)` (returned) or `deadline_s` (-1). Without
+        a log_end probe: sleep until the deadline."""
+        if self.log_end is None:
+            time.sleep(max(0.0, deadline_s - self.clock()))
+            return -1
+        while self.clock() < deadline_s:
+            end = self.log_end(broker, partition)
+            if end >= 0 and done(end):
+                return end
+            time.sleep(POLL_S)
+        return -1
+
     def stall_followers(self) -> None:
         """The followers of one partition stall together (a GC pause, a stalled disk: SIGSTOP) for less
         than a session and less than replica.lag.time.max.ms, so they stay in the ISR and unfenced, and
@@ -951,7 +1089,7 @@ class Nemesis:
         churn, a controller failover during an ISR change, a network cut)."""
         deck: list[Callable[[], None]] = [
             self.unclean, self.rejoin_while_leader_dies, self.rejoin_while_leader_dies,
-            self.rejoin_while_leader_dies, self.lagging_follower_election, self.leader_churn, self.isr_change_controller_failover,
+            self.divergent_return, self.lagging_follower_election, self.leader_churn, self.isr_change_controller_failover,
         ]
         if self.can_partition:
             deck.append(self.partition_network)
@@ -960,15 +1098,17 @@ class Nemesis:
     def _next_targeted(self) -> Callable[[], None]:
         """The next round of the shared targeted deck (see random_round). The first pass starts with
         the two rounds whose interleavings nothing else produces (unclean, rejoin) in seeded order,
-        then the others shuffled; every later pass is a fresh seeded shuffle of the whole deck."""
+        then the others shuffled, divergent-return always fourth; every later pass is a fresh seeded
+        shuffle of the whole deck."""
         with self._deck_lock:
             if not self._deck:
                 deck = self._targeted_deck()
                 if self._deck_passes == 0:
                     first, rest = deck[:2], deck[2:]
                     self._deck_rng.shuffle(first)
+                    rest.remove(self.divergent_return)  # fourth: early in every run, whatever the seed
                     self._deck_rng.shuffle(rest)
-                    deck = first + rest
+                    deck = first + rest[:1] + [self.divergent_return] + rest[1:]
                 else:
                     self._deck_rng.shuffle(deck)
                 self._deck_passes += 1
@@ -986,7 +1126,7 @@ class Nemesis:
             # A rejoin from the deck runs alone too: its window (the ISR expansion in flight while the
             # follower is stopped) is milliseconds wide, and a concurrent kill of the leader or of the
             # follower mid-catch-up ends the round without trying it; drawn between, it overlaps.
-            with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies)):
+            with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies, self.divergent_return)):
                 choice()
             return
         choices: list[Callable[[], None]] = [
@@ -1024,6 +1164,7 @@ class Nemesis:
             "unclean": self.unclean,
             "lagging-election": self.lagging_follower_election,
             "rejoin": self.rejoin_while_leader_dies,
+            "divergent-return": self.divergent_return,
             "stall-followers": self.stall_followers,
             "partition": self.partition_network,
             "reassign-kill": self.reassign_kill,

@@ -53,7 +53,7 @@ from cluster.chaos.report import Report, unavailability
 from cluster.chaos.sampler import CONVERGE_S_MAX, Sampler, check_prefixes
 from cluster.chaos.workload import DRAIN_S_MAX, Workload, WorkloadConfig, drain
 from cluster.chaos.workload import READER_CATCH_UP_S_MAX as READER_CATCH_UP_S
-from cluster.client import ControllerClient, kafka_address
+from cluster.client import BrokerClient, ControllerClient, kafka_address
 from cluster.errors import BrookError, ErrorCode
 
 __all__ = ["CHAOS_OVERRIDES", "main", "parse_duration", "run"]
@@ -107,6 +107,22 @@ def _brokers(admin: ControllerClient) -> tuple[str, dict[int, str]]:
     reply = admin.describe_cluster()
     kafka = ",".join(a for a in (kafka_address(b) for b in sorted(reply.brokers, key=lambda b: b.broker_id)) if a)
     return kafka, {b.broker_id: f"{b.host}:{b.grpc_port}" for b in reply.brokers}
+
+
+def _log_end_probe(broker_grpc: Mapping[int, str], topic: str) -> Callable[[int, int], int]:
+    """Nemesis.log_end: one broker's log end offset of a partition of `topic` (ReplicaStates), -1 when
+    it does not answer within half a second."""
+    def log_end(broker: int, partition: int) -> int:
+        address = broker_grpc.get(broker)
+        if address is None:
+            return -1
+        try:
+            with BrokerClient(address, 0.5) as client:
+                reply = client.replica_states()
+        except BrookError:
+            return -1
+        return next((r.log_end_offset for r in reply.replicas if r.topic == topic and r.partition == partition), -1)
+    return log_end
 
 
 def wait_ready(admin: ControllerClient, topic: str, brokers: Sequence[int], timeout_s: float,
@@ -327,6 +343,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                       health=lambda timeout_s, epochs: wait_ready(admin, topic, broker_ids, timeout_s, epochs),
                       epochs=lambda: broker_epochs(admin))
     nemesis.lag_time_s = _broker_config_s(admin, "replica.lag.time.max.ms", 30.0)
+    nemesis.log_end = _log_end_probe(broker_grpc, topic)
     config = WorkloadConfig(kafka, topic, run_id, rate_per_s=rate_per_s, debug_dir=tempfile.gettempdir())
     workload = Workload(config, history, clock)
     txn = None

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from cluster.chaos.checker import Anomaly, compare_prefixes
+from cluster.chaos.checker import Anomaly, compare_prefixes, unrepaired_divergences
 from cluster.chaos.history import History, PartitionSample, ReplicaSample
 from cluster.client import BrokerClient, ControllerClient
 from cluster.errors import BrookError
@@ -170,6 +170,31 @@ def idempotent_batches(data: bytes) -> list[tuple[int, int, int, int, int]]:
     return out
 
 
+def _unrepaired(brokers: Mapping[int, str], topic: str, states: Mapping[int, Mapping[int, tuple[int, int]]],
+                log: Callable[[str], None]) -> list[Anomaly]:
+    """Replicas that did not converge: each copy that differs from the leader's (the highest HW) is read
+    up to that HW and compared record by record (`unrepaired_divergences`)."""
+    anomalies: list[Anomaly] = []
+    for partition, by_broker in sorted(states.items()):
+        leader, (committed, leader_end) = max(by_broker.items(), key=lambda item: (item[1], -item[0]))
+        behind = {b: leo for b, (hw, leo) in by_broker.items() if b != leader and (hw, leo) != (committed, leader_end)}
+        if not behind:
+            continue
+        try:
+            decoded = {leader: _decode(_read_replica_retrying(brokers[leader], topic, partition,
+                                                              min(committed, max(behind.values()))))}
+            for b, leo in sorted(behind.items()):
+                decoded[b] = _decode(_read_replica_retrying(brokers[b], topic, partition, min(committed, leo)))
+        except BrookError as e:
+            log(f"[chaos] {topic}-{partition}: could not read the copies that did not converge: {e.message}")
+            continue
+        found = unrepaired_divergences(topic, partition, decoded, leader, committed)
+        for anomaly in found:
+            log(f"[chaos] {anomaly.detail}")
+        anomalies += found
+    return anomalies
+
+
 def check_prefixes(brokers: Mapping[int, str], topic: str, replication_factor: int,
                    log: Callable[[str], None] = print, converge_s: float = CONVERGE_S_MAX,
                    batches: dict[int, list[tuple[int, int, int, int, int]]] | None = None,
@@ -184,9 +209,10 @@ def check_prefixes(brokers: Mapping[int, str], topic: str, replication_factor: i
         time.sleep(0.5)
         states = _states(brokers, topic)
     problems: list[str] = []
+    anomalies: list[Anomaly] = []
     if not _converged(states, replication_factor):
         problems.append(f"replicas of {topic} did not converge within {converge_s:g}s: {states}")
-    anomalies: list[Anomaly] = []
+        anomalies += _unrepaired(brokers, topic, states, log)
     for partition, by_broker in sorted(states.items()):
         upto = min(hw for hw, _ in by_broker.values())
         try:

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cluster.chaos.checker import check, check_history, check_invariants, compare_prefixes
+from cluster.chaos.checker import (
+    check,
+    check_history,
+    check_invariants,
+    compare_prefixes,
+    unrepaired_divergences,
+)
 from cluster.chaos.history import (
     DRAIN,
     History,
@@ -253,6 +259,23 @@ def test_prefix_mismatch_names_the_first_difference():
     found = compare_prefixes("t", 0, {101: b"ab", 102: b"aX"}, 2, decoded)
     assert [a.kind for a in found] == ["prefix_mismatch"]
     assert "first difference at offset 1" in found[0].detail
+
+
+
+@pytest.mark.parametrize("copy,expected", [
+    ([(0, b"a"), (1, b"b")], []),                          # a lagging copy: a prefix of the leader's
+    ([(0, b"a"), (1, b"b"), (2, b"c")], []),                # converged but for its HW
+    ([(0, b"a"), (1, b"X")], ["unrepaired_divergence"]),    # another record below the leader's HW
+    ([(0, b"a"), (1, b"b"), (2, b"c"), (3, b"Y")], []),     # a stale tail above the leader's HW: not judged
+    ([], []),
+])
+def test_unrepaired_divergence_is_a_copy_that_disagrees_below_the_leaders_hw(copy, expected):
+    """Replicas that did not converge after the heal: broker 102's copy against leader 101's (HW 3)."""
+    leader = [(0, b"a"), (1, b"b"), (2, b"c"), (3, b"d")]
+    found = unrepaired_divergences("t", 0, {101: leader, 102: copy}, 101, 3)
+    assert [a.kind for a in found] == expected
+    if found:
+        assert "broker 102 holds b'X' at offset 1" in found[0].detail
 
 
 # -- the replica sweep, the acks=1 writer, unclean elections (issue 15) ---------------------------------

@@ -68,6 +68,9 @@ class FakeAdmin:
         return apb.DescribeClusterResponse(active_controller_id=2, brokers=[
             apb.BrokerInfo(broker_id=b, broker_epoch=10) for b in (101, 102, 103)])
 
+    def elect_leaders(self, kind, partitions):  # noqa: ANN001, ANN201
+        return apb.ElectLeadersResponse()  # nothing moves
+
 
 @pytest.fixture
 def virtual_time(monkeypatch):  # noqa: ANN001, ANN201
@@ -437,3 +440,72 @@ def test_random_mix_tries_every_targeted_round_early(virtual_time):  # noqa: ANN
         assert {targeted[0], targeted[1]} == {"unclean-election", "rejoin-while-leader-dies"}
         assert {"rejoin-while-leader-dies", "lagging-follower-election", "leader-churn"} <= set(targeted[:7])
         assert any(k.startswith("isr-") for k in targeted[:7])
+
+
+class ReturnAdmin(LiveAdmin):
+    """Partition 0 (replicas 101, 102, 103) is led by 102 until a preferred election moves it to 101;
+    once 101 is killed, 102 leads again."""
+
+    def __init__(self, control: FakeControl) -> None:
+        super().__init__(control)
+        self.preferred = False
+
+    def _partitions(self) -> list[apb.PartitionInfo]:
+        out = super()._partitions()
+        leader = 101 if self.preferred and 101 not in self.control.down else 102
+        out[0] = apb.PartitionInfo(partition=0, leader=leader, leader_epoch=1, replicas=[101, 102, 103],
+                                   isr=[101, 102, 103])
+        return out[:1]
+
+    def elect_leaders(self, kind, partitions):  # noqa: ANN001, ANN201
+        self.preferred = self.preferred or kind == "preferred"
+        return super().elect_leaders(kind, partitions)
+
+
+def test_divergent_return_kills_the_new_leader_once_the_third_replica_has_its_records(virtual_time):  # noqa: ANN001
+    control = FakeControl()
+    admin = ReturnAdmin(control)
+    nemesis = Nemesis(control, admin, "t", random.Random(5), lambda: virtual_time[0], session_timeout_s=3.0,
+                      log=lambda _: None, health=lambda timeout_s, _: True)
+    # 103 follows 102 up to 100, truncates to 101's 50 and fetches 101's records up to 60, then (102
+    # leading again) fetches from 102
+    ends = {101: iter([50]), 103: iter([100, 100, 50, 60, 60, 60, 90])}
+    asked: list[tuple[int, bool]] = []
+
+    def log_end(broker: int, partition: int) -> int:
+        assert partition == 0
+        asked.append((broker, 102 in control.paused))
+        return next(ends[broker])
+    nemesis.log_end = log_end
+    nemesis.divergent_return()
+    fault = nemesis.timeline[-1]
+    assert fault.partition == 0 and fault.nodes == [102, 101, 103]
+    assert control.actions == [
+        ("pause", 101, 0), ("pause", 102, 0), ("resume", 101, 0),  # 102 appended what 101 lacks; 101 elected
+        ("pause", 103, 0), ("kill", 101, signal.SIGKILL), ("resume", 102, 0), ("resume", 103, 0),
+        ("kill", 102, signal.SIGKILL), ("start", 102, 0), ("start", 101, 0)], control.actions
+    assert admin.elections == [("preferred", [("t", 0)])]
+    assert asked[:5] == [(103, True), (101, True), (103, True), (103, True), (103, True)]  # watched while 102 is stopped
+    assert any("from 50 up to 60" in text for _, text in fault.actions)
+    assert any("moved from 60 to 90" in text for _, text in fault.actions)
+    times = {text.split(" ")[0] + " " + text.split(" ")[-1]: t for t, text in fault.actions}
+    assert times["SIGCONT 102"] - times["SIGSTOP 102"] <= 3.0 * 0.65 + 0.2 + 0.01  # never fenced: it stays in the ISR
+    assert not control.down and not control.paused
+
+
+def test_divergent_return_with_namespaces_cuts_the_old_leader_from_the_brokers_instead(virtual_time):  # noqa: ANN001
+    control = NetControl()
+    admin = ReturnAdmin(control)
+    nemesis = Nemesis(control, admin, "t", random.Random(5), lambda: virtual_time[0], session_timeout_s=3.0,
+                      log=lambda _: None, health=lambda timeout_s, _: True)
+    nemesis.divergent_return()
+    fault = nemesis.timeline[-1]
+    assert fault.kind == "divergent-return/cut"
+    # 102 keeps its controller session and its clients: cut from 101, then from 103 as well
+    assert control.cuts == [([102], [101]), ([102], [103])]
+    assert ("pause", 102, 0) not in control.actions
+    heal = control.actions.index(("heal-network", 0, 0))
+    assert control.actions.index(("kill", 101, signal.SIGKILL)) < heal < control.actions.index(
+        ("kill", 102, signal.SIGKILL))
+    assert admin.elections == [("preferred", [("t", 0)])]
+    assert not control.down and not control.paused
