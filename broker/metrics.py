@@ -154,17 +154,26 @@ def track_produce_wait(fn: Any) -> Any:
     return wrapper
 
 
-def track_isr_change(fn: Any) -> Any:
-    """ReplicaManager.on_alter_partition_result(p, ...): ISR shrinks and expands this leader made."""
-    @functools.wraps(fn)
-    def wrapper(self: Any, p: Any, *args: Any, **kwargs: Any) -> Any:
-        before = p.leader.isr if p.leader is not None else None
-        result = fn(self, p, *args, **kwargs)
-        after = p.leader.isr if p.leader is not None else None
-        if before is not None and after is not None:
-            STATS.isr_changed(before, after)
-        return result
-    return wrapper
+def track_isr_change(partition_of: Callable[[Any, Any], Any]) -> Callable[[Any], Any]:
+    """Count the ISR shrinks and expands this leader made: a change counts when the ISR this leader
+    proposed (its pending AlterPartition) becomes the committed ISR, whichever arrives first, the
+    controller's answer (`on_alter_partition_result`) or the metadata record (`_update`). Changes the
+    controller makes on its own (fencing a broker) are not this leader's. `partition_of(self, arg)`
+    finds the partition from the wrapped method's first argument."""
+    def decorate(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(self: Any, arg: Any, *args: Any, **kwargs: Any) -> Any:
+            p = partition_of(self, arg)
+            state = p.leader if p is not None else None
+            before = (state.isr, state.pending_isr) if state is not None else None
+            result = fn(self, arg, *args, **kwargs)
+            if before is not None and p.leader is state and state is not None:
+                isr, proposed = before
+                if proposed is not None and state.isr != isr and tuple(state.isr) == tuple(proposed):
+                    STATS.isr_changed(isr, state.isr)
+            return result
+        return wrapper
+    return decorate
 
 
 def instrument_kafka_handlers(handlers: Any) -> None:

@@ -263,6 +263,7 @@ class ReplicaManager:
         if was_leader:
             self._tell_listeners(p, False)
 
+    @metrics.track_isr_change(lambda self, local: self.partitions.get((local.topic_id, local.partition)))
     def _update(self, local: LocalPartition) -> None:
         p = self.partitions.get((local.topic_id, local.partition))
         if p is None:
@@ -338,7 +339,7 @@ class ReplicaManager:
         if requests:
             self.alter_partition(requests)
 
-    @metrics.track_isr_change
+    @metrics.track_isr_change(lambda self, p: p)
     def on_alter_partition_result(self, p: Partition, error: ErrorCode, reg: PartitionRegistration | None, *,
                                   sent: tuple[int, int, tuple[int, ...]] | None = None) -> None:
         """The controller's answer to an AlterPartition; `sent` = (leader epoch, partition epoch,

@@ -197,23 +197,23 @@ class ComposeNetwork:
         return "\n".join(out)
 
     def close(self) -> dict[str, int | None]:
-        """SIGTERM every process by PID (brokers and forwarders first), bounded wait, SIGKILL its group;
-        then delete the namespaces and their /etc/netns entries."""
-        order = sorted(self.procs, key=lambda k: "controller" in k)
-        for key in order:
-            if self.procs[key].poll() is None:
-                self.procs[key].send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for key in order:
-            proc = self.procs[key]
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        """SIGTERM every process by PID, brokers and forwarders first and the controllers after they
+        exited (compose's reverse dependency order), bounded wait per phase, SIGKILL its group; then delete the namespaces and their /etc/netns entries."""
+        for phase in ([k for k in self.procs if "controller" not in k], [k for k in self.procs if "controller" in k]):
+            for key in phase:  # controllers only after the brokers exited: a controlled shutdown needs them
+                if self.procs[key].poll() is None:
+                    self.procs[key].send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_S
+            for key in phase:
+                proc = self.procs[key]
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=5)
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
+                    except ProcessLookupError:
+                        pass
+                    proc.wait(timeout=5)
         for ns in reversed(self._namespaces):
             _kill_namespace_processes(ns)
             _run(["ip", "netns", "del", ns], check=False)

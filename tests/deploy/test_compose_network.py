@@ -131,7 +131,8 @@ def network(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield net, compose
     finally:
         codes = net.close()
-    assert all(code == 0 for key, code in codes.items() if not key.startswith("publish-")), codes
+    failed = {key: code for key, code in codes.items() if code != 0 and not key.startswith("publish-")}
+    assert not failed, f"{failed}\n{net.log_tails(40)}"
 
 
 def test_service_names_resolve_only_inside_the_compose_network(network) -> None:

@@ -139,9 +139,16 @@ class _Manager:
         await self.release.wait()
         return [FetchResult(records=b"x" * 7), FetchResult()]
 
-    @bm.track_isr_change
+    @bm.track_isr_change(lambda self, p: p)
     def on_alter_partition_result(self, p, error, isr):
+        if p.leader.pending_isr == isr:  # the answer to the request in flight
+            p.leader.isr, p.leader.pending_isr = isr, None
+
+    @bm.track_isr_change(lambda self, p: p)
+    def _update(self, p, isr):  # a metadata record: the leader's proposal or the controller's own change
         p.leader.isr = isr
+        if p.leader.pending_isr == isr:
+            p.leader.pending_isr = None
 
 
 def test_hot_path_decorators_count_bytes_messages_waiters_and_isr_changes():
@@ -164,10 +171,13 @@ def test_hot_path_decorators_count_bytes_messages_waiters_and_isr_changes():
     assert stats.messages_in["dec"] - before[0] == 2 and "bad" not in stats.messages_in
     assert stats.bytes_out["dec"] - before[1] == 7
     assert stats.waiting["Fetch"] == 0
-    p = SimpleNamespace(leader=SimpleNamespace(isr=(1, 2, 3)))
-    manager.on_alter_partition_result(p, ErrorCode.none, (1, 2))
-    manager.on_alter_partition_result(p, ErrorCode.none, (1, 2, 3))
-    manager.on_alter_partition_result(p, ErrorCode.none, (1, 2, 3))
+    p = SimpleNamespace(leader=SimpleNamespace(isr=(1, 2, 3), pending_isr=(1, 2)))
+    manager.on_alter_partition_result(p, ErrorCode.none, (1, 2))  # the leader's shrink, answered first
+    manager._update(p, (1, 2))  # ... and its metadata record: not counted twice
+    p.leader.pending_isr = (1, 2, 3)
+    manager._update(p, (1, 2, 3))  # the leader's expansion, metadata first
+    manager.on_alter_partition_result(p, ErrorCode.none, (1, 2, 3))  # ... then the answer: counted once
+    manager._update(p, (1, 3))  # the controller fencing broker 2: not this leader's shrink
     assert (stats.isr_shrinks - before[2], stats.isr_expands - before[3]) == (1, 1)
 
 
