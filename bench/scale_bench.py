@@ -10,7 +10,10 @@ every process stopped by PID at the end, then with librdkafka (bench/workload.py
 - acks=all p50/p99 at a fixed offered rate (`--rate`) round robin over the N partitions;
 - the busiest broker's CPU with no client (the N partitions idle), over 10 s, and the largest broker RSS;
 - a fresh 3-partition topic beside the N idle partitions: acks=all p50/p99 at the same rate (row 3 is
-  the empty-cluster baseline: the acceptance compares row 10,000 with it);
+  the empty-cluster baseline: the acceptance compares row 10,000 with it); with `--fresh-cells K`
+  (K > 1) the same cluster also measures a fresh topic *before* the N partitions exist, K cells
+  before and K after, and reports each cell's p99 and the ratio of the medians (same processes,
+  same client: the figure isolates the N idle partitions from run-to-run noise);
 - leader SIGKILL of the fresh topic's partition 0: a timeline kill → new leader in Metadata → first
   acknowledgement (the last step must not wait out a 500 ms replica long poll);
 - controller failover (once every broker is unfenced again): SIGKILL of the active controller → the
@@ -196,7 +199,25 @@ def controller_failover(c: Any) -> tuple[float, float]:
     return elected, created
 
 
-def measure(n: int, seconds: float, rate: int, overrides: dict[str, str]) -> dict[str, Any]:
+def fresh_cells(bootstrap: str, topic: str, rate: int, seconds: float, cells: int) -> list[tuple[float, float]]:
+    """`cells` back-to-back acks=all cells on one fresh 3-partition topic: (p50, p99) of each."""
+    w.create_topic(bootstrap, topic, 3)
+    time.sleep(2.0)
+    producer = w.warm_producer(bootstrap, topic)
+    out = []
+    for _ in range(cells):
+        lat = w.paced(bootstrap, topic, rate, seconds, producer=producer)
+        out.append((lat.p50, lat.p99))
+    return out
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def measure(n: int, seconds: float, rate: int, overrides: dict[str, str], cells: int = 1) -> dict[str, Any]:
     from cluster.cli.launcher import LocalCluster
 
     row: dict[str, Any] = {"partitions": n}
@@ -213,6 +234,9 @@ def measure(n: int, seconds: float, rate: int, overrides: dict[str, str]) -> dic
 
                 subprocess.Popen(["py-spy", "record", "-d", "40", "-f", "raw", "-o", profile, "-p",
                                   str(brokers[min(brokers)])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if cells > 1:
+                log(f"{n}: fresh 3-partition topic before the {n} partitions, {cells} cells at {rate} rec/s")
+                row["before"] = (fresh_cells(bootstrap, f"before-{run}", rate, seconds, cells), load())
             led, replicated = propagation(bootstrap, topic, n, timeout_s=max(120.0, n / 20))
             row["propagation"] = (led, replicated, load())
             log(f"{n}: produce round robin")
@@ -231,6 +255,9 @@ def measure(n: int, seconds: float, rate: int, overrides: dict[str, str]) -> dic
             log(f"{n}: fresh 3-partition topic, acks=all at {rate} rec/s")
             lat = w.paced(bootstrap, fresh, rate, seconds)
             row["fresh"] = (lat.p50, lat.p99, lat.errors, load())
+            if cells > 1:
+                log(f"{n}: {cells} more cells of a fresh topic beside the {n} partitions")
+                row["after"] = (fresh_cells(bootstrap, f"after-{run}", rate, seconds, cells), load())
             log(f"{n}: leader SIGKILL timeline")
             row["leader_kill"] = (leader_kill_timeline(bootstrap, fresh, lambda i: c.kill(i, 9), c.start_node, c),
                                   load())
@@ -261,14 +288,31 @@ def table(rows: list[dict[str, Any]], rate: int) -> str:
                     f"led {led:.2f}s, full ISR {replicated:.2f}s [load {l1}]",
                     f"p50 {f50:.1f} / p99 {f99:.1f} ms{ratio} [load {l5}]",
                     f"{kill} [load {l6}]",
-                    f"active {elected:.2f}s, create ok {created:.2f}s [load {l7}]"])
+                    f"active {elected:.2f}s, create ok {created:.2f}s [load {l7}]",
+                    paired(r)])
     headers = ["PARTITIONS", "PRODUCE 100 B RR", f"ACKS=ALL @{rate}/s RR", "IDLE CPU (busiest)", "RSS (max)",
-               "METADATA PROPAGATION", f"FRESH 3-PART @{rate}/s", "LEADER SIGKILL → ...", "CONTROLLER SIGKILL → ..."]
+               "METADATA PROPAGATION", f"FRESH 3-PART @{rate}/s", "LEADER SIGKILL → ...", "CONTROLLER SIGKILL → ...",
+               "FRESH BEFORE → AFTER (p99)"]
     # One block per row: the table is too wide for a terminal as columns.
     lines = []
     for values in out:
         lines.append("\n".join(f"  {h:<26} {v}" for h, v in zip(headers, values, strict=True)))
     return "\n\n".join(lines)
+
+
+def paired(r: dict[str, Any]) -> str:
+    """The same cluster's fresh-topic p99 cells before and after its N partitions, and the ratio of
+    the medians; '-' without `--fresh-cells`."""
+    if "before" not in r or "after" not in r:
+        return "-"
+    (before, lb), (after, la) = r["before"], r["after"]
+    b99, a99 = median([p99 for _, p99 in before]), median([p99 for _, p99 in after])
+    def cells(values: list[tuple[float, float]]) -> str:
+        return " ".join(f"{p99:.1f}" for _, p99 in values)
+
+    ratio = f"{a99 / b99:.2f}x" if b99 > 0 else "-"
+    return (f"median p99 {b99:.1f} → {a99:.1f} ms ({ratio}); cells before [{cells(before)}] [load {lb}], "
+            f"after [{cells(after)}] [load {la}]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each timed cell")
     parser.add_argument("--rate", type=int, default=1000, help="offered rate of the acks=all latency cells")
     parser.add_argument("--override", action="append", default=[], help="extra broker config k=v")
+    parser.add_argument("--fresh-cells", type=int, default=1,
+                        help="K > 1: K fresh-topic cells before and K after the N partitions, same cluster")
     args = parser.parse_args(argv)
     counts = args.partitions or list(DEFAULT_PARTITIONS)
     if 3 not in counts:
@@ -288,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides[k] = v
     started = time.monotonic()
     print(f"scale: client settings: {w.SETTINGS}; cells of {args.seconds:g}s; a fresh cluster per row", flush=True)
-    rows = [measure(n, args.seconds, args.rate, overrides) for n in counts]
+    rows = [measure(n, args.seconds, args.rate, overrides, args.fresh_cells) for n in counts]
     print(table(rows, args.rate))
     print(render_table(["", ""], [["total", f"{time.monotonic() - started:.0f}s"]]))
     return 0
