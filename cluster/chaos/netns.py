@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cluster.cli.launcher import wait_or_kill_group
+
 __all__ = ["Agent", "NetnsCluster", "NetnsError", "cleanup_stale", "parse_subnet", "unavailable"]
 
 PREFIX = "brooknet"
@@ -380,15 +382,7 @@ class NetnsCluster:
         if proc is None or proc.poll() is not None:
             return None if proc is None else proc.returncode
         proc.send_signal(sig)
-        try:
-            proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=5)
-        return proc.returncode
+        return wait_or_kill_group(proc, wait_s)
 
     def start(self, timeout_s: float = 60.0) -> None:
         """Network, nodes (controllers first), the client agent; then wait until healthy.

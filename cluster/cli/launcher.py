@@ -226,6 +226,19 @@ class AdoptedProcess:
         return code
 
 
+def wait_or_kill_group(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
+    """Wait up to `timeout_s` for a process started in its own session (pgid == pid) to exit after a
+    signal; past that, SIGKILL its whole process group. Returns its exit code."""
+    try:
+        return proc.wait(timeout=max(0.0, timeout_s))
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return proc.wait(timeout=5)
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n")
 

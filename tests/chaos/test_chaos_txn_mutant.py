@@ -8,35 +8,23 @@ smoke run (test_chaos_smoke.TXN_SMOKE, same scenario, duration, seed) must repor
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from cluster.chaos.runner import CHAOS_OVERRIDES, SESSION_TIMEOUT_MS, run
-from cluster.cli.launcher import LocalCluster
+from cluster.chaos.runner import SESSION_TIMEOUT_MS, run
+from tests.chaos.mutant_cluster import assert_mutant_active, start_mutant_cluster
 from tests.chaos.test_chaos_smoke import SMOKE_RATE_PER_S, TXN_SMOKE
 
-MUTANTS_DIR = Path(__file__).resolve().parents[1] / "mutants"
 MUTANT = "txn-ignore-aborted-index"
 
 
 @pytest.fixture(scope="module")
 def mutant_cluster(tmp_path_factory, request):  # noqa: ANN001, ANN201
-    env = {k: v for k, v in os.environ.items() if k != "BROOK_MUTANT"}
-    env["PYTHONPATH"] = str(MUTANTS_DIR) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["BROOK_MUTANT"] = MUTANT
-    local = LocalCluster(tmp_path_factory.mktemp("chaos-txn-mutant"), 3, 3, overrides=CHAOS_OVERRIDES, env=env)
-    request.addfinalizer(local.stop)  # every process, by PID, even when start() fails halfway
-    local.start(wait=True, timeout_s=90)
-    return local
+    return start_mutant_cluster(tmp_path_factory.mktemp("chaos-txn-mutant"), MUTANT, request)
 
 
 @pytest.mark.timeout(240)
 def test_txn_smoke_catches_read_committed_without_aborted_index(mutant_cluster):  # noqa: ANN001
-    for node_id in mutant_cluster.broker_ids:
-        text = mutant_cluster.node(node_id).log_path.read_text(errors="replace")
-        assert f"brook mutant active: BROOK_MUTANT={MUTANT}" in text, f"node {node_id} runs the normal build"
+    assert_mutant_active(mutant_cluster, MUTANT)
     scenario, duration_s, seed = TXN_SMOKE
     report = run(scenario, duration_s, seed, cluster=mutant_cluster, session_timeout_s=SESSION_TIMEOUT_MS / 1000.0,
                  rate_per_s=SMOKE_RATE_PER_S, sweep=False, workload="txn")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.chaos.netns import PREFIX, NetnsError, _kill_namespace_processes, _run, cleanup_stale
+from cluster.cli.launcher import wait_or_kill_group
 from tests.deploy.topology import (
     CLI_VARS,
     ENV_PREFIX,
@@ -205,15 +206,7 @@ class ComposeNetwork:
                     self.procs[key].send_signal(signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE_S
             for key in phase:
-                proc = self.procs[key]
-                try:
-                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
-                    except ProcessLookupError:
-                        pass
-                    proc.wait(timeout=5)
+                wait_or_kill_group(self.procs[key], max(0.1, deadline - time.monotonic()))
         for ns in reversed(self._namespaces):
             _kill_namespace_processes(ns)
             _run(["ip", "netns", "del", ns], check=False)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from cluster.cli.launcher import free_ports
+from cluster.cli.launcher import free_ports, wait_or_kill_group
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -370,14 +370,7 @@ class LocalTopology:
             deadline = time.monotonic() + STOP_GRACE_S
             for node in phase:
                 assert node.proc is not None
-                try:
-                    node.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(node.proc.pid, signal.SIGKILL)  # its own session: pgid == pid
-                    except ProcessLookupError:
-                        pass
-                    node.proc.wait(timeout=5)
+                wait_or_kill_group(node.proc, deadline - time.monotonic())
         return {n.service: (n.proc.returncode if n.proc else None) for n in self.nodes.values()}
 
     def log_tails(self, lines: int = 15) -> str:

@@ -21,6 +21,7 @@ appends extend and truncations replace), so a step that changes nothing costs li
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from cluster.records import PartitionChange, PartitionRecord
@@ -187,23 +188,31 @@ class Checker:
             return -1
         return p.leader.high_watermark
 
-    def _check_committed_on_isr(self, members: list[int]) -> None:
-        """Invariant 1 for every committed record, acknowledged or not: below the current leader's HW
-        every ISR member holds the committed history (consumers may have read it; any clean
-        election must keep it)."""
-        upto = min(self._leader_hw(), len(self.committed))
+    def _isr_views(self, members: list[int], checked_by: dict[int, Any]) -> Iterator[tuple[int, Any, Any, int]]:
+        """(broker, view, log, resume index) of every ISR member whose log can be read; brokers out of
+        the ISR are forgotten in `checked_by`. The resume index is where the previous check of this
+        very log version stopped (`checked_by[b]` = (id(log), version, index)), else 0: each check
+        is incremental."""
         for bid in BROKER_IDS:
             if bid not in members:
-                self.committed_checked.pop(bid, None)
+                checked_by.pop(bid, None)
                 continue
             found = self._view(bid)
             if found is None:
                 continue
             view, log = found
-            start = 0
-            checked = self.committed_checked.get(bid)
+            checked = checked_by.get(bid)
             if checked is not None and checked[0] == id(log) and checked[1] == view.version:
-                start = checked[2]
+                yield bid, view, log, checked[2]
+            else:
+                yield bid, view, log, 0
+
+    def _check_committed_on_isr(self, members: list[int]) -> None:
+        """Invariant 1 for every committed record, acknowledged or not: below the current leader's HW
+        every ISR member holds the committed history (consumers may have read it; any clean
+        election must keep it)."""
+        upto = min(self._leader_hw(), len(self.committed))
+        for bid, view, log, start in self._isr_views(members, self.committed_checked):
             for offset in range(start, upto):
                 if view.values.get(offset) != self.committed[offset]:
                     self.c.violation(f"committed record {self.committed[offset]!r} at {offset} (below the leader's HW "
@@ -285,18 +294,7 @@ class Checker:
 
     def _check_acked(self, members: list[int]) -> None:
         acked = self.c.state.acked
-        for bid in BROKER_IDS:
-            if bid not in members:
-                self.acked_checked.pop(bid, None)
-                continue
-            found = self._view(bid)
-            if found is None:
-                continue
-            view, log = found
-            start = 0
-            checked = self.acked_checked.get(bid)
-            if checked is not None and checked[0] == id(log) and checked[1] == view.version:
-                start = checked[2]
+        for bid, view, log, start in self._isr_views(members, self.acked_checked):
             for a in acked[start:]:
                 if view.values.get(a.offset) != a.value:
                     self.c.violation(f"acknowledged {a.value!r} at {a.offset} (acked at t={a.at_ms}) is not in "
