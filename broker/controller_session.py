@@ -128,7 +128,7 @@ class ControllerSession:
         while True:
             request = cpb.BrokerHeartbeatRequest(broker_id=self.broker_id, broker_epoch=self.broker_epoch,
                                                  metadata_offset=self.image.offset, want_shutdown=self.want_shutdown)
-            for p in self.replicas.partitions.values():
+            for p in self.replicas.offline.values():
                 if p.registration is not None and p.registration.leader < 0:
                     request.offline_replicas.add(topic_id=p.topic_id, partition=p.index,
                                                  log_end_offset=p.log.log_end_offset)

@@ -112,6 +112,9 @@ class ReplicaManager:
         # a replica is outside the ISR, or an AlterPartition is in flight. isr_maintenance visits only
         # these; a quiescent partition re-enters on an append or a registration change.
         self.isr_watch: set[tuple[bytes, int]] = set()
+        # Hosted replicas of partitions without a leader, kept from metadata changes: every heartbeat
+        # reports their log ends (the controller's unclean-election probe) without a walk over all.
+        self.offline: dict[tuple[bytes, int], Partition] = {}
         self.image: MetadataImage | None = None
         self._configs: dict[str, LogConfig] = {}
         self.fetcher_changed: Callable[[], None] = lambda: None
@@ -138,9 +141,22 @@ class ReplicaManager:
             self._guard(self._become_follower, (local.topic_id, local.partition), local)
         for local in changes.updates:
             self._guard(self._update, (local.topic_id, local.partition), local)
+        self._track_offline(changes.deletes, [*changes.leaders, *changes.followers, *changes.updates])
         if previous is None or any((changes.leaders, changes.followers, changes.deletes)):
             self._refresh_configs(image)
         self.fetcher_changed()
+
+    def _track_offline(self, deletes: list[tuple[bytes, int]], changed: list[LocalPartition]) -> None:
+        """Keep `offline` (hosted replicas whose partition has no leader) from this change alone."""
+        for key in deletes:
+            self.offline.pop(key, None)
+        for local in changed:
+            key = (local.topic_id, local.partition)
+            p = self.partitions.get(key)
+            if p is not None and p.registration is not None and p.registration.leader < 0:
+                self.offline[key] = p
+            else:
+                self.offline.pop(key, None)
 
     def _guard(self, action: Callable[..., None], key: tuple[bytes, int], *args: Any) -> None:
         try:
