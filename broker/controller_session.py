@@ -203,24 +203,28 @@ class ControllerSession:
         by_key: dict[tuple[bytes, int], tuple[Partition, tuple[int, int, tuple[int, ...]]]] = {}
         for p, isr in requests:
             state = p.leader
-            if state is None:
+            if state is None or state.pending_isr != isr:
+                # Settled before this task ran (newer metadata cleared it, or leadership moved): sending it
+                # now would propose it on top of a partition epoch it was not computed from, with the HW
+                # no longer counting the members it adds.
                 continue
             by_key[(p.topic_id, p.index)] = (p, (state.leader_epoch, state.partition_epoch, tuple(isr)))
             request.items.add(topic_id=p.topic_id, partition=p.index, leader_epoch=state.leader_epoch,
                               partition_epoch=state.partition_epoch, new_isr=isr,
                               new_isr_broker_epochs=state.broker_epochs(isr))
+        if not by_key:
+            return
         try:
             reply = await self.controllers.call("controller", "AlterPartition", request, CONTROLLER_CALL_TIMEOUT_S)
         except Exception as e:
-            # The outcome is unknown: the controller may still commit the change. Keep the pending
-            # (maximal) ISR, so the HW keeps counting a joining member, and ask again; newer metadata
-            # (a higher partition epoch) settles it too (Kafka's AlterPartitionManager).
             log.info("AlterPartition failed: %s; retrying", e)
-            await asyncio.sleep(ALTER_PARTITION_RETRY_S)
-            again = [(p, isr) for p, isr in requests
-                     if p.leader is not None and p.leader.pending_isr == isr]
-            if again:
-                await self._send_alter_partition(again)
+            await self._retry_alter_partition(requests)
+            return
+        if reply.error_code != ErrorCode.none:
+            # No per-partition answer (the quorum write timed out or failed: it may still commit).
+            log.info("AlterPartition not answered: %s %s; retrying", ErrorCode(reply.error_code).name,
+                     reply.error_message)
+            await self._retry_alter_partition(requests)
             return
         for r in reply.results:
             if (r.topic_id, r.partition) not in by_key:
@@ -232,6 +236,14 @@ class ControllerSession:
                 reg = PartitionRegistration(p.registration.replicas, tuple(r.isr), r.leader, r.leader_epoch,
                                             r.partition_epoch, p.registration.unclean_elections)
             self.replicas.on_alter_partition_result(p, ErrorCode(r.error_code), reg, sent=sent)
-        for pending, sent in by_key.values():
-            if pending.leader is not None and pending.leader.proposal == sent:
-                pending.leader.pending_isr = None
+        if by_key:  # items the answer left out: unknown outcome, as Kafka's AlterPartitionManager re-sends them
+            await self._retry_alter_partition([(p, sent[2]) for p, sent in by_key.values()])
+
+    async def _retry_alter_partition(self, requests: list[tuple[Partition, tuple[int, ...]]]) -> None:
+        """The outcome is unknown: the controller may still commit the change. Keep the pending
+        (maximal) ISR, so the HW keeps counting a joining member, and ask again; newer metadata
+        (a higher partition epoch) settles it too (Kafka's AlterPartitionManager)."""
+        await asyncio.sleep(ALTER_PARTITION_RETRY_S)
+        again = [(p, isr) for p, isr in requests if p.leader is not None and p.leader.pending_isr == isr]
+        if again:
+            await self._send_alter_partition(again)

@@ -12,10 +12,11 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from broker_harness import TOPIC, Cluster, batch, batch_summary, run
+from broker_harness import TOPIC, TOPIC_ID, Cluster, batch, batch_summary, run
 
 from broker.core import Broker
 from cluster.errors import ErrorCode
+from cluster.records import PartitionChange
 
 
 def _assert_prefix_agrees(cluster: Cluster, leader_id: int, follower_id: int) -> None:
@@ -181,6 +182,93 @@ class _HeldController:
         reply.results.add(topic_id=item.topic_id, partition=item.partition, error_code=0, isr=reg.isr,
                           leader=reg.leader, leader_epoch=reg.leader_epoch, partition_epoch=reg.partition_epoch)
         future.set_result(reply)
+
+    def answer_error(self, index: int, code: ErrorCode) -> None:
+        """A top-level error and no per-partition result: the controller's quorum write failed."""
+        from brookpb import controller_pb2 as cpb
+        _, future = self.calls[index]
+        future.set_result(cpb.AlterPartitionResponse(error_code=int(code), error_message="quorum write timed out"))
+
+
+async def _leader_with_broker_3_caught_up_outside_the_isr(c: Cluster, tmp_path: Any) -> tuple[Any, _HeldController]:
+    """Leader 1 with a ControllerSession over a held controller; broker 3 shrunk out (the shrink
+    committed and answered), then caught up to the HW of 20: the next ISR check proposes adding it."""
+    from broker.controller_session import ControllerSession
+
+    c.create(replicas=(1, 2, 3), leader=1)
+    c.sync()
+    leader = c.nodes[1]
+    held = _HeldController()
+    session = ControllerSession(SimpleNamespace(node_id=1, log_dirs=[str(tmp_path)]), held,  # type: ignore[arg-type]
+                                leader.manager)
+    leader.manager.alter_partition = session.send_alter_partition
+    await c.produce(1, batch(10))
+    await c.rounds(2, 3)
+    await c.rounds(3, 3)
+    c.clock.advance(31_000)
+    await c.produce(1, batch(10))
+    await c.rounds(2, 2)
+    leader.manager.isr_maintenance()
+    await asyncio.sleep(0)
+    c.change(isr=(1, 2))
+    held.answer(0, c.registration)
+    c.sync()
+    await asyncio.sleep(0)
+    await c.rounds(3, 2)
+    state = leader.partition.leader
+    assert state.isr == (1, 2) and state.pending_isr is None and state.high_watermark == 20
+    return state, held
+
+
+def test_an_alter_partition_settled_before_it_is_sent_is_not_sent(tmp_path):
+    """The ISR check sets the pending ISR and hands the request to a task; if newer metadata (a
+    higher partition epoch that leaves the ISR alone, e.g. a reassignment step) is applied before
+    the task runs, the pending addition is cleared and the HW stops counting the joining broker.
+    Sending the addition then, on top of the newer partition epoch, lets the controller commit a
+    member the HW has passed (review of stop 20)."""
+    async def body() -> None:
+        c = Cluster()
+        state, held = await _leader_with_broker_3_caught_up_outside_the_isr(c, tmp_path)
+        c.nodes[1].manager.isr_maintenance()  # proposes (1, 2, 3); the task has not run yet
+        assert state.pending_isr == (1, 2, 3)
+        c.commit([PartitionChange(TOPIC_ID, 0, isr=(1, 2), leader=-2)])  # a newer partition epoch
+        c.sync(1)
+        assert state.pending_isr is None
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        sent = [tuple(request.items[0].new_isr) for request, _ in held.calls[1:]]
+        assert sent == [], f"an addition the HW no longer counts was sent: {sent}"
+    run(body)
+
+
+def test_an_unanswered_alter_partition_keeps_the_pending_addition_and_is_sent_again(tmp_path, monkeypatch):
+    """A top-level error (the controller's quorum write timed out: it may still commit) answers no
+    partition. Clearing the pending addition then let the HW pass the joining broker while the
+    controller could still commit it; Kafka keeps the pending state and re-sends (review of stop 20)."""
+    import broker.controller_session
+
+    monkeypatch.setattr(broker.controller_session, "ALTER_PARTITION_RETRY_S", 0)
+
+    async def body() -> None:
+        c = Cluster()
+        state, held = await _leader_with_broker_3_caught_up_outside_the_isr(c, tmp_path)
+        c.nodes[1].manager.isr_maintenance()
+        await asyncio.sleep(0)
+        assert len(held.calls) == 2 and tuple(held.calls[1][0].items[0].new_isr) == (1, 2, 3)
+        held.answer_error(1, ErrorCode.request_timed_out)
+        for _ in range(4):
+            await asyncio.sleep(0)
+        assert state.pending_isr == (1, 2, 3), "an unanswered AlterPartition dropped the pending addition"
+        await c.produce(1, batch(10))
+        await c.rounds(2, 2)
+        assert state.high_watermark == 20, "the HW passed broker 3 while its addition may still commit"
+        assert len(held.calls) == 3 and tuple(held.calls[2][0].items[0].new_isr) == (1, 2, 3), "not sent again"
+        c.change(isr=(1, 2, 3))
+        held.answer(2, c.registration)
+        c.sync()
+        await c.rounds(3, 2)
+        assert state.isr == (1, 2, 3) and state.pending_isr is None and state.high_watermark == 30
+    run(body)
 
 
 def test_a_late_answer_to_an_older_alter_partition_keeps_the_pending_addition(tmp_path):
