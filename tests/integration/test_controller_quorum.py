@@ -103,6 +103,16 @@ def test_two_of_three_controllers_down_refuses_writes_then_recovers(cluster):
     others = [c for c in cluster.controller_ids if c != leader]
     survivor = others[0]
     victims = [leader, others[1]]
+
+    def survivor_has_the_topic() -> bool:
+        # A follower controller applies a command once it learns the commit index (the next append
+        # from the leader): killing the leader at once may leave the survivor's image without it.
+        with admin(cluster) as client:
+            reply = client.call("DescribeTopics", apb.DescribeTopicsRequest(names=["minority"]),
+                                prefer=cluster.node(survivor).controller_address)
+        return reply.topics[0].error_code == 0
+
+    wait_until(survivor_has_the_topic, 15, 0.1, "the surviving controller to apply the topic")
     for v in victims:
         cluster.kill(v, signal.SIGKILL)
     try:
