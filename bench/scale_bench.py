@@ -306,12 +306,13 @@ def paired(r: dict[str, Any]) -> str:
     if "before" not in r or "after" not in r:
         return "-"
     (before, lb), (after, la) = r["before"], r["after"]
+    b50, a50 = median([p50 for p50, _ in before]), median([p50 for p50, _ in after])
     b99, a99 = median([p99 for _, p99 in before]), median([p99 for _, p99 in after])
     def cells(values: list[tuple[float, float]]) -> str:
         return " ".join(f"{p99:.1f}" for _, p99 in values)
 
     ratio = f"{a99 / b99:.2f}x" if b99 > 0 else "-"
-    return (f"median p99 {b99:.1f} → {a99:.1f} ms ({ratio}); cells before [{cells(before)}] [load {lb}], "
+    return (f"median p50 {b50:.1f} → {a50:.1f} ms, p99 {b99:.1f} → {a99:.1f} ms ({ratio}); cells before [{cells(before)}] [load {lb}], "
             f"after [{cells(after)}] [load {la}]")
 
 
