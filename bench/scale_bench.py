@@ -11,9 +11,11 @@ every process stopped by PID at the end, then with librdkafka (bench/workload.py
 - the busiest broker's CPU with no client (the N partitions idle), over 10 s, and the largest broker RSS;
 - a fresh 3-partition topic beside the N idle partitions: acks=all p50/p99 at the same rate (row 3 is
   the empty-cluster baseline: the acceptance compares row 10,000 with it); with `--fresh-cells K`
-  (K > 1) the same cluster also measures a fresh topic *before* the N partitions exist, K cells
-  before and K after, and reports each cell's p99 and the ratio of the medians (same processes,
-  same client: the figure isolates the N idle partitions from run-to-run noise);
+  (K > 1) the same cluster also measures a fresh topic *before* the N partitions exist and again
+  right after they exist, idle (before anything is written to them), K cells each, and reports each
+  cell's p99 and the ratio of the medians (same processes, same client: the figure isolates the N
+  idle partitions from run-to-run noise; the single fresh-topic row above comes after the N-partition
+  produce cells, with RocksDB still compacting what they wrote);
 - leader SIGKILL of the fresh topic's partition 0: a timeline kill → new leader in Metadata → first
   acknowledgement (the last step must not wait out a 500 ms replica long poll);
 - controller failover (once every broker is unfenced again): SIGKILL of the active controller → the
@@ -239,6 +241,10 @@ def measure(n: int, seconds: float, rate: int, overrides: dict[str, str], cells:
                 row["before"] = (fresh_cells(bootstrap, f"before-{run}", rate, seconds, cells), load())
             led, replicated = propagation(bootstrap, topic, n, timeout_s=max(120.0, n / 20))
             row["propagation"] = (led, replicated, load())
+            if cells > 1:  # the N partitions exist and are idle (nothing written to them yet)
+                time.sleep(5.0)
+                log(f"{n}: {cells} cells of a fresh topic beside the {n} idle partitions")
+                row["after"] = (fresh_cells(bootstrap, f"after-{run}", rate, seconds, cells), load())
             log(f"{n}: produce round robin")
             t = w.produce(bootstrap, topic, 100, seconds, 3_000_000)
             row["throughput"] = (t.per_s, t.errors, load())
@@ -255,9 +261,6 @@ def measure(n: int, seconds: float, rate: int, overrides: dict[str, str], cells:
             log(f"{n}: fresh 3-partition topic, acks=all at {rate} rec/s")
             lat = w.paced(bootstrap, fresh, rate, seconds)
             row["fresh"] = (lat.p50, lat.p99, lat.errors, load())
-            if cells > 1:
-                log(f"{n}: {cells} more cells of a fresh topic beside the {n} partitions")
-                row["after"] = (fresh_cells(bootstrap, f"after-{run}", rate, seconds, cells), load())
             log(f"{n}: leader SIGKILL timeline")
             row["leader_kill"] = (leader_kill_timeline(bootstrap, fresh, lambda i: c.kill(i, 9), c.start_node, c),
                                   load())
