@@ -67,16 +67,31 @@ def run_many(seeds: range, workers: int, mutant: str | None = None) -> list[Outc
     return list(iter_many(seeds, workers, mutant))
 
 
+_WORKER_MUTANT: list[object] = []
+
+
+def _worker_init(mutant: str | None) -> None:
+    """A worker is a fresh interpreter (spawned): patch `mutant` in for its whole life (the context is
+    kept referenced, so it is never collected and undone)."""
+    if mutant:
+        patched = mutants.applied(mutant)
+        patched.__enter__()
+        _WORKER_MUTANT.append(patched)
+
+
 def iter_many(seeds: range, workers: int, mutant: str | None = None, chunksize: int = 16) -> Iterator[Outcome]:
-    """Outcomes in seed order, with `mutant` applied (in the worker processes too: they fork from here).
-    Stopping the iteration early stops the workers."""
+    """Outcomes in seed order, with `mutant` applied (here and in every worker process).
+    Stopping the iteration early stops the workers. Workers are spawned, not forked: a fork of a
+    process that already used grpc (a pytest run) inherits grpc objects whose collection in the child
+    crashed it (CI: "Fatal Python error: Segmentation fault ... Garbage-collecting" in grpc/aio)."""
     with mutants.applied(mutant):
         if workers <= 1:
             for s in seeds:
                 yield run_seed(s)
             return
         import multiprocessing
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init,
+                                                       initargs=(mutant,)) as pool:
             yield from pool.imap(_run_quiet, seeds, chunksize=chunksize)
 
 
