@@ -8,6 +8,14 @@ repeating until the epochs agree (KIP-279; the decision is `broker.truncation.de
 Every fetch also carries the follower's last fetched epoch, and a leader that sees a divergence
 answers it instead of data (KIP-320), so a follower that skipped or misjudged truncation is caught.
 
+The safety-net tripwire: once a follower has finished truncating against leader L at leader epoch E,
+its log is a prefix of L's, and L only appends while it leads at E; so L at E can never answer one of
+its later fetches with a divergence (a leader at a newer epoch refuses the stale fetch with
+FENCED_LEADER_EPOCH first). Such an answer means the truncation postcondition (KIP-279) was broken
+and only the second defence (KIP-320) saved the log: it is counted per partition
+(`Partition.divergences_after_truncation`, ReplicaStates) and per broker (a brook_ metric) and logged
+as an error, so a black-box tester sees a defence that had to fire. The follower still truncates.
+
 The decisions about one answer are synchronous functions (`apply_epoch_answer`,
 `apply_fetch_answer`) over a `Partition`; `FetcherLoop.run_once` is one round of the loop. Errors back
 off with jitter and are logged once per kind, never in a hot loop.
@@ -65,6 +73,9 @@ def apply_epoch_answer(p: Partition, error: ErrorCode, leader_epoch: int, end_of
     if error != ErrorCode.none:
         on_partition_error(p, error, now_ms, rng=rng)
         return
+    # Recorded on every round, not only the last: whatever clears `needs_truncation` afterwards, the
+    # truncation then finished against this leader and epoch (the tripwire of apply_fetch_answer).
+    p.truncated_against = (leader_id, p.leader_epoch)
     plog = p.log
     leo = plog.log_end_offset
     if plog.latest_epoch() < 0:
@@ -87,11 +98,20 @@ def apply_fetch_answer(p: Partition, answer: bpb.ReplicaFetchPartitionResult, le
         plog = p.log
         decision = decide_truncation(plog.epoch_entries(), plog.log_end_offset, divergence.epoch,
                                      divergence.end_offset)
-        log.info("%s-%d: leader %d reports divergence at epoch %d (ends at %d); truncating %d -> %d",
-                 p.topic, p.index, leader_id, divergence.epoch, divergence.end_offset, plog.log_end_offset,
-                 decision.truncate_to)
+        if not p.needs_truncation and p.truncated_against == (leader_id, p.leader_epoch):
+            p.divergences_after_truncation += 1
+            log.error("%s-%d: safety net: leader %d at epoch %d reports a divergence after this replica finished "
+                      "truncating against it (KIP-279 postcondition broken): its epoch %d ends at %d, our log "
+                      "end is %d at epoch %d; truncating to %d", p.topic, p.index, leader_id, p.leader_epoch,
+                      divergence.epoch, divergence.end_offset, plog.log_end_offset, plog.latest_epoch(),
+                      decision.truncate_to)
+        else:
+            log.info("%s-%d: leader %d reports divergence at epoch %d (ends at %d); truncating %d -> %d",
+                     p.topic, p.index, leader_id, divergence.epoch, divergence.end_offset, plog.log_end_offset,
+                     decision.truncate_to)
         plog.truncate_to(max(decision.truncate_to, plog.log_start_offset))
         p.needs_truncation = not decision.done
+        p.truncated_against = (leader_id, p.leader_epoch)  # a truncation step against this leader and epoch
         return
     if answer.error_code != ErrorCode.none:
         on_partition_error(p, ErrorCode(answer.error_code), now_ms, answer.log_start_offset, rng)
@@ -103,7 +123,7 @@ def apply_fetch_answer(p: Partition, answer: bpb.ReplicaFetchPartitionResult, le
         except LogError as e:
             log.warning("%s-%d: cannot append replicated data at %d: %s; re-truncating",
                         p.topic, p.index, p.log.log_end_offset, e.message)
-            p.needs_truncation = True
+            p.start_truncation()
             return
     hw = min(answer.high_watermark, p.log.log_end_offset)
     if hw > p.log.high_watermark:
@@ -141,7 +161,7 @@ def on_partition_error(p: Partition, error: ErrorCode, now_ms: int, leader_log_s
         p.log.truncate_fully_and_start_at(leader_log_start)
     elif error == ErrorCode.offset_out_of_range:
         p.out_of_range_count += 1
-        p.needs_truncation = True
+        p.start_truncation()
         if p.out_of_range_count >= OUT_OF_RANGE_BEFORE_BACKOFF:
             if p.out_of_range_count == OUT_OF_RANGE_BEFORE_BACKOFF:
                 log.warning("%s-%d: OFFSET_OUT_OF_RANGE %d times in a row at %d; backing off",
@@ -543,7 +563,9 @@ class FetcherLoop:
                 # dropped, so the leader's view of what we know is wrong; start a new session.
                 session.reset()
                 continue
+            tripped = p.divergences_after_truncation
             apply_fetch_answer(p, r, self.leader_id, now, self.rng)
+            self.m.divergences_after_truncation += p.divergences_after_truncation - tripped
             throttle_catch_up(self.m, p, len(r.records), now)
         return None
 

@@ -144,7 +144,8 @@ class BrokerServicer(broker_pb2_grpc.BrokerServiceServicer):
             reply.replicas.add(topic=p.topic, topic_id=p.topic_id, partition=p.index, is_leader=state is not None,
                                leader_epoch=p.leader_epoch, log_start_offset=p.log.log_start_offset,
                                log_end_offset=p.log.log_end_offset, high_watermark=p.log.high_watermark,
-                               isr=state.isr if state else (), last_epoch=p.log.latest_epoch())
+                               isr=state.isr if state else (), last_epoch=p.log.latest_epoch(),
+                               divergences_after_truncation=p.divergences_after_truncation)
         return reply
 
     async def ReadReplica(self, request, context):

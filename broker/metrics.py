@@ -363,6 +363,10 @@ class BrokerObserver:
         yield from self._request_metrics()
         yield from self._log_metrics(partitions)
         yield from self._group_metrics()
+        yield _counter("brook_replica_divergences_after_truncation",
+                       "Safety net: divergences a leader reported (KIP-320) after a follower here had finished "
+                       "truncating against that leader and epoch (KIP-279); 0 in a correct build.",
+                       self.broker.replicas.divergences_after_truncation)
         yield _gauge("brook_broker_metadata_offset", "The offset of this broker's metadata image.", image.offset)
         yield _gauge("brook_broker_epoch", "This broker's epoch (-1 before registration).", self._session().broker_epoch)
 

@@ -54,6 +54,13 @@ class Partition:
     needs_truncation: bool = False             # follower: OffsetsForLeaderEpoch before fetching
     paused_until_ms: int = 0                   # follower: leader said an epoch is wrong; retry later
     out_of_range_count: int = 0                # follower: consecutive OFFSET_OUT_OF_RANGE answers
+    # follower: the (leader id, leader epoch) whose answer this replica's truncation last applied, None
+    # since truncation (re)started without one; with `needs_truncation` False, the leader and epoch the
+    # truncation finished against (broker/fetcher.py, the safety-net tripwire).
+    truncated_against: tuple[int, int] | None = None
+    # follower: how often a leader reported a divergence (KIP-320) after this replica had finished
+    # truncating against that same leader at that same epoch, which a correct build never does.
+    divergences_after_truncation: int = 0
     data_event: asyncio.Event = field(default_factory=asyncio.Event)
     hw_event: asyncio.Event = field(default_factory=asyncio.Event)
     # Followers' fetch sessions that hold this partition (follower id -> session), shared by every
@@ -63,6 +70,11 @@ class Partition:
     @property
     def is_leader(self) -> bool:
         return self.leader is not None
+
+    def start_truncation(self) -> None:
+        """Truncate (again) before the next fetch: forget what an earlier truncation finished against."""
+        self.needs_truncation = True
+        self.truncated_against = None
 
     def notify_data(self) -> None:
         self.data_event.set()
@@ -123,6 +135,9 @@ class ReplicaManager:
         # Worker threads for compressed produce validation (broker/offload.py); None: inline (unit tests, the
         # simulator).
         self.offload: Any = None
+        # The safety-net tripwire's broker total (every partition's `divergences_after_truncation`,
+        # deleted ones included; the fetcher adds to it): exposed as a brook_ metric.
+        self.divergences_after_truncation = 0
 
     # -- reconcile with metadata -----------------------------------------------------------------
     def apply_image(self, image: MetadataImage) -> None:
@@ -242,6 +257,7 @@ class ReplicaManager:
         was_leader = p.is_leader
         p.registration, p.leader_id, p.leader_epoch = reg, self.broker_id, reg.leader_epoch
         p.needs_truncation, p.paused_until_ms, p.out_of_range_count = False, 0, 0
+        p.truncated_against = None
         leo = p.log.log_end_offset
         # KAFKA-7415: the new epoch starts at our LEO, recorded now rather than at the first append,
         # so a follower asking for the end of an older epoch learns where our history departs from
@@ -269,7 +285,7 @@ class ReplicaManager:
         if reg.leader >= 0:
             self.followed.setdefault(reg.leader, {})[(p.topic_id, p.index)] = p
             self._followed_changed(reg.leader, (p.topic_id, p.index))
-        p.needs_truncation = True
+        p.start_truncation()
         p.paused_until_ms = 0
         p.out_of_range_count = 0
         log.info("%s-%d: follower of %d at epoch %d (LEO %d)", p.topic, p.index, reg.leader, reg.leader_epoch,

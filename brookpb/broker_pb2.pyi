@@ -247,7 +247,7 @@ class ReplicaStateRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ReplicaState(_message.Message):
-    __slots__ = ("topic", "topic_id", "partition", "is_leader", "leader_epoch", "log_start_offset", "log_end_offset", "high_watermark", "isr", "last_epoch")
+    __slots__ = ("topic", "topic_id", "partition", "is_leader", "leader_epoch", "log_start_offset", "log_end_offset", "high_watermark", "isr", "last_epoch", "divergences_after_truncation")
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     TOPIC_ID_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class ReplicaState(_message.Message):
     HIGH_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     ISR_FIELD_NUMBER: _ClassVar[int]
     LAST_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    DIVERGENCES_AFTER_TRUNCATION_FIELD_NUMBER: _ClassVar[int]
     topic: str
     topic_id: bytes
     partition: int
@@ -268,7 +269,8 @@ class ReplicaState(_message.Message):
     high_watermark: int
     isr: _containers.RepeatedScalarFieldContainer[int]
     last_epoch: int
-    def __init__(self, topic: _Optional[str] = ..., topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., is_leader: _Optional[bool] = ..., leader_epoch: _Optional[int] = ..., log_start_offset: _Optional[int] = ..., log_end_offset: _Optional[int] = ..., high_watermark: _Optional[int] = ..., isr: _Optional[_Iterable[int]] = ..., last_epoch: _Optional[int] = ...) -> None: ...
+    divergences_after_truncation: int
+    def __init__(self, topic: _Optional[str] = ..., topic_id: _Optional[bytes] = ..., partition: _Optional[int] = ..., is_leader: _Optional[bool] = ..., leader_epoch: _Optional[int] = ..., log_start_offset: _Optional[int] = ..., log_end_offset: _Optional[int] = ..., high_watermark: _Optional[int] = ..., isr: _Optional[_Iterable[int]] = ..., last_epoch: _Optional[int] = ..., divergences_after_truncation: _Optional[int] = ...) -> None: ...
 
 class ReplicaStateResponse(_message.Message):
     __slots__ = ("broker_id", "replicas", "metadata_offset", "fenced")

@@ -74,7 +74,8 @@ def _fake_broker(epoch: int = 5) -> SimpleNamespace:
         (T1, 2): _partition(2, None),                                          # a follower: not counted
     }
     replicas = SimpleNamespace(partitions=partitions, topic_value=lambda img, topic, key: "2",
-                               lookup=lambda topic, index: partitions.get((T1, index)) if topic == "t" else None)
+                               lookup=lambda topic, index: partitions.get((T1, index)) if topic == "t" else None,
+                               divergences_after_truncation=2)
     session = SimpleNamespace(broker_epoch=epoch, want_shutdown=False)
     return SimpleNamespace(broker_id=1, session=session, image=lambda: image, replicas=replicas,
                            controller_id=lambda: -1, controllers=SimpleNamespace(current="c:9093"))
@@ -92,6 +93,7 @@ def test_broker_collector_counts_from_replica_state():
     assert m['kafka_log_log_logendoffset{partition="2",topic="t"}'] == 12
     assert m["kafka_server_kafkaserver_brokerstate"] == bm.BROKER_STATE_RUNNING
     assert m["kafka_server_replicamanager_isrshrinks_total"] == 0
+    assert m["brook_replica_divergences_after_truncation_total"] == 2  # the safety-net tripwire's broker total
     assert observer.readiness()[0]
 
 
