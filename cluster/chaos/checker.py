@@ -32,6 +32,11 @@ and about the replicas (sampled during the run, compared after the heal):
                            copy its truncation never repaired
     duplicate_sequence     one idempotent batch (producer id, producer epoch, base sequence) stored
                            twice in a partition's log: the broker's de-duplication failed
+    truncation_incomplete  a broker's safety-net tripwire fired for a replica: its leader reported a
+                           divergence (KIP-320) after the replica had finished truncating against that
+                           leader and epoch (KIP-279), which a correct build never does; the second
+                           defence repaired the log, so no write need be lost (one per broker process
+                           and partition)
 
 A value of an idempotent writer read at two positions is a `duplicate` unless the two copies are in
 batches of the same producer id with different producer epochs: librdkafka re-sends a possibly
@@ -70,6 +75,7 @@ __all__ = [
     "check",
     "check_history",
     "check_invariants",
+    "check_truncation_tripwire",
     "compare_prefixes",
     "unrepaired_divergences",
 ]
@@ -92,6 +98,7 @@ INVARIANT_KINDS = (
     "prefix_mismatch",
     "duplicate_sequence",
     "unrepaired_divergence",
+    "truncation_incomplete",
 )
 ANOMALY_KINDS = HISTORY_KINDS + INVARIANT_KINDS
 # Evidence items kept per anomaly kind in a report (the counts are always complete).
@@ -398,8 +405,9 @@ def _fmt(positions: Iterable[Position]) -> str:
 def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample],
                      unclean_since: Mapping[int, float] | None = None,
                      info: dict[str, int] | None = None) -> list[Anomaly]:
-    """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas. After an
-    unclean election of a partition its followers may truncate below their HW: counted, not flagged."""
+    """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas, the
+    brokers' truncation tripwire never fired. After an unclean election of a partition its followers
+    may truncate below their HW: counted, not flagged (the tripwire holds through unclean elections)."""
     anomalies = _check_leaders(replicas, partitions)
     found = _check_high_watermarks(replicas, partitions)
     unclean = unclean_since or {}
@@ -411,6 +419,29 @@ def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[Par
         else:
             anomalies.append(anomaly)
     anomalies += _check_isr(replicas, partitions)
+    anomalies += check_truncation_tripwire(replicas)
+    return anomalies
+
+
+def check_truncation_tripwire(replicas: Sequence[ReplicaSample]) -> list[Anomaly]:
+    """`truncation_incomplete`: one per (broker process, partition) whose tripwire counter was above 0
+    in any sample, timed at the first such sample (the counter lives in the broker's memory: a
+    restart starts it again at 0, so the samples of each process are judged on their own)."""
+    first: dict[tuple[int, int, str, int], ReplicaSample] = {}
+    most: dict[tuple[int, int, str, int], int] = {}
+    for s in sorted(replicas, key=lambda s: s.time_s):
+        if s.divergences_after_truncation <= 0:
+            continue
+        key = (s.broker_id, s.incarnation, s.topic, s.partition)
+        first.setdefault(key, s)
+        most[key] = max(most.get(key, 0), s.divergences_after_truncation)
+    anomalies: list[Anomaly] = []
+    for key, s in sorted(first.items()):
+        anomalies.append(Anomaly("truncation_incomplete",
+                                 f"broker {s.broker_id} (pid {s.incarnation}) {s.topic}-{s.partition}: its leader "
+                                 f"reported a divergence after this replica had finished truncating against it "
+                                 f"(KIP-279 postcondition broken; {most[key]} time(s), first seen at "
+                                 f"{s.time_s:.3f}s, sampled at leader epoch {s.leader_epoch})", s.time_s))
     return anomalies
 
 

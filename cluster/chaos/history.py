@@ -106,6 +106,8 @@ class ReplicaSample:
 
     `incarnation` identifies the broker process (its PID): HW is only required to be monotonic
     within one process, since a restarted broker recovers its HW from a checkpoint.
+    `divergences_after_truncation`: the broker's safety-net tripwire for this replica since the
+    process started (broker/fetcher.py; 0 in a correct build).
     """
 
     time_s: float
@@ -119,6 +121,7 @@ class ReplicaSample:
     log_end_offset: int
     high_watermark: int
     isr: tuple[int, ...]
+    divergences_after_truncation: int = 0
 
 
 @dataclass(frozen=True, slots=True)

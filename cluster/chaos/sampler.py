@@ -89,7 +89,8 @@ class Sampler:
         now = self.clock()
         self.history.samples(replicas=[
             ReplicaSample(now, broker_id, before, r.topic, r.partition, r.is_leader, r.leader_epoch,
-                          r.log_start_offset, r.log_end_offset, r.high_watermark, tuple(r.isr))
+                          r.log_start_offset, r.log_end_offset, r.high_watermark, tuple(r.isr),
+                          r.divergences_after_truncation)
             for r in reply.replicas])
 
 

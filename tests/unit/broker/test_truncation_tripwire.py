@@ -7,7 +7,9 @@ truncation finished against that leader and epoch. Method: a table of answer seq
 real Partition over MemoryLog with the pure `apply_epoch_answer` / `apply_fetch_answer`; then the
 real FetcherLoop and LeaderSide of the unit harness (broker_harness) with the KIP-279 scenario
 {0@0, 2@5, 4@15} leader vs {0@0, 3@10} follower, once with the normal code (0) and once with the
-loss-2 mutant of tests/mutants/brook_mutants.py, whose truncation stops after one round (1).
+loss-2 mutant of tests/mutants/brook_mutants.py, whose truncation stops after one round (1); and a
+follower that never learns two leader changes, whose stale fetch reaches its returned leader: fenced
+by the normal leader (0), served with a divergence by the no-fetch-epoch-check mutant (1).
 """
 
 from __future__ import annotations
@@ -140,3 +142,50 @@ def test_one_truncation_round_trips_once_and_kip320_still_repairs():
     assert (follower.partition.divergences_after_truncation, follower.manager.divergences_after_truncation) == (1, 1)
     assert [(r.topic, r.partition, r.divergences_after_truncation) for r in states.replicas] == [("t", 0, 1)]
     assert batch_summary(follower.log, 20) == batch_summary(c.nodes[1].log, 20)
+
+
+def _stale_follower_fetches_the_returned_leader(mutant: str | None) -> tuple[Cluster, int]:
+    """Broker 3 finished truncating against leader 1 at epoch 0 and holds 0-14; broker 2 has only
+    0-9 when it is elected (epoch 1), so broker 1 truncates to 10 under it and takes 10-11 at epoch
+    1; broker 1 leads again (epoch 2). Broker 3 never learns either change: its next fetch still says
+    epoch 0 and reaches broker 1 at epoch 2. Returns the cluster and broker 3's ReplicaFetch error."""
+    async def body() -> tuple[Cluster, int]:
+        c = Cluster()
+        c.create(replicas=(1, 2, 3), leader=1)
+        c.sync()
+        await c.produce(1, batch(10, b"a"))
+        for follower in (2, 3):
+            await c.rounds(follower, 3)
+        await c.produce(1, batch(5, b"only-1-and-3"))
+        await c.rounds(3, 2)
+        assert c.nodes[3].log.log_end_offset == 15 and c.nodes[2].log.log_end_offset == 10
+        c.change(leader=2, isr=(1, 2))
+        c.sync(1, 2)
+        await c.rounds(1, 1)  # broker 1's truncation exchange with broker 2: cut to 10
+        await c.produce(2, batch(2, b"epoch-1"))
+        await c.rounds(1, 2)
+        c.change(leader=1, isr=(1, 2))
+        c.sync(1, 2)
+        assert c.nodes[1].log.log_end_offset == 12 and c.nodes[3].partition.leader_epoch == 0
+        await c.round(3)
+        return c, c.nodes[3].partition.paused_until_ms
+    with applied(mutant):
+        return asyncio.run(body())
+
+
+def test_normal_leader_fences_the_stale_follower_and_nothing_trips():
+    c, paused_until_ms = _stale_follower_fetches_the_returned_leader(None)
+    follower = c.nodes[3]
+    assert paused_until_ms > c.clock.now_ms, "FENCED_LEADER_EPOCH pauses the partition until metadata settles"
+    assert follower.log.log_end_offset == 15 and follower.partition.divergences_after_truncation == 0
+
+
+def test_leader_without_the_fetch_epoch_check_trips_the_stale_follower():
+    """no-fetch-epoch-check: broker 1 at epoch 2 serves the epoch-0 fetch; KIP-320 answers the
+    divergence (its epoch 0 ends at 10, the fetch is at 15), which broker 1 at epoch 0 could never
+    have sent to a replica that finished truncating against it: the tripwire counts it."""
+    c, _ = _stale_follower_fetches_the_returned_leader("no-fetch-epoch-check")
+    follower = c.nodes[3]
+    assert follower.partition.divergences_after_truncation == 1
+    assert follower.manager.divergences_after_truncation == 1
+    assert follower.log.log_end_offset == 10, "the divergence still cut the follower back"

@@ -252,6 +252,54 @@ def test_isr_outside_replicas_and_leader_outside_isr_are_reported():
         {"isr_not_subset": 1}
 
 
+def test_truncation_tripwire_above_zero_is_truncation_incomplete():
+    """A broker's tripwire counter above 0 in any sample is one anomaly per broker process and
+    partition, timed at the first such sample; counters of 0 are clean."""
+    clean = [replica(1, 101, 7, True, 4, 5, 6), replica(1, 102, 8, False, 4, 5, 6)]
+    assert invariant_kinds(clean) == {}
+    tripped = ReplicaSample(3.5, 102, 8, "t", 1, False, 4, 0, 20, 18, (), 1)
+    again = ReplicaSample(4.0, 102, 8, "t", 1, False, 5, 0, 22, 20, (), 2)
+    found = check_invariants(clean + [again, tripped], [])
+    assert [a.kind for a in found] == ["truncation_incomplete"]
+    assert found[0].time_s == 3.5
+    assert "broker 102 (pid 8) t-1" in found[0].detail and "2 time(s)" in found[0].detail
+    restarted = ReplicaSample(9.0, 102, 9, "t", 1, False, 6, 0, 22, 20, (), 1)  # a new process counts anew
+    assert invariant_kinds(clean + [tripped, again, restarted]) == {"truncation_incomplete": 2}
+
+
+def test_truncation_incomplete_is_counted_and_shown_in_the_report():
+    from cluster.chaos.report import Report
+
+    history = make_history(ACKS, DRAIN_ALL, drained={0: 2, 1: 1})
+    history.samples(replicas=[ReplicaSample(2.0, 103, 11, "t", 0, False, 3, 0, 2, 2, (), 1)])
+    result = check(history)
+    assert kinds(result) == {"truncation_incomplete": 1}
+    report = Report(seed=1, scenario="random", duration_s=10.0, target="local", topic="t", result=result)
+    text = report.to_text()
+    assert "truncation_incomplete 1" in text and "broker 103 (pid 11) t-0" in text
+    assert report.exit_code == 1 and report.to_dict()["anomalies"]["truncation_incomplete"] == 1
+
+
+def test_sampler_records_the_tripwire_counter_of_each_replica():
+    """The sampler's mapping of a ReplicaStates answer (without its threads and channels)."""
+    from types import SimpleNamespace
+
+    from brookpb import broker_pb2 as bpb
+    from cluster.chaos.sampler import Sampler
+
+    sampler = Sampler.__new__(Sampler)
+    sampler.history, sampler.errors = History(), 0
+    sampler.incarnation, sampler.clock = (lambda broker_id: 42), (lambda: 1.5)
+    reply = bpb.ReplicaStateResponse(broker_id=102)
+    reply.replicas.add(topic="t", partition=0, leader_epoch=4, log_end_offset=9, high_watermark=9)
+    reply.replicas.add(topic="t", partition=1, leader_epoch=4, log_end_offset=9, high_watermark=9,
+                       divergences_after_truncation=3)
+    sampler._sample_broker(102, SimpleNamespace(replica_states=lambda: reply))  # type: ignore[arg-type]
+    assert [(s.broker_id, s.incarnation, s.partition, s.divergences_after_truncation)
+            for s in sampler.history.replica_samples] == [(102, 42, 0, 0), (102, 42, 1, 3)]
+    assert [a.kind for a in check_invariants(sampler.history.replica_samples, [])] == ["truncation_incomplete"]
+
+
 def test_prefix_mismatch_names_the_first_difference():
     same = {101: b"abc", 102: b"abc", 103: b"abc"}
     assert compare_prefixes("t", 0, same, 3) == []
