@@ -11,6 +11,7 @@ broker the same way. Method: a real 3-controller, 3-broker cluster; a background
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
@@ -126,6 +127,43 @@ def test_decommission_drains_a_broker_then_it_is_unregistered(cluster):
     with admin(cluster) as client:
         assert victim not in {b.broker_id for b in client.describe_cluster().brokers}
     check_exactly_once(writer.acked, read_all(cluster, "drained"))
+
+
+@pytest.mark.timeout(300)
+def test_decommission_of_a_dead_broker_moves_its_replicas_then_unregisters_it(cluster):
+    """The case decommission exists for: a broker that is gone for good. Its replicas are re-created
+    from the surviving copies on the other brokers, and, the broker being fenced, decommission
+    unregisters it when the moves are done; every acknowledged write is still there."""
+    victim = cluster.broker_ids[-1]
+    if not cluster.is_running(victim):  # the previous test unregistered it: it comes back as a new broker
+        cluster.start_node(victim)
+    with admin(cluster) as client:
+        wait_until(lambda: any(b.broker_id == victim and not b.fenced for b in client.describe_cluster().brokers),
+                   90, 0.2, f"broker {victim} registered")
+    topic = "dead-drained"
+    create_topic(cluster, topic, partitions=3, rf=2)
+    writer = Writer(cluster, topic)
+    writer.start(prefix="x")
+    try:
+        wait_until(lambda: len(writer.acked) >= 200, 60, 0.05, "writes before the broker dies")
+    finally:
+        writer.stop()
+    held = [i for i in range(3) if victim in partition_state(cluster, topic, i).replicas]
+    assert held, f"broker {victim} holds no replica of {topic}"
+    cluster.stop_node(victim, signal.SIGKILL)
+    with admin(cluster) as client:
+        wait_until(lambda: next(b.fenced for b in client.describe_cluster().brokers if b.broker_id == victim),
+                   60, 0.2, f"broker {victim} fenced after it died")
+    result = run_cli_process(cluster, "brokers", "decommission", str(victim), "--wait-timeout", "120",
+                             timeout_s=180)
+    assert result.returncode == 0 and "It is unregistered." in result.stdout, result.stdout + result.stderr
+    assert f"moved {len(held)} of {len(held)} replicas" in result.stdout, result.stdout
+    for index in range(3):
+        state = partition_state(cluster, topic, index)
+        assert victim not in state.replicas and len(state.replicas) == 2 and set(state.isr) == set(state.replicas)
+    with admin(cluster) as client:
+        assert victim not in {b.broker_id for b in client.describe_cluster().brokers}
+    check_exactly_once(writer.acked, read_all(cluster, topic))
 
 
 @pytest.mark.timeout(300)
