@@ -35,6 +35,11 @@ state):
                             appends what the stopped first one never gets, is stopped while a preferred
                             election makes the first one leader, which dies as soon as the third has
                             its records; the second one leads again (KAFKA-7415's schedule)
+    three-epochs            three leaderships whose histories skip each other's epochs: the second
+                            replica leads with a tail the first lacks, the first leads (preferred
+                            election) without the third following, the third leads alone, and the first
+                            leads again by a forced unclean election, so the third needs two truncation
+                            rounds against it (KIP-279)
     partition               (a control with network namespaces) cut a leader from its followers or from
                             the controllers, one broker from every node, the active controller from the
                             other nodes, or one follower from its leader; shorter or longer than a session
@@ -89,6 +94,7 @@ SCENARIOS = (
     "lagging-election",
     "rejoin",
     "divergent-return",
+    "three-epochs",
     "stall-followers",
     "partition",
     "reassign-kill",
@@ -114,6 +120,7 @@ LAG_MARGIN_S = (0.5, 2.0)     # beyond replica.lag.time.max.ms: a paused followe
 FLAP_S = ((0.15, 0.6), (0.02, 0.12))  # a throttled node: stopped for, then running for (mostly stopped)
 STALL_S = (0.4, 1.2)          # followers stalled together: well under a session and replica.lag.time.max.ms
 REJOIN_WAIT_S = 25.0          # how long a targeted round waits for a follower to rejoin the ISR
+FENCE_GAP_S = 1.0             # two brokers meant to be fenced in order: stopped at least this far apart
 SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 TARGETED_EVERY = 2            # the random mix: every this-many rounds of a worker is a targeted one
 
@@ -901,6 +908,33 @@ class Nemesis:
         ready = [c for c in candidates if c[1] == c[2][1]]
         return self.rng.choice(ready or candidates) if candidates else None
 
+    def _wait_return_partition(self) -> tuple[int, int, list[int]] | None:
+        """`_return_partition`, waiting up to REJOIN_WAIT_S for one (an overlapping round may still be
+        recovering)."""
+        picked = self._return_partition()
+        deadline_s = self.clock() + REJOIN_WAIT_S
+        while picked is None and self.clock() < deadline_s and not self._stopping.is_set():
+            time.sleep(POLL_S * 10)
+            picked = self._return_partition()
+        return picked
+
+    def _second_replica_leads(self, partition: int, leader: int, order: list[int]) -> bool:
+        """Make the second replica in assignment order lead `partition` with a full ISR, without a
+        lasting change: if the first one leads, it is stopped beyond a session (fenced; the second is
+        next in order), resumed, and back in the ISR. False (noted) when that did not happen."""
+        first, second = order[0], order[1]
+        if leader != second:
+            self._pause(first)
+            took = self._wait_leader(partition, {first}, self.session_timeout_s + 10.0)
+            self._resume(first)
+            if took != second or not self._wait_isr(partition, set(order), REJOIN_WAIT_S):
+                self._note(f"broker {second} did not lead partition {partition} with a full ISR")
+                return False
+        if self._leader_of(partition) != second:
+            self._note(f"leadership of partition {partition} moved away from {second}")
+            return False
+        return True
+
     def divergent_return(self) -> None:
         """Three leader epochs whose tails diverge (KAFKA-7415's schedule): X, the second replica in
         assignment order, leads epoch E0 and appends a tail that A (the first, preferred replica)
@@ -919,27 +953,13 @@ class Nemesis:
         a permanent divergence (prefix_mismatch, and the sweep reads A's values at offsets where the
         drain read C's). X stops for at most 0.65 of a session and 0.2 s more, and A leads for less
         than the lag time, so both stay in the ISR."""
-        picked = self._return_partition()
-        deadline_s = self.clock() + REJOIN_WAIT_S  # an overlapping round may still be recovering
-        while picked is None and self.clock() < deadline_s and not self._stopping.is_set():
-            time.sleep(POLL_S * 10)
-            picked = self._return_partition()
+        picked = self._wait_return_partition()
         if picked is None:
             return self.kill_leader()
         partition, leader, order = picked
         a, x, c = order[0], order[1], order[2]
         self._begin("divergent-return", [x, a, c], partition)
-        if leader != x:
-            # X takes over without a lasting change: A stopped beyond a session (fenced; X is next in
-            # order), resumed, and back in the ISR.
-            self._pause(a)
-            took = self._wait_leader(partition, {a}, self.session_timeout_s + 10.0)
-            self._resume(a)
-            if took != x or not self._wait_isr(partition, set(order), REJOIN_WAIT_S):
-                self._note(f"broker {x} did not lead partition {partition} with a full ISR")
-                return self._end()
-        if self._leader_of(partition) != x:
-            self._note(f"leadership of partition {partition} moved away from {x}")
+        if not self._second_replica_leads(partition, leader, order):
             return self._end()
         cut = self.can_partition
         if cut:
@@ -1015,6 +1035,167 @@ class Nemesis:
                 return end
             time.sleep(POLL_S)
         return -1
+
+    # -- a follower that needs a second truncation round (issue 10 loss path 2, KIP-279) ---------------
+
+    def _wait_offline(self, partition: int, timeout_s: float) -> bool:
+        """Poll the controller until `partition` has no leader (its last ISR member was fenced)."""
+        deadline_s = self.clock() + timeout_s
+        while self.clock() < deadline_s:
+            if any(p == partition and leader < 0 for p, leader, _, _ in self._partitions()):
+                return True
+            time.sleep(POLL_S * 4)
+        return False
+
+    def _wait_out_of_isr(self, partition: int, broker: int, deadline_s: float) -> bool:
+        """Poll the controller until `broker` is out of `partition`'s ISR (fenced), or `deadline_s`."""
+        while self.clock() < deadline_s:
+            isr = self._isr_of(partition)
+            if isr is not None and broker not in isr:
+                return True
+            time.sleep(POLL_S * 4)
+        return False
+
+    def _wait_unfenced(self, broker: int, timeout_s: float) -> bool:
+        deadline_s = self.clock() + timeout_s
+        while self.clock() < deadline_s:
+            if self._unfenced(broker):
+                return True
+            time.sleep(POLL_S * 4)
+        return False
+
+    def three_epochs(self) -> None:
+        """Three leaderships whose histories skip each other's epochs, so the last leader's follower
+        needs two OffsetsForLeaderEpoch rounds (KIP-279): on a fully replicated partition with
+        replicas A, X, F in assignment order, X leads (E0) and appends a tail F copies and A lacks;
+        A leads (E1, a preferred election) and appends what F lacks (F never follows A); F leads
+        (E2, A and X fenced: F is the ISR's last live member) without A following it; F is fenced as
+        the ISR's last member (the partition goes offline), and a forced **unclean** election makes A
+        lead again (E4) — A never followed F, and no ISR member's election can get there (a fenced
+        leader leaves the ISR, and only a preferred election keeps the old leader in it). F then
+        follows A: asked for E2, A answers that E1 (the largest epoch it has at or below E2) ends at
+        its E1 end; F, which skips E1, truncates to the end of its E0 (its E2 start) and must ask
+        again, for E0, to learn that A's E0 ends where A's E1 starts, below F's copy of X's tail.
+
+        With `--network netns`: A is cut from X (brokers only: A keeps its controller session, X its
+        clients), F from A, A elected (X answers the writers NOT_LEADER, so they move to A); once A
+        took records, X is stopped, and A is stopped once the controller fenced X (or at the end of
+        the lag window A gave F at its election, so A cannot shrink F out of the ISR), at least
+        FENCE_GAP_S after X, so X is fenced first and F, not X, is elected when A is. Without
+        namespaces A is stopped while X appends, X and F are stopped while A leads (F shorter than a
+        session), and the writers reach A only on a metadata refresh: the round seldom gets past A's
+        first records, and ends there when A took none (one truncation round would do).
+
+        Safe for acks=all writes (min.insync.replicas=2): X's HW cannot pass A's log end while A is
+        in its ISR, A's cannot move while neither follower fetches, and F leads with itself as the
+        whole ISR, so nothing A lacks was acknowledged with acks=all; the unclean election loses only
+        acks=1 records (and marks the partition `unclean_since`, as the `unclean` round does)."""
+        picked = self._wait_return_partition()
+        if picked is None:
+            return self.kill_leader()
+        partition, leader, order = picked
+        a, x, f = order[0], order[1], order[2]
+        cut = self.can_partition
+        self._begin("three-epochs/cut" if cut else "three-epochs", [f, a, x], partition)
+        if not self._second_replica_leads(partition, leader, order):
+            return self._end()
+        control: NetworkControl = self.control  # type: ignore[assignment]
+        paused: list[int] = []  # stopped by this round and not resumed yet
+        cuts: list[int] = []    # A's cuts from the other brokers
+
+        def pause(node: int) -> None:
+            self._pause(node)
+            paused.append(node)
+
+        def resume(node: int) -> None:
+            paused.remove(node)
+            self._resume(node)
+
+        def restore(why: str) -> None:
+            self._note(why)
+            if cuts:
+                self._heal_cut([a], cuts)
+            for node in list(paused):
+                resume(node)
+            self._end()
+
+        # E0: X appends a tail that F copies and A lacks.
+        if cut:
+            self._act(f"cut [{a}] from [{x}]", lambda: control.isolate([a], [x]))
+            cuts.append(x)
+        else:
+            pause(a)
+        self._sleep((1.2, 2.0))
+        tail_end = self._log_end(f, partition)
+        # E1: A leads; F (and X) never fetch from it.
+        if cut:
+            self._act(f"cut [{f}] from [{a}]", lambda: control.isolate([f], [a]))
+            cuts.append(f)
+        else:
+            pause(x)
+            pause(f)
+            resume(a)
+        stopped_s = self.clock()
+        start = self._log_end(a, partition)  # where A's epoch starts
+        if self._leader_of(partition) != x:
+            return restore(f"leadership of partition {partition} moved away from {x}")
+        self._elect("preferred", [partition])
+        elected_s = self.clock()
+        if self._leader_of(partition) != a:
+            return restore(f"broker {a} did not take partition {partition} over")
+        if cut:
+            grown = self._wait_log_end(a, partition, lambda end: end > start,
+                                       elected_s + min(1.5, self.lag_time_s * 0.3))
+        else:
+            # F stays stopped for less than a session.
+            grown = self._wait_log_end(a, partition, lambda end: end > start,
+                                       stopped_s + max(FENCE_GAP_S, min(1.5, self.session_timeout_s * 0.5)))
+        if grown < 0:
+            return restore(f"broker {a} took no record in its epoch (its log end stayed at {start}): "
+                           "one truncation round would do")
+        self._note(f"broker {a} appended from {start} up to {grown} at least; broker {f} holds {x}'s tail "
+                   f"up to {tail_end}")
+        x_stopped_s = stopped_s
+        if cut:
+            pause(x)
+            x_stopped_s = self.clock()
+            # A gave F a full lag window at its election: A must stop before it may shrink F out.
+            if not self._wait_out_of_isr(partition, x, max(x_stopped_s + FENCE_GAP_S,
+                                                           elected_s + self.lag_time_s - 1.0)):
+                self._note(f"broker {x} is still in the ISR of partition {partition}")
+        time.sleep(max(0.0, x_stopped_s + FENCE_GAP_S - self.clock()))  # X is fenced before A
+        # E2: A stops (it cannot shrink the ISR any more) and is fenced after X: F leads alone.
+        pause(a)
+        if not cut:
+            resume(f)
+        took = self._wait_leader(partition, {a, x}, self.session_timeout_s + 10.0)
+        if took != f:
+            return restore(f"broker {f} did not take partition {partition} over (leader {took})")
+        f_start = self._log_end(f, partition)
+        f_grown = self._wait_log_end(f, partition, lambda end: end > f_start, self.clock() + 3.0)
+        self._note(f"broker {f} leads partition {partition} alone from {f_start}"
+                   + (f", appended up to {f_grown}" if f_grown >= 0 else ", appended nothing seen"))
+        # F is fenced as the ISR's last member: the partition goes offline; A returns, elected uncleanly.
+        pause(f)
+        if not self._wait_offline(partition, self.session_timeout_s + 10.0):
+            return restore(f"partition {partition} did not go offline")
+        resume(a)
+        if not self._wait_unfenced(a, self.session_timeout_s + 10.0):
+            return restore(f"broker {a} was not unfenced")
+        a_end = self._log_end(a, partition)
+        self._elect("unclean", [partition])
+        if self._leader_of(partition) != a:
+            return restore(f"broker {a} did not lead partition {partition} again")
+        self._note(f"broker {a} leads partition {partition} again from {a_end}: broker {f} (epoch from "
+                   f"{f_start} on {x}'s tail up to {tail_end}) truncates against it in two rounds if "
+                   f"{start} < min({a_end}, {f_start})")
+        # F (then X) follows A.
+        if cuts:
+            self._heal_cut([a], cuts)
+            cuts.clear()
+        resume(f)
+        resume(x)
+        self._end()
 
     def stall_followers(self) -> None:
         """The followers of one partition stall together (a GC pause, a stalled disk: SIGSTOP) for less
@@ -1092,14 +1273,16 @@ class Nemesis:
             self.divergent_return, self.lagging_follower_election, self.leader_churn, self.isr_change_controller_failover,
         ]
         if self.can_partition:
-            deck.append(self.partition_network)
+            # three-epochs only with namespaces: without them its writers seldom reach the second
+            # leader, and it ends there (after stopping two brokers) without building its history.
+            deck += [self.partition_network, self.three_epochs]
         return deck
 
     def _next_targeted(self) -> Callable[[], None]:
         """The next round of the shared targeted deck (see random_round). The first pass starts with
         the two rounds whose interleavings nothing else produces (unclean, rejoin) in seeded order,
-        then the others shuffled, divergent-return always fourth; every later pass is a fresh seeded
-        shuffle of the whole deck."""
+        then the others shuffled, divergent-return always fourth and three-epochs (namespaces only)
+        fifth; every later pass is a fresh seeded shuffle of the whole deck."""
         with self._deck_lock:
             if not self._deck:
                 deck = self._targeted_deck()
@@ -1107,8 +1290,12 @@ class Nemesis:
                     first, rest = deck[:2], deck[2:]
                     self._deck_rng.shuffle(first)
                     rest.remove(self.divergent_return)  # fourth: early in every run, whatever the seed
+                    early = [self.divergent_return]
+                    if self.three_epochs in rest:  # fifth, likewise
+                        rest.remove(self.three_epochs)
+                        early.append(self.three_epochs)
                     self._deck_rng.shuffle(rest)
-                    deck = first + rest[:1] + [self.divergent_return] + rest[1:]
+                    deck = first + rest[:1] + early + rest[1:]
                 else:
                     self._deck_rng.shuffle(deck)
                 self._deck_passes += 1
@@ -1126,7 +1313,8 @@ class Nemesis:
             # A rejoin from the deck runs alone too: its window (the ISR expansion in flight while the
             # follower is stopped) is milliseconds wide, and a concurrent kill of the leader or of the
             # follower mid-catch-up ends the round without trying it; drawn between, it overlaps.
-            with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies, self.divergent_return)):
+            with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies, self.divergent_return,
+                                                  self.three_epochs)):
                 choice()
             return
         choices: list[Callable[[], None]] = [
@@ -1165,6 +1353,7 @@ class Nemesis:
             "lagging-election": self.lagging_follower_election,
             "rejoin": self.rejoin_while_leader_dies,
             "divergent-return": self.divergent_return,
+            "three-epochs": self.three_epochs,
             "stall-followers": self.stall_followers,
             "partition": self.partition_network,
             "reassign-kill": self.reassign_kill,

@@ -509,3 +509,130 @@ def test_divergent_return_with_namespaces_cuts_the_old_leader_from_the_brokers_i
         ("kill", 102, signal.SIGKILL))
     assert admin.elections == [("preferred", [("t", 0)])]
     assert not control.down and not control.paused
+
+
+class ThreeEpochsAdmin(LiveAdmin):
+    """Partition 0 (replicas 101 = A, 102 = X, 103 = F) as the controller would show the three-epochs
+    round: X leads; a preferred election moves it to A; A stopped -> F leads alone; F stopped -> offline
+    (ISR [F]); an unclean election of the offline partition -> A. A stopped X leaves the ISR."""
+
+    def __init__(self, control: FakeControl) -> None:
+        super().__init__(control)
+        self.leader = 102
+
+    def _partitions(self) -> list[apb.PartitionInfo]:
+        paused = self.control.paused
+        if self.leader in (101, 103) and self.leader in paused:
+            self.leader = 103 if self.leader == 101 and 103 not in paused else -1
+        isr = [b for b in (101, 102, 103) if b not in paused or b == self.leader]
+        if self.leader == 103 or self.leader < 0:
+            isr = [103]
+        elif self.elections and self.elections[-1][0] == "unclean":
+            isr = [101]
+        return [apb.PartitionInfo(partition=0, leader=self.leader, leader_epoch=1, replicas=[101, 102, 103], isr=isr)]
+
+    def elect_leaders(self, kind, partitions):  # noqa: ANN001, ANN201
+        if kind == "preferred" and self.leader == 102:
+            self.leader = 101
+        if kind == "unclean" and self.leader < 0 and 101 not in self.control.paused:
+            self.leader = 101
+        return super().elect_leaders(kind, partitions)
+
+
+class UncutControl(NetControl):
+    def unisolate(self, a, b) -> None:  # noqa: ANN001
+        self.actions.append(("uncut", a[0], 0))
+        self.uncut = getattr(self, "uncut", []) + [(list(a), list(b))]
+
+
+def three_epochs_nemesis(control: FakeControl, now: list[float], a_grows: bool = True) -> tuple[Nemesis, ThreeEpochsAdmin]:
+    admin = ThreeEpochsAdmin(control)
+    nemesis = Nemesis(control, admin, "t", random.Random(5), lambda: now[0], session_timeout_s=3.0,
+                      log=lambda _: None, health=lambda timeout_s, _: True)
+    nemesis.lag_time_s = 5.0
+    f_calls = [0]
+
+    def log_end(broker: int, partition: int) -> int:
+        assert partition == 0
+        if broker == 101:  # A: 50 when elected, 60 once the writers reached it
+            return 60 if a_grows and admin.leader == 101 and admin.elections else 50
+        if broker == 103 and admin.leader == 103:  # F leading: 100, then its own records
+            f_calls[0] += 1
+            return 100 if f_calls[0] == 1 else 110
+        return 100  # F with X's tail
+    nemesis.log_end = log_end
+    return nemesis, admin
+
+
+def _times(fault: Fault, text: str) -> list[float]:
+    return [t for t, a in fault.actions if a == text]
+
+
+def test_three_epochs_with_namespaces_fences_the_old_leader_before_the_new_one_and_reelects_it_uncleanly(virtual_time):  # noqa: ANN001, E501
+    control = UncutControl()
+    nemesis, admin = three_epochs_nemesis(control, virtual_time)
+    nemesis.three_epochs()
+    fault = nemesis.timeline[-1]
+    assert fault.kind == "three-epochs/cut" and fault.partition == 0 and fault.nodes == [103, 101, 102]
+    # A (101) cut from X (102) while X appends, F (103) cut from A while A leads; both cuts stay until A
+    # leads again, so A never fetches from F nor F from A
+    assert control.cuts == [([101], [102]), ([103], [101])]
+    assert control.actions == [
+        ("cut", 101, 0), ("cut", 103, 0),            # then the preferred election: A leads
+        ("pause", 102, 0), ("pause", 101, 0),        # X fenced first, then A: F leads alone
+        ("pause", 103, 0), ("resume", 101, 0),       # F fenced: offline; A back, then the unclean election
+        ("uncut", 101, 0), ("resume", 103, 0), ("resume", 102, 0)], control.actions
+    assert control.uncut == [([101], [102, 103])]
+    assert admin.elections == [("preferred", [("t", 0)]), ("unclean", [("t", 0)])]
+    assert list(nemesis.unclean_since) == [0]
+    texts = [a for _, a in fault.actions]
+    assert texts.index("SIGCONT node 101") < texts.index("unclean election of partitions [0]") < texts.index(
+        "heal the cut [101] from [102, 103]")
+    (x_stopped,), (a_stopped,) = _times(fault, "SIGSTOP node 102"), _times(fault, "SIGSTOP node 101")
+    assert a_stopped - x_stopped >= nemesis_module.FENCE_GAP_S
+    assert any("appended from 50 up to 60" in a for a in texts)
+    assert any("leads partition 0 alone from 100, appended up to 110" in a for a in texts)
+    assert not control.paused
+
+
+def test_three_epochs_without_namespaces_stops_instead_and_keeps_the_third_replica_registered(virtual_time):  # noqa: ANN001
+    control = FakeControl()
+    nemesis, admin = three_epochs_nemesis(control, virtual_time)
+    nemesis.three_epochs()
+    fault = nemesis.timeline[-1]
+    assert fault.kind == "three-epochs"
+    assert control.actions == [
+        ("pause", 101, 0),                                        # X appends what A lacks
+        ("pause", 102, 0), ("pause", 103, 0), ("resume", 101, 0),  # A elected; F never fetches from it
+        ("pause", 101, 0), ("resume", 103, 0),                    # F leads alone once X, then A, are fenced
+        ("pause", 103, 0), ("resume", 101, 0),                    # offline; A elected uncleanly
+        ("resume", 103, 0), ("resume", 102, 0)], control.actions
+    assert admin.elections == [("preferred", [("t", 0)]), ("unclean", [("t", 0)])]
+    stops, conts = _times(fault, "SIGSTOP node 103"), _times(fault, "SIGCONT node 103")
+    assert conts[0] - stops[0] < nemesis.session_timeout_s  # F stays registered and in the ISR
+    a_stops, a_conts = _times(fault, "SIGSTOP node 101"), _times(fault, "SIGCONT node 101")
+    assert a_conts[0] - a_stops[0] < nemesis.session_timeout_s  # A stays in X's ISR: preferred election
+    assert a_stops[1] - _times(fault, "SIGSTOP node 102")[0] >= nemesis_module.FENCE_GAP_S
+    assert not control.paused
+
+
+def test_three_epochs_stops_before_the_unclean_election_when_the_second_leader_took_nothing(virtual_time):  # noqa: ANN001
+    control = UncutControl()
+    nemesis, admin = three_epochs_nemesis(control, virtual_time, a_grows=False)
+    nemesis.three_epochs()
+    fault = nemesis.timeline[-1]
+    assert admin.elections == [("preferred", [("t", 0)])] and not nemesis.unclean_since
+    assert control.actions == [("cut", 101, 0), ("cut", 103, 0), ("uncut", 101, 0)], control.actions
+    assert any("took no record" in a for _, a in fault.actions)
+    assert not control.paused
+
+
+def test_three_epochs_is_the_fifth_card_of_the_deck_only_with_namespaces(virtual_time):  # noqa: ANN001
+    for seed in (1, 2, 3):
+        nemesis, _, _ = live_nemesis(seed, virtual_time, NetControl())
+        nemesis._deck_rng = random.Random(seed)
+        first_pass = [nemesis._next_targeted() for _ in range(len(nemesis._targeted_deck()))]
+        assert first_pass[3:5] == [nemesis.divergent_return, nemesis.three_epochs]
+        assert first_pass.count(nemesis.three_epochs) == 1
+        plain, _, _ = live_nemesis(seed, virtual_time)
+        assert plain.three_epochs not in plain._targeted_deck()
