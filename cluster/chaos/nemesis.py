@@ -35,11 +35,11 @@ state):
                             appends what the stopped first one never gets, is stopped while a preferred
                             election makes the first one leader, which dies as soon as the third has
                             its records; the second one leads again (KAFKA-7415's schedule)
-    three-epochs            three leaderships whose histories skip each other's epochs: the second
-                            replica leads with a tail the first lacks, the first leads (preferred
-                            election) without the third following, the third leads alone, and the first
-                            leads again by a forced unclean election, so the third needs two truncation
-                            rounds against it (KIP-279)
+    three-epochs            three clean leaderships whose histories skip each other's epochs: the second
+                            replica leads with a tail the first lacks; the first leads (preferred
+                            election) without the third following it; the replicas are reordered and the
+                            third leads (preferred) without the first following it; the third is fenced
+                            and the first leads again, so the third needs two truncation rounds (KIP-279)
     partition               (a control with network namespaces) cut a leader from its followers or from
                             the controllers, one broker from every node, the active controller from the
                             other nodes, or one follower from its leader; shorter or longer than a session
@@ -120,7 +120,6 @@ LAG_MARGIN_S = (0.5, 2.0)     # beyond replica.lag.time.max.ms: a paused followe
 FLAP_S = ((0.15, 0.6), (0.02, 0.12))  # a throttled node: stopped for, then running for (mostly stopped)
 STALL_S = (0.4, 1.2)          # followers stalled together: well under a session and replica.lag.time.max.ms
 REJOIN_WAIT_S = 25.0          # how long a targeted round waits for a follower to rejoin the ISR
-FENCE_GAP_S = 1.0             # two brokers meant to be fenced in order: stopped at least this far apart
 SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 TARGETED_EVERY = 2            # the random mix: every this-many rounds of a worker is a targeted one
 
@@ -1038,58 +1037,37 @@ class Nemesis:
 
     # -- a follower that needs a second truncation round (issue 10 loss path 2, KIP-279) ---------------
 
-    def _wait_offline(self, partition: int, timeout_s: float) -> bool:
-        """Poll the controller until `partition` has no leader (its last ISR member was fenced)."""
-        deadline_s = self.clock() + timeout_s
-        while self.clock() < deadline_s:
-            if any(p == partition and leader < 0 for p, leader, _, _ in self._partitions()):
-                return True
-            time.sleep(POLL_S * 4)
-        return False
-
-    def _wait_out_of_isr(self, partition: int, broker: int, deadline_s: float) -> bool:
-        """Poll the controller until `broker` is out of `partition`'s ISR (fenced), or `deadline_s`."""
-        while self.clock() < deadline_s:
-            isr = self._isr_of(partition)
-            if isr is not None and broker not in isr:
-                return True
-            time.sleep(POLL_S * 4)
-        return False
-
-    def _wait_unfenced(self, broker: int, timeout_s: float) -> bool:
-        deadline_s = self.clock() + timeout_s
-        while self.clock() < deadline_s:
-            if self._unfenced(broker):
-                return True
-            time.sleep(POLL_S * 4)
-        return False
+    def _reorder(self, partition: int, order: list[int]) -> bool:
+        """Reassign `partition` to the same replicas in another `order` (one immediate metadata change:
+        nothing to copy), so a preferred election can pick order[0]; True when the order is now it."""
+        self._reassign(partition, order)
+        return self._replica_order(partition) == order
 
     def three_epochs(self) -> None:
-        """Three leaderships whose histories skip each other's epochs, so the last leader's follower
-        needs two OffsetsForLeaderEpoch rounds (KIP-279): on a fully replicated partition with
-        replicas A, X, F in assignment order, X leads (E0) and appends a tail F copies and A lacks;
-        A leads (E1, a preferred election) and appends what F lacks (F never follows A); F leads
-        (E2, A and X fenced: F is the ISR's last live member) without A following it; F is fenced as
-        the ISR's last member (the partition goes offline), and a forced **unclean** election makes A
-        lead again (E4) — A never followed F, and no ISR member's election can get there (a fenced
-        leader leaves the ISR, and only a preferred election keeps the old leader in it). F then
-        follows A: asked for E2, A answers that E1 (the largest epoch it has at or below E2) ends at
-        its E1 end; F, which skips E1, truncates to the end of its E0 (its E2 start) and must ask
-        again, for E0, to learn that A's E0 ends where A's E1 starts, below F's copy of X's tail.
+        """Three leaderships whose histories skip each other's epochs, by clean elections only, so a
+        follower of the last leader needs two OffsetsForLeaderEpoch rounds (KIP-279). On a fully
+        replicated partition with replicas A, X, F in assignment order: X leads (E0) and appends a
+        tail that F copies and A lacks; a preferred election makes A leader (E1) and A appends what F
+        lacks (F never fetches from A); the replicas are reordered [F, A, X] (the same set: one
+        immediate metadata change) and a preferred election makes F leader (E2) — A stays in the ISR,
+        which only a preferred election allows, and never fetches from F; F is stopped beyond a
+        session, so the controller fences it and elects the first live ISR member in the new order,
+        A (E3), which never followed F; the original order is restored and F resumed. F, following A,
+        asks where E2 ends; A answers that E1 (its largest epoch at or below E2) ends at its E1 log
+        end; F, whose history skips E1, truncates to the end of its E0 (where its E2 starts) and must
+        ask again, for E0, to learn that A's E0 ends where A's E1 starts, below F's copy of X's tail.
+        X, which followed F during E2, needs the same two rounds.
 
-        With `--network netns`: A is cut from X (brokers only: A keeps its controller session, X its
-        clients), F from A, A elected (X answers the writers NOT_LEADER, so they move to A); once A
-        took records, X is stopped, and A is stopped once the controller fenced X (or at the end of
-        the lag window A gave F at its election, so A cannot shrink F out of the ISR), at least
-        FENCE_GAP_S after X, so X is fenced first and F, not X, is elected when A is. Without
-        namespaces A is stopped while X appends, X and F are stopped while A leads (F shorter than a
-        session), and the writers reach A only on a metadata refresh: the round seldom gets past A's
-        first records, and ends there when A took none (one truncation round would do).
+        With `--network netns` A is cut from X, then F from A (iptables, brokers only: every broker
+        keeps its controller session and its clients, and the old leader answers the writers
+        NOT_LEADER, so they move at once). Without namespaces A is stopped while X appends, X and F
+        while A leads, A while F leads (each shorter than a session; X stays stopped to the end), and
+        the writers reach each new leader only on a metadata refresh: the round seldom gets past A's
+        first records, and ends there when A took none (then one truncation round would do).
 
-        Safe for acks=all writes (min.insync.replicas=2): X's HW cannot pass A's log end while A is
-        in its ISR, A's cannot move while neither follower fetches, and F leads with itself as the
-        whole ISR, so nothing A lacks was acknowledged with acks=all; the unclean election loses only
-        acks=1 records (and marks the partition `unclean_since`, as the `unclean` round does)."""
+        Every election is clean (an ISR member; F is stopped within the lag window it gave A, so A is
+        still in the ISR), so a correct build loses no acknowledged write: no acks=all write was
+        acknowledged while a follower that never fetched was in the ISR."""
         picked = self._wait_return_partition()
         if picked is None:
             return self.kill_leader()
@@ -1102,6 +1080,7 @@ class Nemesis:
         control: NetworkControl = self.control  # type: ignore[assignment]
         paused: list[int] = []  # stopped by this round and not resumed yet
         cuts: list[int] = []    # A's cuts from the other brokers
+        reordered = [False]
 
         def pause(node: int) -> None:
             self._pause(node)
@@ -1111,11 +1090,14 @@ class Nemesis:
             paused.remove(node)
             self._resume(node)
 
-        def restore(why: str) -> None:
-            self._note(why)
+        def restore(why: str = "") -> None:
+            if why:
+                self._note(why)
+            if reordered[0]:
+                self._reorder(partition, order)
             if cuts:
                 self._heal_cut([a], cuts)
-            for node in list(paused):
+            for node in sorted(paused, key=lambda n: n != f):  # F first: it follows A at once
                 resume(node)
             self._end()
 
@@ -1127,7 +1109,7 @@ class Nemesis:
             pause(a)
         self._sleep((1.2, 2.0))
         tail_end = self._log_end(f, partition)
-        # E1: A leads; F (and X) never fetch from it.
+        # E1: A leads (preferred); F never fetches from it.
         if cut:
             self._act(f"cut [{f}] from [{a}]", lambda: control.isolate([f], [a]))
             cuts.append(f)
@@ -1140,62 +1122,45 @@ class Nemesis:
         if self._leader_of(partition) != x:
             return restore(f"leadership of partition {partition} moved away from {x}")
         self._elect("preferred", [partition])
-        elected_s = self.clock()
         if self._leader_of(partition) != a:
             return restore(f"broker {a} did not take partition {partition} over")
-        if cut:
-            grown = self._wait_log_end(a, partition, lambda end: end > start,
-                                       elected_s + min(1.5, self.lag_time_s * 0.3))
-        else:
-            # F stays stopped for less than a session.
-            grown = self._wait_log_end(a, partition, lambda end: end > start,
-                                       stopped_s + max(FENCE_GAP_S, min(1.5, self.session_timeout_s * 0.5)))
+        # A appends; with a stopped F, for less than a session (A gave F a lag window at its election).
+        grown = self._wait_log_end(a, partition, lambda end: end > start,
+                                   stopped_s + min(1.5, self.session_timeout_s * 0.5, self.lag_time_s * 0.3))
         if grown < 0:
             return restore(f"broker {a} took no record in its epoch (its log end stayed at {start}): "
                            "one truncation round would do")
         self._note(f"broker {a} appended from {start} up to {grown} at least; broker {f} holds {x}'s tail "
                    f"up to {tail_end}")
-        x_stopped_s = stopped_s
-        if cut:
-            pause(x)
-            x_stopped_s = self.clock()
-            # A gave F a full lag window at its election: A must stop before it may shrink F out.
-            if not self._wait_out_of_isr(partition, x, max(x_stopped_s + FENCE_GAP_S,
-                                                           elected_s + self.lag_time_s - 1.0)):
-                self._note(f"broker {x} is still in the ISR of partition {partition}")
-        time.sleep(max(0.0, x_stopped_s + FENCE_GAP_S - self.clock()))  # X is fenced before A
-        # E2: A stops (it cannot shrink the ISR any more) and is fenced after X: F leads alone.
-        pause(a)
+        # E2: F leads (preferred, after a reorder), A stays in the ISR and never fetches from F.
+        reordered[0] = True
+        if not self._reorder(partition, [f, a, x]):
+            return restore(f"partition {partition} was not reordered to {[f, a, x]}")
         if not cut:
+            pause(a)
             resume(f)
-        took = self._wait_leader(partition, {a, x}, self.session_timeout_s + 10.0)
-        if took != f:
-            return restore(f"broker {f} did not take partition {partition} over (leader {took})")
+        a_left_s = self.clock()
+        self._elect("preferred", [partition])
+        if self._leader_of(partition) != f:
+            return restore(f"broker {f} did not take partition {partition} over")
         f_start = self._log_end(f, partition)
-        f_grown = self._wait_log_end(f, partition, lambda end: end > f_start, self.clock() + 3.0)
-        self._note(f"broker {f} leads partition {partition} alone from {f_start}"
-                   + (f", appended up to {f_grown}" if f_grown >= 0 else ", appended nothing seen"))
-        # F is fenced as the ISR's last member: the partition goes offline; A returns, elected uncleanly.
+        # F appends; F stops within the lag window it gave A (and a stopped A stays under a session).
+        f_grown = self._wait_log_end(f, partition, lambda end: end > f_start,
+                                     a_left_s + min(1.5, self.session_timeout_s * 0.5, self.lag_time_s * 0.3))
+        self._note(f"broker {f} leads partition {partition} from {f_start}"
+                   + (f", appended up to {f_grown} at least" if f_grown >= 0 else ", took no record seen"))
+        # E3: F is fenced; A, the first live ISR member in the new order, leads.
         pause(f)
-        if not self._wait_offline(partition, self.session_timeout_s + 10.0):
-            return restore(f"partition {partition} did not go offline")
-        resume(a)
-        if not self._wait_unfenced(a, self.session_timeout_s + 10.0):
-            return restore(f"broker {a} was not unfenced")
+        if not cut:
+            resume(a)
+        took = self._wait_leader(partition, {f}, self.session_timeout_s + 10.0)
+        if took != a:
+            return restore(f"broker {a} did not lead partition {partition} again (leader {took})")
         a_end = self._log_end(a, partition)
-        self._elect("unclean", [partition])
-        if self._leader_of(partition) != a:
-            return restore(f"broker {a} did not lead partition {partition} again")
         self._note(f"broker {a} leads partition {partition} again from {a_end}: broker {f} (epoch from "
                    f"{f_start} on {x}'s tail up to {tail_end}) truncates against it in two rounds if "
                    f"{start} < min({a_end}, {f_start})")
-        # F (then X) follows A.
-        if cuts:
-            self._heal_cut([a], cuts)
-            cuts.clear()
-        resume(f)
-        resume(x)
-        self._end()
+        restore()
 
     def stall_followers(self) -> None:
         """The followers of one partition stall together (a GC pause, a stalled disk: SIGSTOP) for less

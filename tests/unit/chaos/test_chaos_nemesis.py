@@ -513,30 +513,33 @@ def test_divergent_return_with_namespaces_cuts_the_old_leader_from_the_brokers_i
 
 class ThreeEpochsAdmin(LiveAdmin):
     """Partition 0 (replicas 101 = A, 102 = X, 103 = F) as the controller would show the three-epochs
-    round: X leads; a preferred election moves it to A; A stopped -> F leads alone; F stopped -> offline
-    (ISR [F]); an unclean election of the offline partition -> A. A stopped X leaves the ISR."""
+    round: X leads; a preferred election moves leadership to the first replica; a reassignment that
+    keeps the replica set reorders them at once; a stopped F leading is fenced, and the first replica
+    in order that is running leads instead."""
 
     def __init__(self, control: FakeControl) -> None:
         super().__init__(control)
         self.leader = 102
+        self.replicas = [101, 102, 103]
+        self.reassignments: list[list[int]] = []
 
     def _partitions(self) -> list[apb.PartitionInfo]:
-        paused = self.control.paused
-        if self.leader in (101, 103) and self.leader in paused:
-            self.leader = 103 if self.leader == 101 and 103 not in paused else -1
-        isr = [b for b in (101, 102, 103) if b not in paused or b == self.leader]
-        if self.leader == 103 or self.leader < 0:
-            isr = [103]
-        elif self.elections and self.elections[-1][0] == "unclean":
-            isr = [101]
-        return [apb.PartitionInfo(partition=0, leader=self.leader, leader_epoch=1, replicas=[101, 102, 103], isr=isr)]
+        if self.leader == 103 and 103 in self.control.paused:
+            self.leader = next(b for b in self.replicas if b not in self.control.paused)
+        return [apb.PartitionInfo(partition=0, leader=self.leader, leader_epoch=1, replicas=self.replicas,
+                                  isr=[101, 102, 103])]
 
     def elect_leaders(self, kind, partitions):  # noqa: ANN001, ANN201
-        if kind == "preferred" and self.leader == 102:
-            self.leader = 101
-        if kind == "unclean" and self.leader < 0 and 101 not in self.control.paused:
-            self.leader = 101
+        if kind == "preferred":
+            self.leader = self.replicas[0]
         return super().elect_leaders(kind, partitions)
+
+    def alter_partition_reassignments(self, items):  # noqa: ANN001, ANN201
+        ((_, partition, target),) = items
+        assert partition == 0 and sorted(target) == [101, 102, 103]  # the same replicas, reordered
+        self.replicas = list(target)
+        self.reassignments.append(list(target))
+        return apb.AlterPartitionReassignmentsResponse(results=[apb.ReassignmentResult(topic="t", partition=0)])
 
 
 class UncutControl(NetControl):
@@ -550,16 +553,17 @@ def three_epochs_nemesis(control: FakeControl, now: list[float], a_grows: bool =
     nemesis = Nemesis(control, admin, "t", random.Random(5), lambda: now[0], session_timeout_s=3.0,
                       log=lambda _: None, health=lambda timeout_s, _: True)
     nemesis.lag_time_s = 5.0
-    f_calls = [0]
+    calls = {101: 0, 103: 0}
 
     def log_end(broker: int, partition: int) -> int:
         assert partition == 0
-        if broker == 101:  # A: 50 when elected, 60 once the writers reached it
-            return 60 if a_grows and admin.leader == 101 and admin.elections else 50
-        if broker == 103 and admin.leader == 103:  # F leading: 100, then its own records
-            f_calls[0] += 1
-            return 100 if f_calls[0] == 1 else 110
-        return 100  # F with X's tail
+        if broker == 101 and admin.leader == 101 and len(admin.elections) == 1:  # A leading E1: 50, then 60
+            calls[101] += 1
+            return 60 if a_grows and calls[101] > 1 else 50
+        if broker == 103 and admin.leader == 103:  # F leading: 100, then 110
+            calls[103] += 1
+            return 100 if calls[103] == 1 else 110
+        return {101: 50, 102: 100, 103: 100}[broker]
     nemesis.log_end = log_end
     return nemesis, admin
 
@@ -568,34 +572,35 @@ def _times(fault: Fault, text: str) -> list[float]:
     return [t for t, a in fault.actions if a == text]
 
 
-def test_three_epochs_with_namespaces_fences_the_old_leader_before_the_new_one_and_reelects_it_uncleanly(virtual_time):  # noqa: ANN001, E501
+def test_three_epochs_with_namespaces_makes_each_leader_by_a_clean_election_without_following_the_last(virtual_time):  # noqa: ANN001, E501
     control = UncutControl()
     nemesis, admin = three_epochs_nemesis(control, virtual_time)
     nemesis.three_epochs()
     fault = nemesis.timeline[-1]
     assert fault.kind == "three-epochs/cut" and fault.partition == 0 and fault.nodes == [103, 101, 102]
-    # A (101) cut from X (102) while X appends, F (103) cut from A while A leads; both cuts stay until A
-    # leads again, so A never fetches from F nor F from A
+    # A (101) cut from X (102) while X appends; F (103) cut from A before A leads; both cuts last until
+    # A leads again, so neither ever fetches from the other
     assert control.cuts == [([101], [102]), ([103], [101])]
-    assert control.actions == [
-        ("cut", 101, 0), ("cut", 103, 0),            # then the preferred election: A leads
-        ("pause", 102, 0), ("pause", 101, 0),        # X fenced first, then A: F leads alone
-        ("pause", 103, 0), ("resume", 101, 0),       # F fenced: offline; A back, then the unclean election
-        ("uncut", 101, 0), ("resume", 103, 0), ("resume", 102, 0)], control.actions
+    assert control.actions == [("cut", 101, 0), ("cut", 103, 0), ("pause", 103, 0), ("uncut", 101, 0),
+                               ("resume", 103, 0)], control.actions
     assert control.uncut == [([101], [102, 103])]
-    assert admin.elections == [("preferred", [("t", 0)]), ("unclean", [("t", 0)])]
-    assert list(nemesis.unclean_since) == [0]
+    # A by a preferred election, F by one after the reorder, A again when F is fenced; order restored
+    assert admin.elections == [("preferred", [("t", 0)]), ("preferred", [("t", 0)])]
+    assert admin.reassignments == [[103, 101, 102], [101, 102, 103]]
+    assert not nemesis.unclean_since
     texts = [a for _, a in fault.actions]
-    assert texts.index("SIGCONT node 101") < texts.index("unclean election of partitions [0]") < texts.index(
-        "heal the cut [101] from [102, 103]")
-    (x_stopped,), (a_stopped,) = _times(fault, "SIGSTOP node 102"), _times(fault, "SIGSTOP node 101")
-    assert a_stopped - x_stopped >= nemesis_module.FENCE_GAP_S
+    assert texts.index("reassign partition 0 to [103, 101, 102]") < texts.index("SIGSTOP node 103") < texts.index(
+        "reassign partition 0 to [101, 102, 103]") < texts.index("heal the cut [101] from [102, 103]")
     assert any("appended from 50 up to 60" in a for a in texts)
-    assert any("leads partition 0 alone from 100, appended up to 110" in a for a in texts)
+    assert any("leads partition 0 from 100, appended up to 110" in a for a in texts)
+    assert any("broker 101 leads partition 0 again" in a for a in texts)
+    # F stops within the lag window it gave A at its election (A must still be in the ISR)
+    (f_elected,) = [t for t, a in fault.actions if a == "  preferred election: 0->103"]
+    assert _times(fault, "SIGSTOP node 103")[0] - f_elected < nemesis.lag_time_s
     assert not control.paused
 
 
-def test_three_epochs_without_namespaces_stops_instead_and_keeps_the_third_replica_registered(virtual_time):  # noqa: ANN001
+def test_three_epochs_without_namespaces_stops_instead_each_node_for_less_than_a_session(virtual_time):  # noqa: ANN001
     control = FakeControl()
     nemesis, admin = three_epochs_nemesis(control, virtual_time)
     nemesis.three_epochs()
@@ -604,24 +609,23 @@ def test_three_epochs_without_namespaces_stops_instead_and_keeps_the_third_repli
     assert control.actions == [
         ("pause", 101, 0),                                        # X appends what A lacks
         ("pause", 102, 0), ("pause", 103, 0), ("resume", 101, 0),  # A elected; F never fetches from it
-        ("pause", 101, 0), ("resume", 103, 0),                    # F leads alone once X, then A, are fenced
-        ("pause", 103, 0), ("resume", 101, 0),                    # offline; A elected uncleanly
+        ("pause", 101, 0), ("resume", 103, 0),                    # reordered, F elected; A never fetches from it
+        ("pause", 103, 0), ("resume", 101, 0),                    # F fenced: A leads again
         ("resume", 103, 0), ("resume", 102, 0)], control.actions
-    assert admin.elections == [("preferred", [("t", 0)]), ("unclean", [("t", 0)])]
-    stops, conts = _times(fault, "SIGSTOP node 103"), _times(fault, "SIGCONT node 103")
-    assert conts[0] - stops[0] < nemesis.session_timeout_s  # F stays registered and in the ISR
-    a_stops, a_conts = _times(fault, "SIGSTOP node 101"), _times(fault, "SIGCONT node 101")
-    assert a_conts[0] - a_stops[0] < nemesis.session_timeout_s  # A stays in X's ISR: preferred election
-    assert a_stops[1] - _times(fault, "SIGSTOP node 102")[0] >= nemesis_module.FENCE_GAP_S
+    assert admin.elections == [("preferred", [("t", 0)]), ("preferred", [("t", 0)])]
+    assert admin.reassignments == [[103, 101, 102], [101, 102, 103]]
+    for node, stop in ((101, 0), (103, 0), (101, 1)):  # A, F, A again: never fenced, so still in the ISR
+        stopped, resumed = _times(fault, f"SIGSTOP node {node}")[stop], _times(fault, f"SIGCONT node {node}")[stop]
+        assert resumed - stopped < nemesis.session_timeout_s, (node, stop)
     assert not control.paused
 
 
-def test_three_epochs_stops_before_the_unclean_election_when_the_second_leader_took_nothing(virtual_time):  # noqa: ANN001
+def test_three_epochs_ends_before_the_reorder_when_the_second_leader_took_nothing(virtual_time):  # noqa: ANN001
     control = UncutControl()
     nemesis, admin = three_epochs_nemesis(control, virtual_time, a_grows=False)
     nemesis.three_epochs()
     fault = nemesis.timeline[-1]
-    assert admin.elections == [("preferred", [("t", 0)])] and not nemesis.unclean_since
+    assert admin.elections == [("preferred", [("t", 0)])] and not admin.reassignments
     assert control.actions == [("cut", 101, 0), ("cut", 103, 0), ("uncut", 101, 0)], control.actions
     assert any("took no record" in a for _, a in fault.actions)
     assert not control.paused
