@@ -1119,6 +1119,8 @@ class Nemesis:
             resume(a)
         stopped_s = self.clock()
         start = self._log_end(a, partition)  # where A's epoch starts
+        if 0 <= tail_end <= start:
+            return restore(f"broker {f} holds nothing beyond {a}'s log end {start} (it ends at {tail_end})")
         if self._leader_of(partition) != x:
             return restore(f"leadership of partition {partition} moved away from {x}")
         self._elect("preferred", [partition])

@@ -548,7 +548,8 @@ class UncutControl(NetControl):
         self.uncut = getattr(self, "uncut", []) + [(list(a), list(b))]
 
 
-def three_epochs_nemesis(control: FakeControl, now: list[float], a_grows: bool = True) -> tuple[Nemesis, ThreeEpochsAdmin]:
+def three_epochs_nemesis(control: FakeControl, now: list[float], a_grows: bool = True,
+                         f_tail: int = 100) -> tuple[Nemesis, ThreeEpochsAdmin]:
     admin = ThreeEpochsAdmin(control)
     nemesis = Nemesis(control, admin, "t", random.Random(5), lambda: now[0], session_timeout_s=3.0,
                       log=lambda _: None, health=lambda timeout_s, _: True)
@@ -563,7 +564,7 @@ def three_epochs_nemesis(control: FakeControl, now: list[float], a_grows: bool =
         if broker == 103 and admin.leader == 103:  # F leading: 100, then 110
             calls[103] += 1
             return 100 if calls[103] == 1 else 110
-        return {101: 50, 102: 100, 103: 100}[broker]
+        return {101: 50, 102: 100, 103: f_tail}[broker]
     nemesis.log_end = log_end
     return nemesis, admin
 
@@ -629,6 +630,16 @@ def test_three_epochs_ends_before_the_reorder_when_the_second_leader_took_nothin
     assert control.actions == [("cut", 101, 0), ("cut", 103, 0), ("uncut", 101, 0)], control.actions
     assert any("took no record" in a for _, a in fault.actions)
     assert not control.paused
+
+
+def test_three_epochs_ends_before_any_election_when_the_third_replica_holds_no_tail(virtual_time):  # noqa: ANN001
+    control = FakeControl()
+    nemesis, admin = three_epochs_nemesis(control, virtual_time, f_tail=50)
+    nemesis.three_epochs()
+    assert not admin.elections and not admin.reassignments
+    assert control.actions == [("pause", 101, 0), ("pause", 102, 0), ("pause", 103, 0), ("resume", 101, 0),
+                               ("resume", 103, 0), ("resume", 102, 0)], control.actions
+    assert any("holds nothing beyond 101's log end 50" in a for _, a in nemesis.timeline[-1].actions)
 
 
 def test_three_epochs_is_the_fifth_card_of_the_deck_only_with_namespaces(virtual_time):  # noqa: ANN001
