@@ -200,8 +200,16 @@ class ComposeNetwork:
     def close(self) -> dict[str, int | None]:
         """SIGTERM every process by PID, brokers and forwarders first and the controllers after they
         exited (compose's reverse dependency order), bounded wait per phase, SIGKILL its group; then delete the namespaces and their /etc/netns entries."""
-        for phase in ([k for k in self.procs if "controller" not in k], [k for k in self.procs if "controller" in k]):
-            for key in phase:  # controllers only after the brokers exited: a controlled shutdown needs them
+        nodes = [k for k in self.procs if "controller" not in k and not k.startswith("publish-")]
+        # Brokers and combined nodes one at a time, each while its peers still run; then the forwarders;
+        # controllers only after the brokers exited (a controlled shutdown needs them). A combined node
+        # SIGTERMed at the same moment as both its peers was once seen to hang after its controlled
+        # shutdown until the SIGKILL (CI, not yet explained): stopping them in turn keeps that case out
+        # of this test, which is about the network topology.
+        phases = [[k] for k in nodes] + [[k for k in self.procs if k.startswith("publish-")],
+                                         [k for k in self.procs if "controller" in k]]
+        for phase in phases:
+            for key in phase:
                 if self.procs[key].poll() is None:
                     self.procs[key].send_signal(signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE_S
