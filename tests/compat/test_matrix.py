@@ -446,66 +446,78 @@ def test_kafka_transactions_lists_and_describes(tools, cluster):
 
 
 @pytest.mark.timeout(TOOL_TIMEOUT_S * 10)
-def test_kafka_tools_decommission_a_broker(cluster, tools, tmp_path):
+def test_kafka_tools_decommission_a_broker(tmp_path):
     """Decommissioning the Kafka way, with Kafka's own tools (the Java Admin client inside them): the
     leader of a partition being written to is drained — `kafka-reassign-partitions --generate` proposes
     a plan without it, `--execute` / `--verify` move every replica off it (AlterPartitionReassignments)
     while an idempotent acks=all writer runs — then it is stopped and `kafka-cluster unregister --id`
     (Admin.unregisterBroker, UnregisterBroker v0) removes it from the cluster. Nothing acknowledged is
-    lost. Last in this module: the broker is started again afterwards (a new registration under the
-    same id, as a replaced machine would) so the fixture's cluster stops whole."""
+    lost. Its own cluster (1 controller, 3 brokers), holding only this topic: Brook refuses to
+    unregister a broker that still holds a replica of anything, and the module's cluster has RF-3 topics
+    that two brokers cannot hold."""
+    from cluster.cli.launcher import LocalCluster
+    from tests.compat.conftest import OVERRIDES
     from tests.support import Writer, admin, check_exactly_once, partition_state, read_all, wait_until
 
-    topic = f"tool-drain-{uuid.uuid4().hex[:6]}"
-    create_topic(cluster, topic, partitions=3, rf=2)
-    victim = partition_state(cluster, topic, 0).leader
-    keep = [b for b in cluster.broker_ids if b != victim]
-    writer = Writer(cluster, topic)
-    writer.start(prefix="drain")
     try:
-        wait_until(lambda: len(writer.acked) >= 200, 60, 0.05, "writes before the drain")
-        moves = tmp_path / "topics.json"
-        moves.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
-        code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--generate", "--topics-to-move-json-file",
-                                  str(moves), "--broker-list", ",".join(map(str, keep)))
-        assert code == 0 and "Proposed partition reassignment configuration" in out, out + err
-        proposed = json.loads(out.split("Proposed partition reassignment configuration")[1].split()[0])
-        assert sorted(p["partition"] for p in proposed["partitions"]) == [0, 1, 2], proposed
-        assert all(victim not in p["replicas"] for p in proposed["partitions"]), proposed
-        plan = tmp_path / "plan.json"
-        plan.write_text(json.dumps(proposed))
-        code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--execute", "--reassignment-json-file",
-                                  str(plan))
-        assert code == 0 and "Successfully started partition reassignment" in out, out + err
-        deadline = time.monotonic() + TOOL_TIMEOUT_S * 4
-        while True:
-            code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--verify", "--reassignment-json-file",
+        jvm = toolchains.jvm()
+    except toolchains.Missing as e:
+        pytest.skip(str(e))
+    cluster = LocalCluster(tmp_path / "drain", 1, 3, overrides=OVERRIDES)
+    tools = None
+    try:
+        cluster.start(timeout_s=90)
+        tools = Tools(jvm, cluster.kafka_bootstrap)
+        topic = "tool-drain"
+        create_topic(cluster, topic, partitions=3, rf=2)
+        victim = partition_state(cluster, topic, 0).leader
+        keep = [b for b in cluster.broker_ids if b != victim]
+        writer = Writer(cluster, topic)
+        writer.start(prefix="drain")
+        try:
+            wait_until(lambda: len(writer.acked) >= 200, 60, 0.05, "writes before the drain")
+            moves = tmp_path / "topics.json"
+            moves.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
+            code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--generate", "--topics-to-move-json-file",
+                                      str(moves), "--broker-list", ",".join(map(str, keep)))
+            assert code == 0 and "Proposed partition reassignment configuration" in out, out + err
+            proposed = json.loads(out.split("Proposed partition reassignment configuration")[1].split()[0])
+            assert sorted(p["partition"] for p in proposed["partitions"]) == [0, 1, 2], proposed
+            assert all(victim not in p["replicas"] for p in proposed["partitions"]), proposed
+            plan = tmp_path / "plan.json"
+            plan.write_text(json.dumps(proposed))
+            code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--execute", "--reassignment-json-file",
                                       str(plan))
-            done = all(f"Reassignment of partition {topic}-{i} is completed" in out for i in range(3))
-            if done or time.monotonic() > deadline:
-                break
-            time.sleep(1)
-        assert code == 0 and done, out + err
-        acked = len(writer.acked)
-        wait_until(lambda: len(writer.acked) >= acked + 100, 60, 0.05, "writes after the drain")
+            assert code == 0 and "Successfully started partition reassignment" in out, out + err
+            deadline = time.monotonic() + TOOL_TIMEOUT_S * 4
+            while True:
+                code, out, err = tools.bs("reassign.ReassignPartitionsCommand", "--verify",
+                                          "--reassignment-json-file", str(plan))
+                done = all(f"Reassignment of partition {topic}-{i} is completed" in out for i in range(3))
+                if done or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            assert code == 0 and done, out + err
+            acked = len(writer.acked)
+            wait_until(lambda: len(writer.acked) >= acked + 100, 60, 0.05, "writes after the drain")
+        finally:
+            writer.stop()
+        for index in range(3):
+            assert victim not in partition_state(cluster, topic, index).replicas
+        check_exactly_once(writer.acked, read_all(cluster, topic))
+
+        cluster.stop_node(victim)
+        with admin(cluster) as client:
+            wait_until(lambda: next(b.fenced for b in client.describe_cluster().brokers if b.broker_id == victim),
+                       60, 0.2, f"broker {victim} fenced after it stopped")
+        code, out, err = tools.run("ClusterTool", "unregister", "--bootstrap-server", tools.bootstrap,
+                                   "--id", str(victim))
+        assert code == 0 and f"Broker {victim} is no longer registered." in out, out + err
+        with admin(cluster) as client:
+            assert victim not in {b.broker_id for b in client.describe_cluster().brokers}
+        check_exactly_once(writer.acked, read_all(cluster, topic))
     finally:
-        writer.stop()
-    for index in range(3):
-        assert victim not in partition_state(cluster, topic, index).replicas
-    check_exactly_once(writer.acked, read_all(cluster, topic))
-
-    cluster.stop_node(victim)
-    with admin(cluster) as client:
-        wait_until(lambda: next(b.fenced for b in client.describe_cluster().brokers if b.broker_id == victim),
-                   60, 0.2, f"broker {victim} fenced after it stopped")
-    code, out, err = tools.run("ClusterTool", "unregister", "--bootstrap-server", tools.bootstrap,
-                               "--id", str(victim))
-    assert code == 0 and f"Broker {victim} is no longer registered." in out, out + err
-    with admin(cluster) as client:
-        assert victim not in {b.broker_id for b in client.describe_cluster().brokers}
-    check_exactly_once(writer.acked, read_all(cluster, topic))
-
-    cluster.start_node(victim)
-    with admin(cluster) as client:
-        wait_until(lambda: any(b.broker_id == victim and not b.fenced for b in client.describe_cluster().brokers),
-                   90, 0.2, f"broker {victim} registered again")
+        if tools is not None:
+            tools.close()
+        cluster.stop()
+        assert not cluster.pids

@@ -198,10 +198,19 @@ class ComposeNetwork:
         return "\n".join(out)
 
     def close(self) -> dict[str, int | None]:
-        """SIGTERM every process by PID, brokers and forwarders first and the controllers after they
-        exited (compose's reverse dependency order), bounded wait per phase, SIGKILL its group; then delete the namespaces and their /etc/netns entries."""
-        for phase in ([k for k in self.procs if "controller" not in k], [k for k in self.procs if "controller" in k]):
-            for key in phase:  # controllers only after the brokers exited: a controlled shutdown needs them
+        """SIGTERM every process by PID — brokers and combined nodes one at a time, then the forwarders,
+        then the controllers (compose's reverse dependency order) — with a bounded wait per phase and
+        SIGKILL of the group after it; then delete the namespaces and their /etc/netns entries."""
+        nodes = [k for k in self.procs if "controller" not in k and not k.startswith("publish-")]
+        # Each broker or combined node stops while its peers still run; controllers only after the
+        # brokers exited (a controlled shutdown needs them). A combined node
+        # SIGTERMed at the same moment as both its peers was once seen to hang after its controlled
+        # shutdown until the SIGKILL (CI, not yet explained): stopping them in turn keeps that case out
+        # of this test, which is about the network topology.
+        phases = [[k] for k in nodes] + [[k for k in self.procs if k.startswith("publish-")],
+                                         [k for k in self.procs if "controller" in k]]
+        for phase in phases:
+            for key in phase:
                 if self.procs[key].poll() is None:
                     self.procs[key].send_signal(signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE_S
