@@ -40,6 +40,10 @@ state):
                             election) without the third following it; the replicas are reordered and the
                             third leads (preferred) without the first following it; the third is fenced
                             and the first leads again, so the third needs two truncation rounds (KIP-279)
+    stale-follower          (network namespaces) a follower cut from the controllers misses two
+                            leadership changes (preferred elections: another replica leads without the
+                            leader's tail, then the leader again, truncated) and fetches from its old
+                            leader in the epoch it knew: a correct leader fences it (KIP-320)
     partition               (a control with network namespaces) cut a leader from its followers or from
                             the controllers, one broker from every node, the active controller from the
                             other nodes, or one follower from its leader; shorter or longer than a session
@@ -95,6 +99,7 @@ SCENARIOS = (
     "rejoin",
     "divergent-return",
     "three-epochs",
+    "stale-follower",
     "stall-followers",
     "partition",
     "reassign-kill",
@@ -1164,6 +1169,89 @@ class Nemesis:
                    f"{start} < min({a_end}, {f_start})")
         restore()
 
+    def stale_follower(self) -> None:
+        """A follower that misses two leadership changes fetches from its old leader, leading again in a
+        newer epoch, with the epoch it knew (KIP-320's fenced leader epoch; netns only). On a fully
+        replicated partition led by L with the other replicas X and F: F is cut from the controllers
+        (it keeps fetching from L, and learns no new epoch), L from X; L appends a tail (acks=1: X
+        holds acks=all writes back) that F copies and X lacks, for less than the lag time so X stays
+        in the ISR; the replicas are reordered [X, L, F] and a preferred election makes X leader (E+1,
+        without L's tail); L's cut is healed, so L follows X and truncates its tail; the order is
+        restored and a preferred election makes L leader again (E+2). F, still cut from the
+        controllers, fetches from L in epoch E past where L's E now ends.
+
+        A correct L answers FENCED_LEADER_EPOCH and F waits for metadata, which it gets once its cut is
+        healed; it then truncates against L at E+2. A leader that serves a fetch whatever epoch the
+        follower sends (the no-fetch-epoch-check mutant) answers it, and KIP-320 reports a divergence
+        from "L at epoch E", against which F had finished truncating: the brokers' tripwire counts it
+        (`truncation_incomplete`). Every election is clean (preferred, the new leader in the ISR), and
+        L's tail was never acknowledged with acks=all (X, in the ISR, never had it)."""
+        picked = self._wait_return_partition()
+        if picked is None:
+            return self.kill_leader()
+        partition, leader, order = picked
+        if not self.can_partition:
+            return self.kill_leader()
+        control: NetworkControl = self.control  # type: ignore[assignment]
+        lead, x, f = leader, *[r for r in order if r != leader][:2]
+        controllers = sorted(self.control.controller_ids)
+        self._begin("stale-follower/cut", [f, lead, x], partition)
+        cuts: list[tuple[list[int], list[int]]] = []
+        reordered = [False]
+
+        def cut(a: list[int], b: list[int]) -> None:
+            self._act(f"cut {a} from {b}", lambda: control.isolate(a, b))
+            cuts.append((a, b))
+
+        def heal(a: list[int], b: list[int]) -> None:
+            cuts.remove((a, b))
+            self._heal_cut(a, b)
+
+        def restore(why: str = "") -> None:
+            if why:
+                self._note(why)
+            if reordered[0]:
+                self._reorder(partition, order)
+            for a, b in list(cuts):
+                heal(a, b)
+            self._end()
+
+        cut([f], controllers)
+        cut([lead], [x])
+        started_s = self.clock()
+        x_end = self._log_end(x, partition)
+        grown = self._wait_log_end(f, partition, lambda end: end > x_end,
+                                   started_s + min(1.5, self.session_timeout_s * 0.5, self.lag_time_s * 0.3))
+        if grown < 0:
+            return restore(f"broker {f} copied nothing of {lead}'s tail beyond {x}'s log end {x_end}")
+        self._note(f"broker {f} holds {lead}'s tail up to {grown} at least; broker {x} ends at {x_end}")
+        # E+1: X leads (preferred, after a reorder), without L's tail.
+        reordered[0] = True
+        if not self._reorder(partition, [x, lead, f]):
+            return restore(f"partition {partition} was not reordered to {[x, lead, f]}")
+        self._elect("preferred", [partition])
+        if self._leader_of(partition) != x:
+            return restore(f"broker {x} did not take partition {partition} over")
+        x_start = self._log_end(x, partition)
+        heal([lead], [x])
+        # L follows X: it truncates its tail and fetches X's records.
+        cut_back = self._wait_log_end(lead, partition, lambda end: end < grown,
+                                      self.clock() + min(3.0, self.lag_time_s * 0.5))
+        self._sleep((0.5, 0.8))
+        self._note(f"broker {lead} follows {x} from {x_start}"
+                   + (f" (its log end fell to {cut_back})" if cut_back >= 0 else " (no truncation seen)"))
+        # E+2: L leads again (preferred, L first in order); F never heard of E+1 or E+2.
+        if not self._reorder(partition, [lead, x, f]):
+            return restore(f"partition {partition} was not reordered to {[lead, x, f]}")
+        self._elect("preferred", [partition])
+        if self._leader_of(partition) != lead:
+            return restore(f"broker {lead} did not lead partition {partition} again")
+        self._note(f"broker {lead} leads partition {partition} again; broker {f}, cut from the controllers, "
+                   f"fetches from it in the old epoch at {grown} or later, past where that epoch now ends "
+                   f"({x_start})")
+        self._sleep((1.5, 2.5))
+        restore()
+
     def stall_followers(self) -> None:
         """The followers of one partition stall together (a GC pause, a stalled disk: SIGSTOP) for less
         than a session and less than replica.lag.time.max.ms, so they stay in the ISR and unfenced, and
@@ -1242,14 +1330,14 @@ class Nemesis:
         if self.can_partition:
             # three-epochs only with namespaces: without them its writers seldom reach the second
             # leader, and it ends there (after stopping two brokers) without building its history.
-            deck += [self.partition_network, self.three_epochs]
+            deck += [self.partition_network, self.three_epochs, self.stale_follower]
         return deck
 
     def _next_targeted(self) -> Callable[[], None]:
         """The next round of the shared targeted deck (see random_round). The first pass starts with
         the two rounds whose interleavings nothing else produces (unclean, rejoin) in seeded order,
-        then the others shuffled, divergent-return always fourth and three-epochs (namespaces only)
-        fifth; every later pass is a fresh seeded shuffle of the whole deck."""
+        then the others shuffled, divergent-return always fourth, three-epochs and stale-follower
+        (namespaces only) fifth and sixth; every later pass is a fresh seeded shuffle of the whole deck."""
         with self._deck_lock:
             if not self._deck:
                 deck = self._targeted_deck()
@@ -1258,9 +1346,10 @@ class Nemesis:
                     self._deck_rng.shuffle(first)
                     rest.remove(self.divergent_return)  # fourth: early in every run, whatever the seed
                     early = [self.divergent_return]
-                    if self.three_epochs in rest:  # fifth, likewise
-                        rest.remove(self.three_epochs)
-                        early.append(self.three_epochs)
+                    for card in (self.three_epochs, self.stale_follower):  # fifth and sixth, likewise
+                        if card in rest:
+                            rest.remove(card)
+                            early.append(card)
                     self._deck_rng.shuffle(rest)
                     deck = first + rest[:1] + early + rest[1:]
                 else:
@@ -1281,7 +1370,7 @@ class Nemesis:
             # follower is stopped) is milliseconds wide, and a concurrent kill of the leader or of the
             # follower mid-catch-up ends the round without trying it; drawn between, it overlaps.
             with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies, self.divergent_return,
-                                                  self.three_epochs)):
+                                                  self.three_epochs, self.stale_follower)):
                 choice()
             return
         choices: list[Callable[[], None]] = [
@@ -1321,11 +1410,14 @@ class Nemesis:
             "rejoin": self.rejoin_while_leader_dies,
             "divergent-return": self.divergent_return,
             "three-epochs": self.three_epochs,
+            "stale-follower": self.stale_follower,
             "stall-followers": self.stall_followers,
             "partition": self.partition_network,
             "reassign-kill": self.reassign_kill,
             "random": self.random_round,
         }
+        if scenario == "stale-follower" and not self.can_partition:
+            raise ValueError("scenario stale-follower needs network namespaces (brook chaos run --network netns)")
         if scenario == "partition" and not self.can_partition:
             raise ValueError("scenario partition needs network namespaces (brook chaos run --network netns)")
         self.overlap = scenario == "random"

@@ -651,3 +651,68 @@ def test_three_epochs_is_the_fifth_card_of_the_deck_only_with_namespaces(virtual
         assert first_pass.count(nemesis.three_epochs) == 1
         plain, _, _ = live_nemesis(seed, virtual_time)
         assert plain.three_epochs not in plain._targeted_deck()
+
+
+def stale_follower_nemesis(control: FakeControl, now: list[float],
+                           f_copies: bool = True) -> tuple[Nemesis, ThreeEpochsAdmin]:
+    """Partition 0 led by 102 (L) with replicas [101 (X), 102, 103 (F)]: X ends at 100; F copies L's
+    tail (120) unless `f_copies` is False; after X's election L truncates to X's 100."""
+    admin = ThreeEpochsAdmin(control)
+    nemesis = Nemesis(control, admin, "t", random.Random(5), lambda: now[0], session_timeout_s=3.0,
+                      log=lambda _: None, health=lambda timeout_s, _: True)
+    nemesis.lag_time_s = 5.0
+
+    def log_end(broker: int, partition: int) -> int:
+        assert partition == 0
+        if broker == 103:
+            return 120 if f_copies else 100
+        if broker == 102:  # L: its tail until it follows X, then X's log
+            return 100 if admin.leader == 101 else 120
+        return 100
+    nemesis.log_end = log_end
+    return nemesis, admin
+
+
+def test_stale_follower_cuts_the_follower_from_the_controllers_across_two_clean_elections(virtual_time):  # noqa: ANN001
+    control = UncutControl()
+    nemesis, admin = stale_follower_nemesis(control, virtual_time)
+    nemesis.stale_follower()
+    fault = nemesis.timeline[-1]
+    assert fault.kind == "stale-follower/cut" and fault.partition == 0 and fault.nodes == [103, 102, 101]
+    # F (103) cut from the controllers only (it keeps fetching from L); L (102) from X (101) only
+    assert control.cuts == [([103], [1, 2, 3]), ([102], [101])]
+    # X by a preferred election (X first), then L again (L first); the order restored at the end
+    assert admin.elections == [("preferred", [("t", 0)]), ("preferred", [("t", 0)])]
+    assert admin.reassignments == [[101, 102, 103], [102, 101, 103], [101, 102, 103]]
+    assert admin.leader == 102 and not nemesis.unclean_since and not control.paused and not control.down
+    texts = [a for _, a in fault.actions]
+    elections = [i for i, a in enumerate(texts) if a.startswith("  preferred election")]
+    assert texts[elections[0]] == "  preferred election: 0->101" and texts[elections[1]] == "  preferred election: 0->102"
+    # L's cut from X is healed between the elections (L follows X and truncates its tail); F's cut
+    # from the controllers only after L leads again, so F never learns either epoch before fetching
+    assert elections[0] < texts.index("heal the cut [102] from [101]") < elections[1]
+    assert elections[1] < texts.index("heal the cut [103] from [1, 2, 3]")
+    assert control.uncut == [([102], [101]), ([103], [1, 2, 3])]
+    assert any("broker 103 holds 102's tail up to 120 at least; broker 101 ends at 100" in a for a in texts)
+    # L's tail is appended for less than the lag time, so X (which never gets it) stays in the ISR
+    (cut_l,) = _times(fault, "cut [102] from [101]")
+    assert [t for t, a in fault.actions if a == "  preferred election: 0->101"][0] - cut_l < nemesis.lag_time_s
+
+
+def test_stale_follower_ends_before_any_election_when_the_follower_copied_no_tail(virtual_time):  # noqa: ANN001
+    control = UncutControl()
+    nemesis, admin = stale_follower_nemesis(control, virtual_time, f_copies=False)
+    nemesis.stale_follower()
+    assert not admin.elections and not admin.reassignments
+    assert control.uncut == [([103], [1, 2, 3]), ([102], [101])]  # both cuts healed
+    assert any("copied nothing of 102's tail" in a for _, a in nemesis.timeline[-1].actions)
+
+
+def test_stale_follower_is_the_sixth_card_of_the_deck_only_with_namespaces(virtual_time):  # noqa: ANN001
+    for seed in (1, 2, 3):
+        nemesis, _, _ = live_nemesis(seed, virtual_time, NetControl())
+        nemesis._deck_rng = random.Random(seed)
+        first_pass = [nemesis._next_targeted() for _ in range(len(nemesis._targeted_deck()))]
+        assert first_pass[5] == nemesis.stale_follower and first_pass.count(nemesis.stale_follower) == 1
+        plain, _, _ = live_nemesis(seed, virtual_time)
+        assert plain.stale_follower not in plain._targeted_deck()
