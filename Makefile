@@ -58,8 +58,10 @@ compat: $(STAMP)
 compat-jvm: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=5 tests/compat/test_jvm_apps.py
 
-# NETWORK=netns: its own cluster in network namespaces, so the nemesis also cuts links (root; SUBNET=10.124.0
-# for runs side by side). DURATION overrides the 600 s; CONCURRENCY the rounds at once.
+# The cluster `make run` runs, else its own, in network namespaces when they work here (root: the nemesis
+# also cuts links; brook chaos's --network auto). NETWORK=netns forces a fresh cluster in namespaces,
+# NETWORK=none none; SUBNET=10.124.0 for runs side by side. DURATION overrides the 600 s; CONCURRENCY
+# the rounds at once.
 chaos: $(STAMP)
 	$(BIN)/brook chaos run --scenario random --duration $${DURATION:-600s} --seed $${SEED:-1} \
 		$(if $(NETWORK),--fresh --network $(NETWORK))$(if $(SUBNET), --subnet $(SUBNET))$(if $(CONCURRENCY), --concurrency $(CONCURRENCY))

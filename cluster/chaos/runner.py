@@ -483,6 +483,57 @@ def _crashed(cluster) -> list[str]:  # noqa: ANN001
             for i in cluster.controller_ids + cluster.broker_ids if not cluster.is_running(i)]
 
 
+NETWORKS = ("auto", "none", "netns")
+
+
+def choose_network(requested: str, *, workload: str, explicit_cluster: bool, running_cluster: bool,
+                   netns_unavailable: str | None) -> tuple[str, str]:
+    """The network mode of a run ("none" or "netns") and a line saying why, for `--network requested`.
+
+    `auto` takes namespaces whenever the run may start its own cluster there, because only then can
+    the nemesis cut links (the `partition`, `divergent-return` and `three-epochs` rounds; docs/CHAOS.md
+    "Detection power" lists what a run without them cannot find). `explicit_cluster`: --data-dir,
+    --bootstrap-controller or --target compose named a cluster to drive; `running_cluster`: one runs
+    under the default data dir (`make run`), which a plain run drives; `netns_unavailable`: the
+    reason namespaces cannot be used here, or None.
+    """
+    if requested != "auto":
+        return requested, ""
+    if workload != "default":
+        return "none", "network: none (the transactional workload does not run in namespaces yet)"
+    if explicit_cluster:
+        return "none", "network: none (the cluster to drive is given; only its own cluster can be cut)"
+    if running_cluster:
+        return "none", ("network: none (driving the cluster `make run` runs; --fresh starts one in network "
+                        "namespaces, so that the nemesis also cuts links)")
+    if netns_unavailable is not None:
+        return "none", (f"network: none, so no network partitions ({netns_unavailable}); docs/CHAOS.md "
+                        "\"Detection power\" says what a run without them cannot find")
+    return "netns", "network: namespaces (auto), so the nemesis also cuts links; --network none to run without"
+
+
+def _resolve_network(args: argparse.Namespace) -> tuple[str, str]:
+    """choose_network for parsed arguments: probes the default data dir and the namespaces only for auto."""
+    if args.network != "auto":
+        return args.network, ""
+    explicit = args.data_dir is not None or args.target != "local" or bool(args.bootstrap_controller)
+    running = False
+    if not explicit and not args.fresh and args.workload == "default":
+        from cluster.cli.launcher import LocalCluster
+
+        try:
+            running = LocalCluster.adopt(DEFAULT_DATA_DIR) is not None
+        except BrookError:
+            running = True  # partly running: the run itself reports it
+    unavailable = None
+    if not explicit and not running and args.workload == "default":
+        from cluster.chaos import network
+
+        unavailable = network.netns_module().unavailable()
+    return choose_network(args.network, workload=args.workload, explicit_cluster=explicit,
+                          running_cluster=running, netns_unavailable=unavailable)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brook chaos", description="Chaos-test a Brook cluster.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -501,9 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "cluster's, if given)")
     p.add_argument("--compose-file", default=DEFAULT_COMPOSE_FILE)
     p.add_argument("--rate", type=float, default=RATE_PER_S, help="writes per second, all writers together")
-    p.add_argument("--network", choices=("none", "netns"), default="none",
+    p.add_argument("--network", choices=NETWORKS, default="auto",
                    help="netns: start its own cluster in network namespaces so the nemesis also cuts the "
-                        "network (needs root, iproute2, iptables)")
+                        "network (needs root, iproute2, iptables); none: no cuts; auto (default): netns when "
+                        "the tester starts its own cluster and namespaces work here, else none (it says why)")
     p.add_argument("--subnet", default=None,
                    help="netns: the cluster bridge's /24, e.g. 10.124.0 (default: $BROOK_CHAOS_SUBNET, else "
                         "10.123.0); give parallel netns runs different ones")
@@ -527,6 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--concurrency must be between 1 and 8")
         if args.fresh and args.data_dir is not None:
             raise ValueError("--fresh starts a cluster in a temp dir: it does not take --data-dir")
+        args.network, network_note = _resolve_network(args)
         if args.network == "netns" and args.workload == "txn":
             raise ValueError("--workload txn does not run with --network netns yet")
         if args.network == "netns" and (args.data_dir is not None or args.target != "local"
@@ -546,6 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2 ** 31)
     print(f"brook chaos: seed {seed}", flush=True)
+    if network_note:
+        print(f"[chaos] {network_note}", file=sys.stderr, flush=True)
     try:
         report = run(args.scenario, duration_s, seed, args.target, bootstrap_controller=args.bootstrap_controller,
                      compose_file=args.compose_file, rate_per_s=args.rate,

@@ -1,10 +1,11 @@
 """`make chaos-mutants`: run `brook chaos` against each mutant (and the normal build), print a table.
 
     python tests/mutants/table.py [--duration 100s] [--seed 35] [--budget 300] [--only NAME,...]
-                                  [--network none|netns] [--json PATH] [--sim-seeds 2000]
+                                  [--network auto|none|netns] [--json PATH] [--sim-seeds 2000]
 
 Each run is `brook chaos run --fresh --scenario random --duration D --seed S` (its own cluster, the
-default settings) with PYTHONPATH pointing at this directory and BROOK_MUTANT naming the mutant, so
+default settings, so `--network auto`: in network namespaces where they work, as root on Linux)
+with PYTHONPATH pointing at this directory and BROOK_MUTANT naming the mutant, so
 every server process of that cluster runs the broken build (see brook_mutants.py); the normal build
 is the same command without them. A run is interrupted after --budget seconds (SIGINT: the tester
 stops the cluster it started). The table: mutant, detected?, anomaly total, the first
@@ -48,7 +49,7 @@ def run_one(mutant: str | None, duration: str, seed: int, budget_s: float, netwo
     report_path = log_dir / f"{name}.json"
     argv = [str(Path(sys.executable).with_name("brook")), "chaos", "run", "--fresh", "--scenario", "random",
             "--duration", duration, "--seed", str(seed), "--report", str(report_path), "--network", network]
-    if network == "netns":
+    if network == "netns":  # (auto keeps --fresh: with it, auto takes namespaces wherever they work)
         argv.remove("--fresh")
     if mutant in TXN_MUTANTS:  # found by the transactional workload (not in the simulator)
         argv += ["--workload", "txn"]
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=35)
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per run, everything included")
     parser.add_argument("--only", default="", help="comma-separated mutants (default: all), 'normal' for the build")
-    parser.add_argument("--network", choices=("none", "netns"), default="none")
+    parser.add_argument("--network", choices=("auto", "none", "netns"), default="auto",
+                        help="brook chaos's --network (default: its default, auto: namespaces where they work)")
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--sim-seeds", type=int, default=2000,
                         help="simulator column: seeds to try per mutant (0: skip the simulator)")

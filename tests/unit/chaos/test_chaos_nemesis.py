@@ -178,9 +178,39 @@ def test_parse_duration():
 def test_cli_usage_errors_exit_2(capsys):  # noqa: ANN001
     assert main(["run", "--scenario", "nope"]) == 2
     assert main(["run", "--duration", "forever"]) == 2
-    assert main(["run", "--subnet", "10.124.0"]) == 2  # only with --network netns
+    assert main(["run", "--network", "none", "--subnet", "10.124.0"]) == 2  # only with network namespaces
     assert main(["run", "--network", "netns", "--subnet", "10.300.0"]) == 2
     assert "10.300.0" in capsys.readouterr().err
+
+
+# choose_network: (requested, workload, explicit cluster, `make run` cluster running, why namespaces
+# cannot be used or None) -> the mode the run uses.
+NETWORK_TABLE = [
+    ("auto", "default", False, False, None, "netns"),           # its own cluster, namespaces work: cuts on
+    ("auto", "default", False, False, "need root", "none"),     # namespaces unavailable: says why
+    ("auto", "default", False, True, None, "none"),             # drives the `make run` cluster
+    ("auto", "default", True, False, None, "none"),             # --data-dir / --bootstrap-controller / compose
+    ("auto", "txn", False, False, None, "none"),                # the txn workload has no netns mode yet
+    ("none", "default", False, False, None, "none"),            # explicit choices are kept
+    ("netns", "default", False, False, None, "netns"),
+    ("netns", "default", False, False, "need root", "netns"),   # (and fail later with the reason)
+]
+
+
+@pytest.mark.parametrize(("requested", "workload", "explicit", "running", "unavailable", "expected"),
+                         NETWORK_TABLE)
+def test_choose_network(requested, workload, explicit, running, unavailable, expected):  # noqa: ANN001
+    from cluster.chaos.runner import choose_network
+
+    mode, note = choose_network(requested, workload=workload, explicit_cluster=explicit, running_cluster=running,
+                                netns_unavailable=unavailable)
+    assert mode == expected
+    if requested == "auto":
+        assert note.startswith(f"network: {'namespaces' if expected == 'netns' else 'none'}"), note
+        if unavailable:
+            assert unavailable in note  # the reason is printed, not swallowed
+    else:
+        assert note == ""
 
 
 def test_parse_subnet():
