@@ -772,11 +772,27 @@ class Nemesis:
                 self._start(node)
         self._end()
 
+    def _full_isr_partition(self) -> tuple[int, int, list[int], list[int]] | None:
+        """A led partition whose ISR holds all of its (2 or more) replicas, waiting up to REJOIN_WAIT_S
+        for one (an overlapping round may still be recovering); None when none came."""
+        deadline_s = self.clock() + REJOIN_WAIT_S
+        while True:
+            full = [p for p in self._partitions() if p[1] >= 0 and len(p[2]) >= 2 and set(p[3]) == set(p[2])]
+            if full:
+                return self.rng.choice(full)
+            if self.clock() >= deadline_s or self._stopping.is_set():
+                return None
+            time.sleep(POLL_S * 10)
+
     def unclean(self) -> None:
         """Both followers stopped until the ISR is the leader alone; kill the leader; resume the
         followers; force an unclean election; restart the leader. With min.insync.replicas=2 no write
-        was acknowledged by the leader alone, so the unclean leader holds every acknowledged write."""
-        picked = self._pick_partition()
+        was acknowledged by the leader alone, so the unclean leader holds every acknowledged write.
+        That needs a full ISR when both followers stop (they then hold everything acknowledged): a
+        partition whose ISR already lacked a follower may have acknowledged writes that follower lacks,
+        and an unclean election of it could legitimately lose them (the checker excuses the partition
+        after an unclean election), which would also hide a leader that acknowledges alone."""
+        picked = self._full_isr_partition()
         if picked is None:
             return self.pause_node()
         partition, leader, replicas, _ = picked
