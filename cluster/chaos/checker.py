@@ -144,7 +144,8 @@ def check(history: History, prefixes: Iterable[Anomaly] = ()) -> CheckResult:
     """Everything: the history checks, the sampled invariants and the given prefix anomalies."""
     result = check_history(history)
     result.anomalies += check_invariants(history.replica_samples, history.partition_samples,
-                                         history.unclean_since, result.info)
+                                         history.unclean_since, result.info, history.fault_start_s,
+                                         history.final_replica_samples)
     result.anomalies += list(prefixes)
     result.anomalies += check_batches(history.idempotent_batches)
     return result
@@ -404,7 +405,8 @@ def _fmt(positions: Iterable[Position]) -> str:
 
 def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[PartitionSample],
                      unclean_since: Mapping[int, float] | None = None,
-                     info: dict[str, int] | None = None) -> list[Anomaly]:
+                     info: dict[str, int] | None = None, fault_start_s: float = 0.0,
+                     final: Sequence[ReplicaSample] = ()) -> list[Anomaly]:
     """The sampled invariants: one leader per epoch, HW monotonic and <= LEO, ISR ⊆ replicas, the
     brokers' truncation tripwire never fired. After an unclean election of a partition its followers
     may truncate below their HW: counted, not flagged (the tripwire holds through unclean elections)."""
@@ -419,22 +421,28 @@ def check_invariants(replicas: Sequence[ReplicaSample], partitions: Sequence[Par
         else:
             anomalies.append(anomaly)
     anomalies += _check_isr(replicas, partitions)
-    anomalies += check_truncation_tripwire(replicas)
+    anomalies += check_truncation_tripwire([*replicas, *final], fault_start_s)
     return anomalies
 
 
-def check_truncation_tripwire(replicas: Sequence[ReplicaSample]) -> list[Anomaly]:
-    """`truncation_incomplete`: one per (broker process, partition) whose tripwire counter was above 0
-    in any sample, timed at the first such sample (the counter lives in the broker's memory: a
-    restart starts it again at 0, so the samples of each process are judged on their own)."""
+def check_truncation_tripwire(replicas: Sequence[ReplicaSample], fault_start_s: float = 0.0) -> list[Anomaly]:
+    """`truncation_incomplete`: one per (broker process, partition) whose tripwire counter rose above
+    its baseline in a sample, timed at the first such sample. The counter lives in the broker's
+    memory: a restart starts it again at 0, so the samples of each process are judged on their own.
+    The baseline is what a process's first sample showed if that was taken before `fault_start_s`
+    (the process predates this run's faults: an adopted cluster may carry an earlier run's trips),
+    else 0."""
+    baseline: dict[tuple[int, int, str, int], int] = {}
     first: dict[tuple[int, int, str, int], ReplicaSample] = {}
     most: dict[tuple[int, int, str, int], int] = {}
     for s in sorted(replicas, key=lambda s: s.time_s):
-        if s.divergences_after_truncation <= 0:
-            continue
         key = (s.broker_id, s.incarnation, s.topic, s.partition)
+        if key not in baseline:
+            baseline[key] = s.divergences_after_truncation if s.time_s < fault_start_s else 0
+        if s.divergences_after_truncation <= baseline[key]:
+            continue
         first.setdefault(key, s)
-        most[key] = max(most.get(key, 0), s.divergences_after_truncation)
+        most[key] = max(most.get(key, 0), s.divergences_after_truncation - baseline[key])
     anomalies: list[Anomaly] = []
     for key, s in sorted(first.items()):
         anomalies.append(Anomaly("truncation_incomplete",

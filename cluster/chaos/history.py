@@ -158,6 +158,12 @@ class History:
     # in offset order: (base offset, last offset, producer id, producer epoch, base sequence).
     idempotent_batches: dict[int, list[tuple[int, int, int, int, int]]] = field(default_factory=dict)
     partitions: tuple[int, ...] = ()
+    # when the faults started: a tripwire count a process already showed before then (a cluster the
+    # run adopted, tripped in an earlier run) is that run's, not this one's.
+    fault_start_s: float = 0.0
+    # every broker's replica states read once more after the sweep (its tripwire counts only: the
+    # drain, the convergence and the sweep move leadership and may trip it after the sampler stopped).
+    final_replica_samples: list[ReplicaSample] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def send(self, item: Send) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from brookpb import admin_pb2 as apb
 from cluster.chaos.checker import check
-from cluster.chaos.history import History
+from cluster.chaos.history import History, ReplicaSample
 from cluster.chaos.nemesis import (
     RANDOM_CONCURRENCY,
     SCENARIOS,
@@ -360,6 +360,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
         _wait_reading(workload, log)
         log(f"[chaos {clock():7.2f}s] workload running on {topic}; faults start")
         fault_start_s = clock()
+        history.fault_start_s = fault_start_s
         nemesis.run(scenario, duration_s, concurrency)
         report.crashed = _crashed(cluster)
         log(f"[chaos {clock():7.2f}s] faults done; healing")
@@ -402,6 +403,7 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
                                         batches=history.idempotent_batches)
         prefix_anomalies += more
         report.problems += problems
+    history.final_replica_samples = final_replica_samples(broker_grpc, control.incarnation, clock)
     admin.close()
     history.unclean_since = dict(nemesis.unclean_since)
     report.result = check(history, prefix_anomalies)
@@ -428,6 +430,27 @@ def _run(scenario: str, duration_s: float, seed: int, target: str, cluster, rng:
 
 # Anomalies whose evidence time is the acknowledgement of a write that a later fault destroyed.
 _LOSS_KINDS = frozenset({"lost", "lost_on_replica", "acked_offset_mismatch"})
+
+
+def final_replica_samples(brokers: Mapping[int, str], incarnation: Callable[[int], int],
+                          clock: Callable[[], float]) -> list[ReplicaSample]:
+    """Every answering broker's replica states once more, after the drain and the sweep (for the
+    tripwire counts, which the sampler, stopped before them, would miss)."""
+    out: list[ReplicaSample] = []
+    for broker_id, address in sorted(brokers.items()):
+        before = incarnation(broker_id)
+        try:
+            with BrokerClient(address, 3.0) as client:
+                reply = client.replica_states()
+        except BrookError:
+            continue
+        if not before or incarnation(broker_id) != before:
+            continue
+        now = clock()
+        out += [ReplicaSample(now, broker_id, before, r.topic, r.partition, r.is_leader, r.leader_epoch,
+                              r.log_start_offset, r.log_end_offset, r.high_watermark, tuple(r.isr),
+                              r.divergences_after_truncation) for r in reply.replicas]
+    return out
 
 
 def detection(report: Report, fault_start_s: float, fault_end_s: float) -> dict[str, float | str]:

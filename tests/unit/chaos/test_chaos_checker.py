@@ -267,6 +267,25 @@ def test_truncation_tripwire_above_zero_is_truncation_incomplete():
     assert invariant_kinds(clean + [tripped, again, restarted]) == {"truncation_incomplete": 2}
 
 
+def test_truncation_tripwire_counts_of_a_process_from_before_the_faults_are_its_baseline():
+    """A process sampled before the faults started (an adopted cluster) may carry trips of an earlier
+    run: only a rise above what it showed then counts. A process first seen after the faults started
+    counts from 0. The final read after the sweep counts like any sample."""
+    old = ReplicaSample(0.5, 101, 7, "t", 0, False, 3, 0, 10, 10, (), 2)      # before the faults (at 1.0)
+    same = ReplicaSample(5.0, 101, 7, "t", 0, False, 3, 0, 12, 12, (), 2)
+    assert check_invariants([old, same], [], fault_start_s=1.0) == []
+    rose = ReplicaSample(6.0, 101, 7, "t", 0, False, 4, 0, 14, 14, (), 3)
+    (found,) = check_invariants([old, same, rose], [], fault_start_s=1.0)
+    assert found.kind == "truncation_incomplete" and found.time_s == 6.0 and "1 time(s)" in found.detail
+    late = ReplicaSample(7.0, 102, 9, "t", 0, False, 4, 0, 14, 14, (), 1)     # first seen during the faults
+    assert [a.kind for a in check_invariants([late], [], fault_start_s=1.0)] == ["truncation_incomplete"]
+    final = ReplicaSample(90.0, 103, 4, "t", 2, False, 4, 0, 14, 14, (), 1)   # read after the sweep
+    assert [a.kind for a in check_invariants([], [], fault_start_s=1.0, final=[final])] == ["truncation_incomplete"]
+    history = make_history(ACKS, DRAIN_ALL, drained={0: 2, 1: 1})
+    history.fault_start_s, history.final_replica_samples = 1.0, [final]
+    assert [a.kind for a in check(history).anomalies] == ["truncation_incomplete"]
+
+
 def test_truncation_incomplete_is_counted_and_shown_in_the_report():
     from cluster.chaos.report import Report
 
