@@ -83,7 +83,7 @@ fuzz: $(STAMP)
 # budget per run. MUTANTS=a,b,normal runs only those; DURATION, SEED, BUDGET override the defaults.
 chaos-mutants: $(STAMP)
 	$(BIN)/python tests/mutants/table.py --duration $${DURATION:-100s} --seed $${SEED:-35} \
-		--budget $${BUDGET:-300} $${MUTANTS:+--only $$MUTANTS}
+		--budget $${BUDGET:-420} $${MUTANTS:+--only $$MUTANTS}
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench
