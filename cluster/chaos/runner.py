@@ -50,7 +50,7 @@ from cluster.chaos.nemesis import (
     NodeControl,
 )
 from cluster.chaos.report import Report, unavailability
-from cluster.chaos.sampler import CONVERGE_S_MAX, Sampler, check_prefixes
+from cluster.chaos.sampler import CONVERGE_S_MAX, Sampler, check_prefixes, read_replica_samples
 from cluster.chaos.workload import DRAIN_S_MAX, Workload, WorkloadConfig, drain
 from cluster.chaos.workload import READER_CATCH_UP_S_MAX as READER_CATCH_UP_S
 from cluster.client import BrokerClient, ControllerClient, kafka_address
@@ -438,18 +438,11 @@ def final_replica_samples(brokers: Mapping[int, str], incarnation: Callable[[int
     tripwire counts, which the sampler, stopped before them, would miss)."""
     out: list[ReplicaSample] = []
     for broker_id, address in sorted(brokers.items()):
-        before = incarnation(broker_id)
         try:
             with BrokerClient(address, 3.0) as client:
-                reply = client.replica_states()
+                out += read_replica_samples(broker_id, client, incarnation, clock)
         except BrookError:
             continue
-        if not before or incarnation(broker_id) != before:
-            continue
-        now = clock()
-        out += [ReplicaSample(now, broker_id, before, r.topic, r.partition, r.is_leader, r.leader_epoch,
-                              r.log_start_offset, r.log_end_offset, r.high_watermark, tuple(r.isr),
-                              r.divergences_after_truncation) for r in reply.replicas]
     return out
 
 

@@ -74,24 +74,32 @@ class Sampler:
             for t in reply.topics for p in t.partitions])
 
     def _sample_broker(self, broker_id: int, client: BrokerClient) -> None:
-        before = self.incarnation(broker_id)
-        if not before:
-            return
         try:
-            reply = client.replica_states()
+            samples = read_replica_samples(broker_id, client, self.incarnation, self.clock)
         except BrookError:
             self.errors += 1
             return
-        # A restart between the PID read and the answer would file a new process's state under the
-        # old PID (and look like a HW decrease): drop such a sample.
-        if self.incarnation(broker_id) != before:
-            return
-        now = self.clock()
-        self.history.samples(replicas=[
-            ReplicaSample(now, broker_id, before, r.topic, r.partition, r.is_leader, r.leader_epoch,
+        if samples:
+            self.history.samples(replicas=samples)
+
+
+def read_replica_samples(broker_id: int, client: BrokerClient, incarnation: Callable[[int], int],
+                         clock: Callable[[], float]) -> list[ReplicaSample]:
+    """One broker's replica states as samples, filed under its process (incarnation); [] when it is
+    not running. Raises BrookError when it does not answer. A restart between the PID read and the
+    answer would file a new process's state under the old PID (and look like a HW decrease): such
+    an answer is dropped ([])."""
+    before = incarnation(broker_id)
+    if not before:
+        return []
+    reply = client.replica_states()
+    if incarnation(broker_id) != before:
+        return []
+    now = clock()
+    return [ReplicaSample(now, broker_id, before, r.topic, r.partition, r.is_leader, r.leader_epoch,
                           r.log_start_offset, r.log_end_offset, r.high_watermark, tuple(r.isr),
                           r.divergences_after_truncation)
-            for r in reply.replicas])
+            for r in reply.replicas]
 
 
 def _states(brokers: Mapping[int, str], topic: str) -> dict[int, dict[int, tuple[int, int]]]:
