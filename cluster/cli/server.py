@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import gc
 import importlib.util
+import io
 import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 import grpc
@@ -39,6 +42,9 @@ log = logging.getLogger("brook.server")
 
 # Bound of a clean stop after the controlled shutdown (see OPERATIONS.md).
 GRPC_STOP_GRACE_S = 1.0
+# A stop still running this long after the controlled shutdown logs where it is: every thread's stack
+# and every pending asyncio task's (a stop normally takes well under a second).
+STOP_REPORT_S = 5.0
 
 
 # Young-generation threshold (CPython's default is 700 allocations): a server allocates per request, and
@@ -147,6 +153,7 @@ async def _serve(config: Config) -> int:
         log.info("stopping")
         if broker is not None and config["controlled.shutdown.enable"]:
             await broker.controlled_shutdown(config.getint("controlled.shutdown.timeout.ms") / 1000.0)
+        _report_slow_stop(loop, STOP_REPORT_S)
     finally:
         for server in servers:
             await server.stop(GRPC_STOP_GRACE_S)
@@ -158,6 +165,30 @@ async def _serve(config: Config) -> int:
             except Exception:
                 log.exception("error while stopping")
     return 0
+
+
+def _report_slow_stop(loop: asyncio.AbstractEventLoop, after_s: float) -> None:
+    """If the process is still alive `after_s` from now, log every thread's stack (faulthandler, which
+    needs neither the event loop nor the GIL) and, when the loop still runs, every pending task's."""
+    faulthandler.dump_traceback_later(after_s, exit=False)
+
+    def tasks() -> None:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        log.error("still stopping %.0fs after the controlled shutdown; %d tasks pending:", after_s, len(pending))
+        for task in pending:
+            out = io.StringIO()
+            task.print_stack(limit=12, file=out)
+            log.error("%s", out.getvalue().rstrip())
+
+    def later() -> None:
+        try:
+            loop.call_soon_threadsafe(tasks)
+        except RuntimeError:  # the loop has closed: the threads' stacks say the rest
+            pass
+
+    timer = threading.Timer(after_s, later)
+    timer.daemon = True
+    timer.start()
 
 
 def _own_directory(path: str) -> None:
