@@ -21,6 +21,7 @@ from broker.controller_channel import ControllerChannel, ControllerUnavailable
 from broker.replica_manager import Partition, ReplicaManager
 from brookpb import controller_pb2 as cpb
 from cluster import codec
+from cluster.aio import wait_for
 from cluster.config import Config
 from cluster.errors import BrookError, ErrorCode
 from cluster.image import MetadataImage, PartitionRegistration, image_from_records, replay_all
@@ -149,7 +150,7 @@ class ControllerSession:
                 log.exception("heartbeat failed")
             self._heartbeat_now.clear()
             try:
-                await asyncio.wait_for(self._heartbeat_now.wait(), interval_s if not self.want_shutdown else 0.1)
+                await wait_for(self._heartbeat_now.wait(), interval_s if not self.want_shutdown else 0.1)
             except TimeoutError:
                 pass
 

@@ -47,6 +47,7 @@ from broker.replica_manager import LeaderSide, ReplicaManager
 from broker.topic_configs import TopicConfigs
 from brookpb import admin_pb2 as apb
 from brookpb import controller_pb2 as cpb
+from cluster.aio import wait_for
 from cluster.config import Config
 from cluster.errors import ErrorCode, LogError
 from cluster.image import MetadataImage
@@ -108,7 +109,7 @@ class Broker:
         """Ask the controller to move leaderships away; wait (bounded) until it says we are done."""
         self.session.request_shutdown()
         try:
-            await asyncio.wait_for(self.session.shutdown_ready.wait(), timeout_s)
+            await wait_for(self.session.shutdown_ready.wait(), timeout_s)
             log.info("controlled shutdown complete: no leaderships left")
         except TimeoutError:
             log.warning("controlled shutdown did not complete within %.1fs; stopping anyway", timeout_s)

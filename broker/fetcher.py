@@ -36,6 +36,7 @@ from broker.replica_manager import Partition, ReplicaManager
 from broker.truncation import decide_truncation
 from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc
+from cluster.aio import wait_for
 from cluster.errors import ErrorCode, LogError
 from cluster.grpcutil import aio_channel
 from cluster.limits import REPLICA_FETCH_BYTES_MAX, REPLICA_FETCH_PARTITION_BYTES_MAX
@@ -199,7 +200,7 @@ class StreamingStub:
             stream = self.stub.ReplicaFetchStream()
         try:
             await stream.write(request)
-            reply = await asyncio.wait_for(stream.read(), timeout)
+            reply = await wait_for(stream.read(), timeout)
         except TimeoutError:
             stream.cancel()
             raise grpc.aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(),
@@ -434,7 +435,7 @@ class FetcherLoop:
                 unpause_ms = view.next_unpause_ms(self.m.monotonic_ms())
                 wait_s = 1.0 if unpause_ms is None else min(1.0, max(unpause_ms, 1) / 1000.0)
                 try:
-                    await asyncio.wait_for(self.wake.wait(), wait_s)
+                    await wait_for(self.wake.wait(), wait_s)
                 except TimeoutError:
                     pass
                 continue

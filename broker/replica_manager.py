@@ -27,6 +27,7 @@ from broker.fetch_session import LeaderSession, LeaderSessions, PartitionKey, Po
 from broker.local_changes import LocalPartition, local_changes
 from broker.partition import UNKNOWN_BROKER_EPOCH, LeaderState
 from broker.throttle import ByteRate, is_catch_up, is_throttled
+from cluster.aio import wait_for
 from cluster.config import Config
 from cluster.effective_config import server_value
 from cluster.errors import ErrorCode, LogError
@@ -526,8 +527,8 @@ class ReplicaManager:
                 return ProduceResult(ErrorCode.request_timed_out,
                                      message=f"not replicated to the ISR within {timeout_ms} ms")
             event = p.hw_event
-            try:  # wait_for, not asyncio.timeout: the simulator's scheduler drives wait_for only
-                await asyncio.wait_for(event.wait(), remaining_ms / 1000.0)
+            try:  # cluster.aio.wait_for: the simulator's scheduler swaps this module's `wait_for`
+                await wait_for(event.wait(), remaining_ms / 1000.0)
             except TimeoutError:
                 pass
 

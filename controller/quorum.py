@@ -36,6 +36,7 @@ from pysyncobj.monotonic import monotonic as raft_monotonic
 from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 
+from cluster.aio import wait_for
 from cluster.codec import decode_snapshot, encode_command, encode_snapshot
 from cluster.image import MetadataImage, image_from_records, image_to_records
 from cluster.records import PartitionRecord, Record, TopicRecord
@@ -420,7 +421,7 @@ class Quorum:
 
         self.state.apply_command(data, callback=done)
         try:
-            return await asyncio.wait_for(future, timeout_s)
+            return await wait_for(future, timeout_s)
         except TimeoutError as e:
             raise QuorumError(f"metadata write not committed within {timeout_s:.1f}s "
                               "(is a majority of controllers reachable?)") from e

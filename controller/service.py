@@ -20,6 +20,7 @@ from brookpb import broker_pb2 as bpb
 from brookpb import broker_pb2_grpc, controller_pb2_grpc
 from brookpb import controller_pb2 as cpb
 from cluster import codec
+from cluster.aio import wait_for
 from cluster.config import Config
 from cluster.effective_config import EffectiveConfigError, cluster_config, topic_config
 from cluster.errors import ErrorCode
@@ -119,7 +120,7 @@ class ControllerRuntime:
             return
         event = self._changed
         try:
-            await asyncio.wait_for(event.wait(), timeout_s)
+            await wait_for(event.wait(), timeout_s)
         except TimeoutError:
             pass
 
@@ -245,8 +246,7 @@ class ControllerRuntime:
 
         async def ask(broker_id: int, address: str) -> None:
             try:
-                reply = await asyncio.wait_for(self.replica_states(address, LOG_END_PROBE_TIMEOUT_S),
-                                               LOG_END_PROBE_TIMEOUT_S)
+                reply = await wait_for(self.replica_states(address, LOG_END_PROBE_TIMEOUT_S), LOG_END_PROBE_TIMEOUT_S)
             except Exception as e:  # a replica that cannot answer counts as shortest
                 log.info("broker %d did not report its log ends before an unclean election: %s", broker_id, e)
                 return

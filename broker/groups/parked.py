@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from broker.groups.state import Effects, JoinResult, SyncResult
+from cluster.aio import wait_for
 
 __all__ = ["ParkedRequests"]
 
@@ -53,7 +54,7 @@ async def _park(waiters: dict[tuple[str, str], asyncio.Future[T]], key: tuple[st
     waiters[key] = future
     deliver()
     try:
-        return await asyncio.wait_for(asyncio.shield(future), timeout_ms / 1000)
+        return await wait_for(asyncio.shield(future), timeout_ms / 1000)
     except TimeoutError:
         return on_timeout
     finally:

@@ -62,6 +62,7 @@ from broker.kafka.framing import FRAME_BYTES_MAX_DEFAULT, FrameBuffer, FrameErro
 from broker.kafka.handlers import GroupHandler, KafkaHandlers, new_fetch_session_cache
 from broker.kafka.sasl import AUTHENTICATE_KEY, HANDSHAKE_KEY, SaslState
 from broker.kafka.session import Authorizer, RequestContext
+from cluster.aio import wait_for
 from cluster.security.acl import ANONYMOUS
 from cluster.security.principal import MappingRule, apply_mapping_rules, subject_dn
 
@@ -271,7 +272,7 @@ class KafkaListener:
         try:
             while not writer_task.done():
                 try:
-                    data = await asyncio.wait_for(reader.read(READ_CHUNK_BYTES), timeout=idle_s)
+                    data = await wait_for(reader.read(READ_CHUNK_BYTES), idle_s)
                 except TimeoutError:
                     if started:
                         # A request was in flight during this period: the connection was not idle, and

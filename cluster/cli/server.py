@@ -14,7 +14,6 @@ import asyncio
 import faulthandler
 import gc
 import importlib.util
-import io
 import logging
 import os
 import signal
@@ -175,10 +174,9 @@ def _report_slow_stop(loop: asyncio.AbstractEventLoop, after_s: float) -> None:
     def tasks() -> None:
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
         log.error("still stopping %.0fs after the controlled shutdown; %d tasks pending:", after_s, len(pending))
-        for task in pending:
-            out = io.StringIO()
-            task.print_stack(limit=12, file=out)
-            log.error("%s", out.getvalue().rstrip())
+        for task in pending:  # (Task.print_stack fails on a frame without a line number)
+            frames = [f"{f.f_code.co_filename}:{f.f_lineno} in {f.f_code.co_name}" for f in task.get_stack(limit=12)]
+            log.error("%r\n  %s", task, "\n  ".join(frames))
 
     def later() -> None:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from cluster.aio import wait_for
 from cluster.errors import BrookError
 
 log = logging.getLogger("brook.http")
@@ -131,7 +132,7 @@ class HttpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
+            head = await wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
         except asyncio.IncompleteReadError:
             return
         except asyncio.LimitOverrunError:
@@ -159,4 +160,4 @@ class HttpServer:
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, response: Response, head_only: bool = False) -> None:
         writer.write(render_response(response, head_only))
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
+        await wait_for(writer.drain(), WRITE_TIMEOUT_S)

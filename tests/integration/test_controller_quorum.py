@@ -55,6 +55,22 @@ def topics_snapshot(cluster, prefer: str | None = None) -> dict:
     return {t.name: [(p.partition, tuple(p.replicas)) for p in t.partitions] for t in reply.topics}
 
 
+def quorum_statuses(cluster) -> str:
+    """Each controller's Raft view (state, term, leader, commit index, last applied, metadata offset):
+    printed when a test about the quorum fails."""
+    lines = []
+    for c in cluster.controller_ids:
+        try:
+            with admin(cluster) as client:
+                s = client.call("QuorumStatus", apb.QuorumStatusRequest(), prefer=cluster.node(c).controller_address)
+            lines.append(f"asked {c}, answered {s.answering_node_id}: {s.state} term {s.term} leader {s.leader_id} "
+                         f"commit {s.commit_index} applied {s.last_applied} metadata offset {s.metadata_offset} "
+                         f"voters {[(v.node_id, v.match_index, v.connected) for v in s.voters]}")
+        except BrookError as e:
+            lines.append(f"asked {c}: {e}")
+    return "\n".join(lines)
+
+
 def write_succeeds(cluster, name: str) -> bool:
     try:
         with admin(cluster) as client:
@@ -155,6 +171,7 @@ def test_all_controllers_restarted_keep_metadata(cluster):
     try:
         wait_until(active_has_every_topic, 30, 0.2, "the new active controller to apply its journal")
     except AssertionError:
+        print(quorum_statuses(cluster))
         assert seen and seen[-1] == before  # shows which topics differ
     started = time.monotonic()
     for c in cluster.controller_ids:

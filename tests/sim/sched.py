@@ -177,7 +177,7 @@ class Sleep(Wait):
 
 
 class WaitEvents(Wait):
-    """asyncio.wait_for(event.wait(), timeout) (raises TimeoutError) or _wait_any (returns)."""
+    """wait_for(event.wait(), timeout) (raises TimeoutError) or _wait_any (returns)."""
 
     def __init__(self, events: list[asyncio.Event], timeout_s: float | None, raise_timeout: bool) -> None:
         self.events = events
@@ -407,6 +407,8 @@ def patched(sim: Sim, extra: dict[tuple[Any, str], Any] | None = None) -> Iterat
         (controller.service, "time"): time_shim,
         (controller.service, "uuid"): uuid_shim,
     }
+    for module in (broker.replica_manager, broker.fetcher, broker.core, broker.controller_session, controller.service):
+        swaps[(module, "wait_for")] = asyncio_shim.wait_for  # cluster.aio.wait_for, imported by name
     original_set = asyncio.Event.set
 
     def event_set(event: asyncio.Event) -> None:

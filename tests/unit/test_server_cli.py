@@ -131,3 +131,32 @@ log.dirs={tmp_path / 'shared'}
     finally:
         os.killpg(first.pid, 9)
         first.wait(timeout=10)
+
+
+def test_a_slow_stop_logs_every_pending_task_and_thread(caplog, capfd):
+    """A stop that outlives STOP_REPORT_S says where it is: each pending task's stack in the log and
+    each thread's stack on stderr (how the fetcher that lost its cancellation was found)."""
+    import asyncio
+    import faulthandler
+
+    from cluster.cli import server
+
+    async def stuck_somewhere_recognisable() -> None:
+        await asyncio.sleep(30)
+
+    async def body() -> None:
+        task = asyncio.ensure_future(stuck_somewhere_recognisable())
+        server._report_slow_stop(asyncio.get_running_loop(), 0.05)
+        await asyncio.sleep(0.5)
+        task.cancel()
+
+    try:
+        with caplog.at_level("ERROR", logger="brook.server"):
+            asyncio.run(body())
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    text = caplog.text
+    assert "still stopping" in text and "tasks pending" in text
+    assert "stuck_somewhere_recognisable" in text
+    err = capfd.readouterr().err
+    assert "Thread 0x" in err or "Current thread" in err
