@@ -202,11 +202,10 @@ class ComposeNetwork:
         then the controllers (compose's reverse dependency order) — with a bounded wait per phase and
         SIGKILL of the group after it; then delete the namespaces and their /etc/netns entries."""
         nodes = [k for k in self.procs if "controller" not in k and not k.startswith("publish-")]
-        # Each broker or combined node stops while its peers still run; controllers only after the
-        # brokers exited (a controlled shutdown needs them). A combined node
-        # SIGTERMed at the same moment as both its peers was once seen to hang after its controlled
-        # shutdown until the SIGKILL (CI, not yet explained): stopping them in turn keeps that case out
-        # of this test, which is about the network topology.
+        # Each broker or combined node stops while its peers still run (as a rolling restart would);
+        # controllers only after the brokers exited (a controlled shutdown needs them). The hang after
+        # a controlled shutdown that CI saw here was a replica fetcher that lost its cancellation
+        # (cluster/aio.py); a node that hangs again is reported with its stacks (`still stopping`).
         phases = [[k] for k in nodes] + [[k for k in self.procs if k.startswith("publish-")],
                                          [k for k in self.procs if "controller" in k]]
         for phase in phases:
