@@ -1281,6 +1281,24 @@ class Nemesis:
     def can_throttle(self) -> bool:
         return hasattr(self.control, "throttle")
 
+    def _preferred_led_partition(self) -> tuple[int, int, list[int]] | None:
+        """(partition, leader, replica order) of a fully replicated partition (3 or more replicas) led by
+        its first replica, waiting up to REJOIN_WAIT_S for one: the periodic preferred-leader
+        rebalancing moves leadership to the first replica, so a round that needs the leader to stay
+        put starts from there."""
+        deadline_s = self.clock() + REJOIN_WAIT_S
+        while True:
+            candidates = []
+            for partition, leader, replicas, isr in self._partitions():
+                order = self._replica_order(partition)
+                if len(order) >= 3 and order[0] == leader and set(isr) == set(replicas):
+                    candidates.append((partition, leader, order))
+            if candidates:
+                return self.rng.choice(candidates)
+            if self.clock() >= deadline_s or self._stopping.is_set():
+                return None
+            time.sleep(POLL_S * 10)
+
     def epoch_start(self) -> None:
         """A replica outside the ISR whose log ends between a new leader's (lagging) HW and its epoch
         start offset fetches from it (KAFKA-7128; network namespaces only: cuts and a tc rate limit).
@@ -1314,14 +1332,11 @@ class Nemesis:
         If F never joins within the window the round restores everything without killing."""
         if not self.can_partition or not self.can_throttle:
             return self.kill_leader()
-        picked = self._full_isr_partition()
+        picked = self._preferred_led_partition()
         if picked is None:
             return self.kill_leader()
-        partition, lead, replicas, _ = picked
-        order = self._replica_order(partition)
+        partition, lead, order = picked
         others = [r for r in order if r != lead]
-        if len(order) < 3 or len(others) < 2:
-            return self.kill_leader()
         p, f = self.rng.sample(others, 2)
         control = self.control
         self._begin("epoch-start/cut", [f, p, lead], partition)
@@ -1357,6 +1372,8 @@ class Nemesis:
         time.sleep(max(0.0, cut_s + self.lag_time_s * self.rng.uniform(0.6, 0.75) - self.clock()))
         # 2. L cut from P: P's log end and HW freeze.
         p_end = self._log_end(p, partition)
+        if self._leader_of(partition) != lead:
+            return restore(f"leadership of partition {partition} moved away from {lead}")
         if self.log_end is not None and not (0 <= f_end < p_end):
             return restore(f"broker {p} holds nothing beyond {f}'s log end {f_end} (it ends at {p_end})")
         cut([lead], [p])
