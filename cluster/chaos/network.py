@@ -123,8 +123,14 @@ class NetnsControl:
             self.cluster.unisolate(list(a), list(b))
 
     def throttle(self, src: int, dst: int, rate_kbit: int) -> None:
+        """A rate limit on what `src` sends to `dst`; a tc failure is a BrookError (the round records
+        it as FAILED and goes on; its restore and the heal remove whatever was installed)."""
+        netns = netns_module()
         with self._net_lock:
-            self.cluster.throttle(src, dst, rate_kbit)
+            try:
+                self.cluster.throttle(src, dst, rate_kbit)
+            except netns.NetnsError as e:
+                raise BrookError(str(e)) from e
 
     def unthrottle(self, src: int) -> None:
         with self._net_lock:

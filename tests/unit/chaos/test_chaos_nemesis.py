@@ -903,7 +903,7 @@ def test_epoch_start_elects_the_cut_follower_and_kills_both_others_once_the_chas
         # election comes within the lag time after L's cut from P
         (cut_f,) = _times(fault, f"cut [{f}] from [101]")
         (cut_p,) = _times(fault, f"cut [101] from [{p}]")
-        (elected,) = _times(fault, f"preferred election of partitions [0]")
+        (elected,) = _times(fault, "preferred election of partitions [0]")
         assert 0.6 * 5.0 <= cut_p - cut_f <= 0.75 * 5.0 + 0.01
         assert elected - cut_p < 5.0
         assert not control.paused and not control.down and not nemesis.unclean_since
