@@ -1285,11 +1285,14 @@ class Nemesis:
         """(partition, leader, replica order) of a fully replicated partition (3 or more replicas) led by
         its first replica, waiting up to REJOIN_WAIT_S for one: the periodic preferred-leader
         rebalancing moves leadership to the first replica, so a round that needs the leader to stay
-        put starts from there."""
+        put starts from there. Never a partition the nemesis forced an unclean election of: the checker
+        excuses what an unclean election may lose on it, and a later loss looks the same."""
         deadline_s = self.clock() + REJOIN_WAIT_S
         while True:
             candidates = []
             for partition, leader, replicas, isr in self._partitions():
+                if partition in self.unclean_since:
+                    continue
                 order = self._replica_order(partition)
                 if len(order) >= 3 and order[0] == leader and set(isr) == set(replicas):
                     candidates.append((partition, leader, order))
@@ -1508,8 +1511,9 @@ class Nemesis:
         """The next round of the shared targeted deck (see random_round). The first pass starts with
         the two rounds whose interleavings nothing else produces (unclean, rejoin) in seeded order,
         then the others shuffled, divergent-return always fourth, three-epochs and stale-follower
-        (namespaces only) fifth and sixth, and with namespaces epoch-start third (else the third card
-        is one of the shuffled others); every later pass is a fresh seeded shuffle of the whole deck."""
+        (namespaces only) fifth and sixth; with rate limits (namespaces) epoch-start comes before all of
+        them (so each of those is one card later); every later pass is a fresh seeded shuffle of the
+        whole deck."""
         with self._deck_lock:
             if not self._deck:
                 deck = self._targeted_deck()
@@ -1523,9 +1527,12 @@ class Nemesis:
                             rest.remove(card)
                             early.append(card)
                     self._deck_rng.shuffle(rest)
-                    if self.epoch_start in rest:  # third: it builds loss 4's state, which nothing else does
+                    if self.epoch_start in rest:
+                        # First, before any unclean election: it builds loss 4's state, which nothing else
+                        # does, and needs a partition never elected uncleanly (the checker excuses what is
+                        # lost on one after that, and `unclean` often elects every partition).
                         rest.remove(self.epoch_start)
-                        deck = first + [self.epoch_start] + early + rest
+                        deck = [self.epoch_start] + first + rest[:1] + early + rest[1:]
                     else:
                         deck = first + rest[:1] + early + rest[1:]
                 else:

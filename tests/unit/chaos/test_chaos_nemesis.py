@@ -932,14 +932,23 @@ def test_epoch_start_ends_before_the_election_when_the_other_follower_copied_not
     assert any(f"broker {p} holds nothing beyond {f}'s log end 100" in a for _, a in fault.actions)
 
 
-def test_epoch_start_is_the_third_card_of_the_deck_only_with_rate_limits(virtual_time):  # noqa: ANN001
+def test_epoch_start_is_the_first_card_of_the_deck_only_with_rate_limits(virtual_time):  # noqa: ANN001
     for seed in (1, 2, 3):
         nemesis, _, _ = live_nemesis(seed, virtual_time, ThrottleControl())
         nemesis._deck_rng = random.Random(seed)
         first_pass = [nemesis._next_targeted() for _ in range(len(nemesis._targeted_deck()))]
-        assert first_pass[2] == nemesis.epoch_start and first_pass.count(nemesis.epoch_start) == 1
-        assert first_pass[3:6] == [nemesis.divergent_return, nemesis.three_epochs, nemesis.stale_follower]
+        assert first_pass[0] == nemesis.epoch_start and first_pass.count(nemesis.epoch_start) == 1
+        assert set(first_pass[1:3]) == {nemesis.unclean, nemesis.rejoin_while_leader_dies}
+        assert first_pass[4:7] == [nemesis.divergent_return, nemesis.three_epochs, nemesis.stale_follower]
         cut_only, _, _ = live_nemesis(seed, virtual_time, NetControl())
         assert cut_only.epoch_start not in cut_only._targeted_deck()
     with pytest.raises(ValueError, match="epoch-start needs network namespaces"):
         live_nemesis(1, virtual_time, NetControl())[0].run("epoch-start", 10.0)
+
+
+def test_epoch_start_never_takes_a_partition_elected_uncleanly(virtual_time):  # noqa: ANN001
+    nemesis, control, admin = epoch_start_nemesis(virtual_time)
+    nemesis.unclean_since[0] = 1.0  # the only partition: the checker excuses what is lost on it
+    nemesis.epoch_start()
+    assert not any(f.kind.startswith("epoch-start") for f in nemesis.timeline)
+    assert not admin.elections and not control.throttles and not control.cuts
