@@ -56,7 +56,8 @@ state):
                             rounds overlap: after a round the nemesis often does not wait for the cluster
                             to recover before the next one, and RANDOM_CONCURRENCY workers run rounds at
                             once (an unclean round runs alone); every other round of a worker is the
-                            next of a shared deck of the targeted rounds (unclean and rejoin first), so
+                            next of a shared deck of the targeted rounds (unclean and rejoin first;
+                            with namespaces epoch-start before them), so
                             each is tried within the first minutes of every run (a rejoin drawn from
                             the deck runs alone, like unclean)
 
@@ -1330,7 +1331,9 @@ class Nemesis:
            the cuts are healed, the rate limit removed, the order restored, P and L restarted: they
            truncate to F's log. A correct build added F only once it held everything up to S, which
            covers all L acknowledged: killing P and L then loses nothing. The broken one loses the
-           acknowledged (f0, S') (`lost`).
+           acknowledged (f0, S'): the checker finds them replaced by other records where they were
+           acknowledged and read (`acked_offset_mismatch`, `inconsistent_offset`, `lost_on_replica`,
+           readers sent back: `non_monotonic`), or `lost` if no reader had read them yet.
 
         If F never joins within the window the round restores everything without killing."""
         if not self.can_partition or not self.can_throttle:
