@@ -44,6 +44,11 @@ state):
                             leadership changes (preferred elections: another replica leads without the
                             leader's tail, then the leader again, truncated) and fetches from its old
                             leader in the epoch it knew: a correct leader fences it (KIP-320)
+    epoch-start             (network namespaces) a follower cut from the leader leaves the ISR with its log
+                            end between the other follower's HW and log end; the other follower, cut from
+                            the leader, leads by a preferred election and its answers to the first one are
+                            rate-limited (tc): a correct leader adds it to the ISR only from its epoch
+                            start on; the moment it is in the ISR the two others die (KAFKA-7128)
     partition               (a control with network namespaces) cut a leader from its followers or from
                             the controllers, one broker from every node, the active controller from the
                             other nodes, or one follower from its leader; shorter or longer than a session
@@ -51,7 +56,8 @@ state):
                             rounds overlap: after a round the nemesis often does not wait for the cluster
                             to recover before the next one, and RANDOM_CONCURRENCY workers run rounds at
                             once (an unclean round runs alone); every other round of a worker is the
-                            next of a shared deck of the targeted rounds (unclean and rejoin first), so
+                            next of a shared deck of the targeted rounds (unclean and rejoin first;
+                            with namespaces epoch-start before them), so
                             each is tried within the first minutes of every run (a rejoin drawn from
                             the deck runs alone, like unclean)
 
@@ -100,6 +106,7 @@ SCENARIOS = (
     "divergent-return",
     "three-epochs",
     "stale-follower",
+    "epoch-start",
     "stall-followers",
     "partition",
     "reassign-kill",
@@ -127,6 +134,7 @@ STALL_S = (0.4, 1.2)          # followers stalled together: well under a session
 REJOIN_WAIT_S = 25.0          # how long a targeted round waits for a follower to rejoin the ISR
 SWEEP_LEAD_S_MAX = 15.0       # beyond the session timeout: one broker leads every partition alone
 TARGETED_EVERY = 2            # the random mix: every this-many rounds of a worker is a targeted one
+RATE_KBIT = 64                # epoch-start: the new leader's answers to the chasing follower (8 KB/s)
 
 
 class NodeControl(Protocol):
@@ -1268,6 +1276,157 @@ class Nemesis:
         self._sleep((1.5, 2.5))
         restore()
 
+    # -- a follower below the new leader's epoch start added to the ISR (issue 10 loss path 4, KAFKA-7128) --
+
+    @property
+    def can_throttle(self) -> bool:
+        return hasattr(self.control, "throttle")
+
+    def _preferred_led_partition(self) -> tuple[int, int, list[int]] | None:
+        """(partition, leader, replica order) of a fully replicated partition (3 or more replicas) led by
+        its first replica, waiting up to REJOIN_WAIT_S for one: the periodic preferred-leader
+        rebalancing moves leadership to the first replica, so a round that needs the leader to stay
+        put starts from there. Never a partition the nemesis forced an unclean election of: the checker
+        excuses what an unclean election may lose on it, and a later loss looks the same."""
+        deadline_s = self.clock() + REJOIN_WAIT_S
+        while True:
+            candidates = []
+            for partition, leader, replicas, isr in self._partitions():
+                if partition in self.unclean_since:
+                    continue
+                order = self._replica_order(partition)
+                if len(order) >= 3 and order[0] == leader and set(isr) == set(replicas):
+                    candidates.append((partition, leader, order))
+            if candidates:
+                return self.rng.choice(candidates)
+            if self.clock() >= deadline_s or self._stopping.is_set():
+                return None
+            time.sleep(POLL_S * 10)
+
+    def epoch_start(self) -> None:
+        """A replica outside the ISR whose log ends between a new leader's (lagging) HW and its epoch
+        start offset fetches from it (KAFKA-7128; network namespaces only: cuts and a tc rate limit).
+        On a fully replicated partition led by L with the other replicas P and F:
+
+        1. F is cut from L (iptables, both ways; F keeps its controller session). F stays in the ISR for
+           the lag time, so L's HW stops at F's log end f0 and acks=all writes wait; L keeps appending
+           (the writes in flight, the acks=1 writer) and P copies it beyond f0. P's HW, learnt from L's
+           answers, is at most f0 too.
+        2. 0.6-0.75 of the lag time after (the round ends if P holds nothing beyond f0), L is cut from P:
+           P's log end S' (its last fetch reaching L) and its HW (<= f0) freeze.
+        3. L drops F from the ISR (lag time), so its HW jumps to S' and it acknowledges (f0, S'):
+           records F lacks. Once the controller shows the ISR {L, P} — before L drops P, one lag time
+           after the cut — P's answers to F are rate-limited (tc, RATE_KBIT: a fetch answer of the
+           tens of KB F lacks takes seconds; the 4 KB bucket lets the small OffsetsForLeaderEpoch
+           answer through), the replicas are reordered [P, L, F] and a preferred election makes P
+           leader (a clean one: P is in the ISR). Its epoch starts at its log end S >= S'; its HW
+           stays <= f0, as L (cut) never fetches from it.
+        4. F follows P: it truncates (nothing: f0 < S) and fetches at f0. A correct P adds F to the ISR
+           only at max(HW, epoch start) = S; a P that checks the HW alone adds it at f0, while its
+           answer with the records F lacks is still crawling over the slow link. The round watches
+           the ISR for 0.9 of the lag time after the election (P drops the never-fetching L from the
+           ISR after one lag time, and its HW then jumps past f0).
+        5. The moment F is in the ISR, F is cut from P (the rest of that answer never arrives), P and
+           L are SIGKILLed, and F, the only live ISR member, is elected once they are fenced. Then
+           the cuts are healed, the rate limit removed, the order restored, P and L restarted: they
+           truncate to F's log. A correct build added F only once it held everything up to S, which
+           covers all L acknowledged: killing P and L then loses nothing. The broken one loses the
+           acknowledged (f0, S'): the checker finds them replaced by other records where they were
+           acknowledged and read (`acked_offset_mismatch`, `inconsistent_offset`, `lost_on_replica`,
+           readers sent back: `non_monotonic`), or `lost` if no reader had read them yet.
+
+        If F never joins within the window the round restores everything without killing."""
+        if not self.can_partition or not self.can_throttle:
+            return self.kill_leader()
+        picked = self._preferred_led_partition()
+        if picked is None:
+            return self.kill_leader()
+        partition, lead, order = picked
+        others = [r for r in order if r != lead]
+        p, f = self.rng.sample(others, 2)
+        control = self.control
+        self._begin("epoch-start/cut", [f, p, lead], partition)
+        cuts: list[tuple[list[int], list[int]]] = []
+        throttled: list[int] = []
+        reordered = [False]
+        killed: list[int] = []
+
+        def cut(a: list[int], b: list[int]) -> None:
+            self._act(f"cut {a} from {b}", lambda: control.isolate(a, b))  # type: ignore[attr-defined]
+            cuts.append((a, b))
+
+        def restore(why: str = "") -> None:
+            if why:
+                self._note(why)
+            for a, b in list(cuts):
+                cuts.remove((a, b))
+                self._heal_cut(a, b)
+            for node in list(throttled):
+                throttled.remove(node)
+                self._act(f"remove the rate limit of node {node}",
+                          lambda: control.unthrottle(node))  # type: ignore[attr-defined]  # noqa: B023
+            if reordered[0]:
+                self._reorder(partition, order)
+            for node in self.rng.sample(killed, len(killed)):
+                self._start(node)
+            self._end()
+
+        # 1. F cut from L: L's HW stops at F's log end while F is in the ISR; P copies beyond it.
+        cut([f], [lead])
+        cut_s = self.clock()
+        f_end = self._log_end(f, partition)
+        time.sleep(max(0.0, cut_s + self.lag_time_s * self.rng.uniform(0.6, 0.75) - self.clock()))
+        # 2. L cut from P: P's log end and HW freeze.
+        p_end = self._log_end(p, partition)
+        if self._leader_of(partition) != lead:
+            return restore(f"leadership of partition {partition} moved away from {lead}")
+        if self.log_end is not None and not (0 <= f_end < p_end):
+            return restore(f"broker {p} holds nothing beyond {f}'s log end {f_end} (it ends at {p_end})")
+        cut([lead], [p])
+        lp_cut_s = self.clock()
+        f_end = self._log_end(f, partition)
+        self._note(f"broker {p} ends at {p_end} at least, broker {f} at {f_end}: {lead} acknowledges what lies "
+                   f"between once it drops {f} from the ISR")
+        # 3. L drops F (lag time) but not yet P: then P leads by a preferred election, its answers to F slow.
+        if not self._wait_isr(partition, {lead, p}, max(0.0, lp_cut_s + self.lag_time_s - 1.0 - self.clock())):
+            return restore(f"the ISR of partition {partition} did not become [{lead}, {p}] in time")
+        self._act(f"rate-limit node {p} to node {f} ({RATE_KBIT} kbit/s)",
+                  lambda: control.throttle(p, f, RATE_KBIT))  # type: ignore[attr-defined]
+        throttled.append(p)
+        reordered[0] = True
+        if not self._reorder(partition, [p, lead, f]):
+            return restore(f"partition {partition} was not reordered to {[p, lead, f]}")
+        self._elect("preferred", [partition])
+        elected_s = self.clock()
+        if self._leader_of(partition) != p:
+            return restore(f"broker {p} did not take partition {partition} over")
+        start = self._log_end(p, partition)
+        self._note(f"broker {p} leads partition {partition} from about {start} (its epoch start); its HW is at "
+                   f"most {f}'s log end {f_end}, and {lead} never fetches from it")
+        # 4. F fetches from P: is it added to the ISR below P's epoch start?
+        joined = False
+        while self.clock() < elected_s + self.lag_time_s * 0.9:
+            isr = self._isr_of(partition)
+            if isr is not None and f in isr:
+                joined = True
+                break
+            time.sleep(POLL_S)
+        if not joined:
+            return restore(f"broker {f} was not added to the ISR of partition {partition} within "
+                           f"{self.lag_time_s * 0.9:.1f} s of {p}'s election")
+        # 5. F in the ISR: it never gets the rest of P's answer; P and L die, F is elected.
+        cut([f], [p])
+        f_now = self._log_end(f, partition)
+        self._note(f"broker {f} is in the ISR of partition {partition} with log end {f_now} ({p}'s epoch started at "
+                   f"about {start})")
+        for node in (p, lead):
+            self._kill(node, signal.SIGKILL)
+            killed.append(node)
+        took = self._wait_leader(partition, {p, lead}, self.session_timeout_s + 10.0)
+        self._note(f"broker {took} leads partition {partition}" if took >= 0 else
+                   f"no leader of partition {partition} outside {[p, lead]} appeared")
+        restore()
+
     def stall_followers(self) -> None:
         """The followers of one partition stall together (a GC pause, a stalled disk: SIGSTOP) for less
         than a session and less than replica.lag.time.max.ms, so they stay in the ISR and unfenced, and
@@ -1347,13 +1506,17 @@ class Nemesis:
             # three-epochs only with namespaces: without them its writers seldom reach the second
             # leader, and it ends there (after stopping two brokers) without building its history.
             deck += [self.partition_network, self.three_epochs, self.stale_follower]
+            if self.can_throttle:
+                deck.append(self.epoch_start)
         return deck
 
     def _next_targeted(self) -> Callable[[], None]:
         """The next round of the shared targeted deck (see random_round). The first pass starts with
         the two rounds whose interleavings nothing else produces (unclean, rejoin) in seeded order,
         then the others shuffled, divergent-return always fourth, three-epochs and stale-follower
-        (namespaces only) fifth and sixth; every later pass is a fresh seeded shuffle of the whole deck."""
+        (namespaces only) fifth and sixth; with rate limits (namespaces) epoch-start comes before all of
+        them (so each of those is one card later); every later pass is a fresh seeded shuffle of the
+        whole deck."""
         with self._deck_lock:
             if not self._deck:
                 deck = self._targeted_deck()
@@ -1367,7 +1530,14 @@ class Nemesis:
                             rest.remove(card)
                             early.append(card)
                     self._deck_rng.shuffle(rest)
-                    deck = first + rest[:1] + early + rest[1:]
+                    if self.epoch_start in rest:
+                        # First, before any unclean election: it builds loss 4's state, which nothing else
+                        # does, and needs a partition never elected uncleanly (the checker excuses what is
+                        # lost on one after that, and `unclean` often elects every partition).
+                        rest.remove(self.epoch_start)
+                        deck = [self.epoch_start] + first + rest[:1] + early + rest[1:]
+                    else:
+                        deck = first + rest[:1] + early + rest[1:]
                 else:
                     self._deck_rng.shuffle(deck)
                 self._deck_passes += 1
@@ -1386,7 +1556,7 @@ class Nemesis:
             # follower is stopped) is milliseconds wide, and a concurrent kill of the leader or of the
             # follower mid-catch-up ends the round without trying it; drawn between, it overlaps.
             with self._round(exclusive=choice in (self.unclean, self.rejoin_while_leader_dies, self.divergent_return,
-                                                  self.three_epochs, self.stale_follower)):
+                                                  self.three_epochs, self.stale_follower, self.epoch_start)):
                 choice()
             return
         choices: list[Callable[[], None]] = [
@@ -1427,6 +1597,7 @@ class Nemesis:
             "divergent-return": self.divergent_return,
             "three-epochs": self.three_epochs,
             "stale-follower": self.stale_follower,
+            "epoch-start": self.epoch_start,
             "stall-followers": self.stall_followers,
             "partition": self.partition_network,
             "reassign-kill": self.reassign_kill,
@@ -1434,6 +1605,8 @@ class Nemesis:
         }
         if scenario == "stale-follower" and not self.can_partition:
             raise ValueError("scenario stale-follower needs network namespaces (brook chaos run --network netns)")
+        if scenario == "epoch-start" and not (self.can_partition and self.can_throttle):
+            raise ValueError("scenario epoch-start needs network namespaces (brook chaos run --network netns)")
         if scenario == "partition" and not self.can_partition:
             raise ValueError("scenario partition needs network namespaces (brook chaos run --network netns)")
         self.overlap = scenario == "random"

@@ -208,6 +208,7 @@ class NetnsCluster:
     tag: str = ""
     nodes: dict[int, Node] = field(default_factory=dict)
     cuts: set[frozenset[int | str]] = field(default_factory=set)
+    throttles: dict[int, list[int]] = field(default_factory=dict)  # node -> destinations it is throttled to
     agent: Agent | None = None
     _namespaces: list[str] = field(default_factory=list)
 
@@ -316,11 +317,49 @@ class NetnsCluster:
                 self.cuts.discard(frozenset((x, y)))
 
     def heal(self) -> None:
-        """Remove every cut."""
+        """Remove every cut and every rate limit."""
         for ns in [n.ns for n in self.nodes.values()] + [self.client_ns]:
             if ns in self._namespaces:
                 self._in(ns, "iptables", "-F", CHAIN)
         self.cuts.clear()
+        self.unthrottle()
+
+    def throttle(self, src: int, dst: int, rate_kbit: int) -> None:
+        """Rate-limit what node `src` sends to node `dst` to `rate_kbit` kbit/s (one direction; every
+        other link of `src`, and `dst`'s answers, untouched): this machine's kernel has no netem, so a
+        slow link is a token bucket. In `src`'s namespace: an htb root on eth0 whose default class is
+        unlimited, one htb class per throttled destination (u32 filter on the destination address)
+        with a tbf leaf doing the limiting (tbf splits GSO packets; an htb class alone would let a
+        64 KB segment through at once). The bucket holds 4 KB, so a small answer on an idle link
+        passes at once and a large one takes size / rate."""
+        ns = self.nodes[src].ns
+        dst_ip = self.nodes[dst].ip
+        targets = self.throttles.get(src)
+        if targets is not None and dst in targets:
+            return
+        if targets is None:
+            self._in(ns, "tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:", "htb", "default", "1")
+            self._in(ns, "tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit",
+                     "quantum", "60000")
+            targets = self.throttles[src] = []
+        minor = 10 + len(targets)
+        self._in(ns, "tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", f"1:{minor}", "htb", "rate",
+                 "10gbit", "quantum", "60000")
+        self._in(ns, "tc", "qdisc", "add", "dev", "eth0", "parent", f"1:{minor}", "handle", f"{minor}:", "tbf",
+                 "rate", f"{int(rate_kbit)}kbit", "burst", "4kb", "latency", "10s")
+        self._in(ns, "tc", "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                 "match", "ip", "dst", f"{dst_ip}/32", "flowid", f"1:{minor}")
+        targets.append(dst)
+
+    def unthrottle(self, src: int | None = None) -> None:
+        """Remove the rate limits of node `src` (every node's when None): its root qdisc goes."""
+        for node in [src] if src is not None else list(self.throttles):
+            if self.throttles.pop(node, None) is not None and self.nodes[node].ns in self._namespaces:
+                self._in(self.nodes[node].ns, "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
+
+    def throttled(self, node_id: int) -> list[str]:
+        """The qdiscs now on a node's eth0 (for reports and tests)."""
+        return self._in(self.nodes[node_id].ns, "tc", "qdisc", "show", "dev", "eth0").stdout.splitlines()
 
     def rules(self, node_id: int) -> list[str]:
         """The DROP rules now in a node's namespace (for reports)."""

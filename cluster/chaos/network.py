@@ -6,7 +6,8 @@ client namespace (`enter`: setns(2) on the main thread before any gRPC channel o
 exists, so every thread and socket made afterwards lives there). Node processes are still signalled
 by PID (the PID namespace is shared) and restarted with `ip netns exec`; cuts are iptables DROP
 rules inside the node namespaces (`NetnsControl.isolate`), so a cut never touches the client's links
-or anything of the host's own namespace.
+or anything of the host's own namespace; a slow link is a tc rate limit on one node's eth0 towards one
+other node (`NetnsControl.throttle`); `heal_network` removes both.
 """
 
 from __future__ import annotations
@@ -120,6 +121,20 @@ class NetnsControl:
     def unisolate(self, a: Sequence[int], b: Sequence[int]) -> None:
         with self._net_lock:
             self.cluster.unisolate(list(a), list(b))
+
+    def throttle(self, src: int, dst: int, rate_kbit: int) -> None:
+        """A rate limit on what `src` sends to `dst`; a tc failure is a BrookError (the round records
+        it as FAILED and goes on; its restore and the heal remove whatever was installed)."""
+        netns = netns_module()
+        with self._net_lock:
+            try:
+                self.cluster.throttle(src, dst, rate_kbit)
+            except netns.NetnsError as e:
+                raise BrookError(str(e)) from e
+
+    def unthrottle(self, src: int) -> None:
+        with self._net_lock:
+            self.cluster.unthrottle(src)
 
     def heal_network(self) -> None:
         with self._net_lock:

@@ -219,3 +219,44 @@ def test_cuts_stay_inside_the_namespaces(cluster: NetnsCluster) -> None:
     assert not cluster.rules(101) and not cluster.cuts
     assert all(ns.startswith(cluster.tag) for ns in cluster._namespaces)
     assert Path("/run/netns").exists()
+
+
+def test_throttle_slows_one_direction_and_heal_removes_it(cluster: NetnsCluster) -> None:
+    """throttle(a, b) rate-limits what a sends to b (tc on a's eth0), not what b sends to a; heal()
+    removes it with the cuts."""
+    def transfer_s(src: int, dst: int, size: int = 24_000) -> float:
+        receiver = (
+            "import socket, sys, time\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('{cluster.node(dst).ip}', 7777)); s.listen(1); print('ready', flush=True)\n"
+            "c, _ = s.accept(); n = 0; t = None\n"
+            "while True:\n"
+            "    d = c.recv(65536)\n"
+            "    if not d: break\n"
+            "    t = t or time.monotonic(); n += len(d)\n"
+            "print(n, time.monotonic() - t, flush=True)\n")
+        sender = (
+            "import socket, time\n"
+            f"s = socket.create_connection(('{cluster.node(dst).ip}', 7777)); s.sendall(b'x' * {size}); s.close()\n")
+        import subprocess
+        import sys
+        rx = subprocess.Popen(["ip", "netns", "exec", cluster.node(dst).ns, sys.executable, "-c", receiver],
+                              stdout=subprocess.PIPE, text=True)
+        try:
+            assert rx.stdout is not None and rx.stdout.readline().strip() == "ready"
+            subprocess.run(["ip", "netns", "exec", cluster.node(src).ns, sys.executable, "-c", sender], check=True,
+                           timeout=30)
+            got, took = rx.stdout.readline().split()
+            rx.wait(timeout=30)
+        finally:
+            rx.kill()
+        assert int(got) == size
+        return float(took)
+
+    cluster.throttle(101, 102, 64)
+    assert any("tbf" in line for line in cluster.throttled(101)) and cluster.throttles == {101: [102]}
+    assert transfer_s(101, 102) > 1.5   # 24 KB at 8 KB/s, the first 4 KB at once
+    assert transfer_s(102, 101) < 1.0   # the other direction is not limited
+    cluster.heal()
+    assert not any("tbf" in line or "htb" in line for line in cluster.throttled(101)) and not cluster.throttles
+    assert transfer_s(101, 102) < 1.0

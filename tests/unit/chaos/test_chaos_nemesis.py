@@ -786,3 +786,169 @@ def test_stale_follower_is_the_sixth_card_of_the_deck_only_with_namespaces(virtu
         assert first_pass[5] == nemesis.stale_follower and first_pass.count(nemesis.stale_follower) == 1
         plain, _, _ = live_nemesis(seed, virtual_time)
         assert plain.stale_follower not in plain._targeted_deck()
+
+
+class ThrottleControl(UncutControl):
+    def __init__(self) -> None:
+        super().__init__()
+        self.throttles: list[tuple[int, int, int]] = []
+
+    def throttle(self, src, dst, rate_kbit) -> None:  # noqa: ANN001
+        self.throttles.append((src, dst, rate_kbit))
+        self.actions.append(("throttle", src, dst))
+
+    def unthrottle(self, src) -> None:  # noqa: ANN001
+        self.actions.append(("unthrottle", src, 0))
+
+
+class EpochStartAdmin(LiveAdmin):
+    """Partition 0 (replicas [101 = L, 102, 103]) led by L, as the controller would show the epoch-start
+    round: once F is cut from L and L from P, L drops F from the ISR; a preferred election makes the
+    first replica in order leader; P leading adds F to the ISR on its fourth poll (`joins`: the broken
+    build; a correct one never does within the window); with P and L killed, F leads alone."""
+
+    def __init__(self, control: FakeControl, joins: bool = True) -> None:
+        super().__init__(control)
+        self.replicas = [101, 102, 103]
+        self.leader = 101
+        self.joins = joins
+        self.polls = 0
+        self.reassignments: list[list[int]] = []
+
+    def _roles(self) -> tuple[int, int] | None:
+        cuts = self.control.cuts  # type: ignore[attr-defined]
+        if len(cuts) < 2:
+            return None
+        return cuts[0][0][0], cuts[1][1][0]  # (F, P): F cut from L first, then L from P
+
+    def _isr(self) -> list[int]:
+        roles = self._roles()
+        if roles is None:
+            return [101, 102, 103]
+        f, p = roles
+        if 101 in self.control.down and p in self.control.down:
+            self.leader = f
+            return [f]
+        if self.leader == p:
+            self.polls += 1
+            if self.joins and self.polls > 3:
+                return sorted([101, p, f])
+        return sorted([101, p])
+
+    def _partitions(self) -> list[apb.PartitionInfo]:
+        isr = self._isr()
+        return [apb.PartitionInfo(partition=0, leader=self.leader, leader_epoch=1, replicas=self.replicas, isr=isr)]
+
+    def elect_leaders(self, kind, partitions):  # noqa: ANN001, ANN201
+        if kind == "preferred" and self.replicas[0] in self._isr():
+            self.leader = self.replicas[0]
+        return super().elect_leaders(kind, partitions)
+
+    def alter_partition_reassignments(self, items):  # noqa: ANN001, ANN201
+        ((_, partition, target),) = items
+        assert partition == 0 and sorted(target) == [101, 102, 103]
+        self.replicas = list(target)
+        self.reassignments.append(list(target))
+        return apb.AlterPartitionReassignmentsResponse(results=[apb.ReassignmentResult(topic="t", partition=0)])
+
+
+def epoch_start_nemesis(now: list[float], joins: bool = True, p_copies: bool = True,
+                        seed: int = 5) -> tuple[Nemesis, ThrottleControl, EpochStartAdmin]:
+    control = ThrottleControl()
+    admin = EpochStartAdmin(control, joins)
+    nemesis = Nemesis(control, admin, "t", random.Random(seed), lambda: now[0], session_timeout_s=3.0,
+                      log=lambda _: None, health=lambda timeout_s, _: True)
+    nemesis.lag_time_s = 5.0
+
+    def log_end(broker: int, partition: int) -> int:
+        assert partition == 0
+        roles = admin._roles()
+        f = roles[0] if roles else [c for c in control.cuts if c[1] == [101]][0][0][0]
+        if broker == f:
+            return 100
+        return 160 if broker == 101 else (150 if p_copies else 100)
+    nemesis.log_end = log_end
+    return nemesis, control, admin
+
+
+def test_epoch_start_elects_the_cut_follower_and_kills_both_others_once_the_chasing_one_is_in_the_isr(virtual_time):  # noqa: ANN001, E501
+    for seed in (5, 6):
+        virtual_time[0] = 0.0
+        nemesis, control, admin = epoch_start_nemesis(virtual_time, seed=seed)
+        nemesis.epoch_start()
+        fault = nemesis.timeline[-1]
+        f, p, lead = fault.nodes
+        assert fault.kind == "epoch-start/cut" and fault.partition == 0 and lead == 101 and {f, p} == {102, 103}
+        # F cut from L; L from P; P's answers to F slowed; F cut from P once it is in the ISR
+        assert control.cuts == [([f], [101]), ([101], [p]), ([f], [p])]
+        assert control.throttles == [(p, f, nemesis_module.RATE_KBIT)]
+        assert control.actions == [
+            ("cut", f, 0), ("cut", 101, 0), ("throttle", p, f), ("cut", f, 0),
+            ("kill", p, signal.SIGKILL), ("kill", 101, signal.SIGKILL),
+            ("uncut", f, 0), ("uncut", 101, 0), ("uncut", f, 0), ("unthrottle", p, 0),
+            *[("start", n, 0) for n in [a for k, a, _ in control.actions if k == "start"]]], control.actions
+        assert sorted(a for k, a, _ in control.actions if k == "start") == sorted([p, 101])
+        # P by a preferred election after the reorder [P, L, F]; the order restored at the end
+        assert admin.elections == [("preferred", [("t", 0)])]
+        assert admin.reassignments == [[p, 101, f], [101, 102, 103]]
+        texts = [a for _, a in fault.actions]
+        assert texts.index(f"rate-limit node {p} to node {f} ({nemesis_module.RATE_KBIT} kbit/s)") < texts.index(
+            f"reassign partition 0 to {[p, 101, f]}") < texts.index(f"  preferred election: 0->{p}")
+        assert any(f"broker {p} ends at 150 at least, broker {f} at 100" in a for a in texts)
+        assert any(f"broker {f} is in the ISR of partition 0 with log end 100" in a for a in texts)
+        assert any(f"broker {f} leads partition 0" == a for a in texts)
+        # F is healed from P only after it leads alone (the rest of P's answer must never reach it)
+        assert texts.index(f"broker {f} leads partition 0") < texts.index(f"heal the cut [{f}] from [{p}]")
+        # L is cut from P within the lag time after F's cut (L must not drop P first), and the
+        # election comes within the lag time after L's cut from P
+        (cut_f,) = _times(fault, f"cut [{f}] from [101]")
+        (cut_p,) = _times(fault, f"cut [101] from [{p}]")
+        (elected,) = _times(fault, "preferred election of partitions [0]")
+        assert 0.6 * 5.0 <= cut_p - cut_f <= 0.75 * 5.0 + 0.01
+        assert elected - cut_p < 5.0
+        assert not control.paused and not control.down and not nemesis.unclean_since
+
+
+def test_epoch_start_restores_without_killing_when_the_follower_is_not_added(virtual_time):  # noqa: ANN001
+    nemesis, control, admin = epoch_start_nemesis(virtual_time, joins=False)
+    nemesis.epoch_start()
+    fault = nemesis.timeline[-1]
+    f, p, _ = fault.nodes
+    assert not any(k == "kill" for k, _, _ in control.actions)
+    assert control.actions == [("cut", f, 0), ("cut", 101, 0), ("throttle", p, f), ("uncut", f, 0), ("uncut", 101, 0),
+                               ("unthrottle", p, 0)], control.actions
+    assert admin.elections == [("preferred", [("t", 0)])]
+    assert admin.reassignments == [[p, 101, f], [101, 102, 103]]
+    assert any("was not added to the ISR" in a for _, a in fault.actions)
+
+
+def test_epoch_start_ends_before_the_election_when_the_other_follower_copied_nothing_more(virtual_time):  # noqa: ANN001
+    nemesis, control, admin = epoch_start_nemesis(virtual_time, p_copies=False)
+    nemesis.epoch_start()
+    fault = nemesis.timeline[-1]
+    f, p, _ = fault.nodes
+    assert control.actions == [("cut", f, 0), ("uncut", f, 0)], control.actions
+    assert not admin.elections and not admin.reassignments and not control.throttles
+    assert any(f"broker {p} holds nothing beyond {f}'s log end 100" in a for _, a in fault.actions)
+
+
+def test_epoch_start_is_the_first_card_of_the_deck_only_with_rate_limits(virtual_time):  # noqa: ANN001
+    for seed in (1, 2, 3):
+        nemesis, _, _ = live_nemesis(seed, virtual_time, ThrottleControl())
+        nemesis._deck_rng = random.Random(seed)
+        first_pass = [nemesis._next_targeted() for _ in range(len(nemesis._targeted_deck()))]
+        assert first_pass[0] == nemesis.epoch_start and first_pass.count(nemesis.epoch_start) == 1
+        assert set(first_pass[1:3]) == {nemesis.unclean, nemesis.rejoin_while_leader_dies}
+        assert first_pass[4:7] == [nemesis.divergent_return, nemesis.three_epochs, nemesis.stale_follower]
+        cut_only, _, _ = live_nemesis(seed, virtual_time, NetControl())
+        assert cut_only.epoch_start not in cut_only._targeted_deck()
+    with pytest.raises(ValueError, match="epoch-start needs network namespaces"):
+        live_nemesis(1, virtual_time, NetControl())[0].run("epoch-start", 10.0)
+
+
+def test_epoch_start_never_takes_a_partition_elected_uncleanly(virtual_time):  # noqa: ANN001
+    nemesis, control, admin = epoch_start_nemesis(virtual_time)
+    nemesis.unclean_since[0] = 1.0  # the only partition: the checker excuses what is lost on it
+    nemesis.epoch_start()
+    assert not any(f.kind.startswith("epoch-start") for f in nemesis.timeline)
+    assert not admin.elections and not control.throttles and not control.cuts
