@@ -80,10 +80,10 @@ fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz.kafka_fuzz --seconds $${FUZZ_SECONDS:-600} --seed $${SEED:-1} --memory-mb 1536 --verbose
 
 # Each mutant (tests/mutants/brook_mutants.py) and the normal build: random scenario, one seed, a
-# budget per run. MUTANTS=a,b,normal runs only those; DURATION, SEED, BUDGET override the defaults.
+# budget per run (300 s of faults, 600 s of wall time: about two hours for the table). MUTANTS=a,b,normal runs only those; DURATION, SEED, BUDGET override the defaults.
 chaos-mutants: $(STAMP)
-	$(BIN)/python tests/mutants/table.py --duration $${DURATION:-100s} --seed $${SEED:-35} \
-		--budget $${BUDGET:-420} $${MUTANTS:+--only $$MUTANTS}
+	$(BIN)/python tests/mutants/table.py --duration $${DURATION:-300s} --seed $${SEED:-35} \
+		--budget $${BUDGET:-600} $${MUTANTS:+--only $$MUTANTS}
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage_bench

@@ -1,6 +1,6 @@
 """`make chaos-mutants`: run `brook chaos` against each mutant (and the normal build), print a table.
 
-    python tests/mutants/table.py [--duration 100s] [--seed 35] [--budget 420] [--only NAME,...]
+    python tests/mutants/table.py [--duration 300s] [--seed 35] [--budget 600] [--only NAME,...]
                                   [--network auto|none|netns] [--json PATH] [--sim-seeds 2000]
 
 Each run is `brook chaos run --fresh --scenario random --duration D --seed S` (its own cluster, the
@@ -119,9 +119,9 @@ def _kinds(row: dict[str, object]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", default="100s")
+    parser.add_argument("--duration", default="300s")
     parser.add_argument("--seed", type=int, default=35)
-    parser.add_argument("--budget", type=float, default=420.0, help="seconds per run, everything included")
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds per run, everything included")
     parser.add_argument("--only", default="", help="comma-separated mutants (default: all), 'normal' for the build")
     parser.add_argument("--network", choices=("auto", "none", "netns"), default="auto",
                         help="brook chaos's --network (default: its default, auto: namespaces where they work)")
