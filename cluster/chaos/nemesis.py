@@ -76,7 +76,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cluster.client import ControllerClient
 from cluster.errors import BrookError
@@ -89,6 +89,8 @@ __all__ = [
     "Nemesis",
     "NodeControl",
 ]
+
+T = TypeVar("T")
 
 SCENARIOS = (
     "kill-active-controller",
@@ -783,11 +785,17 @@ class Nemesis:
     def _full_isr_partition(self) -> tuple[int, int, list[int], list[int]] | None:
         """A led partition whose ISR holds all of its (2 or more) replicas, waiting up to REJOIN_WAIT_S
         for one (an overlapping round may still be recovering); None when none came."""
+        return self._pick_within(lambda: [p for p in self._partitions()
+                                          if p[1] >= 0 and len(p[2]) >= 2 and set(p[3]) == set(p[2])])
+
+    def _pick_within(self, candidates: Callable[[], list[T]]) -> T | None:
+        """A random one of `candidates()`, asked again until REJOIN_WAIT_S passed (an overlapping round
+        may still be recovering); None when none came or the nemesis is stopping."""
         deadline_s = self.clock() + REJOIN_WAIT_S
         while True:
-            full = [p for p in self._partitions() if p[1] >= 0 and len(p[2]) >= 2 and set(p[3]) == set(p[2])]
-            if full:
-                return self.rng.choice(full)
+            found = candidates()
+            if found:
+                return self.rng.choice(found)
             if self.clock() >= deadline_s or self._stopping.is_set():
                 return None
             time.sleep(POLL_S * 10)
@@ -1288,20 +1296,16 @@ class Nemesis:
         rebalancing moves leadership to the first replica, so a round that needs the leader to stay
         put starts from there. Never a partition the nemesis forced an unclean election of: the checker
         excuses what an unclean election may lose on it, and a later loss looks the same."""
-        deadline_s = self.clock() + REJOIN_WAIT_S
-        while True:
-            candidates = []
+        def candidates() -> list[tuple[int, int, list[int]]]:
+            found = []
             for partition, leader, replicas, isr in self._partitions():
                 if partition in self.unclean_since:
                     continue
                 order = self._replica_order(partition)
                 if len(order) >= 3 and order[0] == leader and set(isr) == set(replicas):
-                    candidates.append((partition, leader, order))
-            if candidates:
-                return self.rng.choice(candidates)
-            if self.clock() >= deadline_s or self._stopping.is_set():
-                return None
-            time.sleep(POLL_S * 10)
+                    found.append((partition, leader, order))
+            return found
+        return self._pick_within(candidates)
 
     def epoch_start(self) -> None:
         """A replica outside the ISR whose log ends between a new leader's (lagging) HW and its epoch
