@@ -712,11 +712,16 @@ def test_three_epochs_ends_before_any_election_when_the_third_replica_holds_no_t
     assert any("holds nothing beyond 101's log end 50" in a for _, a in nemesis.timeline[-1].actions)
 
 
+def deck_first_pass(nemesis: Nemesis, seed: int) -> list:
+    """The targeted deck's first pass, dealt with a deck RNG seeded `seed`."""
+    nemesis._deck_rng = random.Random(seed)
+    return [nemesis._next_targeted() for _ in range(len(nemesis._targeted_deck()))]
+
+
 def test_three_epochs_is_the_fifth_card_of_the_deck_only_with_namespaces(virtual_time):  # noqa: ANN001
     for seed in (1, 2, 3):
         nemesis, _, _ = live_nemesis(seed, virtual_time, NetControl())
-        nemesis._deck_rng = random.Random(seed)
-        first_pass = [nemesis._next_targeted() for _ in range(len(nemesis._targeted_deck()))]
+        first_pass = deck_first_pass(nemesis, seed)
         assert first_pass[3:5] == [nemesis.divergent_return, nemesis.three_epochs]
         assert first_pass.count(nemesis.three_epochs) == 1
         plain, _, _ = live_nemesis(seed, virtual_time)
@@ -781,8 +786,7 @@ def test_stale_follower_ends_before_any_election_when_the_follower_copied_no_tai
 def test_stale_follower_is_the_sixth_card_of_the_deck_only_with_namespaces(virtual_time):  # noqa: ANN001
     for seed in (1, 2, 3):
         nemesis, _, _ = live_nemesis(seed, virtual_time, NetControl())
-        nemesis._deck_rng = random.Random(seed)
-        first_pass = [nemesis._next_targeted() for _ in range(len(nemesis._targeted_deck()))]
+        first_pass = deck_first_pass(nemesis, seed)
         assert first_pass[5] == nemesis.stale_follower and first_pass.count(nemesis.stale_follower) == 1
         plain, _, _ = live_nemesis(seed, virtual_time)
         assert plain.stale_follower not in plain._targeted_deck()
@@ -935,8 +939,7 @@ def test_epoch_start_ends_before_the_election_when_the_other_follower_copied_not
 def test_epoch_start_is_the_first_card_of_the_deck_only_with_rate_limits(virtual_time):  # noqa: ANN001
     for seed in (1, 2, 3):
         nemesis, _, _ = live_nemesis(seed, virtual_time, ThrottleControl())
-        nemesis._deck_rng = random.Random(seed)
-        first_pass = [nemesis._next_targeted() for _ in range(len(nemesis._targeted_deck()))]
+        first_pass = deck_first_pass(nemesis, seed)
         assert first_pass[0] == nemesis.epoch_start and first_pass.count(nemesis.epoch_start) == 1
         assert set(first_pass[1:3]) == {nemesis.unclean, nemesis.rejoin_while_leader_dies}
         assert first_pass[4:7] == [nemesis.divergent_return, nemesis.three_epochs, nemesis.stale_follower]
